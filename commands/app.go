@@ -1,0 +1,242 @@
+// Package commands turns command lines into running roles. It is the only
+// package that reads argv, the environment and signals, and that decides
+// exit codes: each role's action loads its configuration, builds a logger
+// and calls the role's Run.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/logging"
+)
+
+// Version is the scaler release; the Scaler API level it is compatible with
+// is 1.12.5.
+var Version = "0.1.0"
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the role failed while running
+	exitUsage   = 2 // the command line or the configuration is wrong
+)
+
+// Main runs the program named by argv[0] (a scaler_* link) or by its first
+// argument (scaler <role> ...) and returns the exit status.
+func Main(argv []string, stdout, stderr io.Writer) int {
+	name := filepath.Base(argv[0])
+	if r := roleByName(name); r != nil && strings.HasPrefix(name, "scaler_") {
+		return runRole(r, argv[1:], stdout, stderr)
+	}
+	return runTop(argv, stdout, stderr)
+}
+
+// runTop is the plain "scaler" program: it lists the roles and dispatches to
+// them as subcommands.
+func runTop(argv []string, stdout, stderr io.Writer) int {
+	status := exitOK
+	app := &cli.App{
+		Name:            "scaler",
+		Usage:           "OpenGRIS Scaler's distributed computation engine in one binary",
+		UsageText:       "scaler ROLE [options] [ADDRESS]   (or call a scaler_ROLE link)",
+		Version:         Version + " (compatible with Scaler 1.12.5)",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {},
+	}
+	for _, r := range roles {
+		r := r
+		app.Commands = append(app.Commands, &cli.Command{
+			Name:            r.sub,
+			Usage:           r.usage + " (same as " + r.Program() + ")",
+			SkipFlagParsing: true,
+			HideHelp:        true,
+			Action: func(c *cli.Context) error {
+				status = runRole(r, c.Args().Slice(), stdout, stderr)
+				return nil
+			},
+		})
+	}
+	app.Commands = append(app.Commands, linksCommand(&status))
+	if err := app.Run(argv); err != nil {
+		fmt.Fprintf(stderr, "scaler: error: %v\n", err)
+		return exitUsage
+	}
+	return status
+}
+
+// runRole parses a role's command line and configuration, then runs it.
+func runRole(r *role, args []string, stdout, stderr io.Writer) int {
+	prog := r.Program()
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
+		return code
+	}
+	fields := config.Fields(r.newSection())
+	normalized, err := newOptionSet(fields).normalize(args)
+	if err != nil {
+		return fail(exitUsage, fmt.Errorf("%w (see %s -h)", err, prog))
+	}
+	var cfg config.Section
+	var dump bool
+	app := roleApp(r, fields, stdout, stderr, func(c *cli.Context) error {
+		cfg, err = buildConfig(r, fields, c)
+		dump = c.Bool("dump-config")
+		return err
+	})
+	if err := app.Run(append([]string{prog}, normalized...)); err != nil {
+		var ue *usageError
+		var fe *config.FileError
+		if errors.As(err, &ue) || errors.As(err, &fe) || cfg == nil {
+			return fail(exitUsage, err)
+		}
+		return fail(exitUsage, err)
+	}
+	if cfg == nil { // -h was shown
+		return exitOK
+	}
+	if dump {
+		fmt.Fprint(stdout, config.Dump(cfg))
+		return exitOK
+	}
+	if r.notBuiltYet != "" {
+		return fail(exitFailure, fmt.Errorf("%s; the configuration above was checked and is valid", r.notBuiltYet))
+	}
+	return start(r, cfg, stderr)
+}
+
+// start builds the role's logger and runs it until SIGINT or SIGTERM.
+func start(r *role, cfg config.Section, stderr io.Writer) int {
+	prog := r.Program()
+	logCfg := loggingOf(cfg)
+	log, closer, err := logging.Open(r.sub, logCfg.LoggingPaths, logCfg.LoggingLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
+		return exitUsage
+	}
+	defer closer.Close()
+	if logCfg.LoggingConfigFile != "" {
+		log.Warn().Str("file", logCfg.LoggingConfigFile).Msg("logging config file is a Python logging configuration: scaler's Go processes log through --logging-paths and --logging-level instead; Python processors apply it")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := r.run(ctx, cfg, log); err != nil {
+		log.Error().Err(err).Msg("stopped with an error")
+		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// loggingOf returns the section's logging settings, or defaults for the
+// roles that have none in upstream (top, ui): console at INFO.
+func loggingOf(cfg config.Section) config.Logging {
+	switch c := cfg.(type) {
+	case *config.Scheduler:
+		return c.Logging
+	case *config.Cluster:
+		return c.Logging
+	case *config.ObjectStorageServer:
+		return c.Logging
+	case *config.NativeWorkerAdapter:
+		return c.Logging
+	case *config.SymphonyWorkerAdapter:
+		return c.Logging
+	}
+	return config.Logging{LoggingPaths: []string{"/dev/stdout"}, LoggingLevel: "INFO"}
+}
+
+// buildConfig merges defaults, the TOML section and the flags given, in
+// that order, then validates the result.
+func buildConfig(r *role, fields []config.Field, c *cli.Context) (config.Section, error) {
+	cfg := r.newSection()
+	path := c.String("config")
+	var fromFile []string
+	if path != "" {
+		var err error
+		if fromFile, err = config.LoadFile(path, cfg); err != nil {
+			return nil, err
+		}
+	}
+	fromFlags := map[string]bool{}
+	for _, f := range fields {
+		if f.Positional {
+			if c.NArg() > 0 {
+				if err := f.SetString(cfg, c.Args().First()); err != nil {
+					return nil, usageErrorf("%s: %v", f.Key, err)
+				}
+				fromFlags[f.Key] = true
+			}
+			continue
+		}
+		if !c.IsSet(f.Long) {
+			continue
+		}
+		fromFlags[f.Key] = true
+		if f.Kind.String() == "slice" {
+			var items []string
+			for _, it := range c.StringSlice(f.Long) {
+				if it != "" {
+					items = append(items, it)
+				}
+			}
+			f.SetList(cfg, items)
+			continue
+		}
+		var text string
+		if f.Kind.String() == "bool" {
+			text = fmt.Sprint(c.Bool(f.Long))
+		} else {
+			text = c.String(f.Long)
+		}
+		if err := f.SetString(cfg, text); err != nil {
+			return nil, usageErrorf("--%s: %v", f.Long, err)
+		}
+	}
+	if c.NArg() > 1 {
+		return nil, usageErrorf("unexpected arguments %s: only one address is taken", strings.Join(c.Args().Slice()[1:], " "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, explain(err, path, cfg.SectionName(), fromFile, fromFlags)
+	}
+	return cfg, nil
+}
+
+// explain says where a bad value came from: the file (with its line), the
+// command line, or nowhere (a required value that is missing).
+func explain(err error, path, section string, fromFile []string, fromFlags map[string]bool) error {
+	var fe *config.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	if fromFlags[fe.Key] {
+		return usageErrorf("--%s: %v", strings.ReplaceAll(fe.Key, "_", "-"), fe.Err)
+	}
+	for _, k := range fromFile {
+		if k == fe.Key {
+			return &config.FileError{Path: path, Section: section, Key: fe.Key, Line: config.KeyLine(path, section, fe.Key), Err: fe.Err}
+		}
+	}
+	where := "on the command line"
+	if path != "" {
+		where += " or in [" + section + "] of " + path
+	} else {
+		where += " or in the [" + section + "] section of a --config file"
+	}
+	return usageErrorf("%s: %v (not given %s)", fe.Key, fe.Err, where)
+}
+
+// Exit runs Main with the process's own arguments and exits.
+func Exit() { os.Exit(Main(os.Args, os.Stdout, os.Stderr)) }

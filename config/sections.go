@@ -1,0 +1,378 @@
+// Package config holds one struct per TOML section of Scaler's configuration
+// file, with every default written once, and the rules that check a loaded
+// configuration. It knows nothing of command lines: the struct tags describe
+// each key (long flag name, short forms, help text, choices) and the commands
+// package builds its flags from them.
+//
+// Tags on each field:
+//
+//	toml:"key"        the TOML key; the long flag is the key with "-" for "_"
+//	short:"a,b"       short flag spellings (without the leading "-")
+//	alias:"k"         other TOML keys and long flags accepted for this field
+//	help:"..."        help text
+//	choices:"a,b"     allowed values (case-sensitive unless the field is a level)
+//	pos:"true"        the field is the command's positional argument
+//	arg:"NAME"        placeholder shown in help for the value
+package config
+
+import (
+	"runtime"
+)
+
+// Section is implemented by every section struct.
+type Section interface {
+	// SectionName is the TOML table this struct is read from.
+	SectionName() string
+	// Validate checks the whole section after all sources are merged.
+	Validate() error
+}
+
+// defaultWorkerCount mirrors upstream's "one worker per core but one", but
+// never below one: a 1-core host still gets a worker.
+func defaultWorkerCount() int {
+	if n := runtime.NumCPU() - 1; n > 0 {
+		return n
+	}
+	return 1
+}
+
+var defaultLoggingPaths = []string{"/dev/stdout"}
+
+// Logging is shared by the roles that log.
+type Logging struct {
+	LoggingPaths      []string `toml:"logging_paths" short:"lp" arg:"PATH..." help:"where to write logs: one or more paths; /dev/stdout or - is the console; files are appended to"`
+	LoggingLevel      string   `toml:"logging_level" short:"ll" arg:"LEVEL" choices:"DEBUG,INFO,WARNING,ERROR,CRITICAL,NOTSET" help:"lowest level logged (any case)"`
+	LoggingConfigFile string   `toml:"logging_config_file" short:"lc,lcf" arg:"FILE" help:"Python logging .conf file; scaler's own processes log through --logging-paths and --logging-level and only Python processors apply this file (see README)"`
+}
+
+func defaultLogging() Logging {
+	return Logging{LoggingPaths: append([]string(nil), defaultLoggingPaths...), LoggingLevel: "INFO"}
+}
+
+func (l *Logging) validate() error {
+	if _, err := NormalizeLevel(l.LoggingLevel); err != nil {
+		return fieldError("logging_level", err)
+	}
+	lvl, _ := NormalizeLevel(l.LoggingLevel)
+	l.LoggingLevel = lvl
+	return nil
+}
+
+// Scheduler is the [scheduler] section of scaler_scheduler.
+type Scheduler struct {
+	SchedulerAddress        string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"address to listen on for clients and workers, e.g. tcp://127.0.0.1:6378"`
+	IOThreads               int    `toml:"io_threads" arg:"N" help:"number of zmq io threads"`
+	MaxNumberOfTasksWaiting int    `toml:"max_number_of_tasks_waiting" short:"mt" arg:"N" help:"most tasks that may wait in the scheduler while all workers are full; -1 for no limit"`
+	ClientTimeoutSeconds    int    `toml:"client_timeout_seconds" short:"ct" arg:"SECONDS" help:"drop a client that sent no heartbeat for this long"`
+	WorkerTimeoutSeconds    int    `toml:"worker_timeout_seconds" short:"wt" arg:"SECONDS" help:"drop a worker that sent no heartbeat for this long and re-place its tasks"`
+	ObjectRetentionSeconds  int    `toml:"object_retention_seconds" short:"ot" arg:"SECONDS" help:"keep objects of a departed client this long before freeing them"`
+	LoadBalanceSeconds      int    `toml:"load_balance_seconds" short:"ls" arg:"SECONDS" help:"interval between load-balance checks"`
+	LoadBalanceTriggerTimes int    `toml:"load_balance_trigger_times" short:"lbt" arg:"N" help:"number of identical consecutive balance advices before tasks are moved"`
+	EventLoop               string `toml:"event_loop" short:"e" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
+	Protected               bool   `toml:"protected" short:"p" help:"refuse shutdown requests from clients; -p False turns it off"`
+	AllocatePolicy          string `toml:"allocate_policy" short:"ap" arg:"POLICY" choices:"even,capability" help:"how tasks are placed on workers"`
+	ObjectStorageAddress    string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"use this object storage server instead of starting one in-process on the scheduler port + 1"`
+	MonitorAddress          string `toml:"monitor_address" short:"ma" arg:"ADDRESS" help:"where to publish status for scaler_top and scaler_ui; default: scheduler port + 2"`
+	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
+	Logging
+}
+
+// DefaultScheduler returns the built-in defaults of [scheduler].
+func DefaultScheduler() *Scheduler {
+	return &Scheduler{
+		IOThreads:               1,
+		MaxNumberOfTasksWaiting: -1,
+		ClientTimeoutSeconds:    60,
+		WorkerTimeoutSeconds:    60,
+		ObjectRetentionSeconds:  60,
+		LoadBalanceSeconds:      1,
+		LoadBalanceTriggerTimes: 2,
+		EventLoop:               "builtin",
+		Protected:               true,
+		AllocatePolicy:          "even",
+		Logging:                 defaultLogging(),
+	}
+}
+
+func (*Scheduler) SectionName() string { return "scheduler" }
+
+func (s *Scheduler) Validate() error {
+	return firstError(
+		requireAddress("scheduler_address", s.SchedulerAddress, "tcp"),
+		optionalAddress("object_storage_address", s.ObjectStorageAddress, "tcp"),
+		optionalAddress("monitor_address", s.MonitorAddress, "tcp", "ipc", "inproc"),
+		atLeast("io_threads", s.IOThreads, 1),
+		atLeast("max_number_of_tasks_waiting", s.MaxNumberOfTasksWaiting, -1),
+		atLeast("client_timeout_seconds", s.ClientTimeoutSeconds, 1),
+		atLeast("worker_timeout_seconds", s.WorkerTimeoutSeconds, 1),
+		atLeast("object_retention_seconds", s.ObjectRetentionSeconds, 1),
+		atLeast("load_balance_seconds", s.LoadBalanceSeconds, 1),
+		atLeast("load_balance_trigger_times", s.LoadBalanceTriggerTimes, 1),
+		oneOf("event_loop", s.EventLoop, "builtin", "uvloop"),
+		oneOf("allocate_policy", s.AllocatePolicy, "even", "capability"),
+		optionalURL("adapter_webhook_url", s.AdapterWebhookURL),
+		s.Logging.validate(),
+	)
+}
+
+// Cluster is the [cluster] section of scaler_cluster.
+type Cluster struct {
+	SchedulerAddress              string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"scheduler address to connect to, e.g. tcp://127.0.0.1:6378"`
+	Preload                       string `toml:"preload" arg:"SPEC" help:"run \"pkg.mod:func(arg1, key=value)\" once in each processor before it takes tasks"`
+	NumOfWorkers                  int    `toml:"num_of_workers" short:"n" arg:"N" help:"number of workers to start (default: cores - 1, at least 1)"`
+	WorkerNames                   string `toml:"worker_names" short:"wn" arg:"NAMES" help:"comma-separated worker names, one per worker (default: the short host name)"`
+	PerWorkerCapabilities         string `toml:"per_worker_capabilities" short:"pwc" arg:"CAPS" help:"comma-separated capabilities of every worker, e.g. \"linux,cpu=4\""`
+	PerWorkerTaskQueueSize        int    `toml:"per_worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks a worker may hold queued"`
+	HeartbeatIntervalSeconds      int    `toml:"heartbeat_interval_seconds" short:"hi" arg:"SECONDS" help:"interval between worker heartbeats"`
+	TaskTimeoutSeconds            int    `toml:"task_timeout_seconds" short:"tts" arg:"SECONDS" help:"fail a task that runs longer than this; 0 means never"`
+	GarbageCollectIntervalSeconds int    `toml:"garbage_collect_interval_seconds" short:"gc" arg:"SECONDS" help:"interval between processor garbage collections"`
+	DeathTimeoutSeconds           int    `toml:"death_timeout_seconds" short:"ds,dts" arg:"SECONDS" help:"a worker exits after this long without scheduler contact"`
+	TrimMemoryThresholdBytes      int64  `toml:"trim_memory_threshold_bytes" short:"tm" arg:"BYTES" help:"processor memory above which libc is asked to return free memory"`
+	EventLoop                     string `toml:"event_loop" short:"el" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
+	IOThreads                     int    `toml:"io_threads" short:"it" alias:"worker_io_threads" arg:"N" help:"zmq io threads per worker"`
+	HardProcessorSuspend          bool   `toml:"hard_processor_suspend" short:"hps" help:"suspend processors with SIGSTOP instead of cooperatively; may break tasks holding network connections"`
+	LogHubAddress                 string `toml:"log_hub_address" short:"la" arg:"ADDRESS" help:"accepted for compatibility and unused: workers log through --logging-paths"`
+	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`
+	Python                        string `toml:"python" arg:"PATH" help:"Python interpreter that runs processors (default: $SCALER_PYTHON, else python3)"`
+	Logging
+}
+
+// DefaultCluster returns the built-in defaults of [cluster].
+func DefaultCluster() *Cluster {
+	return &Cluster{
+		NumOfWorkers:                  defaultWorkerCount(),
+		PerWorkerTaskQueueSize:        1000,
+		HeartbeatIntervalSeconds:      2,
+		GarbageCollectIntervalSeconds: 30,
+		DeathTimeoutSeconds:           300,
+		TrimMemoryThresholdBytes:      1 << 30,
+		EventLoop:                     "builtin",
+		IOThreads:                     1,
+		Logging:                       defaultLogging(),
+	}
+}
+
+func (*Cluster) SectionName() string { return "cluster" }
+
+func (c *Cluster) Validate() error {
+	err := firstError(
+		requireAddress("scheduler_address", c.SchedulerAddress, "tcp", "ipc", "inproc"),
+		optionalAddress("object_storage_address", c.ObjectStorageAddress, "tcp"),
+		atLeast("num_of_workers", c.NumOfWorkers, 1),
+		atLeast("per_worker_task_queue_size", c.PerWorkerTaskQueueSize, 1),
+		atLeast("heartbeat_interval_seconds", c.HeartbeatIntervalSeconds, 1),
+		atLeast("task_timeout_seconds", c.TaskTimeoutSeconds, 0),
+		atLeast("garbage_collect_interval_seconds", c.GarbageCollectIntervalSeconds, 1),
+		atLeast("death_timeout_seconds", c.DeathTimeoutSeconds, 1),
+		atLeast64("trim_memory_threshold_bytes", c.TrimMemoryThresholdBytes, 0),
+		atLeast("io_threads", c.IOThreads, 1),
+		oneOf("event_loop", c.EventLoop, "builtin", "uvloop"),
+		c.Logging.validate(),
+	)
+	if err != nil {
+		return err
+	}
+	if _, err := ParseCapabilities(c.PerWorkerCapabilities); err != nil {
+		return fieldError("per_worker_capabilities", err)
+	}
+	if c.Preload != "" {
+		if _, err := ParsePreload(c.Preload); err != nil {
+			return fieldError("preload", err)
+		}
+	}
+	if names := SplitNames(c.WorkerNames); len(names) > 0 && len(names) != c.NumOfWorkers {
+		return fieldError("worker_names", errorf("%d names given for %d workers (num_of_workers); give one name per worker", len(names), c.NumOfWorkers))
+	}
+	return nil
+}
+
+// ObjectStorageServer is the [object_storage_server] section.
+type ObjectStorageServer struct {
+	ObjectStorageAddress string `toml:"object_storage_address" pos:"true" arg:"ADDRESS" help:"address to listen on, e.g. tcp://127.0.0.1:6379"`
+	MaxMemory            string `toml:"max_memory" arg:"SIZE" help:"refuse writes beyond this many bytes in total (suffixes K, M, G, T); 0 means no limit"`
+	Logging
+}
+
+// DefaultObjectStorageServer returns the built-in defaults.
+func DefaultObjectStorageServer() *ObjectStorageServer {
+	return &ObjectStorageServer{MaxMemory: "0", Logging: defaultLogging()}
+}
+
+func (*ObjectStorageServer) SectionName() string { return "object_storage_server" }
+
+func (o *ObjectStorageServer) Validate() error {
+	if _, err := ParseSize(o.MaxMemory); err != nil {
+		return fieldError("max_memory", err)
+	}
+	return firstError(
+		requireAddress("object_storage_address", o.ObjectStorageAddress, "tcp"),
+		o.Logging.validate(),
+	)
+}
+
+// MaxMemoryBytes is max_memory in bytes (0: no limit). Valid after Validate.
+func (o *ObjectStorageServer) MaxMemoryBytes() int64 {
+	n, _ := ParseSize(o.MaxMemory)
+	return n
+}
+
+// WebUI is the [webui] section of scaler_ui.
+type WebUI struct {
+	MonitorAddress string `toml:"monitor_address" pos:"true" arg:"ADDRESS" help:"scheduler monitor address to subscribe to, e.g. tcp://127.0.0.1:6380"`
+	WebHost        string `toml:"web_host" arg:"HOST" help:"host the web server listens on"`
+	WebPort        int    `toml:"web_port" alias:"port" arg:"PORT" help:"port the web server listens on"`
+}
+
+// DefaultWebUI returns the built-in defaults of [webui].
+func DefaultWebUI() *WebUI { return &WebUI{WebHost: "0.0.0.0", WebPort: 50001} }
+
+func (*WebUI) SectionName() string { return "webui" }
+
+func (w *WebUI) Validate() error {
+	return firstError(
+		requireAddress("monitor_address", w.MonitorAddress, "tcp", "ipc", "inproc"),
+		nonEmpty("web_host", w.WebHost),
+		port("web_port", w.WebPort),
+	)
+}
+
+// Top is the [top] section of scaler_top.
+type Top struct {
+	MonitorAddress string `toml:"monitor_address" pos:"true" arg:"ADDRESS" help:"scheduler monitor address to subscribe to, e.g. tcp://127.0.0.1:6380"`
+	Timeout        int    `toml:"timeout" short:"t" arg:"SECONDS" help:"give up when no status arrives for this long"`
+}
+
+// DefaultTop returns the built-in defaults of [top].
+func DefaultTop() *Top { return &Top{Timeout: 5} }
+
+func (*Top) SectionName() string { return "top" }
+
+func (t *Top) Validate() error {
+	return firstError(
+		requireAddress("monitor_address", t.MonitorAddress, "tcp", "ipc", "inproc"),
+		atLeast("timeout", t.Timeout, 1),
+	)
+}
+
+// NativeWorkerAdapter is the [native_worker_adapter] section.
+type NativeWorkerAdapter struct {
+	SchedulerAddress              string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"scheduler address the started workers connect to, e.g. tcp://127.0.0.1:6378"`
+	AdapterWebHost                string `toml:"adapter_web_host" alias:"host" arg:"HOST" help:"host of the adapter's HTTP server"`
+	AdapterWebPort                int    `toml:"adapter_web_port" short:"p" alias:"port" arg:"PORT" help:"port of the adapter's HTTP server"`
+	IOThreads                     int    `toml:"io_threads" arg:"N" help:"number of zmq io threads"`
+	PerWorkerCapabilities         string `toml:"per_worker_capabilities" short:"pwc" arg:"CAPS" help:"comma-separated capabilities of every worker, e.g. \"linux,cpu=4\""`
+	WorkerTaskQueueSize           int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks a worker may hold queued"`
+	MaxWorkers                    int    `toml:"max_workers" short:"mw" arg:"N" help:"most workers the adapter starts; -1 for no limit (default: cores - 1, at least 1)"`
+	HeartbeatInterval             int    `toml:"heartbeat_interval" short:"hi" alias:"heartbeat_interval_seconds" arg:"SECONDS" help:"interval between worker heartbeats"`
+	TaskTimeoutSeconds            int    `toml:"task_timeout_seconds" short:"tt" arg:"SECONDS" help:"fail a task that runs longer than this; 0 means never"`
+	DeathTimeoutSeconds           int    `toml:"death_timeout_seconds" short:"dt" arg:"SECONDS" help:"a worker exits after this long without scheduler contact"`
+	GarbageCollectIntervalSeconds int    `toml:"garbage_collect_interval_seconds" short:"gc" arg:"SECONDS" help:"interval between processor garbage collections"`
+	TrimMemoryThresholdBytes      int64  `toml:"trim_memory_threshold_bytes" short:"tm" arg:"BYTES" help:"processor memory above which libc is asked to return free memory"`
+	HardProcessorSuspend          bool   `toml:"hard_processor_suspend" short:"hps" help:"suspend processors with SIGSTOP instead of cooperatively"`
+	EventLoop                     string `toml:"event_loop" short:"e" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
+	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`
+	Logging
+}
+
+// DefaultNativeWorkerAdapter returns the built-in defaults.
+func DefaultNativeWorkerAdapter() *NativeWorkerAdapter {
+	return &NativeWorkerAdapter{
+		AdapterWebHost:                "localhost",
+		AdapterWebPort:                8080,
+		IOThreads:                     1,
+		WorkerTaskQueueSize:           1000,
+		MaxWorkers:                    defaultWorkerCount(),
+		HeartbeatInterval:             2,
+		DeathTimeoutSeconds:           300,
+		GarbageCollectIntervalSeconds: 30,
+		TrimMemoryThresholdBytes:      1 << 30,
+		EventLoop:                     "builtin",
+		Logging:                       defaultLogging(),
+	}
+}
+
+func (*NativeWorkerAdapter) SectionName() string { return "native_worker_adapter" }
+
+func (n *NativeWorkerAdapter) Validate() error {
+	err := firstError(
+		requireAddress("scheduler_address", n.SchedulerAddress, "tcp", "ipc", "inproc"),
+		optionalAddress("object_storage_address", n.ObjectStorageAddress, "tcp"),
+		nonEmpty("adapter_web_host", n.AdapterWebHost),
+		port("adapter_web_port", n.AdapterWebPort),
+		atLeast("io_threads", n.IOThreads, 1),
+		atLeast("worker_task_queue_size", n.WorkerTaskQueueSize, 1),
+		atLeast("max_workers", n.MaxWorkers, -1),
+		atLeast("heartbeat_interval", n.HeartbeatInterval, 1),
+		atLeast("task_timeout_seconds", n.TaskTimeoutSeconds, 0),
+		atLeast("death_timeout_seconds", n.DeathTimeoutSeconds, 1),
+		atLeast("garbage_collect_interval_seconds", n.GarbageCollectIntervalSeconds, 1),
+		atLeast64("trim_memory_threshold_bytes", n.TrimMemoryThresholdBytes, 0),
+		oneOf("event_loop", n.EventLoop, "builtin", "uvloop"),
+		n.Logging.validate(),
+	)
+	if err != nil {
+		return err
+	}
+	if _, err := ParseCapabilities(n.PerWorkerCapabilities); err != nil {
+		return fieldError("per_worker_capabilities", err)
+	}
+	return nil
+}
+
+// SymphonyWorkerAdapter is the [symphony_worker_adapter] section. Upstream's
+// -h short form of --server-http-host clashed with -h/--help; it is dropped.
+type SymphonyWorkerAdapter struct {
+	SchedulerAddress     string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"scheduler address to connect to"`
+	ServerHTTPHost       string `toml:"server_http_host" arg:"HOST" help:"host of the adapter's HTTP server"`
+	ServerHTTPPort       int    `toml:"server_http_port" short:"p" arg:"PORT" help:"port of the adapter's HTTP server (required)"`
+	ServiceName          string `toml:"service_name" short:"sn" arg:"NAME" help:"Symphony service name (required)"`
+	BaseConcurrency      int    `toml:"base_concurrency" short:"n" arg:"N" help:"base task concurrency (default: cores - 1, at least 1)"`
+	IOThreads            int    `toml:"io_threads" short:"it" arg:"N" help:"zmq io threads per worker"`
+	WorkerCapabilities   string `toml:"worker_capabilities" short:"wc" arg:"CAPS" help:"comma-separated capabilities of the worker, e.g. \"linux,cpu=4\""`
+	WorkerTaskQueueSize  int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks the worker may hold queued"`
+	HeartbeatInterval    int    `toml:"heartbeat_interval" short:"hi" arg:"SECONDS" help:"interval between heartbeats"`
+	DeathTimeoutSeconds  int    `toml:"death_timeout_seconds" short:"ds" arg:"SECONDS" help:"exit after this long without scheduler contact"`
+	EventLoop            string `toml:"event_loop" short:"el" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
+	ObjectStorageAddress string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"object storage server address (required)"`
+	Logging
+}
+
+// DefaultSymphonyWorkerAdapter returns the built-in defaults.
+func DefaultSymphonyWorkerAdapter() *SymphonyWorkerAdapter {
+	return &SymphonyWorkerAdapter{
+		ServerHTTPHost:      "localhost",
+		BaseConcurrency:     defaultWorkerCount(),
+		IOThreads:           1,
+		WorkerTaskQueueSize: 1000,
+		HeartbeatInterval:   2,
+		DeathTimeoutSeconds: 300,
+		EventLoop:           "builtin",
+		Logging:             defaultLogging(),
+	}
+}
+
+func (*SymphonyWorkerAdapter) SectionName() string { return "symphony_worker_adapter" }
+
+func (s *SymphonyWorkerAdapter) Validate() error {
+	err := firstError(
+		requireAddress("scheduler_address", s.SchedulerAddress, "tcp", "ipc", "inproc"),
+		requireAddress("object_storage_address", s.ObjectStorageAddress, "tcp"),
+		nonEmpty("service_name", s.ServiceName),
+		nonEmpty("server_http_host", s.ServerHTTPHost),
+		port("server_http_port", s.ServerHTTPPort),
+		atLeast("base_concurrency", s.BaseConcurrency, 1),
+		atLeast("io_threads", s.IOThreads, 1),
+		atLeast("worker_task_queue_size", s.WorkerTaskQueueSize, 1),
+		atLeast("heartbeat_interval", s.HeartbeatInterval, 1),
+		atLeast("death_timeout_seconds", s.DeathTimeoutSeconds, 1),
+		oneOf("event_loop", s.EventLoop, "builtin", "uvloop"),
+		s.Logging.validate(),
+	)
+	if err != nil {
+		return err
+	}
+	if _, err := ParseCapabilities(s.WorkerCapabilities); err != nil {
+		return fieldError("worker_capabilities", err)
+	}
+	return nil
+}
