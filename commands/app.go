@@ -170,21 +170,21 @@ func buildConfig(r *role, fields []config.Field, c *cli.Context) (config.Section
 			return nil, err
 		}
 	}
-	fromFlags := map[string]bool{}
+	fromFlags := map[string]string{} // key -> how it was spelled on the command line
 	for _, f := range fields {
 		if f.Positional {
 			if c.NArg() > 0 {
 				if err := f.SetString(cfg, c.Args().First()); err != nil {
 					return nil, usageErrorf("%s: %v", f.Key, err)
 				}
-				fromFlags[f.Key] = true
+				fromFlags[f.Key] = f.Key
 			}
 			continue
 		}
 		if !c.IsSet(f.Long) {
 			continue
 		}
-		fromFlags[f.Key] = true
+		fromFlags[f.Key] = "--" + f.Long
 		if f.Kind.String() == "slice" {
 			var items []string
 			for _, it := range c.StringSlice(f.Long) {
@@ -216,13 +216,13 @@ func buildConfig(r *role, fields []config.Field, c *cli.Context) (config.Section
 
 // explain says where a bad value came from: the file (with its line), the
 // command line, or nowhere (a required value that is missing).
-func explain(err error, path, section string, fromFile []string, fromFlags map[string]bool) error {
+func explain(err error, path, section string, fromFile []string, fromFlags map[string]string) error {
 	var fe *config.FieldError
 	if !errors.As(err, &fe) {
 		return err
 	}
-	if fromFlags[fe.Key] {
-		return usageErrorf("--%s: %v", strings.ReplaceAll(fe.Key, "_", "-"), fe.Err)
+	if spelled, ok := fromFlags[fe.Key]; ok {
+		return usageErrorf("%s: %v", spelled, fe.Err)
 	}
 	for _, k := range fromFile {
 		if k == fe.Key {

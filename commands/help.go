@@ -28,26 +28,26 @@ func init() {
 // renderFlag prints "  -mt, --max-number-of-tasks-waiting N   help (default: -1)".
 // Short forms come first with one dash, as upstream spells them.
 func renderFlag(f cli.Flag) string {
-	names := f.Names()
-	var spell []string
-	for _, n := range names[1:] {
-		if !strings.Contains(n, "-") && len(n) <= 4 {
-			spell = append(spell, "-"+n)
-		}
+	d, ok := flagDocs[f]
+	if !ok { // urfave's own flags (help)
+		names := f.Names()
+		d = flagDoc{long: names[0], shorts: names[1:]}
 	}
-	spell = append(spell, "--"+names[0])
-	for _, n := range names[1:] {
-		if strings.Contains(n, "-") || len(n) > 4 {
-			spell = append(spell, "--"+n)
-		}
+	var spell []string
+	for _, s := range d.shorts {
+		spell = append(spell, "-"+s)
+	}
+	spell = append(spell, "--"+d.long)
+	for _, l := range d.longs {
+		spell = append(spell, "--"+l)
 	}
 	left := strings.Join(spell, ", ")
+	if d.arg != "" {
+		left += " " + d.arg
+	}
 	usage := ""
-	if d, ok := f.(cli.DocGenerationFlag); ok {
-		usage = d.GetUsage()
-		if arg := placeholderOf(f); arg != "" {
-			left += " " + arg
-		}
+	if u, ok := f.(cli.DocGenerationFlag); ok {
+		usage = u.GetUsage()
 	}
 	if len(left) < 44 {
 		return fmt.Sprintf("  %-44s %s", left, usage)
@@ -55,11 +55,16 @@ func renderFlag(f cli.Flag) string {
 	return fmt.Sprintf("  %s\n  %-44s %s", left, "", usage)
 }
 
-// placeholders holds each value flag's placeholder, keyed by its long name
-// and the role, filled when a role's flags are built.
-var placeholders = map[cli.Flag]string{}
+// flagDoc is how a flag is spelled in help.
+type flagDoc struct {
+	long   string
+	shorts []string
+	longs  []string // long aliases
+	arg    string   // value placeholder; empty for booleans
+}
 
-func placeholderOf(f cli.Flag) string { return placeholders[f] }
+// flagDocs is filled as roles build their flags.
+var flagDocs = map[cli.Flag]flagDoc{}
 
 // roleApp builds the urfave/cli application of one role. The same function
 // serves "scaler_scheduler ..." and "scaler scheduler ...", so both print
@@ -83,7 +88,7 @@ func roleApp(r *role, fields []config.Field, stdout, stderr io.Writer, action cl
 		Action: action,
 	}
 	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "read this command's section of a TOML configuration file; flags override it"}
-	placeholders[configFlag] = "FILE"
+	flagDocs[configFlag] = flagDoc{long: "config", shorts: []string{"c"}, arg: "FILE"}
 	app.Flags = append(app.Flags, configFlag)
 	for _, f := range fields {
 		if f.Positional {
@@ -100,7 +105,7 @@ func roleApp(r *role, fields []config.Field, stdout, stderr io.Writer, action cl
 		default:
 			flag = &cli.StringFlag{Name: f.Long, Aliases: names, Usage: usage}
 		}
-		placeholders[flag] = f.Arg
+		flagDocs[flag] = flagDoc{long: f.Long, shorts: f.Shorts, longs: longAliases(f), arg: f.Arg}
 		app.Flags = append(app.Flags, flag)
 	}
 	app.Flags = append(app.Flags, &cli.BoolFlag{Name: "dump-config", Usage: "print the effective configuration as a TOML section and exit"})

@@ -157,6 +157,9 @@ func (p *literalParser) callArgs(out *Preload) error {
 			out.Args = append(out.Args, v)
 		}
 		if !p.eat(',') && p.peek() != ')' {
+			if p.done() {
+				return errors.New("missing ')'")
+			}
 			return fmt.Errorf("expected ',' or ')' at %q", p.src[p.pos:])
 		}
 	}

@@ -1,0 +1,83 @@
+package protocol
+
+//go:generate go tool msgp -tests=false
+
+// Connection management messages between clients or workers and the
+// scheduler.
+
+// ClientHeartbeat is sent client -> scheduler every heartbeat interval, with
+// at most one heartbeat outstanding (the next one waits for the echo).
+type ClientHeartbeat struct {
+	Resource  Resource `msg:"resource"`   // the client process
+	LatencyUS uint32   `msg:"latency_us"` // last measured round trip / 2, microseconds
+}
+
+// ClientHeartbeatEcho answers every ClientHeartbeat (scheduler -> client).
+// It is how a client learns where object storage is.
+type ClientHeartbeatEcho struct {
+	ObjectStorage Address `msg:"object_storage"`
+}
+
+// WorkerHeartbeat is sent worker -> scheduler every heartbeat interval, with
+// at most one outstanding. The first one registers the worker.
+type WorkerHeartbeat struct {
+	Agent        Resource          `msg:"agent"`        // the worker agent process
+	RSSFree      uint64            `msg:"rss_free"`     // host memory available, bytes
+	QueuedTasks  uint32            `msg:"queued_tasks"` // tasks received but not started
+	QueueSize    uint32            `msg:"queue_size"`   // how many tasks the scheduler may assign at once
+	LatencyUS    uint32            `msg:"latency_us"`   // last measured round trip / 2, microseconds
+	TaskLock     bool              `msg:"task_lock"`    // true when the agent can start a task now
+	Processors   []ProcessorStatus `msg:"processors"`
+	Capabilities map[string]int64  `msg:"capabilities"` // what this worker offers
+}
+
+// WorkerHeartbeatEcho answers every WorkerHeartbeat (scheduler -> worker).
+type WorkerHeartbeatEcho struct {
+	ObjectStorage Address `msg:"object_storage"`
+}
+
+// DisconnectRequest is sent by a worker when it leaves (worker -> scheduler).
+// The scheduler re-places the worker's tasks.
+type DisconnectRequest struct {
+	Worker []byte `msg:"worker"` // the worker's id
+}
+
+// DisconnectResponse acknowledges a DisconnectRequest (scheduler -> worker).
+// Workers need not wait for it.
+type DisconnectResponse struct {
+	Worker []byte `msg:"worker"`
+}
+
+// ClientDisconnect is sent client -> scheduler when a client leaves
+// (DisconnectClient) or asks for a shutdown (DisconnectShutdown), and
+// scheduler -> every worker (DisconnectShutdown) when a shutdown is accepted.
+type ClientDisconnect struct {
+	Type DisconnectType `msg:"type"`
+}
+
+// ClientShutdownResponse answers a ClientDisconnect of type shutdown
+// (scheduler -> client).
+type ClientShutdownResponse struct {
+	Accepted bool   `msg:"accepted"`
+	Reason   string `msg:"reason"` // why it was refused (e.g. protected mode); empty when accepted
+}
+
+func (*ClientHeartbeat) Kind() Kind        { return KindClientHeartbeat }
+func (*ClientHeartbeatEcho) Kind() Kind    { return KindClientHeartbeatEcho }
+func (*WorkerHeartbeat) Kind() Kind        { return KindWorkerHeartbeat }
+func (*WorkerHeartbeatEcho) Kind() Kind    { return KindWorkerHeartbeatEcho }
+func (*DisconnectRequest) Kind() Kind      { return KindDisconnectRequest }
+func (*DisconnectResponse) Kind() Kind     { return KindDisconnectResponse }
+func (*ClientDisconnect) Kind() Kind       { return KindClientDisconnect }
+func (*ClientShutdownResponse) Kind() Kind { return KindClientShutdownResponse }
+
+func init() {
+	register(KindClientHeartbeat, func() Message { return new(ClientHeartbeat) })
+	register(KindClientHeartbeatEcho, func() Message { return new(ClientHeartbeatEcho) })
+	register(KindWorkerHeartbeat, func() Message { return new(WorkerHeartbeat) })
+	register(KindWorkerHeartbeatEcho, func() Message { return new(WorkerHeartbeatEcho) })
+	register(KindDisconnectRequest, func() Message { return new(DisconnectRequest) })
+	register(KindDisconnectResponse, func() Message { return new(DisconnectResponse) })
+	register(KindClientDisconnect, func() Message { return new(ClientDisconnect) })
+	register(KindClientShutdownResponse, func() Message { return new(ClientShutdownResponse) })
+}

@@ -1,0 +1,72 @@
+package protocol
+
+//go:generate go tool msgp -tests=false
+
+// Messages between a worker agent and the processors it spawns (one frame per
+// message on the agent's private socket). A processor is the Python process
+// that fetches a task's function and arguments from object storage, calls
+// the function, stores the outcome and reports it. The agent also forwards
+// scheduler ObjectInstruction{delete} frames to processors unchanged, so they
+// drop cached objects.
+
+// ProcessorInitialized is the first message a processor sends, after it has
+// connected to object storage and run the preload hook.
+type ProcessorInitialized struct {
+	PID uint32 `msg:"pid"`
+	// Error is non-empty when start-up (e.g. the preload hook) failed; the
+	// processor exits after sending it and must not be given tasks.
+	Error string `msg:"error"`
+}
+
+// ProcessorTask gives a processor one task to run (agent -> processor).
+//
+// The processor fetches SerializerID, FuncObjectID and every ArgumentIDs
+// entry from ObjectStorage, decodes the serializer with cloudpickle, decodes
+// the function and arguments with that serializer, and calls
+// function(*arguments).
+type ProcessorTask struct {
+	TaskID        []byte   `msg:"task_id"`
+	Source        []byte   `msg:"source"`         // owning client id; result objects belong to it
+	SerializerID  []byte   `msg:"serializer_id"`  // object id of the client's cloudpickled serializer
+	FuncObjectID  []byte   `msg:"func_object_id"` // object id of the serialized function
+	ArgumentIDs   [][]byte `msg:"argument_ids"`   // object ids of the positional arguments, in order
+	Metadata      []byte   `msg:"metadata"`       // Task.Metadata, unchanged
+	Priority      uint32   `msg:"priority"`       // Task.Priority; nested tasks submit with Priority+1
+	StreamOutput  bool     `msg:"stream_output"`  // send stdout/stderr as ProcessorLog
+	ObjectStorage Address  `msg:"object_storage"`
+}
+
+// ProcessorResult reports that a task finished (processor -> agent). Before
+// sending it the processor has stored the outcome (the serialized return
+// value, or the pickled exception) in object storage under ResultObjectID.
+// The agent then sends ObjectInstruction{create} and TaskResult (with its
+// own profile measurements) to the scheduler, in that order.
+type ProcessorResult struct {
+	TaskID           []byte         `msg:"task_id"`
+	Type             TaskResultType `msg:"type"`               // ResultSuccess or ResultFailed
+	ResultObjectID   []byte         `msg:"result_object_id"`   // 32 bytes; empty only if storing failed
+	ResultObjectName []byte         `msg:"result_object_name"` // name for ObjectInstruction
+	Inline           []byte         `msg:"inline"`             // optional copy of a small result; see TaskResult.Inline
+	Message          string         `msg:"message"`            // failure description when there is no result object
+}
+
+// ProcessorLog is one chunk of a running task's stdout or stderr (processor
+// -> agent), sent only for tasks with StreamOutput. The agent forwards it as
+// TaskLog.
+type ProcessorLog struct {
+	TaskID  []byte  `msg:"task_id"`
+	Type    LogType `msg:"type"`
+	Content string  `msg:"content"`
+}
+
+func (*ProcessorInitialized) Kind() Kind { return KindProcessorInitialized }
+func (*ProcessorTask) Kind() Kind        { return KindProcessorTask }
+func (*ProcessorResult) Kind() Kind      { return KindProcessorResult }
+func (*ProcessorLog) Kind() Kind         { return KindProcessorLog }
+
+func init() {
+	register(KindProcessorInitialized, func() Message { return new(ProcessorInitialized) })
+	register(KindProcessorTask, func() Message { return new(ProcessorTask) })
+	register(KindProcessorResult, func() Message { return new(ProcessorResult) })
+	register(KindProcessorLog, func() Message { return new(ProcessorLog) })
+}

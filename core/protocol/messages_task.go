@@ -1,0 +1,120 @@
+package protocol
+
+//go:generate go tool msgp -tests=false
+
+// Messages about tasks and objects, exchanged by clients, the scheduler and
+// worker agents over the scheduler's ROUTER socket.
+
+// Argument is one positional argument of a task: either an object id (data
+// stored in object storage) or, inside a GraphTask, the id of another task of
+// the same graph whose result is the argument.
+type Argument struct {
+	Type ArgumentType `msg:"type"`
+	Data []byte       `msg:"data"` // 32-byte object id, or 16-byte task id
+}
+
+// Task asks for one function call. Sent client -> scheduler, and scheduler ->
+// worker (unchanged, except that graph nodes get their task arguments
+// replaced by the dependency's result object id and lose their capabilities).
+type Task struct {
+	TaskID       []byte           `msg:"task_id"`        // 16 bytes, chosen by the client
+	Source       []byte           `msg:"source"`         // owning client id
+	Metadata     []byte           `msg:"metadata"`       // opaque to servers; forwarded unchanged
+	FuncObjectID []byte           `msg:"func_object_id"` // object id of the serialized function
+	Arguments    []Argument       `msg:"arguments"`
+	Capabilities map[string]int64 `msg:"capabilities"` // required worker capabilities; values are ignored
+	Priority     uint32           `msg:"priority"`     // higher runs first; nested tasks use parent+1
+	StreamOutput bool             `msg:"stream_output"`
+	Profiling    bool             `msg:"profiling"` // the client wants TaskResult.Profile
+}
+
+// TaskCancel asks to cancel a task. Sent client -> scheduler and scheduler ->
+// worker. Without Force a worker only cancels tasks that have not started.
+type TaskCancel struct {
+	TaskID []byte `msg:"task_id"`
+	Force  bool   `msg:"force"`
+}
+
+// TaskCancelConfirm answers a TaskCancel. Sent worker -> scheduler and
+// scheduler -> owning client.
+type TaskCancelConfirm struct {
+	TaskID []byte                `msg:"task_id"`
+	Type   TaskCancelConfirmType `msg:"type"`
+}
+
+// TaskResult reports the end of a task. Sent worker -> scheduler and
+// scheduler -> owning client; the scheduler also synthesizes results for
+// graphs, dead workers, timeouts and refused tasks.
+type TaskResult struct {
+	TaskID  []byte         `msg:"task_id"`
+	Type    TaskResultType `msg:"type"`
+	Profile TaskProfile    `msg:"profile"` // zero when nothing was measured
+	// Results holds the object ids of the outcome: one id (return value or
+	// exception) for success and failed, none otherwise.
+	Results [][]byte `msg:"results"`
+	// Inline optionally repeats the content of Results[0] when it is small,
+	// so the client can skip one object storage round trip. The object still
+	// exists and is owned as usual. Empty means "not inlined".
+	Inline []byte `msg:"inline"`
+	// Message explains failures that carry no result object (worker or
+	// processor died, timeout, rejected). Empty otherwise.
+	Message string `msg:"message"`
+}
+
+// TaskLog is one chunk of a task's stdout or stderr, for tasks submitted
+// with StreamOutput. Sent worker -> scheduler -> owning client.
+type TaskLog struct {
+	TaskID  []byte  `msg:"task_id"`
+	Type    LogType `msg:"type"`
+	Content string  `msg:"content"`
+}
+
+// GraphTask submits a task graph. Sent client -> scheduler. Graph nodes are
+// ordinary Tasks whose arguments may name other nodes (ArgumentTask).
+type GraphTask struct {
+	TaskID  []byte   `msg:"task_id"` // id of the whole graph
+	Source  []byte   `msg:"source"`  // owning client id
+	Targets [][]byte `msg:"targets"` // node task ids whose results the client keeps
+	Graph   []Task   `msg:"graph"`
+}
+
+// ObjectMetadata describes the objects an ObjectInstruction is about. The
+// lists are parallel; ContentTypes, Names and Contents may be shorter than
+// ObjectIDs (delete and clear only need ids).
+type ObjectMetadata struct {
+	ObjectIDs    [][]byte            `msg:"object_ids"` // 32 bytes each
+	ContentTypes []ObjectContentType `msg:"content_types"`
+	Names        [][]byte            `msg:"names"` // human-readable, e.g. the function name
+	// Contents optionally carries small objects' bytes inline. Receivers
+	// that do not use it must ignore it; the objects are in storage anyway.
+	Contents [][]byte `msg:"contents"`
+}
+
+// ObjectInstruction creates, deletes or clears object records. create: client
+// -> scheduler (its own objects) and worker -> scheduler (result objects, on
+// behalf of ObjectUser). delete: client -> scheduler, and scheduler -> worker
+// -> processors (cache eviction). clear: client -> scheduler (all of
+// ObjectUser's objects).
+type ObjectInstruction struct {
+	Type       ObjectInstructionType `msg:"type"`
+	ObjectUser []byte                `msg:"object_user"` // owning client id; empty when sent by the scheduler
+	Metadata   ObjectMetadata        `msg:"metadata"`
+}
+
+func (*Task) Kind() Kind              { return KindTask }
+func (*TaskCancel) Kind() Kind        { return KindTaskCancel }
+func (*TaskCancelConfirm) Kind() Kind { return KindTaskCancelConfirm }
+func (*TaskResult) Kind() Kind        { return KindTaskResult }
+func (*TaskLog) Kind() Kind           { return KindTaskLog }
+func (*GraphTask) Kind() Kind         { return KindGraphTask }
+func (*ObjectInstruction) Kind() Kind { return KindObjectInstruction }
+
+func init() {
+	register(KindTask, func() Message { return new(Task) })
+	register(KindTaskCancel, func() Message { return new(TaskCancel) })
+	register(KindTaskCancelConfirm, func() Message { return new(TaskCancelConfirm) })
+	register(KindTaskResult, func() Message { return new(TaskResult) })
+	register(KindTaskLog, func() Message { return new(TaskLog) })
+	register(KindGraphTask, func() Message { return new(GraphTask) })
+	register(KindObjectInstruction, func() Message { return new(ObjectInstruction) })
+}
