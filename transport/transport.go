@@ -1,0 +1,76 @@
+// Package transport moves multipart zmq messages ([][]byte frames) between
+// processes. It is the only package of the module that imports pebbe/zmq4;
+// it knows nothing about message types.
+//
+// Each Endpoint owns one zmq socket and one goroutine (the owner). Only the
+// owner touches the socket. Other goroutines hand frames to it with Send,
+// which appends to a mutex-guarded queue and, when the queue goes from empty
+// to non-empty, wakes the owner through an inproc PAIR socket pair. The owner
+// blocks in zmq_poll on {socket, wake socket} with no timeout, so neither
+// network input nor Send waits for a polling tick. Received messages are
+// delivered on the Recv channel in order.
+//
+// Backpressure: high-water marks are 0 (unlimited) in both directions, so
+// zmq never drops or blocks on queue length; memory is the limit. Send never
+// blocks. If the Recv channel is full the owner stops reading the socket
+// (zmq then buffers input, and once its buffers grow, TCP flow control pushes
+// back on the peer) but keeps sending whatever Send queues, so a consumer that
+// both reads Recv and calls Send cannot deadlock. Close never waits for a
+// reader of Recv.
+package transport
+
+import (
+	"errors"
+	"fmt"
+)
+
+// SocketType selects the zmq socket pattern of an Endpoint.
+type SocketType int
+
+// Socket types supported by the transport.
+const (
+	Router SocketType = iota
+	Dealer
+	Pub
+	Sub
+)
+
+// String returns the zmq name of the socket type.
+func (t SocketType) String() string {
+	switch t {
+	case Router:
+		return "ROUTER"
+	case Dealer:
+		return "DEALER"
+	case Pub:
+		return "PUB"
+	case Sub:
+		return "SUB"
+	}
+	return fmt.Sprintf("SocketType(%d)", int(t))
+}
+
+// Options configure an Endpoint.
+type Options struct {
+	// Identity is the ROUTER/DEALER routing identity (ZMQ_ROUTING_ID); empty
+	// means libzmq picks one. libzmq requires 1..255 bytes, not starting with 0.
+	Identity []byte
+	// Subscribe lists the topics of a SUB socket; nil subscribes to
+	// everything, an empty non-nil slice to nothing. Ignored by other types.
+	Subscribe [][]byte
+	// RecvBuffer is the capacity of the Recv channel; 0 means DefaultRecvBuffer.
+	RecvBuffer int
+}
+
+// DefaultRecvBuffer is the Recv channel capacity used when Options.RecvBuffer is 0.
+const DefaultRecvBuffer = 1024
+
+// Errors returned by the transport.
+var (
+	// ErrClosed is returned by Send after Close (or after a fatal socket error).
+	ErrClosed = errors.New("transport: endpoint closed")
+	// ErrEmptyMessage is returned by Send when called without frames.
+	ErrEmptyMessage = errors.New("transport: message has no frames")
+	// ErrCannotSend is returned by Send on a SUB endpoint.
+	ErrCannotSend = errors.New("transport: socket type cannot send")
+)
