@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 
 	"github.com/rs/zerolog"
 
@@ -27,16 +26,16 @@ func (r *role) Program() string { return "scaler_" + r.sub }
 
 var roles = []*role{
 	{
-		sub:         "scheduler",
-		usage:       "run the scheduler that clients and workers connect to",
-		newSection:  func() config.Section { return config.DefaultScheduler() },
-		notBuiltYet: "the scheduler role is not built yet",
+		sub:        "scheduler",
+		usage:      "run the scheduler that clients and workers connect to",
+		newSection: func() config.Section { return config.DefaultScheduler() },
+		run:        runScheduler,
 	},
 	{
-		sub:         "cluster",
-		usage:       "run a standalone compute cluster of N workers",
-		newSection:  func() config.Section { return config.DefaultCluster() },
-		notBuiltYet: "the cluster role is not built yet",
+		sub:        "cluster",
+		usage:      "run a standalone compute cluster of N workers",
+		newSection: func() config.Section { return config.DefaultCluster() },
+		run:        runCluster,
 	},
 	{
 		sub:        "object_storage_server",
@@ -80,5 +79,3 @@ func roleByName(name string) *role {
 	}
 	return nil
 }
-
-var errNotBuilt = errors.New("not built yet")

@@ -6,9 +6,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/storage"
 )
 
 func runObjectStorageServer(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	_ = section.(*config.ObjectStorageServer)
-	return errNotBuilt
+	cfg := section.(*config.ObjectStorageServer)
+	srv, err := storage.NewServer(storage.Config{Address: cfg.ObjectStorageAddress, MaxMemory: cfg.MaxMemoryBytes()}, log)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
 }

@@ -314,7 +314,7 @@ func TestParsePreload(t *testing.T) {
 		{"mypackage.init:configure('production', debug=False)", &Preload{Module: "mypackage.init", Function: "configure", Call: true,
 			Args: []any{"production"}, Kwargs: []KeywordArg{{"debug", false}}}, ""},
 		{"m:f(1, -2.5, None, True, [1, 'a'], (1,), {'k': [None]}, {1, 2}, set(), x=\"s\\\"q\")", &Preload{Module: "m", Function: "f", Call: true,
-			Args: []any{int64(1), -2.5, nil, true, []any{int64(1), "a"}, Tuple{int64(1)}, []DictItem{{"k", []any{nil}}}, Set{int64(1), int64(2)}, Set{}},
+			Args:   []any{int64(1), -2.5, nil, true, []any{int64(1), "a"}, Tuple{int64(1)}, []DictItem{{"k", []any{nil}}}, Set{int64(1), int64(2)}, Set{}},
 			Kwargs: []KeywordArg{{"x", "s\"q"}}}, ""},
 		{"m:f()  ", &Preload{Module: "m", Function: "f", Call: true}, ""},
 		{"m:f(0x10, 1e3, 1_000)", &Preload{Module: "m", Function: "f", Call: true, Args: []any{int64(16), 1000.0, int64(1000)}}, ""},

@@ -1,0 +1,18 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/server"
+)
+
+func runScheduler(ctx context.Context, section config.Section, log zerolog.Logger) error {
+	cfg := section.(*config.Scheduler)
+	if cfg.EventLoop != "builtin" {
+		log.Info().Str("event_loop", cfg.EventLoop).Msg("event loop choice accepted for compatibility; the Go runtime has one scheduler")
+	}
+	return server.Run(ctx, cfg, log)
+}

@@ -1,0 +1,54 @@
+package scheduler
+
+import (
+	"encoding/binary"
+	"io"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+type nopOutbox struct{ n int }
+
+func (o *nopOutbox) Send([]byte, protocol.Message)  { o.n++ }
+func (o *nopOutbox) Publish(protocol.Message)       {}
+func (o *nopOutbox) DeleteObject([]byte)            {}
+func (o *nopOutbox) DuplicateObject([]byte, []byte) {}
+
+// BenchmarkTaskLifecycle measures one task from submission to result
+// through the pure scheduler: Task in, Task to a worker, TaskResult in,
+// TaskResult to the client (16 workers, queue 100, 1600 tasks in flight).
+func BenchmarkTaskLifecycle(b *testing.B) {
+	out := &nopOutbox{}
+	s := New(Config{MaxTasksWaiting: -1}, out, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
+	s.Handle([]byte("c"), &protocol.ClientHeartbeat{}, epoch)
+	workers := make([][]byte, 16)
+	for i := range workers {
+		workers[i] = []byte{'w', byte('a' + i)}
+		s.Handle(workers[i], &protocol.WorkerHeartbeat{QueueSize: 100}, epoch)
+	}
+	const inflight = 1600
+	ids := make([][]byte, b.N+inflight)
+	for i := range ids {
+		ids[i] = make([]byte, 16)
+		binary.LittleEndian.PutUint64(ids[i], uint64(i))
+	}
+	client := []byte("c")
+	submit := func(i int) {
+		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client}, epoch)
+	}
+	for i := 0; i < inflight; i++ {
+		submit(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := s.tasks[string(ids[i])]
+		s.Handle(t.worker.idb, &protocol.TaskResult{TaskID: ids[i], Type: protocol.ResultSuccess}, epoch)
+		submit(i + inflight)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}

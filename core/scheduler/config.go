@@ -1,0 +1,99 @@
+package scheduler
+
+import (
+	"crypto/md5"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// Policy selects how tasks are placed and balanced.
+type Policy uint8
+
+const (
+	// PolicyEven places a task on the least loaded suitable worker and
+	// balances by queue length (reference §4.2).
+	PolicyEven Policy = iota
+	// PolicyCapability places the same way and balances by moving the
+	// youngest tasks to compatible workers below the average (§4.3).
+	PolicyCapability
+)
+
+// Config is what the pure scheduler needs to know.
+type Config struct {
+	Policy              Policy
+	MaxTasksWaiting     int // -1: unlimited
+	ClientTimeout       time.Duration
+	WorkerTimeout       time.Duration
+	BalanceInterval     time.Duration
+	BalanceTriggerTimes int
+	Protected           bool
+	// ObjectStorage is announced in heartbeat echoes.
+	ObjectStorage protocol.Address
+	// ObjectFlushInterval is the least time between two object deletion
+	// batches (1 s).
+	ObjectFlushInterval time.Duration
+	// MaxDeleteBatch bounds the ids of one ObjectInstruction{delete}.
+	MaxDeleteBatch int
+	// NewObjectID makes a fresh object id owned by client (graph failure
+	// duplicates). nil: md5(client) followed by 16 random bytes.
+	NewObjectID func(client []byte) []byte
+}
+
+// FromConfig converts the [scheduler] section. storage is the announced
+// object storage address.
+func FromConfig(c *config.Scheduler, storage protocol.Address) (Config, error) {
+	cfg := Config{
+		MaxTasksWaiting:     c.MaxNumberOfTasksWaiting,
+		ClientTimeout:       time.Duration(c.ClientTimeoutSeconds) * time.Second,
+		WorkerTimeout:       time.Duration(c.WorkerTimeoutSeconds) * time.Second,
+		BalanceInterval:     time.Duration(c.LoadBalanceSeconds) * time.Second,
+		BalanceTriggerTimes: c.LoadBalanceTriggerTimes,
+		Protected:           c.Protected,
+		ObjectStorage:       storage,
+	}
+	switch c.AllocatePolicy {
+	case "", "even":
+		cfg.Policy = PolicyEven
+	case "capability":
+		cfg.Policy = PolicyCapability
+	default:
+		return cfg, fmt.Errorf("scheduler: unknown allocate policy %q (want even or capability)", c.AllocatePolicy)
+	}
+	return cfg, nil
+}
+
+func (c *Config) fill() {
+	if c.ClientTimeout <= 0 {
+		c.ClientTimeout = 60 * time.Second
+	}
+	if c.WorkerTimeout <= 0 {
+		c.WorkerTimeout = 60 * time.Second
+	}
+	if c.BalanceInterval <= 0 {
+		c.BalanceInterval = time.Second
+	}
+	if c.BalanceTriggerTimes <= 0 {
+		c.BalanceTriggerTimes = 2
+	}
+	if c.ObjectFlushInterval <= 0 {
+		c.ObjectFlushInterval = time.Second
+	}
+	if c.MaxDeleteBatch <= 0 {
+		c.MaxDeleteBatch = 4096
+	}
+	if c.NewObjectID == nil {
+		c.NewObjectID = randomObjectID
+	}
+}
+
+func randomObjectID(client []byte) []byte {
+	sum := md5.Sum(client)
+	id := make([]byte, 32)
+	copy(id, sum[:])
+	_, _ = rand.Read(id[16:])
+	return id
+}

@@ -1,0 +1,378 @@
+package scheduler
+
+import (
+	"github.com/opengris/scaler/core/protocol"
+)
+
+type nodeState uint8
+
+const (
+	nodePending   nodeState = iota // waiting for dependencies
+	nodeSubmitted                  // a task exists for it
+	nodeDone
+)
+
+type graphMode uint8
+
+const (
+	graphActive graphMode = iota
+	graphCanceling
+	graphAborting
+)
+
+// gnode is one node of a graph.
+type gnode struct {
+	msg            *protocol.Task // as received
+	deps           []string       // distinct dependency node ids
+	dependents     []string
+	unresolved     int // dependencies not yet succeeded
+	openDependents int // dependents not yet finished
+	state          nodeState
+	task           *task
+	results        [][]byte
+	released       bool
+}
+
+// graph is an accepted GraphTask. Its umbrella id is answered exactly once:
+// TaskResult (success or the first failure) or TaskCancelConfirm.
+type graph struct {
+	id       string
+	idb      []byte
+	client   string
+	clientb  []byte
+	nodes    map[string]*gnode
+	order    []string
+	targets  map[string]bool
+	open     int // nodes not done
+	mode     graphMode
+	inCancel bool // a cancel or abort loop is running: do not finish yet
+	done     bool // umbrella answered
+}
+
+func (s *Scheduler) rejectGraph(to []byte, m *protocol.GraphTask, why string) {
+	s.log.Warn().Str("client", string(to)).Hex("graph", m.TaskID).Msg("GraphTask refused: " + why)
+	s.out.Send(to, &protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultRejected, Message: "graph refused: " + why})
+}
+
+func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
+	if len(m.TaskID) == 0 {
+		s.log.Warn().Str("from", string(from)).Msg("GraphTask without id dropped")
+		return
+	}
+	id := string(m.TaskID)
+	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
+		s.log.Warn().Str("from", string(from)).Hex("graph", m.TaskID).Msg("duplicate GraphTask dropped")
+		return
+	}
+	clientb := m.Source
+	if len(clientb) == 0 {
+		clientb = from
+	}
+	g := &graph{id: id, idb: m.TaskID, client: string(clientb), clientb: clientb,
+		nodes: make(map[string]*gnode, len(m.Graph)), targets: map[string]bool{}}
+	for i := range m.Graph {
+		n := &m.Graph[i]
+		nid := string(n.TaskID)
+		if nid == "" || nid == id || g.nodes[nid] != nil || s.tasks[nid] != nil || s.taskToGraph[nid] != nil {
+			s.rejectGraph(clientb, m, "missing, duplicate or already used node task id")
+			return
+		}
+		if len(n.Source) == 0 {
+			n.Source = clientb
+		}
+		g.nodes[nid] = &gnode{msg: n}
+		g.order = append(g.order, nid)
+	}
+	for _, nid := range g.order {
+		n := g.nodes[nid]
+		seen := map[string]bool{}
+		for _, a := range n.msg.Arguments {
+			if a.Type != protocol.ArgumentTask {
+				continue
+			}
+			dep := string(a.Data)
+			if g.nodes[dep] == nil {
+				s.rejectGraph(clientb, m, "a node depends on a task that is not in the graph")
+				return
+			}
+			if dep == nid {
+				s.rejectGraph(clientb, m, "a node depends on itself")
+				return
+			}
+			if !seen[dep] {
+				seen[dep] = true
+				n.deps = append(n.deps, dep)
+				n.unresolved++
+				d := g.nodes[dep]
+				d.dependents = append(d.dependents, nid)
+				d.openDependents++
+			}
+		}
+	}
+	if hasCycle(g) {
+		s.rejectGraph(clientb, m, "the graph has a cycle")
+		return
+	}
+	for _, t := range m.Targets {
+		g.targets[string(t)] = true
+	}
+	s.graphs[id] = g
+	s.taskToGraph[id] = g
+	s.ownTask(g.client, id)
+	g.open = len(g.order)
+	for _, nid := range g.order {
+		n := g.nodes[nid]
+		s.taskToGraph[nid] = g
+		parents := make([][]byte, len(n.deps))
+		for i, d := range n.deps {
+			parents[i] = g.nodes[d].msg.TaskID
+		}
+		nt := protocol.NodeNormal
+		if g.targets[nid] {
+			nt = protocol.NodeTarget
+		}
+		s.out.Publish(&protocol.StateGraphTask{GraphTaskID: m.TaskID, TaskID: n.msg.TaskID, NodeType: nt, ParentTaskIDs: parents})
+	}
+	if g.open == 0 {
+		s.finishGraph(g, &protocol.TaskResult{TaskID: g.idb, Type: protocol.ResultSuccess})
+		return
+	}
+	for _, nid := range g.order {
+		if g.mode != graphActive {
+			return
+		}
+		if n := g.nodes[nid]; n.state == nodePending && n.unresolved == 0 {
+			s.submitNode(g, n)
+		}
+	}
+}
+
+// hasCycle runs Kahn's algorithm on the dependency counts.
+func hasCycle(g *graph) bool {
+	indeg := make(map[string]int, len(g.nodes))
+	var ready []string
+	for _, nid := range g.order {
+		indeg[nid] = len(g.nodes[nid].deps)
+		if indeg[nid] == 0 {
+			ready = append(ready, nid)
+		}
+	}
+	seen := 0
+	for len(ready) > 0 {
+		nid := ready[len(ready)-1]
+		ready = ready[:len(ready)-1]
+		seen++
+		for _, d := range g.nodes[nid].dependents {
+			indeg[d]--
+			if indeg[d] == 0 {
+				ready = append(ready, d)
+			}
+		}
+	}
+	return seen != len(g.order)
+}
+
+// submitNode turns a ready node into a task, with each task argument
+// replaced by the dependency's result object id. Capabilities are kept, so
+// graph nodes are routed like any task.
+func (s *Scheduler) submitNode(g *graph, n *gnode) {
+	t := *n.msg
+	t.Arguments = make([]protocol.Argument, len(n.msg.Arguments))
+	for i, a := range n.msg.Arguments {
+		if a.Type == protocol.ArgumentTask {
+			var obj []byte
+			if d := g.nodes[string(a.Data)]; len(d.results) > 0 {
+				obj = d.results[0]
+			}
+			a = protocol.Argument{Type: protocol.ArgumentObjectID, Data: obj}
+		}
+		t.Arguments[i] = a
+	}
+	n.state = nodeSubmitted
+	n.task = s.newTask(&t, g.client, g)
+	s.submit(n.task)
+}
+
+// markDone closes node nid; false when it was already closed.
+func (s *Scheduler) markDone(g *graph, nid string) (*gnode, bool) {
+	n := g.nodes[nid]
+	if n == nil || n.state == nodeDone {
+		return n, false
+	}
+	n.state = nodeDone
+	n.task = nil
+	g.open--
+	if s.taskToGraph[nid] == g {
+		delete(s.taskToGraph, nid)
+	}
+	return n, true
+}
+
+// nodeFinished is called after a node's TaskResult went to the client.
+func (s *Scheduler) nodeFinished(g *graph, t *task, r *protocol.TaskResult) {
+	n, ok := s.markDone(g, t.id)
+	if !ok {
+		return
+	}
+	switch g.mode {
+	case graphCanceling:
+		s.maybeFinishCancel(g)
+		return
+	case graphAborting:
+		s.maybeForgetGraph(g)
+		return
+	}
+	if r.Type != protocol.ResultSuccess {
+		s.abortGraph(g, t.id, r)
+		return
+	}
+	n.results = r.Results
+	for _, dep := range n.deps {
+		d := g.nodes[dep]
+		d.openDependents--
+		if d.openDependents == 0 && !g.targets[dep] {
+			s.releaseNode(g, d)
+		}
+	}
+	if g.open == 0 {
+		s.finishGraph(g, &protocol.TaskResult{TaskID: g.idb, Type: protocol.ResultSuccess})
+		return
+	}
+	for _, dn := range n.dependents {
+		if g.mode != graphActive {
+			return
+		}
+		d := g.nodes[dn]
+		d.unresolved--
+		if d.unresolved == 0 && d.state == nodePending {
+			s.submitNode(g, d)
+		}
+	}
+}
+
+// nodeCanceled is called after a node's cancel was settled.
+func (s *Scheduler) nodeCanceled(g *graph, t *task, _ protocol.TaskCancelConfirmType) {
+	if _, ok := s.markDone(g, t.id); !ok {
+		return
+	}
+	switch g.mode {
+	case graphCanceling:
+		s.maybeFinishCancel(g)
+	case graphAborting:
+		s.maybeForgetGraph(g)
+	default:
+		// A node canceled on its own (not through the graph): the graph
+		// cannot complete, so cancel the rest of it.
+		s.cancelGraph(g)
+	}
+}
+
+func (s *Scheduler) releaseNode(g *graph, n *gnode) {
+	if n.released || len(n.results) == 0 {
+		return
+	}
+	n.released = true
+	s.releaseObjects(g.client, n.results)
+}
+
+// cancelGraph cancels every unfinished node (running ones with force) and
+// answers the umbrella once they are all settled.
+func (s *Scheduler) cancelGraph(g *graph) {
+	if g.mode != graphActive || g.done {
+		return
+	}
+	g.mode = graphCanceling
+	g.inCancel = true
+	for _, nid := range g.order {
+		n := g.nodes[nid]
+		switch n.state {
+		case nodePending:
+			s.markDone(g, nid)
+			s.out.Send(g.clientb, &protocol.TaskCancelConfirm{TaskID: n.msg.TaskID, Type: protocol.CancelConfirmCanceled})
+		case nodeSubmitted:
+			s.cancelTask(n.task, true)
+		}
+	}
+	g.inCancel = false
+	s.maybeFinishCancel(g)
+}
+
+func (s *Scheduler) maybeFinishCancel(g *graph) {
+	if g.inCancel || g.done || g.open > 0 {
+		return
+	}
+	s.answerGraph(g, &protocol.TaskCancelConfirm{TaskID: g.idb, Type: protocol.CancelConfirmCanceled})
+	s.maybeForgetGraph(g)
+}
+
+// abortGraph propagates a node failure: every unfinished node gets a copy
+// of the failure (new object ids duplicated in storage), running nodes are
+// canceled on their workers without further client messages, then the
+// umbrella gets the failure.
+func (s *Scheduler) abortGraph(g *graph, failed string, r *protocol.TaskResult) {
+	g.mode = graphAborting
+	g.inCancel = true
+	for _, nid := range g.order {
+		n := g.nodes[nid]
+		if n.state == nodeDone || nid == failed {
+			continue
+		}
+		ids := make([][]byte, 0, len(r.Results))
+		for _, src := range r.Results {
+			nid := s.cfg.NewObjectID(g.clientb)
+			s.out.DuplicateObject(nid, src)
+			var name []byte
+			if o := s.objects[string(src)]; o != nil {
+				name = o.name
+			}
+			s.addObject(g.client, nid, name)
+			ids = append(ids, nid)
+		}
+		s.out.Send(g.clientb, &protocol.TaskResult{TaskID: n.msg.TaskID, Type: r.Type, Profile: r.Profile,
+			Results: ids, Message: r.Message})
+		if n.state == nodePending {
+			s.markDone(g, nid)
+			continue
+		}
+		t := n.task
+		t.silent = true
+		delete(s.taskToGraph, nid)
+		s.cancelTask(t, true)
+	}
+	g.inCancel = false
+	s.answerGraph(g, &protocol.TaskResult{TaskID: g.idb, Type: r.Type, Message: r.Message})
+	s.maybeForgetGraph(g)
+}
+
+// finishGraph answers the umbrella with r once every node is done.
+func (s *Scheduler) finishGraph(g *graph, r *protocol.TaskResult) {
+	s.answerGraph(g, r)
+	s.maybeForgetGraph(g)
+}
+
+// answerGraph sends the umbrella's single answer.
+func (s *Scheduler) answerGraph(g *graph, m protocol.Message) {
+	if g.done {
+		return
+	}
+	g.done = true
+	s.out.Send(g.clientb, m)
+	s.disownTask(g.client, g.id)
+	delete(s.graphs, g.id)
+	if s.taskToGraph[g.id] == g {
+		delete(s.taskToGraph, g.id)
+	}
+}
+
+// maybeForgetGraph frees intermediate results once the umbrella is
+// answered and no node is open.
+func (s *Scheduler) maybeForgetGraph(g *graph) {
+	if !g.done || g.open > 0 || g.inCancel {
+		return
+	}
+	for _, nid := range g.order {
+		if !g.targets[nid] {
+			s.releaseNode(g, g.nodes[nid])
+		}
+	}
+}

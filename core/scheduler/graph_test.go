@@ -1,0 +1,146 @@
+package scheduler
+
+import (
+	"testing"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// diamond: a -> b, a -> c, (b, c) -> d; d is the target.
+func diamond(caps ...string) *protocol.GraphTask {
+	node := func(id string, deps ...string) protocol.Task {
+		t := *newTask(id, "c", caps...)
+		for _, d := range deps {
+			t.Arguments = append(t.Arguments, protocol.Argument{Type: protocol.ArgumentTask, Data: []byte(d)})
+		}
+		t.Arguments = append(t.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte("arg")})
+		return t
+	}
+	return &protocol.GraphTask{TaskID: []byte("G"), Source: []byte("c"), Targets: [][]byte{[]byte("d")},
+		Graph: []protocol.Task{node("a"), node("b", "a"), node("c", "a"), node("d", "b", "c")}}
+}
+
+func graphHarness(t *testing.T, caps ...string) *harness {
+	h := newHarness(t, nil)
+	h.client("c")
+	h.worker("w", 10, caps...)
+	h.take()
+	h.takePub()
+	h.handle("c", diamond(caps...))
+	return h
+}
+
+func TestGraphSuccess(t *testing.T) { // items 51, 52, 53, 54, 55, 56
+	h := graphHarness(t, "gpu")
+	pub := describePub(h.takePub())
+	equal(t, "StateGraphTask per node", pub[:4], []string{"StateGraphTask(G,a,Normal,[])", "StateGraphTask(G,b,Normal,[a])",
+		"StateGraphTask(G,c,Normal,[a])", "StateGraphTask(G,d,Target,[b,c])"})
+	got := h.take()
+	equal(t, "only a is ready", describe(got), []string{"w:Task(a)"})
+	if len(got[0].msg.(*protocol.Task).Capabilities) != 1 {
+		t.Fatal("node capabilities dropped")
+	}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		h.handle("c", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
+			Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("r" + n)}}})
+	}
+	h.result("w", "a", protocol.ResultSuccess, "ra")
+	got = h.take()
+	equal(t, "b and c follow", describe(got), []string{"c:Result(a,Success,1)", "w:Task(b)", "w:Task(c)"})
+	arg := got[1].msg.(*protocol.Task).Arguments[0]
+	if arg.Type != protocol.ArgumentObjectID || string(arg.Data) != "ra" {
+		t.Fatalf("dependency argument not replaced: %+v", arg)
+	}
+	h.result("w", "b", protocol.ResultSuccess, "rb")
+	equal(t, "d waits for c", describe(h.take()), []string{"c:Result(b,Success,1)"})
+	if len(h.out.deleted) != 0 {
+		t.Fatal("ra freed while c still needs it")
+	}
+	h.result("w", "c", protocol.ResultSuccess, "rc")
+	equal(t, "d", describe(h.take()), []string{"c:Result(c,Success,1)", "w:Task(d)", "w:ObjectDelete(ra)"})
+	h.advance(1e9)
+	h.take()
+	h.result("w", "d", protocol.ResultSuccess, "rd")
+	equal(t, "umbrella once", describe(h.take()), []string{"c:Result(d,Success,1)", "c:Result(G,Success,0)", "w:ObjectDelete(rb,rc)"})
+	h.advance(1e9)
+	if _, ok := h.s.objects["rd"]; !ok || len(h.s.objects) != 1 {
+		t.Fatalf("only the target result should remain, have %d objects", len(h.s.objects))
+	}
+	if len(h.s.graphs) != 0 || len(h.s.taskToGraph) != 0 || len(h.s.clientTasks) != 0 {
+		t.Fatal("graph state left behind")
+	}
+	checkInvariants(t, h.s)
+}
+
+func TestGraphFailure(t *testing.T) { // item 57
+	h := graphHarness(t)
+	h.take()
+	h.result("w", "a", protocol.ResultSuccess, "ra")
+	h.take()
+	h.handle("c", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("err")}, Names: [][]byte{[]byte("e")}}})
+	h.result("w", "b", protocol.ResultFailed, "err")
+	got := describe(h.take())
+	equal(t, "propagated", got, []string{"c:Result(b,Failed,1)", "c:Result(c,Failed,1)", "w:TaskCancel(c,force=true)",
+		"c:Result(d,Failed,1)", "c:Result(G,Failed,0)"})
+	if len(h.out.dups) != 2 || h.out.dups[0][1] != "err" {
+		t.Fatalf("duplicates %v", h.out.dups)
+	}
+	// The running node's own result is not delivered a second time.
+	h.result("w", "c", protocol.ResultSuccess, "rc")
+	if got := h.take(); len(got) != 0 {
+		t.Fatalf("second result delivered: %v", describe(got))
+	}
+	checkInvariants(t, h.s)
+}
+
+func TestGraphCancel(t *testing.T) { // item 58: the graph-cancel crash path
+	for _, via := range []string{"G", "b", "disconnect"} {
+		t.Run(via, func(t *testing.T) {
+			h := graphHarness(t)
+			h.take()
+			h.result("w", "a", protocol.ResultSuccess, "ra")
+			h.take() // b and c running, d pending
+			if via == "disconnect" {
+				h.handle("c", &protocol.ClientDisconnect{Type: protocol.DisconnectClient})
+			} else {
+				h.cancel("c", via, true)
+			}
+			equal(t, "cancel", describe(filter(h.take(), protocol.KindObjectInstruction)), []string{"w:TaskCancel(b,force=true)",
+				"w:TaskCancel(c,force=true)", "c:Confirm(d,Canceled)"})
+			h.confirm("w", "b", protocol.CancelConfirmCanceled)
+			h.cancel("c", "G", true) // repeated cancel: nothing new
+			h.confirm("w", "c", protocol.CancelConfirmNotFound)
+			equal(t, "exactly one umbrella confirm", describe(filter(h.take(), protocol.KindObjectInstruction)), []string{
+				"c:Confirm(b,Canceled)", "c:Confirm(c,CancelNotFound)", "c:Confirm(G,Canceled)"})
+			checkInvariants(t, h.s)
+			if len(h.s.graphs) != 0 || len(h.s.taskToGraph) != 0 {
+				t.Fatal("graph left behind")
+			}
+		})
+	}
+}
+
+func TestGraphRefused(t *testing.T) {
+	cases := map[string]*protocol.GraphTask{
+		"cycle": {TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), Arguments: []protocol.Argument{{Type: protocol.ArgumentTask, Data: []byte("b")}}},
+			{TaskID: []byte("b"), Arguments: []protocol.Argument{{Type: protocol.ArgumentTask, Data: []byte("a")}}}}},
+		"foreign dependency": {TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), Arguments: []protocol.Argument{{Type: protocol.ArgumentTask, Data: []byte("zz")}}}}},
+		"duplicate node": {TaskID: []byte("G"), Graph: []protocol.Task{{TaskID: []byte("a")}, {TaskID: []byte("a")}}},
+	}
+	for name, g := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.handle("c", g)
+			equal(t, "refused", describe(h.take()), []string{"c:Result(G,Rejected,0)"})
+			if len(h.s.tasks) != 0 || len(h.s.graphs) != 0 {
+				t.Fatal("state left")
+			}
+		})
+	}
+	h := newHarness(t, nil)
+	h.handle("c", &protocol.GraphTask{TaskID: []byte("E")})
+	equal(t, "empty graph", describe(h.take()), []string{"c:Result(E,Success,0)"})
+}

@@ -1,0 +1,128 @@
+package scheduler
+
+import "github.com/opengris/scaler/core/protocol"
+
+// Transition is an event that may move a task from one state to another.
+type Transition uint8
+
+// Transitions, after upstream Scaler's TaskTransition, plus the ones this
+// implementation adds (marked).
+const (
+	TrHasCapacity Transition = iota
+	TrTaskCancel
+	TrBalanceTaskCancel
+	TrCancelConfirmCanceled
+	TrCancelConfirmFailed
+	TrCancelConfirmNotFound
+	TrResultSuccess
+	TrResultFailed
+	TrResultWorkerDied
+	TrWorkerDisconnect
+	TrSchedulerHasTask
+	TrSchedulerHasNoTask
+	// Additions.
+	TrResultTimeout       // worker reports a task timeout
+	TrResultProcessorDied // worker reports its processor died
+	TrReject              // no slot and the waiting queue is full
+	numTransitions
+)
+
+var transitionNames = [...]string{
+	"HasCapacity", "TaskCancel", "BalanceTaskCancel", "CancelConfirmCanceled",
+	"CancelConfirmFailed", "CancelConfirmNotFound", "ResultSuccess", "ResultFailed",
+	"ResultWorkerDied", "WorkerDisconnect", "SchedulerHasTask", "SchedulerHasNoTask",
+	"ResultTimeout", "ResultProcessorDied", "Reject",
+}
+
+func (t Transition) String() string {
+	if int(t) < len(transitionNames) {
+		return transitionNames[t]
+	}
+	return "Transition(?)"
+}
+
+type (
+	st = protocol.TaskState
+)
+
+// table is the task state machine. It follows upstream's TRANSITION_MAP
+// with the intended fixes (reference scheduler.md §3.5): a result that
+// arrives while a client cancel is in flight finishes the task (the worker
+// ran it first); a balance cancel answered "not found" re-places the task;
+// the additional result types and Reject are terminal.
+var table = map[st]map[Transition]st{
+	protocol.TaskStateInactive: {
+		TrHasCapacity: protocol.TaskStateRunning,
+		TrTaskCancel:  protocol.TaskStateCanceled,
+		TrReject:      protocol.TaskStateRejected,
+	},
+	protocol.TaskStateRunning: {
+		TrTaskCancel:          protocol.TaskStateCanceling,
+		TrBalanceTaskCancel:   protocol.TaskStateBalanceCanceling,
+		TrResultSuccess:       protocol.TaskStateSuccess,
+		TrResultFailed:        protocol.TaskStateFailed,
+		TrResultWorkerDied:    protocol.TaskStateFailedWorkerDied,
+		TrResultTimeout:       protocol.TaskStateFailedTimeout,
+		TrResultProcessorDied: protocol.TaskStateFailedProcessorDied,
+		TrWorkerDisconnect:    protocol.TaskStateWorkerDisconnecting,
+	},
+	protocol.TaskStateCanceling: {
+		TrCancelConfirmCanceled: protocol.TaskStateCanceled,
+		TrCancelConfirmFailed:   protocol.TaskStateRunning,
+		TrCancelConfirmNotFound: protocol.TaskStateCanceledNotFound,
+		TrResultSuccess:         protocol.TaskStateSuccess,
+		TrResultFailed:          protocol.TaskStateFailed,
+		TrResultWorkerDied:      protocol.TaskStateFailedWorkerDied,
+		TrResultTimeout:         protocol.TaskStateFailedTimeout,
+		TrResultProcessorDied:   protocol.TaskStateFailedProcessorDied,
+		TrWorkerDisconnect:      protocol.TaskStateCanceled,
+	},
+	protocol.TaskStateBalanceCanceling: {
+		TrTaskCancel:            protocol.TaskStateCanceling,
+		TrCancelConfirmCanceled: protocol.TaskStateInactive,
+		TrCancelConfirmFailed:   protocol.TaskStateRunning,
+		TrCancelConfirmNotFound: protocol.TaskStateInactive,
+		TrResultSuccess:         protocol.TaskStateSuccess,
+		TrResultFailed:          protocol.TaskStateFailed,
+		TrResultWorkerDied:      protocol.TaskStateFailedWorkerDied,
+		TrResultTimeout:         protocol.TaskStateFailedTimeout,
+		TrResultProcessorDied:   protocol.TaskStateFailedProcessorDied,
+		TrWorkerDisconnect:      protocol.TaskStateWorkerDisconnecting,
+	},
+	protocol.TaskStateWorkerDisconnecting: {
+		TrSchedulerHasTask:   protocol.TaskStateInactive,
+		TrSchedulerHasNoTask: protocol.TaskStateFailedWorkerDied,
+	},
+}
+
+// Next reports the state after transition t from state s, and false when t
+// is not allowed in s.
+func Next(s protocol.TaskState, t Transition) (protocol.TaskState, bool) {
+	n, ok := table[s][t]
+	return n, ok
+}
+
+// resultTransition maps a worker's result type to its transition.
+func resultTransition(r protocol.TaskResultType) Transition {
+	switch r {
+	case protocol.ResultSuccess:
+		return TrResultSuccess
+	case protocol.ResultFailedWorkerDied:
+		return TrResultWorkerDied
+	case protocol.ResultFailedTimeout:
+		return TrResultTimeout
+	case protocol.ResultFailedProcessorDied:
+		return TrResultProcessorDied
+	}
+	return TrResultFailed // Failed, and anything a worker should not send
+}
+
+func confirmTransition(c protocol.TaskCancelConfirmType) Transition {
+	switch c {
+	case protocol.CancelConfirmCanceled:
+		return TrCancelConfirmCanceled
+	case protocol.CancelConfirmFailed:
+		return TrCancelConfirmFailed
+	}
+	return TrCancelConfirmNotFound
+}

@@ -1,0 +1,99 @@
+package scheduler
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/scheduler/transitions.golden")
+
+const goldenPath = "../../testdata/scheduler/transitions.golden"
+
+// renderTable writes every (state, transition) pair of the state machine.
+func renderTable() string {
+	var b strings.Builder
+	b.WriteString("# Task state machine: every (state, transition) pair.\n")
+	b.WriteString("# Regenerate with: go test ./core/scheduler -run TestTransitionsGolden -update\n")
+	for s := protocol.TaskState(0); s < protocol.NumTaskStates; s++ {
+		for tr := Transition(0); tr < numTransitions; tr++ {
+			if next, ok := Next(s, tr); ok {
+				b.WriteString(s.String() + " -" + tr.String() + "-> " + next.String() + "\n")
+			} else {
+				b.WriteString(s.String() + " -" + tr.String() + "-> (rejected)\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestTransitionsGolden(t *testing.T) {
+	got := renderTable()
+	if *update {
+		if err := os.WriteFile(goldenPath, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(goldenPath)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("transition table differs from %s; run with -update and review the diff", goldenPath)
+	}
+}
+
+func TestMachineInvariants(t *testing.T) {
+	// Terminal states absorb everything.
+	for s := protocol.TaskState(0); s < protocol.NumTaskStates; s++ {
+		if !s.Terminal() {
+			continue
+		}
+		for tr := Transition(0); tr < numTransitions; tr++ {
+			if _, ok := Next(s, tr); ok {
+				t.Errorf("terminal %v has edge %v", s, tr)
+			}
+		}
+	}
+	// Every state in the table is reachable from Inactive and can reach a
+	// terminal state.
+	reach := map[protocol.TaskState]bool{protocol.TaskStateInactive: true}
+	for changed := true; changed; {
+		changed = false
+		for s := range reach {
+			for _, n := range table[s] {
+				if !reach[n] {
+					reach[n] = true
+					changed = true
+				}
+			}
+		}
+	}
+	for s := range table {
+		if !reach[s] {
+			t.Errorf("%v unreachable", s)
+		}
+		ends := false
+		seen := map[protocol.TaskState]bool{s: true}
+		queue := []protocol.TaskState{s}
+		for len(queue) > 0 && !ends {
+			c := queue[0]
+			queue = queue[1:]
+			for _, n := range table[c] {
+				if n.Terminal() {
+					ends = true
+				}
+				if !seen[n] {
+					seen[n] = true
+					queue = append(queue, n)
+				}
+			}
+		}
+		if !ends {
+			t.Errorf("%v cannot finish", s)
+		}
+	}
+}

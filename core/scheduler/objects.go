@@ -1,0 +1,154 @@
+package scheduler
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// object is a tracked object: its name (for StateTask function names) and
+// the clients that own it. It is deleted when its last owner lets go.
+type object struct {
+	name   []byte
+	owners []string
+}
+
+// capKey is a canonical string for a set of capability names.
+func capKey(caps map[string]int64) string {
+	switch len(caps) {
+	case 0:
+		return ""
+	case 1:
+		for k := range caps {
+			return k
+		}
+	}
+	names := make([]string, 0, len(caps))
+	for k := range caps {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, "\x00")
+}
+
+func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstruction) {
+	user := string(m.ObjectUser)
+	switch m.Type {
+	case protocol.InstructionCreate:
+		if _, ok := s.clients[user]; !ok {
+			// The owner is gone (or never registered): nobody will read or
+			// delete these objects, so delete them now instead of leaking.
+			s.log.Debug().Str("from", string(from)).Str("client", user).Int("objects", len(m.Metadata.ObjectIDs)).Msg("objects created for an unknown client; deleting them")
+			for _, id := range m.Metadata.ObjectIDs {
+				if _, tracked := s.objects[string(id)]; !tracked {
+					s.toDelete = append(s.toDelete, id)
+				}
+			}
+			return
+		}
+		for i, id := range m.Metadata.ObjectIDs {
+			var name []byte
+			if i < len(m.Metadata.Names) {
+				name = m.Metadata.Names[i]
+			}
+			s.addObject(user, id, name)
+		}
+	case protocol.InstructionDelete:
+		s.releaseObjects(user, m.Metadata.ObjectIDs)
+	case protocol.InstructionClear:
+		s.log.Warn().Str("from", string(from)).Msg("ObjectInstruction clear is not accepted from peers; dropped")
+	default:
+		s.log.Warn().Str("from", string(from)).Uint8("type", uint8(m.Type)).Msg("ObjectInstruction with unknown type dropped")
+	}
+}
+
+func (s *Scheduler) addObject(owner string, id, name []byte) {
+	key := string(id)
+	o := s.objects[key]
+	if o == nil {
+		o = &object{}
+		s.objects[key] = o
+	}
+	o.name = name
+	for _, w := range o.owners {
+		if w == owner {
+			return
+		}
+	}
+	o.owners = append(o.owners, owner)
+	set := s.clientObjects[owner]
+	if set == nil {
+		set = map[string]struct{}{}
+		s.clientObjects[owner] = set
+	}
+	set[key] = struct{}{}
+}
+
+// releaseObjects drops owner's ownership of ids; objects left without an
+// owner are queued for deletion.
+func (s *Scheduler) releaseObjects(owner string, ids [][]byte) {
+	set := s.clientObjects[owner]
+	for _, id := range ids {
+		key := string(id)
+		o := s.objects[key]
+		if o == nil {
+			continue
+		}
+		s.dropOwner(o, key, owner)
+		if set != nil {
+			delete(set, key)
+		}
+	}
+	if set != nil && len(set) == 0 {
+		delete(s.clientObjects, owner)
+	}
+}
+
+func (s *Scheduler) dropOwner(o *object, key, owner string) {
+	for i, w := range o.owners {
+		if w == owner {
+			o.owners = append(o.owners[:i], o.owners[i+1:]...)
+			break
+		}
+	}
+	if len(o.owners) == 0 {
+		delete(s.objects, key)
+		s.toDelete = append(s.toDelete, []byte(key))
+	}
+}
+
+func (s *Scheduler) releaseClientObjects(owner string) {
+	set := s.clientObjects[owner]
+	delete(s.clientObjects, owner)
+	for key := range set {
+		if o := s.objects[key]; o != nil {
+			s.dropOwner(o, key, owner)
+		}
+	}
+}
+
+// flushObjects sends the queued deletions, at most once per flush interval
+// (force ignores the interval): one ObjectInstruction{delete} per batch to
+// every worker, then one storage delete per id.
+func (s *Scheduler) flushObjects(now time.Time, force bool) {
+	if len(s.toDelete) == 0 || (!force && now.Before(s.nextFlush)) {
+		return
+	}
+	s.nextFlush = now.Add(s.cfg.ObjectFlushInterval)
+	ids := s.toDelete
+	s.toDelete = nil
+	for len(ids) > 0 {
+		n := min(len(ids), s.cfg.MaxDeleteBatch)
+		batch := ids[:n:n]
+		ids = ids[n:]
+		for _, w := range s.workers.order {
+			s.out.Send(w.idb, &protocol.ObjectInstruction{Type: protocol.InstructionDelete,
+				Metadata: protocol.ObjectMetadata{ObjectIDs: batch}})
+		}
+		for _, id := range batch {
+			s.out.DeleteObject(id)
+		}
+	}
+}

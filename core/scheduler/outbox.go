@@ -1,0 +1,18 @@
+package scheduler
+
+import "github.com/opengris/scaler/core/protocol"
+
+// Outbox receives everything the scheduler decides to send. Messages handed
+// to it are never modified by the scheduler afterwards, and the scheduler
+// may hand the same message (e.g. a Task it re-places) more than once.
+type Outbox interface {
+	// Send sends m to the peer with ROUTER identity to (client or worker).
+	Send(to []byte, m protocol.Message)
+	// Publish sends m to the monitor PUB socket.
+	Publish(m protocol.Message)
+	// DeleteObject asks object storage to delete id.
+	DeleteObject(id []byte)
+	// DuplicateObject asks object storage to make newID refer to the content
+	// of srcID.
+	DuplicateObject(newID, srcID []byte)
+}

@@ -1,0 +1,700 @@
+package scheduler
+
+import (
+	"container/list"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// task is one task the scheduler holds, from arrival to its terminal state.
+type task struct {
+	id       string
+	msg      *protocol.Task // what is sent to workers
+	owner    string         // client that gets results and confirms
+	funcName []byte
+	state    protocol.TaskState
+	seq      uint64
+
+	worker *worker       // set while on a worker
+	welem  *list.Element // in worker.tasks
+	group  *waitGroup    // set while waiting
+	gelem  *list.Element // in group.queue
+
+	cancelsInFlight int    // TaskCancel messages sent to the worker, not yet answered
+	graph           *graph // set for graph nodes
+	silent          bool   // graph already answered for this node: tell the client nothing more
+}
+
+// client is a client that has sent a heartbeat.
+type client struct {
+	id       string
+	idb      []byte
+	lastSeen time.Time
+}
+
+// waitGroup is the FIFO of waiting tasks that need the same capabilities.
+// Placement retries the head of each group only, so an unplaceable task
+// holds up only tasks with identical needs, which could not be placed either.
+type waitGroup struct {
+	key   string
+	need  map[string]int64
+	queue list.List // *task
+}
+
+// Scheduler is the pure scheduler state. Use New; call Handle for each
+// message and Tick regularly (every 100 ms or so), always from one goroutine.
+type Scheduler struct {
+	cfg Config
+	out Outbox
+	log zerolog.Logger
+
+	clients     map[string]*client
+	clientTasks map[string]map[string]struct{} // owner -> outstanding task and graph ids
+	workers     workerSet
+	tasks       map[string]*task
+	nextSeq     uint64
+
+	waiting    map[string]*waitGroup
+	numWaiting int
+
+	graphs      map[string]*graph // umbrella id -> graph
+	taskToGraph map[string]*graph // umbrella and unfinished node ids -> graph
+
+	objects       map[string]*object
+	clientObjects map[string]map[string]struct{}
+	toDelete      [][]byte
+	nextFlush     time.Time
+
+	lastBalance time.Time
+	lastAdvice  string
+	sameAdvice  int
+	counts      [protocol.NumTaskStates]uint64 // current (non-terminal) / cumulative (terminal)
+	shutdown    bool
+}
+
+// New returns a scheduler that sends through out.
+func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
+	cfg.fill()
+	return &Scheduler{
+		cfg:           cfg,
+		out:           out,
+		log:           log,
+		clients:       map[string]*client{},
+		clientTasks:   map[string]map[string]struct{}{},
+		workers:       newWorkerSet(),
+		tasks:         map[string]*task{},
+		waiting:       map[string]*waitGroup{},
+		graphs:        map[string]*graph{},
+		taskToGraph:   map[string]*graph{},
+		objects:       map[string]*object{},
+		clientObjects: map[string]map[string]struct{}{},
+		lastBalance:   now,
+	}
+}
+
+// ShutdownAccepted reports whether a client's shutdown was accepted; the
+// owner should then stop (after flushing what was sent).
+func (s *Scheduler) ShutdownAccepted() bool { return s.shutdown }
+
+// Handle processes one decoded message from the peer with identity from.
+func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
+	if s.shutdown {
+		return
+	}
+	switch m := m.(type) {
+	case *protocol.ClientHeartbeat:
+		s.onClientHeartbeat(from, now)
+	case *protocol.ClientDisconnect:
+		s.onClientDisconnect(from, m)
+	case *protocol.WorkerHeartbeat:
+		s.onWorkerHeartbeat(from, m, now)
+	case *protocol.DisconnectRequest:
+		s.onDisconnectRequest(from, m)
+	case *protocol.Task:
+		s.onTask(from, m)
+	case *protocol.GraphTask:
+		s.onGraphTask(from, m)
+	case *protocol.TaskCancel:
+		s.onTaskCancel(from, m)
+	case *protocol.TaskCancelConfirm:
+		s.onCancelConfirm(from, m)
+	case *protocol.TaskResult:
+		s.onTaskResult(from, m)
+	case *protocol.TaskLog:
+		s.onTaskLog(from, m)
+	case *protocol.ObjectInstruction:
+		s.onObjectInstruction(from, m)
+	default:
+		s.log.Warn().Str("from", string(from)).Str("type", m.Kind().String()).Msg("unexpected message dropped")
+	}
+	s.flushObjects(now, false)
+}
+
+// Tick runs the timers: client and worker timeouts, load balancing and the
+// object deletion batch.
+func (s *Scheduler) Tick(now time.Time) {
+	if s.shutdown {
+		return
+	}
+	for id, c := range s.clients {
+		if now.Sub(c.lastSeen) > s.cfg.ClientTimeout {
+			s.log.Info().Str("client", id).Msg("client timed out")
+			s.dropClient(id)
+		}
+	}
+	var dead []*worker
+	for _, w := range s.workers.order {
+		if now.Sub(w.lastSeen) > s.cfg.WorkerTimeout {
+			dead = append(dead, w)
+		}
+	}
+	for _, w := range dead {
+		s.log.Info().Str("worker", w.id).Msg("worker timed out")
+		s.removeWorker(w)
+	}
+	if now.Sub(s.lastBalance) >= s.cfg.BalanceInterval {
+		s.lastBalance = now
+		s.balance()
+	}
+	s.flushObjects(now, false)
+}
+
+// ---- clients ----
+
+func (s *Scheduler) onClientHeartbeat(from []byte, now time.Time) {
+	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
+	id := string(from)
+	c := s.clients[id]
+	if c == nil {
+		c = &client{id: id, idb: from}
+		s.clients[id] = c
+		s.log.Info().Str("client", id).Msg("client connected")
+	}
+	c.lastSeen = now
+}
+
+func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect) {
+	id := string(from)
+	switch m.Type {
+	case protocol.DisconnectClient:
+		s.log.Info().Str("client", id).Msg("client disconnected")
+		s.dropClient(id)
+	case protocol.DisconnectShutdown:
+		if s.cfg.Protected {
+			s.log.Warn().Str("client", id).Msg("client asked for shutdown; refused: scheduler is protected")
+			s.out.Send(from, &protocol.ClientShutdownResponse{Accepted: false,
+				Reason: "scheduler is in protected mode; start it with -p False to allow shutdown requests"})
+			return
+		}
+		s.log.Info().Str("client", id).Msg("client asked for shutdown; accepted, stopping workers and scheduler")
+		s.out.Send(from, &protocol.ClientShutdownResponse{Accepted: true})
+		for len(s.workers.order) > 0 {
+			w := s.workers.order[0]
+			s.out.Send(w.idb, &protocol.ClientDisconnect{Type: protocol.DisconnectShutdown})
+			s.removeWorker(w)
+		}
+		s.shutdown = true
+	default:
+		s.log.Warn().Str("client", id).Uint8("type", uint8(m.Type)).Msg("ClientDisconnect with unknown type dropped")
+	}
+}
+
+// dropClient cancels every task of the client, releases its objects and
+// forgets it.
+func (s *Scheduler) dropClient(id string) {
+	delete(s.clients, id)
+	if owned := s.clientTasks[id]; len(owned) > 0 {
+		ids := make([]string, 0, len(owned))
+		for tid := range owned {
+			ids = append(ids, tid)
+		}
+		for _, tid := range ids {
+			if g := s.graphs[tid]; g != nil {
+				s.cancelGraph(g)
+				continue
+			}
+			if t := s.tasks[tid]; t != nil {
+				s.cancelTask(t, false)
+			}
+		}
+	}
+	s.releaseClientObjects(id)
+}
+
+// ---- workers ----
+
+func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, now time.Time) {
+	id := string(from)
+	w := s.workers.byID[id]
+	if w == nil {
+		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities}
+		s.workers.add(w)
+		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
+		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
+		w.last = *m
+		w.lastSeen = now
+		s.retryWaiting()
+	}
+	w.last = *m
+	w.lastSeen = now
+	s.out.Send(from, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
+}
+
+func (s *Scheduler) onDisconnectRequest(from []byte, m *protocol.DisconnectRequest) {
+	id := m.Worker
+	if len(id) == 0 {
+		id = from
+	}
+	if w := s.workers.byID[string(id)]; w != nil {
+		s.log.Info().Str("worker", w.id).Msg("worker disconnected")
+		s.removeWorker(w)
+	}
+	s.out.Send(from, &protocol.DisconnectResponse{Worker: m.Worker})
+}
+
+// removeWorker forgets w and re-places the tasks it held.
+func (s *Scheduler) removeWorker(w *worker) {
+	s.workers.remove(w)
+	s.out.Publish(&protocol.StateWorker{WorkerID: w.idb, State: protocol.WorkerDisconnected, Capabilities: w.caps})
+	var held []*task
+	for e := w.tasks.Front(); e != nil; e = e.Next() {
+		held = append(held, e.Value.(*task))
+	}
+	w.tasks.Init()
+	requeue := make([]*task, 0, len(held))
+	for _, t := range held {
+		t.worker, t.welem = nil, nil
+		t.cancelsInFlight = 0
+		next, ok := s.transition(t, TrWorkerDisconnect)
+		if !ok {
+			continue
+		}
+		if next == protocol.TaskStateCanceled {
+			s.finishCanceled(t, protocol.CancelConfirmCanceled)
+			continue
+		}
+		// WorkerDisconnecting: the scheduler always keeps the task body.
+		s.transition(t, TrSchedulerHasTask)
+		requeue = append(requeue, t)
+	}
+	// Re-placed tasks go ahead of the tasks already waiting, oldest first.
+	var rest []*task
+	for _, t := range requeue {
+		if w := s.workers.pick(t.msg.Capabilities); w != nil && s.groupEmpty(t) {
+			s.assign(t, w)
+		} else {
+			rest = append(rest, t)
+		}
+	}
+	for i := len(rest) - 1; i >= 0; i-- {
+		s.enqueue(rest[i], true)
+		s.publishTask(rest[i], nil)
+	}
+	s.retryWaiting()
+}
+
+// ---- tasks ----
+
+func (s *Scheduler) onTask(from []byte, m *protocol.Task) {
+	if len(m.TaskID) == 0 {
+		s.log.Warn().Str("from", string(from)).Msg("Task without id dropped")
+		return
+	}
+	id := string(m.TaskID)
+	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
+		s.log.Warn().Str("from", string(from)).Hex("task", m.TaskID).Msg("duplicate Task dropped")
+		return
+	}
+	owner := string(m.Source)
+	if owner == "" {
+		owner = string(from)
+		m.Source = from
+	}
+	t := s.newTask(m, owner, nil)
+	s.ownTask(owner, id)
+	s.submit(t)
+}
+
+func (s *Scheduler) newTask(m *protocol.Task, owner string, g *graph) *task {
+	s.nextSeq++
+	t := &task{id: string(m.TaskID), msg: m, owner: owner, seq: s.nextSeq, graph: g,
+		state: protocol.TaskStateInactive}
+	if o := s.objects[string(m.FuncObjectID)]; o != nil {
+		t.funcName = o.name
+	}
+	s.tasks[t.id] = t
+	s.counts[protocol.TaskStateInactive]++
+	return t
+}
+
+func (s *Scheduler) ownTask(owner, id string) {
+	set := s.clientTasks[owner]
+	if set == nil {
+		set = map[string]struct{}{}
+		s.clientTasks[owner] = set
+	}
+	set[id] = struct{}{}
+}
+
+func (s *Scheduler) disownTask(owner, id string) {
+	if set := s.clientTasks[owner]; set != nil {
+		delete(set, id)
+		if len(set) == 0 {
+			delete(s.clientTasks, owner)
+		}
+	}
+}
+
+// submit places an Inactive task, queues it, or refuses it when the waiting
+// queue is full.
+func (s *Scheduler) submit(t *task) {
+	key := capKey(t.msg.Capabilities)
+	if g := s.waiting[key]; g == nil || g.queue.Len() == 0 {
+		if w := s.workers.pick(t.msg.Capabilities); w != nil {
+			s.assign(t, w)
+			return
+		}
+	}
+	if s.cfg.MaxTasksWaiting >= 0 && s.numWaiting >= s.cfg.MaxTasksWaiting {
+		s.transition(t, TrReject)
+		s.finishResult(t, &protocol.TaskResult{TaskID: t.msg.TaskID, Type: protocol.ResultRejected,
+			Message: "scheduler refused the task: max_number_of_tasks_waiting reached while all suitable workers are full"})
+		return
+	}
+	s.enqueue(t, false)
+	s.publishTask(t, nil)
+}
+
+func (s *Scheduler) enqueueFront(t *task) {
+	if w := s.workers.pick(t.msg.Capabilities); w != nil && s.groupEmpty(t) {
+		s.assign(t, w)
+		return
+	}
+	s.enqueue(t, true)
+	s.publishTask(t, nil)
+}
+
+func (s *Scheduler) groupEmpty(t *task) bool {
+	g := s.waiting[capKey(t.msg.Capabilities)]
+	return g == nil || g.queue.Len() == 0
+}
+
+func (s *Scheduler) enqueue(t *task, front bool) {
+	key := capKey(t.msg.Capabilities)
+	g := s.waiting[key]
+	if g == nil {
+		g = &waitGroup{key: key, need: t.msg.Capabilities}
+		s.waiting[key] = g
+	}
+	t.group = g
+	if front {
+		t.gelem = g.queue.PushFront(t)
+	} else {
+		t.gelem = g.queue.PushBack(t)
+	}
+	s.numWaiting++
+}
+
+func (s *Scheduler) dequeue(t *task) {
+	if t.group == nil {
+		return
+	}
+	t.group.queue.Remove(t.gelem)
+	if t.group.queue.Len() == 0 {
+		delete(s.waiting, t.group.key)
+	}
+	t.group, t.gelem = nil, nil
+	s.numWaiting--
+}
+
+// retryWaiting places waiting tasks while slots allow, oldest group head
+// first; a group whose head cannot be placed is skipped, not waited on.
+func (s *Scheduler) retryWaiting() {
+	if s.numWaiting == 0 {
+		return
+	}
+	blocked := map[*waitGroup]bool{}
+	for len(s.workers.free) > 0 {
+		var best *waitGroup
+		var bestSeq uint64
+		for _, g := range s.waiting {
+			if blocked[g] {
+				continue
+			}
+			if h := g.queue.Front().Value.(*task); best == nil || h.seq < bestSeq {
+				best, bestSeq = g, h.seq
+			}
+		}
+		if best == nil {
+			return
+		}
+		w := s.workers.pick(best.need)
+		if w == nil {
+			blocked[best] = true
+			continue
+		}
+		t := best.queue.Front().Value.(*task)
+		s.dequeue(t)
+		s.assign(t, w)
+	}
+}
+
+// assign sends an Inactive task to w.
+func (s *Scheduler) assign(t *task, w *worker) {
+	if _, ok := s.transition(t, TrHasCapacity); !ok {
+		return
+	}
+	t.worker = w
+	t.welem = w.tasks.PushBack(t)
+	s.workers.fix(w)
+	s.out.Send(w.idb, t.msg)
+	s.publishTask(t, w.idb)
+}
+
+// unassign takes t off its worker.
+func (s *Scheduler) unassign(t *task) {
+	if w := t.worker; w != nil {
+		w.tasks.Remove(t.welem)
+		t.worker, t.welem = nil, nil
+		s.workers.fix(w)
+	}
+}
+
+// transition moves t along the table; false (and a log line) when the
+// transition is not allowed in t's state.
+func (s *Scheduler) transition(t *task, tr Transition) (protocol.TaskState, bool) {
+	next, ok := Next(t.state, tr)
+	if !ok {
+		s.log.Debug().Hex("task", t.msg.TaskID).Str("state", t.state.String()).Str("transition", tr.String()).Msg("transition not allowed; ignored")
+		return t.state, false
+	}
+	if !t.state.Terminal() {
+		s.counts[t.state]--
+	}
+	s.counts[next]++
+	t.state = next
+	return next, true
+}
+
+func (s *Scheduler) publishTask(t *task, worker []byte) {
+	st := &protocol.StateTask{TaskID: t.msg.TaskID, State: t.state, Worker: worker}
+	if t.state == protocol.TaskStateRunning || t.state == protocol.TaskStateInactive {
+		st.FunctionName = t.funcName
+	}
+	s.out.Publish(st)
+}
+
+// forget removes a terminal task.
+func (s *Scheduler) forget(t *task) {
+	s.unassign(t)
+	s.dequeue(t)
+	delete(s.tasks, t.id)
+	if t.graph == nil {
+		s.disownTask(t.owner, t.id)
+	}
+}
+
+// finishResult ends t (already in its terminal state) with result r.
+func (s *Scheduler) finishResult(t *task, r *protocol.TaskResult) {
+	s.forget(t)
+	if !t.silent {
+		s.out.Send([]byte(t.owner), r)
+	} else if len(r.Results) > 0 {
+		s.releaseObjects(t.owner, r.Results)
+	}
+	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, State: t.state, Profile: r.Profile})
+	if t.graph != nil {
+		s.nodeFinished(t.graph, t, r)
+	}
+	s.retryWaiting()
+}
+
+// finishCanceled ends t (already Canceled or CanceledNotFound) and confirms.
+func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
+	s.forget(t)
+	if !t.silent {
+		s.out.Send([]byte(t.owner), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
+	}
+	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, State: t.state})
+	if t.graph != nil {
+		s.nodeCanceled(t.graph, t, c)
+	}
+	s.retryWaiting()
+}
+
+func (s *Scheduler) onTaskCancel(from []byte, m *protocol.TaskCancel) {
+	id := string(m.TaskID)
+	if g := s.taskToGraph[id]; g != nil {
+		s.cancelGraph(g)
+		return
+	}
+	t := s.tasks[id]
+	if t == nil {
+		s.out.Send(from, &protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound})
+		return
+	}
+	s.cancelTask(t, m.Force)
+}
+
+// cancelTask is a client's (or a departed client's) cancel of t.
+func (s *Scheduler) cancelTask(t *task, force bool) {
+	switch t.state {
+	case protocol.TaskStateInactive:
+		s.transition(t, TrTaskCancel)
+		s.finishCanceled(t, protocol.CancelConfirmCanceled)
+	case protocol.TaskStateRunning, protocol.TaskStateBalanceCanceling:
+		s.transition(t, TrTaskCancel)
+		t.cancelsInFlight++
+		s.out.Send(t.worker.idb, &protocol.TaskCancel{TaskID: t.msg.TaskID, Force: force})
+		s.publishTask(t, t.worker.idb)
+	default:
+		// Canceling already: the pending answer settles it.
+		s.log.Debug().Hex("task", t.msg.TaskID).Str("state", t.state.String()).Msg("cancel of a task already being canceled ignored")
+	}
+}
+
+// fromAssigned reports whether the message about t came from its worker.
+func (s *Scheduler) fromAssigned(from []byte, t *task, what string) bool {
+	if t.worker != nil && t.worker.id == string(from) {
+		return true
+	}
+	s.log.Debug().Str("from", string(from)).Hex("task", t.msg.TaskID).Str("state", t.state.String()).Msgf("%s not from the task's worker; dropped", what)
+	return false
+}
+
+func (s *Scheduler) onCancelConfirm(from []byte, m *protocol.TaskCancelConfirm) {
+	t := s.tasks[string(m.TaskID)]
+	if t == nil {
+		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskCancelConfirm for unknown task dropped")
+		return
+	}
+	if !s.fromAssigned(from, t, "TaskCancelConfirm") {
+		return
+	}
+	if t.cancelsInFlight > 0 {
+		t.cancelsInFlight--
+	}
+	switch t.state {
+	case protocol.TaskStateCanceling:
+		if m.Type != protocol.CancelConfirmCanceled && t.cancelsInFlight > 0 {
+			return // another cancel is still in flight; its answer decides
+		}
+		next, ok := s.transition(t, confirmTransition(m.Type))
+		if !ok {
+			return
+		}
+		if next == protocol.TaskStateRunning {
+			s.publishTask(t, t.worker.idb) // keep running, the result is awaited
+			return
+		}
+		c := protocol.CancelConfirmCanceled
+		if next == protocol.TaskStateCanceledNotFound {
+			c = protocol.CancelConfirmNotFound
+		}
+		s.finishCanceled(t, c)
+	case protocol.TaskStateBalanceCanceling:
+		next, ok := s.transition(t, confirmTransition(m.Type))
+		if !ok {
+			return
+		}
+		if next == protocol.TaskStateRunning {
+			s.publishTask(t, t.worker.idb)
+			return
+		}
+		// Inactive: the worker gave the task back; place it again.
+		t.cancelsInFlight = 0
+		s.unassign(t)
+		s.enqueueFront(t)
+		s.retryWaiting()
+	default:
+		s.log.Debug().Hex("task", m.TaskID).Str("state", t.state.String()).Msg("unexpected TaskCancelConfirm dropped")
+	}
+}
+
+func (s *Scheduler) onTaskResult(from []byte, m *protocol.TaskResult) {
+	t := s.tasks[string(m.TaskID)]
+	if t == nil {
+		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskResult for unknown task dropped")
+		return
+	}
+	if !s.fromAssigned(from, t, "TaskResult") {
+		return
+	}
+	if _, ok := s.transition(t, resultTransition(m.Type)); !ok {
+		return
+	}
+	s.finishResult(t, m)
+}
+
+func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
+	t := s.tasks[string(m.TaskID)]
+	if t == nil || t.silent {
+		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskLog for unknown task dropped")
+		return
+	}
+	s.out.Send([]byte(t.owner), m)
+}
+
+// ---- balancing ----
+
+func (s *Scheduler) balance() {
+	var advice map[*worker][]*task
+	if s.cfg.Policy == PolicyCapability {
+		advice = balanceCapability(s.workers.order)
+	} else {
+		advice = balanceEven(s.workers.order)
+	}
+	key := adviceKey(s.workers.order, advice)
+	if key == s.lastAdvice {
+		s.sameAdvice++
+	} else {
+		s.lastAdvice = key
+		s.sameAdvice = 0
+	}
+	if s.sameAdvice > 0 && s.sameAdvice < s.cfg.BalanceTriggerTimes {
+		return
+	}
+	if len(advice) == 0 {
+		return
+	}
+	for _, w := range s.workers.order {
+		ts := advice[w]
+		if len(ts) == 0 {
+			continue
+		}
+		ids := make([][]byte, len(ts))
+		for i, t := range ts {
+			ids[i] = t.msg.TaskID
+		}
+		s.out.Publish(&protocol.StateBalanceAdvice{WorkerID: w.idb, TaskIDs: ids})
+	}
+	for _, w := range s.workers.order {
+		for _, t := range advice[w] {
+			if _, ok := s.transition(t, TrBalanceTaskCancel); !ok {
+				continue
+			}
+			t.cancelsInFlight++
+			s.out.Send(w.idb, &protocol.TaskCancel{TaskID: t.msg.TaskID, Force: false})
+			s.publishTask(t, w.idb)
+		}
+	}
+}
+
+func adviceKey(order []*worker, advice map[*worker][]*task) string {
+	if len(advice) == 0 {
+		return ""
+	}
+	var b []byte
+	for _, w := range order {
+		for _, t := range advice[w] {
+			b = append(b, w.id...)
+			b = append(b, 0)
+			b = append(b, t.id...)
+			b = append(b, 0)
+		}
+	}
+	return string(b)
+}

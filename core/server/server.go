@@ -1,0 +1,328 @@
+// Package server runs the scheduler role: it binds the ROUTER socket that
+// clients and workers connect to and the monitor PUB socket, runs the object
+// storage server in-process unless one is configured, and feeds the pure
+// scheduler (core/scheduler) from one goroutine.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/core/scheduler"
+	"github.com/opengris/scaler/storage"
+	"github.com/opengris/scaler/transport"
+)
+
+const (
+	tickInterval   = 100 * time.Millisecond
+	statusInterval = time.Second
+)
+
+// Server is a bound scheduler. Create it with New, then call Run once.
+type Server struct {
+	cfg *config.Scheduler
+	log zerolog.Logger
+
+	router  *transport.Endpoint
+	monitor *transport.Endpoint
+	oss     *storage.Server // nil when an external one is configured
+	ossCli  *storage.Client
+	ossAddr string
+
+	core *scheduler.Scheduler
+	proc procSampler
+
+	received, sent [256]uint64
+	recvOrder      []protocol.Kind
+	sentOrder      []protocol.Kind
+	malformed      uint64
+	lastMalformed  uint64
+
+	runOnce sync.Once
+}
+
+// New binds every socket: the ROUTER at cfg.SchedulerAddress, the object
+// storage server at port+1 (unless cfg.ObjectStorageAddress is set) and the
+// monitor PUB at port+2 (unless cfg.MonitorAddress is set). With port 0 the
+// storage server and the monitor each get their own free port.
+func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
+	scheme, host, port, err := transport.ParseAddress(cfg.SchedulerAddress)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	if scheme != "tcp" {
+		return nil, fmt.Errorf("scheduler: address %q must be tcp://host:port", cfg.SchedulerAddress)
+	}
+	derive := func(explicit string, offset int) (string, error) {
+		if explicit != "" {
+			return explicit, nil
+		}
+		if port == 0 {
+			return "tcp://" + joinHost(host) + ":0", nil
+		}
+		return transport.WithPortOffset(cfg.SchedulerAddress, offset)
+	}
+	s = &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	if s.router, err = transport.Bind(transport.Router, cfg.SchedulerAddress, transport.Options{RecvBuffer: 8192}); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	if cfg.ObjectStorageAddress != "" {
+		s.ossAddr = cfg.ObjectStorageAddress
+	} else {
+		addr, err := derive("", 1)
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: object storage address: %w", err)
+		}
+		if s.oss, err = storage.NewServer(storage.Config{Address: addr}, log.With().Str("component", "object_storage").Logger()); err != nil {
+			return nil, fmt.Errorf("scheduler: in-process object storage: %w", err)
+		}
+		s.ossAddr = s.oss.Addr()
+	}
+	monAddr, err := derive(cfg.MonitorAddress, 2)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: monitor address: %w", err)
+	}
+	if s.monitor, err = transport.Bind(transport.Pub, monAddr, transport.Options{}); err != nil {
+		return nil, fmt.Errorf("scheduler: monitor: %w", err)
+	}
+	if s.ossCli, err = storage.Dial(dialable(s.ossAddr)); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	announce, err := announced(s.ossAddr)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: object storage address: %w", err)
+	}
+	ccfg, err := scheduler.FromConfig(cfg, announce)
+	if err != nil {
+		return nil, err
+	}
+	s.core = scheduler.New(ccfg, outbox{s}, log, time.Now())
+	return s, nil
+}
+
+func joinHost(h string) string {
+	for i := 0; i < len(h); i++ {
+		if h[i] == ':' {
+			return "[" + h + "]"
+		}
+	}
+	return h
+}
+
+// dialable turns a bound wildcard address into one we can connect to.
+func dialable(addr string) string {
+	_, host, port, err := transport.ParseAddress(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "*" || host == "0.0.0.0" {
+		return "tcp://127.0.0.1:" + strconv.Itoa(port)
+	}
+	if host == "::" {
+		return "tcp://[::1]:" + strconv.Itoa(port)
+	}
+	return addr
+}
+
+// announced is the object storage address sent in heartbeat echoes. A
+// wildcard host is sent as is; peers then use the host they reached the
+// scheduler at (docs/scheduler.md).
+func announced(addr string) (protocol.Address, error) {
+	_, host, port, err := transport.ParseAddress(addr)
+	if err != nil {
+		return protocol.Address{}, err
+	}
+	if port <= 0 || port > 65535 {
+		return protocol.Address{}, fmt.Errorf("%q has no usable port", addr)
+	}
+	return protocol.Address{Host: host, Port: uint16(port)}, nil
+}
+
+// Addr is the bound ROUTER address (with the real port).
+func (s *Server) Addr() string { return s.router.Addr() }
+
+// StorageAddr is the object storage address (in-process or configured).
+func (s *Server) StorageAddr() string { return s.ossAddr }
+
+// MonitorAddr is the bound monitor PUB address.
+func (s *Server) MonitorAddr() string { return s.monitor.Addr() }
+
+// Run serves until ctx is done or a client's shutdown is accepted; both
+// return nil. It closes every socket before returning.
+func (s *Server) Run(ctx context.Context) error {
+	first := false
+	s.runOnce.Do(func() { first = true })
+	if !first {
+		return errors.New("scheduler: Run called twice")
+	}
+	defer s.closeAll()
+
+	var ossDone chan error
+	if s.oss != nil {
+		ossCtx, cancel := context.WithCancel(context.Background())
+		ossDone = make(chan error, 1)
+		go func() { ossDone <- s.oss.Run(ossCtx) }()
+		defer func() {
+			cancel()
+			<-ossDone
+		}()
+	}
+	s.log.Info().Str("object_storage", s.ossAddr).Str("monitor", s.MonitorAddr()).
+		Str("allocate_policy", s.cfg.AllocatePolicy).Bool("protected", s.cfg.Protected).
+		Msgf("listening on %s", s.Addr())
+
+	ticker := time.NewTicker(tickInterval)
+	defer ticker.Stop()
+	nextStatus := time.Now().Add(statusInterval)
+	recv := s.router.Recv()
+	for {
+		select {
+		case <-ctx.Done():
+			s.log.Info().Msg("stopping")
+			return nil
+		case err := <-ossDone:
+			ossDone = nil
+			if err != nil {
+				return fmt.Errorf("scheduler: in-process object storage stopped: %w", err)
+			}
+		case frames, ok := <-recv:
+			if !ok {
+				if err := s.router.Err(); err != nil {
+					return fmt.Errorf("scheduler: router socket failed: %w", err)
+				}
+				return nil
+			}
+			s.handle(frames)
+			// Drain what is already queued before looking at timers.
+			for i := 0; i < 256; i++ {
+				select {
+				case frames, ok = <-recv:
+					if ok {
+						s.handle(frames)
+						continue
+					}
+				default:
+				}
+				break
+			}
+		case now := <-ticker.C:
+			s.core.Tick(now)
+			if !now.Before(nextStatus) {
+				nextStatus = now.Add(statusInterval)
+				s.publishStatus(now)
+			}
+			if n := s.malformed - s.lastMalformed; n > 0 {
+				s.lastMalformed = s.malformed
+				s.log.Warn().Uint64("count", n).Msg("dropped malformed messages")
+			}
+		}
+		if s.core.ShutdownAccepted() {
+			s.log.Info().Msg("shutdown accepted; exiting")
+			return nil
+		}
+	}
+}
+
+// handle decodes one ROUTER message ([identity, payload]) and hands it to
+// the core. Anything else is counted and dropped.
+func (s *Server) handle(frames [][]byte) {
+	if len(frames) != 2 || len(frames[0]) == 0 {
+		s.malformed++
+		s.log.Debug().Int("frames", len(frames)).Msg("message with wrong frame count dropped")
+		return
+	}
+	m, err := protocol.Decode(frames[1])
+	if err != nil {
+		s.malformed++
+		s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message dropped")
+		return
+	}
+	k := m.Kind()
+	if s.received[k] == 0 {
+		s.recvOrder = append(s.recvOrder, k)
+	}
+	s.received[k]++
+	s.core.Handle(frames[0], m, time.Now())
+}
+
+func (s *Server) publishStatus(now time.Time) {
+	st := s.core.Snapshot(now)
+	st.Scheduler.CPU, st.Scheduler.RSS, st.RSSFree = s.proc.sample(now)
+	for _, k := range s.recvOrder {
+		st.Binder.Received = append(st.Binder.Received, protocol.MessageCount{Name: k.String(), Count: s.received[k]})
+	}
+	for _, k := range s.sentOrder {
+		st.Binder.Sent = append(st.Binder.Sent, protocol.MessageCount{Name: k.String(), Count: s.sent[k]})
+	}
+	s.publish(st)
+}
+
+func (s *Server) publish(m protocol.Message) {
+	b, err := protocol.Encode(make([]byte, 0, 1+m.Msgsize()), m)
+	if err != nil {
+		s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding status failed")
+		return
+	}
+	_ = s.monitor.Send(b)
+}
+
+func (s *Server) closeAll() {
+	if s.router != nil {
+		_ = s.router.Close()
+	}
+	if s.monitor != nil {
+		_ = s.monitor.Close()
+	}
+	if s.ossCli != nil {
+		_ = s.ossCli.Close()
+	}
+	if s.oss != nil {
+		_ = s.oss.Close()
+	}
+}
+
+// outbox is the scheduler's Outbox over the server's sockets. It runs on
+// the Run goroutine only.
+type outbox struct{ s *Server }
+
+func (o outbox) Send(to []byte, m protocol.Message) {
+	b, err := protocol.Encode(make([]byte, 0, 1+m.Msgsize()), m)
+	if err != nil {
+		o.s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding failed")
+		return
+	}
+	k := m.Kind()
+	if o.s.sent[k] == 0 {
+		o.s.sentOrder = append(o.s.sentOrder, k)
+	}
+	o.s.sent[k]++
+	_ = o.s.router.Send(to, b)
+}
+
+func (o outbox) Publish(m protocol.Message) { o.s.publish(m) }
+
+func (o outbox) DeleteObject(id []byte) { o.s.ossCli.DeleteAsync(id) }
+
+func (o outbox) DuplicateObject(newID, srcID []byte) { o.s.ossCli.DuplicateAsync(newID, srcID) }
+
+// Run is the scheduler role's entry point for commands: New, then Run.
+func Run(ctx context.Context, cfg *config.Scheduler, log zerolog.Logger) error {
+	s, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}

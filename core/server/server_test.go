@@ -1,0 +1,252 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/storage"
+	"github.com/opengris/scaler/transport"
+)
+
+const wait = 10 * time.Second
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func isResult(id []byte) func(protocol.Message) bool {
+	return func(m protocol.Message) bool {
+		r, ok := m.(*protocol.TaskResult)
+		return ok && bytes.Equal(r.TaskID, id)
+	}
+}
+
+func TestSubmitResult(t *testing.T) {
+	s := scalertest.StartScheduler(t, nil)
+	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
+	defer w.Stop()
+	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+	defer c.Close()
+	if c.Storage.Port == 0 {
+		t.Fatal("echo without object storage address")
+	}
+	// The announced storage is reachable.
+	sc := must[*storage.Client](t)(storage.Dial("tcp://127.0.0.1:" + itoa(int(c.Storage.Port))))
+	defer sc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := sc.Stats(ctx); err != nil {
+		t.Fatalf("object storage: %v", err)
+	}
+	for i := uint64(0); i < 10; i++ {
+		task := c.Task(i)
+		if err := c.Send(task); err != nil {
+			t.Fatal(err)
+		}
+		m := must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
+		if r := m.(*protocol.TaskResult); r.Type != protocol.ResultSuccess {
+			t.Fatalf("result %+v", r)
+		}
+	}
+}
+
+func TestMonitorFeed(t *testing.T) {
+	s := scalertest.StartScheduler(t, nil)
+	sub, err := transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
+	defer w.Stop()
+	deadline := time.After(wait)
+	for {
+		select {
+		case frames := <-sub.Recv():
+			m, err := protocol.Decode(frames[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, ok := m.(*protocol.StateScheduler); ok && len(st.Workers) == 1 {
+				if len(st.TaskStates) != protocol.NumTaskStates || st.Scheduler.RSS == 0 || len(st.Binder.Received) == 0 {
+					t.Fatalf("incomplete status %+v", st)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no StateScheduler with the worker")
+		}
+	}
+}
+
+func TestWorkerKilledMidTask(t *testing.T) {
+	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.WorkerTimeoutSeconds = 1 })
+	a := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "a", Hold: true}))
+	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+	defer c.Close()
+	task := c.Task(1)
+	must[struct{}](t)(struct{}{}, c.Send(task))
+	if !scalertest.WaitFor(wait, func() bool { return len(a.Tasks()) == 1 }) {
+		t.Fatal("worker a never got the task")
+	}
+	b := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "b"}))
+	defer b.Stop()
+	a.Kill()
+	m := must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
+	if m.(*protocol.TaskResult).Type != protocol.ResultSuccess || len(b.Tasks()) != 1 {
+		t.Fatalf("task not re-run on b: %+v", m)
+	}
+	// Exactly one result.
+	if m, err := c.Recv(300 * time.Millisecond); err == nil && isResult(task.TaskID)(m) {
+		t.Fatal("second result delivered")
+	}
+}
+
+func TestClientVanishes(t *testing.T) {
+	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.ClientTimeoutSeconds = 1 })
+	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Hold: true, QueueSize: 1}))
+	defer w.Stop()
+	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+	sc := must[*storage.Client](t)(storage.Dial(s.StorageAddr()))
+	defer sc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	obj := bytes.Repeat([]byte{7}, 32)
+	if err := sc.Set(ctx, obj, []byte("payload")); err != nil {
+		t.Fatal(err)
+	}
+	must[struct{}](t)(struct{}{}, c.Send(&protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: c.ID,
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{obj}}}))
+	running, waiting := c.Task(1), c.Task(2)
+	must[struct{}](t)(struct{}{}, c.Send(running))
+	must[struct{}](t)(struct{}{}, c.Send(waiting))
+	if !scalertest.WaitFor(wait, func() bool { return len(w.Tasks()) == 1 }) {
+		t.Fatal("worker never got the task")
+	}
+	c.Close() // no heartbeats, no goodbye
+	ok := scalertest.WaitFor(wait, func() bool {
+		var cancel, del bool
+		for _, m := range w.Received() {
+			switch m := m.(type) {
+			case *protocol.TaskCancel:
+				cancel = cancel || bytes.Equal(m.TaskID, running.TaskID)
+			case *protocol.ObjectInstruction:
+				del = del || m.Type == protocol.InstructionDelete && len(m.Metadata.ObjectIDs) == 1 && bytes.Equal(m.Metadata.ObjectIDs[0], obj)
+			}
+		}
+		return cancel && del
+	})
+	if !ok {
+		t.Fatalf("worker did not see the cancel and the delete: %v", w.Received())
+	}
+	if !scalertest.WaitFor(wait, func() bool {
+		st, err := sc.Stats(ctx)
+		return err == nil && st.Objects == 0
+	}) {
+		t.Fatal("object not deleted from storage")
+	}
+	if len(w.Tasks()) != 1 {
+		t.Fatal("the waiting task of the departed client was dispatched")
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	t.Run("protected", func(t *testing.T) {
+		s := scalertest.StartScheduler(t, nil)
+		c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+		defer c.Close()
+		must[struct{}](t)(struct{}{}, c.Send(&protocol.ClientDisconnect{Type: protocol.DisconnectShutdown}))
+		m := must[protocol.Message](t)(c.Expect(wait, func(m protocol.Message) bool { return m.Kind() == protocol.KindClientShutdownResponse }))
+		if r := m.(*protocol.ClientShutdownResponse); r.Accepted || r.Reason == "" {
+			t.Fatalf("response %+v", r)
+		}
+		// Still serving.
+		must[struct{}](t)(struct{}{}, c.Send(&protocol.ClientHeartbeat{}))
+		must[protocol.Message](t)(c.Expect(wait, func(m protocol.Message) bool { return m.Kind() == protocol.KindClientHeartbeatEcho }))
+	})
+	t.Run("unprotected", func(t *testing.T) {
+		s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.Protected = false })
+		w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
+		defer w.Kill()
+		c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+		defer c.Close()
+		// Make sure the worker is registered before asking.
+		task := c.Task(1)
+		must[struct{}](t)(struct{}{}, c.Send(task))
+		must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
+		must[struct{}](t)(struct{}{}, c.Send(&protocol.ClientDisconnect{Type: protocol.DisconnectShutdown}))
+		m := must[protocol.Message](t)(c.Expect(wait, func(m protocol.Message) bool { return m.Kind() == protocol.KindClientShutdownResponse }))
+		if !m.(*protocol.ClientShutdownResponse).Accepted {
+			t.Fatal("refused")
+		}
+		select {
+		case <-s.Done():
+			if err := s.Err(); err != nil {
+				t.Fatalf("Run returned %v", err)
+			}
+		case <-time.After(wait):
+			t.Fatal("scheduler did not exit")
+		}
+		if !scalertest.WaitFor(wait, func() bool {
+			for _, m := range w.Received() {
+				if d, ok := m.(*protocol.ClientDisconnect); ok && d.Type == protocol.DisconnectShutdown {
+					return true
+				}
+			}
+			return false
+		}) {
+			t.Fatal("worker not told to shut down")
+		}
+	})
+}
+
+func TestGarbage(t *testing.T) {
+	s := scalertest.StartScheduler(t, nil)
+	raw, err := transport.Connect(transport.Dealer, s.Addr(), transport.Options{Identity: []byte("garbage")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	inputs := [][][]byte{
+		{{}}, {{0}}, {{255, 1, 2}}, {{byte(protocol.KindTask), 0xc1}}, {{byte(protocol.KindTask)}, {1}, {2}},
+		{bytes.Repeat([]byte{0xdd}, 1000)}, {{byte(protocol.KindStateScheduler), 0x80}},
+		{protocol.MustEncode(&protocol.TaskResult{TaskID: []byte("nope")})},
+		{protocol.MustEncode(&protocol.TaskCancelConfirm{TaskID: []byte("nope")})},
+		{protocol.MustEncode(&protocol.TaskLog{TaskID: []byte("nope")})},
+		{protocol.MustEncode(&protocol.ClientDisconnect{Type: 9})},
+	}
+	for _, in := range inputs {
+		if err := raw.Send(in...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
+	defer w.Stop()
+	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+	defer c.Close()
+	task := c.Task(1)
+	must[struct{}](t)(struct{}{}, c.Send(task))
+	must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}

@@ -1,0 +1,360 @@
+// Package scalertest starts an in-process scheduler and offers Go test
+// clients and echo workers that speak the wire protocol over real zmq
+// sockets on 127.0.0.1. It is for tests and benchmarks only.
+package scalertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/logging"
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/core/server"
+	"github.com/opengris/scaler/transport"
+)
+
+// Scheduler is a running in-process scheduler.
+type Scheduler struct {
+	*server.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Done is closed when Run has returned; Err then gives its value.
+func (s *Scheduler) Done() <-chan struct{} { return s.done }
+
+// Err is Run's return value, valid after Done is closed.
+func (s *Scheduler) Err() error { <-s.done; return s.err }
+
+// StartScheduler starts a scheduler on a free port of 127.0.0.1 (its object
+// storage and monitor get their own free ports). mod adjusts the
+// configuration. It is stopped when the test ends.
+func StartScheduler(t testing.TB, mod func(*config.Scheduler)) *Scheduler {
+	t.Helper()
+	cfg := config.DefaultScheduler()
+	cfg.SchedulerAddress = "tcp://127.0.0.1:0"
+	if mod != nil {
+		mod(cfg)
+	}
+	var w io.Writer = io.Discard
+	if testing.Verbose() || os.Getenv("SCALER_TEST_LOG") != "" {
+		w = logWriter{t}
+	}
+	srv, err := server.New(cfg, logging.ForTest("scheduler", w).Level(logLevel()))
+	if err != nil {
+		t.Fatalf("start scheduler: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Scheduler{Server: srv, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		s.err = srv.Run(ctx)
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("scheduler did not stop within 10s")
+		}
+	})
+	return s
+}
+
+// Stop cancels the scheduler's context.
+func (s *Scheduler) Stop() { s.cancel() }
+
+func logLevel() zerolog.Level {
+	if os.Getenv("SCALER_TEST_LOG") == "debug" {
+		return zerolog.DebugLevel
+	}
+	return zerolog.InfoLevel
+}
+
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func randomHex() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Peer is a DEALER connected to the scheduler that sends and receives
+// decoded messages.
+type Peer struct {
+	ID []byte
+	ep *transport.Endpoint
+}
+
+func dial(addr string, id string) (*Peer, error) {
+	ep, err := transport.Connect(transport.Dealer, addr, transport.Options{Identity: []byte(id)})
+	if err != nil {
+		return nil, err
+	}
+	return &Peer{ID: []byte(id), ep: ep}, nil
+}
+
+// Send encodes and sends m.
+func (p *Peer) Send(m protocol.Message) error {
+	return p.ep.Send(protocol.MustEncode(m))
+}
+
+// SendRaw sends arbitrary frames (for garbage tests).
+func (p *Peer) SendRaw(frames ...[]byte) error { return p.ep.Send(frames...) }
+
+// Recv returns the next decoded message, or an error after timeout.
+func (p *Peer) Recv(timeout time.Duration) (protocol.Message, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case frames, ok := <-p.ep.Recv():
+			if !ok {
+				return nil, fmt.Errorf("peer %s: socket closed", p.ID)
+			}
+			if len(frames) != 1 {
+				continue
+			}
+			m, err := protocol.Decode(frames[0])
+			if err != nil {
+				return nil, fmt.Errorf("peer %s: %w", p.ID, err)
+			}
+			return m, nil
+		case <-timer.C:
+			return nil, fmt.Errorf("peer %s: nothing received within %v", p.ID, timeout)
+		}
+	}
+}
+
+// Expect receives until match returns true, skipping other messages
+// (heartbeat echoes and the like); it fails after timeout.
+func (p *Peer) Expect(timeout time.Duration, match func(protocol.Message) bool) (protocol.Message, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("peer %s: expected message not received within %v", p.ID, timeout)
+		}
+		m, err := p.Recv(left)
+		if err != nil {
+			return nil, err
+		}
+		if match(m) {
+			return m, nil
+		}
+	}
+}
+
+// Close closes the socket without saying goodbye (like a crashed process).
+func (p *Peer) Close() { _ = p.ep.Close() }
+
+// Client is a Go test client.
+type Client struct {
+	*Peer
+	Storage protocol.Address
+}
+
+// NewClient connects a client with a `<pid>|Client|<hex>` identity and
+// registers it with one heartbeat (waiting for the echo).
+func NewClient(addr string) (*Client, error) {
+	p, err := dial(addr, fmt.Sprintf("%d|Client|%s", os.Getpid(), randomHex()))
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{Peer: p}
+	if err := c.Send(&protocol.ClientHeartbeat{}); err != nil {
+		return nil, err
+	}
+	m, err := c.Expect(10*time.Second, func(m protocol.Message) bool { return m.Kind() == protocol.KindClientHeartbeatEcho })
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	c.Storage = m.(*protocol.ClientHeartbeatEcho).ObjectStorage
+	return c, nil
+}
+
+// Task builds a task owned by c with a 16-byte id derived from n.
+func (c *Client) Task(n uint64) *protocol.Task {
+	id := make([]byte, 16)
+	for i := 0; i < 8; i++ {
+		id[i] = byte(n >> (8 * i))
+	}
+	copy(id[8:], c.ID[len(c.ID)-8:])
+	return &protocol.Task{TaskID: id, Source: c.ID, FuncObjectID: bytes.Repeat([]byte{1}, 32)}
+}
+
+// WorkerOptions configure a test worker.
+type WorkerOptions struct {
+	Name         string
+	QueueSize    uint32
+	Capabilities map[string]int64
+	// Hold keeps tasks without answering (a worker busy forever); cancels
+	// of held tasks are answered CancelFailed unless forced.
+	Hold bool
+	// Heartbeat is the heartbeat interval (default 200 ms).
+	Heartbeat time.Duration
+}
+
+// Worker is a Go echo worker: it answers every Task with a successful
+// TaskResult whose result is the task's function object id, without
+// touching object storage.
+type Worker struct {
+	*Peer
+	opt  WorkerOptions
+	quit chan struct{}
+	done chan struct{}
+
+	mu    sync.Mutex
+	tasks [][]byte // ids received, in order
+	held  map[string]bool
+	got   []protocol.Message
+	once  sync.Once
+}
+
+// StartWorker connects and registers a worker.
+func StartWorker(addr string, opt WorkerOptions) (*Worker, error) {
+	if opt.Name == "" {
+		opt.Name = "test"
+	}
+	if opt.QueueSize == 0 {
+		opt.QueueSize = 1000
+	}
+	if opt.Heartbeat == 0 {
+		opt.Heartbeat = 200 * time.Millisecond
+	}
+	p, err := dial(addr, fmt.Sprintf("%d|Worker|%s|%s", os.Getpid(), opt.Name, randomHex()))
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{Peer: p, opt: opt, quit: make(chan struct{}), done: make(chan struct{}), held: map[string]bool{}}
+	if err := w.heartbeat(); err != nil {
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+func (w *Worker) heartbeat() error {
+	return w.Send(&protocol.WorkerHeartbeat{QueueSize: w.opt.QueueSize, Capabilities: w.opt.Capabilities, TaskLock: true})
+}
+
+func (w *Worker) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.opt.Heartbeat)
+	defer tick.Stop()
+	buf := make([]byte, 0, 256)
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-tick.C:
+			_ = w.heartbeat()
+		case frames, ok := <-w.ep.Recv():
+			if !ok {
+				return
+			}
+			if len(frames) != 1 {
+				continue
+			}
+			m, err := protocol.Decode(frames[0])
+			if err != nil {
+				continue
+			}
+			switch m := m.(type) {
+			case *protocol.Task:
+				w.mu.Lock()
+				w.tasks = append(w.tasks, m.TaskID)
+				if w.opt.Hold {
+					w.held[string(m.TaskID)] = true
+				}
+				w.mu.Unlock()
+				if !w.opt.Hold {
+					r := protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess, Results: [][]byte{m.FuncObjectID}}
+					buf, _ = protocol.Encode(buf[:0], &r)
+					_ = w.ep.Send(append([]byte(nil), buf...))
+				}
+			case *protocol.TaskCancel:
+				w.mu.Lock()
+				held := w.held[string(m.TaskID)]
+				typ := protocol.CancelConfirmNotFound
+				if held && m.Force {
+					delete(w.held, string(m.TaskID))
+					typ = protocol.CancelConfirmCanceled
+				} else if held {
+					typ = protocol.CancelConfirmFailed
+				}
+				w.got = append(w.got, m)
+				w.mu.Unlock()
+				_ = w.Send(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: typ})
+			default:
+				w.mu.Lock()
+				w.got = append(w.got, m)
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Tasks returns the ids of the tasks received so far.
+func (w *Worker) Tasks() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.tasks...)
+}
+
+// Received returns the non-task messages received so far.
+func (w *Worker) Received() []protocol.Message {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]protocol.Message(nil), w.got...)
+}
+
+// Kill closes the socket abruptly, like a crashed worker.
+func (w *Worker) Kill() {
+	w.once.Do(func() {
+		close(w.quit)
+		<-w.done
+		w.Close()
+	})
+}
+
+// Stop sends DisconnectRequest and closes.
+func (w *Worker) Stop() {
+	w.once.Do(func() {
+		close(w.quit)
+		<-w.done
+		_ = w.Send(&protocol.DisconnectRequest{Worker: w.ID})
+		w.Close()
+	})
+}
+
+// WaitFor polls cond every few milliseconds until it holds or timeout.
+func WaitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cond()
+}

@@ -1,0 +1,328 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/transport"
+)
+
+// ErrClosed is returned by calls on a closed Client and by calls still
+// waiting when it is closed.
+var ErrClosed = errors.New("storage client: closed")
+
+// ServerError is an error reply from the server (a malformed request, a set
+// over the memory limit, too many waiting requests).
+type ServerError struct {
+	Op      string
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("object storage %s: %s", e.Op, e.Message)
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Objects         uint64 // object ids stored
+	Bytes           uint64 // bytes of distinct contents held
+	UniqueContents  uint64 // distinct contents held
+	WaitingRequests uint64 // parked gets and duplicates
+	MaxMemory       uint64 // configured limit, 0 = unlimited
+}
+
+// Result is the outcome of an asynchronous request. Which fields are set
+// depends on the request: Data for get, Existed for delete, Stats for stats.
+type Result struct {
+	Data    []byte
+	Existed bool
+	Stats   Stats
+	Err     error
+}
+
+type call struct {
+	op protocol.ObjectRequestType
+	ch chan Result // capacity 1: the demultiplexer never blocks on it
+}
+
+// Client talks to one object storage server over a DEALER socket. All
+// methods are safe for concurrent use. Requests are pipelined: each carries
+// a request id that the server echoes, and one goroutine hands every reply
+// to the caller waiting for it.
+type Client struct {
+	ep   *transport.Endpoint
+	done chan struct{} // closed when the demultiplexer has exited
+
+	mu      sync.Mutex
+	pending map[uint64]call
+	nextID  uint64
+	closed  bool
+}
+
+// Dial connects to the server at addr (e.g. "tcp://127.0.0.1:8517"). Like
+// any zmq connect it does not wait for the server: requests queue until the
+// connection is up.
+func Dial(addr string) (*Client, error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	identity := fmt.Sprintf("storage-client|%d|%s", os.Getpid(), hex.EncodeToString(rnd[:]))
+	ep, err := transport.Connect(transport.Dealer, addr, transport.Options{Identity: []byte(identity)})
+	if err != nil {
+		return nil, fmt.Errorf("storage client: %w", err)
+	}
+	c := &Client{ep: ep, done: make(chan struct{}), pending: make(map[uint64]call)}
+	go c.demux()
+	return c, nil
+}
+
+// Close closes the socket. Calls still waiting return ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	var err error
+	if !already {
+		err = c.ep.Close()
+	}
+	<-c.done
+	return err
+}
+
+// demux is the only reader of the socket: it matches replies to calls.
+func (c *Client) demux() {
+	defer close(c.done)
+	for msg := range c.ep.Recv() {
+		if len(msg) == 0 {
+			continue
+		}
+		m, err := protocol.Decode(msg[0])
+		if err != nil {
+			continue
+		}
+		resp, ok := m.(*protocol.ObjectResponse)
+		if !ok {
+			continue
+		}
+		c.mu.Lock()
+		cl, ok := c.pending[resp.RequestID]
+		delete(c.pending, resp.RequestID)
+		c.mu.Unlock()
+		if !ok {
+			continue // cancelled by its caller, or not ours
+		}
+		cl.ch <- decodeResult(cl.op, resp, msg[1:])
+	}
+	c.mu.Lock()
+	c.closed = true
+	for id, cl := range c.pending {
+		cl.ch <- Result{Err: ErrClosed}
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+}
+
+// decodeResult turns a reply to a request of type op into a Result.
+func decodeResult(op protocol.ObjectRequestType, resp *protocol.ObjectResponse, extra [][]byte) Result {
+	if resp.Type == protocol.ObjectError {
+		return Result{Err: &ServerError{Op: op.String(), Message: resp.Error}}
+	}
+	if op == protocol.ObjectDelete {
+		switch resp.Type {
+		case protocol.ObjectDelOK:
+			return Result{Existed: true}
+		case protocol.ObjectDelNotExists:
+			return Result{}
+		}
+	} else if resp.Type == okReply(op) {
+		switch op {
+		case protocol.ObjectGet:
+			if resp.PayloadLength == 0 && len(extra) == 0 {
+				return Result{Data: []byte{}}
+			}
+			if len(extra) != 1 || uint64(len(extra[0])) != resp.PayloadLength {
+				return Result{Err: fmt.Errorf("storage client: get reply with %d payload frames for payload_length %d", len(extra), resp.PayloadLength)}
+			}
+			return Result{Data: extra[0]}
+		case protocol.ObjectStats:
+			return Result{Stats: Stats{
+				Objects: resp.Objects, Bytes: resp.Bytes, UniqueContents: resp.UniqueContents,
+				WaitingRequests: resp.WaitingRequests, MaxMemory: resp.MaxMemory,
+			}}
+		}
+		return Result{}
+	}
+	return Result{Err: fmt.Errorf("storage client: unexpected %s reply to %s", resp.Type, op)}
+}
+
+// okReply is the success reply type for a request type other than delete.
+func okReply(op protocol.ObjectRequestType) protocol.ObjectResponseType {
+	switch op {
+	case protocol.ObjectSet:
+		return protocol.ObjectSetOK
+	case protocol.ObjectGet:
+		return protocol.ObjectGetOK
+	case protocol.ObjectDuplicate:
+		return protocol.ObjectDuplicateOK
+	case protocol.ObjectStats:
+		return protocol.ObjectStatsOK
+	}
+	return protocol.ObjectError
+}
+
+// start registers a call and sends its request. It returns the request id
+// and the channel that will receive exactly one Result.
+func (c *Client) start(req *protocol.ObjectRequest, payload []byte) (uint64, <-chan Result) {
+	ch := make(chan Result, 1)
+	if req.Type != protocol.ObjectStats && !validID(req.ObjectID) {
+		ch <- Result{Err: fmt.Errorf("storage client: %w, got %d", errObjectID, len(req.ObjectID))}
+		return 0, ch
+	}
+	if req.Type == protocol.ObjectDuplicate && !validID(req.SourceID) {
+		ch <- Result{Err: fmt.Errorf("storage client: %w, got %d", errSourceID, len(req.SourceID))}
+		return 0, ch
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		ch <- Result{Err: ErrClosed}
+		return 0, ch
+	}
+	c.nextID++
+	id := c.nextID
+	req.RequestID = id
+	c.pending[id] = call{op: req.Type, ch: ch}
+	c.mu.Unlock()
+
+	hdr := protocol.MustEncode(req)
+	var err error
+	if req.Type == protocol.ObjectSet {
+		if payload == nil {
+			payload = []byte{}
+		}
+		err = c.ep.Send(hdr, payload)
+	} else {
+		err = c.ep.Send(hdr)
+	}
+	if err != nil {
+		if errors.Is(err, transport.ErrClosed) {
+			err = ErrClosed
+		}
+		c.fail(id, err)
+	}
+	return id, ch
+}
+
+// fail delivers err to call id unless a reply or Close got there first.
+func (c *Client) fail(id uint64, err error) {
+	c.mu.Lock()
+	cl, ok := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if ok {
+		cl.ch <- Result{Err: err}
+	}
+}
+
+// forget drops call id; a reply arriving later is discarded.
+func (c *Client) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// wait blocks for the result of call id or for ctx.
+func (c *Client) wait(ctx context.Context, id uint64, ch <-chan Result) Result {
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		c.forget(id)
+		return Result{Err: ctx.Err()}
+	}
+}
+
+func (c *Client) do(ctx context.Context, req *protocol.ObjectRequest, payload []byte) Result {
+	if err := ctx.Err(); err != nil {
+		return Result{Err: err}
+	}
+	id, ch := c.start(req, payload)
+	return c.wait(ctx, id, ch)
+}
+
+// SetAsync stores data under id, replacing any previous content. data must
+// not be modified afterwards: it is sent without copying and the server may
+// keep it.
+func (c *Client) SetAsync(id, data []byte) <-chan Result {
+	_, ch := c.start(&protocol.ObjectRequest{Type: protocol.ObjectSet, ObjectID: id, PayloadLength: uint64(len(data))}, data)
+	return ch
+}
+
+// GetAsync fetches the content of id, waiting on the server until it exists.
+// max > 0 limits the reply to the first max bytes.
+func (c *Client) GetAsync(id []byte, max uint64) <-chan Result {
+	_, ch := c.start(&protocol.ObjectRequest{Type: protocol.ObjectGet, ObjectID: id, MaxLength: max}, nil)
+	return ch
+}
+
+// DeleteAsync removes id; Result.Existed says whether it was there.
+func (c *Client) DeleteAsync(id []byte) <-chan Result {
+	_, ch := c.start(&protocol.ObjectRequest{Type: protocol.ObjectDelete, ObjectID: id}, nil)
+	return ch
+}
+
+// DuplicateAsync makes newID refer to the content of srcID, waiting on the
+// server until srcID exists.
+func (c *Client) DuplicateAsync(newID, srcID []byte) <-chan Result {
+	_, ch := c.start(&protocol.ObjectRequest{Type: protocol.ObjectDuplicate, ObjectID: newID, SourceID: srcID}, nil)
+	return ch
+}
+
+// StatsAsync asks for the server's counters.
+func (c *Client) StatsAsync() <-chan Result {
+	_, ch := c.start(&protocol.ObjectRequest{Type: protocol.ObjectStats}, nil)
+	return ch
+}
+
+// Set stores data under id, replacing any previous content. data must not
+// be modified afterwards: it is sent without copying.
+func (c *Client) Set(ctx context.Context, id, data []byte) error {
+	return c.do(ctx, &protocol.ObjectRequest{Type: protocol.ObjectSet, ObjectID: id, PayloadLength: uint64(len(data))}, data).Err
+}
+
+// Get returns the content of id, waiting until some client sets it. If ctx
+// ends first it returns ctx.Err(); the request stays parked on the server
+// and its eventual reply is discarded.
+func (c *Client) Get(ctx context.Context, id []byte) ([]byte, error) {
+	return c.GetMax(ctx, id, 0)
+}
+
+// GetMax is Get returning at most max bytes (0 = all).
+func (c *Client) GetMax(ctx context.Context, id []byte, max uint64) ([]byte, error) {
+	r := c.do(ctx, &protocol.ObjectRequest{Type: protocol.ObjectGet, ObjectID: id, MaxLength: max}, nil)
+	return r.Data, r.Err
+}
+
+// Delete removes id and reports whether it existed.
+func (c *Client) Delete(ctx context.Context, id []byte) (existed bool, err error) {
+	r := c.do(ctx, &protocol.ObjectRequest{Type: protocol.ObjectDelete, ObjectID: id}, nil)
+	return r.Existed, r.Err
+}
+
+// Duplicate makes newID refer to the content of srcID without copying it,
+// waiting until srcID exists.
+func (c *Client) Duplicate(ctx context.Context, newID, srcID []byte) error {
+	return c.do(ctx, &protocol.ObjectRequest{Type: protocol.ObjectDuplicate, ObjectID: newID, SourceID: srcID}, nil).Err
+}
+
+// Stats returns the server's counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	r := c.do(ctx, &protocol.ObjectRequest{Type: protocol.ObjectStats}, nil)
+	return r.Stats, r.Err
+}

@@ -1,0 +1,103 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/transport"
+)
+
+// Server is the object storage server. One goroutine (Run) owns all state;
+// requests are handled strictly in arrival order, and no handler blocks, so
+// a slow or misbehaving client never stalls the others.
+type Server struct {
+	log   zerolog.Logger
+	ep    *transport.Endpoint
+	store *store
+
+	mu      sync.Mutex
+	running bool
+	closed  bool
+}
+
+// NewServer validates cfg and binds the ROUTER socket immediately, so the
+// caller knows the address is usable (and, for port 0, which port it got)
+// before calling Run.
+func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
+	if cfg.MaxMemory < 0 {
+		return nil, fmt.Errorf("object storage server: max memory must be >= 0, got %d", cfg.MaxMemory)
+	}
+	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("object storage server: %w", err)
+	}
+	s := &Server{log: log, ep: ep}
+	s.store = newStore(cfg.MaxMemory, log, s.send)
+	return s, nil
+}
+
+// Addr returns the bound address, with the actual port when 0 was asked for.
+func (s *Server) Addr() string { return s.ep.Addr() }
+
+// send hands a reply to the transport. Send fails only once the endpoint is
+// closed, when replies are moot.
+func (s *Server) send(frames ...[]byte) {
+	if err := s.ep.Send(frames...); err != nil && !errors.Is(err, transport.ErrClosed) {
+		s.log.Debug().Err(err).Msg("send failed")
+	}
+}
+
+// Run serves requests until ctx is done, then closes the socket and returns
+// nil. It returns an error if the endpoint fails or Run was already called.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running || s.closed {
+		s.mu.Unlock()
+		return errors.New("object storage server: Run called twice or after Close")
+	}
+	s.running = true
+	s.mu.Unlock()
+
+	s.log.Info().Msgf("listening on %s", s.Addr())
+	defer func() {
+		_ = s.Close()
+		s.log.Info().Msg("stopped")
+	}()
+
+	recv := s.ep.Recv()
+	done := ctx.Done()
+	for {
+		select {
+		case <-done:
+			return nil
+		case msg, ok := <-recv:
+			if !ok {
+				s.mu.Lock()
+				closed := s.closed
+				s.mu.Unlock()
+				if closed {
+					return nil
+				}
+				return errors.New("object storage server: socket closed unexpectedly")
+			}
+			s.store.handle(msg)
+		}
+	}
+}
+
+// Close releases the socket of a server whose Run was never called; Run
+// calls it on its way out. It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	return s.ep.Close()
+}

@@ -1,0 +1,384 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// maxWaitingRequests bounds the parked get and duplicate requests, so a
+// client asking for ids that never appear cannot exhaust memory.
+const maxWaitingRequests = 1 << 20
+
+// content is one stored byte string, shared by every object id that refers to
+// it (a set creates one, a duplicate adds a reference). data is never
+// modified once stored: replies hand sub-slices of it to the transport.
+type content struct {
+	data []byte
+	refs int
+}
+
+// getWaiter is a get parked until its object id exists.
+type getWaiter struct {
+	peer     []byte
+	reqID    uint64
+	objectID []byte
+	max      uint64
+}
+
+// dupWaiter is a duplicate parked until its source id exists.
+type dupWaiter struct {
+	peer  []byte
+	reqID uint64
+	newID []byte
+}
+
+// store is the object storage state and the request handler. It is owned by
+// exactly one goroutine (the server loop) and has no locks. It performs no
+// I/O itself: replies go through send, which takes ownership of the frames
+// (frames[0] is the peer identity).
+type store struct {
+	maxMemory int64
+	send      func(frames ...[]byte)
+	log       zerolog.Logger
+	bad       rateLimitedLog
+
+	objects  map[string]*content
+	gets     map[string][]getWaiter // object id -> gets waiting for it
+	dups     map[string][]dupWaiter // source id -> duplicates waiting for it
+	waiting  int                    // parked gets + duplicates
+	used     int64                  // bytes of distinct contents
+	contents int                    // distinct contents
+}
+
+func newStore(maxMemory int64, log zerolog.Logger, send func(frames ...[]byte)) *store {
+	return &store{
+		maxMemory: maxMemory,
+		send:      send,
+		log:       log,
+		bad:       rateLimitedLog{log: log, now: time.Now},
+		objects:   make(map[string]*content),
+		gets:      make(map[string][]getWaiter),
+		dups:      make(map[string][]dupWaiter),
+	}
+}
+
+// Request validation errors; each becomes the text of an error reply.
+var (
+	errNoHeader     = errors.New("message without header frame")
+	errNotRequest   = errors.New("header frame is not an ObjectRequest")
+	errFrameCount   = errors.New("wrong number of frames")
+	errObjectID     = fmt.Errorf("object_id must be %d to %d bytes", protocol.MinObjectIDLength, protocol.MaxObjectIDLength)
+	errSourceID     = fmt.Errorf("source_id must be %d to %d bytes", protocol.MinObjectIDLength, protocol.MaxObjectIDLength)
+	errPayloadLen   = errors.New("payload_length does not match the payload frame")
+	errTooManyWaits = fmt.Errorf("too many waiting requests (limit %d)", maxWaitingRequests)
+)
+
+// handle processes one message from the ROUTER socket: msg[0] is the peer
+// identity, msg[1] the request header, msg[2] the payload of a set. It never
+// panics on any input and never blocks.
+func (s *store) handle(msg [][]byte) {
+	if len(msg) == 0 {
+		s.bad.report(nil, "", errNoHeader)
+		return
+	}
+	peer, body := msg[0], msg[1:]
+	if len(body) == 0 {
+		s.bad.report(peer, "", errNoHeader)
+		return
+	}
+	m, err := protocol.Decode(body[0])
+	if err != nil {
+		if id, ok := salvageRequestID(body[0]); ok {
+			s.replyError(peer, id, nil, "malformed request header: "+err.Error())
+		}
+		s.bad.report(peer, "", err)
+		return
+	}
+	req, ok := m.(*protocol.ObjectRequest)
+	if !ok {
+		s.bad.report(peer, "", errNotRequest)
+		return
+	}
+	if err := validate(req, body); err != nil {
+		s.replyError(peer, req.RequestID, req.ObjectID, fmt.Sprintf("%s request: %v", req.Type, err))
+		s.bad.report(peer, req.Type.String(), err)
+		return
+	}
+	if s.log.GetLevel() <= zerolog.DebugLevel {
+		s.log.Debug().Str("op", req.Type.String()).Hex("object_id", req.ObjectID).
+			Uint64("request_id", req.RequestID).Msg("object storage request")
+	}
+	switch req.Type {
+	case protocol.ObjectSet:
+		s.set(peer, req, body[1])
+	case protocol.ObjectGet:
+		s.get(peer, req)
+	case protocol.ObjectDelete:
+		s.delete(peer, req)
+	case protocol.ObjectDuplicate:
+		s.duplicate(peer, req)
+	case protocol.ObjectStats:
+		s.stats(peer, req)
+	}
+}
+
+// validate checks the frame count, ids and lengths of a decoded request.
+// body is the message without the identity frame.
+func validate(req *protocol.ObjectRequest, body [][]byte) error {
+	frames := 1
+	switch req.Type {
+	case protocol.ObjectSet:
+		frames = 2
+	case protocol.ObjectGet, protocol.ObjectDelete, protocol.ObjectDuplicate, protocol.ObjectStats:
+	default:
+		return fmt.Errorf("unknown request type %d", uint8(req.Type))
+	}
+	if len(body) != frames {
+		return fmt.Errorf("%w: want %d, got %d", errFrameCount, frames, len(body))
+	}
+	if req.Type == protocol.ObjectStats {
+		return nil
+	}
+	if !validID(req.ObjectID) {
+		return errObjectID
+	}
+	switch req.Type {
+	case protocol.ObjectSet:
+		if req.PayloadLength != uint64(len(body[1])) {
+			return fmt.Errorf("%w: header says %d, frame has %d bytes", errPayloadLen, req.PayloadLength, len(body[1]))
+		}
+	case protocol.ObjectDuplicate:
+		if !validID(req.SourceID) {
+			return errSourceID
+		}
+	}
+	return nil
+}
+
+func validID(id []byte) bool {
+	return len(id) >= protocol.MinObjectIDLength && len(id) <= protocol.MaxObjectIDLength
+}
+
+// salvageRequestID digs the request id out of a header frame that failed to
+// decode (truncated, a field of the wrong type, trailing bytes), so the
+// client still gets an error reply instead of waiting forever.
+func salvageRequestID(frame []byte) (uint64, bool) {
+	if len(frame) == 0 || protocol.Kind(frame[0]) != protocol.KindObjectRequest {
+		return 0, false
+	}
+	b := frame[1:]
+	n, b, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return 0, false
+	}
+	for ; n > 0; n-- {
+		var key []byte
+		key, b, err = msgp.ReadMapKeyZC(b)
+		if err != nil {
+			return 0, false
+		}
+		if string(key) == "request_id" {
+			id, _, err := msgp.ReadUint64Bytes(b)
+			return id, err == nil
+		}
+		if b, err = msgp.Skip(b); err != nil {
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+func (s *store) set(peer []byte, req *protocol.ObjectRequest, payload []byte) {
+	key := string(req.ObjectID)
+	growth := int64(len(payload))
+	if old := s.objects[key]; old != nil && old.refs == 1 {
+		growth -= int64(len(old.data))
+	}
+	if s.maxMemory > 0 && growth > 0 && s.used+growth > s.maxMemory {
+		err := fmt.Errorf("storing %d bytes would exceed the memory limit of %d bytes (%d bytes in use)",
+			len(payload), s.maxMemory, s.used)
+		s.replyError(peer, req.RequestID, req.ObjectID, "set refused: "+err.Error())
+		s.bad.report(peer, "set", err)
+		return
+	}
+	s.put(key, &content{data: payload})
+	s.release(key)
+	s.reply(peer, &protocol.ObjectResponse{RequestID: req.RequestID, Type: protocol.ObjectSetOK, ObjectID: req.ObjectID})
+}
+
+func (s *store) get(peer []byte, req *protocol.ObjectRequest) {
+	key := string(req.ObjectID)
+	if c := s.objects[key]; c != nil {
+		s.sendContent(peer, req.RequestID, req.ObjectID, c, req.MaxLength)
+		return
+	}
+	if s.waiting >= maxWaitingRequests {
+		s.replyError(peer, req.RequestID, req.ObjectID, "get refused: "+errTooManyWaits.Error())
+		s.bad.report(peer, "get", errTooManyWaits)
+		return
+	}
+	s.gets[key] = append(s.gets[key], getWaiter{peer: peer, reqID: req.RequestID, objectID: req.ObjectID, max: req.MaxLength})
+	s.waiting++
+}
+
+func (s *store) delete(peer []byte, req *protocol.ObjectRequest) {
+	key := string(req.ObjectID)
+	typ := protocol.ObjectDelNotExists
+	if s.objects[key] != nil {
+		s.put(key, nil)
+		typ = protocol.ObjectDelOK
+	}
+	s.reply(peer, &protocol.ObjectResponse{RequestID: req.RequestID, Type: typ, ObjectID: req.ObjectID})
+}
+
+func (s *store) duplicate(peer []byte, req *protocol.ObjectRequest) {
+	src := s.objects[string(req.SourceID)]
+	if src == nil {
+		if s.waiting >= maxWaitingRequests {
+			s.replyError(peer, req.RequestID, req.ObjectID, "duplicate refused: "+errTooManyWaits.Error())
+			s.bad.report(peer, "duplicate", errTooManyWaits)
+			return
+		}
+		key := string(req.SourceID)
+		s.dups[key] = append(s.dups[key], dupWaiter{peer: peer, reqID: req.RequestID, newID: req.ObjectID})
+		s.waiting++
+		return
+	}
+	key := string(req.ObjectID)
+	s.put(key, src)
+	s.release(key)
+	s.reply(peer, &protocol.ObjectResponse{RequestID: req.RequestID, Type: protocol.ObjectDuplicateOK, ObjectID: req.ObjectID})
+}
+
+func (s *store) stats(peer []byte, req *protocol.ObjectRequest) {
+	s.reply(peer, &protocol.ObjectResponse{
+		RequestID:       req.RequestID,
+		Type:            protocol.ObjectStatsOK,
+		ObjectID:        req.ObjectID,
+		Objects:         uint64(len(s.objects)),
+		Bytes:           uint64(s.used),
+		UniqueContents:  uint64(s.contents),
+		WaitingRequests: uint64(s.waiting),
+		MaxMemory:       uint64(s.maxMemory),
+	})
+}
+
+// put makes key refer to c (nil removes key), keeping refcounts and the byte
+// count right. The old content of key is released when no id refers to it.
+func (s *store) put(key string, c *content) {
+	old := s.objects[key]
+	if old == c {
+		return
+	}
+	if c != nil {
+		if c.refs == 0 {
+			s.used += int64(len(c.data))
+			s.contents++
+		}
+		c.refs++
+		s.objects[key] = c
+	} else {
+		delete(s.objects, key)
+	}
+	if old != nil {
+		old.refs--
+		if old.refs == 0 {
+			s.used -= int64(len(old.data))
+			s.contents--
+		}
+	}
+}
+
+// release answers everything waiting for key, which now exists: parked gets
+// receive the content; parked duplicates whose source is key are applied and
+// answered, and their new ids are released in turn (chains of duplicates).
+// A work list instead of recursion keeps long chains off the stack.
+func (s *store) release(key string) {
+	work := []string{key}
+	for len(work) > 0 {
+		k := work[len(work)-1]
+		work = work[:len(work)-1]
+		c := s.objects[k]
+		if c == nil {
+			continue
+		}
+		if ws, ok := s.gets[k]; ok {
+			delete(s.gets, k)
+			s.waiting -= len(ws)
+			for _, w := range ws {
+				s.sendContent(w.peer, w.reqID, w.objectID, c, w.max)
+			}
+		}
+		if ds, ok := s.dups[k]; ok {
+			delete(s.dups, k)
+			s.waiting -= len(ds)
+			for _, d := range ds {
+				nk := string(d.newID)
+				s.put(nk, c)
+				s.reply(d.peer, &protocol.ObjectResponse{RequestID: d.reqID, Type: protocol.ObjectDuplicateOK, ObjectID: d.newID})
+				work = append(work, nk)
+			}
+		}
+	}
+}
+
+// sendContent replies getOK with at most max bytes (0 = all) of c. The
+// payload frame is a sub-slice of the stored content, never copied here.
+func (s *store) sendContent(peer []byte, reqID uint64, objectID []byte, c *content, max uint64) {
+	data := c.data
+	if max > 0 && max < uint64(len(data)) {
+		data = data[:max]
+	}
+	hdr := protocol.MustEncode(&protocol.ObjectResponse{
+		RequestID: reqID, Type: protocol.ObjectGetOK, ObjectID: objectID, PayloadLength: uint64(len(data)),
+	})
+	if len(data) == 0 {
+		s.send(peer, hdr)
+		return
+	}
+	s.send(peer, hdr, data)
+}
+
+func (s *store) reply(peer []byte, resp *protocol.ObjectResponse) {
+	s.send(peer, protocol.MustEncode(resp))
+}
+
+func (s *store) replyError(peer []byte, reqID uint64, objectID []byte, text string) {
+	s.reply(peer, &protocol.ObjectResponse{RequestID: reqID, Type: protocol.ObjectError, ObjectID: objectID, Error: text})
+}
+
+// rateLimitedLog logs refused and malformed requests at most once per
+// second, counting the ones it suppressed in between.
+type rateLimitedLog struct {
+	log        zerolog.Logger
+	now        func() time.Time
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLimitedLog) report(peer []byte, op string, err error) {
+	t := r.now()
+	if !r.last.IsZero() && t.Sub(r.last) < time.Second {
+		r.suppressed++
+		return
+	}
+	if len(peer) > 64 {
+		peer = peer[:64]
+	}
+	ev := r.log.Warn().Str("peer", fmt.Sprintf("%q", peer)).Err(err)
+	if op != "" {
+		ev = ev.Str("op", op)
+	}
+	if r.suppressed > 0 {
+		ev = ev.Int("suppressed", r.suppressed)
+	}
+	ev.Msg("request refused")
+	r.last = t
+	r.suppressed = 0
+}
