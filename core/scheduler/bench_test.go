@@ -16,6 +16,7 @@ func (o *nopOutbox) Send([]byte, protocol.Message)  { o.n++ }
 func (o *nopOutbox) Publish(protocol.Message)       {}
 func (o *nopOutbox) DeleteObject([]byte)            {}
 func (o *nopOutbox) DuplicateObject([]byte, []byte) {}
+func (o *nopOutbox) Scale(ScaleRequest)             {}
 
 // BenchmarkTaskLifecycle measures one task from submission to result
 // through the pure scheduler: Task in, Task to a worker, TaskResult in,

@@ -31,6 +31,21 @@ type Config struct {
 	BalanceInterval     time.Duration
 	BalanceTriggerTimes int
 	Protected           bool
+	// ObjectRetention is how long the objects of a departed client
+	// (disconnected or timed out) are kept before they are freed; a client
+	// that heartbeats again with the same id within it keeps them. 0 frees
+	// them at once.
+	ObjectRetention time.Duration
+	// Scaling enables the scaling controller (an adapter webhook URL is
+	// configured): see scaling.go.
+	Scaling bool
+	// ScalingInterval is how often the scaling policy runs (1 s).
+	ScalingInterval time.Duration
+	// ScalingStartTimeout is how long a started group's workers may take
+	// to connect before another group may be requested (60 s).
+	ScalingStartTimeout time.Duration
+	// ScalingRetry is the pause after a failed webhook call (5 s).
+	ScalingRetry time.Duration
 	// ObjectStorage is announced in heartbeat echoes.
 	ObjectStorage protocol.Address
 	// ObjectFlushInterval is the least time between two object deletion
@@ -53,7 +68,9 @@ func FromConfig(c *config.Scheduler, storage protocol.Address) (Config, error) {
 		BalanceInterval:     time.Duration(c.LoadBalanceSeconds) * time.Second,
 		BalanceTriggerTimes: c.LoadBalanceTriggerTimes,
 		Protected:           c.Protected,
+		ObjectRetention:     time.Duration(c.ObjectRetentionSeconds) * time.Second,
 		ObjectStorage:       storage,
+		Scaling:             c.AdapterWebhookURL != "",
 	}
 	switch c.AllocatePolicy {
 	case "", "even":
@@ -84,6 +101,15 @@ func (c *Config) fill() {
 	}
 	if c.MaxDeleteBatch <= 0 {
 		c.MaxDeleteBatch = 4096
+	}
+	if c.ScalingInterval <= 0 {
+		c.ScalingInterval = time.Second
+	}
+	if c.ScalingStartTimeout <= 0 {
+		c.ScalingStartTimeout = time.Minute
+	}
+	if c.ScalingRetry <= 0 {
+		c.ScalingRetry = 5 * time.Second
 	}
 	if c.NewObjectID == nil {
 		c.NewObjectID = randomObjectID

@@ -35,6 +35,12 @@ func runSequence(t testing.TB, data []byte) {
 		if len(data) > 0 && data[0]%5 == 0 {
 			c.MaxTasksWaiting = 2
 		}
+		if len(data) > 0 && data[0]%2 == 0 {
+			c.ObjectRetention = 3 * time.Second
+		}
+		if len(data) > 0 && data[0]%7 < 3 {
+			c.Scaling = true
+		}
 	})
 	for i := 0; i+2 < len(data); i += 3 {
 		q.step(data[i], data[i+1], data[i+2])
@@ -83,6 +89,20 @@ func (q *sequence) step(op, a, b byte) {
 		h.handle(worker, &protocol.DisconnectRequest{Worker: []byte(worker)})
 	case 8:
 		h.advance(time.Duration(b%16) * time.Second)
+		if req := h.s.scaling.inFlight; req != nil {
+			// Answer the scaling call with a random outcome; group ids and
+			// worker ids overlap with the fuzzed workers.
+			r := ScaleResponse{ID: req.ID, Status: []int{200, 429, 500, 404, 0}[int(a)%5]}
+			if r.Status == 0 {
+				r.Err = "unreachable"
+			}
+			if b%2 == 0 {
+				r.GroupID = fmt.Sprintf("g%d", a%3)
+				r.WorkerIDs = []string{worker}
+			}
+			h.s.OnScaleResponse(r, h.now)
+			h.out.scales = nil
+		}
 	case 9:
 		h.handle(client, &protocol.ClientDisconnect{Type: protocol.DisconnectClient})
 	case 10:
@@ -187,6 +207,12 @@ func (q *sequence) drain() {
 	}
 	if len(h.s.tasks) > 0 || len(h.s.graphs) > 0 {
 		q.t.Fatalf("could not drain: %d tasks, %d graphs left", len(h.s.tasks), len(h.s.graphs))
+	}
+	// No graph node is left, so none may still hold an object.
+	for id, o := range h.s.objects {
+		if o.pins != 0 {
+			q.t.Fatalf("object %q still pinned %d times after the drain", id, o.pins)
+		}
 	}
 	for _, id := range q.ids {
 		if q.answered[id] != 1 {

@@ -31,6 +31,31 @@ type gnode struct {
 	task           *task
 	results        [][]byte
 	released       bool
+	// pinned are the objects this node needs (its function, object
+	// arguments and its dependencies' results) that it keeps alive until
+	// it is done, even if their owner releases them meanwhile.
+	pinned []string
+}
+
+// pinObject keeps id alive for n (once per node and id).
+func (s *Scheduler) pinObject(n *gnode, id []byte) {
+	for _, k := range n.pinned {
+		if k == string(id) {
+			return
+		}
+	}
+	if s.pin(id) {
+		n.pinned = append(n.pinned, string(id))
+	}
+}
+
+// unpinNode lets go of everything n kept alive.
+func (s *Scheduler) unpinNode(n *gnode) {
+	pinned := n.pinned
+	n.pinned = nil
+	for _, k := range pinned {
+		s.unpin(k)
+	}
 }
 
 // graph is an accepted GraphTask. Its umbrella id is answered exactly once:
@@ -132,6 +157,14 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 			nt = protocol.NodeTarget
 		}
 		s.out.Publish(&protocol.StateGraphTask{GraphTaskID: m.TaskID, TaskID: n.msg.TaskID, NodeType: nt, ParentTaskIDs: parents})
+		if len(n.msg.FuncObjectID) > 0 {
+			s.pinObject(n, n.msg.FuncObjectID)
+		}
+		for _, a := range n.msg.Arguments {
+			if a.Type == protocol.ArgumentObjectID {
+				s.pinObject(n, a.Data)
+			}
+		}
 	}
 	if g.open == 0 {
 		s.finishGraph(g, &protocol.TaskResult{TaskID: g.idb, Type: protocol.ResultSuccess})
@@ -202,6 +235,7 @@ func (s *Scheduler) markDone(g *graph, nid string) (*gnode, bool) {
 	n.state = nodeDone
 	n.task = nil
 	g.open--
+	s.unpinNode(n)
 	if s.taskToGraph[nid] == g {
 		delete(s.taskToGraph, nid)
 	}
@@ -237,6 +271,15 @@ func (s *Scheduler) nodeFinished(g *graph, t *task, r *protocol.TaskResult) {
 	if g.open == 0 {
 		s.finishGraph(g, &protocol.TaskResult{TaskID: g.idb, Type: protocol.ResultSuccess})
 		return
+	}
+	// Dependents read these results: keep them until each is done, even if
+	// the client releases a target's result meanwhile.
+	for _, dn := range n.dependents {
+		if d := g.nodes[dn]; d.state != nodeDone {
+			for _, id := range r.Results {
+				s.pinObject(d, id)
+			}
+		}
 	}
 	for _, dn := range n.dependents {
 		if g.mode != graphActive {

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"testing"
+	"time"
 
 	"github.com/opengris/scaler/core/protocol"
 )
@@ -143,4 +144,90 @@ func TestGraphRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	h.handle("c", &protocol.GraphTask{TaskID: []byte("E")})
 	equal(t, "empty graph", describe(h.take()), []string{"c:Result(E,Success,0)"})
+}
+
+// TestGraphKeepsObjectsNodesNeed: a client that releases an object while
+// unfinished graph nodes still need it (a target's result feeding a
+// later node, or an input of a node not yet run) must not make the graph
+// hang: the object is kept until no unfinished node needs it, then the
+// release takes effect.
+func TestGraphKeepsObjectsNodesNeed(t *testing.T) {
+	// a -> b, a -> c, (b, c) -> d with a and d targets; every node also
+	// reads the client's object "arg".
+	graph := func() *protocol.GraphTask {
+		g := diamond()
+		g.Targets = [][]byte{[]byte("a"), []byte("d")}
+		return g
+	}
+	cases := []struct {
+		name string
+		// release runs after a's result went to the client (b and c
+		// running, d pending).
+		release []string
+		kept    string // must survive until the graph no longer needs it
+		freedBy string // the node whose finish frees it
+	}{
+		{name: "target result released while dependents run", release: []string{"ra"}, kept: "ra", freedBy: "c"},
+		{name: "input released while a node is pending", release: []string{"arg"}, kept: "arg", freedBy: "d"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.client("c")
+			h.worker("w", 10)
+			h.createObjects("c", "fn", "arg")
+			h.take()
+			h.handle("c", graph())
+			equal(t, "a first", describe(h.take()), []string{"w:Task(a)"})
+			h.createObjects("c", "ra")
+			h.result("w", "a", protocol.ResultSuccess, "ra")
+			equal(t, "b and c", describe(h.take()), []string{"c:Result(a,Success,1)", "w:Task(b)", "w:Task(c)"})
+
+			h.deleteObjects("c", tc.release...)
+			h.advance(time.Second)
+			if h.wasDeleted(tc.kept) || h.s.objects[tc.kept] == nil {
+				t.Fatalf("%s deleted while the graph still needs it", tc.kept)
+			}
+			if got := noEchoes(h.take()); len(got) != 0 {
+				t.Fatalf("unexpected sends %v", describe(got))
+			}
+			h.createObjects("c", "rb", "rc")
+			for _, n := range []string{"b", "c", "d"} {
+				if n == "d" {
+					got := describe(h.take())
+					if !contains(got, "w:Task(d)") {
+						t.Fatalf("d not submitted: %v", got)
+					}
+					h.createObjects("c", "rd")
+				}
+				h.result("w", n, protocol.ResultSuccess, "r"+n)
+				h.advance(time.Second)
+				if freed := h.wasDeleted(tc.kept); freed != (n == tc.freedBy || n > tc.freedBy) {
+					t.Fatalf("after %s finished: %s deleted=%v (freed by %s)", n, tc.kept, freed, tc.freedBy)
+				}
+			}
+			if got := describe(h.take()); !contains(got, "c:Result(G,Success,0)") {
+				t.Fatalf("graph did not finish: %v", got)
+			}
+			if h.s.objects[tc.kept] != nil {
+				t.Fatalf("%s still tracked after the graph finished", tc.kept)
+			}
+			// The other target result and the untouched input survive.
+			for _, id := range []string{"rd", "fn"} {
+				if h.s.objects[id] == nil {
+					t.Fatalf("%s freed", id)
+				}
+			}
+			checkInvariants(t, h.s)
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,7 @@ type fakeOutbox struct {
 	published []protocol.Message
 	deleted   []string
 	dups      [][2]string
+	scales    []ScaleRequest
 }
 
 func (o *fakeOutbox) Send(to []byte, m protocol.Message) {
@@ -30,6 +31,7 @@ func (o *fakeOutbox) Send(to []byte, m protocol.Message) {
 }
 func (o *fakeOutbox) Publish(m protocol.Message) { o.published = append(o.published, m) }
 func (o *fakeOutbox) DeleteObject(id []byte)     { o.deleted = append(o.deleted, string(id)) }
+func (o *fakeOutbox) Scale(r ScaleRequest)       { o.scales = append(o.scales, r) }
 func (o *fakeOutbox) DuplicateObject(newID, src []byte) {
 	o.dups = append(o.dups, [2]string{string(newID), string(src)})
 }
@@ -108,6 +110,33 @@ func (h *harness) worker(id string, queue uint32, caps ...string) {
 		}
 	}
 	h.handle(id, hb)
+}
+
+// createObjects registers objects owned by client c.
+func (h *harness) createObjects(c string, ids ...string) {
+	m := &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte(c)}
+	for _, id := range ids {
+		m.Metadata.ObjectIDs = append(m.Metadata.ObjectIDs, []byte(id))
+	}
+	h.handle(c, m)
+}
+
+// deleteObjects releases client c's ownership of ids.
+func (h *harness) deleteObjects(c string, ids ...string) {
+	m := &protocol.ObjectInstruction{Type: protocol.InstructionDelete, ObjectUser: []byte(c)}
+	for _, id := range ids {
+		m.Metadata.ObjectIDs = append(m.Metadata.ObjectIDs, []byte(id))
+	}
+	h.handle(c, m)
+}
+
+func (h *harness) wasDeleted(id string) bool {
+	for _, d := range h.out.deleted {
+		if d == id {
+			return true
+		}
+	}
+	return false
 }
 
 func newTask(id, owner string, caps ...string) *protocol.Task {

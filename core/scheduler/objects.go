@@ -8,11 +8,14 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 )
 
-// object is a tracked object: its name (for StateTask function names) and
-// the clients that own it. It is deleted when its last owner lets go.
+// object is a tracked object: its name (for StateTask function names), the
+// clients that own it, and how many unfinished graph nodes need it (pins).
+// It is deleted when it has neither owners nor pins: an owner's release
+// takes effect once the last node that needs the object is done.
 type object struct {
 	name   []byte
 	owners []string
+	pins   int
 }
 
 // capKey is a canonical string for a set of capability names.
@@ -37,7 +40,13 @@ func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstructi
 	user := string(m.ObjectUser)
 	switch m.Type {
 	case protocol.InstructionCreate:
-		if _, ok := s.clients[user]; !ok {
+		_, known := s.clients[user]
+		if _, ok := s.departed[user]; ok {
+			// Within the retention time: kept with the client's other
+			// objects (a late result of a task it had; it may come back).
+			known = true
+		}
+		if !known {
 			// The owner is gone (or never registered): nobody will read or
 			// delete these objects, so delete them now instead of leaking.
 			s.log.Debug().Str("from", string(from)).Str("client", user).Int("objects", len(m.Metadata.ObjectIDs)).Msg("objects created for an unknown client; deleting them")
@@ -113,10 +122,44 @@ func (s *Scheduler) dropOwner(o *object, key, owner string) {
 			break
 		}
 	}
-	if len(o.owners) == 0 {
-		delete(s.objects, key)
-		s.toDelete = append(s.toDelete, []byte(key))
+	s.maybeDelete(o, key)
+}
+
+// maybeDelete queues o for deletion when nobody owns or needs it.
+func (s *Scheduler) maybeDelete(o *object, key string) {
+	if len(o.owners) > 0 {
+		return
 	}
+	if o.pins > 0 {
+		s.log.Debug().Hex("object", []byte(key)).Int("pins", o.pins).Msg("object released but still needed by graph nodes; deletion deferred")
+		return
+	}
+	delete(s.objects, key)
+	s.toDelete = append(s.toDelete, []byte(key))
+}
+
+// pin marks the tracked object id as needed; it returns false (and pins
+// nothing) when the object is not tracked.
+func (s *Scheduler) pin(id []byte) bool {
+	o := s.objects[string(id)]
+	if o == nil {
+		return false
+	}
+	o.pins++
+	return true
+}
+
+// unpin undoes one pin; the object is deleted if it was released meanwhile.
+func (s *Scheduler) unpin(key string) {
+	o := s.objects[key]
+	if o == nil || o.pins == 0 {
+		return
+	}
+	o.pins--
+	if o.pins == 0 && len(o.owners) == 0 {
+		s.log.Debug().Hex("object", []byte(key)).Msg("no graph node needs the released object any more; deleting it")
+	}
+	s.maybeDelete(o, key)
 }
 
 func (s *Scheduler) releaseClientObjects(owner string) {

@@ -15,4 +15,8 @@ type Outbox interface {
 	// DuplicateObject asks object storage to make newID refer to the content
 	// of srcID.
 	DuplicateObject(newID, srcID []byte)
+	// Scale asks for one adapter webhook call (only with Config.Scaling).
+	// It must not block: the call is made elsewhere and its outcome handed
+	// back with Scheduler.OnScaleResponse, always, even when it failed.
+	Scale(r ScaleRequest)
 }

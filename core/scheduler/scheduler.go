@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"container/list"
+	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -65,8 +66,11 @@ type Scheduler struct {
 
 	objects       map[string]*object
 	clientObjects map[string]map[string]struct{}
+	departed      map[string]time.Time // departed client -> when its objects are freed
 	toDelete      [][]byte
 	nextFlush     time.Time
+
+	scaling scaling
 
 	lastBalance time.Time
 	lastAdvice  string
@@ -91,6 +95,7 @@ func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 		taskToGraph:   map[string]*graph{},
 		objects:       map[string]*object{},
 		clientObjects: map[string]map[string]struct{}{},
+		departed:      map[string]time.Time{},
 		lastBalance:   now,
 	}
 }
@@ -108,7 +113,7 @@ func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	case *protocol.ClientHeartbeat:
 		s.onClientHeartbeat(from, now)
 	case *protocol.ClientDisconnect:
-		s.onClientDisconnect(from, m)
+		s.onClientDisconnect(from, m, now)
 	case *protocol.WorkerHeartbeat:
 		s.onWorkerHeartbeat(from, m, now)
 	case *protocol.DisconnectRequest:
@@ -133,8 +138,8 @@ func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	s.flushObjects(now, false)
 }
 
-// Tick runs the timers: client and worker timeouts, load balancing and the
-// object deletion batch.
+// Tick runs the timers: client and worker timeouts, object retention, load
+// balancing, the scaling policy and the object deletion batch.
 func (s *Scheduler) Tick(now time.Time) {
 	if s.shutdown {
 		return
@@ -142,9 +147,10 @@ func (s *Scheduler) Tick(now time.Time) {
 	for id, c := range s.clients {
 		if now.Sub(c.lastSeen) > s.cfg.ClientTimeout {
 			s.log.Info().Str("client", id).Msg("client timed out")
-			s.dropClient(id)
+			s.dropClient(id, now)
 		}
 	}
+	s.expireDeparted(now)
 	var dead []*worker
 	for _, w := range s.workers.order {
 		if now.Sub(w.lastSeen) > s.cfg.WorkerTimeout {
@@ -159,6 +165,7 @@ func (s *Scheduler) Tick(now time.Time) {
 		s.lastBalance = now
 		s.balance()
 	}
+	s.scale(now)
 	s.flushObjects(now, false)
 }
 
@@ -171,17 +178,22 @@ func (s *Scheduler) onClientHeartbeat(from []byte, now time.Time) {
 	if c == nil {
 		c = &client{id: id, idb: from}
 		s.clients[id] = c
-		s.log.Info().Str("client", id).Msg("client connected")
+		if _, ok := s.departed[id]; ok {
+			delete(s.departed, id)
+			s.log.Info().Str("client", id).Int("objects", len(s.clientObjects[id])).Msg("client reconnected within the object retention time; its objects are kept")
+		} else {
+			s.log.Info().Str("client", id).Msg("client connected")
+		}
 	}
 	c.lastSeen = now
 }
 
-func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect) {
+func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect, now time.Time) {
 	id := string(from)
 	switch m.Type {
 	case protocol.DisconnectClient:
 		s.log.Info().Str("client", id).Msg("client disconnected")
-		s.dropClient(id)
+		s.dropClient(id, now)
 	case protocol.DisconnectShutdown:
 		if s.cfg.Protected {
 			s.log.Warn().Str("client", id).Msg("client asked for shutdown; refused: scheduler is protected")
@@ -202,9 +214,10 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 	}
 }
 
-// dropClient cancels every task of the client, releases its objects and
-// forgets it.
-func (s *Scheduler) dropClient(id string) {
+// dropClient cancels every task of the client and forgets it. Its objects
+// are released after the object retention time (at once without one).
+func (s *Scheduler) dropClient(id string, now time.Time) {
+	_, known := s.clients[id]
 	delete(s.clients, id)
 	if owned := s.clientTasks[id]; len(owned) > 0 {
 		ids := make([]string, 0, len(owned))
@@ -221,7 +234,39 @@ func (s *Scheduler) dropClient(id string) {
 			}
 		}
 	}
-	s.releaseClientObjects(id)
+	if s.cfg.ObjectRetention <= 0 {
+		s.releaseClientObjects(id)
+		return
+	}
+	if !known && len(s.clientObjects[id]) == 0 {
+		return // never was a client: nothing to keep, nothing to remember
+	}
+	if _, ok := s.departed[id]; !ok {
+		s.departed[id] = now.Add(s.cfg.ObjectRetention)
+		s.log.Debug().Str("client", id).Int("objects", len(s.clientObjects[id])).Dur("retention", s.cfg.ObjectRetention).Msg("keeping the departed client's objects for the retention time")
+	}
+}
+
+// expireDeparted frees the objects of clients departed longer than the
+// retention time, in client id order.
+func (s *Scheduler) expireDeparted(now time.Time) {
+	if len(s.departed) == 0 {
+		return
+	}
+	var due []string
+	for id, at := range s.departed {
+		if !now.Before(at) {
+			due = append(due, id)
+		}
+	}
+	sort.Strings(due)
+	for _, id := range due {
+		delete(s.departed, id)
+		if n := len(s.clientObjects[id]); n > 0 {
+			s.log.Info().Str("client", id).Int("objects", n).Msg("object retention time of departed client over; freeing its objects")
+		}
+		s.releaseClientObjects(id)
+	}
 }
 
 // ---- workers ----

@@ -424,7 +424,8 @@ func TestObjects(t *testing.T) { // items 45-48, 50
 	if len(h.out.deleted) != 3 {
 		t.Fatalf("storage deletes %v", h.out.deleted)
 	}
-	// No expiry by time.
+	// No expiry by time while the owner is connected (retention applies to
+	// departed clients only, see TestObjectRetention).
 	create("c", "x")
 	h.advance(time.Hour)
 	if len(h.s.objects) != 1 {
@@ -540,4 +541,87 @@ func TestNoStallBehindUnplaceable(t *testing.T) {
 	h.take()
 	h.result("w", "t0", protocol.ResultSuccess)
 	equal(t, "t1 placed past x", describe(h.take()), []string{"c:Result(t0,Success,0)", "w:Task(t1)"})
+}
+
+// TestObjectRetention: the objects of a departed client (disconnected or
+// timed out) are freed object_retention_seconds later, not at once; a
+// client that heartbeats again with the same id within that time keeps
+// them.
+func TestObjectRetention(t *testing.T) {
+	const retention = 5 * time.Second
+	cases := []struct {
+		name      string
+		depart    string        // "disconnect" or "timeout"
+		comeBack  time.Duration // > 0: heartbeat again this long after departing
+		lateLeft  bool          // a running task's result object arrives after departure
+		wantFreed time.Duration // after departure; 0: never (within the test)
+	}{
+		{name: "disconnect", depart: "disconnect", wantFreed: retention},
+		{name: "timeout", depart: "timeout", wantFreed: retention},
+		{name: "late result object kept with the rest", depart: "disconnect", lateLeft: true, wantFreed: retention},
+		{name: "reconnect within retention", depart: "timeout", comeBack: 4 * time.Second},
+		{name: "reconnect after retention", depart: "disconnect", comeBack: 6 * time.Second, wantFreed: retention},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.ObjectRetention = retention
+				c.ClientTimeout, c.WorkerTimeout = 10*time.Second, time.Hour
+			})
+			h.client("c")
+			h.worker("w", 1)
+			h.createObjects("c", "o1", "o2")
+			h.submit("c", "t1")
+			h.take()
+			if tc.depart == "timeout" {
+				h.advance(11 * time.Second)
+			} else {
+				h.handle("c", &protocol.ClientDisconnect{Type: protocol.DisconnectClient})
+			}
+			departed := h.now
+			equal(t, "task canceled at once, objects kept", describe(noEchoes(h.take())), []string{"w:TaskCancel(t1,force=false)"})
+			if tc.lateLeft {
+				h.confirm("w", "t1", protocol.CancelConfirmFailed)
+				h.createObjects("c", "r1")
+				h.result("w", "t1", protocol.ResultSuccess, "r1")
+				h.take()
+			}
+			var freedAt time.Duration
+			for step := 0; step < 100; step++ { // 10 s in 100 ms ticks
+				if tc.comeBack > 0 && h.now.Sub(departed) == tc.comeBack {
+					h.client("c")
+				}
+				h.advance(100 * time.Millisecond)
+				if freedAt == 0 && len(h.out.deleted) > 0 {
+					freedAt = h.now.Sub(departed)
+				}
+			}
+			if freedAt != tc.wantFreed {
+				t.Fatalf("objects freed %v after departure, want %v (0: kept)", freedAt, tc.wantFreed)
+			}
+			want := 2
+			if tc.lateLeft {
+				want = 3
+			}
+			if tc.wantFreed == 0 {
+				want = 0
+			}
+			if len(h.out.deleted) != want {
+				t.Fatalf("deleted %v", h.out.deleted)
+			}
+			if tc.wantFreed == 0 {
+				// Kept objects are the client's again: its own delete works.
+				if len(h.s.objects) != 2 {
+					t.Fatalf("objects %d", len(h.s.objects))
+				}
+				h.deleteObjects("c", "o1", "o2")
+				if len(h.out.deleted) != 2 || len(h.s.objects) != 0 {
+					t.Fatalf("deleted %v", h.out.deleted)
+				}
+			} else if len(h.s.objects) != 0 || len(h.s.departed) != 0 {
+				t.Fatalf("left: %d objects, %d departed", len(h.s.objects), len(h.s.departed))
+			}
+			checkInvariants(t, h.s)
+		})
+	}
 }

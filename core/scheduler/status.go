@@ -7,10 +7,11 @@ import (
 )
 
 // Snapshot fills the parts of StateScheduler the scheduler knows: clients,
-// objects, task state counts and workers. The caller adds the process
+// objects, task state counts, workers and the worker groups started through
+// the adapter webhook. The caller adds the process
 // resources and message counts.
 func (s *Scheduler) Snapshot(now time.Time) *protocol.StateScheduler {
-	st := &protocol.StateScheduler{ObjectCount: uint64(len(s.objects))}
+	st := &protocol.StateScheduler{ObjectCount: uint64(len(s.objects)), WorkerGroups: s.WorkerGroups()}
 	for id, set := range s.clientTasks {
 		n := len(set)
 		if n > 1<<32-1 {

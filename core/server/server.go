@@ -40,6 +40,13 @@ type Server struct {
 	core *scheduler.Scheduler
 	proc procSampler
 
+	// Adapter webhook (nil without --adapter-webhook-url). Calls run in
+	// their own goroutines and answer on scaled; the loop applies them.
+	hook    *webhook
+	scaled  chan scheduler.ScaleResponse
+	hookCtx context.Context
+	hookWG  sync.WaitGroup
+
 	received, sent [256]uint64
 	recvOrder      []protocol.Kind
 	sentOrder      []protocol.Kind
@@ -109,6 +116,10 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AdapterWebhookURL != "" {
+		s.hook = newWebhook(cfg.AdapterWebhookURL)
+	}
+	s.scaled = make(chan scheduler.ScaleResponse, 1)
 	s.core = scheduler.New(ccfg, outbox{s}, log, time.Now())
 	return s, nil
 }
@@ -170,6 +181,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer s.closeAll()
 
+	hookCtx, stopHooks := context.WithCancel(ctx)
+	s.hookCtx = hookCtx
+	defer func() {
+		stopHooks()
+		s.hookWG.Wait()
+		if s.hook != nil {
+			s.hook.close()
+		}
+	}()
+
 	var ossDone chan error
 	if s.oss != nil {
 		ossCtx, cancel := context.WithCancel(context.Background())
@@ -182,6 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info().Str("object_storage", s.ossAddr).Str("monitor", s.MonitorAddr()).
 		Str("allocate_policy", s.cfg.AllocatePolicy).Bool("protected", s.cfg.Protected).
+		Str("adapter_webhook_url", s.cfg.AdapterWebhookURL).
 		Msgf("listening on %s", s.Addr())
 
 	ticker := time.NewTicker(tickInterval)
@@ -218,6 +240,8 @@ func (s *Server) Run(ctx context.Context) error {
 				}
 				break
 			}
+		case r := <-s.scaled:
+			s.core.OnScaleResponse(r, time.Now())
 		case now := <-ticker.C:
 			s.core.Tick(now)
 			if !now.Before(nextStatus) {
@@ -259,7 +283,7 @@ func (s *Server) handle(frames [][]byte) {
 }
 
 func (s *Server) publishStatus(now time.Time) {
-	st := s.core.Snapshot(now)
+	st := s.core.Snapshot(now) // includes the worker groups
 	st.Scheduler.CPU, st.Scheduler.RSS, st.RSSFree = s.proc.sample(now)
 	for _, k := range s.recvOrder {
 		st.Binder.Received = append(st.Binder.Received, protocol.MessageCount{Name: k.String(), Count: s.received[k]})
@@ -317,6 +341,26 @@ func (o outbox) Publish(m protocol.Message) { o.s.publish(m) }
 func (o outbox) DeleteObject(id []byte) { o.s.ossCli.DeleteAsync(id) }
 
 func (o outbox) DuplicateObject(newID, srcID []byte) { o.s.ossCli.DuplicateAsync(newID, srcID) }
+
+// Scale calls the adapter webhook in a goroutine; the answer comes back to
+// the loop through s.scaled. The core has at most one call outstanding.
+func (o outbox) Scale(r scheduler.ScaleRequest) {
+	s := o.s
+	if s.hook == nil || s.hookCtx == nil {
+		s.scaled <- scheduler.ScaleResponse{ID: r.ID, Err: "no adapter webhook configured"}
+		return
+	}
+	ctx := s.hookCtx
+	s.hookWG.Add(1)
+	go func() {
+		defer s.hookWG.Done()
+		resp := s.hook.call(ctx, r)
+		select {
+		case s.scaled <- resp:
+		case <-ctx.Done():
+		}
+	}()
+}
 
 // Run is the scheduler role's entry point for commands: New, then Run.
 func Run(ctx context.Context, cfg *config.Scheduler, log zerolog.Logger) error {

@@ -113,8 +113,12 @@ func TestWorkerKilledMidTask(t *testing.T) {
 	}
 }
 
+// TestClientVanishes: a client that stops heartbeating times out; its tasks
+// are canceled at once and its objects freed object_retention_seconds
+// later (worker caches and storage).
 func TestClientVanishes(t *testing.T) {
-	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.ClientTimeoutSeconds = 1 })
+	t.Parallel()
+	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.ClientTimeoutSeconds, c.ObjectRetentionSeconds = 1, 1 })
 	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Hold: true, QueueSize: 1}))
 	defer w.Stop()
 	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
@@ -135,8 +139,7 @@ func TestClientVanishes(t *testing.T) {
 		t.Fatal("worker never got the task")
 	}
 	c.Close() // no heartbeats, no goodbye
-	ok := scalertest.WaitFor(wait, func() bool {
-		var cancel, del bool
+	seen := func() (cancel, del bool) {
 		for _, m := range w.Received() {
 			switch m := m.(type) {
 			case *protocol.TaskCancel:
@@ -145,10 +148,23 @@ func TestClientVanishes(t *testing.T) {
 				del = del || m.Type == protocol.InstructionDelete && len(m.Metadata.ObjectIDs) == 1 && bytes.Equal(m.Metadata.ObjectIDs[0], obj)
 			}
 		}
-		return cancel && del
-	})
-	if !ok {
-		t.Fatalf("worker did not see the cancel and the delete: %v", w.Received())
+		return
+	}
+	if !scalertest.WaitFor(wait, func() bool { c, _ := seen(); return c }) {
+		t.Fatal("worker did not see the cancel")
+	}
+	canceledAt := time.Now()
+	if _, del := seen(); del {
+		t.Fatal("object freed together with the cancel, before the retention time")
+	}
+	if st, err := sc.Stats(ctx); err != nil || st.Objects != 1 {
+		t.Fatalf("object gone from storage within the retention time: %+v %v", st, err)
+	}
+	if !scalertest.WaitFor(wait, func() bool { _, d := seen(); return d }) {
+		t.Fatalf("worker did not see the delete: %v", w.Received())
+	}
+	if d := time.Since(canceledAt); d < 700*time.Millisecond {
+		t.Fatalf("object freed %v after the cancel; retention is 1s", d)
 	}
 	if !scalertest.WaitFor(wait, func() bool {
 		st, err := sc.Stats(ctx)

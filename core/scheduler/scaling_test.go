@@ -1,0 +1,276 @@
+package scheduler
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+func scalingHarness(t *testing.T) *harness {
+	return newHarness(t, func(c *Config) {
+		c.Scaling = true
+		c.ClientTimeout, c.WorkerTimeout = time.Hour, time.Hour
+		c.BalanceInterval = time.Hour
+	})
+}
+
+// scales returns and clears the scaling requests, rendered as
+// "start" or "shutdown(<group>)".
+func (h *harness) scales() []string {
+	var out []string
+	for _, r := range h.out.scales {
+		if r.Action == ScaleShutdown {
+			out = append(out, "shutdown("+r.GroupID+")")
+		} else {
+			out = append(out, r.Action.String())
+		}
+	}
+	h.out.scales = nil
+	return out
+}
+
+// answer answers the outstanding scaling request.
+func (h *harness) answer(r ScaleResponse) {
+	h.t.Helper()
+	if h.s.scaling.inFlight == nil {
+		h.t.Fatal("no scaling request outstanding")
+	}
+	r.ID = h.s.scaling.inFlight.ID
+	h.s.OnScaleResponse(r, h.now)
+}
+
+func started(group string, workers ...string) ScaleResponse {
+	return ScaleResponse{Status: 200, GroupID: group, WorkerIDs: workers, Message: "Worker group started"}
+}
+
+var shutDown = ScaleResponse{Status: 200, Message: "Worker group shutdown"}
+
+func groups(h *harness) []string {
+	var out []string
+	for _, g := range h.s.WorkerGroups() {
+		s := string(g.GroupID) + ":"
+		for i, w := range g.WorkerIDs {
+			if i > 0 {
+				s += ","
+			}
+			s += string(w)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestScalingLifecycle: one task and no worker starts a group; nothing more
+// is asked while its worker connects; once idle, the group is shut down.
+func TestScalingLifecycle(t *testing.T) { // items 66, 67
+	h := scalingHarness(t)
+	h.client("c")
+	h.advance(time.Second)
+	equal(t, "no tasks, no workers: nothing", h.scales(), nil)
+	h.submit("c", "t1")
+	h.advance(time.Second)
+	equal(t, "task without worker", h.scales(), []string{"start_worker_group"})
+	h.advance(3 * time.Second)
+	equal(t, "one call at a time", h.scales(), nil)
+	h.answer(started("native-1", "w1"))
+	equal(t, "group recorded", groups(h), []string{"native-1:w1"})
+	if st := h.s.Snapshot(h.now); len(st.WorkerGroups) != 1 || string(st.WorkerGroups[0].GroupID) != "native-1" {
+		t.Fatalf("StateScheduler worker groups %+v", st.WorkerGroups)
+	}
+	h.advance(10 * time.Second)
+	equal(t, "worker still connecting: no second group", h.scales(), nil)
+	h.worker("w1", 10)
+	equal(t, "task placed", describe(noEchoes(h.take())), []string{"w1:Task(t1)"})
+	h.advance(time.Second)
+	equal(t, "1 task, 1 worker: steady", h.scales(), nil)
+	h.result("w1", "t1", protocol.ResultSuccess)
+	h.advance(time.Second)
+	equal(t, "idle group shut down", h.scales(), []string{"shutdown(native-1)"})
+	h.answer(shutDown)
+	equal(t, "group forgotten", groups(h), nil)
+	h.advance(time.Second)
+	equal(t, "external worker left alone", h.scales(), nil)
+}
+
+func TestScalingStartTriggers(t *testing.T) { // item 66
+	cases := []struct {
+		name  string
+		setup func(h *harness)
+		want  []string
+	}{
+		{name: "no worker, no task", setup: func(h *harness) {}},
+		{name: "no worker, a task", want: []string{"start_worker_group"},
+			setup: func(h *harness) { h.submit("c", "t1") }},
+		{name: "tasks wait, every worker full", want: []string{"start_worker_group"},
+			setup: func(h *harness) {
+				h.worker("w", 1)
+				h.submit("c", "t1")
+				h.submit("c", "t2")
+			}},
+		{name: "more than 10 tasks per worker", want: []string{"start_worker_group"},
+			setup: func(h *harness) {
+				h.worker("w", 100)
+				for i := 0; i < 11; i++ {
+					h.submit("c", "t"+strconv.Itoa(i))
+				}
+			}},
+		{name: "10 tasks per worker, none waiting", setup: func(h *harness) {
+			h.worker("w", 100)
+			for i := 0; i < 10; i++ {
+				h.submit("c", "t"+strconv.Itoa(i))
+			}
+		}},
+		{name: "waiting for a capability while workers have room", setup: func(h *harness) {
+			h.worker("w", 10)
+			h.submit("c", "t1")
+			h.submit("c", "t2", "gpu")
+		}},
+		{name: "scaling disabled", setup: func(h *harness) {
+			h.s.cfg.Scaling = false
+			h.submit("c", "t1")
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := scalingHarness(t)
+			h.client("c")
+			tc.setup(h)
+			h.advance(time.Second)
+			equal(t, "requests", h.scales(), tc.want)
+		})
+	}
+}
+
+// TestScalingAnswers: every kind of webhook answer; failures never change
+// the groups and delay the next call by ScalingRetry.
+func TestScalingAnswers(t *testing.T) { // item 67
+	cases := []struct {
+		name   string
+		answer ScaleResponse
+		groups []string
+		retry  bool // the next call waits ScalingRetry
+	}{
+		{name: "started", answer: started("g1", "w1", "w2"), groups: []string{"g1:w1,w2"}},
+		{name: "201 accepted too", answer: ScaleResponse{Status: 201, GroupID: "g1"}, groups: []string{"g1:"}},
+		{name: "429 too many workers", answer: ScaleResponse{Status: 429, Message: "Max workers reached"}, retry: true},
+		{name: "500", answer: ScaleResponse{Status: 500, Message: "boom"}, retry: true},
+		{name: "400", answer: ScaleResponse{Status: 400, Message: "Unknown action"}, retry: true},
+		{name: "no worker_group_id", answer: ScaleResponse{Status: 200}, retry: true},
+		{name: "unreachable", answer: ScaleResponse{Err: "connection refused"}, retry: true},
+		{name: "timeout", answer: ScaleResponse{Err: "context deadline exceeded"}, retry: true},
+		{name: "not JSON", answer: ScaleResponse{Status: 200, Err: "invalid character '<'"}, retry: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := scalingHarness(t)
+			h.client("c")
+			h.submit("c", "t1")
+			h.advance(time.Second)
+			equal(t, "start", h.scales(), []string{"start_worker_group"})
+			h.answer(tc.answer)
+			equal(t, "groups", groups(h), tc.groups)
+			h.advance(4 * time.Second)
+			if tc.retry {
+				equal(t, "backing off", h.scales(), nil)
+				h.advance(time.Second)
+				equal(t, "retried", h.scales(), []string{"start_worker_group"})
+			} else {
+				equal(t, "waiting for the workers", h.scales(), nil)
+			}
+			checkInvariants(t, h.s)
+		})
+	}
+	t.Run("stale answer dropped", func(t *testing.T) {
+		h := scalingHarness(t)
+		h.client("c")
+		h.submit("c", "t1")
+		h.advance(time.Second)
+		h.scales()
+		h.s.OnScaleResponse(ScaleResponse{ID: 99, Status: 200, GroupID: "x"}, h.now)
+		if len(groups(h)) != 0 || h.s.scaling.inFlight == nil {
+			t.Fatal("stale answer applied")
+		}
+	})
+}
+
+func TestScalingStartTimeout(t *testing.T) {
+	for _, ids := range [][]string{{"never"}, nil} {
+		h := scalingHarness(t)
+		h.client("c")
+		h.submit("c", "t1")
+		h.advance(time.Second)
+		h.scales()
+		h.answer(started("g1", ids...))
+		h.advance(59 * time.Second)
+		equal(t, "waiting for the group's workers", h.scales(), nil)
+		h.advance(time.Second)
+		equal(t, "start timed out: another group", h.scales(), []string{"start_worker_group"})
+	}
+	// With no worker ids in the answer, any new worker settles the group.
+	h := scalingHarness(t)
+	h.client("c")
+	h.worker("w0", 1)
+	h.submit("c", "t1")
+	h.submit("c", "t2")
+	h.advance(time.Second)
+	h.scales()
+	h.answer(started("g1"))
+	h.advance(time.Second)
+	equal(t, "still starting", h.scales(), nil)
+	h.worker("x", 1)
+	h.submit("c", "t3")
+	h.advance(time.Second)
+	equal(t, "settled by the new worker", h.scales(), []string{"start_worker_group"})
+}
+
+// TestScalingShutdownChoice: only groups whose workers all connected and
+// hold no task are shut down, the one with the fewest queued tasks first;
+// a refused shutdown keeps the group.
+func TestScalingShutdownChoice(t *testing.T) { // items 66, 67
+	h := scalingHarness(t)
+	h.client("c")
+	for i, g := range []string{"g1", "g2", "g3", "g4"} {
+		h.submit("c", "s"+strconv.Itoa(i))
+		h.advance(time.Second)
+		equal(t, "start "+g, h.scales(), []string{"start_worker_group"})
+		h.answer(started(g, "w"+g))
+		// Queued tasks reported by heartbeats: g1 3, g2 1, g3 0, g4 2.
+		h.handle("w"+g, &protocol.WorkerHeartbeat{QueueSize: 1, QueuedTasks: []uint32{3, 1, 0, 2}[i]})
+	}
+	equal(t, "one task per worker", describe(noEchoes(h.take())), []string{"wg1:Task(s0)", "wg2:Task(s1)", "wg3:Task(s2)", "wg4:Task(s3)"})
+	// s2 keeps g3 busy; the others finish.
+	for _, w := range []string{"wg1", "wg2", "wg4"} {
+		h.result(w, "s"+strconv.Itoa(int(w[2]-'1')), protocol.ResultSuccess)
+	}
+	h.handle("wg3", &protocol.WorkerHeartbeat{QueueSize: 1})
+	h.advance(time.Second)
+	equal(t, "g3 is busy: g2 has the fewest queued", h.scales(), []string{"shutdown(g2)"})
+	h.answer(ScaleResponse{Status: 404, Message: "Worker group not found"})
+	equal(t, "404 keeps the group", groups(h), []string{"g1:wg1", "g2:wg2", "g3:wg3", "g4:wg4"})
+	h.advance(5 * time.Second)
+	equal(t, "retried after the pause", h.scales(), []string{"shutdown(g2)"})
+	h.answer(ScaleResponse{Status: 500, Message: "boom"})
+	h.advance(5 * time.Second)
+	h.scales()
+	h.answer(shutDown)
+	h.handle("wg2", &protocol.DisconnectRequest{Worker: []byte("wg2")})
+	h.advance(time.Second)
+	equal(t, "next: g4", h.scales(), []string{"shutdown(g4)"})
+	h.answer(shutDown)
+	h.handle("wg4", &protocol.DisconnectRequest{Worker: []byte("wg4")})
+	h.advance(time.Second)
+	equal(t, "1 task, 2 workers: g1", h.scales(), []string{"shutdown(g1)"})
+	h.answer(shutDown)
+	h.handle("wg1", &protocol.DisconnectRequest{Worker: []byte("wg1")})
+	h.advance(time.Second)
+	equal(t, "1 task, 1 worker: steady", h.scales(), nil)
+	equal(t, "left", groups(h), []string{"g3:wg3"})
+	// A group whose workers are all gone is reaped once there is no task.
+	h.handle("wg3", &protocol.DisconnectRequest{Worker: []byte("wg3")})
+	h.cancel("c", "s2", true)
+	h.advance(time.Second)
+	equal(t, "dead group", h.scales(), []string{"shutdown(g3)"})
+	checkInvariants(t, h.s)
+}
