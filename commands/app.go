@@ -69,7 +69,7 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 			},
 		})
 	}
-	app.Commands = append(app.Commands, linksCommand(&status))
+	app.Commands = append(app.Commands, linksCommand(&status), workerCommand(&status, os.Stdin, stderr))
 	if err := app.Run(argv); err != nil {
 		fmt.Fprintf(stderr, "scaler: error: %v\n", err)
 		return exitUsage

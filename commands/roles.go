@@ -32,10 +32,10 @@ var roles = []*role{
 		run:        runScheduler,
 	},
 	{
-		sub:         "cluster",
-		usage:       "run a standalone compute cluster of N workers",
-		newSection:  func() config.Section { return config.DefaultCluster() },
-		notBuiltYet: "the cluster role is not built yet",
+		sub:        "cluster",
+		usage:      "run a standalone compute cluster of N workers",
+		newSection: func() config.Section { return config.DefaultCluster() },
+		run:        runCluster,
 	},
 	{
 		sub:        "object_storage_server",

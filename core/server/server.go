@@ -77,10 +77,11 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 		}
 		return transport.WithPortOffset(cfg.SchedulerAddress, offset)
 	}
-	s = &Server{cfg: cfg, log: log}
+	srv := &Server{cfg: cfg, log: log}
+	s = srv
 	defer func() {
 		if err != nil {
-			s.closeAll()
+			srv.closeAll() // s itself is nil on the error returns
 		}
 	}()
 	if s.router, err = transport.Bind(transport.Router, cfg.SchedulerAddress, transport.Options{RecvBuffer: 8192}); err != nil {

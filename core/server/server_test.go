@@ -3,11 +3,17 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/core/server"
 	"github.com/opengris/scaler/internal/scalertest"
 	"github.com/opengris/scaler/storage"
 	"github.com/opengris/scaler/transport"
@@ -265,4 +271,33 @@ func itoa(n int) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+// A taken port (here the object storage's port + 1) is an error naming the
+// problem, and everything New had already bound is released.
+func TestNewFailsCleanlyOnBusyPort(t *testing.T) {
+	busy := must[*transport.Endpoint](t)(transport.Bind(transport.Router, "tcp://127.0.0.1:0", transport.Options{}))
+	defer busy.Close()
+	_, _, port, err := transport.ParseAddress(busy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.DefaultScheduler()
+	cfg.SchedulerAddress = fmt.Sprintf("tcp://127.0.0.1:%d", port-1)
+	_, err = server.New(cfg, logging.ForTest("scheduler", io.Discard))
+	if err == nil || !strings.Contains(err.Error(), "object storage") || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("error %v, want the busy object storage port named", err)
+	}
+	// The scheduler port it had bound is released (zmq closes listeners
+	// asynchronously, so allow it a moment).
+	released := scalertest.WaitFor(5*time.Second, func() bool {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port-1))
+		if err == nil {
+			l.Close()
+		}
+		return err == nil
+	})
+	if !released {
+		t.Fatal("the scheduler port stayed bound after New failed")
+	}
 }

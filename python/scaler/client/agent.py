@@ -1,0 +1,619 @@
+"""The client's background thread: the only owner of the client's zmq sockets.
+
+User threads hand it commands through a deque and wake it through a pipe; it talks to the
+scheduler (one DEALER) and to object storage (a second DEALER, pipelined with request ids), keeps
+the heartbeat, and resolves futures. Nothing here blocks on the network: every wait is a poll with
+a deadline, so heartbeats keep flowing while large objects move.
+"""
+
+import collections
+import itertools
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Deque, Dict, List, Optional
+
+import zmq
+
+from scaler.client import _wire as w
+from scaler.utility.exceptions import (
+    ClientQuitException,
+    ClientShutdownException,
+    ObjectStorageException,
+    ProcessorDiedError,
+    TaskRejectedError,
+    WorkerDiedError,
+)
+from scaler.utility.metadata.profile_result import ProfileResult
+
+logger = logging.getLogger("scaler.client")
+
+_MAX_DRAIN = 4096  # messages read from one socket before looking at the others
+
+
+class Batch:
+    """Work built by a user thread: objects to store, then scheduler frames to send once stored."""
+
+    __slots__ = ("sets", "create_ids", "frames", "tasks", "graph", "remaining", "owned")
+
+    def __init__(self):
+        self.sets: List[tuple] = []  # (request id, object id, header frame, payload)
+        self.create_ids: List[bytes] = []
+        self.frames: List[bytes] = []  # create instruction first, then tasks
+        self.tasks: List[tuple] = []  # (task id, TaskEntry)
+        self.graph: Optional["GraphEntry"] = None
+        self.remaining = 0
+        self.owned: List[bytes] = []
+
+
+class TaskEntry:
+    __slots__ = ("future", "release", "graph_id")
+
+    def __init__(self, future, release: List[bytes], graph_id: Optional[bytes] = None):
+        self.future = future
+        self.release = release
+        self.graph_id = graph_id
+
+
+class GraphEntry:
+    __slots__ = ("graph_id", "umbrella", "targets", "nodes", "release", "error")
+
+    def __init__(self, graph_id: bytes, umbrella, targets: Dict[bytes, object], nodes: List[bytes], release):
+        self.graph_id = graph_id
+        self.umbrella = umbrella
+        self.targets = targets
+        self.nodes = nodes
+        self.release = release
+        self.error: Optional[BaseException] = None
+
+
+class _Stop(Exception):
+    def __init__(self, reason: BaseException, cancel_futures: bool):
+        super().__init__(str(reason))
+        self.reason = reason
+        self.cancel_futures = cancel_futures
+
+
+class ClientAgent(threading.Thread):
+    def __init__(self, client_id: bytes, address: str, heartbeat_interval_seconds: float, timeout_seconds: float):
+        super().__init__(name="scaler-client-agent", daemon=True)
+        self.client_id = client_id
+        self._address = address
+        self._heartbeat_interval = max(float(heartbeat_interval_seconds), 0.05)
+        self._timeout = float(timeout_seconds)
+        self.cancel_timeout = max(float(timeout_seconds), 1.0)
+
+        self.request_ids = itertools.count(1)
+        self.storage_ready = threading.Event()
+        self.storage_address: Optional[str] = None
+        self.stopped = threading.Event()
+        self.exit_reason: Optional[BaseException] = None
+
+        self._commands: Deque[tuple] = collections.deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._wake_pending = False
+
+        self._context: Optional[zmq.Context] = None
+        self._scheduler: Optional[zmq.Socket] = None
+        self._storage: Optional[zmq.Socket] = None
+        self._poller: Optional[zmq.Poller] = None
+
+        self._tasks: Dict[bytes, TaskEntry] = {}
+        self._graphs: Dict[bytes, GraphEntry] = {}
+        self._graph_nodes: Dict[bytes, bytes] = {}
+        self._storage_requests: Dict[int, tuple] = {}
+        self._outbox: Deque[Batch] = collections.deque()
+        self._to_release: List[bytes] = []
+        self._owned: set = set()
+        self._shutdown_waiter: Optional[list] = None
+
+        self._last_contact = time.monotonic()
+        self._heartbeat_sent_at: Optional[float] = None
+        self._next_heartbeat = 0.0
+        self._latency_us = 0
+        self._process = None
+
+    # ---------------------------------------------------------------- user-thread side
+
+    def post(self, command: tuple) -> None:
+        if self.stopped.is_set():
+            raise ClientQuitException("client is already stopped.")
+        self._commands.append(command)
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    def cancel_future(self, future) -> None:
+        self.post(("cancel", future))
+
+    def fetch_future(self, future, object_id: bytes, failed: bool) -> None:
+        try:
+            self.post(("fetch", future, object_id, failed))
+        except ClientQuitException as error:
+            future._fail(error)
+
+    # ---------------------------------------------------------------- thread body
+
+    def run(self) -> None:
+        stop: Optional[_Stop] = None
+        try:
+            self._setup()
+            self._loop()
+        except _Stop as reason:
+            stop = reason
+        except BaseException as error:  # keep the thread's death visible to the user
+            logger.exception("scaler client agent failed")
+            stop = _Stop(ClientQuitException(f"client agent failed: {error!r}"), False)
+        finally:
+            self._teardown(stop)
+
+    def _setup(self) -> None:
+        self._context = zmq.Context(io_threads=1)
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.client_id)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self._address)
+        self._scheduler = sock
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
+        try:
+            import psutil
+
+            self._process = psutil.Process()
+            self._process.cpu_percent(None)
+        except Exception:
+            self._process = None
+        self._last_contact = time.monotonic()
+        self._send_heartbeat(time.monotonic())
+
+    def _loop(self) -> None:
+        poller = self._poller
+        while True:
+            now = time.monotonic()
+            wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
+            events = dict(poller.poll(min(wait_ms, 1000)))
+            if self._scheduler in events:
+                self._drain_scheduler()
+            if self._storage is not None and self._storage in events:
+                self._drain_storage()
+            if self._wake_r in events:
+                self._drain_commands()
+            if self._to_release:
+                self._flush_release()
+            now = time.monotonic()
+            if now - self._last_contact > self._timeout:
+                raise _Stop(
+                    TimeoutError(f"scheduler at {self._address} silent for more than {self._timeout:g} seconds"),
+                    False,
+                )
+            if now >= self._next_heartbeat:
+                self._send_heartbeat(now)
+
+    def _teardown(self, stop: Optional[_Stop]) -> None:
+        reason = stop.reason if stop is not None else ClientQuitException("client agent stopped")
+        self.exit_reason = reason
+        self.stopped.set()
+        if not self.storage_ready.is_set():
+            self.storage_ready.set()  # the constructor reads exit_reason
+        # Resolve everything still pending, so that no user thread waits forever.
+        futures = [entry.future for entry in self._tasks.values()]
+        for graph in self._graphs.values():
+            futures.append(graph.umbrella)
+            futures.extend(graph.targets.values())
+        for request in self._storage_requests.values():
+            if request[0] == "get":
+                futures.append(request[1])
+        for batch in self._outbox:
+            futures.extend(entry.future for _, entry in batch.tasks)
+            if batch.graph is not None:
+                futures.append(batch.graph.umbrella)
+                futures.extend(batch.graph.targets.values())
+        while self._commands:
+            command = self._commands.popleft()
+            if command[0] == "submit":
+                futures.extend(entry.future for _, entry in command[1].tasks)
+                if command[1].graph is not None:
+                    futures.extend(command[1].graph.targets.values())
+            elif command[0] in ("disconnect", "clear"):
+                command[1].set()
+            elif command[0] == "shutdown":
+                command[1].append((False, "client stopped"))
+                command[2].set()
+            elif command[0] == "fetch":
+                futures.append(command[1])
+        if self._shutdown_waiter is not None:
+            self._shutdown_waiter[0].append((False, str(reason)))
+            self._shutdown_waiter[1].set()
+        cancel = stop is not None and stop.cancel_futures
+        for future in futures:
+            try:
+                if cancel:
+                    future.set_canceled()
+                else:
+                    future._fail(reason)
+            except Exception:
+                pass
+        self._tasks.clear()
+        self._graphs.clear()
+        for sock in (self._scheduler, self._storage):
+            if sock is not None:
+                try:
+                    sock.close()
+                except Exception:
+                    pass
+        if self._context is not None:
+            try:
+                self._context.term()
+            except Exception:
+                pass
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # ---------------------------------------------------------------- scheduler messages
+
+    def _send(self, frame: bytes) -> None:
+        self._scheduler.send(frame, copy=len(frame) < 65536)
+
+    def _send_heartbeat(self, now: float) -> None:
+        self._next_heartbeat = now + self._heartbeat_interval
+        if self._heartbeat_sent_at is not None:
+            return  # at most one heartbeat outstanding
+        cpu, rss = 0, 0
+        if self._process is not None:
+            try:
+                cpu = min(int(self._process.cpu_percent(None) * 10), 65535)
+                rss = self._process.memory_info().rss
+            except Exception:
+                pass
+        self._send(w.encode(w.CLIENT_HEARTBEAT, {"resource": {"cpu": cpu, "rss": rss}, "latency_us": self._latency_us}))
+        self._heartbeat_sent_at = now
+
+    def _drain_scheduler(self) -> None:
+        sock = self._scheduler
+        for _ in range(_MAX_DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._last_contact = time.monotonic()
+            if len(frames) != 1:
+                logger.warning("scaler client: dropped a %d-part message from the scheduler", len(frames))
+                continue
+            try:
+                kind, body = w.decode(frames[0])
+            except Exception as error:
+                logger.warning("scaler client: dropped a malformed message from the scheduler: %s", error)
+                continue
+            try:
+                self._on_scheduler_message(kind, body)
+            except _Stop:
+                raise
+            except Exception:
+                logger.exception("scaler client: error handling message kind %d", kind)
+
+    def _on_scheduler_message(self, kind: int, body: dict) -> None:
+        if kind == w.TASK_RESULT:
+            self._on_task_result(body)
+        elif kind == w.CLIENT_HEARTBEAT_ECHO:
+            self._on_echo(body)
+        elif kind == w.TASK_CANCEL_CONFIRM:
+            self._on_cancel_confirm(body)
+        elif kind == w.TASK_LOG:
+            stream = sys.stderr if body.get("type") == w.LOG_STDERR else sys.stdout
+            stream.write(body.get("content", ""))
+            stream.flush()
+        elif kind == w.CLIENT_SHUTDOWN_RESPONSE:
+            accepted = bool(body.get("accepted", False))
+            if self._shutdown_waiter is not None:
+                results, event = self._shutdown_waiter
+                self._shutdown_waiter = None
+                results.append((accepted, body.get("reason", "")))
+                event.set()
+            if accepted:
+                raise _Stop(ClientShutdownException("scheduler shut down on this client's request"), True)
+        else:
+            logger.warning("scaler client: unexpected message kind %d from the scheduler dropped", kind)
+
+    def _on_echo(self, body: dict) -> None:
+        now = time.monotonic()
+        if self._heartbeat_sent_at is not None:
+            self._latency_us = min(int((now - self._heartbeat_sent_at) * 1e6 / 2), 2**32 - 1)
+            self._heartbeat_sent_at = None
+        if self._storage is None:
+            address = body.get("object_storage") or {}
+            host, port = address.get("host", ""), int(address.get("port", 0))
+            if not port:
+                return
+            if host in ("", "0.0.0.0", "*", "::"):
+                host = self._address.split("://", 1)[-1].rsplit(":", 1)[0]
+            self.storage_address = f"tcp://{host}:{port}"
+            sock = self._context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.IDENTITY, b"storage-client|" + self.client_id)
+            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.setsockopt(zmq.RCVHWM, 0)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.storage_address)
+            self._storage = sock
+            self._poller.register(sock, zmq.POLLIN)
+            self._poller.register(self._wake_r, zmq.POLLIN)
+            self.storage_ready.set()
+
+    @staticmethod
+    def _profile(body: dict) -> ProfileResult:
+        p = body.get("profile") or {}
+        return ProfileResult(
+            duration_s=float(p.get("duration_s", 0.0)),
+            memory_peak=int(p.get("memory_peak", 0)),
+            cpu_time_s=float(p.get("cpu_time_s", 0.0)),
+        )
+
+    @staticmethod
+    def _error_for(result_type: int, message: str, task_id: bytes) -> BaseException:
+        text = message or f"task {task_id.hex()}"
+        if result_type == w.RESULT_FAILED_WORKER_DIED:
+            return WorkerDiedError(text)
+        if result_type == w.RESULT_FAILED_TIMEOUT:
+            return TimeoutError(message or f"task {task_id.hex()} ran longer than the task timeout")
+        if result_type == w.RESULT_FAILED_PROCESSOR_DIED:
+            return ProcessorDiedError(text)
+        if result_type == w.RESULT_REJECTED:
+            return TaskRejectedError(text)
+        return Exception(f"task {task_id.hex()} failed: {message or 'no result object'}")
+
+    def _on_task_result(self, body: dict) -> None:
+        task_id = body.get("task_id", b"")
+        result_type = body.get("type", w.RESULT_FAILED)
+        graph = self._graphs.get(task_id)
+        if graph is not None:
+            self._on_graph_result(graph, result_type, body.get("message", ""))
+            return
+        entry = self._tasks.pop(task_id, None)
+        if entry is None:
+            return  # a graph's intermediate node, or a task already settled
+        future = entry.future
+        profile = self._profile(body)
+        results = body.get("results") or []
+        if entry.release:
+            self._release(entry.release)
+        if result_type in (w.RESULT_SUCCESS, w.RESULT_FAILED) and results:
+            object_id = results[0]
+            failed = result_type == w.RESULT_FAILED
+            inline = body.get("inline") or b""
+            if inline:
+                self._release_result(entry.graph_id, object_id)
+                future._set_payload(inline, failed, profile)
+            elif future._mark_ready(object_id, failed, profile):
+                self._fetch(future, object_id, failed)
+            else:
+                self._owned.add(object_id)  # fetched later, or released by clear/disconnect
+        elif result_type == w.RESULT_SUCCESS:
+            future._set_value(None, profile)
+        else:
+            error = self._error_for(result_type, body.get("message", ""), task_id)
+            future._fail(error, profile if result_type != w.RESULT_FAILED_WORKER_DIED else None)
+            if entry.graph_id is not None:
+                g = self._graphs.get(entry.graph_id)
+                if g is not None and g.error is None:
+                    g.error = error
+
+    def _on_graph_result(self, graph: GraphEntry, result_type: int, message: str) -> None:
+        self._forget_graph(graph)
+        if result_type == w.RESULT_SUCCESS:
+            graph.umbrella._set_value(None)
+            error = None
+        else:
+            error = graph.error or self._error_for(result_type, message, graph.graph_id)
+            graph.umbrella._fail(error)
+        for target_id, future in graph.targets.items():
+            if self._tasks.pop(target_id, None) is not None:
+                future._fail(error or Exception(f"graph {graph.graph_id.hex()} ended without this target's result"))
+
+    def _forget_graph(self, graph: GraphEntry) -> None:
+        self._graphs.pop(graph.graph_id, None)
+        for node in graph.nodes:
+            self._graph_nodes.pop(node, None)
+        if graph.release:
+            self._release(graph.release)
+
+    def _on_cancel_confirm(self, body: dict) -> None:
+        task_id = body.get("task_id", b"")
+        confirm = body.get("type", w.CANCEL_CANCELED)
+        if confirm == w.CANCEL_FAILED:
+            return  # the task keeps running; its result follows
+        graph = self._graphs.get(task_id)
+        if graph is not None:
+            self._forget_graph(graph)
+            for target_id, future in graph.targets.items():
+                self._tasks.pop(target_id, None)
+                future.set_canceled()
+            graph.umbrella.set_canceled()
+            return
+        entry = self._tasks.pop(task_id, None)
+        if entry is None:
+            return
+        if entry.release:
+            self._release(entry.release)
+        entry.future.set_canceled()
+
+    # ---------------------------------------------------------------- object storage
+
+    def _storage_send(self, header: bytes, payload=None) -> None:
+        if payload is None:
+            self._storage.send(header)
+        else:
+            self._storage.send(header, zmq.SNDMORE)
+            self._storage.send(payload, copy=len(payload) < 65536)
+
+    def _fetch(self, future, object_id: bytes, failed: bool) -> None:
+        request_id = next(self.request_ids)
+        self._storage_requests[request_id] = ("get", future, object_id, failed)
+        self._storage_send(w.encode(w.OBJECT_REQUEST, {"request_id": request_id, "type": w.OBJ_GET, "object_id": object_id}))
+
+    def _drain_storage(self) -> None:
+        sock = self._storage
+        for _ in range(_MAX_DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                kind, body = w.decode(frames[0])
+            except Exception as error:
+                logger.warning("scaler client: malformed object storage reply dropped: %s", error)
+                continue
+            request = self._storage_requests.pop(body.get("request_id", -1), None)
+            if request is None:
+                continue
+            response = body.get("type")
+            if request[0] == "set":
+                batch = request[1]
+                if response != w.OBJ_SET_OK:
+                    logger.error("scaler client: storing object %s failed: %s", request[2].hex(), body.get("error"))
+                    error = ObjectStorageException(f"object storage refused an object: {body.get('error', '')}")
+                    for task_id, entry in batch.tasks:
+                        if self._tasks.pop(task_id, None) is not None:
+                            self._send(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
+                        entry.future._fail(error)
+                    if batch.graph is not None and batch.graph.graph_id in self._graphs:
+                        self._send(w.encode(w.TASK_CANCEL, {"task_id": batch.graph.graph_id, "force": True}))
+                        batch.graph.umbrella._fail(error)
+                    batch.tasks = []
+            elif request[0] == "get":
+                _, future, object_id, failed = request
+                if response == w.OBJ_GET_OK:
+                    payload = frames[1] if len(frames) > 1 else b""
+                    self._release_result(future._group_task_id, object_id)
+                    self._owned.discard(object_id)
+                    future._set_payload(payload, failed, None)
+                else:
+                    future._fail(ObjectStorageException(f"fetching result {object_id.hex()} failed: {body.get('error', '')}"))
+
+    # ---------------------------------------------------------------- commands
+
+    def _drain_commands(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        self._wake_pending = False
+        commands = self._commands
+        while commands:
+            command = commands.popleft()
+            op = command[0]
+            if op == "submit":
+                self._submit(command[1])
+            elif op == "cancel":
+                self._cancel(command[1])
+            elif op == "fetch":
+                _, future, object_id, failed = command
+                self._fetch(future, object_id, failed)
+            elif op == "release":
+                self._release(command[1])
+                self._owned.difference_update(command[1])
+            elif op == "clear":
+                self._clear(command[1], command[2])
+            elif op == "disconnect":
+                self._disconnect(command[1])
+            elif op == "shutdown":
+                self._shutdown_waiter = [command[1], command[2]]
+                self._send_after_outbox(w.encode(w.CLIENT_DISCONNECT, {"type": w.DISCONNECT_SHUTDOWN}))
+
+    def _submit(self, batch: Batch) -> None:
+        for task_id, entry in batch.tasks:
+            self._tasks[task_id] = entry
+        if batch.graph is not None:
+            graph = batch.graph
+            self._graphs[graph.graph_id] = graph
+            for node in graph.nodes:
+                self._graph_nodes[node] = graph.graph_id
+        self._owned.update(batch.owned)
+        # Object storage parks a get until the object exists, so a task may go out before its
+        # objects are acknowledged: sets and task messages are pipelined. A refused set fails the
+        # batch's futures and cancels their tasks (see _drain_storage).
+        for request_id, object_id, header, payload in batch.sets:
+            self._storage_requests[request_id] = ("set", batch, object_id)
+            self._storage_send(header, payload)
+        batch.sets = []
+        self._outbox.append(batch)
+        self._flush_outbox()
+
+    def _flush_outbox(self) -> None:
+        outbox = self._outbox
+        while outbox and outbox[0].remaining <= 0:
+            batch = outbox.popleft()
+            for frame in batch.frames:
+                self._send(frame)
+
+    def _send_after_outbox(self, frame: bytes) -> None:
+        if self._outbox:
+            batch = Batch()
+            batch.frames.append(frame)
+            self._outbox.append(batch)
+        else:
+            self._send(frame)
+
+    def _cancel(self, future) -> None:
+        target = future._group_task_id if future._group_task_id is not None else future.task_id
+        if target in self._tasks or target in self._graphs:
+            self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": target, "force": True}))
+        elif any(future is entry.future for b in self._outbox for _, entry in b.tasks):
+            self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": target, "force": True}))
+
+    def _release_result(self, graph_id: Optional[bytes], object_id: bytes) -> None:
+        """A graph target's result may still feed other nodes: release it with the graph."""
+        graph = self._graphs.get(graph_id) if graph_id is not None else None
+        if graph is not None:
+            graph.release.append(object_id)
+        else:
+            self._release((object_id,))
+
+    def _release(self, object_ids) -> None:
+        self._to_release.extend(object_ids)
+
+    def _flush_release(self) -> None:
+        ids, self._to_release = self._to_release, []
+        self._send_after_outbox(
+            w.encode(w.OBJECT_INSTRUCTION, {"type": w.INSTRUCTION_DELETE, "object_user": self.client_id,
+                                            "metadata": {"object_ids": ids, "content_types": [], "names": [], "contents": []}})
+        )
+
+    def _pending_futures(self) -> list:
+        futures = [(tid, e.future) for tid, e in self._tasks.items() if e.graph_id is None]
+        futures.extend((g.graph_id, g.umbrella) for g in self._graphs.values())
+        return futures
+
+    def _clear(self, done: threading.Event, pending: list) -> None:
+        for task_id, future in self._pending_futures():
+            pending.append(future)
+            self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
+        if self._owned:
+            self._release(list(self._owned))
+            self._owned.clear()
+        done.set()
+
+    def _disconnect(self, done: threading.Event) -> None:
+        try:
+            # Announce objects that were stored but not yet announced, so the scheduler deletes them.
+            for batch in self._outbox:
+                if batch.frames and batch.create_ids:
+                    self._send(batch.frames[0])
+            self._outbox.clear()
+            if self._to_release:
+                self._flush_release()
+            self._send(w.encode(w.CLIENT_DISCONNECT, {"type": w.DISCONNECT_CLIENT}))
+            self._scheduler.setsockopt(zmq.LINGER, 1000)
+        finally:
+            done.set()
+        raise _Stop(ClientQuitException("client is already stopped."), True)

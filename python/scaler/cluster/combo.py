@@ -1,0 +1,137 @@
+import logging
+import socket
+from typing import Dict, Optional, Tuple
+
+from scaler.cluster._process import address_string
+from scaler.cluster.cluster import Cluster
+from scaler.cluster.scheduler import ObjectStorageServerProcess, SchedulerProcess
+from scaler.utility.network_util import get_available_tcp_port, wait_until_listening
+
+logger = logging.getLogger("scaler.cluster")
+
+
+class SchedulerClusterCombo:
+    """A local scheduler (with its object storage) and ``n_workers`` workers, as child processes.
+
+    Takes upstream's keyword arguments. ``shutdown()`` (also run at interpreter exit) stops
+    everything it started.
+    """
+
+    def __init__(
+        self,
+        n_workers: int,
+        address: Optional[str] = None,
+        storage_address: Optional[str] = None,
+        monitor_address: Optional[str] = None,
+        per_worker_capabilities: Optional[Dict[str, int]] = None,
+        worker_io_threads: int = 1,
+        scheduler_io_threads: int = 1,
+        max_number_of_tasks_waiting: int = -1,
+        heartbeat_interval_seconds: int = 2,
+        client_timeout_seconds: int = 60,
+        worker_timeout_seconds: int = 60,
+        object_retention_seconds: int = 60,
+        task_timeout_seconds: int = 0,
+        death_timeout_seconds: int = 300,
+        load_balance_seconds: int = 1,
+        load_balance_trigger_times: int = 2,
+        garbage_collect_interval_seconds: int = 30,
+        trim_memory_threshold_bytes: int = 1024 * 1024 * 1024,
+        per_worker_task_queue_size: int = 1000,
+        hard_processor_suspend: bool = False,
+        protected: bool = True,
+        allocate_policy="even",
+        event_loop: str = "builtin",
+        logging_paths: Tuple[str, ...] = ("/dev/stdout",),
+        logging_level: str = "INFO",
+        logging_config_file: Optional[str] = None,
+    ):
+        self._stopped = False
+        self._object_storage = None
+        self._cluster = None
+        self._scheduler = None
+        if address is None:
+            # the scheduler also binds port + 1 (object storage) and port + 2 (monitor)
+            address = f"tcp://127.0.0.1:{get_available_tcp_port(consecutive=3)}"
+        self._address = address_string(address)
+        self._storage_address = address_string(storage_address)
+        self._monitor_address = address_string(monitor_address)
+
+        try:
+            if self._storage_address is not None:
+                self._object_storage = ObjectStorageServerProcess(
+                    self._storage_address, logging_paths=logging_paths, logging_level=logging_level
+                )
+                self._object_storage.start()
+            self._scheduler = SchedulerProcess(
+                self._address,
+                storage_address=self._storage_address,
+                monitor_address=self._monitor_address,
+                io_threads=scheduler_io_threads,
+                max_number_of_tasks_waiting=max_number_of_tasks_waiting,
+                client_timeout_seconds=client_timeout_seconds,
+                worker_timeout_seconds=worker_timeout_seconds,
+                object_retention_seconds=object_retention_seconds,
+                load_balance_seconds=load_balance_seconds,
+                load_balance_trigger_times=load_balance_trigger_times,
+                protected=protected,
+                allocate_policy=allocate_policy,
+                event_loop=event_loop,
+                logging_paths=logging_paths,
+                logging_config_file=logging_config_file,
+                logging_level=logging_level,
+            )
+            self._scheduler.start()
+            host, _, port = self._address[len("tcp://"):].rpartition(":")
+            wait_until_listening(host.strip("[]"), int(port), self._scheduler.is_alive)
+            hostname = socket.gethostname().split(".")[0]
+            self._cluster = Cluster(
+                address=self._address,
+                storage_address=self._storage_address,
+                preload=None,
+                worker_io_threads=worker_io_threads,
+                worker_names=[f"{hostname}_{i}" for i in range(n_workers)],
+                per_worker_capabilities=per_worker_capabilities or {},
+                per_worker_task_queue_size=per_worker_task_queue_size,
+                heartbeat_interval_seconds=heartbeat_interval_seconds,
+                task_timeout_seconds=task_timeout_seconds,
+                death_timeout_seconds=death_timeout_seconds,
+                garbage_collect_interval_seconds=garbage_collect_interval_seconds,
+                trim_memory_threshold_bytes=trim_memory_threshold_bytes,
+                hard_processor_suspend=hard_processor_suspend,
+                event_loop=event_loop,
+                logging_paths=logging_paths,
+                logging_config_file=logging_config_file,
+                logging_level=logging_level,
+            )
+            self._n_workers = n_workers
+            if n_workers > 0:
+                self._cluster.start()
+        except BaseException:
+            self.shutdown()
+            raise
+        logger.info(f"{self.__get_prefix()} started")
+
+    def __get_prefix(self) -> str:
+        return f"{self.__class__.__name__}:"
+
+    def get_address(self) -> str:
+        return self._address
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for process in (self._cluster, self._scheduler):
+            if process is not None:
+                process.terminate()
+        for process in (self._cluster, self._scheduler, self._object_storage):
+            if process is not None:
+                process.stop()
+        logger.info(f"{self.__get_prefix()} shut down")
+
+    def __del__(self):
+        try:
+            self.shutdown()
+        except Exception:
+            pass

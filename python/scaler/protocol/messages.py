@@ -1,0 +1,419 @@
+"""Message classes, enumerations and the frame codec.
+
+Field types (docs/protocol.md §3):
+
+- ``B`` bytes (msgpack bin), ``S`` str, ``Z`` bool, ``I`` integer (also enums),
+  ``F`` float64, ``M`` map ``{str: int}``,
+- a message class: a nested map,
+- a one-element list ``[T]``: an array of T.
+
+Readers give missing keys their zero value and skip unknown keys.
+"""
+
+import enum
+from typing import Any, Dict, List, Optional, Tuple, Type
+
+import msgpack
+
+__all__ = [
+    "Kind", "TaskState", "TaskResultType", "TaskCancelConfirmType", "ArgumentType", "LogType",
+    "ObjectInstructionType", "ObjectContentType", "DisconnectType", "NodeTaskType", "WorkerState",
+    "ObjectRequestType", "ObjectResponseType",
+    "Message", "Struct", "DecodeError", "encode", "decode", "MESSAGES",
+    "Resource", "Address", "ProcessorStatus", "TaskProfile", "Argument", "ObjectMetadata",
+    "MessageCount", "BinderStatus", "ClientTaskCount", "TaskStateCount", "WorkerStatus", "WorkerGroup",
+    "Task", "TaskCancel", "TaskCancelConfirm", "TaskResult", "TaskLog", "GraphTask", "ObjectInstruction",
+    "ClientHeartbeat", "ClientHeartbeatEcho", "WorkerHeartbeat", "WorkerHeartbeatEcho",
+    "DisconnectRequest", "DisconnectResponse", "ClientDisconnect", "ClientShutdownResponse",
+    "StateScheduler", "StateWorker", "StateTask", "StateGraphTask", "StateBalanceAdvice",
+    "ProcessorInitialized", "ProcessorTask", "ProcessorResult", "ProcessorLog",
+    "ObjectRequest", "ObjectResponse",
+]
+
+
+class Kind(enum.IntEnum):
+    Task = 1
+    TaskCancel = 2
+    TaskCancelConfirm = 3
+    TaskResult = 4
+    TaskLog = 5
+    GraphTask = 6
+    ObjectInstruction = 7
+    ClientHeartbeat = 8
+    ClientHeartbeatEcho = 9
+    WorkerHeartbeat = 10
+    WorkerHeartbeatEcho = 11
+    DisconnectRequest = 12
+    DisconnectResponse = 13
+    ClientDisconnect = 14
+    ClientShutdownResponse = 15
+    StateScheduler = 32
+    StateWorker = 33
+    StateTask = 34
+    StateGraphTask = 35
+    StateBalanceAdvice = 36
+    ProcessorInitialized = 64
+    ProcessorTask = 65
+    ProcessorResult = 66
+    ProcessorLog = 67
+    ObjectRequest = 96
+    ObjectResponse = 97
+
+
+class TaskState(enum.IntEnum):
+    Inactive = 0
+    Running = 1
+    Canceling = 2
+    BalanceCanceling = 3
+    Success = 4
+    Failed = 5
+    FailedWorkerDied = 6
+    Canceled = 7
+    CanceledNotFound = 8
+    BalanceCanceled = 9
+    WorkerDisconnecting = 10
+    FailedTimeout = 11
+    FailedProcessorDied = 12
+    Rejected = 13
+
+
+class TaskResultType(enum.IntEnum):
+    Success = 0
+    Failed = 1
+    FailedWorkerDied = 2
+    FailedTimeout = 3
+    FailedProcessorDied = 4
+    Rejected = 5
+
+
+class TaskCancelConfirmType(enum.IntEnum):
+    Canceled = 0
+    CancelFailed = 1
+    CancelNotFound = 2
+
+
+class ArgumentType(enum.IntEnum):
+    Task = 0
+    ObjectID = 1
+
+
+class LogType(enum.IntEnum):
+    Stdout = 0
+    Stderr = 1
+
+
+class ObjectInstructionType(enum.IntEnum):
+    Create = 0
+    Delete = 1
+    Clear = 2
+
+
+class ObjectContentType(enum.IntEnum):
+    Serializer = 0
+    Object = 1
+
+
+class DisconnectType(enum.IntEnum):
+    Disconnect = 0
+    Shutdown = 1
+
+
+class NodeTaskType(enum.IntEnum):
+    Normal = 0
+    Target = 1
+
+
+class WorkerState(enum.IntEnum):
+    Connected = 0
+    Disconnected = 1
+
+
+class ObjectRequestType(enum.IntEnum):
+    Set = 0
+    Get = 1
+    Delete = 2
+    Duplicate = 3
+    Stats = 4
+
+
+class ObjectResponseType(enum.IntEnum):
+    SetOK = 0
+    GetOK = 1
+    DelOK = 2
+    DelNotExists = 3
+    DuplicateOK = 4
+    StatsOK = 5
+    Error = 6
+
+
+class DecodeError(ValueError):
+    """A frame that is not a valid message (docs/protocol.md §10)."""
+
+
+B, S, Z, I, F, M = "bin", "str", "bool", "int", "f64", "map"
+
+_ZERO = {B: bytes, S: str, Z: bool, I: int, F: float, M: dict}
+
+
+class Struct:
+    """A msgpack map with a fixed field list. Subclasses set FIELDS."""
+
+    FIELDS: Tuple[Tuple[str, Any], ...] = ()
+    __slots__ = ()
+
+    def __init__(self, **kwargs):
+        for name, typ in self.FIELDS:
+            if name in kwargs:
+                value = kwargs.pop(name)
+            else:
+                value = _zero(typ)
+            object.__setattr__(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(kwargs)}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {name: _to_wire(typ, getattr(self, name)) for name, typ in self.FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Struct":
+        if not isinstance(data, dict):
+            raise DecodeError(f"{cls.__name__}: expected a map, got {type(data).__name__}")
+        obj = cls.__new__(cls)
+        for name, typ in cls.FIELDS:
+            if name in data:
+                value = _from_wire(typ, data[name], f"{cls.__name__}.{name}")
+            else:
+                value = _zero(typ)
+            object.__setattr__(obj, name, value)
+        return obj
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(getattr(self, n) == getattr(other, n) for n, _ in self.FIELDS)
+
+    def __repr__(self):
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self.FIELDS)
+        return f"{type(self).__name__}({inner})"
+
+
+class Message(Struct):
+    """A top-level message; KIND is its kind byte."""
+
+    KIND: Kind
+    __slots__ = ()
+
+    def encode(self) -> bytes:
+        return encode(self)
+
+
+def _zero(typ):
+    if isinstance(typ, list):
+        return []
+    if isinstance(typ, type) and issubclass(typ, Struct):
+        return typ()
+    return _ZERO[typ]()
+
+
+def _to_wire(typ, value):
+    if isinstance(typ, list):
+        inner = typ[0]
+        return [_to_wire(inner, v) for v in value]
+    if isinstance(typ, type) and issubclass(typ, Struct):
+        return value.to_dict()
+    if typ is I:
+        return int(value)
+    if typ is F:
+        return float(value)
+    return value
+
+
+def _from_wire(typ, value, where):
+    if isinstance(typ, list):
+        if not isinstance(value, list):
+            raise DecodeError(f"{where}: expected an array")
+        return [_from_wire(typ[0], v, where) for v in value]
+    if isinstance(typ, type) and issubclass(typ, Struct):
+        return typ.from_dict(value)
+    if typ is B:
+        if not isinstance(value, bytes):
+            raise DecodeError(f"{where}: expected bin")
+    elif typ is S:
+        if not isinstance(value, str):
+            raise DecodeError(f"{where}: expected str")
+    elif typ is Z:
+        if not isinstance(value, bool):
+            raise DecodeError(f"{where}: expected bool")
+    elif typ is I:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DecodeError(f"{where}: expected an integer")
+    elif typ is F:
+        if not isinstance(value, float):
+            raise DecodeError(f"{where}: expected float")
+    elif typ is M:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()
+        ):
+            raise DecodeError(f"{where}: expected a map of str to int")
+    return value
+
+
+def _struct(name, fields, kind: Optional[Kind] = None):
+    base = Message if kind is not None else Struct
+    attrs = {"FIELDS": tuple(fields), "__slots__": tuple(n for n, _ in fields)}
+    if kind is not None:
+        attrs["KIND"] = kind
+    return type(name, (base,), attrs)
+
+
+# Shared structures.
+Resource = _struct("Resource", [("cpu", I), ("rss", I)])
+Address = _struct("Address", [("host", S), ("port", I)])
+ProcessorStatus = _struct(
+    "ProcessorStatus",
+    [("pid", I), ("initialized", Z), ("has_task", Z), ("suspended", Z), ("resource", Resource)],
+)
+TaskProfile = _struct("TaskProfile", [("duration_s", F), ("cpu_time_s", F), ("memory_peak", I)])
+Argument = _struct("Argument", [("type", I), ("data", B)])
+ObjectMetadata = _struct(
+    "ObjectMetadata", [("object_ids", [B]), ("content_types", [I]), ("names", [B]), ("contents", [B])]
+)
+MessageCount = _struct("MessageCount", [("name", S), ("count", I)])
+BinderStatus = _struct("BinderStatus", [("received", [MessageCount]), ("sent", [MessageCount])])
+ClientTaskCount = _struct("ClientTaskCount", [("client", B), ("tasks", I)])
+TaskStateCount = _struct("TaskStateCount", [("state", I), ("count", I)])
+WorkerStatus = _struct(
+    "WorkerStatus",
+    [
+        ("worker_id", B), ("agent", Resource), ("rss_free", I), ("free", I), ("sent", I), ("queued", I),
+        ("suspended", I), ("lag_us", I), ("last_s", I), ("itl", S), ("processors", [ProcessorStatus]),
+    ],
+)
+WorkerGroup = _struct("WorkerGroup", [("group_id", B), ("worker_ids", [B])])
+
+_TASK_FIELDS = [
+    ("task_id", B), ("source", B), ("metadata", B), ("func_object_id", B), ("arguments", [Argument]),
+    ("capabilities", M), ("priority", I), ("stream_output", Z), ("profiling", Z),
+]
+
+# 7.1 tasks and objects.
+Task = _struct("Task", _TASK_FIELDS, Kind.Task)
+TaskCancel = _struct("TaskCancel", [("task_id", B), ("force", Z)], Kind.TaskCancel)
+TaskCancelConfirm = _struct("TaskCancelConfirm", [("task_id", B), ("type", I)], Kind.TaskCancelConfirm)
+TaskResult = _struct(
+    "TaskResult",
+    [("task_id", B), ("type", I), ("profile", TaskProfile), ("results", [B]), ("inline", B), ("message", S)],
+    Kind.TaskResult,
+)
+TaskLog = _struct("TaskLog", [("task_id", B), ("type", I), ("content", S)], Kind.TaskLog)
+GraphTask = _struct(
+    "GraphTask", [("task_id", B), ("source", B), ("targets", [B]), ("graph", [Task])], Kind.GraphTask
+)
+ObjectInstruction = _struct(
+    "ObjectInstruction", [("type", I), ("object_user", B), ("metadata", ObjectMetadata)], Kind.ObjectInstruction
+)
+
+# 7.2 connection management.
+ClientHeartbeat = _struct("ClientHeartbeat", [("resource", Resource), ("latency_us", I)], Kind.ClientHeartbeat)
+ClientHeartbeatEcho = _struct("ClientHeartbeatEcho", [("object_storage", Address)], Kind.ClientHeartbeatEcho)
+WorkerHeartbeat = _struct(
+    "WorkerHeartbeat",
+    [
+        ("agent", Resource), ("rss_free", I), ("queued_tasks", I), ("queue_size", I), ("latency_us", I),
+        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M),
+    ],
+    Kind.WorkerHeartbeat,
+)
+WorkerHeartbeatEcho = _struct("WorkerHeartbeatEcho", [("object_storage", Address)], Kind.WorkerHeartbeatEcho)
+DisconnectRequest = _struct("DisconnectRequest", [("worker", B)], Kind.DisconnectRequest)
+DisconnectResponse = _struct("DisconnectResponse", [("worker", B)], Kind.DisconnectResponse)
+ClientDisconnect = _struct("ClientDisconnect", [("type", I)], Kind.ClientDisconnect)
+ClientShutdownResponse = _struct(
+    "ClientShutdownResponse", [("accepted", Z), ("reason", S)], Kind.ClientShutdownResponse
+)
+
+# 7.4 monitor messages.
+StateScheduler = _struct(
+    "StateScheduler",
+    [
+        ("binder", BinderStatus), ("scheduler", Resource), ("rss_free", I), ("clients", [ClientTaskCount]),
+        ("object_count", I), ("task_states", [TaskStateCount]), ("workers", [WorkerStatus]),
+        ("worker_groups", [WorkerGroup]),
+    ],
+    Kind.StateScheduler,
+)
+StateWorker = _struct("StateWorker", [("worker_id", B), ("state", I), ("capabilities", M)], Kind.StateWorker)
+StateTask = _struct(
+    "StateTask",
+    [("task_id", B), ("function_name", B), ("state", I), ("worker", B), ("profile", TaskProfile)],
+    Kind.StateTask,
+)
+StateGraphTask = _struct(
+    "StateGraphTask",
+    [("graph_task_id", B), ("task_id", B), ("node_type", I), ("parent_task_ids", [B])],
+    Kind.StateGraphTask,
+)
+StateBalanceAdvice = _struct("StateBalanceAdvice", [("worker_id", B), ("task_ids", [B])], Kind.StateBalanceAdvice)
+
+# 7.5 agent <-> processor.
+ProcessorInitialized = _struct("ProcessorInitialized", [("pid", I), ("error", S)], Kind.ProcessorInitialized)
+ProcessorTask = _struct(
+    "ProcessorTask",
+    [
+        ("task_id", B), ("source", B), ("serializer_id", B), ("func_object_id", B), ("argument_ids", [B]),
+        ("metadata", B), ("priority", I), ("stream_output", Z), ("object_storage", Address),
+    ],
+    Kind.ProcessorTask,
+)
+ProcessorResult = _struct(
+    "ProcessorResult",
+    [
+        ("task_id", B), ("type", I), ("result_object_id", B), ("result_object_name", B), ("inline", B),
+        ("message", S),
+    ],
+    Kind.ProcessorResult,
+)
+ProcessorLog = _struct("ProcessorLog", [("task_id", B), ("type", I), ("content", S)], Kind.ProcessorLog)
+
+# Object storage (docs/protocol.md §9).
+ObjectRequest = _struct(
+    "ObjectRequest",
+    [
+        ("request_id", I), ("type", I), ("object_id", B), ("source_id", B), ("max_length", I),
+        ("payload_length", I),
+    ],
+    Kind.ObjectRequest,
+)
+ObjectResponse = _struct(
+    "ObjectResponse",
+    [
+        ("request_id", I), ("type", I), ("object_id", B), ("payload_length", I), ("error", S),
+        ("objects", I), ("bytes", I), ("unique_contents", I), ("waiting_requests", I), ("max_memory", I),
+    ],
+    Kind.ObjectResponse,
+)
+
+MESSAGES: Dict[int, Type[Message]] = {
+    cls.KIND: cls
+    for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, Message) and cls is not Message
+}
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def encode(message: Message) -> bytes:
+    """Return the frame for message: its kind byte followed by its msgpack map."""
+    return bytes((message.KIND,)) + _packer.pack(message.to_dict())
+
+
+def decode(frame: bytes) -> Message:
+    """Parse one frame. Raises DecodeError for anything malformed."""
+    if not frame:
+        raise DecodeError("empty frame")
+    cls = MESSAGES.get(frame[0])
+    if cls is None:
+        raise DecodeError(f"unknown message kind {frame[0]}")
+    try:
+        body = msgpack.unpackb(memoryview(frame)[1:], raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several types (ExtraData, ValueError, ...)
+        raise DecodeError(f"kind {frame[0]}: {exc}") from None
+    return cls.from_dict(body)

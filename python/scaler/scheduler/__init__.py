@@ -1,0 +1,1 @@
+"""Compatibility names for code that imported parts of upstream's Python scheduler."""

@@ -1,0 +1,5 @@
+import sys
+
+from scaler.worker.processor import main
+
+sys.exit(main())

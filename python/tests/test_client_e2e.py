@@ -1,0 +1,228 @@
+"""The client against the real Go scheduler and cluster (skipped, with the reason, until they run)."""
+
+import concurrent.futures
+import graphlib
+import math
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from scaler import Client, Cluster, SchedulerClusterCombo
+from scaler.utility.exceptions import ClientQuitException, MissingObjects, ProcessorDiedError
+
+from conftest import make_combo, wait_for
+
+
+def noop(x):
+    return x
+
+
+def add(a, b):
+    return a + b
+
+
+def sleep_and_return(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def raise_value_error(message):
+    raise ValueError(message)
+
+
+def die():
+    os._exit(1)
+
+
+def factorial(client, n):
+    if n <= 1:
+        return 1
+    return n * client.submit(factorial, client, n - 1).result()
+
+
+def fibonacci(client, n):
+    if n < 2:
+        return n
+    a = client.submit(fibonacci, client, n - 1)
+    b = client.submit(fibonacci, client, n - 2)
+    return a.result() + b.result()
+
+
+def index(sequence, i):
+    return sequence[i]
+
+
+def whoami():
+    return os.getpid()
+
+
+def test_submit_map_and_responsiveness(combo):
+    start = time.monotonic()
+    client = Client(combo.get_address())
+    assert time.monotonic() - start < 0.3
+    try:
+        client.map(noop, [(1,)])  # warm
+        start = time.monotonic()
+        assert client.submit(noop, 1).result(timeout=10) == 1
+        assert time.monotonic() - start < 0.3
+        assert client.map(math.sqrt, [(x,) for x in range(100)]) == [math.sqrt(x) for x in range(100)]
+        assert sum(client.map(math.sqrt, [(x,) for x in range(100)])) == pytest.approx(661.4629471031477)
+        assert client.map(noop, []) == []
+        assert client.map(add, [(i, i) for i in range(1000)]) == [2 * i for i in range(1000)]
+    finally:
+        start = time.monotonic()
+        client.disconnect()
+        assert time.monotonic() - start < 0.3
+
+
+def test_arguments_and_exceptions(client):
+    with pytest.raises(TypeError, match="missing 1 arguments"):
+        client.submit(add, 1)
+    assert client.submit(add, 1, b=2).result(timeout=10) == 3
+    with pytest.raises(ValueError, match="remote message"):
+        client.submit(raise_value_error, "remote message").result(timeout=10)
+    fut = client.submit(math.sqrt, "16")
+    assert isinstance(fut.exception(timeout=10), TypeError)
+    with pytest.raises(ValueError, match="in map"):
+        client.map(raise_value_error, [("in map",)])
+    assert client.submit(noop, 2).result(timeout=10) == 2  # the client survives a failed map
+    with pytest.raises(ProcessorDiedError):
+        client.submit(die).result(timeout=30)
+    assert fut.profiling_info().duration_s >= 0
+
+
+def test_futures_cancel_callback(client):
+    fut = client.submit(sleep_and_return, 30)
+    time.sleep(0.2)
+    assert fut.cancel(timeout=10) is True
+    assert fut.cancelled()
+    with pytest.raises(concurrent.futures.CancelledError):
+        fut.result()
+    done = client.submit(noop, 4)
+    assert done.result(timeout=10) == 4
+    assert done.cancel() is False
+    event = threading.Event()
+    seen = []
+    cb = client.submit(noop, 5)
+    cb.add_done_callback(lambda f: (seen.append(f.result()), event.set()))
+    assert event.wait(10) and seen == [5]
+    futures = [client.submit(noop, i) for i in range(20)]
+    assert sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=20)) == list(range(20))
+
+
+def test_graph(client):
+    graph = {"a": 2, "b": 2, "c": (lambda x: x + 1, "a"), "d": (add, "a", "b"), "e": (lambda d, c: d - c, "d", "c"), "f": add}
+    result = client.get(graph, keys=["a", "b", "c", "d", "e", "f"])
+    assert [result[k] for k in "abcde"] == [2, 2, 3, 4, 1] and result["f"] is add
+    with pytest.raises(KeyError):
+        client.get(graph, keys=["nope"])
+    with pytest.raises(KeyError):
+        client.get({"a": (noop, "missing")}, keys=["a"])
+    with pytest.raises(graphlib.CycleError):
+        client.get({"a": (noop, "b"), "b": (noop, "a")}, keys=["a"])
+    failing = {"x": "boom", "e": (raise_value_error, "x"), "f": (noop, "e"), "g": (noop, "f")}
+    futures = client.get(failing, keys=["e", "f", "g"], block=False)
+    for key in "efg":
+        with pytest.raises(ValueError):
+            futures[key].result(timeout=20)
+    with pytest.raises(ValueError):
+        client.get(failing, keys=["g"])
+    assert client.get({"n": None, "m": (noop, "n")}, keys=["m"]) == {"m": None}
+
+
+def test_send_object_reused(client):
+    ref = client.send_object(list(range(100)), name="shared")
+    assert client.map(index, [(ref, i) for i in range(100)]) == list(range(100))
+    assert client.submit(index, ref, 5).result(timeout=10) == 5
+    assert client.get({"r": ref, "x": (len, "r")}, keys=["x"]) == {"x": 100}
+    client.clear()
+    with pytest.raises(MissingObjects):
+        client.submit(index, ref, 1)
+    assert client.submit(noop, 1).result(timeout=10) == 1
+
+
+def test_large_payload(client):
+    data = os.urandom(100 * 1024 * 1024)
+    assert client.submit(noop, data).result(timeout=120) == data
+
+
+def test_nested_recursion(client):
+    assert client.submit(factorial, client, 5).result(timeout=120) == 120
+    assert client.submit(fibonacci, client, 5).result(timeout=120) == 5
+
+
+def test_disconnect_with_work_in_flight(combo):
+    with Client(combo.get_address()) as client:
+        futures = [client.submit(sleep_and_return, 5) for _ in range(4)]
+        time.sleep(0.3)
+    for fut in futures:
+        with pytest.raises(concurrent.futures.CancelledError):
+            fut.result(timeout=10)
+    with pytest.raises(ClientQuitException):
+        client.submit(noop, 1)
+    client.disconnect()
+    # the cluster is free again
+    with Client(combo.get_address()) as client:
+        assert client.map(noop, [(i,) for i in range(10)]) == list(range(10))
+
+
+def test_capabilities_routing(scaler_bin):
+    combo = make_combo(scaler_bin, n_workers=1)
+    gpu = None
+    try:
+        with Client(combo.get_address()) as client:
+            fut = client.submit_verbose(round, (3.6,), {}, capabilities={"gpu": 1})
+            with pytest.raises(concurrent.futures.TimeoutError):
+                fut.result(timeout=1.5)
+            gpu = Cluster(address=combo.get_address(), worker_names=["gpu_worker"], per_worker_capabilities={"gpu": -1},
+                          logging_level="WARNING")
+            gpu.start()
+            assert fut.result(timeout=30) == 4
+            assert client.submit(round, 2.2).result(timeout=10) == 2
+    finally:
+        if gpu is not None:
+            gpu.stop()
+        combo.shutdown()
+
+
+def test_protected_shutdown(scaler_bin):
+    combo = make_combo(scaler_bin, n_workers=1)
+    try:
+        client = Client(combo.get_address())
+        with pytest.raises(ValueError, match="protected"):
+            client.shutdown()
+        assert client.submit(noop, 1).result(timeout=10) == 1  # refused shutdown leaves the client usable
+        client.disconnect()
+    finally:
+        combo.shutdown()
+
+
+def test_unprotected_shutdown(scaler_bin):
+    combo = make_combo(scaler_bin, n_workers=1, protected=False)
+    try:
+        client = Client(combo.get_address())
+        assert client.submit(noop, 1).result(timeout=10) == 1
+        client.shutdown()
+        assert wait_for(lambda: not combo._scheduler.is_alive(), 10)
+        with pytest.raises(ClientQuitException):
+            client.submit(noop, 1)
+    finally:
+        combo.shutdown()
+    assert not combo._cluster.is_alive() and not combo._scheduler.is_alive()
+
+
+def test_scheduler_crash_times_out(scaler_bin):
+    combo = make_combo(scaler_bin, n_workers=1)
+    try:
+        client = Client(combo.get_address(), timeout_seconds=3, heartbeat_interval_seconds=1)
+        fut = client.submit(sleep_and_return, 30)
+        time.sleep(0.5)
+        combo._scheduler.kill()
+        with pytest.raises(TimeoutError):
+            fut.result(timeout=20)
+        client.disconnect()
+    finally:
+        combo.shutdown()

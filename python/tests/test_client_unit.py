@@ -1,0 +1,299 @@
+"""Client behaviour against the in-process fake scheduler (no Go servers needed)."""
+
+import concurrent.futures
+import functools
+import graphlib
+import math
+import threading
+import time
+
+import pytest
+
+from scaler import Client, ScalerFuture, Serializer
+from scaler.client.client import _fold_arguments
+from scaler.client.object_reference import ObjectReference
+from scaler.client.serializer.default import DefaultSerializer
+from scaler.protocol import ClientDisconnect, GraphTask, Task, TaskCancel
+from scaler.utility.exceptions import ClientQuitException, MissingObjects
+from scaler.utility.graph.optimization import cull_graph
+
+from conftest import FakeScheduler, wait_for
+
+
+def noop(x):
+    return x
+
+
+def add(a, b):
+    return a + b
+
+
+def raise_value_error(message):
+    raise ValueError(message)
+
+
+def with_defaults(a, b=2, *, c=3):
+    return (a, b, c)
+
+
+def kw_only_required(a, *, c):
+    return (a, c)
+
+
+@pytest.fixture
+def client(fake_scheduler):
+    c = Client(fake_scheduler.address, timeout_seconds=5, heartbeat_interval_seconds=1)
+    yield c
+    c.disconnect()
+
+
+def test_submit_and_result(client):
+    fut = client.submit(noop, 5)
+    assert isinstance(fut, ScalerFuture)
+    assert fut.result(timeout=5) == 5
+    assert fut.done() and not fut.running()
+    assert fut.profiling_info().duration_s > 0
+
+
+def test_state_right_after_submit(fake_scheduler, client):
+    fake_scheduler.hold = True
+    fut = client.submit(noop, 1)
+    assert fut.running() and not fut.done()
+    with pytest.raises(ValueError):
+        fut.profiling_info()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        fut.result(timeout=0)
+    fake_scheduler.release_held()
+    assert fut.result(timeout=5) == 1
+
+
+def test_map_order_and_empty(client):
+    assert client.map(math.sqrt, [(x,) for x in range(100)]) == [math.sqrt(x) for x in range(100)]
+    assert client.map(add, [(1, 2), [3, 4]]) == [3, 7]
+    assert client.map(noop, []) == []
+    with pytest.raises(TypeError):
+        client.map(noop, [1, 2])
+
+
+def test_map_failure_keeps_client(client):
+    with pytest.raises(ValueError, match="boom"):
+        client.map(raise_value_error, [("boom",), ("other",)])
+    assert client.submit(noop, 3).result(timeout=5) == 3
+
+
+def test_exception_type_and_message(client):
+    fut = client.submit(raise_value_error, "bad value")
+    with pytest.raises(ValueError, match="bad value"):
+        fut.result(timeout=5)
+    assert isinstance(fut.exception(timeout=5), ValueError)
+    fut = client.submit(math.sqrt, "16")
+    assert isinstance(fut.exception(timeout=5), TypeError)
+
+
+def test_argument_folding():
+    assert _fold_arguments(with_defaults, (1,), {}) == (1, 2)
+    assert _fold_arguments(with_defaults, (), {"a": 1, "b": 5}) == (1, 5)
+    assert _fold_arguments(with_defaults, (1, 2), {"b": 9, "zzz": 1}) == (1, 2)
+    assert _fold_arguments(noop, (1,), {"profiling": True}) == (1,)
+    assert _fold_arguments(functools.partial(add, 1), (), {"b": 2}) == (2,)
+    with pytest.raises(TypeError, match="missing 1 arguments"):
+        _fold_arguments(add, (1,), {})
+
+
+def test_submit_kwargs(client):
+    assert client.submit(with_defaults, 1, b=4).result(timeout=5) == (1, 4, 3)
+    with pytest.raises(TypeError):
+        client.submit(add, 1)
+    # keyword-only parameters are never passed: fails on the worker, like upstream
+    with pytest.raises(TypeError):
+        client.submit(kw_only_required, 1, c=2).result(timeout=5)
+
+
+def test_callback_and_as_completed(client):
+    seen = []
+    event = threading.Event()
+    fut = client.submit(noop, 4)
+
+    def callback(f):
+        seen.append((f.done(), f.result()))
+        event.set()
+
+    fut.add_done_callback(callback)
+    assert event.wait(5)
+    assert seen == [(True, 4)]
+    futures = [client.submit(noop, i) for i in range(10)]
+    done = sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=5))
+    assert done == list(range(10))
+    # callback on an already finished future runs at once, in this thread
+    later = []
+    fut.add_done_callback(lambda f: later.append(f.result()))
+    assert later == [4]
+
+
+def test_lazy_fetch(fake_scheduler, client):
+    fut = client.submit(noop, 7)
+    assert wait_for(fut.done, 5)  # done before anybody asked: the result waits in storage
+    assert fut.result(timeout=5) == 7
+
+
+def test_inline_results(fake_scheduler, client):
+    fake_scheduler.inline = True
+    assert client.submit(noop, "x").result(timeout=5) == "x"
+    assert client.map(noop, [(i,) for i in range(50)]) == list(range(50))
+
+
+def test_cancel(fake_scheduler, client):
+    fake_scheduler.hold = True
+    fut = client.submit(noop, 1)
+    assert fut.cancel(timeout=5) is True
+    assert fut.cancelled() and fut.done()
+    with pytest.raises(concurrent.futures.CancelledError):
+        fut.result()
+    fake_scheduler.hold = False
+    done = client.submit(noop, 2)
+    assert done.result(timeout=5) == 2
+    assert done.cancel() is False
+
+
+def test_send_object_reused(fake_scheduler, client):
+    ref = client.send_object([1, 2, 3, 4, 5], name="large_object")
+    assert isinstance(ref, ObjectReference) and ref.name == b"large_object"
+    assert client.submit(lambda l, i: l[i], ref, 0).result(timeout=5) == 1
+    assert client.map(lambda l, i: l[i], [(ref, i) for i in range(5)]) == [1, 2, 3, 4, 5]
+    client.clear()
+    with pytest.raises(MissingObjects):
+        client.submit(noop, ref)
+    assert client.submit(noop, 1).result(timeout=5) == 1
+
+
+def test_graph(client):
+    graph = {"a": 2, "b": 2, "c": (noop, "a"), "d": (add, "a", "b"), "e": (lambda x, y: x - y, "d", "c"), "f": add}
+    result = client.get(graph, keys=["a", "b", "c", "d", "e", "f"])
+    assert list(result) == ["a", "b", "c", "d", "e", "f"]
+    assert result["e"] == 2 and result["d"] == 4 and result["f"] is add
+    futures = client.get(graph, keys=["e"], block=False)
+    assert futures["e"].result(timeout=5) == 2
+    assert client.get({"x": None}, keys=["x"]) == {"x": None}
+
+
+def test_graph_errors(client):
+    with pytest.raises(KeyError):
+        client.get({"a": 1}, keys=["missing"])
+    with pytest.raises(KeyError):
+        client.get({"a": (noop, "zz")}, keys=["a"])
+    with pytest.raises(KeyError):
+        client.get({"a": 1}, keys=["a", "a"])
+    with pytest.raises(graphlib.CycleError):
+        client.get({"a": (noop, "b"), "b": (noop, "a")}, keys=["a"])
+    with pytest.raises(TypeError):
+        client.get({"a": (noop, 1)}, keys=["a"])
+    graph = {"a": "x", "b": (raise_value_error, "a"), "c": (noop, "b"), "d": (noop, "c")}
+    with pytest.raises(ValueError, match="x"):
+        client.get(graph, keys=["d"])
+    futures = client.get(graph, keys=["b", "c", "d"], block=False)
+    for key in "bcd":
+        with pytest.raises(ValueError):
+            futures[key].result(timeout=5)
+    assert client.submit(noop, 1).result(timeout=5) == 1  # still usable
+
+
+def test_cull_graph():
+    graph = {"a": 1, "b": (noop, "a"), "c": (noop, "b"), "z": 3}
+    assert cull_graph(graph, ["c"]) == {"a": 1, "b": graph["b"], "c": graph["c"]}
+    assert cull_graph(graph, ["z"]) == {"z": 3}
+
+
+def test_custom_serializer(fake_scheduler):
+    class Tagged(Serializer):
+        @staticmethod
+        def serialize(obj):
+            return b"T" + DefaultSerializer.serialize(obj)
+
+        @staticmethod
+        def deserialize(payload):
+            assert payload[:1] == b"T"
+            return DefaultSerializer.deserialize(payload[1:])
+
+    with Client(fake_scheduler.address, serializer=Tagged(), timeout_seconds=5) as c:
+        assert c.submit(noop, 11).result(timeout=5) == 11
+
+
+def test_disconnect_cancels_in_flight(fake_scheduler):
+    fake_scheduler.hold = True
+    with Client(fake_scheduler.address, timeout_seconds=5) as c:
+        fut = c.submit(noop, 1)
+        assert wait_for(lambda: fake_scheduler.held, 5)
+    with pytest.raises(concurrent.futures.CancelledError):
+        fut.result(timeout=5)
+    assert wait_for(lambda: any(isinstance(m, ClientDisconnect) for _, m in fake_scheduler.received), 5)
+    with pytest.raises(ClientQuitException):
+        c.submit(noop, 1)
+    with pytest.raises(ClientQuitException):
+        c.map(noop, [(1,)])
+    with pytest.raises(ClientQuitException):
+        c.send_object(1)
+    c.disconnect()
+    c.disconnect()
+
+
+def test_shutdown_protected_keeps_client(fake_scheduler, client):
+    with pytest.raises(ValueError, match="protected"):
+        client.shutdown()
+    assert client.submit(noop, 5).result(timeout=5) == 5
+
+
+def test_shutdown_unprotected(fake_scheduler, client):
+    fake_scheduler.protected = False
+    client.shutdown()
+    with pytest.raises(ClientQuitException):
+        client.submit(noop, 1)
+
+
+def test_constructor_timeout():
+    fake = FakeScheduler().start()
+    fake.silent = True
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            Client(fake.address, timeout_seconds=1)
+        assert time.monotonic() - start < 3
+    finally:
+        fake.stop()
+
+
+def test_scheduler_silence_fails_futures(fake_scheduler):
+    c = Client(fake_scheduler.address, timeout_seconds=1, heartbeat_interval_seconds=1)
+    fake_scheduler.hold = True
+    fake_scheduler.silent = True
+    fut = c.submit(noop, 1)
+    with pytest.raises(TimeoutError):
+        fut.result(timeout=10)
+    c.disconnect()
+
+
+def test_bad_address():
+    with pytest.raises(ValueError):
+        Client("http://127.0.0.1:1")
+
+
+def test_pickled_client_reconnects(fake_scheduler, client):
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(client))
+    try:
+        assert clone.identity != client.identity
+        assert clone.submit(noop, 9).result(timeout=5) == 9
+    finally:
+        clone.disconnect()
+
+
+def test_wire_frames_match_shared_codec(fake_scheduler, client):
+    """Messages the client sends decode with scaler.protocol (the byte-compatible codec)."""
+    client.submit(noop, 1).result(timeout=5)
+    client.get({"a": 1, "b": (noop, "a")}, keys=["b"])
+    kinds = {type(m).__name__ for _, m in fake_scheduler.received}
+    assert {"ClientHeartbeat", "ObjectInstruction", "Task", "GraphTask"} <= kinds
+    from scaler.protocol import decode, encode
+
+    for frame in fake_scheduler.raw:
+        assert encode(decode(frame)) == frame, decode(frame)

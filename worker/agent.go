@@ -1,0 +1,672 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/transport"
+)
+
+// ErrPreload is wrapped by the error Run returns when the preload hook failed.
+var ErrPreload = errors.New("preload failed")
+
+// profileInterval is how often the RSS of running processors is sampled for
+// the memory_peak of task profiles.
+const profileInterval = time.Second
+
+// agent is the state of one worker. Everything in it is owned by the loop
+// goroutine (run); processes report to it through channels.
+type agent struct {
+	cfg Config
+	log zerolog.Logger
+	id  []byte
+
+	sched    *transport.Endpoint // DEALER to the scheduler
+	procMsgs chan procMsg        // frames from every processor
+
+	storage      protocol.Address
+	storageKnown bool
+
+	queue   taskQueue
+	tasks   map[string]*task // queued, running and suspended tasks
+	procs   map[string]*processor
+	current *processor // runs tasks; nil while none exists
+	spare   *processor // an idle initialized processor kept for the next suspension
+	procSeq uint64
+	exits   chan procExit
+	quit    chan struct{} // closed when the agent has finished
+
+	timeoutTimer *time.Timer
+
+	hbSent     time.Time // zero when no heartbeat is outstanding
+	latencyUS  uint32
+	lastSeen   time.Time // last message from the scheduler (or start-up)
+	selfStat   *procStat
+	selfCPU    cpuMeter
+	stopReason string
+	stopErr    error
+}
+
+// Run runs one worker until ctx is done, the scheduler tells it to shut
+// down, the death timeout expires or a fatal error (such as a failing
+// preload) occurs. It returns nil for a clean stop.
+func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	cfg.setDefaults()
+	a := &agent{
+		cfg:      cfg,
+		log:      log.With().Str("worker", cfg.WorkerID).Logger(),
+		id:       []byte(cfg.WorkerID),
+		tasks:    make(map[string]*task),
+		procs:    make(map[string]*processor),
+		exits:    make(chan procExit, 16),
+		quit:     make(chan struct{}),
+		procMsgs: make(chan procMsg, 256),
+		selfStat: openProcStat(0),
+	}
+	defer a.selfStat.close()
+	if cfg.ObjectStorageAddress != "" {
+		addr, err := parseStorageAddress(cfg.ObjectStorageAddress)
+		if err != nil {
+			return err
+		}
+		a.storage, a.storageKnown = addr, true
+	}
+	if err := a.open(); err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+func parseStorageAddress(s string) (protocol.Address, error) {
+	scheme, host, port, err := transport.ParseAddress(s)
+	if err != nil || scheme != "tcp" {
+		return protocol.Address{}, fmt.Errorf("object storage address %q: want tcp://HOST:PORT", s)
+	}
+	return protocol.Address{Host: host, Port: uint16(port)}, nil
+}
+
+func (a *agent) open() error {
+	sched, err := transport.Connect(transport.Dealer, a.cfg.SchedulerAddress, transport.Options{Identity: a.id})
+	if err != nil {
+		return fmt.Errorf("worker: scheduler endpoint: %w", err)
+	}
+	a.sched = sched
+	return nil
+}
+
+func (a *agent) run(ctx context.Context) error {
+	a.log.Info().Str("scheduler", a.cfg.SchedulerAddress).Int("pid", os.Getpid()).
+		Msgf("worker %s started", a.cfg.WorkerID)
+	a.lastSeen = time.Now()
+	a.timeoutTimer = time.NewTimer(time.Hour)
+	a.timeoutTimer.Stop()
+	defer a.timeoutTimer.Stop()
+
+	hb := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	prof := time.NewTicker(profileInterval)
+	defer prof.Stop()
+	death := time.NewTicker(deathCheckInterval(a.cfg.DeathTimeout))
+	defer death.Stop()
+
+	a.ensureCurrent()
+	a.sendHeartbeat(time.Now())
+
+	schedRecv := a.sched.Recv()
+	done := ctx.Done()
+	for a.stopReason == "" {
+		select {
+		case <-done:
+			a.stop("signal", nil)
+		case msg, ok := <-schedRecv:
+			if !ok {
+				a.stop("scheduler socket closed", fmt.Errorf("worker: scheduler socket failed: %v", a.sched.Err()))
+				break
+			}
+			a.onScheduler(msg)
+		case msg := <-a.procMsgs:
+			a.onProcessor(msg)
+		case ex := <-a.exits:
+			a.onExit(ex)
+		case now := <-hb.C:
+			a.sendHeartbeat(now)
+		case <-prof.C:
+			a.sampleMemory()
+		case now := <-death.C:
+			if now.Sub(a.lastSeen) >= a.cfg.DeathTimeout {
+				a.stop(fmt.Sprintf("no contact with the scheduler for %s (death timeout)", a.cfg.DeathTimeout.Round(time.Second)), nil)
+			}
+		case now := <-a.timeoutTimer.C:
+			a.checkTimeout(now)
+		}
+	}
+	return a.shutdown()
+}
+
+func deathCheckInterval(d time.Duration) time.Duration {
+	if d < 4*time.Second {
+		return 250 * time.Millisecond
+	}
+	return time.Second
+}
+
+// stop ends the loop after this iteration.
+func (a *agent) stop(reason string, err error) {
+	if a.stopReason == "" {
+		a.stopReason, a.stopErr = reason, err
+	}
+}
+
+// shutdown tells the scheduler, stops every processor and releases the
+// sockets. It waits (bounded) for the processors to exit.
+func (a *agent) shutdown() error {
+	a.send(&protocol.DisconnectRequest{Worker: a.id})
+	for _, p := range a.procs {
+		a.kill(p)
+	}
+	deadline := time.After(a.cfg.KillDelay + 2*time.Second)
+	for a.liveProcs() > 0 {
+		select {
+		case ex := <-a.exits:
+			a.reap(ex.p)
+		case <-deadline:
+			a.log.Warn().Int("processors", a.liveProcs()).Msg("processors did not exit in time")
+			goto closed
+		}
+	}
+closed:
+	close(a.quit)
+	for _, p := range a.procs {
+		_ = p.conn.Close()
+	}
+	_ = a.sched.Close()
+	ev := a.log.Info()
+	if a.stopErr != nil {
+		ev = a.log.Error().Err(a.stopErr)
+	}
+	ev.Str("reason", a.stopReason).Msgf("worker %s stopped: %s", a.cfg.WorkerID, a.stopReason)
+	return a.stopErr
+}
+
+func (a *agent) liveProcs() int { return len(a.procs) }
+
+// send encodes m and queues it to the scheduler.
+func (a *agent) send(m protocol.Message) {
+	if err := a.sched.Send(protocol.MustEncode(m)); err != nil && !errors.Is(err, transport.ErrClosed) {
+		a.log.Warn().Err(err).Msg("send to scheduler failed")
+	}
+}
+
+func (a *agent) sendProc(p *processor, m protocol.Message) {
+	a.sendProcFrame(p, protocol.MustEncode(m))
+}
+
+func (a *agent) sendProcFrame(p *processor, frame []byte) { a.writeProcessor(p, frame) }
+
+// reap forgets an exited processor.
+func (a *agent) reap(p *processor) {
+	p.exited = true
+	p.stat.close()
+	_ = p.conn.Close()
+	delete(a.procs, p.ident)
+}
+
+// ---- messages from the scheduler ----
+
+func (a *agent) onScheduler(msg [][]byte) {
+	if len(msg) != 1 {
+		a.log.Warn().Int("frames", len(msg)).Msg("dropped multi-part message from the scheduler")
+		return
+	}
+	m, err := protocol.Decode(msg[0])
+	if err != nil {
+		a.log.Warn().Err(err).Msg("dropped malformed message from the scheduler")
+		return
+	}
+	a.lastSeen = time.Now()
+	switch m := m.(type) {
+	case *protocol.Task:
+		a.onTask(m)
+	case *protocol.TaskCancel:
+		a.onCancel(m)
+	case *protocol.WorkerHeartbeatEcho:
+		a.onEcho(m)
+	case *protocol.ObjectInstruction:
+		if m.Type == protocol.InstructionDelete {
+			for _, p := range a.procs {
+				if p.initialized && !p.killed {
+					a.sendProcFrame(p, msg[0])
+				}
+			}
+		}
+	case *protocol.ClientDisconnect:
+		if m.Type == protocol.DisconnectShutdown {
+			a.stop("the scheduler asked workers to shut down", nil)
+		}
+	case *protocol.DisconnectResponse:
+	default:
+		a.log.Warn().Str("message", m.Kind().String()).Msg("dropped unexpected message from the scheduler")
+	}
+}
+
+func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
+	if !a.hbSent.IsZero() {
+		a.latencyUS = uint32(time.Since(a.hbSent).Microseconds() / 2)
+		a.hbSent = time.Time{}
+	}
+	if !a.storageKnown && m.ObjectStorage.Port != 0 {
+		addr := m.ObjectStorage
+		switch addr.Host {
+		case "", "*", "0.0.0.0", "::", "[::]":
+			// A wildcard: the storage is on the host we reached the scheduler at.
+			if _, host, _, err := transport.ParseAddress(a.cfg.SchedulerAddress); err == nil {
+				addr.Host = host
+			}
+		}
+		a.storage, a.storageKnown = addr, true
+		a.log.Info().Str("object_storage", net.JoinHostPort(addr.Host, strconv.Itoa(int(addr.Port)))).
+			Msg("object storage address learnt from the scheduler")
+		a.dispatch()
+	}
+}
+
+func (a *agent) onTask(m *protocol.Task) {
+	if len(m.TaskID) == 0 {
+		a.log.Warn().Msg("dropped task without id")
+		return
+	}
+	key := string(m.TaskID)
+	if _, dup := a.tasks[key]; dup {
+		a.log.Warn().Hex("task", m.TaskID).Msg("dropped duplicate task")
+		return
+	}
+	t := &task{msg: m, key: key, index: -1}
+	a.tasks[key] = t
+	a.queue.push(t)
+	// A strictly higher priority task suspends the running one (a nested
+	// task waited on by its parent must not wait behind it).
+	if cur := a.current; cur != nil && cur.task != nil && !cur.suspended && cur.task.msg.Priority < m.Priority {
+		a.suspend(cur)
+	}
+	a.dispatch()
+}
+
+func (a *agent) onCancel(m *protocol.TaskCancel) {
+	t, ok := a.tasks[string(m.TaskID)]
+	confirm := func(typ protocol.TaskCancelConfirmType) {
+		a.send(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: typ})
+	}
+	switch {
+	case !ok:
+		confirm(protocol.CancelConfirmNotFound)
+	case t.proc == nil: // queued, never started
+		a.queue.remove(t)
+		delete(a.tasks, t.key)
+		confirm(protocol.CancelConfirmCanceled)
+	case !m.Force:
+		confirm(protocol.CancelConfirmFailed)
+	default: // running or suspended, forced: stop its processor
+		p := t.proc
+		a.finishTask(t)
+		a.retire(p)
+		confirm(protocol.CancelConfirmCanceled)
+		a.dispatch()
+	}
+}
+
+// ---- messages from processors ----
+
+func (a *agent) onProcessor(msg procMsg) {
+	p := msg.p
+	if p.killed || p.exited {
+		return // a processor we already gave up on
+	}
+	m, err := protocol.Decode(msg.frame)
+	if err != nil {
+		a.log.Warn().Err(err).Int("pid", p.pid).Msg("dropped malformed message from a processor")
+		return
+	}
+	switch m := m.(type) {
+	case *protocol.ProcessorInitialized:
+		a.onInitialized(p, m)
+	case *protocol.ProcessorResult:
+		a.onResult(p, m)
+	case *protocol.ProcessorLog:
+		if p.task != nil && string(m.TaskID) == p.task.key {
+			a.send(&protocol.TaskLog{TaskID: m.TaskID, Type: m.Type, Content: m.Content})
+		}
+	default:
+		a.log.Warn().Str("message", m.Kind().String()).Int("pid", p.pid).Msg("dropped unexpected message from a processor")
+	}
+}
+
+func (a *agent) onInitialized(p *processor, m *protocol.ProcessorInitialized) {
+	if m.Error != "" {
+		a.log.Error().Int("pid", p.pid).Str("preload", a.cfg.Preload).Str("error", m.Error).
+			Msgf("processor start-up failed: %s", m.Error)
+		a.kill(p)
+		a.stop("processor start-up failed", fmt.Errorf("%w: %s", ErrPreload, m.Error))
+		return
+	}
+	if p.initialized {
+		return
+	}
+	p.initialized = true
+	a.log.Debug().Int("pid", p.pid).Msg("processor ready")
+	a.dispatch()
+}
+
+func (a *agent) onResult(p *processor, m *protocol.ProcessorResult) {
+	t := p.task
+	if t == nil || string(m.TaskID) != t.key {
+		a.log.Warn().Int("pid", p.pid).Msg("dropped result for a task the processor does not hold")
+		return
+	}
+	profile := a.profile(t)
+	a.finishTask(t)
+	if len(m.ResultObjectID) > 0 {
+		a.send(&protocol.ObjectInstruction{
+			Type:       protocol.InstructionCreate,
+			ObjectUser: t.msg.Source,
+			Metadata: protocol.ObjectMetadata{
+				ObjectIDs:    [][]byte{m.ResultObjectID},
+				ContentTypes: []protocol.ObjectContentType{protocol.ContentObject},
+				Names:        [][]byte{m.ResultObjectName},
+			},
+		})
+	}
+	res := &protocol.TaskResult{TaskID: m.TaskID, Type: m.Type, Profile: profile, Inline: m.Inline, Message: m.Message}
+	if len(m.ResultObjectID) > 0 {
+		res.Results = [][]byte{m.ResultObjectID}
+	}
+	a.send(res)
+	if p.suspended {
+		// It finished before the suspension took effect; it may now be
+		// blocked in its suspend handler, so it is not reused.
+		a.kill(p)
+	}
+	a.dispatch()
+}
+
+// onExit handles the end of a processor process.
+func (a *agent) onExit(ex procExit) {
+	p := ex.p
+	a.reap(p)
+	if a.spare == p {
+		a.spare = nil
+	}
+	if a.current == p {
+		a.current = nil
+	}
+	if p.killed {
+		a.dispatch()
+		return
+	}
+	how := describeExit(ex.err)
+	if !p.initialized {
+		a.log.Error().Int("pid", p.pid).Str("exit", how).Msg("processor exited before it was ready")
+		a.stop("processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s", a.cfg.Python, how))
+		return
+	}
+	if t := p.task; t != nil {
+		a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("processor died while running a task; replacing it")
+		profile := a.profile(t)
+		a.finishTask(t)
+		a.send(&protocol.TaskResult{
+			TaskID:  t.msg.TaskID,
+			Type:    protocol.ResultFailedProcessorDied,
+			Profile: profile,
+			Message: fmt.Sprintf("processor (pid %d) died while running the task: %s", p.pid, how),
+		})
+	} else {
+		a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("idle processor died; replacing it")
+	}
+	a.dispatch()
+}
+
+// ---- scheduling ----
+
+// ensureCurrent makes sure a processor exists to run the next task.
+func (a *agent) ensureCurrent() bool {
+	if a.current != nil {
+		return true
+	}
+	if a.spare != nil {
+		a.current, a.spare = a.spare, nil
+		return true
+	}
+	p, err := a.spawn()
+	if err != nil {
+		a.stop("cannot start processors", err)
+		return false
+	}
+	a.current = p
+	return true
+}
+
+// running reports whether a task is executing now.
+func (a *agent) running() bool {
+	return a.current != nil && a.current.task != nil && !a.current.suspended
+}
+
+// dispatch starts or resumes the best queued task if nothing is running.
+func (a *agent) dispatch() {
+	if a.stopReason != "" {
+		return
+	}
+	if !a.ensureCurrent() {
+		return
+	}
+	for !a.running() {
+		t := a.queue.peek()
+		if t == nil {
+			a.armTimeout()
+			return
+		}
+		if t.resume {
+			a.queue.pop()
+			t.resume = false
+			a.resume(t)
+			continue
+		}
+		p := a.current
+		if !p.initialized || !a.storageKnown {
+			return
+		}
+		a.queue.pop()
+		a.start(p, t)
+	}
+	a.armTimeout()
+}
+
+// start hands task t to the idle processor p.
+func (a *agent) start(p *processor, t *task) {
+	t.proc = p
+	p.task = t
+	now := time.Now()
+	t.started, t.runSince = now, now
+	t.cpu0, t.rss0 = p.stat.read()
+	t.rssPeak = t.rss0
+	args := make([][]byte, len(t.msg.Arguments))
+	for i, arg := range t.msg.Arguments {
+		args[i] = arg.Data
+	}
+	a.sendProc(p, &protocol.ProcessorTask{
+		TaskID:        t.msg.TaskID,
+		Source:        t.msg.Source,
+		SerializerID:  serializerID(t.msg.Source),
+		FuncObjectID:  t.msg.FuncObjectID,
+		ArgumentIDs:   args,
+		Metadata:      t.msg.Metadata,
+		Priority:      t.msg.Priority,
+		StreamOutput:  t.msg.StreamOutput,
+		ObjectStorage: a.storage,
+	})
+}
+
+// suspend pauses the current processor's task and queues its resumption;
+// a fresh (or spare) processor becomes current.
+func (a *agent) suspend(p *processor) {
+	t := p.task
+	a.suspendProc(p)
+	t.ran += time.Since(t.runSince)
+	t.runSince = time.Time{}
+	t.resume = true
+	a.queue.push(t)
+	a.current = nil
+	a.ensureCurrent()
+}
+
+// resume continues suspended task t in its own processor, which becomes
+// current again; the idle current processor is kept as the spare.
+func (a *agent) resume(t *task) {
+	p := t.proc
+	if cur := a.current; cur != nil && cur != p {
+		if a.spare == nil && cur.task == nil {
+			a.spare = cur
+		} else {
+			a.kill(cur)
+		}
+	}
+	a.current = p
+	a.resumeProc(p)
+	t.runSince = time.Now()
+}
+
+// finishTask forgets t: it is no longer queued or bound to its processor.
+func (a *agent) finishTask(t *task) {
+	a.queue.remove(t)
+	t.resume = false
+	delete(a.tasks, t.key)
+	if p := t.proc; p != nil && p.task == t {
+		p.task = nil
+	}
+}
+
+// retire kills p (whose task is gone) and, if it was current, lets another
+// processor take its place.
+func (a *agent) retire(p *processor) {
+	a.kill(p)
+	if a.current == p {
+		a.current = nil
+	}
+	if a.spare == p {
+		a.spare = nil
+	}
+}
+
+// ---- timeouts ----
+
+// armTimeout points the timer at the running task's deadline.
+func (a *agent) armTimeout() {
+	a.timeoutTimer.Stop()
+	if a.cfg.TaskTimeout <= 0 || !a.running() {
+		return
+	}
+	t := a.current.task
+	left := a.cfg.TaskTimeout - t.ran - time.Since(t.runSince)
+	if left < 0 {
+		left = 0
+	}
+	a.timeoutTimer.Reset(left)
+}
+
+func (a *agent) checkTimeout(now time.Time) {
+	if a.cfg.TaskTimeout <= 0 || !a.running() {
+		return
+	}
+	p := a.current
+	t := p.task
+	if t.ran+now.Sub(t.runSince) < a.cfg.TaskTimeout {
+		a.armTimeout()
+		return
+	}
+	a.log.Warn().Hex("task", t.msg.TaskID).Int("pid", p.pid).Dur("timeout", a.cfg.TaskTimeout).
+		Msg("task timed out; killing its processor")
+	profile := a.profile(t)
+	a.finishTask(t)
+	a.retire(p)
+	a.send(&protocol.TaskResult{
+		TaskID:  t.msg.TaskID,
+		Type:    protocol.ResultFailedTimeout,
+		Profile: profile,
+		Message: fmt.Sprintf("task ran longer than the task timeout of %s", a.cfg.TaskTimeout),
+	})
+	a.dispatch()
+}
+
+// ---- profiling and heartbeats ----
+
+func (a *agent) profile(t *task) protocol.TaskProfile {
+	cpu, rss := t.proc.stat.read()
+	if rss > t.rssPeak {
+		t.rssPeak = rss
+	}
+	prof := protocol.TaskProfile{DurationS: time.Since(t.started).Seconds()}
+	if cpu >= t.cpu0 {
+		prof.CPUTimeS = float64(cpu-t.cpu0) / clockTicks
+	}
+	if t.rssPeak > t.rss0 {
+		prof.MemoryPeak = t.rssPeak - t.rss0
+	}
+	return prof
+}
+
+func (a *agent) sampleMemory() {
+	for _, t := range a.tasks {
+		if t.proc != nil && !t.proc.exited {
+			if _, rss := t.proc.stat.read(); rss > t.rssPeak {
+				t.rssPeak = rss
+			}
+		}
+	}
+}
+
+func (a *agent) sendHeartbeat(now time.Time) {
+	// One heartbeat outstanding at a time, but a lost echo must not silence
+	// the worker for good: resend after three intervals.
+	if !a.hbSent.IsZero() && now.Sub(a.hbSent) < 3*a.cfg.HeartbeatInterval {
+		return
+	}
+	nowNS := now.UnixNano()
+	cpu, rss := a.selfStat.read()
+	hb := &protocol.WorkerHeartbeat{
+		Agent:        protocol.Resource{CPU: a.selfCPU.permille(cpu, nowNS), RSS: rss},
+		RSSFree:      memAvailable(),
+		QueueSize:    uint32(a.cfg.QueueSize),
+		LatencyUS:    a.latencyUS,
+		TaskLock:     a.current != nil && a.current.initialized && !a.running() && a.storageKnown,
+		Capabilities: a.cfg.Capabilities,
+	}
+	for _, t := range a.queue.items {
+		if !t.resume {
+			hb.QueuedTasks++
+		}
+	}
+	for _, p := range a.procs {
+		if p.killed || !p.initialized {
+			continue
+		}
+		pc, pr := p.stat.read()
+		hb.Processors = append(hb.Processors, protocol.ProcessorStatus{
+			PID:         uint32(p.pid),
+			Initialized: p.initialized,
+			HasTask:     p.task != nil,
+			Suspended:   p.suspended,
+			Resource:    protocol.Resource{CPU: p.cpu.permille(pc, nowNS), RSS: pr},
+		})
+	}
+	if hb.Capabilities == nil {
+		hb.Capabilities = map[string]int64{}
+	}
+	a.hbSent = now
+	a.send(hb)
+}

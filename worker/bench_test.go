@@ -1,0 +1,143 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest"
+)
+
+// Benchmarks of trivial Python tasks (def f(x): return x):
+//
+//	BenchmarkProcessorDirect   Go drives one processor with no agent: the floor.
+//	BenchmarkWorkerAgent       a fake scheduler feeds one worker agent, tasks pipelined.
+//	BenchmarkScheduler/N       real scheduler, N in-process workers, pipelined Go client.
+//
+// The agent's per-task overhead is WorkerAgent's ns/task minus ProcessorDirect's.
+// Run: go test ./worker -run '^$' -bench . -benchtime 3000x
+
+const srcIdentity = "def ident(x):\n    return x\n"
+
+func BenchmarkProcessorDirect(b *testing.B) {
+	python := findPython(b)
+	st := startStorage(b)
+	h := newHelper(b, python, st)
+	fn, arg := h.fn(srcIdentity, "ident"), h.arg("1")
+	addr, _ := parseStorageAddress(st)
+	a := &agent{cfg: Config{Python: python, GCInterval: 30 * time.Second, LoggingLevel: "ERROR"},
+		procs: map[string]*processor{}, exits: make(chan procExit, 1), quit: make(chan struct{}),
+		procMsgs: make(chan procMsg, 16), log: testLog(b, "bench")}
+	defer close(a.quit)
+	p, err := a.spawn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = p.cmd.Process.Kill(); _ = p.conn.Close() }()
+	<-a.procMsgs // ProcessorInitialized
+	pt := &protocol.ProcessorTask{Source: h.client, SerializerID: serializerID(h.client), FuncObjectID: fn,
+		ArgumentIDs: [][]byte{arg}, ObjectStorage: addr}
+	run := func(i int) {
+		pt.TaskID = []byte(fmt.Sprintf("%016d", i))
+		a.writeProcessor(p, protocol.MustEncode(pt))
+		<-a.procMsgs
+	}
+	run(-1) // warm the caches
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		run(i)
+	}
+	reportTasks(b, start)
+}
+
+func reportTasks(b *testing.B, start time.Time) {
+	d := time.Since(start)
+	b.ReportMetric(float64(b.N)/d.Seconds(), "tasks/s")
+	b.ReportMetric(float64(d.Microseconds())/float64(b.N), "µs/task")
+}
+
+func BenchmarkWorkerAgent(b *testing.B) {
+	e := startWorker(b, func(c *Config) { c.LoggingLevel = "ERROR" })
+	fn, arg := e.h.fn(srcIdentity, "ident"), e.h.arg("1")
+	warm := e.h.task(fn, 0, arg)
+	e.sched.send(warm)
+	e.sched.result(warm.TaskID, 30*time.Second)
+	tasks := make([]*protocol.Task, b.N)
+	for i := range tasks {
+		tasks[i] = e.h.task(fn, 0, arg)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for _, t := range tasks {
+		e.sched.send(t)
+	}
+	for n := 0; n < b.N; {
+		if _, ok := e.sched.next(30 * time.Second).(*protocol.TaskResult); ok {
+			n++
+		}
+	}
+	reportTasks(b, start)
+}
+
+func BenchmarkScheduler(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
+			python := findPython(b)
+			s := scalertest.StartScheduler(b, nil)
+			c, err := scalertest.NewClient(s.Addr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			h := newHelperFor(b, python, s.StorageAddr(), c.ID)
+			ctx, cancel := context.WithCancel(context.Background())
+			var dones []chan error
+			for i := 0; i < n; i++ {
+				done := make(chan error, 1)
+				dones = append(dones, done)
+				cfg := Config{Name: fmt.Sprintf("bench%d", i), SchedulerAddress: s.Addr(), Python: python,
+					HeartbeatInterval: time.Second, LoggingLevel: "ERROR"}
+				go func() { done <- Run(ctx, cfg, testLog(b, "worker").Level(3)) }()
+			}
+			defer func() {
+				cancel()
+				for _, d := range dones {
+					<-d
+				}
+			}()
+			fn, arg := h.fn(srcIdentity, "ident"), h.arg("1")
+			// Warm up every worker's processor.
+			var warm []*protocol.Task
+			for i := 0; i < 20*n; i++ {
+				t := h.task(fn, 0, arg)
+				warm = append(warm, t)
+				_ = c.Send(t)
+			}
+			for range warm {
+				if _, err := c.Expect(60*time.Second, isResult); err != nil {
+					b.Fatal(err)
+				}
+			}
+			tasks := make([]*protocol.Task, b.N)
+			for i := range tasks {
+				tasks[i] = h.task(fn, 0, arg)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for _, t := range tasks {
+				_ = c.Send(t)
+			}
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Expect(60*time.Second, isResult); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportTasks(b, start)
+		})
+	}
+}
+
+func isResult(m protocol.Message) bool { _, ok := m.(*protocol.TaskResult); return ok }

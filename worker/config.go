@@ -1,0 +1,130 @@
+// Package worker is the worker role: a Go agent that connects to the
+// scheduler, queues the tasks it is given and runs them, one at a time, in
+// Python processor processes it starts and supervises; and the cluster
+// supervisor that starts N such workers as separate processes.
+package worker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/opengris/scaler/config"
+)
+
+// Config configures one worker agent. It is JSON-encodable so that the
+// cluster can hand it to the worker processes it starts.
+type Config struct {
+	// WorkerID is the worker's identity with the scheduler; empty means
+	// NewWorkerID(Name).
+	WorkerID string
+	// Name is the readable part of the worker id (default: short host name).
+	Name                 string
+	SchedulerAddress     string
+	ObjectStorageAddress string // empty: learnt from the scheduler's heartbeat echo
+	Capabilities         map[string]int64
+	QueueSize            int
+	HeartbeatInterval    time.Duration
+	TaskTimeout          time.Duration // 0: tasks never time out
+	DeathTimeout         time.Duration
+	GCInterval           time.Duration
+	TrimMemoryThreshold  int64
+	HardSuspend          bool
+	Preload              string
+	Python               string // interpreter that runs processors
+	LoggingLevel         string
+	LoggingPaths         []string // for the worker process's own logger
+	// KillDelay is how long a processor gets between SIGTERM and SIGKILL
+	// (default 3s).
+	KillDelay time.Duration
+}
+
+// FromCluster builds the configuration of every worker of a cluster.
+// python is the resolved interpreter (the commands package applies the
+// SCALER_PYTHON environment variable).
+func FromCluster(c *config.Cluster, python string) ([]Config, error) {
+	caps, err := config.ParseCapabilities(c.PerWorkerCapabilities)
+	if err != nil {
+		return nil, fmt.Errorf("per_worker_capabilities: %w", err)
+	}
+	names := config.SplitNames(c.WorkerNames)
+	if len(names) > 0 && len(names) != c.NumOfWorkers {
+		return nil, fmt.Errorf("worker_names: %d names for %d workers", len(names), c.NumOfWorkers)
+	}
+	out := make([]Config, c.NumOfWorkers)
+	for i := range out {
+		name := ShortHostname()
+		if len(names) > 0 {
+			name = names[i]
+		}
+		out[i] = Config{
+			WorkerID:             NewWorkerID(name),
+			Name:                 name,
+			SchedulerAddress:     c.SchedulerAddress,
+			ObjectStorageAddress: c.ObjectStorageAddress,
+			Capabilities:         caps,
+			QueueSize:            c.PerWorkerTaskQueueSize,
+			HeartbeatInterval:    time.Duration(c.HeartbeatIntervalSeconds) * time.Second,
+			TaskTimeout:          time.Duration(c.TaskTimeoutSeconds) * time.Second,
+			DeathTimeout:         time.Duration(c.DeathTimeoutSeconds) * time.Second,
+			GCInterval:           time.Duration(c.GarbageCollectIntervalSeconds) * time.Second,
+			TrimMemoryThreshold:  c.TrimMemoryThresholdBytes,
+			HardSuspend:          c.HardProcessorSuspend,
+			Preload:              c.Preload,
+			Python:               python,
+			LoggingLevel:         c.LoggingLevel,
+			LoggingPaths:         c.LoggingPaths,
+		}
+	}
+	return out, nil
+}
+
+// NewWorkerID returns "<pid>|Worker|<name>|<32 hex digits>".
+func NewWorkerID(name string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%d|Worker|%s|%s", os.Getpid(), name, hex.EncodeToString(b[:]))
+}
+
+// ShortHostname is the host name up to its first dot.
+func ShortHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	short, _, _ := strings.Cut(h, ".")
+	return short
+}
+
+func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name = ShortHostname()
+	}
+	if c.WorkerID == "" {
+		c.WorkerID = NewWorkerID(c.Name)
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 1000
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.DeathTimeout <= 0 {
+		c.DeathTimeout = 300 * time.Second
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = 30 * time.Second
+	}
+	if c.Python == "" {
+		c.Python = "python3"
+	}
+	if c.KillDelay <= 0 {
+		c.KillDelay = 3 * time.Second
+	}
+	if c.LoggingLevel == "" {
+		c.LoggingLevel = "INFO"
+	}
+}

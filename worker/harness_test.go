@@ -1,0 +1,345 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/core/logging"
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/storage"
+	"github.com/opengris/scaler/transport"
+)
+
+// repoRoot is the module root (this file is in worker/).
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+var (
+	pythonOnce sync.Once
+	pythonPath string
+	pythonWhy  string
+)
+
+// findPython returns an interpreter that can import scaler.worker.processor:
+// $SCALER_PYTHON, else <repo>/.venv/bin/python. Tests skip without one.
+func findPython(t testing.TB) string {
+	pythonOnce.Do(func() {
+		cands := []string{}
+		if p := os.Getenv("SCALER_PYTHON"); p != "" {
+			cands = append(cands, p)
+		}
+		cands = append(cands, filepath.Join(repoRoot(), ".venv", "bin", "python"))
+		var whys []string
+		for _, c := range cands {
+			out, err := exec.Command(c, "-c", "import scaler.worker.processor, cloudpickle, zmq, msgpack").CombinedOutput()
+			if err == nil {
+				pythonPath = c
+				return
+			}
+			whys = append(whys, fmt.Sprintf("%s: %v %s", c, err, strings.TrimSpace(string(out))))
+		}
+		pythonWhy = strings.Join(whys, "; ")
+	})
+	if pythonPath == "" {
+		t.Skipf("no Python interpreter with the scaler package (set SCALER_PYTHON or create .venv at the repo root): %s", pythonWhy)
+	}
+	return pythonPath
+}
+
+// testLog returns a logger writing to the test log (and to stderr with -v).
+func testLog(t testing.TB, component string) zerolog.Logger {
+	return logging.ForTest(component, testWriter{t})
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// startStorage runs an in-process object storage server.
+func startStorage(t testing.TB) string {
+	srv, err := storage.NewServer(storage.Config{Address: "tcp://127.0.0.1:0"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv.Addr()
+}
+
+// helper drives testdata/worker/taskhelper.py: it stores functions and
+// arguments in object storage the way a client does and reads results.
+type helper struct {
+	t      testing.TB
+	client []byte
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Reader
+	mu     sync.Mutex
+}
+
+func newHelper(t testing.TB, python, storageAddr string) *helper {
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:])
+	return newHelperFor(t, python, storageAddr, []byte(fmt.Sprintf("%d|Client|%s", os.Getpid(), hex.EncodeToString(rnd[:]))))
+}
+
+// newHelperFor is newHelper for the given client id.
+func newHelperFor(t testing.TB, python, storageAddr string, client []byte) *helper {
+	cmd := exec.Command(python, filepath.Join(repoRoot(), "testdata", "worker", "taskhelper.py"), storageAddr, hex.EncodeToString(client))
+	cmd.Stderr = os.Stderr
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{t: t, client: client, cmd: cmd, in: in, out: bufio.NewReader(out)}
+	t.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
+	h.call(map[string]string{"op": "serializer"})
+	return h
+}
+
+func (h *helper) call(cmd map[string]string) map[string]string {
+	h.t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, _ := json.Marshal(cmd)
+	if _, err := h.in.Write(append(b, '\n')); err != nil {
+		h.t.Fatal(err)
+	}
+	line, err := h.out.ReadString('\n')
+	if err != nil {
+		h.t.Fatalf("task helper: %v", err)
+	}
+	var reply map[string]string
+	if err := json.Unmarshal([]byte(line), &reply); err != nil {
+		h.t.Fatalf("task helper reply %q: %v", line, err)
+	}
+	return reply
+}
+
+func (h *helper) id(reply map[string]string) []byte {
+	h.t.Helper()
+	b, err := hex.DecodeString(reply["id"])
+	if err != nil || len(b) != 32 {
+		h.t.Fatalf("bad object id in %v", reply)
+	}
+	return b
+}
+
+// fn stores the function `name` defined by src and returns its object id.
+func (h *helper) fn(src, name string) []byte {
+	return h.id(h.call(map[string]string{"op": "func", "src": src, "name": name}))
+}
+
+// arg stores the value of a Python expression.
+func (h *helper) arg(expr string) []byte {
+	return h.id(h.call(map[string]string{"op": "arg", "expr": expr}))
+}
+
+// result fetches a result object: its repr, or "!ExcType: message".
+func (h *helper) result(id []byte) string {
+	r := h.call(map[string]string{"op": "get", "id": hex.EncodeToString(id)})
+	if e, ok := r["error"]; ok {
+		return "!" + e + ": " + r["message"]
+	}
+	return r["value"]
+}
+
+// task builds a Task message for function fn with object-id arguments.
+func (h *helper) task(fn []byte, priority uint32, args ...[]byte) *protocol.Task {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	t := &protocol.Task{TaskID: id, Source: h.client, FuncObjectID: fn, Priority: priority, Capabilities: map[string]int64{}}
+	for _, a := range args {
+		t.Arguments = append(t.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: a})
+	}
+	return t
+}
+
+// fakeScheduler is a ROUTER that a worker connects to.
+type fakeScheduler struct {
+	t         testing.TB
+	ep        *transport.Endpoint
+	storage   protocol.Address
+	mu        sync.Mutex
+	worker    []byte
+	echo      bool
+	msgs      chan protocol.Message
+	heartbeat chan *protocol.WorkerHeartbeat
+}
+
+func newFakeScheduler(t testing.TB, storageAddr string) *fakeScheduler {
+	ep, err := transport.Bind(transport.Router, "tcp://127.0.0.1:0", transport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := parseStorageAddress(storageAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeScheduler{t: t, ep: ep, storage: addr, echo: true,
+		msgs: make(chan protocol.Message, 10000), heartbeat: make(chan *protocol.WorkerHeartbeat, 100)}
+	go s.loop()
+	t.Cleanup(func() { _ = ep.Close() })
+	return s
+}
+
+func (s *fakeScheduler) loop() {
+	for msg := range s.ep.Recv() {
+		if len(msg) != 2 {
+			continue
+		}
+		m, err := protocol.Decode(msg[1])
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		s.worker = msg[0]
+		echo := s.echo
+		s.mu.Unlock()
+		if hb, ok := m.(*protocol.WorkerHeartbeat); ok {
+			if echo {
+				_ = s.ep.Send(msg[0], protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage}))
+			}
+			select {
+			case s.heartbeat <- hb:
+			default:
+			}
+			continue
+		}
+		s.msgs <- m
+	}
+}
+
+func (s *fakeScheduler) send(m protocol.Message) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		w := s.worker
+		s.mu.Unlock()
+		if w != nil {
+			if err := s.ep.Send(w, protocol.MustEncode(m)); err != nil {
+				s.t.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatal("no worker connected to the fake scheduler")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// next returns the next non-heartbeat message from the worker.
+func (s *fakeScheduler) next(d time.Duration) protocol.Message {
+	s.t.Helper()
+	select {
+	case m := <-s.msgs:
+		return m
+	case <-time.After(d):
+		s.t.Fatalf("no message from the worker within %s", d)
+		return nil
+	}
+}
+
+// result waits for the TaskResult of task id, skipping object instructions
+// and logs; other messages fail the test.
+func (s *fakeScheduler) result(id []byte, d time.Duration) *protocol.TaskResult {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		m := s.next(time.Until(deadline))
+		switch m := m.(type) {
+		case *protocol.TaskResult:
+			if string(m.TaskID) != string(id) {
+				s.t.Fatalf("result for another task %x (want %x)", m.TaskID, id)
+			}
+			return m
+		case *protocol.ObjectInstruction, *protocol.TaskLog:
+		default:
+			s.t.Fatalf("unexpected %T while waiting for a result", m)
+		}
+	}
+}
+
+// workerEnv starts storage, a fake scheduler, a task helper and a worker.
+type workerEnv struct {
+	t       testing.TB
+	python  string
+	storage string
+	sched   *fakeScheduler
+	h       *helper
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func startWorker(t testing.TB, mod func(*Config)) *workerEnv {
+	python := findPython(t)
+	st := startStorage(t)
+	e := &workerEnv{t: t, python: python, storage: st, sched: newFakeScheduler(t, st), done: make(chan error, 1)}
+	e.h = newHelper(t, python, st)
+	cfg := Config{
+		Name:              "test",
+		SchedulerAddress:  e.sched.ep.Addr(),
+		HeartbeatInterval: time.Second,
+		DeathTimeout:      60 * time.Second,
+		Python:            python,
+		KillDelay:         time.Second,
+		LoggingLevel:      "WARNING",
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	log := testLog(t, "worker")
+	go func() { e.done <- Run(ctx, cfg, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-e.done:
+		case <-time.After(15 * time.Second):
+			t.Error("worker did not stop")
+		}
+	})
+	return e
+}
+
+// stop cancels the worker and returns Run's result.
+func (e *workerEnv) stop() error {
+	e.cancel()
+	select {
+	case err := <-e.done:
+		e.done <- err
+		return err
+	case <-time.After(15 * time.Second):
+		e.t.Fatal("worker did not stop")
+		return nil
+	}
+}
+
+func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }
