@@ -102,6 +102,11 @@ func randomHex() string {
 type Peer struct {
 	ID []byte
 	ep *transport.Endpoint
+
+	// skipped holds the messages Expect received but did not match, so a
+	// later Expect still finds them: results may arrive in any order.
+	mu      sync.Mutex
+	skipped []protocol.Message
 }
 
 func dial(addr string, id string) (*Peer, error) {
@@ -144,9 +149,19 @@ func (p *Peer) Recv(timeout time.Duration) (protocol.Message, error) {
 	}
 }
 
-// Expect receives until match returns true, skipping other messages
-// (heartbeat echoes and the like); it fails after timeout.
+// Expect returns the first message that match accepts, looking first at
+// messages earlier Expect calls skipped, then receiving; it fails after
+// timeout. Skipped messages stay available to later Expect calls (but not
+// to Recv), so waiting for results one by one works whatever their order.
 func (p *Peer) Expect(timeout time.Duration, match func(protocol.Message) bool) (protocol.Message, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, m := range p.skipped {
+		if match(m) {
+			p.skipped = append(p.skipped[:i], p.skipped[i+1:]...)
+			return m, nil
+		}
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		left := time.Until(deadline)
@@ -159,6 +174,9 @@ func (p *Peer) Expect(timeout time.Duration, match func(protocol.Message) bool) 
 		}
 		if match(m) {
 			return m, nil
+		}
+		if _, echo := m.(*protocol.ClientHeartbeatEcho); !echo {
+			p.skipped = append(p.skipped, m)
 		}
 	}
 }
