@@ -128,7 +128,7 @@ func start(r *role, cfg config.Section, stderr io.Writer) int {
 	}
 	defer closer.Close()
 	if logCfg.LoggingConfigFile != "" {
-		log.Warn().Str("file", logCfg.LoggingConfigFile).Msg("logging config file is a Python logging configuration: scaler's Go processes log through --logging-paths and --logging-level instead; Python processors apply it")
+		log.Warn().Str("file", logCfg.LoggingConfigFile).Msg("--logging-config-file is not applied: it is a Python logging configuration in upstream Scaler; logging goes to --logging-paths at --logging-level")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -42,7 +42,7 @@ var defaultLoggingPaths = []string{"/dev/stdout"}
 type Logging struct {
 	LoggingPaths      []string `toml:"logging_paths" short:"lp" arg:"PATH..." help:"where to write logs: one or more paths; /dev/stdout or - is the console; files are appended to"`
 	LoggingLevel      string   `toml:"logging_level" short:"ll" arg:"LEVEL" choices:"DEBUG,INFO,WARNING,ERROR,CRITICAL,NOTSET" help:"lowest level logged (any case)"`
-	LoggingConfigFile string   `toml:"logging_config_file" short:"lc,lcf" arg:"FILE" help:"Python logging .conf file; scaler's own processes log through --logging-paths and --logging-level and only Python processors apply this file (see README)"`
+	LoggingConfigFile string   `toml:"logging_config_file" short:"lc,lcf" arg:"FILE" help:"accepted for compatibility and not applied: it is a Python logging .conf file in upstream; scaler logs through --logging-paths and --logging-level (see README)"`
 }
 
 func defaultLogging() Logging {
