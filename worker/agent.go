@@ -242,7 +242,13 @@ func (a *agent) onScheduler(msg [][]byte) {
 	case *protocol.ObjectInstruction:
 		if m.Type == protocol.InstructionDelete {
 			for _, p := range a.procs {
-				if p.initialized && !p.killed {
+				switch {
+				case !p.initialized || p.killed:
+				case p.suspended:
+					// A suspended processor does not read its channel; filling
+					// it would block this loop. It gets the evictions on resume.
+					p.deferred = append(p.deferred, msg[0])
+				default:
 					a.sendProcFrame(p, msg[0])
 				}
 			}
@@ -372,6 +378,11 @@ func (a *agent) onResult(p *processor, m *protocol.ProcessorResult) {
 	}
 	profile := a.profile(t)
 	a.finishTask(t)
+	if !p.suspended {
+		// Hand the processor its next task before reporting this one, so
+		// that it does not sit idle while the result goes out.
+		a.dispatch()
+	}
 	if len(m.ResultObjectID) > 0 {
 		a.send(&protocol.ObjectInstruction{
 			Type:       protocol.InstructionCreate,
@@ -495,20 +506,18 @@ func (a *agent) start(p *processor, t *task) {
 	t.started, t.runSince = now, now
 	t.cpu0, t.rss0 = p.stat.read()
 	t.rssPeak = t.rss0
-	args := make([][]byte, len(t.msg.Arguments))
-	for i, arg := range t.msg.Arguments {
-		args[i] = arg.Data
-	}
+	// Arguments go through as they came (object ids and inline bytes);
+	// ArgumentIDs stays empty, as docs/protocol.md §7.5 allows.
 	a.sendProc(p, &protocol.ProcessorTask{
 		TaskID:        t.msg.TaskID,
 		Source:        t.msg.Source,
 		SerializerID:  serializerID(t.msg.Source),
 		FuncObjectID:  t.msg.FuncObjectID,
-		ArgumentIDs:   args,
 		Metadata:      t.msg.Metadata,
 		Priority:      t.msg.Priority,
 		StreamOutput:  t.msg.StreamOutput,
 		ObjectStorage: a.storage,
+		Arguments:     t.msg.Arguments,
 	})
 }
 

@@ -196,11 +196,17 @@ func TestIdleProcessorDeathIsReplaced(t *testing.T) {
 func TestCancel(t *testing.T) {
 	e := startWorker(t, nil)
 	sleep := e.h.fn("import time\ndef sleep(s):\n    time.sleep(s)\n    return s\n", "sleep")
-	running := e.h.task(sleep, 0, e.h.arg("1.5"))
+	// flagged writes a file once it runs, so the test knows the task started
+	// instead of guessing with a sleep.
+	flagged := e.h.fn("import time\ndef flagged(path, s):\n    open(path, 'w').close()\n    time.sleep(s)\n    return s\n", "flagged")
+	dir := t.TempDir()
+	started := func(name string) string { return filepath.Join(dir, name) }
+
+	running := e.h.task(flagged, 0, e.h.arg(pyStr(started("running"))), e.h.arg("2"))
 	queued := e.h.task(sleep, 0, e.h.arg("0"))
 	e.sched.send(running)
 	e.sched.send(queued)
-	time.Sleep(500 * time.Millisecond)
+	waitForFile(t, started("running"), 30*time.Second)
 
 	e.sched.send(&protocol.TaskCancel{TaskID: queued.TaskID})
 	if c := e.sched.next(10 * time.Second).(*protocol.TaskCancelConfirm); c.Type != protocol.CancelConfirmCanceled {
@@ -219,9 +225,9 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("unknown cancel: %+v", c)
 	}
 
-	long := e.h.task(sleep, 0, e.h.arg("60"))
+	long := e.h.task(flagged, 0, e.h.arg(pyStr(started("long"))), e.h.arg("60"))
 	e.sched.send(long)
-	time.Sleep(500 * time.Millisecond)
+	waitForFile(t, started("long"), 30*time.Second)
 	e.sched.send(&protocol.TaskCancel{TaskID: long.TaskID, Force: true})
 	if c := e.sched.next(10 * time.Second).(*protocol.TaskCancelConfirm); c.Type != protocol.CancelConfirmCanceled {
 		t.Fatalf("force cancel: %+v", c)

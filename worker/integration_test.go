@@ -245,16 +245,21 @@ func TestClusterRunsTasks(t *testing.T) {
 	}
 
 	// Cancels of a running task: without force it keeps running, with force it stops.
-	task = h.task(sleep, 0, h.arg("1.5"))
+	// flagged writes a file once it runs, so cancels are sent to a task
+	// known to be running rather than after a guessed delay.
+	flagged := h.fn("import time\ndef flagged(path, s):\n    open(path, 'w').close()\n    time.sleep(s)\n    return s\n", "flagged")
+	marker := filepath.Join(dir, "running-1")
+	task = h.task(flagged, 0, h.arg(pyStr(marker)), h.arg("1")) // under the 2 s task timeout
 	_ = c.Send(task)
-	time.Sleep(700 * time.Millisecond)
+	waitForFile(t, marker, 30*time.Second)
 	_ = c.Send(&protocol.TaskCancel{TaskID: task.TaskID})
 	if res := awaitResult(t, c, task.TaskID, 20*time.Second); res.Type != protocol.ResultSuccess {
 		t.Fatalf("non-force cancel: %+v", res)
 	}
-	task = h.task(sleep, 0, h.arg("1.8"))
+	marker = filepath.Join(dir, "running-2")
+	task = h.task(flagged, 0, h.arg(pyStr(marker)), h.arg("60"))
 	_ = c.Send(task)
-	time.Sleep(700 * time.Millisecond)
+	waitForFile(t, marker, 30*time.Second)
 	_ = c.Send(&protocol.TaskCancel{TaskID: task.TaskID, Force: true})
 	m, err := c.Expect(20*time.Second, func(m protocol.Message) bool {
 		switch m := m.(type) {
@@ -426,4 +431,19 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// waitForFile waits until path exists (a task signalling that it runs).
+func waitForFile(t *testing.T, path string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not written within %v: the task did not start", path, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -43,9 +43,10 @@ type processor struct {
 	killed      bool // the agent asked it to die; its exit is expected
 	exited      bool
 
-	conn net.Conn // agent's end of the channel
-	stat *procStat
-	cpu  cpuMeter
+	conn     net.Conn // agent's end of the channel
+	deferred [][]byte // cache evictions held back while suspended
+	stat     *procStat
+	cpu      cpuMeter
 }
 
 // procExit reports that a processor process ended.
@@ -150,7 +151,10 @@ func (a *agent) writeProcessor(p *processor, frame []byte) {
 	copy(buf[4:], frame)
 	_ = p.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := p.conn.Write(buf); err != nil && !errors.Is(err, net.ErrClosed) {
-		a.log.Warn().Err(err).Int("pid", p.pid).Msg("send to processor failed")
+		// Part of the frame may have gone out, so the stream is no longer
+		// in step: the processor cannot be trusted with another message.
+		a.log.Warn().Err(err).Int("pid", p.pid).Msg("send to processor failed; replacing it")
+		a.kill(p)
 	}
 }
 
@@ -186,6 +190,10 @@ func (a *agent) resumeProc(p *processor) {
 		sig = syscall.SIGCONT
 	}
 	_ = p.cmd.Process.Signal(sig)
+	for _, frame := range p.deferred {
+		a.writeProcessor(p, frame)
+	}
+	p.deferred = nil
 }
 
 // describeExit turns a Wait error into words for logs and results.

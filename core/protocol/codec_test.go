@@ -43,7 +43,8 @@ func TestEnumStrings(t *testing.T) {
 		{TaskCancelConfirmType(3).String(), "TaskCancelConfirmType(3)"},
 		{ArgumentTask.String(), "Task"},
 		{ArgumentObjectID.String(), "ObjectID"},
-		{ArgumentType(2).String(), "ArgumentType(2)"},
+		{ArgumentInline.String(), "Inline"},
+		{ArgumentType(3).String(), "ArgumentType(3)"},
 		{LogStdout.String(), "Stdout"},
 		{LogStderr.String(), "Stderr"},
 		{LogType(9).String(), "LogType(9)"},
@@ -84,7 +85,7 @@ func TestEnumValid(t *testing.T) {
 	if !CancelConfirmNotFound.Valid() || TaskCancelConfirmType(3).Valid() {
 		t.Error("TaskCancelConfirmType.Valid wrong at the boundary")
 	}
-	if !ArgumentObjectID.Valid() || ArgumentType(2).Valid() || !LogStderr.Valid() || LogType(2).Valid() ||
+	if !ArgumentObjectID.Valid() || ArgumentType(3).Valid() || !ArgumentInline.Valid() || !LogStderr.Valid() || LogType(2).Valid() ||
 		!InstructionClear.Valid() || ObjectInstructionType(3).Valid() || !ContentObject.Valid() ||
 		ObjectContentType(2).Valid() || !DisconnectShutdown.Valid() || DisconnectType(2).Valid() ||
 		!NodeTarget.Valid() || NodeTaskType(2).Valid() || !WorkerDisconnected.Valid() || WorkerState(2).Valid() {

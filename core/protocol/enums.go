@@ -103,9 +103,12 @@ type ArgumentType uint8
 const (
 	ArgumentTask     ArgumentType = 0 // data is a task id (graph dependency)
 	ArgumentObjectID ArgumentType = 1 // data is an object id
+	// ArgumentInline: data is the serialized argument itself (no storage
+	// object). Clients use it for small arguments; see docs/protocol.md §7.1.
+	ArgumentInline ArgumentType = 2
 )
 
-var argumentTypeNames = [...]string{"Task", "ObjectID"}
+var argumentTypeNames = [...]string{"Task", "ObjectID", "Inline"}
 
 func (t ArgumentType) String() string {
 	return enumName(argumentTypeNames[:], uint8(t), "ArgumentType")

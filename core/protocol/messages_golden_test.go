@@ -32,6 +32,7 @@ func gTask(i byte) Task {
 		Arguments: []Argument{
 			{Type: ArgumentObjectID, Data: gObjectID(i + 1)},
 			{Type: ArgumentTask, Data: gTaskID(i + 1)},
+			{Type: ArgumentInline, Data: []byte{0x80, 0x05, 0x4b, i, 0x2e}}, // pickle of int i
 		},
 		Capabilities: map[string]int64{"gpu": -1},
 		Priority:     3,
@@ -141,6 +142,10 @@ func init() {
 		Priority:      3,
 		StreamOutput:  true,
 		ObjectStorage: gOSS,
+		Arguments: []Argument{
+			{Type: ArgumentObjectID, Data: gObjectID(2)},
+			{Type: ArgumentInline, Data: []byte{0x80, 0x05, 0x4b, 0x03, 0x2e}},
+		},
 	})
 	addGolden(&ProcessorResult{
 		TaskID:           gTaskID(1),

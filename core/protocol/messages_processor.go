@@ -20,20 +20,26 @@ type ProcessorInitialized struct {
 
 // ProcessorTask gives a processor one task to run (agent -> processor).
 //
-// The processor fetches SerializerID, FuncObjectID and every ArgumentIDs
-// entry from ObjectStorage, decodes the serializer with cloudpickle, decodes
-// the function and arguments with that serializer, and calls
+// The processor fetches SerializerID, FuncObjectID and every object-id
+// argument from ObjectStorage, decodes the serializer with cloudpickle,
+// decodes the function and arguments with that serializer, and calls
 // function(*arguments).
+//
+// Arguments, when non-empty, lists the positional arguments (ArgumentObjectID:
+// fetch Data from storage; ArgumentInline: Data is the serialized argument)
+// and ArgumentIDs is then empty. Senders that only have object ids may use
+// ArgumentIDs alone.
 type ProcessorTask struct {
-	TaskID        []byte   `msg:"task_id"`
-	Source        []byte   `msg:"source"`         // owning client id; result objects belong to it
-	SerializerID  []byte   `msg:"serializer_id"`  // object id of the client's cloudpickled serializer
-	FuncObjectID  []byte   `msg:"func_object_id"` // object id of the serialized function
-	ArgumentIDs   [][]byte `msg:"argument_ids"`   // object ids of the positional arguments, in order
-	Metadata      []byte   `msg:"metadata"`       // Task.Metadata, unchanged
-	Priority      uint32   `msg:"priority"`       // Task.Priority; nested tasks submit with Priority+1
-	StreamOutput  bool     `msg:"stream_output"`  // send stdout/stderr as ProcessorLog
-	ObjectStorage Address  `msg:"object_storage"`
+	TaskID        []byte     `msg:"task_id"`
+	Source        []byte     `msg:"source"`         // owning client id; result objects belong to it
+	SerializerID  []byte     `msg:"serializer_id"`  // object id of the client's cloudpickled serializer
+	FuncObjectID  []byte     `msg:"func_object_id"` // object id of the serialized function
+	ArgumentIDs   [][]byte   `msg:"argument_ids"`   // object ids of the positional arguments, in order
+	Metadata      []byte     `msg:"metadata"`       // Task.Metadata, unchanged
+	Priority      uint32     `msg:"priority"`       // Task.Priority; nested tasks submit with Priority+1
+	StreamOutput  bool       `msg:"stream_output"`  // send stdout/stderr as ProcessorLog
+	ObjectStorage Address    `msg:"object_storage"`
+	Arguments     []Argument `msg:"arguments"` // positional arguments, objectID or inline; supersedes ArgumentIDs
 }
 
 // ProcessorResult reports that a task finished (processor -> agent). Before

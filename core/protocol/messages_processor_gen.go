@@ -608,6 +608,25 @@ func (z *ProcessorTask) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "arguments":
+			var zb0003 uint32
+			zb0003, err = dc.ReadArrayHeader()
+			if err != nil {
+				err = msgp.WrapError(err, "Arguments")
+				return
+			}
+			if cap(z.Arguments) >= int(zb0003) {
+				z.Arguments = (z.Arguments)[:zb0003]
+			} else {
+				z.Arguments = make([]Argument, zb0003)
+			}
+			for za0002 := range z.Arguments {
+				err = z.Arguments[za0002].DecodeMsg(dc)
+				if err != nil {
+					err = msgp.WrapError(err, "Arguments", za0002)
+					return
+				}
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -621,9 +640,9 @@ func (z *ProcessorTask) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *ProcessorTask) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 9
+	// map header, size 10
 	// write "task_id"
-	err = en.Append(0x89, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	err = en.Append(0x8a, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
 	if err != nil {
 		return
 	}
@@ -719,15 +738,32 @@ func (z *ProcessorTask) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// write "arguments"
+	err = en.Append(0xa9, 0x61, 0x72, 0x67, 0x75, 0x6d, 0x65, 0x6e, 0x74, 0x73)
+	if err != nil {
+		return
+	}
+	err = en.WriteArrayHeader(uint32(len(z.Arguments)))
+	if err != nil {
+		err = msgp.WrapError(err, "Arguments")
+		return
+	}
+	for za0002 := range z.Arguments {
+		err = z.Arguments[za0002].EncodeMsg(en)
+		if err != nil {
+			err = msgp.WrapError(err, "Arguments", za0002)
+			return
+		}
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *ProcessorTask) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 9
+	// map header, size 10
 	// string "task_id"
-	o = append(o, 0x89, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	o = append(o, 0x8a, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
 	o = msgp.AppendBytes(o, z.TaskID)
 	// string "source"
 	o = append(o, 0xa6, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
@@ -759,6 +795,16 @@ func (z *ProcessorTask) MarshalMsg(b []byte) (o []byte, err error) {
 	if err != nil {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
+	}
+	// string "arguments"
+	o = append(o, 0xa9, 0x61, 0x72, 0x67, 0x75, 0x6d, 0x65, 0x6e, 0x74, 0x73)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Arguments)))
+	for za0002 := range z.Arguments {
+		o, err = z.Arguments[za0002].MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Arguments", za0002)
+			return
+		}
 	}
 	return
 }
@@ -848,6 +894,25 @@ func (z *ProcessorTask) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "arguments":
+			var zb0003 uint32
+			zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Arguments")
+				return
+			}
+			if cap(z.Arguments) >= int(zb0003) {
+				z.Arguments = (z.Arguments)[:zb0003]
+			} else {
+				z.Arguments = make([]Argument, zb0003)
+			}
+			for za0002 := range z.Arguments {
+				bts, err = z.Arguments[za0002].UnmarshalMsg(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Arguments", za0002)
+					return
+				}
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -866,6 +931,9 @@ func (z *ProcessorTask) Msgsize() (s int) {
 	for za0001 := range z.ArgumentIDs {
 		s += msgp.BytesPrefixSize + len(z.ArgumentIDs[za0001])
 	}
-	s += 9 + msgp.BytesPrefixSize + len(z.Metadata) + 9 + msgp.Uint32Size + 14 + msgp.BoolSize + 15 + z.ObjectStorage.Msgsize()
+	s += 9 + msgp.BytesPrefixSize + len(z.Metadata) + 9 + msgp.Uint32Size + 14 + msgp.BoolSize + 15 + z.ObjectStorage.Msgsize() + 10 + msgp.ArrayHeaderSize
+	for za0002 := range z.Arguments {
+		s += z.Arguments[za0002].Msgsize()
+	}
 	return
 }

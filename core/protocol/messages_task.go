@@ -5,12 +5,13 @@ package protocol
 // Messages about tasks and objects, exchanged by clients, the scheduler and
 // worker agents over the scheduler's ROUTER socket.
 
-// Argument is one positional argument of a task: either an object id (data
-// stored in object storage) or, inside a GraphTask, the id of another task of
-// the same graph whose result is the argument.
+// Argument is one positional argument of a task: an object id (data stored
+// in object storage), the serialized argument itself (ArgumentInline, for
+// small arguments), or, inside a GraphTask, the id of another task of the
+// same graph whose result is the argument.
 type Argument struct {
 	Type ArgumentType `msg:"type"`
-	Data []byte       `msg:"data"` // 32-byte object id, or 16-byte task id
+	Data []byte       `msg:"data"` // 32-byte object id, 16-byte task id, or the inline bytes
 }
 
 // Task asks for one function call. Sent client -> scheduler, and scheduler ->

@@ -162,10 +162,11 @@ class FakeScheduler(threading.Thread):
         return cloudpickle.loads(self.objects[sid])
 
     def _execute(self, source, func_id, arg_ids):
+        """arg_ids: object ids, or ("inline", bytes) for inline arguments."""
         ser = self._serializer(source)
         try:
             fn = ser.deserialize(self.objects[func_id])
-            args = [ser.deserialize(self.objects[a]) for a in arg_ids]
+            args = [ser.deserialize(a[1] if isinstance(a, tuple) else self.objects[a]) for a in arg_ids]
             return p.TaskResultType.Success, ser.serialize(fn(*args))
         except Exception as e:
             return p.TaskResultType.Failed, pickle.dumps(e)
@@ -192,10 +193,12 @@ class FakeScheduler(threading.Thread):
                 self._run_task(ident, m)
 
     def _run_task(self, ident, task):
-        if self._missing(task.source, [task.func_object_id] + [a.data for a in task.arguments]):
+        stored = [a.data for a in task.arguments if a.type != p.ArgumentType.Inline]
+        if self._missing(task.source, [task.func_object_id] + stored):
             self.waiting.append((ident, task))  # object storage parks gets until objects exist
             return
-        typ, payload = self._execute(task.source, task.func_object_id, [a.data for a in task.arguments])
+        args = [("inline", a.data) if a.type == p.ArgumentType.Inline else a.data for a in task.arguments]
+        typ, payload = self._execute(task.source, task.func_object_id, args)
         oid = self._store_result(task.source, payload)
         inline = payload if self.inline and len(payload) < 1024 else b""
         self.send(ident, p.TaskResult(task_id=task.task_id, type=typ, results=[oid], inline=inline,
@@ -223,7 +226,9 @@ class FakeScheduler(threading.Thread):
                 if failure is not None:
                     results[tid] = failure
                     continue
-                arg_ids = [results[a.data][1] if a.type == p.ArgumentType.Task else a.data for a in t.arguments]
+                arg_ids = [results[a.data][1] if a.type == p.ArgumentType.Task
+                           else ("inline", a.data) if a.type == p.ArgumentType.Inline else a.data
+                           for a in t.arguments]
                 typ, payload = self._execute(graph.source, t.func_object_id, arg_ids)
                 oid = self._store_result(graph.source, payload)
                 results[tid] = (typ, oid)

@@ -59,15 +59,18 @@ def whoami():
     return os.getpid()
 
 
-def test_submit_map_and_responsiveness(combo):
+# Upstream could hang in the constructor and in disconnect(); these bounds only catch hangs (speed
+# is measured in bench/, never asserted here).
+HANG = 15
+
+
+def test_submit_map_and_no_hangs(combo):
     start = time.monotonic()
     client = Client(combo.get_address())
-    assert time.monotonic() - start < 0.3
+    assert time.monotonic() - start < HANG
     try:
         client.map(noop, [(1,)])  # warm
-        start = time.monotonic()
-        assert client.submit(noop, 1).result(timeout=10) == 1
-        assert time.monotonic() - start < 0.3
+        assert client.submit(noop, 1).result(timeout=HANG) == 1
         assert client.map(math.sqrt, [(x,) for x in range(100)]) == [math.sqrt(x) for x in range(100)]
         assert sum(client.map(math.sqrt, [(x,) for x in range(100)])) == pytest.approx(661.4629471031477)
         assert client.map(noop, []) == []
@@ -75,7 +78,7 @@ def test_submit_map_and_responsiveness(combo):
     finally:
         start = time.monotonic()
         client.disconnect()
-        assert time.monotonic() - start < 0.3
+        assert time.monotonic() - start < HANG
 
 
 def test_arguments_and_exceptions(client):
@@ -225,4 +228,46 @@ def test_scheduler_crash_times_out(scaler_bin):
             fut.result(timeout=20)
         client.disconnect()
     finally:
+        combo.shutdown()
+
+
+def mark_sleep_and_return(marker, seconds, value):
+    with open(marker, "a") as f:
+        f.write("started\n")
+    time.sleep(seconds)
+    return value
+
+
+def test_inline_argument_survives_worker_loss(scaler_bin, tmp_path):
+    """A task whose argument travels inline (docs/protocol.md §7.1) is re-placed intact when its
+    worker leaves while running it."""
+    from scaler.client.client import INLINE_ARGUMENT_LIMIT
+
+    value = ("inline", os.urandom(2048))
+    assert len(value[1]) < INLINE_ARGUMENT_LIMIT
+    combo = make_combo(scaler_bin, n_workers=1)
+    first = second = None
+    try:
+        with Client(combo.get_address()) as client:
+            marker = str(tmp_path / "started")
+            fut = client.submit_verbose(mark_sleep_and_return, (marker, 2, value), {}, capabilities={"inline_test": 1})
+            first = Cluster(address=combo.get_address(), worker_names=["first"],
+                            per_worker_capabilities={"inline_test": -1}, logging_level="WARNING")
+            first.start()
+            assert wait_for(lambda: os.path.exists(marker), 30)  # running on the first worker
+            first.stop()
+            first = None
+            assert not fut.done()
+            second = Cluster(address=combo.get_address(), worker_names=["second"],
+                             per_worker_capabilities={"inline_test": -1}, logging_level="WARNING")
+            second.start()
+            assert fut.result(timeout=60) == value
+            with open(marker) as f:
+                assert f.read().count("started") == 2  # it ran again, on the second worker
+            # A plain small-argument task on the regular worker works too.
+            assert client.submit(add, 2, 3).result(timeout=10) == 5
+    finally:
+        for cluster in (first, second):
+            if cluster is not None:
+                cluster.stop()
         combo.shutdown()

@@ -37,6 +37,7 @@ CANCEL_NOT_FOUND = 2
 
 ARG_TASK = 0
 ARG_OBJECT = 1
+ARG_INLINE = 2  # data is the serialized argument (small arguments, no storage object)
 
 LOG_STDOUT = 0
 LOG_STDERR = 1

@@ -1,4 +1,3 @@
-import functools
 import graphlib
 import hashlib
 import inspect
@@ -8,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from scaler.client import _wire as w
@@ -30,6 +30,10 @@ DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 2
 
 _SERIALIZER_NAME_DIGEST = hashlib.md5(b"serializer").digest()
 _FUNCTION_CACHE_LIMIT = 4096
+# Serialized arguments up to this size travel inline in the Task message instead of through
+# object storage (docs/protocol.md §7.1). 64 KiB is a first choice, not yet measured against
+# scheduler memory for deep queues of large-argument tasks.
+INLINE_ARGUMENT_LIMIT = 64 * 1024
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
@@ -45,13 +49,26 @@ def _check_address(address: str) -> None:
             raise ValueError(f"invalid address {address!r}: expected tcp://host:port")
 
 
-@functools.lru_cache(maxsize=1024)
+# Weak keys: caching must not keep submitted closures (and what they capture) alive.
+_parameter_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _positional_parameters(fn: Callable) -> Optional[tuple]:
+    try:
+        return _parameter_cache[fn]
+    except (KeyError, TypeError):  # not cached yet, or not weak-referenceable/hashable
+        pass
     try:
         signature = inspect.signature(fn)
     except (ValueError, TypeError):
-        return None
-    return tuple(p for p in signature.parameters.values() if p.kind in _POSITIONAL)
+        params = None
+    else:
+        params = tuple(p for p in signature.parameters.values() if p.kind in _POSITIONAL)
+    try:
+        _parameter_cache[fn] = params
+    except TypeError:
+        pass
+    return params
 
 
 def _fold_arguments(fn: Callable, args: Tuple, kwargs: Dict[str, Any]) -> Tuple:
@@ -61,14 +78,7 @@ def _fold_arguments(fn: Callable, args: Tuple, kwargs: Dict[str, Any]) -> Tuple:
     keyword-only parameters and unknown keywords are not passed; when enough positional arguments
     are given every keyword is dropped.
     """
-    try:
-        params = _positional_parameters(fn)
-    except TypeError:  # unhashable callable
-        params = None
-        try:
-            params = tuple(p for p in inspect.signature(fn).parameters.values() if p.kind in _POSITIONAL)
-        except (ValueError, TypeError):
-            pass
+    params = _positional_parameters(fn)
     if params is None:
         if kwargs:
             inspect.signature(fn)  # raises ValueError like upstream
@@ -501,8 +511,14 @@ class Client:
                     raise MissingObjects(f"object {arg!r} is unknown to this client (cleared or never sent)")
                 arguments.append({"type": w.ARG_OBJECT, "data": arg.object_id})
                 continue
+            payload = serialize(arg)
+            if len(payload) <= INLINE_ARGUMENT_LIMIT:
+                # Small arguments travel inside the Task (docs/protocol.md §7.1): no object to
+                # store, fetch or release.
+                arguments.append({"type": w.ARG_INLINE, "data": payload})
+                continue
             object_id = self._owner_digest + os.urandom(16)
-            self.__add_object(batch, object_id, serialize(arg), b"", w.CONTENT_OBJECT)
+            self.__add_object(batch, object_id, payload, b"", w.CONTENT_OBJECT)
             arguments.append({"type": w.ARG_OBJECT, "data": object_id})
             release.append(object_id)
         return arguments, release

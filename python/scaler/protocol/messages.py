@@ -95,6 +95,7 @@ class TaskCancelConfirmType(enum.IntEnum):
 class ArgumentType(enum.IntEnum):
     Task = 0
     ObjectID = 1
+    Inline = 2  # data is the serialized argument itself (no storage object)
 
 
 class LogType(enum.IntEnum):
@@ -360,6 +361,7 @@ ProcessorTask = _struct(
     [
         ("task_id", B), ("source", B), ("serializer_id", B), ("func_object_id", B), ("argument_ids", [B]),
         ("metadata", B), ("priority", I), ("stream_output", Z), ("object_storage", Address),
+        ("arguments", [Argument]),
     ],
     Kind.ProcessorTask,
 )

@@ -5,13 +5,22 @@ import cloudpickle
 
 from scaler.client.serializer.mixins import Serializer
 
+# Values of these exact types pickle the same way with pickle and cloudpickle (by value, no
+# functions or classes inside), and pickle.dumps is ~10x cheaper than building a cloudpickle
+# Pickler: this is the common case of small task arguments and results.
+_PLAIN = frozenset((int, float, str, bytes, bool, type(None)))
+_HIGHEST = pickle.HIGHEST_PROTOCOL
+_dumps = pickle.dumps
+
 
 class DefaultSerializer(Serializer):
     """cloudpickle at the highest pickle protocol."""
 
     @staticmethod
     def serialize(obj: Any) -> bytes:
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        if type(obj) in _PLAIN:
+            return _dumps(obj, _HIGHEST)
+        return cloudpickle.dumps(obj, protocol=_HIGHEST)
 
     @staticmethod
     def deserialize(payload: bytes) -> Any:

@@ -38,6 +38,7 @@ from collections import OrderedDict
 from typing import Dict, Optional
 
 import cloudpickle
+import msgpack
 import zmq
 
 from scaler.io.storage import ObjectStorageClient, address_string
@@ -59,14 +60,54 @@ from scaler.worker.preload import execute_preload
 __all__ = ["current_task", "main"]
 
 INLINE_LIMIT = 4096  # results up to this size are also sent inline
-ARGUMENT_CACHE_SIZE = 256
-MAX_PENDING_SETS = 256  # unacknowledged small-result writes before the processor waits  # deserialized arguments kept per processor
+ARGUMENT_CACHE_SIZE = 256  # deserialized object-id arguments kept per processor
+SETTLE_AFTER = 64  # unacknowledged small-result writes before the processor collects acknowledgements
+MAX_PENDING_SETS = 256  # unacknowledged small-result writes before the processor waits
 
-_current_task: Optional[ProcessorTask] = None
+_KIND_PROCESSOR_TASK = 65
+_KIND_OBJECT_INSTRUCTION = 7
+_KIND_RESULT = bytes((66,))
+_ARGUMENT_INLINE = 2
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
+class _Task:
+    """A ProcessorTask (docs/protocol.md §7.5) read from its msgpack map.
+
+    ``arguments`` is a list of ``(inline, data)``: inline bytes, or an object id to fetch. It
+    comes from the ``arguments`` field when present, else from ``argument_ids``.
+    """
+
+    __slots__ = ("task_id", "source", "serializer_id", "func_object_id", "arguments", "metadata", "priority",
+                 "stream_output", "object_storage")
+
+    def __init__(self, body: dict):
+        if not isinstance(body, dict):
+            raise ValueError("body is not a map")
+        self.task_id = bytes(body.get("task_id", b""))
+        self.source = bytes(body.get("source", b""))
+        self.serializer_id = bytes(body.get("serializer_id", b""))
+        self.func_object_id = bytes(body.get("func_object_id", b""))
+        arguments = body.get("arguments")
+        if arguments:
+            self.arguments = [(a.get("type") == _ARGUMENT_INLINE, bytes(a.get("data", b""))) for a in arguments]
+        else:
+            self.arguments = [(False, bytes(oid)) for oid in body.get("argument_ids") or ()]
+        self.metadata = bytes(body.get("metadata", b""))
+        self.priority = int(body.get("priority", 0))
+        self.stream_output = bool(body.get("stream_output", False))
+        storage = body.get("object_storage") or {}
+        self.object_storage = (str(storage.get("host", "")), int(storage.get("port", 0)))
+
+    @property
+    def argument_ids(self):
+        return [data for inline, data in self.arguments if not inline]
+
+_current_task: Optional["_Task"] = None
 logger = logging.getLogger("scaler.processor")
 
 
-def current_task() -> Optional[ProcessorTask]:
+def current_task() -> Optional["_Task"]:
     """The task this processor is running, or None outside a processor task."""
     return _current_task
 
@@ -122,13 +163,17 @@ class Processor:
         self._serializers: Dict[bytes, object] = {}  # by client id
         self._functions: Dict[bytes, object] = {}  # by object id
         self._arguments: "OrderedDict[bytes, object]" = OrderedDict()  # LRU by object id
+        self._since_settle = 0
+        self._owner_prefix: Dict[bytes, bytes] = {}  # client id -> MD5, the first half of its object ids
         self._gc_interval = gc_interval
         self._trim_threshold = trim_threshold
 
     # Messaging.
 
     def send(self, message) -> None:
-        frame = encode(message)
+        self.send_frame(encode(message))
+
+    def send_frame(self, frame: bytes) -> None:
         with self._send_lock:
             self._socket.sendall(_LENGTH.pack(len(frame)) + frame)
 
@@ -159,48 +204,72 @@ class Processor:
             frame = self._recv()
             if frame is None:
                 return 0  # the agent closed the channel
+            kind = frame[0] if frame else 0
+            if kind == _KIND_PROCESSOR_TASK:
+                # The hot path reads the map directly (the generic codec costs ~50 us a frame).
+                try:
+                    task = _Task(msgpack.unpackb(memoryview(frame)[1:], raw=False))
+                except Exception as exc:
+                    logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
+                    continue
+                self._run(task)
+                continue
+            if kind == _KIND_OBJECT_INSTRUCTION:
+                # Forwarded deletes (one per batch of released results): read directly too.
+                try:
+                    body = msgpack.unpackb(memoryview(frame)[1:], raw=False)
+                    if body.get("type") == ObjectInstructionType.Delete:
+                        functions, arguments = self._functions, self._arguments
+                        for oid in (body.get("metadata") or {}).get("object_ids") or ():
+                            functions.pop(oid, None)
+                            arguments.pop(oid, None)
+                except Exception as exc:
+                    logger.warning("dropped malformed ObjectInstruction from the agent: %s", exc)
+                continue
             try:
                 message = decode(frame)
             except DecodeError as exc:
                 logger.warning("dropped malformed message from the agent: %s", exc)
                 continue
-            if isinstance(message, ProcessorTask):
-                self._run(message)
-            elif isinstance(message, ObjectInstruction):
-                if message.type == ObjectInstructionType.Delete:
-                    for oid in message.metadata.object_ids:
-                        self._functions.pop(oid, None)
-                        self._arguments.pop(oid, None)
-            else:
-                logger.warning("dropped unexpected %s from the agent", type(message).__name__)
+            logger.warning("dropped unexpected %s from the agent", type(message).__name__)
 
     # Tasks.
 
-    def _client(self, task: ProcessorTask) -> ObjectStorageClient:
-        address = address_string(task.object_storage.host, task.object_storage.port)
-        client = self._storage.get(address)
+    def _client(self, task: "_Task") -> ObjectStorageClient:
+        key = task.object_storage
+        client = self._storage.get(key)
         if client is None:
-            client = ObjectStorageClient(address, context=self._context)
-            self._storage[address] = client
+            client = ObjectStorageClient(address_string(key[0], key[1]), context=self._context)
+            self._storage[key] = client
         return client
 
     def _settle_sets(self) -> None:
         """Collect the acknowledgements of earlier small-result writes that have
-        arrived; block only when too many are outstanding."""
+        arrived; block only when too many are outstanding. Runs every SETTLE_AFTER
+        tasks: acknowledgements wait in the socket meanwhile, and collecting them
+        per task (one failing non-blocking recv each) costs more than the task."""
+        self._since_settle += 1
+        if self._since_settle < SETTLE_AFTER:
+            return
+        self._since_settle = 0
         block = len(self._pending_sets) > MAX_PENDING_SETS
+        for client in {entry[1] for entry in self._pending_sets}:
+            client.collect_replies()
         still = []
         for request_id, client, task_id in self._pending_sets:
             try:
-                if block:
+                if block or client.has_reply(request_id):
                     client.wait_set(request_id)
-                elif not client.set_done(request_id):
+                else:
                     still.append((request_id, client, task_id))
             except Exception as exc:
                 logger.error("storing the result of task %s failed: %s", task_id.hex(), exc)
         self._pending_sets = still
 
-    def _load(self, task: ProcessorTask, storage: ObjectStorageClient):
-        """Return (serializer, function, args), fetching what is not cached in one pipelined batch."""
+    def _load(self, task: "_Task", storage: ObjectStorageClient):
+        """Return (serializer, function, args), fetching what is not cached in one pipelined batch.
+
+        Inline arguments (docs/protocol.md §7.1) are deserialized from the task itself."""
         serializer = self._serializers.get(task.source)
         function = self._functions.get(task.func_object_id)
         missing = []
@@ -208,15 +277,20 @@ class Processor:
             missing.append(task.serializer_id)
         if function is None:
             missing.append(task.func_object_id)
-        args = [None] * len(task.argument_ids)
+        arguments = task.arguments  # [(inline?, data)]
+        args = [None] * len(arguments)
         arg_missing = []
-        for i, oid in enumerate(task.argument_ids):
-            if oid in self._arguments:
-                self._arguments.move_to_end(oid)
-                args[i] = self._arguments[oid]
+        inline_at = []
+        cache = self._arguments
+        for i, (inline, data) in enumerate(arguments):
+            if inline:
+                inline_at.append(i)
+            elif data in cache:
+                cache.move_to_end(data)
+                args[i] = cache[data]
             else:
                 arg_missing.append(i)
-        fetched = storage.get_many(missing + [task.argument_ids[i] for i in arg_missing]) if (
+        fetched = storage.get_many(missing + [arguments[i][1] for i in arg_missing]) if (
             missing or arg_missing
         ) else []
         pos = 0
@@ -232,12 +306,15 @@ class Processor:
             value = serializer.deserialize(fetched[pos])
             pos += 1
             args[i] = value
-            self._arguments[task.argument_ids[i]] = value
-            if len(self._arguments) > ARGUMENT_CACHE_SIZE:
-                self._arguments.popitem(last=False)
+            cache[arguments[i][1]] = value
+            if len(cache) > ARGUMENT_CACHE_SIZE:
+                cache.popitem(last=False)
+        deserialize = serializer.deserialize
+        for i in inline_at:
+            args[i] = deserialize(arguments[i][1])
         return serializer, function, args
 
-    def _run(self, task: ProcessorTask) -> None:
+    def _run(self, task: "_Task") -> None:
         global _current_task
         storage = self._client(task)
         self._settle_sets()
@@ -263,21 +340,35 @@ class Processor:
             payload = _pickle_exception(exc)
             result_type = TaskResultType.Failed
 
-        result_id = hashlib.md5(task.source).digest() + os.urandom(16)
-        message = ProcessorResult(task_id=task.task_id, type=result_type)
+        prefix = self._owner_prefix.get(task.source)
+        if prefix is None:
+            prefix = self._owner_prefix[task.source] = hashlib.md5(task.source).digest()
+        result_id = prefix + os.urandom(16)
+        inline = b""
+        message = ""
+        result_object_id = b""
+        result_name = b""
         try:
             if len(payload) <= INLINE_LIMIT:
-                request_id = storage.set_object_nowait(result_id, payload)
+                inline = bytes(payload)
+                request_id = storage.set_object_nowait(result_id, inline)
                 self._pending_sets.append((request_id, storage, task.task_id))
-                message.inline = bytes(payload)
             else:
                 storage.set_object(result_id, payload)
-            message.result_object_id = result_id
-            message.result_object_name = f"<res {result_id.hex()}>".encode()
+            result_object_id = result_id
+            result_name = b"<res " + result_id.hex().encode() + b">"
         except Exception as exc:  # storing failed: report without a result object
-            message.type = TaskResultType.Failed
-            message.message = f"storing the result failed: {type(exc).__name__}: {exc}"
-        self.send(message)
+            result_type = TaskResultType.Failed
+            inline = b""
+            message = f"storing the result failed: {type(exc).__name__}: {exc}"
+        # ProcessorResult, packed directly in the order of docs/protocol.md §7.5.
+        self.send_frame(
+            _KIND_RESULT
+            + _pack(
+                {"task_id": task.task_id, "type": int(result_type), "result_object_id": result_object_id,
+                 "result_object_name": result_name, "inline": inline, "message": message}
+            )
+        )
 
     # Housekeeping thread: periodic gc.collect() and malloc_trim.
 
