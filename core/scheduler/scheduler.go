@@ -203,12 +203,14 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 		}
 		s.log.Info().Str("client", id).Msg("client asked for shutdown; accepted, stopping workers and scheduler")
 		s.out.Send(from, &protocol.ClientShutdownResponse{Accepted: true})
+		// Set first: removing one worker must not re-place its tasks on the
+		// others, which are about to go too.
+		s.shutdown = true
 		for len(s.workers.order) > 0 {
 			w := s.workers.order[0]
 			s.out.Send(w.idb, &protocol.ClientDisconnect{Type: protocol.DisconnectShutdown})
 			s.removeWorker(w)
 		}
-		s.shutdown = true
 	default:
 		s.log.Warn().Str("client", id).Uint8("type", uint8(m.Type)).Msg("ClientDisconnect with unknown type dropped")
 	}
@@ -458,7 +460,7 @@ func (s *Scheduler) dequeue(t *task) {
 // retryWaiting places waiting tasks while slots allow, oldest group head
 // first; a group whose head cannot be placed is skipped, not waited on.
 func (s *Scheduler) retryWaiting() {
-	if s.numWaiting == 0 {
+	if s.numWaiting == 0 || s.shutdown {
 		return
 	}
 	blocked := map[*waitGroup]bool{}
