@@ -330,7 +330,7 @@ func (s *Scheduler) removeWorker(w *worker) {
 	// Re-placed tasks go ahead of the tasks already waiting, oldest first.
 	var rest []*task
 	for _, t := range requeue {
-		if w := s.workers.pick(t.msg.Capabilities); w != nil && s.groupEmpty(t) {
+		if w := s.workers.pick(t.msg.Capabilities); w != nil && s.groupEmpty(t) && !s.shutdown {
 			s.assign(t, w)
 		} else {
 			rest = append(rest, t)

@@ -358,8 +358,8 @@ func TestClientDisconnect(t *testing.T) { // items 27, 40, 41, 49
 func TestShutdown(t *testing.T) { // items 42, 43
 	h := newHarness(t, nil)
 	h.client("c")
-	h.worker("w1", 1)
-	h.worker("w2", 1)
+	h.worker("w1", 2)
+	h.worker("w2", 2)
 	h.take()
 	h.handle("c", &protocol.ClientDisconnect{Type: protocol.DisconnectShutdown})
 	got := h.take()
