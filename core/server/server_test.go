@@ -276,15 +276,29 @@ func itoa(n int) string {
 // A taken port (here the object storage's port + 1) is an error naming the
 // problem, and everything New had already bound is released.
 func TestNewFailsCleanlyOnBusyPort(t *testing.T) {
-	busy := must[*transport.Endpoint](t)(transport.Bind(transport.Router, "tcp://127.0.0.1:0", transport.Options{}))
-	defer busy.Close()
-	_, _, port, err := transport.ParseAddress(busy.Addr())
-	if err != nil {
-		t.Fatal(err)
+	// Find a bound port whose lower neighbour is free for the scheduler.
+	var busy *transport.Endpoint
+	var port int
+	for try := 0; busy == nil; try++ {
+		if try == 50 {
+			t.Fatal("no free port below a bound one")
+		}
+		ep := must[*transport.Endpoint](t)(transport.Bind(transport.Router, "tcp://127.0.0.1:0", transport.Options{}))
+		_, _, p, err := transport.ParseAddress(ep.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p-1)); err == nil {
+			l.Close()
+			busy, port = ep, p
+		} else {
+			ep.Close()
+		}
 	}
+	defer busy.Close()
 	cfg := config.DefaultScheduler()
 	cfg.SchedulerAddress = fmt.Sprintf("tcp://127.0.0.1:%d", port-1)
-	_, err = server.New(cfg, logging.ForTest("scheduler", io.Discard))
+	_, err := server.New(cfg, logging.ForTest("scheduler", io.Discard))
 	if err == nil || !strings.Contains(err.Error(), "object storage") || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("error %v, want the busy object storage port named", err)
 	}
