@@ -518,6 +518,7 @@ func (a *agent) start(p *processor, t *task) {
 		StreamOutput:  t.msg.StreamOutput,
 		ObjectStorage: a.storage,
 		Arguments:     t.msg.Arguments,
+		KeepResult:    t.msg.KeepResult,
 	})
 }
 

@@ -61,6 +61,46 @@ func TestTaskRunsAndReturns(t *testing.T) {
 	}
 }
 
+// Without KeepResult a small outcome (value or exception) is inline-only:
+// no storage object, no ObjectInstruction{create}, empty Results. A large
+// one is still stored.
+func TestSmallResultInlineOnly(t *testing.T) {
+	e := startWorker(t, nil)
+	fn := e.h.fn(srcAdd, "add")
+	task := e.h.task(fn, 0, e.h.arg("20"), e.h.arg("22"))
+	task.KeepResult = false
+	e.sched.send(task)
+	m := e.sched.next(20 * time.Second)
+	res, ok := m.(*protocol.TaskResult)
+	if !ok {
+		t.Fatalf("want TaskResult only, got %#v", m)
+	}
+	if res.Type != protocol.ResultSuccess || len(res.Results) != 0 || len(res.Inline) == 0 {
+		t.Fatalf("result %+v", res)
+	}
+
+	bad := e.h.fn("def bad():\n    raise ValueError('nope')\n", "bad")
+	task = e.h.task(bad, 0)
+	task.KeepResult = false
+	e.sched.send(task)
+	m = e.sched.next(20 * time.Second)
+	if res, ok = m.(*protocol.TaskResult); !ok || res.Type != protocol.ResultFailed || len(res.Results) != 0 || len(res.Inline) == 0 {
+		t.Fatalf("want an inline-only failed TaskResult, got %#v", m)
+	}
+
+	big := e.h.fn("def big():\n    return 'x' * 100000\n", "big")
+	task = e.h.task(big, 0)
+	task.KeepResult = false
+	e.sched.send(task)
+	if oi, ok := e.sched.next(20 * time.Second).(*protocol.ObjectInstruction); !ok || oi.Type != protocol.InstructionCreate {
+		t.Fatalf("large result: want ObjectInstruction{create} first, got %#v", oi)
+	}
+	res = e.sched.result(task.TaskID, 10*time.Second)
+	if res.Type != protocol.ResultSuccess || len(res.Results) != 1 || len(res.Inline) != 0 {
+		t.Fatalf("large result %+v", res)
+	}
+}
+
 func TestPriorityOrderAndStreamedOutput(t *testing.T) {
 	e := startWorker(t, nil)
 	slow := e.h.fn("import time\ndef slow():\n    time.sleep(0.5)\n    return 'slow'\n", "slow")

@@ -68,6 +68,7 @@ func BenchmarkWorkerAgent(b *testing.B) {
 	tasks := make([]*protocol.Task, b.N)
 	for i := range tasks {
 		tasks[i] = e.h.task(fn, 0, arg)
+		tasks[i].KeepResult = false // a plain task: the small result is inline-only
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -124,6 +125,7 @@ func BenchmarkScheduler(b *testing.B) {
 			tasks := make([]*protocol.Task, b.N)
 			for i := range tasks {
 				tasks[i] = h.task(fn, 0, arg)
+				tasks[i].KeepResult = false // a plain task: the small result is inline-only
 			}
 			b.ResetTimer()
 			start := time.Now()

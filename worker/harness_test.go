@@ -168,11 +168,14 @@ func (h *helper) result(id []byte) string {
 	return r["value"]
 }
 
-// task builds a Task message for function fn with object-id arguments.
+// task builds a Task message for function fn with object-id arguments. It
+// asks to keep the result (KeepResult), so that tests can read it from
+// storage; set KeepResult false for an inline-only small result.
 func (h *helper) task(fn []byte, priority uint32, args ...[]byte) *protocol.Task {
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
-	t := &protocol.Task{TaskID: id, Source: h.client, FuncObjectID: fn, Priority: priority, Capabilities: map[string]int64{}}
+	t := &protocol.Task{TaskID: id, Source: h.client, FuncObjectID: fn, Priority: priority, Capabilities: map[string]int64{},
+		KeepResult: true}
 	for _, a := range args {
 		t.Arguments = append(t.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: a})
 	}

@@ -363,7 +363,8 @@ def parent(sched_addr):
         m = decode(sock.recv())
         if isinstance(m, TaskResult) and m.task_id == tid:
             break
-    value = cloudpickle.loads(st.get_object(m.results[0]))
+    # A small result without keep_result comes inline only (docs/protocol.md 7.1).
+    value = cloudpickle.loads(st.get_object(m.results[0]) if m.results else m.inline)
     sock.close(0)
     return "parent got " + value
 `

@@ -38,6 +38,7 @@ func gTask(i byte) Task {
 		Priority:     3,
 		StreamOutput: true,
 		Profiling:    true,
+		KeepResult:   true,
 	}
 }
 
@@ -146,6 +147,7 @@ func init() {
 			{Type: ArgumentObjectID, Data: gObjectID(2)},
 			{Type: ArgumentInline, Data: []byte{0x80, 0x05, 0x4b, 0x03, 0x2e}},
 		},
+		KeepResult: true,
 	})
 	addGolden(&ProcessorResult{
 		TaskID:           gTaskID(1),

@@ -39,20 +39,24 @@ type ProcessorTask struct {
 	Priority      uint32     `msg:"priority"`       // Task.Priority; nested tasks submit with Priority+1
 	StreamOutput  bool       `msg:"stream_output"`  // send stdout/stderr as ProcessorLog
 	ObjectStorage Address    `msg:"object_storage"`
-	Arguments     []Argument `msg:"arguments"` // positional arguments, objectID or inline; supersedes ArgumentIDs
+	Arguments     []Argument `msg:"arguments"`   // positional arguments, objectID or inline; supersedes ArgumentIDs
+	KeepResult    bool       `msg:"keep_result"` // Task.KeepResult: store the outcome even when it is sent inline
 }
 
 // ProcessorResult reports that a task finished (processor -> agent). Before
 // sending it the processor has stored the outcome (the serialized return
-// value, or the pickled exception) in object storage under ResultObjectID.
-// The agent then sends ObjectInstruction{create} and TaskResult (with its
-// own profile measurements) to the scheduler, in that order.
+// value, or the pickled exception) in object storage under ResultObjectID,
+// unless the outcome is small and KeepResult was unset: then it travels only
+// in Inline and ResultObjectID is empty. The agent then sends
+// ObjectInstruction{create} (only when there is a result object) and
+// TaskResult (with its own profile measurements) to the scheduler, in that
+// order.
 type ProcessorResult struct {
 	TaskID           []byte         `msg:"task_id"`
 	Type             TaskResultType `msg:"type"`               // ResultSuccess or ResultFailed
-	ResultObjectID   []byte         `msg:"result_object_id"`   // 32 bytes; empty only if storing failed
+	ResultObjectID   []byte         `msg:"result_object_id"`   // 32 bytes; empty if storing failed or the outcome is inline-only
 	ResultObjectName []byte         `msg:"result_object_name"` // name for ObjectInstruction
-	Inline           []byte         `msg:"inline"`             // optional copy of a small result; see TaskResult.Inline
+	Inline           []byte         `msg:"inline"`             // a small outcome (a copy when ResultObjectID is set); see TaskResult.Inline
 	Message          string         `msg:"message"`            // failure description when there is no result object
 }
 

@@ -627,6 +627,12 @@ func (z *ProcessorTask) DecodeMsg(dc *msgp.Reader) (err error) {
 					return
 				}
 			}
+		case "keep_result":
+			z.KeepResult, err = dc.ReadBool()
+			if err != nil {
+				err = msgp.WrapError(err, "KeepResult")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -640,9 +646,9 @@ func (z *ProcessorTask) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *ProcessorTask) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 10
+	// map header, size 11
 	// write "task_id"
-	err = en.Append(0x8a, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	err = en.Append(0x8b, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
 	if err != nil {
 		return
 	}
@@ -755,15 +761,25 @@ func (z *ProcessorTask) EncodeMsg(en *msgp.Writer) (err error) {
 			return
 		}
 	}
+	// write "keep_result"
+	err = en.Append(0xab, 0x6b, 0x65, 0x65, 0x70, 0x5f, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74)
+	if err != nil {
+		return
+	}
+	err = en.WriteBool(z.KeepResult)
+	if err != nil {
+		err = msgp.WrapError(err, "KeepResult")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *ProcessorTask) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 10
+	// map header, size 11
 	// string "task_id"
-	o = append(o, 0x8a, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	o = append(o, 0x8b, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
 	o = msgp.AppendBytes(o, z.TaskID)
 	// string "source"
 	o = append(o, 0xa6, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
@@ -806,6 +822,9 @@ func (z *ProcessorTask) MarshalMsg(b []byte) (o []byte, err error) {
 			return
 		}
 	}
+	// string "keep_result"
+	o = append(o, 0xab, 0x6b, 0x65, 0x65, 0x70, 0x5f, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74)
+	o = msgp.AppendBool(o, z.KeepResult)
 	return
 }
 
@@ -913,6 +932,12 @@ func (z *ProcessorTask) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+		case "keep_result":
+			z.KeepResult, bts, err = msgp.ReadBoolBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "KeepResult")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -935,5 +960,6 @@ func (z *ProcessorTask) Msgsize() (s int) {
 	for za0002 := range z.Arguments {
 		s += z.Arguments[za0002].Msgsize()
 	}
+	s += 12 + msgp.BoolSize
 	return
 }

@@ -27,6 +27,11 @@ type Task struct {
 	Priority     uint32           `msg:"priority"`     // higher runs first; nested tasks use parent+1
 	StreamOutput bool             `msg:"stream_output"`
 	Profiling    bool             `msg:"profiling"` // the client wants TaskResult.Profile
+	// KeepResult asks for the result in object storage even when it is small
+	// enough to travel inline only: the scheduler sets it on graph nodes whose
+	// result feeds other nodes, clients may set it when they need an object.
+	// Without it a small result is sent in TaskResult.Inline with no object.
+	KeepResult bool `msg:"keep_result"`
 }
 
 // TaskCancel asks to cancel a task. Sent client -> scheduler and scheduler ->
@@ -51,11 +56,14 @@ type TaskResult struct {
 	Type    TaskResultType `msg:"type"`
 	Profile TaskProfile    `msg:"profile"` // zero when nothing was measured
 	// Results holds the object ids of the outcome: one id (return value or
-	// exception) for success and failed, none otherwise.
+	// exception) for success and failed, none otherwise; also none for a
+	// success or failure whose outcome travels only in Inline.
 	Results [][]byte `msg:"results"`
-	// Inline optionally repeats the content of Results[0] when it is small,
-	// so the client can skip one object storage round trip. The object still
-	// exists and is owned as usual. Empty means "not inlined".
+	// Inline carries the content of a small outcome so the client can skip
+	// one object storage round trip. With Results non-empty it repeats
+	// Results[0], which exists and is owned as usual; with Results empty
+	// (Task.KeepResult unset) it is the only copy and nothing is stored.
+	// Empty means "not inlined".
 	Inline []byte `msg:"inline"`
 	// Message explains failures that carry no result object (worker or
 	// processor died, timeout, rejected). Empty otherwise.

@@ -1037,6 +1037,12 @@ func (z *Task) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "Profiling")
 				return
 			}
+		case "keep_result":
+			z.KeepResult, err = dc.ReadBool()
+			if err != nil {
+				err = msgp.WrapError(err, "KeepResult")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -1050,9 +1056,9 @@ func (z *Task) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *Task) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 9
+	// map header, size 10
 	// write "task_id"
-	err = en.Append(0x89, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	err = en.Append(0x8a, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
 	if err != nil {
 		return
 	}
@@ -1176,15 +1182,25 @@ func (z *Task) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "Profiling")
 		return
 	}
+	// write "keep_result"
+	err = en.Append(0xab, 0x6b, 0x65, 0x65, 0x70, 0x5f, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74)
+	if err != nil {
+		return
+	}
+	err = en.WriteBool(z.KeepResult)
+	if err != nil {
+		err = msgp.WrapError(err, "KeepResult")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *Task) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 9
+	// map header, size 10
 	// string "task_id"
-	o = append(o, 0x89, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	o = append(o, 0x8a, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
 	o = msgp.AppendBytes(o, z.TaskID)
 	// string "source"
 	o = append(o, 0xa6, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
@@ -1227,6 +1243,9 @@ func (z *Task) MarshalMsg(b []byte) (o []byte, err error) {
 	// string "profiling"
 	o = append(o, 0xa9, 0x70, 0x72, 0x6f, 0x66, 0x69, 0x6c, 0x69, 0x6e, 0x67)
 	o = msgp.AppendBool(o, z.Profiling)
+	// string "keep_result"
+	o = append(o, 0xab, 0x6b, 0x65, 0x65, 0x70, 0x5f, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74)
+	o = msgp.AppendBool(o, z.KeepResult)
 	return
 }
 
@@ -1366,6 +1385,12 @@ func (z *Task) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Profiling")
 				return
 			}
+		case "keep_result":
+			z.KeepResult, bts, err = msgp.ReadBoolBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "KeepResult")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1391,7 +1416,7 @@ func (z *Task) Msgsize() (s int) {
 			s += msgp.StringPrefixSize + len(za0002) + msgp.Int64Size
 		}
 	}
-	s += 9 + msgp.Uint32Size + 14 + msgp.BoolSize + 10 + msgp.BoolSize
+	s += 9 + msgp.Uint32Size + 14 + msgp.BoolSize + 10 + msgp.BoolSize + 12 + msgp.BoolSize
 	return
 }
 

@@ -221,6 +221,12 @@ func (s *Scheduler) submitNode(g *graph, n *gnode) {
 		}
 		t.Arguments[i] = a
 	}
+	// Dependents read this node's result from object storage, so it must be
+	// stored even when small. Other nodes' small results (targets included)
+	// may travel inline only: the client reads them from TaskResult.Inline.
+	if len(n.dependents) > 0 {
+		t.KeepResult = true
+	}
 	n.state = nodeSubmitted
 	n.task = s.newTask(&t, g.client, g)
 	s.submit(n.task)
@@ -371,8 +377,9 @@ func (s *Scheduler) abortGraph(g *graph, failed string, r *protocol.TaskResult) 
 			s.addObject(g.client, nid, name)
 			ids = append(ids, nid)
 		}
+		// Inline goes along: it is the only copy of an inline-only failure.
 		s.out.Send(g.clientb, &protocol.TaskResult{TaskID: n.msg.TaskID, Type: r.Type, Profile: r.Profile,
-			Results: ids, Message: r.Message})
+			Results: ids, Inline: r.Inline, Message: r.Message})
 		if n.state == nodePending {
 			s.markDone(g, nid)
 			continue

@@ -79,3 +79,117 @@ func TestInlineArgumentsInGraphNodes(t *testing.T) {
 		[]protocol.Argument{{Type: protocol.ArgumentObjectID, Data: []byte("ra")}, inlineArg})
 	checkInvariants(t, h.s)
 }
+
+func keepResult(t *testing.T, what string, m protocol.Message) bool {
+	t.Helper()
+	task, ok := m.(*protocol.Task)
+	if !ok {
+		t.Fatalf("%s: sent %T, want *protocol.Task", what, m)
+	}
+	return task.KeepResult
+}
+
+// Task.KeepResult (docs/protocol.md §7.1): a plain task's small result may
+// stay inline-only, a graph node whose result feeds other nodes must be
+// stored; a node nobody depends on (a target or a leaf) need not be. An
+// inline-only result (no result ids) is accepted and forwarded as is.
+func TestKeepResultOnlyWhereNeeded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.client("c")
+	h.worker("w", 10)
+	h.take()
+	h.takePub()
+
+	h.submit("c", "t1")
+	got := h.take()
+	equal(t, "plain task", describe(got), []string{"w:Task(t1)"})
+	if keepResult(t, "plain task", got[0].msg) {
+		t.Fatal("plain task asks to keep its result")
+	}
+	inline := []byte{0x80, 0x05, 0x4b, 0x07, 0x2e}
+	h.handle("w", &protocol.TaskResult{TaskID: []byte("t1"), Type: protocol.ResultSuccess, Inline: inline})
+	got = h.take()
+	equal(t, "inline-only result", describe(got), []string{"c:Result(t1,Success,0)"})
+	if r := got[0].msg.(*protocol.TaskResult); !bytes.Equal(r.Inline, inline) {
+		t.Fatalf("inline bytes not forwarded: %x", r.Inline)
+	}
+	if len(h.s.objects) != 0 || len(h.out.deleted) != 0 {
+		t.Fatalf("inline-only result created %d objects, deleted %v", len(h.s.objects), h.out.deleted)
+	}
+
+	// Client-requested keep is forwarded unchanged.
+	kept := newTask("t2", "c")
+	kept.KeepResult = true
+	h.handle("c", kept)
+	got = h.take()
+	equal(t, "kept task", describe(got), []string{"w:Task(t2)"})
+	if !keepResult(t, "kept task", got[0].msg) {
+		t.Fatal("client's KeepResult dropped")
+	}
+	h.handle("c", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("r2")}}})
+	h.result("w", "t2", protocol.ResultSuccess, "r2")
+	h.take()
+
+	// diamond: a feeds b and c, b and c feed d (the target).
+	h.handle("c", diamond())
+	got = h.take()
+	equal(t, "a", describe(got), []string{"w:Task(a)"})
+	if !keepResult(t, "node a", got[0].msg) {
+		t.Fatal("node a feeds b and c but is not kept")
+	}
+	h.handle("c", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("ra"), []byte("rb"), []byte("rc")}}})
+	h.result("w", "a", protocol.ResultSuccess, "ra")
+	got = h.take()
+	equal(t, "b and c", describe(got), []string{"c:Result(a,Success,1)", "w:Task(b)", "w:Task(c)"})
+	if !keepResult(t, "node b", got[1].msg) || !keepResult(t, "node c", got[2].msg) {
+		t.Fatal("nodes b and c feed d but are not kept")
+	}
+	h.result("w", "b", protocol.ResultSuccess, "rb")
+	h.take()
+	h.result("w", "c", protocol.ResultSuccess, "rc")
+	got = h.take()
+	equal(t, "d", describe(got), []string{"c:Result(c,Success,1)", "w:Task(d)", "w:ObjectDelete(ra)"})
+	if keepResult(t, "node d", got[1].msg) {
+		t.Fatal("target d feeds nothing but is kept")
+	}
+	h.handle("w", &protocol.TaskResult{TaskID: []byte("d"), Type: protocol.ResultSuccess, Inline: inline})
+	got = h.take()
+	equal(t, "graph done", describe(got)[:2], []string{"c:Result(d,Success,0)", "c:Result(G,Success,0)"})
+	if r := got[0].msg.(*protocol.TaskResult); !bytes.Equal(r.Inline, inline) {
+		t.Fatalf("target's inline bytes not forwarded: %x", r.Inline)
+	}
+	h.advance(1e9)
+	h.take()
+	if !h.wasDeleted("rb") || !h.wasDeleted("rc") {
+		t.Fatal("intermediate results not released")
+	}
+	if _, ok := h.s.objects["r2"]; !ok || len(h.s.objects) != 1 {
+		t.Fatalf("only the kept plain result should remain, have %d objects", len(h.s.objects))
+	}
+	checkInvariants(t, h.s)
+}
+
+// A failing graph node whose exception is inline-only passes the inline
+// bytes on to the nodes that will not run.
+func TestGraphInlineOnlyFailurePropagates(t *testing.T) {
+	h := graphHarness(t)
+	h.take()
+	exc := []byte("pickled exception")
+	h.handle("w", &protocol.TaskResult{TaskID: []byte("a"), Type: protocol.ResultFailed, Inline: exc})
+	got := filter(h.take(), protocol.KindTaskCancel)
+	var n int
+	for _, s := range got {
+		if r, ok := s.msg.(*protocol.TaskResult); ok && string(r.TaskID) != "G" {
+			n++
+			if r.Type != protocol.ResultFailed || !bytes.Equal(r.Inline, exc) || len(r.Results) != 0 {
+				t.Fatalf("node %s got %+v", r.TaskID, r)
+			}
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d node results, want 4: %v", n, describe(got))
+	}
+	checkInvariants(t, h.s)
+}

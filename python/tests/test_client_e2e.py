@@ -271,3 +271,35 @@ def test_inline_argument_survives_worker_loss(scaler_bin, tmp_path):
             if cluster is not None:
                 cluster.stop()
         combo.shutdown()
+
+
+def big_result(n):
+    return b"x" * n
+
+
+def test_small_results_are_inline_only(client):
+    """Small results (and exceptions) of plain tasks travel inline with no storage object; large
+    results and graph results that feed other nodes still go through object storage."""
+    from scaler.io.storage import ObjectStorageClient
+
+    assert client.map(noop, [(i,) for i in range(10)]) == list(range(10))  # function + serializer stored
+    with ObjectStorageClient(client._agent.storage_address, timeout_s=5) as storage:
+        before = storage.stats().objects
+        assert client.map(noop, [(i,) for i in range(500)]) == list(range(500))
+        assert [client.submit(noop, i).result() for i in range(20)] == list(range(20))
+        with pytest.raises(ValueError, match="boom"):
+            client.submit(raise_value_error, "boom").result()
+        # At most raise_value_error's function object is new (a previous test's objects may still
+        # be expiring, so the count can also drop); stored results would add 521 objects.
+        assert storage.stats().objects <= before + 1
+
+        assert client.submit(big_result, 100_000).result() == b"x" * 100_000  # stored, then released
+        graph = {"a": 1, "b": (noop, "a"), "c": (add, "b", "a"), "d": (add, "c", "b")}
+        assert client.get(graph, keys=["c", "d"]) == {"c": 2, "d": 3}
+        failing = {"x": "boom", "e": (raise_value_error, "x"), "f": (noop, "e")}
+        futures = client.get(failing, keys=["e", "f"], block=False)
+        for key in "ef":
+            with pytest.raises(ValueError, match="boom"):
+                futures[key].result(timeout=20)
+        # Intermediate graph results and the fetched large result are released again.
+        assert wait_for(lambda: storage.stats().objects <= before + 3, timeout=10), storage.stats().objects - before

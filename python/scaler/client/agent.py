@@ -397,6 +397,9 @@ class ClientAgent(threading.Thread):
                 self._fetch(future, object_id, failed)
             else:
                 self._owned.add(object_id)  # fetched later, or released by clear/disconnect
+        elif result_type in (w.RESULT_SUCCESS, w.RESULT_FAILED) and body.get("inline"):
+            # Inline-only outcome (the task did not ask to keep its result): no object to release.
+            future._set_payload(body["inline"], result_type == w.RESULT_FAILED, profile)
         elif result_type == w.RESULT_SUCCESS:
             future._set_value(None, profile)
         else:

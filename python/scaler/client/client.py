@@ -534,6 +534,9 @@ class Client:
             "priority": priority,
             "stream_output": self._stream_output,
             "profiling": self._profiling,
+            # Small results come back inline only; nothing here needs them as storage objects
+            # (the scheduler keeps graph results that feed other nodes).
+            "keep_result": False,
         }
 
     def __task_frame(self, task_id, function_id, arguments, capabilities) -> bytes:

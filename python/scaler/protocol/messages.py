@@ -293,6 +293,7 @@ WorkerGroup = _struct("WorkerGroup", [("group_id", B), ("worker_ids", [B])])
 _TASK_FIELDS = [
     ("task_id", B), ("source", B), ("metadata", B), ("func_object_id", B), ("arguments", [Argument]),
     ("capabilities", M), ("priority", I), ("stream_output", Z), ("profiling", Z),
+    ("keep_result", Z),
 ]
 
 # 7.1 tasks and objects.
@@ -361,7 +362,7 @@ ProcessorTask = _struct(
     [
         ("task_id", B), ("source", B), ("serializer_id", B), ("func_object_id", B), ("argument_ids", [B]),
         ("metadata", B), ("priority", I), ("stream_output", Z), ("object_storage", Address),
-        ("arguments", [Argument]),
+        ("arguments", [Argument]), ("keep_result", Z),
     ],
     Kind.ProcessorTask,
 )

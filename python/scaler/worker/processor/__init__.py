@@ -7,11 +7,13 @@ one frame (kind byte + msgpack body, docs/protocol.md §7.5). It runs the
 ``--preload`` hook, sends ``ProcessorInitialized`` and then serves
 ``ProcessorTask`` messages.
 
-Small results (up to INLINE_LIMIT bytes) travel inline in the result and
-their object storage write is acknowledged asynchronously: the result is
-reported without waiting for the storage server's reply (a later get of the
-object waits until it exists). Larger results are reported only after the
-write is acknowledged.
+Small results (up to INLINE_LIMIT bytes) travel inline in the result. They
+are stored in object storage only when the task asks for it (``keep_result``,
+set by the scheduler on graph nodes that feed other nodes); that write is
+acknowledged asynchronously: the result is reported without waiting for the
+storage server's reply (a later get of the object waits until it exists).
+Larger results are always stored and reported only after the write is
+acknowledged.
 
 Suspension (for nested tasks): SIGUSR1 blocks the main thread until SIGUSR2
 arrives (other threads, e.g. a nested client's, keep running). The agent may
@@ -79,7 +81,7 @@ class _Task:
     """
 
     __slots__ = ("task_id", "source", "serializer_id", "func_object_id", "arguments", "metadata", "priority",
-                 "stream_output", "object_storage")
+                 "stream_output", "object_storage", "keep_result")
 
     def __init__(self, body: dict):
         if not isinstance(body, dict):
@@ -98,6 +100,7 @@ class _Task:
         self.stream_output = bool(body.get("stream_output", False))
         storage = body.get("object_storage") or {}
         self.object_storage = (str(storage.get("host", "")), int(storage.get("port", 0)))
+        self.keep_result = bool(body.get("keep_result", False))
 
     @property
     def argument_ids(self):
@@ -340,6 +343,16 @@ class Processor:
             payload = _pickle_exception(exc)
             result_type = TaskResultType.Failed
 
+        if len(payload) <= INLINE_LIMIT and not task.keep_result:
+            # Inline only: no object, nothing for anybody to release (docs/protocol.md §7.5).
+            self.send_frame(
+                _KIND_RESULT
+                + _pack(
+                    {"task_id": task.task_id, "type": int(result_type), "result_object_id": b"",
+                     "result_object_name": b"", "inline": bytes(payload), "message": ""}
+                )
+            )
+            return
         prefix = self._owner_prefix.get(task.source)
         if prefix is None:
             prefix = self._owner_prefix[task.source] = hashlib.md5(task.source).digest()
