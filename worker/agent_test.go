@@ -103,31 +103,74 @@ func TestSmallResultInlineOnly(t *testing.T) {
 
 func TestPriorityOrderAndStreamedOutput(t *testing.T) {
 	e := startWorker(t, nil)
-	slow := e.h.fn("import time\ndef slow():\n    time.sleep(0.5)\n    return 'slow'\n", "slow")
+	dir := t.TempDir()
+	started, release := filepath.Join(dir, "gate-started"), filepath.Join(dir, "gate-release")
+	// gate holds the processor until the test releases it, so that every
+	// later task is queued on the worker before any of them runs. It has
+	// the highest priority, so none of them suspends it.
+	gate := e.h.fn(srcGate, "gate")
 	echo := e.h.fn("def echo(x):\n    print('out', x)\n    return x\n", "echo")
-	first := e.h.task(slow, 5)
+	first := e.h.task(gate, 10, e.h.arg(pyStr(started)), e.h.arg(pyStr(release)))
 	e.sched.send(first)
-	time.Sleep(300 * time.Millisecond) // let it start (same priority: no suspension)
-	low := e.h.task(echo, 5, e.h.arg("'low'"))
-	high := e.h.task(echo, 5, e.h.arg("'high'"))
-	high.StreamOutput = true
-	e.sched.send(low)
-	e.sched.send(high)
+	waitForFile(t, started, 30*time.Second)
+	queued := []*protocol.Task{
+		e.h.task(echo, 1, e.h.arg("'a1'")),
+		e.h.task(echo, 5, e.h.arg("'b5'")),
+		e.h.task(echo, 3, e.h.arg("'c3'")),
+		e.h.task(echo, 5, e.h.arg("'d5'")),
+		e.h.task(echo, 1, e.h.arg("'e1'")),
+	}
+	queued[1].StreamOutput = true
+	for _, task := range queued {
+		e.sched.send(task)
+	}
+	// Release the gate only once the agent holds all of them.
+	waitForHeartbeat(t, e.sched, 30*time.Second, "all tasks queued", func(hb *protocol.WorkerHeartbeat) bool {
+		return hb.QueuedTasks == uint32(len(queued))
+	})
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var order []string
 	var logs []string
-	for len(order) < 3 {
+	for len(order) < 1+len(queued) {
 		switch m := e.sched.next(20 * time.Second).(type) {
 		case *protocol.TaskResult:
+			if m.Type != protocol.ResultSuccess {
+				t.Fatalf("result %+v", m)
+			}
 			order = append(order, e.h.result(m.Results[0]))
 		case *protocol.TaskLog:
 			logs = append(logs, m.Content)
 		}
 	}
-	if strings.Join(order, ",") != "'slow','low','high'" {
-		t.Errorf("order %v", order)
+	// Higher priority first; arrival order within a priority.
+	if got, want := strings.Join(order, ","), "'gate','b5','d5','c3','a1','e1'"; got != want {
+		t.Errorf("order %s, want %s", got, want)
 	}
-	if strings.Join(logs, "") != "out high\n" {
+	if strings.Join(logs, "") != "out b5\n" {
 		t.Errorf("logs %q", logs)
+	}
+}
+
+// srcGate writes the file started, then waits (bounded) for the file release.
+const srcGate = "import os, time\ndef gate(started, release):\n    open(started, 'w').close()\n    end = time.time() + 60\n    while not os.path.exists(release):\n        if time.time() > end:\n            return 'gate-timeout'\n        time.sleep(0.01)\n    return 'gate'\n"
+
+// waitForHeartbeat waits until the worker sends a heartbeat for which ok
+// holds, and returns it.
+func waitForHeartbeat(t *testing.T, s *fakeScheduler, d time.Duration, what string, ok func(*protocol.WorkerHeartbeat) bool) *protocol.WorkerHeartbeat {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case hb := <-s.heartbeat:
+			if ok(hb) {
+				return hb
+			}
+		case <-deadline:
+			t.Fatalf("no heartbeat within %v showing %s", d, what)
+			return nil
+		}
 	}
 }
 
@@ -218,8 +261,21 @@ func TestIdleProcessorDeathIsReplaced(t *testing.T) {
 	if _, err := fmtSscan(e.h.result(res.Results[0]), &pid); err != nil {
 		t.Fatal(err)
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	time.Sleep(200 * time.Millisecond)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the agent has noticed the death and has a ready
+	// replacement, instead of guessing with a sleep.
+	waitForHeartbeat(t, e.sched, 30*time.Second, "a replacement processor", func(hb *protocol.WorkerHeartbeat) bool {
+		replaced := false
+		for _, p := range hb.Processors {
+			if int(p.PID) == pid {
+				return false
+			}
+			replaced = replaced || p.Initialized
+		}
+		return replaced
+	})
 	task = e.h.task(pidFn, 0)
 	e.sched.send(task)
 	res = e.sched.result(task.TaskID, 20*time.Second)
@@ -279,62 +335,114 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// srcParent signals that it runs (file started), then spins (CPU-bound, so a
+// soft suspension takes effect at once) until the file release exists. It
+// returns whether the file childDone existed when it saw release: a parent
+// that was really paused while the child ran can only see release after the
+// child finished. It also writes after, if given, once released.
+const srcParent = "import os, time\ndef parent(started, release, child_done, after):\n    open(started, 'w').close()\n    end = time.time() + 60\n    n = 0\n    while not os.path.exists(release):\n        n += 1\n        if time.time() > end:\n            return 'parent-timeout'\n    if after:\n        open(after, 'w').close()\n    return 'parent-after-child' if os.path.exists(child_done) else 'parent-before-child'\n"
+
+// srcChild signals that it runs, waits (bounded) for release, then writes
+// done and returns.
+const srcChild = "import os, time\ndef child(started, release, done):\n    open(started, 'w').close()\n    end = time.time() + 60\n    while not os.path.exists(release):\n        if time.time() > end:\n            return 'child-timeout'\n        time.sleep(0.01)\n    open(done, 'w').close()\n    return 'child'\n"
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// suspendedHeartbeat holds when the worker reports a suspended processor
+// still bound to its task, next to another one running a task.
+func suspendedHeartbeat(hb *protocol.WorkerHeartbeat) bool {
+	suspended, running := false, false
+	for _, p := range hb.Processors {
+		suspended = suspended || (p.Suspended && p.HasTask)
+		running = running || (!p.Suspended && p.HasTask)
+	}
+	return suspended && running
+}
+
 func testSuspension(t *testing.T, hard bool) {
 	e := startWorker(t, func(c *Config) { c.HardSuspend = hard })
-	// The parent spins (CPU-bound, so a soft suspension takes effect at once).
-	parent := e.h.fn("import time\ndef parent(s):\n    end = time.time() + s\n    n = 0\n    while time.time() < end:\n        n += 1\n    return 'parent'\n", "parent")
-	child := e.h.fn("import os\ndef child():\n    return 'child'\n", "child")
-	p := e.h.task(parent, 1, e.h.arg("1.0"))
+	dir := t.TempDir()
+	f := func(name string) string { return filepath.Join(dir, name) }
+	parent := e.h.fn(srcParent, "parent")
+	child := e.h.fn(srcChild, "child")
+
+	// The parent runs (and cannot finish by itself) when the higher
+	// priority child arrives: the child can only run if the parent is
+	// suspended.
+	p := e.h.task(parent, 1, e.h.arg(pyStr(f("p-started"))), e.h.arg(pyStr(f("p-release"))), e.h.arg(pyStr(f("c-done"))), e.h.arg("None"))
 	e.sched.send(p)
-	time.Sleep(400 * time.Millisecond)
-	c := e.h.task(child, 2)
+	waitForFile(t, f("p-started"), 30*time.Second)
+	c := e.h.task(child, 2, e.h.arg(pyStr(f("c-started"))), e.h.arg(pyStr(f("c-release"))), e.h.arg(pyStr(f("c-done"))))
 	e.sched.send(c)
+	waitForFile(t, f("c-started"), 30*time.Second)
+	waitForHeartbeat(t, e.sched, 30*time.Second, "a suspended processor", suspendedHeartbeat)
+	// Release the parent first: if it were not really paused it would see
+	// this at once, before the child is released and done.
+	touch(t, f("p-release"))
+	touch(t, f("c-release"))
 	var order []string
-	var parentRes *protocol.TaskResult
 	for len(order) < 2 {
 		if m, ok := e.sched.next(30 * time.Second).(*protocol.TaskResult); ok {
-			order = append(order, e.h.result(m.Results[0]))
-			if string(m.TaskID) == string(p.TaskID) {
-				parentRes = m
+			if m.Type != protocol.ResultSuccess {
+				t.Fatalf("result %+v", m)
 			}
+			order = append(order, e.h.result(m.Results[0]))
 		}
 	}
-	if strings.Join(order, ",") != "'child','parent'" {
-		t.Fatalf("order %v", order)
+	if got, want := strings.Join(order, ","), "'child','parent-after-child'"; got != want {
+		t.Fatalf("order %s, want %s", got, want)
 	}
-	// The parent's CPU time stays about its own work: it did not spin while suspended.
-	if parentRes.Profile.DurationS < 1.0 {
-		t.Errorf("parent profile %+v", parentRes.Profile)
-	}
-	// A force-cancelled suspended task does not run again.
-	p2 := e.h.task(parent, 1, e.h.arg("30"))
+
+	// A force-cancelled suspended task does not run again: p2 writes
+	// p2-after as soon as it continues past its release.
+	p2 := e.h.task(parent, 1, e.h.arg(pyStr(f("p2-started"))), e.h.arg(pyStr(f("p2-release"))), e.h.arg(pyStr(f("c2-done"))), e.h.arg(pyStr(f("p2-after"))))
 	e.sched.send(p2)
-	time.Sleep(300 * time.Millisecond)
-	c2 := e.h.task(parent, 2, e.h.arg("0.5"))
+	waitForFile(t, f("p2-started"), 30*time.Second)
+	if err := os.Remove(f("p2-started")); err != nil { // to see a restart too
+		t.Fatal(err)
+	}
+	c2 := e.h.task(child, 2, e.h.arg(pyStr(f("c2-started"))), e.h.arg(pyStr(f("c2-release"))), e.h.arg(pyStr(f("c2-done"))))
 	e.sched.send(c2)
-	time.Sleep(200 * time.Millisecond)
+	waitForFile(t, f("c2-started"), 30*time.Second)
 	e.sched.send(&protocol.TaskCancel{TaskID: p2.TaskID, Force: true})
-	gotCancel, gotChild := false, false
-	for !gotCancel || !gotChild {
+	if m, ok := e.sched.next(30 * time.Second).(*protocol.TaskCancelConfirm); !ok || m.Type != protocol.CancelConfirmCanceled || string(m.TaskID) != string(p2.TaskID) {
+		t.Fatalf("cancel of suspended: %#v", m)
+	}
+	touch(t, f("p2-release"))
+	touch(t, f("c2-release"))
+	// A lower priority task after the child: were p2 still queued for
+	// resumption (or again), it would run before this one finishes.
+	echo := e.h.fn("def echo(x):\n    return x\n", "echo")
+	last := e.h.task(echo, 0, e.h.arg("'last'"))
+	e.sched.send(last)
+	var got []string
+	for len(got) < 2 {
 		switch m := e.sched.next(30 * time.Second).(type) {
-		case *protocol.TaskCancelConfirm:
-			if m.Type != protocol.CancelConfirmCanceled {
-				t.Fatalf("cancel of suspended: %+v", m)
-			}
-			gotCancel = true
 		case *protocol.TaskResult:
-			if string(m.TaskID) != string(c2.TaskID) {
+			if string(m.TaskID) == string(p2.TaskID) {
+				t.Fatalf("the force-cancelled suspended task ran again: result %s", m.Type)
+			}
+			if string(m.TaskID) != string(c2.TaskID) && string(m.TaskID) != string(last.TaskID) {
 				t.Fatalf("unexpected result for %x", m.TaskID)
 			}
-			gotChild = true
-		}
-	}
-	select {
-	case m := <-e.sched.msgs:
-		if _, ok := m.(*protocol.ObjectInstruction); !ok {
+			got = append(got, e.h.result(m.Results[0]))
+		case *protocol.ObjectInstruction:
+		default:
 			t.Fatalf("unexpected %T after cancel", m)
 		}
-	case <-time.After(500 * time.Millisecond):
+	}
+	if strings.Join(got, ",") != "'child','last'" {
+		t.Fatalf("results after cancel %v", got)
+	}
+	for _, name := range []string{"p2-after", "p2-started"} {
+		if _, err := os.Stat(f(name)); err == nil {
+			t.Fatalf("the force-cancelled suspended task ran again (%s written)", name)
+		}
 	}
 }
 

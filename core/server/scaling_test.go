@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"bytes"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,15 +129,41 @@ func TestScalingWebhook(t *testing.T) {
 	}
 }
 
-// TestScalingWebhookUnreachable: a dead adapter is logged, never fatal.
+// TestScalingWebhookUnreachable: a dead adapter is logged, never fatal. The
+// "adapter" accepts connections and closes them at once, so the test sees
+// that the scheduler does try the webhook.
 func TestScalingWebhookUnreachable(t *testing.T) {
 	t.Parallel()
-	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.AdapterWebhookURL = "http://127.0.0.1:1/" })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attempts atomic.Int32
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			_ = conn.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); <-accepting })
+	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.AdapterWebhookURL = "http://" + l.Addr().String() + "/" })
 	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
 	defer c.Close()
 	task := c.Task(1)
 	must[struct{}](t)(struct{}{}, c.Send(task))
-	time.Sleep(1500 * time.Millisecond)
+	if !scalertest.WaitFor(wait, func() bool { return attempts.Load() > 0 }) {
+		t.Fatal("the scheduler never called the adapter webhook")
+	}
+	// The failed call did not stop it: it still answers and, once a
+	// worker comes, runs the task.
+	must[struct{}](t)(struct{}{}, c.Send(&protocol.ClientHeartbeat{}))
+	must[protocol.Message](t)(c.Expect(wait, func(m protocol.Message) bool { return m.Kind() == protocol.KindClientHeartbeatEcho }))
 	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
 	defer w.Stop()
 	must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
