@@ -53,6 +53,10 @@ type agent struct {
 	selfCPU    cpuMeter
 	stopReason string
 	stopErr    error
+
+	// out holds the frames for the scheduler produced in this loop
+	// iteration; flushOut sends them, several as one Batch.
+	out [][]byte
 }
 
 // Run runs one worker until ctx is done, the scheduler tells it to shut
@@ -119,6 +123,7 @@ func (a *agent) run(ctx context.Context) error {
 
 	a.ensureCurrent()
 	a.sendHeartbeat(time.Now())
+	a.flushOut()
 
 	schedRecv := a.sched.Recv()
 	done := ctx.Done()
@@ -147,6 +152,7 @@ func (a *agent) run(ctx context.Context) error {
 		case now := <-a.timeoutTimer.C:
 			a.checkTimeout(now)
 		}
+		a.flushOut()
 	}
 	return a.shutdown()
 }
@@ -169,6 +175,7 @@ func (a *agent) stop(reason string, err error) {
 // sockets. It waits (bounded) for the processors to exit.
 func (a *agent) shutdown() error {
 	a.send(&protocol.DisconnectRequest{Worker: a.id})
+	a.flushOut()
 	for _, p := range a.procs {
 		a.kill(p)
 	}
@@ -198,11 +205,25 @@ closed:
 
 func (a *agent) liveProcs() int { return len(a.procs) }
 
-// send encodes m and queues it to the scheduler.
+// send encodes m and queues it for the scheduler; it goes out at the end
+// of the loop iteration (flushOut).
 func (a *agent) send(m protocol.Message) {
-	if err := a.sched.Send(protocol.MustEncode(m)); err != nil && !errors.Is(err, transport.ErrClosed) {
-		a.log.Warn().Err(err).Msg("send to scheduler failed")
+	a.out = append(a.out, protocol.MustEncode(m))
+}
+
+// flushOut sends the queued frames in order, several as one Batch
+// (docs/protocol.md §7.6).
+func (a *agent) flushOut() {
+	if len(a.out) == 0 {
+		return
 	}
+	for _, f := range protocol.Coalesce(a.out) {
+		if err := a.sched.Send(f); err != nil && !errors.Is(err, transport.ErrClosed) {
+			a.log.Warn().Err(err).Msg("send to scheduler failed")
+		}
+	}
+	clear(a.out)
+	a.out = a.out[:0]
 }
 
 func (a *agent) sendProc(p *processor, m protocol.Message) {
@@ -232,6 +253,22 @@ func (a *agent) onScheduler(msg [][]byte) {
 		return
 	}
 	a.lastSeen = time.Now()
+	if b, ok := m.(*protocol.Batch); ok {
+		// Each element as if it had arrived alone, in order.
+		b.Each(func(frame []byte, m protocol.Message, err error) {
+			if err != nil {
+				a.log.Warn().Err(err).Msg("dropped malformed message in a Batch from the scheduler")
+				return
+			}
+			a.onSchedulerMessage(frame, m)
+		})
+		return
+	}
+	a.onSchedulerMessage(msg[0], m)
+}
+
+// onSchedulerMessage handles one decoded message; frame is its encoding.
+func (a *agent) onSchedulerMessage(frame []byte, m protocol.Message) {
 	switch m := m.(type) {
 	case *protocol.Task:
 		a.onTask(m)
@@ -247,9 +284,9 @@ func (a *agent) onScheduler(msg [][]byte) {
 				case p.suspended:
 					// A suspended processor does not read its channel; filling
 					// it would block this loop. It gets the evictions on resume.
-					p.deferred = append(p.deferred, msg[0])
+					p.deferred = append(p.deferred, frame)
 				default:
-					a.sendProcFrame(p, msg[0])
+					a.sendProcFrame(p, frame)
 				}
 			}
 		}

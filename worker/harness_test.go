@@ -221,20 +221,35 @@ func (s *fakeScheduler) loop() {
 		}
 		s.mu.Lock()
 		s.worker = msg[0]
-		echo := s.echo
 		s.mu.Unlock()
-		if hb, ok := m.(*protocol.WorkerHeartbeat); ok {
-			if echo {
-				_ = s.ep.Send(msg[0], protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage}))
-			}
-			select {
-			case s.heartbeat <- hb:
-			default:
-			}
+		if batch, ok := m.(*protocol.Batch); ok {
+			// Each element as if it had arrived alone (docs/protocol.md §7.6).
+			batch.Each(func(_ []byte, m protocol.Message, err error) {
+				if err == nil {
+					s.handle(msg[0], m)
+				}
+			})
 			continue
 		}
-		s.msgs <- m
+		s.handle(msg[0], m)
 	}
+}
+
+func (s *fakeScheduler) handle(from []byte, m protocol.Message) {
+	s.mu.Lock()
+	echo := s.echo
+	s.mu.Unlock()
+	if hb, ok := m.(*protocol.WorkerHeartbeat); ok {
+		if echo {
+			_ = s.ep.Send(from, protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage}))
+		}
+		select {
+		case s.heartbeat <- hb:
+		default:
+		}
+		return
+	}
+	s.msgs <- m
 }
 
 func (s *fakeScheduler) send(m protocol.Message) {

@@ -31,6 +31,7 @@ const (
 	KindDisconnectResponse     Kind = 13
 	KindClientDisconnect       Kind = 14
 	KindClientShutdownResponse Kind = 15
+	KindBatch                  Kind = 16 // several frames for one peer in one message
 
 	// Scheduler -> monitors (PUB socket).
 	KindStateScheduler     Kind = 32

@@ -90,6 +90,10 @@ func init() {
 	addGolden(&DisconnectResponse{Worker: gWorker})
 	addGolden(&ClientDisconnect{Type: DisconnectShutdown})
 	addGolden(&ClientShutdownResponse{Accepted: true, Reason: "scheduler is in protected mode"})
+	addGolden(&Batch{Messages: [][]byte{
+		MustEncode(&TaskCancel{TaskID: gTaskID(1), Force: true}),
+		MustEncode(&TaskCancelConfirm{TaskID: gTaskID(2), Type: CancelConfirmCanceled}),
+	}})
 
 	addGolden(&StateScheduler{
 		Binder: BinderStatus{

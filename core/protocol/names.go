@@ -19,6 +19,7 @@ var kindNames = [256]string{
 	KindDisconnectResponse:     "DisconnectResponse",
 	KindClientDisconnect:       "ClientDisconnect",
 	KindClientShutdownResponse: "ClientShutdownResponse",
+	KindBatch:                  "Batch",
 	KindStateScheduler:         "StateScheduler",
 	KindStateWorker:            "StateWorker",
 	KindStateTask:              "StateTask",

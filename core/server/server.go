@@ -53,6 +53,12 @@ type Server struct {
 	malformed      uint64
 	lastMalformed  uint64
 
+	// Messages to clients and workers are queued per peer while the loop
+	// handles one batch of input and flushed at the end of the iteration,
+	// several to the same peer as one Batch (docs/protocol.md §7.6).
+	outPeers  map[string]int // peer -> index in outQueues
+	outQueues []outQueue
+
 	runOnce sync.Once
 }
 
@@ -254,6 +260,7 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.Warn().Uint64("count", n).Msg("dropped malformed messages")
 			}
 		}
+		s.flush()
 		if s.core.ShutdownAccepted() {
 			s.log.Info().Msg("shutdown accepted; exiting")
 			return nil
@@ -275,12 +282,82 @@ func (s *Server) handle(frames [][]byte) {
 		s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message dropped")
 		return
 	}
-	k := m.Kind()
+	s.count(m.Kind())
+	b, ok := m.(*protocol.Batch)
+	if !ok {
+		s.core.Handle(frames[0], m, time.Now())
+		return
+	}
+	// The core never sees a Batch: each element is handled as if it had
+	// arrived alone, in order; a bad element is dropped on its own.
+	b.Each(func(_ []byte, m protocol.Message, err error) {
+		if err != nil {
+			s.malformed++
+			s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message in a Batch dropped")
+			return
+		}
+		s.count(m.Kind())
+		s.core.Handle(frames[0], m, time.Now())
+	})
+}
+
+func (s *Server) count(k protocol.Kind) {
 	if s.received[k] == 0 {
 		s.recvOrder = append(s.recvOrder, k)
 	}
 	s.received[k]++
-	s.core.Handle(frames[0], m, time.Now())
+}
+
+type outQueue struct {
+	to     []byte
+	frames [][]byte
+}
+
+// queue adds frame to the messages going to peer to at the next flush.
+func (s *Server) queue(to []byte, frame []byte) {
+	if s.outPeers == nil {
+		s.outPeers = make(map[string]int)
+	}
+	i, ok := s.outPeers[string(to)]
+	if !ok {
+		// to is kept as given, as router.Send did before queueing existed:
+		// the transport may still hold it after the flush, so it is never
+		// reused here.
+		i = len(s.outQueues)
+		if i < cap(s.outQueues) {
+			s.outQueues = s.outQueues[:i+1]
+			s.outQueues[i].to = to
+		} else {
+			s.outQueues = append(s.outQueues, outQueue{to: to})
+		}
+		s.outPeers[string(to)] = i
+	}
+	s.outQueues[i].frames = append(s.outQueues[i].frames, frame)
+}
+
+// flush sends everything queued, in order per peer: a lone message as it
+// is, several as Batch messages.
+func (s *Server) flush() {
+	if len(s.outQueues) == 0 {
+		return
+	}
+	for i := range s.outQueues {
+		q := &s.outQueues[i]
+		for _, f := range protocol.Coalesce(q.frames) {
+			if protocol.Kind(f[0]) == protocol.KindBatch {
+				if k := protocol.KindBatch; s.sent[k] == 0 {
+					s.sentOrder = append(s.sentOrder, k)
+				}
+				s.sent[protocol.KindBatch]++
+			}
+			_ = s.router.Send(q.to, f)
+		}
+		clear(q.frames)
+		q.frames = q.frames[:0]
+		q.to = nil
+	}
+	clear(s.outPeers)
+	s.outQueues = s.outQueues[:0]
 }
 
 func (s *Server) publishStatus(now time.Time) {
@@ -334,7 +411,7 @@ func (o outbox) Send(to []byte, m protocol.Message) {
 		o.s.sentOrder = append(o.s.sentOrder, k)
 	}
 	o.s.sent[k]++
-	_ = o.s.router.Send(to, b)
+	o.s.queue(to, b)
 }
 
 func (o outbox) Publish(m protocol.Message) { o.s.publish(m) }

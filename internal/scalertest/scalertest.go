@@ -107,6 +107,10 @@ type Peer struct {
 	// later Expect still finds them: results may arrive in any order.
 	mu      sync.Mutex
 	skipped []protocol.Message
+
+	// unbatched holds the elements of a received Batch not yet returned by
+	// Recv (Recv runs on one goroutine at a time).
+	unbatched []protocol.Message
 }
 
 func dial(addr string, id string) (*Peer, error) {
@@ -127,6 +131,11 @@ func (p *Peer) SendRaw(frames ...[]byte) error { return p.ep.Send(frames...) }
 
 // Recv returns the next decoded message, or an error after timeout.
 func (p *Peer) Recv(timeout time.Duration) (protocol.Message, error) {
+	if len(p.unbatched) > 0 {
+		m := p.unbatched[0]
+		p.unbatched = p.unbatched[1:]
+		return m, nil
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -141,6 +150,17 @@ func (p *Peer) Recv(timeout time.Duration) (protocol.Message, error) {
 			m, err := protocol.Decode(frames[0])
 			if err != nil {
 				return nil, fmt.Errorf("peer %s: %w", p.ID, err)
+			}
+			if b, ok := m.(*protocol.Batch); ok {
+				b.Each(func(_ []byte, m protocol.Message, err error) {
+					if err == nil {
+						p.unbatched = append(p.unbatched, m)
+					}
+				})
+				if len(p.unbatched) == 0 {
+					continue
+				}
+				m, p.unbatched = p.unbatched[0], p.unbatched[1:]
 			}
 			return m, nil
 		case <-timer.C:
@@ -297,39 +317,53 @@ func (w *Worker) run() {
 			if err != nil {
 				continue
 			}
-			switch m := m.(type) {
-			case *protocol.Task:
-				w.mu.Lock()
-				w.tasks = append(w.tasks, m.TaskID)
-				if w.opt.Hold {
-					w.held[string(m.TaskID)] = true
-				}
-				w.mu.Unlock()
-				if !w.opt.Hold {
-					r := protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess, Results: [][]byte{m.FuncObjectID}}
-					buf, _ = protocol.Encode(buf[:0], &r)
-					_ = w.ep.Send(append([]byte(nil), buf...))
-				}
-			case *protocol.TaskCancel:
-				w.mu.Lock()
-				held := w.held[string(m.TaskID)]
-				typ := protocol.CancelConfirmNotFound
-				if held && m.Force {
-					delete(w.held, string(m.TaskID))
-					typ = protocol.CancelConfirmCanceled
-				} else if held {
-					typ = protocol.CancelConfirmFailed
-				}
-				w.got = append(w.got, m)
-				w.mu.Unlock()
-				_ = w.Send(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: typ})
-			default:
-				w.mu.Lock()
-				w.got = append(w.got, m)
-				w.mu.Unlock()
+			if b, ok := m.(*protocol.Batch); ok {
+				b.Each(func(_ []byte, m protocol.Message, err error) {
+					if err == nil {
+						buf = w.handle(m, buf)
+					}
+				})
+				continue
 			}
+			buf = w.handle(m, buf)
 		}
 	}
+}
+
+// handle answers one message from the scheduler; buf is scratch space.
+func (w *Worker) handle(m protocol.Message, buf []byte) []byte {
+	switch m := m.(type) {
+	case *protocol.Task:
+		w.mu.Lock()
+		w.tasks = append(w.tasks, m.TaskID)
+		if w.opt.Hold {
+			w.held[string(m.TaskID)] = true
+		}
+		w.mu.Unlock()
+		if !w.opt.Hold {
+			r := protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess, Results: [][]byte{m.FuncObjectID}}
+			buf, _ = protocol.Encode(buf[:0], &r)
+			_ = w.ep.Send(append([]byte(nil), buf...))
+		}
+	case *protocol.TaskCancel:
+		w.mu.Lock()
+		held := w.held[string(m.TaskID)]
+		typ := protocol.CancelConfirmNotFound
+		if held && m.Force {
+			delete(w.held, string(m.TaskID))
+			typ = protocol.CancelConfirmCanceled
+		} else if held {
+			typ = protocol.CancelConfirmFailed
+		}
+		w.got = append(w.got, m)
+		w.mu.Unlock()
+		_ = w.Send(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: typ})
+	default:
+		w.mu.Lock()
+		w.got = append(w.got, m)
+		w.mu.Unlock()
+	}
+	return buf
 }
 
 // Tasks returns the ids of the tasks received so far.

@@ -77,8 +77,11 @@ class FakeScheduler(threading.Thread):
                         ident, frame = sched.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    self.raw.append(frame)
-                    self._on_message(ident, p.decode(frame))
+                    message = p.decode(frame)
+                    # A Batch's elements are handled as if each had arrived alone (docs/protocol.md §7.6).
+                    for element in message.messages if isinstance(message, p.Batch) else (frame,):
+                        self.raw.append(element)
+                        self._on_message(ident, message if element is frame else p.decode(element))
         sched.close(0)
         store.close(0)
         ctx.term()

@@ -56,3 +56,15 @@ def test_missing_and_unknown_keys():
 def test_malformed(frame):
     with pytest.raises(DecodeError):
         decode(frame)
+
+
+def test_batch_elements():
+    from scaler.protocol import Batch, TaskCancel, unbatch
+
+    good = encode(TaskCancel(task_id=b"\x01" * 16, force=True))
+    nested = encode(Batch(messages=[good, good]))
+    batch = decode(encode(Batch(messages=[good, nested, b"\xff\x80", good])))
+    results = unbatch(batch)
+    assert [m for m, _ in results] == [TaskCancel(task_id=b"\x01" * 16, force=True), None, None,
+                                       TaskCancel(task_id=b"\x01" * 16, force=True)]
+    assert all(isinstance(e, DecodeError) for _, e in results[1:3])

@@ -20,6 +20,7 @@ CLIENT_HEARTBEAT = 8
 CLIENT_HEARTBEAT_ECHO = 9
 CLIENT_DISCONNECT = 14
 CLIENT_SHUTDOWN_RESPONSE = 15
+BATCH = 16  # several complete frames for one peer, handled in order (docs/protocol.md §7.6)
 OBJECT_REQUEST = 96
 OBJECT_RESPONSE = 97
 
@@ -69,6 +70,30 @@ def encode(kind: int, body: dict) -> bytes:
     return bytes((kind,)) + _packb(body)
 
 
+# Batching limits, as Go's protocol.MaxBatchMessages / MaxBatchBytes.
+MAX_BATCH_MESSAGES = 1024
+MAX_BATCH_BYTES = 1 << 20
+
+
+def batched(frames: list) -> list:
+    """The frames to send for ``frames`` (complete frames for one peer, in order): the frames
+    themselves when fewer than two, else Batch frames, each of at most MAX_BATCH_MESSAGES
+    elements and about MAX_BATCH_BYTES, preserving order."""
+    if len(frames) < 2:
+        return frames
+    out = []
+    chunk: list = []
+    size = 0
+    for frame in frames:
+        if chunk and (len(chunk) >= MAX_BATCH_MESSAGES or size + len(frame) > MAX_BATCH_BYTES):
+            out.append(chunk[0] if len(chunk) == 1 else encode(BATCH, {"messages": chunk}))
+            chunk, size = [], 0
+        chunk.append(frame)
+        size += len(frame)
+    out.append(chunk[0] if len(chunk) == 1 else encode(BATCH, {"messages": chunk}))
+    return out
+
+
 def decode(frame) -> tuple:
     """Returns (kind, body dict). Raises ValueError on a malformed frame."""
     view = memoryview(frame)
@@ -91,7 +116,7 @@ def _check_shared_codec() -> None:
         "TaskResult": TASK_RESULT, "TaskLog": TASK_LOG, "GraphTask": GRAPH_TASK,
         "ObjectInstruction": OBJECT_INSTRUCTION, "ClientHeartbeat": CLIENT_HEARTBEAT,
         "ClientHeartbeatEcho": CLIENT_HEARTBEAT_ECHO, "ClientDisconnect": CLIENT_DISCONNECT,
-        "ClientShutdownResponse": CLIENT_SHUTDOWN_RESPONSE, "ObjectRequest": OBJECT_REQUEST,
+        "ClientShutdownResponse": CLIENT_SHUTDOWN_RESPONSE, "Batch": BATCH, "ObjectRequest": OBJECT_REQUEST,
         "ObjectResponse": OBJECT_RESPONSE,
     }
     for name, value in expected.items():

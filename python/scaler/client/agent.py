@@ -290,17 +290,32 @@ class ClientAgent(threading.Thread):
             if len(frames) != 1:
                 logger.warning("scaler client: dropped a %d-part message from the scheduler", len(frames))
                 continue
-            try:
-                kind, body = w.decode(frames[0])
-            except Exception as error:
-                logger.warning("scaler client: dropped a malformed message from the scheduler: %s", error)
-                continue
-            try:
-                self._on_scheduler_message(kind, body)
-            except _Stop:
-                raise
-            except Exception:
-                logger.exception("scaler client: error handling message kind %d", kind)
+            self._on_scheduler_frame(frames[0], True)
+
+    def _on_scheduler_frame(self, frame, top_level: bool) -> None:
+        try:
+            kind, body = w.decode(frame)
+            if kind == w.BATCH:
+                elements = body.get("messages")
+                if not top_level or not isinstance(elements, list):
+                    raise ValueError("nested Batch" if not top_level else "Batch without a messages array")
+        except Exception as error:
+            logger.warning("scaler client: dropped a malformed message from the scheduler: %s", error)
+            return
+        if kind == w.BATCH:
+            # Each element as if it had arrived alone, in order; a bad one is dropped on its own.
+            for element in elements:
+                if isinstance(element, bytes):
+                    self._on_scheduler_frame(element, False)
+                else:
+                    logger.warning("scaler client: dropped a malformed message from the scheduler: Batch element is not bin")
+            return
+        try:
+            self._on_scheduler_message(kind, body)
+        except _Stop:
+            raise
+        except Exception:
+            logger.exception("scaler client: error handling message kind %d", kind)
 
     def _on_scheduler_message(self, kind: int, body: dict) -> None:
         if kind == w.TASK_RESULT:
@@ -532,6 +547,7 @@ class ClientAgent(threading.Thread):
             elif op == "shutdown":
                 self._shutdown_waiter = [command[1], command[2]]
                 self._send_after_outbox(w.encode(w.CLIENT_DISCONNECT, {"type": w.DISCONNECT_SHUTDOWN}))
+        self._flush_outbox()
 
     def _submit(self, batch: Batch) -> None:
         for task_id, entry in batch.tasks:
@@ -550,14 +566,17 @@ class ClientAgent(threading.Thread):
             self._storage_send(header, payload)
         batch.sets = []
         self._outbox.append(batch)
-        self._flush_outbox()
+        # Sent by _drain_commands once every command of this cycle is handled, so that many
+        # submits go out together (see _flush_outbox).
 
     def _flush_outbox(self) -> None:
         outbox = self._outbox
+        frames: List[bytes] = []
         while outbox and outbox[0].remaining <= 0:
-            batch = outbox.popleft()
-            for frame in batch.frames:
-                self._send(frame)
+            frames.extend(outbox.popleft().frames)
+        # Several frames (a map's tasks) go out as Batch messages: one send and one wake-up each.
+        for frame in w.batched(frames):
+            self._send(frame)
 
     def _send_after_outbox(self, frame: bytes) -> None:
         if self._outbox:
@@ -608,6 +627,7 @@ class ClientAgent(threading.Thread):
 
     def _disconnect(self, done: threading.Event) -> None:
         try:
+            self._flush_outbox()  # what was submitted before the disconnect goes out first
             # Announce objects that were stored but not yet announced, so the scheduler deletes them.
             for batch in self._outbox:
                 if batch.frames and batch.create_ids:

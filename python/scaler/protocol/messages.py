@@ -19,12 +19,12 @@ __all__ = [
     "Kind", "TaskState", "TaskResultType", "TaskCancelConfirmType", "ArgumentType", "LogType",
     "ObjectInstructionType", "ObjectContentType", "DisconnectType", "NodeTaskType", "WorkerState",
     "ObjectRequestType", "ObjectResponseType",
-    "Message", "Struct", "DecodeError", "encode", "decode", "MESSAGES",
+    "Message", "Struct", "DecodeError", "encode", "decode", "unbatch", "MESSAGES",
     "Resource", "Address", "ProcessorStatus", "TaskProfile", "Argument", "ObjectMetadata",
     "MessageCount", "BinderStatus", "ClientTaskCount", "TaskStateCount", "WorkerStatus", "WorkerGroup",
     "Task", "TaskCancel", "TaskCancelConfirm", "TaskResult", "TaskLog", "GraphTask", "ObjectInstruction",
     "ClientHeartbeat", "ClientHeartbeatEcho", "WorkerHeartbeat", "WorkerHeartbeatEcho",
-    "DisconnectRequest", "DisconnectResponse", "ClientDisconnect", "ClientShutdownResponse",
+    "DisconnectRequest", "DisconnectResponse", "ClientDisconnect", "ClientShutdownResponse", "Batch",
     "StateScheduler", "StateWorker", "StateTask", "StateGraphTask", "StateBalanceAdvice",
     "ProcessorInitialized", "ProcessorTask", "ProcessorResult", "ProcessorLog",
     "ObjectRequest", "ObjectResponse",
@@ -47,6 +47,7 @@ class Kind(enum.IntEnum):
     DisconnectResponse = 13
     ClientDisconnect = 14
     ClientShutdownResponse = 15
+    Batch = 16
     StateScheduler = 32
     StateWorker = 33
     StateTask = 34
@@ -331,6 +332,9 @@ ClientDisconnect = _struct("ClientDisconnect", [("type", I)], Kind.ClientDisconn
 ClientShutdownResponse = _struct(
     "ClientShutdownResponse", [("accepted", Z), ("reason", S)], Kind.ClientShutdownResponse
 )
+# Several complete frames (kind byte + body, never a Batch) for one peer, handled in order as if
+# each had arrived alone (docs/protocol.md §7.6). See unbatch().
+Batch = _struct("Batch", [("messages", [B])], Kind.Batch)
 
 # 7.4 monitor messages.
 StateScheduler = _struct(
@@ -420,3 +424,18 @@ def decode(frame: bytes) -> Message:
     except Exception as exc:  # msgpack raises several types (ExtraData, ValueError, ...)
         raise DecodeError(f"kind {frame[0]}: {exc}") from None
     return cls.from_dict(body)
+
+
+def unbatch(batch: Message) -> List[Tuple[Optional[Message], Optional[DecodeError]]]:
+    """Decode the elements of a Batch in order: (message, None) or (None, error) for a malformed
+    element (a nested Batch is malformed); a bad element does not affect the others."""
+    out: List[Tuple[Optional[Message], Optional[DecodeError]]] = []
+    for frame in batch.messages:
+        if frame and frame[0] == Kind.Batch:
+            out.append((None, DecodeError("nested Batch")))
+            continue
+        try:
+            out.append((decode(frame), None))
+        except DecodeError as error:
+            out.append((None, error))
+    return out
