@@ -97,12 +97,7 @@ func runRole(r *role, args []string, stdout, stderr io.Writer) int {
 		return err
 	})
 	if err := app.Run(append([]string{prog}, normalized...)); err != nil {
-		var ue *usageError
-		var fe *config.FileError
-		if errors.As(err, &ue) || errors.As(err, &fe) || cfg == nil {
-			return fail(exitUsage, err)
-		}
-		return fail(exitUsage, err)
+		return fail(exitUsage, err) // the command line or the configuration is wrong
 	}
 	if cfg == nil { // -h was shown
 		return exitOK
