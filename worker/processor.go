@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -66,6 +67,15 @@ func (a *agent) processorCommand(ident string) *exec.Cmd {
 	}
 	if a.cfg.Preload != "" {
 		args = append(args, "--preload", a.cfg.Preload)
+	}
+	// The processor logs to "<path>-<pid>" for every path but the console
+	// (/dev/stdout or -); no paths: only errors, to stderr.
+	args = append(args, "--logging-paths")
+	for _, p := range a.cfg.LoggingPaths {
+		if strings.HasPrefix(p, "-") && p != "-" {
+			p = "./" + p // not an option to argparse
+		}
+		args = append(args, p)
 	}
 	cmd := exec.Command(a.cfg.Python, args...)
 	cmd.Stdout = os.Stdout

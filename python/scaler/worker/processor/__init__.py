@@ -24,6 +24,7 @@ Nested clients find the running task with :func:`current_task`.
 """
 
 import argparse
+import datetime
 import gc
 import socket
 import struct
@@ -430,6 +431,69 @@ def _rss() -> int:
         return 0
 
 
+_LEVEL_TAGS = {
+    logging.DEBUG: "DEBG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARN",
+    logging.ERROR: "EROR",
+    logging.CRITICAL: "CTIC",
+}
+
+
+class _LineFormatter(logging.Formatter):
+    """The Go side's line: ``[INFO]2026-01-02 13:13:15+0000: processor: message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        tag = _LEVEL_TAGS.get(record.levelno)
+        if tag is None:
+            tag = "DEBG" if record.levelno < logging.INFO else "INFO" if record.levelno < logging.WARNING else "EROR"
+        stamp = datetime.datetime.fromtimestamp(record.created).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
+        line = f"[{tag}]{stamp}: processor: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def setup_logging(paths, level_name: str) -> None:
+    """Log at level_name to the console if /dev/stdout (or -) is among paths
+    and to ``<path>-<pid>`` for every other path; with no paths, only errors
+    go to stderr."""
+    level = getattr(logging, str(level_name or "INFO").upper(), logging.INFO)
+    if not isinstance(level, int):
+        level = logging.INFO
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(level)
+    formatter = _LineFormatter()
+    handlers = []
+    console = False
+    for path in paths or []:
+        if path in ("/dev/stdout", "-"):
+            if not console:
+                handlers.append(logging.StreamHandler(sys.stdout))
+                console = True
+            continue
+        path = os.path.expanduser(os.path.expandvars(path))
+        target = f"{path}-{os.getpid()}"
+        try:
+            parent = os.path.dirname(target)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            handlers.append(logging.FileHandler(target, mode="a", encoding="utf-8"))
+        except OSError as exc:
+            print(f"processor {os.getpid()}: cannot log to {target}: {exc}", file=sys.stderr)
+    if not handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(max(level, logging.ERROR))
+        handlers.append(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+
+
 def _watch_parent(parent: int):
     """Exit when the agent is gone (belt and braces next to Pdeathsig)."""
     while True:
@@ -445,6 +509,9 @@ def main(argv=None) -> int:
     parser.add_argument("--gc-interval", type=float, default=30.0)
     parser.add_argument("--trim-memory-threshold", type=int, default=1 << 30)
     parser.add_argument("--logging-level", default="INFO")
+    parser.add_argument(
+        "--logging-paths", nargs="*", default=[], help="log to <path>-<pid> per path; /dev/stdout or - is the console"
+    )
     args = parser.parse_args(argv)
 
     # Before any thread exists, so that every thread inherits the mask.
@@ -453,10 +520,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when processors stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    level = getattr(logging, str(args.logging_level).upper(), logging.INFO)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format=f"[%(levelname)s]%(asctime)s: processor {os.getpid()}: %(message)s"
-    )
+    setup_logging(args.logging_paths, args.logging_level)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), name="scaler-parent-watch", daemon=True).start()
 
     processor = Processor(args.fd, args.gc_interval, args.trim_memory_threshold)
