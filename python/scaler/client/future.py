@@ -124,21 +124,22 @@ class ScalerFuture(Future):
                 raise ValueError(f"didn't receive profiling info for {self._task_id.hex()} yet")
             return self._profiling_info
 
+    def _store_profiling_info(self, profiling_info: Optional[ProfileResult]) -> None:
+        # caller holds self._condition
+        if profiling_info is not None:
+            if self._profiling_info is not None:
+                raise InvalidStateError("profiling info already set")
+            self._profiling_info = profiling_info
+
     def set_result(self, result: Any, profiling_info: Optional[ProfileResult] = None) -> None:
         with self._condition:
-            if profiling_info is not None:
-                if self._profiling_info is not None:
-                    raise InvalidStateError("profiling info already set")
-                self._profiling_info = profiling_info
+            self._store_profiling_info(profiling_info)
             self._decoded = True
         super().set_result(result)
 
     def set_exception(self, exception: Optional[BaseException], profiling_info: Optional[ProfileResult] = None) -> None:
         with self._condition:
-            if profiling_info is not None:
-                if self._profiling_info is not None:
-                    raise InvalidStateError("profiling info already set")
-                self._profiling_info = profiling_info
+            self._store_profiling_info(profiling_info)
             self._ready = None
         super().set_exception(exception)
 
