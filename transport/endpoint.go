@@ -68,35 +68,21 @@ func Connect(t SocketType, addr string, opt Options) (*Endpoint, error) {
 }
 
 func newEndpoint(t SocketType, addr string, opt Options, bind bool) (_ *Endpoint, err error) {
-	var zt zmq.Type
-	switch t {
-	case Router:
-		zt = zmq.ROUTER
-	case Dealer:
-		zt = zmq.DEALER
-	case Pub:
-		zt = zmq.PUB
-	case Sub:
-		zt = zmq.SUB
-	default:
-		return nil, fmt.Errorf("transport: unknown socket type %d", int(t))
-	}
-	scheme, host, _, err := ParseAddress(addr)
-	if err != nil {
-		return nil, err
-	}
 	if opt.RecvBuffer < 0 {
 		return nil, fmt.Errorf("transport: negative RecvBuffer %d", opt.RecvBuffer)
 	}
 	if opt.RecvBuffer == 0 {
 		opt.RecvBuffer = DefaultRecvBuffer
 	}
+	sock, resolved, err := openZMQ(t, addr, bind, opt)
+	if err != nil {
+		return nil, err
+	}
 	ctx, err := sharedContext()
 	if err != nil {
 		return nil, err
 	}
-
-	var socks []*zmq.Socket
+	socks := []*zmq.Socket{sock}
 	defer func() {
 		if err != nil {
 			for _, s := range socks {
@@ -111,8 +97,6 @@ func newEndpoint(t SocketType, addr string, opt Options, bind bool) (_ *Endpoint
 			return nil, fmt.Errorf("transport: new %v socket: %w", zt, err)
 		}
 		socks = append(socks, s)
-		// Unlimited queues: zmq must never drop (ROUTER/PUB drop at the HWM)
-		// nor refuse a send; memory is the bound.
 		if err := s.SetSndhwm(0); err != nil {
 			return nil, err
 		}
@@ -120,47 +104,6 @@ func newEndpoint(t SocketType, addr string, opt Options, bind bool) (_ *Endpoint
 			return nil, err
 		}
 		return s, nil
-	}
-
-	sock, err := newSock(zt)
-	if err != nil {
-		return nil, err
-	}
-	if err := sock.SetLinger(linger); err != nil {
-		return nil, fmt.Errorf("transport: set linger: %w", err)
-	}
-	if scheme == "tcp" && isIPv6Host(host) {
-		if err := sock.SetIpv6(true); err != nil {
-			return nil, fmt.Errorf("transport: set ipv6: %w", err)
-		}
-	}
-	if len(opt.Identity) > 0 && (t == Router || t == Dealer) {
-		if err := sock.SetIdentity(string(opt.Identity)); err != nil {
-			return nil, fmt.Errorf("transport: set identity %q: %w", opt.Identity, err)
-		}
-	}
-	if t == Sub {
-		topics := opt.Subscribe
-		if topics == nil {
-			topics = [][]byte{nil}
-		}
-		for _, topic := range topics {
-			if err := sock.SetSubscribe(string(topic)); err != nil {
-				return nil, fmt.Errorf("transport: subscribe %q: %w", topic, err)
-			}
-		}
-	}
-
-	resolved := addr
-	if bind {
-		if err := sock.Bind(addr); err != nil {
-			return nil, fmt.Errorf("transport: bind %v to %s: %w", t, addr, err)
-		}
-		if resolved, err = sock.GetLastEndpoint(); err != nil {
-			return nil, fmt.Errorf("transport: last endpoint of %s: %w", addr, err)
-		}
-	} else if err := sock.Connect(addr); err != nil {
-		return nil, fmt.Errorf("transport: connect %v to %s: %w", t, addr, err)
 	}
 
 	wakeAddr := fmt.Sprintf("inproc://transport-wake-%d", wakeSeq.Add(1))

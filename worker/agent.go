@@ -23,14 +23,18 @@ var ErrPreload = errors.New("preload failed")
 const profileInterval = time.Second
 
 // agent is the state of one worker. Everything in it is owned by the loop
-// goroutine (run); processes report to it through channels.
+// goroutine (run), which waits in one poller for the scheduler socket, every
+// processor's channel and the waker; other goroutines (process waits, the
+// context) report through channels and wake it.
 type agent struct {
 	cfg Config
 	log zerolog.Logger
 	id  []byte
 
-	sched    *transport.Endpoint // DEALER to the scheduler
-	procMsgs chan procMsg        // frames from every processor
+	sched  *transport.Socket // DEALER to the scheduler
+	poller *transport.Poller
+	waker  *transport.Waker
+	byFd   map[int]*processor // processors by their channel's descriptor
 
 	storage      protocol.Address
 	storageKnown bool
@@ -44,7 +48,7 @@ type agent struct {
 	exits   chan procExit
 	quit    chan struct{} // closed when the agent has finished
 
-	timeoutTimer *time.Timer
+	deadline time.Time // when the running task times out; zero: no limit
 
 	hbSent     time.Time // zero when no heartbeat is outstanding
 	latencyUS  uint32
@@ -72,7 +76,7 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		procs:    make(map[string]*processor),
 		exits:    make(chan procExit, 16),
 		quit:     make(chan struct{}),
-		procMsgs: make(chan procMsg, 256),
+		byFd:     make(map[int]*processor),
 		selfStat: openProcStat(0),
 	}
 	defer a.selfStat.close()
@@ -97,64 +101,177 @@ func parseStorageAddress(s string) (protocol.Address, error) {
 	return protocol.Address{Host: host, Port: uint16(port)}, nil
 }
 
-func (a *agent) open() error {
-	sched, err := transport.Connect(transport.Dealer, a.cfg.SchedulerAddress, transport.Options{Identity: a.id})
-	if err != nil {
-		return fmt.Errorf("worker: scheduler endpoint: %w", err)
+func (a *agent) open() (err error) {
+	defer func() {
+		if err != nil {
+			a.closeSockets()
+		}
+	}()
+	if a.poller, err = transport.NewPoller(); err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
-	a.sched = sched
+	if a.waker, err = transport.NewWaker(); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err = a.poller.Add(a.waker.Fd(), false); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if a.sched, err = transport.Open(transport.Dealer, a.cfg.SchedulerAddress, false, transport.Options{Identity: a.id}); err != nil {
+		return fmt.Errorf("worker: scheduler socket: %w", err)
+	}
+	if err = a.poller.Add(a.sched.Fd(), false); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	return nil
+}
+
+// closeSockets releases the scheduler socket, the poller and the waker.
+func (a *agent) closeSockets() {
+	if a.sched != nil {
+		_ = a.sched.Close()
+	}
+	if a.poller != nil {
+		_ = a.poller.Close()
+	}
+	if a.waker != nil {
+		_ = a.waker.Close()
+	}
 }
 
 func (a *agent) run(ctx context.Context) error {
 	a.log.Info().Str("scheduler", a.cfg.SchedulerAddress).Int("pid", os.Getpid()).
 		Msgf("worker %s started", a.cfg.WorkerID)
-	a.lastSeen = time.Now()
-	a.timeoutTimer = time.NewTimer(time.Hour)
-	a.timeoutTimer.Stop()
-	defer a.timeoutTimer.Stop()
+	now := time.Now()
+	a.lastSeen = now
+	nextHeartbeat := now.Add(a.cfg.HeartbeatInterval)
+	nextProfile := now.Add(profileInterval)
+	deathEvery := deathCheckInterval(a.cfg.DeathTimeout)
+	nextDeathCheck := now.Add(deathEvery)
 
-	hb := time.NewTicker(a.cfg.HeartbeatInterval)
-	defer hb.Stop()
-	prof := time.NewTicker(profileInterval)
-	defer prof.Stop()
-	death := time.NewTicker(deathCheckInterval(a.cfg.DeathTimeout))
-	defer death.Stop()
+	// The context is the only outside event without a channel of ours.
+	go func() {
+		select {
+		case <-ctx.Done():
+			a.waker.Wake()
+		case <-a.quit:
+		}
+	}()
 
 	a.ensureCurrent()
-	a.sendHeartbeat(time.Now())
+	a.sendHeartbeat(now)
 	a.flushOut()
 
-	schedRecv := a.sched.Recv()
-	done := ctx.Done()
 	for a.stopReason == "" {
-		select {
-		case <-done:
+		if ctx.Err() != nil {
 			a.stop("signal", nil)
-		case msg, ok := <-schedRecv:
-			if !ok {
-				a.stop("scheduler socket closed", fmt.Errorf("worker: scheduler socket failed: %v", a.sched.Err()))
-				break
+			break
+		}
+		// The scheduler socket's descriptor is only a hint (transport.Socket):
+		// read until it is empty, then ask it whether to sleep.
+		if !a.readScheduler() {
+			break
+		}
+		a.flushOut()
+		readable, unsent, err := a.sched.Pending()
+		if err != nil {
+			a.stop("scheduler socket failed", fmt.Errorf("worker: %w", err))
+			break
+		}
+		now = time.Now()
+		wake := earliest(nextHeartbeat, nextProfile, nextDeathCheck, a.deadline)
+		wait := max(wake.Sub(now), 0)
+		if readable {
+			wait = 0
+		} else if unsent {
+			_ = a.sched.Flush()
+			wait = min(wait, 10*time.Millisecond)
+		}
+		ready, err := a.poller.Wait(wait)
+		if err != nil {
+			a.stop("poll failed", fmt.Errorf("worker: %w", err))
+			break
+		}
+		for _, r := range ready {
+			switch {
+			case r.Fd == a.waker.Fd():
+				a.waker.Drain()
+				a.drainExits()
+			case r.Fd == a.sched.Fd():
+				// read at the top of the loop
+			default:
+				p := a.byFd[r.Fd]
+				if p == nil {
+					continue
+				}
+				if r.Writable {
+					a.flushProcessor(p)
+				}
+				if r.Readable {
+					a.readProcessor(p)
+				}
 			}
-			a.onScheduler(msg)
-		case msg := <-a.procMsgs:
-			a.onProcessor(msg)
-		case ex := <-a.exits:
-			a.onExit(ex)
-		case now := <-hb.C:
+		}
+		now = time.Now()
+		if !now.Before(nextHeartbeat) {
+			nextHeartbeat = now.Add(a.cfg.HeartbeatInterval)
 			a.sendHeartbeat(now)
-		case <-prof.C:
+		}
+		if !now.Before(nextProfile) {
+			nextProfile = now.Add(profileInterval)
 			a.sampleMemory()
-		case now := <-death.C:
+		}
+		if !now.Before(nextDeathCheck) {
+			nextDeathCheck = now.Add(deathEvery)
 			if now.Sub(a.lastSeen) >= a.cfg.DeathTimeout {
 				a.stop(fmt.Sprintf("no contact with the scheduler for %s (death timeout)", a.cfg.DeathTimeout.Round(time.Second)), nil)
 			}
-		case now := <-a.timeoutTimer.C:
+		}
+		if !a.deadline.IsZero() && !now.Before(a.deadline) {
 			a.checkTimeout(now)
 		}
 		a.flushOut()
 	}
 	return a.shutdown()
+}
+
+// earliest returns the earliest non-zero time of ts.
+func earliest(ts ...time.Time) time.Time {
+	var e time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (e.IsZero() || t.Before(e)) {
+			e = t
+		}
+	}
+	return e
+}
+
+// readScheduler handles every message waiting on the scheduler socket. It
+// returns false when the socket failed (the agent is then stopping).
+func (a *agent) readScheduler() bool {
+	for i := 0; i < 4096; i++ {
+		msg, err := a.sched.TryRecv()
+		if err != nil {
+			a.stop("scheduler socket failed", fmt.Errorf("worker: scheduler socket: %w", err))
+			return false
+		}
+		if msg == nil {
+			return true
+		}
+		a.onScheduler(msg)
+	}
+	return true
+}
+
+// drainExits handles every processor exit reported so far.
+func (a *agent) drainExits() {
+	for {
+		select {
+		case ex := <-a.exits:
+			a.onExit(ex)
+		default:
+			return
+		}
+	}
 }
 
 func deathCheckInterval(d time.Duration) time.Duration {
@@ -192,9 +309,9 @@ func (a *agent) shutdown() error {
 closed:
 	close(a.quit)
 	for _, p := range a.procs {
-		_ = p.conn.Close()
+		a.closeChannel(p)
 	}
-	_ = a.sched.Close()
+	a.closeSockets()
 	ev := a.log.Info()
 	if a.stopErr != nil {
 		ev = a.log.Error().Err(a.stopErr)
@@ -236,7 +353,7 @@ func (a *agent) sendProcFrame(p *processor, frame []byte) { a.writeProcessor(p, 
 func (a *agent) reap(p *processor) {
 	p.exited = true
 	p.stat.close()
-	_ = p.conn.Close()
+	a.closeChannel(p)
 	delete(a.procs, p.ident)
 }
 
@@ -367,12 +484,11 @@ func (a *agent) onCancel(m *protocol.TaskCancel) {
 
 // ---- messages from processors ----
 
-func (a *agent) onProcessor(msg procMsg) {
-	p := msg.p
+func (a *agent) onProcessor(p *processor, frame []byte) {
 	if p.killed || p.exited {
 		return // a processor we already gave up on
 	}
-	m, err := protocol.Decode(msg.frame)
+	m, err := protocol.Decode(frame)
 	if err != nil {
 		a.log.Warn().Err(err).Int("pid", p.pid).Msg("dropped malformed message from a processor")
 		return
@@ -541,7 +657,11 @@ func (a *agent) start(p *processor, t *task) {
 	p.task = t
 	now := time.Now()
 	t.started, t.runSince = now, now
-	t.cpu0, t.rss0 = p.stat.read()
+	t.cpu0 = p.stat.cpu()
+	if p.rss == 0 {
+		p.rss = p.stat.rss()
+	}
+	t.rss0 = p.rss // what it was when the processor last finished a task
 	t.rssPeak = t.rss0
 	// Arguments go through as they came (object ids and inline bytes);
 	// ArgumentIDs stays empty, as docs/protocol.md §7.5 allows.
@@ -612,18 +732,14 @@ func (a *agent) retire(p *processor) {
 
 // ---- timeouts ----
 
-// armTimeout points the timer at the running task's deadline.
+// armTimeout sets the deadline of the running task.
 func (a *agent) armTimeout() {
-	a.timeoutTimer.Stop()
+	a.deadline = time.Time{}
 	if a.cfg.TaskTimeout <= 0 || !a.running() {
 		return
 	}
 	t := a.current.task
-	left := a.cfg.TaskTimeout - t.ran - time.Since(t.runSince)
-	if left < 0 {
-		left = 0
-	}
-	a.timeoutTimer.Reset(left)
+	a.deadline = t.runSince.Add(a.cfg.TaskTimeout - t.ran)
 }
 
 func (a *agent) checkTimeout(now time.Time) {
@@ -653,13 +769,15 @@ func (a *agent) checkTimeout(now time.Time) {
 // ---- profiling and heartbeats ----
 
 func (a *agent) profile(t *task) protocol.TaskProfile {
-	cpu, rss := t.proc.stat.read()
+	p := t.proc
+	cpu, rss := p.stat.cpu(), p.stat.rss()
+	p.rss = rss
 	if rss > t.rssPeak {
 		t.rssPeak = rss
 	}
 	prof := protocol.TaskProfile{DurationS: time.Since(t.started).Seconds()}
 	if cpu >= t.cpu0 {
-		prof.CPUTimeS = float64(cpu-t.cpu0) / clockTicks
+		prof.CPUTimeS = float64(cpu-t.cpu0) / 1e9
 	}
 	if t.rssPeak > t.rss0 {
 		prof.MemoryPeak = t.rssPeak - t.rss0
@@ -670,7 +788,7 @@ func (a *agent) profile(t *task) protocol.TaskProfile {
 func (a *agent) sampleMemory() {
 	for _, t := range a.tasks {
 		if t.proc != nil && !t.proc.exited {
-			if _, rss := t.proc.stat.read(); rss > t.rssPeak {
+			if rss := t.proc.stat.rss(); rss > t.rssPeak {
 				t.rssPeak = rss
 			}
 		}
@@ -684,7 +802,7 @@ func (a *agent) sendHeartbeat(now time.Time) {
 		return
 	}
 	nowNS := now.UnixNano()
-	cpu, rss := a.selfStat.read()
+	cpu, rss := a.selfStat.cpu(), a.selfStat.rss()
 	hb := &protocol.WorkerHeartbeat{
 		Agent:        protocol.Resource{CPU: a.selfCPU.permille(cpu, nowNS), RSS: rss},
 		RSSFree:      memAvailable(),
@@ -702,7 +820,7 @@ func (a *agent) sendHeartbeat(now time.Time) {
 		if p.killed || !p.initialized {
 			continue
 		}
-		pc, pr := p.stat.read()
+		pc, pr := p.stat.cpu(), p.stat.rss()
 		hb.Processors = append(hb.Processors, protocol.ProcessorStatus{
 			PID:         uint32(p.pid),
 			Initialized: p.initialized,

@@ -1,8 +1,13 @@
 package worker
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,22 +32,44 @@ func BenchmarkProcessorDirect(b *testing.B) {
 	h := newHelper(b, python, st)
 	fn, arg := h.fn(srcIdentity, "ident"), h.arg("1")
 	addr, _ := parseStorageAddress(st)
-	a := &agent{cfg: Config{Python: python, GCInterval: 30 * time.Second, LoggingLevel: "ERROR"},
-		procs: map[string]*processor{}, exits: make(chan procExit, 1), quit: make(chan struct{}),
-		procMsgs: make(chan procMsg, 16), log: testLog(b, "bench")}
-	defer close(a.quit)
-	p, err := a.spawn()
+	a := &agent{cfg: Config{Python: python, GCInterval: 30 * time.Second, LoggingLevel: "ERROR"}}
+	// The processor on a blocking socket pair, with no agent loop: the floor.
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = p.cmd.Process.Kill(); _ = p.conn.Close() }()
-	<-a.procMsgs // ProcessorInitialized
+	mine, theirs := os.NewFile(uintptr(fds[0]), "agent"), os.NewFile(uintptr(fds[1]), "processor")
+	defer mine.Close()
+	cmd := a.processorCommand("bench")
+	cmd.ExtraFiles = []*os.File{theirs}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	_ = theirs.Close()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	r := bufio.NewReader(mine)
+	readFrame := func() {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(binary.LittleEndian.Uint32(hdr[:]))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	readFrame() // ProcessorInitialized
 	pt := &protocol.ProcessorTask{Source: h.client, SerializerID: serializerID(h.client), FuncObjectID: fn,
 		ArgumentIDs: [][]byte{arg}, ObjectStorage: addr}
 	run := func(i int) {
 		pt.TaskID = []byte(fmt.Sprintf("%016d", i))
-		a.writeProcessor(p, protocol.MustEncode(pt))
-		<-a.procMsgs
+		frame := protocol.MustEncode(pt)
+		if _, err := mine.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(frame)))); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := mine.Write(frame); err != nil {
+			b.Fatal(err)
+		}
+		readFrame()
 	}
 	run(-1) // warm the caches
 	b.ResetTimer()

@@ -1,12 +1,8 @@
 package worker
 
 import (
-	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -18,23 +14,18 @@ import (
 // The agent and each processor talk over a Unix stream socket pair created
 // when the processor is spawned (the processor gets its end as fd 3). Each
 // message is a 4-byte little-endian length followed by one frame (kind byte
-// + msgpack body). It is private to the two processes, needs no address or
-// identity, and reads go through Go's netpoller instead of a zmq socket's
-// owner goroutine, which matters at thousands of tasks per second.
+// + msgpack body). It is private to the two processes and needs no address
+// or identity. The agent's end is non-blocking and watched by the agent's
+// poller, so frames are read and written by the agent loop itself, with no
+// goroutine in between.
 
 // maxProcessorFrame bounds a frame from a processor (results are object ids
 // plus at most a small inline copy).
 const maxProcessorFrame = 64 << 20
 
-// procMsg is one frame read from a processor.
-type procMsg struct {
-	p     *processor
-	frame []byte
-}
-
 // processor is one Python processor process, owned by the agent loop.
 type processor struct {
-	ident string // its zmq identity on the agent's ROUTER
+	ident string // a name for logs and the agent's map
 	cmd   *exec.Cmd
 	pid   int
 
@@ -44,10 +35,16 @@ type processor struct {
 	killed      bool // the agent asked it to die; its exit is expected
 	exited      bool
 
-	conn     net.Conn // agent's end of the channel
+	fd       int      // agent's end of the channel, -1 once closed
+	in       []byte   // bytes read and not yet handled (a partial frame)
+	out      []byte   // bytes not yet written (the socket buffer was full) ...
+	outOff   int      // ... from out[outOff:]
 	deferred [][]byte // cache evictions held back while suspended
 	stat     *procStat
 	cpu      cpuMeter
+	rss      uint64 // RSS at the end of its last task (the next task's baseline)
+
+	writeBlocked bool // p.out is waiting for the channel to become writable
 }
 
 // procExit reports that a processor process ended.
@@ -87,35 +84,41 @@ func (a *agent) processorCommand(ident string) *exec.Cmd {
 // spawn starts a new processor; its exit is reported on a.exits.
 func (a *agent) spawn() (*processor, error) {
 	a.procSeq++
-	p := &processor{ident: "p" + strconv.FormatUint(a.procSeq, 10)}
+	p := &processor{ident: "p" + strconv.FormatUint(a.procSeq, 10), fd: -1}
 	p.cmd = a.processorCommand(p.ident)
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("processor channel: %w", err)
 	}
-	mine, theirs := os.NewFile(uintptr(fds[0]), "processor-channel"), os.NewFile(uintptr(fds[1]), "processor-channel")
-	p.conn, err = net.FileConn(mine)
-	_ = mine.Close()
-	if err != nil {
-		_ = theirs.Close()
-		return nil, fmt.Errorf("processor channel: %w", err)
-	}
+	theirs := os.NewFile(uintptr(fds[1]), "processor-channel")
 	p.cmd.ExtraFiles = []*os.File{theirs}
 	err = startChild(p.cmd, syscall.SIGKILL)
 	_ = theirs.Close()
+	if err == nil {
+		err = syscall.SetNonblock(fds[0], true)
+	}
+	if err == nil {
+		err = a.poller.Add(fds[0], false)
+	}
 	if err != nil {
-		_ = p.conn.Close()
+		_ = syscall.Close(fds[0])
+		if p.cmd.Process != nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
 		return nil, fmt.Errorf("starting processor %s: %w", a.cfg.Python, err)
 	}
+	p.fd = fds[0]
 	p.pid = p.cmd.Process.Pid
-	go a.readProcessor(p)
 	p.stat = openProcStat(p.pid)
 	a.procs[p.ident] = p
-	exits, quit := a.exits, a.quit
+	a.byFd[p.fd] = p
+	exits, quit, waker := a.exits, a.quit, a.waker
 	go func() {
 		err := p.cmd.Wait()
 		select {
 		case exits <- procExit{p: p, err: err}:
+			waker.Wake()
 		case <-quit:
 		}
 	}()
@@ -123,48 +126,113 @@ func (a *agent) spawn() (*processor, error) {
 	return p, nil
 }
 
-// readProcessor delivers p's frames to the loop until the channel closes.
+// closeChannel stops watching and closes p's end of the channel.
+func (a *agent) closeChannel(p *processor) {
+	if p.fd < 0 {
+		return
+	}
+	a.poller.Remove(p.fd)
+	delete(a.byFd, p.fd)
+	_ = syscall.Close(p.fd)
+	p.fd = -1
+	p.in, p.out, p.outOff = nil, nil, 0
+}
+
+// readProcessor reads what p has sent and handles every whole frame. At
+// end of file the channel is closed; the process's exit is reported
+// separately (a.exits).
 func (a *agent) readProcessor(p *processor) {
-	r := bufio.NewReaderSize(p.conn, 64<<10)
-	var hdr [4]byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	for p.fd >= 0 {
+		if len(p.in) == cap(p.in) {
+			grown := make([]byte, len(p.in), max(64<<10, 2*cap(p.in)))
+			copy(grown, p.in)
+			p.in = grown
+		}
+		n, err := syscall.Read(p.fd, p.in[len(p.in):cap(p.in)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
 			return
 		}
-		n := binary.LittleEndian.Uint32(hdr[:])
-		if n == 0 || n > maxProcessorFrame {
-			a.log.Warn().Int("pid", p.pid).Uint32("length", n).Msg("bad frame length from a processor; dropping its channel")
-			_ = p.conn.Close()
+		if n <= 0 {
+			a.closeChannel(p)
 			return
 		}
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(r, frame); err != nil {
+		p.in = p.in[:len(p.in)+n]
+		if !a.handleProcessorFrames(p) {
 			return
 		}
-		select {
-		case a.procMsgs <- procMsg{p: p, frame: frame}:
-		case <-a.quit:
-			return
+		if len(p.in) < cap(p.in) {
+			return // the read did not fill the buffer: nothing more waits
 		}
 	}
 }
 
-// writeProcessor sends one frame to p. The channel's socket buffer holds
-// far more than the few small messages a processor is ever sent, so this
-// only blocks if the processor is wedged; the deadline bounds that.
+// handleProcessorFrames handles the whole frames at the front of p.in and
+// keeps the rest. It returns false if the channel was closed meanwhile.
+func (a *agent) handleProcessorFrames(p *processor) bool {
+	b := p.in
+	for len(b) >= 4 {
+		n := binary.LittleEndian.Uint32(b)
+		if n == 0 || n > maxProcessorFrame {
+			a.log.Warn().Int("pid", p.pid).Uint32("length", n).Msg("bad frame length from a processor; dropping its channel")
+			a.closeChannel(p)
+			return false
+		}
+		if uint64(len(b)) < 4+uint64(n) {
+			break
+		}
+		a.onProcessor(p, b[4:4+n]) // decoding copies what it keeps
+		b = b[4+n:]
+		if p.fd < 0 {
+			return false
+		}
+	}
+	if len(b) == 0 {
+		p.in = p.in[:0]
+	} else if len(b) < len(p.in) {
+		p.in = p.in[:copy(p.in, b)]
+	}
+	return true
+}
+
+// writeProcessor sends one frame to p. What the socket does not take now
+// waits in p.out and goes out when the loop finds the channel writable, so
+// a busy processor never blocks the agent.
 func (a *agent) writeProcessor(p *processor, frame []byte) {
-	if p.exited || p.conn == nil {
+	if p.exited || p.fd < 0 {
 		return
 	}
-	buf := make([]byte, 4+len(frame))
-	binary.LittleEndian.PutUint32(buf, uint32(len(frame)))
-	copy(buf[4:], frame)
-	_ = p.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := p.conn.Write(buf); err != nil && !errors.Is(err, net.ErrClosed) {
-		// Part of the frame may have gone out, so the stream is no longer
-		// in step: the processor cannot be trusted with another message.
-		a.log.Warn().Err(err).Int("pid", p.pid).Msg("send to processor failed; replacing it")
-		a.kill(p)
+	p.out = binary.LittleEndian.AppendUint32(p.out, uint32(len(frame)))
+	p.out = append(p.out, frame...)
+	a.flushProcessor(p)
+}
+
+// flushProcessor writes as much of p.out as the socket takes.
+func (a *agent) flushProcessor(p *processor) {
+	for p.outOff < len(p.out) && p.fd >= 0 {
+		n, err := syscall.Write(p.fd, p.out[p.outOff:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			break
+		}
+		if err != nil {
+			a.log.Warn().Err(err).Int("pid", p.pid).Msg("send to processor failed; replacing it")
+			a.closeChannel(p)
+			a.kill(p)
+			return
+		}
+		p.outOff += n
+	}
+	if p.outOff == len(p.out) {
+		p.out, p.outOff = p.out[:0], 0
+	}
+	if blocked := len(p.out) > 0; blocked != p.writeBlocked && p.fd >= 0 {
+		p.writeBlocked = blocked
+		_ = a.poller.SetWrite(p.fd, blocked)
 	}
 }
 

@@ -4,33 +4,46 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"syscall"
+	"unsafe"
 )
 
-// Process statistics from Linux /proc. On other systems the readers return
-// zeros, which the protocol allows ("all zero when nothing was measured").
+// Process statistics, read once per task, so they must be cheap: CPU time
+// comes from the process's CPU-time clock (one clock_gettime, nanosecond
+// resolution) and RSS from /proc/<pid>/statm (kept open, one pread). The
+// /proc/<pid>/stat file that has both costs ~15 µs per read here, more than
+// the agent's whole per-task budget. On systems without them the readers
+// return zeros, which the protocol allows ("all zero when nothing was
+// measured").
 
-const (
-	clockTicks = 100 // USER_HZ; 100 on every Linux architecture we build for
-	pageSize   = 4096
-)
+const pageSize = 4096
 
-// procStat reads utime+stime (ticks) and RSS (bytes) of one process. It
-// keeps /proc/<pid>/stat open and re-reads it with pread, one syscall.
+// procStat reads the CPU time and RSS of one process.
 type procStat struct {
-	f   *os.File
-	buf [512]byte
+	clock int32 // CPU-time clock id of the process
+	f     *os.File
+	buf   [128]byte
+}
+
+// processCPUClock is Linux's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED):
+// the clock that counts the CPU time of every thread of process pid.
+func processCPUClock(pid int) int32 {
+	const cpuclockSched = 2
+	return int32(^uint32(pid))<<3 | cpuclockSched
 }
 
 func openProcStat(pid int) *procStat {
-	path := "/proc/self/stat"
+	path := "/proc/self/statm"
+	clock := int32(2) // CLOCK_PROCESS_CPUTIME_ID
 	if pid > 0 {
-		path = "/proc/" + strconv.Itoa(pid) + "/stat"
+		path = "/proc/" + strconv.Itoa(pid) + "/statm"
+		clock = processCPUClock(pid)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return &procStat{}
+	p := &procStat{clock: clock}
+	if f, err := os.Open(path); err == nil {
+		p.f = f
 	}
-	return &procStat{f: f}
+	return p
 }
 
 func (p *procStat) close() {
@@ -40,31 +53,44 @@ func (p *procStat) close() {
 	}
 }
 
-// read returns CPU ticks (user+system) and RSS bytes; zeros on failure.
-func (p *procStat) read() (cpuTicks, rss uint64) {
+// cpu returns the process's CPU time (user + system) in nanoseconds, 0 on
+// failure.
+func (p *procStat) cpu() uint64 {
+	if p == nil {
+		return 0
+	}
+	var ts syscall.Timespec
+	_, _, errno := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, uintptr(int64(p.clock)), uintptr(unsafe.Pointer(&ts)), 0)
+	if errno != 0 {
+		return 0
+	}
+	return uint64(ts.Sec)*1e9 + uint64(ts.Nsec)
+}
+
+// rss returns the resident set size in bytes, 0 on failure.
+func (p *procStat) rss() uint64 {
 	if p == nil || p.f == nil {
-		return 0, 0
+		return 0
 	}
 	n, err := p.f.ReadAt(p.buf[:], 0)
 	if n <= 0 && err != nil {
-		return 0, 0
+		return 0
 	}
+	// statm: size resident shared text lib data dt (pages).
 	b := p.buf[:n]
-	// The command name (field 2) may hold spaces; fields after it start
-	// after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
+	i := bytes.IndexByte(b, ' ')
 	if i < 0 {
-		return 0, 0
+		return 0
 	}
-	fields := bytes.Fields(b[i+1:])
-	// fields[0] is field 3 (state): utime is field 14, stime 15, rss 24.
-	if len(fields) < 22 {
-		return 0, 0
+	b = b[i+1:]
+	if j := bytes.IndexByte(b, ' '); j >= 0 {
+		b = b[:j]
 	}
-	ut, _ := strconv.ParseUint(string(fields[11]), 10, 64)
-	st, _ := strconv.ParseUint(string(fields[12]), 10, 64)
-	pages, _ := strconv.ParseUint(string(fields[21]), 10, 64)
-	return ut + st, pages * pageSize
+	pages, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * pageSize
 }
 
 // memAvailable returns MemAvailable from /proc/meminfo, in bytes.
@@ -85,20 +111,19 @@ func memAvailable() uint64 {
 	return 0
 }
 
-// cpuMeter turns CPU tick readings into per-mille of one core.
+// cpuMeter turns CPU time readings into per-mille of one core.
 type cpuMeter struct {
-	ticks uint64
+	cpuNS uint64
 	at    int64 // unix nanoseconds
 }
 
-func (m *cpuMeter) permille(ticks uint64, nowNS int64) uint16 {
-	prevTicks, prevAt := m.ticks, m.at
-	m.ticks, m.at = ticks, nowNS
-	if prevAt == 0 || nowNS <= prevAt || ticks < prevTicks {
+func (m *cpuMeter) permille(cpuNS uint64, nowNS int64) uint16 {
+	prevCPU, prevAt := m.cpuNS, m.at
+	m.cpuNS, m.at = cpuNS, nowNS
+	if prevAt == 0 || nowNS <= prevAt || cpuNS < prevCPU {
 		return 0
 	}
-	cpuNS := float64(ticks-prevTicks) * 1e9 / clockTicks
-	v := cpuNS / float64(nowNS-prevAt) * 1000
+	v := float64(cpuNS-prevCPU) / float64(nowNS-prevAt) * 1000
 	if v > 65535 {
 		v = 65535
 	}

@@ -1,0 +1,164 @@
+package transport
+
+import (
+	"fmt"
+	"syscall"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Socket is a zmq socket owned by one goroutine, for event loops that wait
+// on several sockets and file descriptors at once (see Poller). Unlike an
+// Endpoint it has no goroutine of its own: Send hands frames straight to
+// zmq and TryRecv reads straight from it, so a message costs no goroutine
+// hand-off and no wake-up socket. Every method must be called from the
+// owning goroutine.
+//
+// Waiting: add Fd to a Poller for reading. The descriptor only says that
+// the socket's state may have changed, and any Send or TryRecv may consume
+// that signal, so a loop must drain TryRecv until it reports nothing and
+// call Pending before it blocks (see Pending).
+type Socket struct {
+	typ  SocketType
+	addr string
+	sock *zmq.Socket
+	fd   int
+
+	// Messages zmq refused with EAGAIN (a DEALER without a connected peer
+	// can do that only if a HWM is reached, which never happens at HWM 0,
+	// but the socket API allows it); sent first by the next Flush.
+	pending [][][]byte
+	partial int // frames of pending[0] already sent
+}
+
+// Open creates a Socket of type t bound to (bind) or connected to addr.
+func Open(t SocketType, addr string, bind bool, opt Options) (*Socket, error) {
+	sock, resolved, err := openZMQ(t, addr, bind, opt)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := sock.GetFd()
+	if err != nil {
+		_ = sock.SetLinger(0)
+		_ = sock.Close()
+		return nil, fmt.Errorf("transport: ZMQ_FD of %s: %w", addr, err)
+	}
+	return &Socket{typ: t, addr: resolved, sock: sock, fd: fd}, nil
+}
+
+// Addr returns the resolved bound address, or the address connected to.
+func (s *Socket) Addr() string { return s.addr }
+
+// Fd returns the descriptor to poll for reading (ZMQ_FD).
+func (s *Socket) Fd() int { return s.fd }
+
+// Send hands one multipart message to zmq without blocking. For ROUTER,
+// frames[0] is the peer identity; messages to unknown peers are dropped.
+// If zmq cannot take it now, the message is kept and sent by Flush.
+func (s *Socket) Send(frames ...[]byte) error {
+	if len(frames) == 0 {
+		return ErrEmptyMessage
+	}
+	if s.typ == Sub {
+		return ErrCannotSend
+	}
+	if s.sock == nil {
+		return ErrClosed
+	}
+	s.pending = append(s.pending, frames)
+	return s.Flush()
+}
+
+// Flush sends the messages zmq refused earlier, in order, until it refuses
+// again. It returns only fatal errors.
+func (s *Socket) Flush() error {
+	for len(s.pending) > 0 {
+		msg := s.pending[0]
+		for s.partial < len(msg) {
+			flags := zmq.DONTWAIT
+			if s.partial < len(msg)-1 {
+				flags |= zmq.SNDMORE
+			}
+			if _, err := s.sock.SendBytes(msg[s.partial], flags); err != nil {
+				switch {
+				case isErrno(err, syscall.EAGAIN):
+					return nil
+				case isErrno(err, syscall.EINTR):
+					continue
+				case isErrno(err, syscall.EHOSTUNREACH) && s.partial == 0:
+					s.partial = len(msg) // only with ZMQ_ROUTER_MANDATORY (not set)
+					continue
+				}
+				return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
+			}
+			s.partial++
+		}
+		s.pending[0] = nil
+		s.pending = s.pending[1:]
+		s.partial = 0
+	}
+	s.pending = nil
+	return nil
+}
+
+// TryRecv returns the next whole message, or nil when none is ready.
+func (s *Socket) TryRecv() ([][]byte, error) {
+	if s.sock == nil {
+		return nil, ErrClosed
+	}
+	for {
+		msg, err := s.sock.RecvMessageBytes(zmq.DONTWAIT)
+		if err == nil {
+			return msg, nil
+		}
+		switch {
+		case isErrno(err, syscall.EAGAIN):
+			return nil, nil
+		case isErrno(err, syscall.EINTR):
+			continue
+		}
+		return nil, fmt.Errorf("transport: recv on %v %s: %w", s.typ, s.addr, err)
+	}
+}
+
+// Pending reports whether the loop must not block yet: a message is ready
+// to read, or unsent messages wait for the socket to become writable (in
+// which case readable is false and the loop should poll again soon).
+func (s *Socket) Pending() (readable bool, unsent bool, err error) {
+	if s.sock == nil {
+		return false, false, ErrClosed
+	}
+	ev, err := s.sock.GetEvents()
+	if err != nil {
+		if isErrno(err, syscall.EINTR) {
+			return true, len(s.pending) > 0, nil // look again
+		}
+		return false, false, fmt.Errorf("transport: events of %s: %w", s.addr, err)
+	}
+	return ev&zmq.POLLIN != 0, len(s.pending) > 0, nil
+}
+
+// Close closes the socket. Messages handed to zmq are flushed in the
+// background for up to a second (ZMQ_LINGER); messages zmq refused are
+// retried for up to that long first.
+func (s *Socket) Close() error {
+	if s.sock == nil {
+		return nil
+	}
+	if len(s.pending) > 0 {
+		poller := zmq.NewPoller()
+		poller.Add(s.sock, zmq.POLLOUT)
+		for i := 0; i < 100 && len(s.pending) > 0; i++ {
+			if err := s.Flush(); err != nil {
+				break
+			}
+			if len(s.pending) > 0 {
+				_, _ = poller.Poll(linger / 100)
+			}
+		}
+	}
+	err := s.sock.Close()
+	s.sock = nil
+	s.pending = nil
+	return err
+}

@@ -1,0 +1,205 @@
+package transport
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pump runs a poll loop over the given sockets until done reports true or
+// the deadline passes, calling onMsg for every message received.
+func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Socket, [][]byte), done func() bool) {
+	t.Helper()
+	p, err := NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, s := range socks {
+		if err := p.Add(s.Fd(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := time.Now().Add(deadline)
+	for !done() {
+		if time.Now().After(end) {
+			t.Fatal("timed out")
+		}
+		wait := 50 * time.Millisecond
+		for _, s := range socks {
+			for {
+				msg, err := s.TryRecv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if msg == nil {
+					break
+				}
+				onMsg(s, msg)
+			}
+			readable, unsent, err := s.Pending()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if readable {
+				wait = 0
+			}
+			if unsent {
+				_ = s.Flush()
+				wait = min(wait, time.Millisecond)
+			}
+		}
+		if _, err := p.Wait(wait); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSocketDealerRouterThroughPoller(t *testing.T) {
+	router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Close()
+	dealer, err := Open(Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dealer.Close()
+
+	const n = 20000
+	for i := 0; i < n; i++ {
+		if err := dealer.Send([]byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gotAtRouter, echoed := 0, 0
+	pump(t, 20*time.Second, []*Socket{router, dealer}, func(s *Socket, msg [][]byte) {
+		if s == router {
+			if len(msg) != 2 || string(msg[0]) != "d1" || string(msg[1]) != fmt.Sprint(gotAtRouter) {
+				t.Fatalf("router got %q, want [d1 %d]", msg, gotAtRouter)
+			}
+			gotAtRouter++
+			if err := router.Send(msg...); err != nil { // echo
+				t.Fatal(err)
+			}
+			return
+		}
+		if len(msg) != 1 || string(msg[0]) != fmt.Sprint(echoed) {
+			t.Fatalf("dealer got %q, want %d", msg, echoed)
+		}
+		echoed++
+	}, func() bool { return echoed == n })
+	if gotAtRouter != n {
+		t.Fatalf("router saw %d messages, want %d", gotAtRouter, n)
+	}
+}
+
+func TestSocketErrors(t *testing.T) {
+	pub, err := Open(Pub, "tcp://127.0.0.1:0", true, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := Open(Sub, pub.Addr(), false, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"send without frames", func() error { return pub.Send() }, ErrEmptyMessage},
+		{"send on SUB", func() error { return sub.Send([]byte("x")) }, ErrCannotSend},
+		{"send after close", func() error { _ = pub.Close(); return pub.Send([]byte("x")) }, ErrClosed},
+		{"recv after close", func() error { _ = sub.Close(); _, err := sub.TryRecv(); return err }, ErrClosed},
+		{"close twice", func() error { return sub.Close() }, nil},
+	}
+	for _, tc := range tests {
+		if err := tc.do(); err != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, err := Open(Dealer, "bogus://x", false, Options{}); err == nil {
+		t.Error("Open with a bad address: no error")
+	}
+}
+
+func TestPollerPipeAndTimeout(t *testing.T) {
+	p, err := NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	if err := p.Add(fds[0], false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(fds[1], true); err != nil {
+		t.Fatal(err)
+	}
+	ready, err := p.Wait(time.Second)
+	if err != nil || len(ready) != 1 || ready[0].Fd != fds[1] || !ready[0].Writable {
+		t.Fatalf("empty pipe: got %+v, %v; want only the write end writable", ready, err)
+	}
+	if err := p.SetWrite(fds[1], false); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if ready, _ := p.Wait(30 * time.Millisecond); len(ready) != 0 || time.Since(start) < 25*time.Millisecond {
+		t.Fatalf("nothing to do: got %+v after %v, want a 30ms timeout", ready, time.Since(start))
+	}
+	_, _ = syscall.Write(fds[1], []byte("x"))
+	ready, _ = p.Wait(time.Second)
+	if len(ready) != 1 || ready[0].Fd != fds[0] || !ready[0].Readable {
+		t.Fatalf("after a write: got %+v, want the read end readable", ready)
+	}
+	p.Remove(fds[0])
+	if ready, _ := p.Wait(0); len(ready) != 0 {
+		t.Fatalf("after Remove: got %+v", ready)
+	}
+}
+
+func TestWakerWakesAnotherGoroutine(t *testing.T) {
+	p, err := NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	w, err := NewWaker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(w.Fd(), false); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 100; round++ {
+		woke := make(chan struct{})
+		go func() {
+			for i := 0; i < 3; i++ {
+				w.Wake()
+			}
+			close(woke)
+		}()
+		ready, err := p.Wait(5 * time.Second)
+		if err != nil || len(ready) != 1 || ready[0].Fd != w.Fd() {
+			t.Fatalf("round %d: got %+v, %v", round, ready, err)
+		}
+		<-woke
+		w.Drain()
+		if ready, _ := p.Wait(0); len(ready) != 0 {
+			t.Fatalf("round %d: still readable after Drain", round)
+		}
+	}
+	_ = w.Close()
+	w.Wake() // after Close: must not write to a closed (maybe reused) fd
+	if err := w.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
