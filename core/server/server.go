@@ -31,8 +31,13 @@ type Server struct {
 	cfg *config.Scheduler
 	log zerolog.Logger
 
-	router  *transport.Endpoint
-	monitor *transport.Endpoint
+	// The loop (Run) owns both sockets and waits for them in poller; other
+	// goroutines (the context, the in-process storage, webhook calls) wake
+	// it through waker.
+	router  *transport.Socket
+	monitor *transport.Socket
+	poller  *transport.Poller
+	waker   *transport.Waker
 	oss     *storage.Server // nil when an external one is configured
 	ossCli  *storage.Client
 	ossAddr string
@@ -90,8 +95,19 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 			srv.closeAll() // s itself is nil on the error returns
 		}
 	}()
-	if s.router, err = transport.Bind(transport.Router, cfg.SchedulerAddress, transport.Options{RecvBuffer: 8192}); err != nil {
+	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true, transport.Options{}); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	if s.poller, err = transport.NewPoller(); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	if s.waker, err = transport.NewWaker(); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	for _, fd := range []int{s.router.Fd(), s.waker.Fd()} {
+		if err = s.poller.Add(fd, false); err != nil {
+			return nil, fmt.Errorf("scheduler: %w", err)
+		}
 	}
 	if cfg.ObjectStorageAddress != "" {
 		s.ossAddr = cfg.ObjectStorageAddress
@@ -109,7 +125,7 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: monitor address: %w", err)
 	}
-	if s.monitor, err = transport.Bind(transport.Pub, monAddr, transport.Options{}); err != nil {
+	if s.monitor, err = transport.Open(transport.Pub, monAddr, true, transport.Options{}); err != nil {
 		return nil, fmt.Errorf("scheduler: monitor: %w", err)
 	}
 	if s.ossCli, err = storage.Dial(dialable(s.ossAddr)); err != nil {
@@ -198,11 +214,25 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 
+	// Outside events reach the loop through channels, each send followed
+	// by a wake-up.
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.waker.Wake()
+		case <-stopWatch:
+		}
+	}()
 	var ossDone chan error
 	if s.oss != nil {
 		ossCtx, cancel := context.WithCancel(context.Background())
 		ossDone = make(chan error, 1)
-		go func() { ossDone <- s.oss.Run(ossCtx) }()
+		go func() {
+			ossDone <- s.oss.Run(ossCtx)
+			s.waker.Wake()
+		}()
 		defer func() {
 			cancel()
 			<-ossDone
@@ -213,43 +243,38 @@ func (s *Server) Run(ctx context.Context) error {
 		Str("adapter_webhook_url", s.cfg.AdapterWebhookURL).
 		Msgf("listening on %s", s.Addr())
 
-	ticker := time.NewTicker(tickInterval)
-	defer ticker.Stop()
+	nextTick := time.Now().Add(tickInterval)
 	nextStatus := time.Now().Add(statusInterval)
-	recv := s.router.Recv()
 	for {
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			s.log.Info().Msg("stopping")
 			return nil
+		}
+		select {
 		case err := <-ossDone:
 			ossDone = nil
 			if err != nil {
 				return fmt.Errorf("scheduler: in-process object storage stopped: %w", err)
 			}
-		case frames, ok := <-recv:
-			if !ok {
-				if err := s.router.Err(); err != nil {
-					return fmt.Errorf("scheduler: router socket failed: %w", err)
-				}
-				return nil
-			}
-			s.handle(frames)
-			// Drain what is already queued before looking at timers.
-			for i := 0; i < 256; i++ {
-				select {
-				case frames, ok = <-recv:
-					if ok {
-						s.handle(frames)
-						continue
-					}
-				default:
-				}
-				break
-			}
 		case r := <-s.scaled:
 			s.core.OnScaleResponse(r, time.Now())
-		case now := <-ticker.C:
+		default:
+		}
+		// The router's descriptor is only a hint (transport.Socket): read
+		// everything that is there, answer it, then ask whether to sleep.
+		for i := 0; i < 4096; i++ {
+			frames, err := s.router.TryRecv()
+			if err != nil {
+				return fmt.Errorf("scheduler: router socket failed: %w", err)
+			}
+			if frames == nil {
+				break
+			}
+			s.handle(frames)
+		}
+		now := time.Now()
+		if !now.Before(nextTick) {
+			nextTick = now.Add(tickInterval)
 			s.core.Tick(now)
 			if !now.Before(nextStatus) {
 				nextStatus = now.Add(statusInterval)
@@ -264,6 +289,26 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.core.ShutdownAccepted() {
 			s.log.Info().Msg("shutdown accepted; exiting")
 			return nil
+		}
+		readable, unsent, err := s.router.Pending()
+		if err != nil {
+			return fmt.Errorf("scheduler: router socket failed: %w", err)
+		}
+		wait := max(time.Until(nextTick), 0)
+		if readable || len(s.scaled) > 0 {
+			wait = 0
+		} else if unsent {
+			_ = s.router.Flush()
+			wait = min(wait, 10*time.Millisecond)
+		}
+		ready, err := s.poller.Wait(wait)
+		if err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
+		for _, r := range ready {
+			if r.Fd == s.waker.Fd() {
+				s.waker.Drain()
+			}
 		}
 	}
 }
@@ -388,6 +433,12 @@ func (s *Server) closeAll() {
 	if s.monitor != nil {
 		_ = s.monitor.Close()
 	}
+	if s.poller != nil {
+		_ = s.poller.Close()
+	}
+	if s.waker != nil {
+		_ = s.waker.Close()
+	}
 	if s.ossCli != nil {
 		_ = s.ossCli.Close()
 	}
@@ -435,6 +486,7 @@ func (o outbox) Scale(r scheduler.ScaleRequest) {
 		resp := s.hook.call(ctx, r)
 		select {
 		case s.scaled <- resp:
+			s.waker.Wake()
 		case <-ctx.Done():
 		}
 	}()
