@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -139,6 +140,10 @@ func (a *agent) closeSockets() {
 }
 
 func (a *agent) run(ctx context.Context) error {
+	// The loop blocks only in epoll_wait and zmq calls: on its own thread
+	// it does not move between threads after each of them.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	a.log.Info().Str("scheduler", a.cfg.SchedulerAddress).Int("pid", os.Getpid()).
 		Msgf("worker %s started", a.cfg.WorkerID)
 	now := time.Now()

@@ -14,9 +14,10 @@ type task struct {
 
 	// Queue entry. A suspended task is queued again (resume = true) so that
 	// it runs again when nothing of higher priority is waiting.
-	seq    uint64
-	index  int // position in the heap, -1 when not queued
-	resume bool
+	seq      uint64
+	priority int64 // msg.Priority, kept here so that heap comparisons stay in the task
+	index    int   // position in the heap, -1 when not queued
+	resume   bool
 
 	proc *processor // bound processor, nil before it starts
 
@@ -40,8 +41,8 @@ func (q *taskQueue) Len() int { return len(q.items) }
 
 func (q *taskQueue) Less(i, j int) bool {
 	a, b := q.items[i], q.items[j]
-	if a.msg.Priority != b.msg.Priority {
-		return a.msg.Priority > b.msg.Priority
+	if a.priority != b.priority {
+		return a.priority > b.priority
 	}
 	if a.resume != b.resume {
 		return a.resume
@@ -73,6 +74,7 @@ func (q *taskQueue) Pop() any {
 func (q *taskQueue) push(t *task) {
 	q.seq++
 	t.seq = q.seq
+	t.priority = int64(t.msg.Priority)
 	heap.Push(q, t)
 }
 

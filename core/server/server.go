@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -203,6 +204,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("scheduler: Run called twice")
 	}
 	defer s.closeAll()
+	// The loop blocks only in epoll_wait and zmq calls: on its own thread
+	// it does not move between threads after each of them.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 
 	hookCtx, stopHooks := context.WithCancel(ctx)
 	s.hookCtx = hookCtx
