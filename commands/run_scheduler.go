@@ -11,6 +11,7 @@ import (
 
 func runScheduler(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.Scheduler)
+	tuneGCForMessageLoop()
 	if cfg.EventLoop != "builtin" {
 		log.Info().Str("event_loop", cfg.EventLoop).Msg("event loop choice accepted for compatibility; the Go runtime has one scheduler")
 	}

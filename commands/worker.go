@@ -50,6 +50,7 @@ func runWorkerProcess(stdin io.Reader, stderr io.Writer) int {
 	defer closer.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	tuneGCForMessageLoop()
 	if err := worker.Run(ctx, cfg, log); err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
 		return exitFailure
