@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -170,3 +171,44 @@ func BenchmarkScheduler(b *testing.B) {
 }
 
 func isResult(m protocol.Message) bool { _, ok := m.(*protocol.TaskResult); return ok }
+
+// BenchmarkRoundTrip: one task at a time through a real scheduler and one
+// worker, from a Go client: the latency floor under the Python client.
+func BenchmarkRoundTrip(b *testing.B) {
+	python := findPython(b)
+	s := scalertest.StartScheduler(b, nil)
+	c, err := scalertest.NewClient(s.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	h := newHelperFor(b, python, s.StorageAddr(), c.ID)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cfg := Config{Name: "rtt", SchedulerAddress: s.Addr(), Python: python, HeartbeatInterval: time.Second, LoggingLevel: "ERROR"}
+	go func() { done <- Run(ctx, cfg, testLog(b, "worker").Level(3)) }()
+	defer func() { cancel(); <-done }()
+	fn, arg := h.fn(srcIdentity, "ident"), h.arg("1")
+	roundTrip := func() time.Duration {
+		t := h.task(fn, 0, arg)
+		t.KeepResult = false
+		start := time.Now()
+		_ = c.Send(t)
+		if _, err := c.Expect(60*time.Second, isResult); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	for i := 0; i < 20; i++ {
+		roundTrip() // warm up the processor's caches
+	}
+	samples := make([]time.Duration, b.N)
+	b.ResetTimer()
+	for i := range samples {
+		samples[i] = roundTrip()
+	}
+	b.StopTimer()
+	slices.Sort(samples)
+	b.ReportMetric(float64(samples[len(samples)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(samples[len(samples)*99/100].Microseconds()), "p99-µs")
+}
