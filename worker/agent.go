@@ -476,6 +476,14 @@ func (a *agent) onCancel(m *protocol.TaskCancel) {
 		a.queue.remove(t)
 		delete(a.tasks, t.key)
 		confirm(protocol.CancelConfirmCanceled)
+	case t.ahead || t.withdrawing:
+		// Sent ahead and maybe not started: the processor drops it if it
+		// has not (ProcessorCanceled, confirmed then); if its result comes
+		// instead, it had run, and the result is the answer.
+		if !t.withdrawing {
+			t.withdrawing = true
+			a.sendProc(t.proc, &protocol.ProcessorCancel{TaskID: t.msg.TaskID})
+		}
 	case !m.Force:
 		confirm(protocol.CancelConfirmFailed)
 	default: // running or suspended, forced: stop its processor
@@ -503,6 +511,8 @@ func (a *agent) onProcessor(p *processor, frame []byte) {
 		a.onInitialized(p, m)
 	case *protocol.ProcessorResult:
 		a.onResult(p, m)
+	case *protocol.ProcessorCanceled:
+		a.onWithdrawn(p, m)
 	case *protocol.ProcessorLog:
 		if p.task != nil && string(m.TaskID) == p.task.key {
 			a.send(&protocol.TaskLog{TaskID: m.TaskID, Type: m.Type, Content: m.Content})
@@ -535,8 +545,23 @@ func (a *agent) onResult(p *processor, m *protocol.ProcessorResult) {
 		return
 	}
 	profile := a.profile(t)
+	p.quick = t.ran == 0 && time.Duration(profile.DurationS*float64(time.Second)) < aheadBelow
 	a.finishTask(t)
-	if !p.suspended {
+	switch {
+	case p.suspended && p.ahead != nil:
+		// It finished before the suspension took effect and went on to the
+		// task sent ahead, which is the one suspended now: it takes the
+		// finished task's place in the queue of resumptions.
+		next := a.promoteAt(p, p.lastCPU)
+		next.resume = true
+		next.runSince = time.Time{}
+		a.queue.push(next)
+	case p.suspended:
+		// It finished before the suspension took effect; it may now be
+		// blocked in its suspend handler, so it is not reused.
+		a.kill(p)
+	default:
+		a.promoteAt(p, p.lastCPU)
 		// Hand the processor its next task before reporting this one, so
 		// that it does not sit idle while the result goes out.
 		a.dispatch()
@@ -557,17 +582,37 @@ func (a *agent) onResult(p *processor, m *protocol.ProcessorResult) {
 		res.Results = [][]byte{m.ResultObjectID}
 	}
 	a.send(res)
-	if p.suspended {
-		// It finished before the suspension took effect; it may now be
-		// blocked in its suspend handler, so it is not reused.
-		a.kill(p)
+	a.dispatch()
+}
+
+// onWithdrawn handles ProcessorCanceled: p dropped a task sent ahead
+// without running it.
+func (a *agent) onWithdrawn(p *processor, m *protocol.ProcessorCanceled) {
+	t, ok := a.tasks[string(m.TaskID)]
+	if !ok || t.proc != p || !t.withdrawing {
+		a.log.Warn().Int("pid", p.pid).Msg("dropped a cancel answer for a task the processor does not hold")
+		return
 	}
+	if p.task == t {
+		// Taken for started when the task before it ended; the processor
+		// went on to the task after it instead.
+		cpu := p.stat.cpu()
+		a.finishTask(t)
+		a.promoteAt(p, cpu)
+	} else {
+		a.finishTask(t)
+	}
+	a.send(&protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmCanceled})
 	a.dispatch()
 }
 
 // onExit handles the end of a processor process.
 func (a *agent) onExit(ex procExit) {
 	p := ex.p
+	if !p.killed {
+		a.readProcessor(p) // what it wrote before it ended (a result, say) comes first
+	}
+	a.requeueAhead(p)
 	a.reap(p)
 	if a.spare == p {
 		a.spare = nil
@@ -654,22 +699,90 @@ func (a *agent) dispatch() {
 		a.start(p, t)
 	}
 	a.armTimeout()
+	a.fillAhead()
+}
+
+// aheadBelow: a processor is sent its next task ahead of time only while
+// its tasks take less than this. Then the agent's turn-around between tasks
+// (tens of µs) is worth saving, and a cancel of the task sent ahead, which
+// the processor can only answer between tasks, waits little; for longer
+// tasks the saving is negligible and a cancel must not wait.
+const aheadBelow = 2 * time.Millisecond
+
+// fillAhead sends the running processor its next task now, so that it goes
+// on without waiting for the agent when the current one ends (docs/protocol.md
+// §7.5, "Sending ahead"). Only a task of the same priority goes ahead: one
+// of higher priority would suspend the running task instead, and one of
+// lower priority must not overtake anything that arrives meanwhile.
+func (a *agent) fillAhead() {
+	p := a.current
+	if p == nil || p.task == nil || p.suspended || p.ahead != nil || p.killed || p.fd < 0 || !p.quick {
+		return
+	}
+	t := a.queue.peek()
+	if t == nil || t.resume || t.priority != p.task.priority {
+		return
+	}
+	a.queue.pop()
+	t.proc, t.ahead, p.ahead = p, true, t
+	a.sendTask(p, t)
+}
+
+// promoteAt starts the task sent ahead to p, if any, now that the task
+// before it has ended; cpu is p's CPU time at that moment. It returns the
+// promoted task.
+func (a *agent) promoteAt(p *processor, cpu uint64) *task {
+	t := p.ahead
+	if t == nil {
+		return nil
+	}
+	p.ahead, t.ahead, p.task = nil, false, t
+	a.begin(p, t, cpu)
+	return t
+}
+
+// requeueAhead takes back the task sent ahead to p, which p will not run
+// (it is being killed, or died with another task): the task goes back to
+// the queue in its old place, or, if its cancel was pending, is cancelled.
+func (a *agent) requeueAhead(p *processor) {
+	t := p.ahead
+	if t == nil {
+		return
+	}
+	p.ahead, t.ahead, t.proc = nil, false, nil
+	if t.withdrawing {
+		t.withdrawing = false
+		delete(a.tasks, t.key)
+		a.send(&protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmCanceled})
+		return
+	}
+	a.queue.requeue(t)
 }
 
 // start hands task t to the idle processor p.
 func (a *agent) start(p *processor, t *task) {
 	t.proc = p
 	p.task = t
+	a.begin(p, t, p.stat.cpu())
+	a.sendTask(p, t)
+}
+
+// begin marks t as started on p now: its profile and timeout count from
+// here, with cpu as p's CPU time at this moment.
+func (a *agent) begin(p *processor, t *task, cpu uint64) {
 	now := time.Now()
 	t.started, t.runSince = now, now
-	t.cpu0 = p.stat.cpu()
+	t.cpu0 = cpu
 	if p.rss == 0 {
 		p.rss = p.stat.rss()
 	}
 	t.rss0 = p.rss // what it was when the processor last finished a task
 	t.rssPeak = t.rss0
-	// Arguments go through as they came (object ids and inline bytes);
-	// ArgumentIDs stays empty, as docs/protocol.md §7.5 allows.
+}
+
+// sendTask sends t to p. Arguments go through as they came (object ids and
+// inline bytes); ArgumentIDs stays empty, as docs/protocol.md §7.5 allows.
+func (a *agent) sendTask(p *processor, t *task) {
 	a.sendProc(p, &protocol.ProcessorTask{
 		TaskID:        t.msg.TaskID,
 		Source:        t.msg.Source,
@@ -718,9 +831,15 @@ func (a *agent) finishTask(t *task) {
 	a.queue.remove(t)
 	t.resume = false
 	delete(a.tasks, t.key)
-	if p := t.proc; p != nil && p.task == t {
-		p.task = nil
+	if p := t.proc; p != nil {
+		if p.task == t {
+			p.task = nil
+		}
+		if p.ahead == t {
+			p.ahead = nil
+		}
 	}
+	t.ahead, t.withdrawing = false, false
 }
 
 // retire kills p (whose task is gone) and, if it was current, lets another
@@ -751,6 +870,12 @@ func (a *agent) checkTimeout(now time.Time) {
 	if a.cfg.TaskTimeout <= 0 || !a.running() {
 		return
 	}
+	// A result already waiting on the channel settles the task (and starts
+	// the one sent ahead) before anything is killed.
+	a.readProcessor(a.current)
+	if !a.running() {
+		return
+	}
 	p := a.current
 	t := p.task
 	if t.ran+now.Sub(t.runSince) < a.cfg.TaskTimeout {
@@ -776,7 +901,7 @@ func (a *agent) checkTimeout(now time.Time) {
 func (a *agent) profile(t *task) protocol.TaskProfile {
 	p := t.proc
 	cpu, rss := p.stat.cpu(), p.stat.rss()
-	p.rss = rss
+	p.rss, p.lastCPU = rss, cpu
 	if rss > t.rssPeak {
 		t.rssPeak = rss
 	}
@@ -792,7 +917,7 @@ func (a *agent) profile(t *task) protocol.TaskProfile {
 
 func (a *agent) sampleMemory() {
 	for _, t := range a.tasks {
-		if t.proc != nil && !t.proc.exited {
+		if t.proc != nil && !t.proc.exited && !t.ahead {
 			if rss := t.proc.stat.rss(); rss > t.rssPeak {
 				t.rssPeak = rss
 			}

@@ -31,6 +31,8 @@ type processor struct {
 
 	initialized bool
 	task        *task // running or suspended task; nil when idle
+	ahead       *task // the next task, sent before task ended (docs/protocol.md §7.5); nil if none
+	quick       bool  // its last task took less than aheadBelow, unsuspended: send tasks ahead
 	suspended   bool
 	killed      bool // the agent asked it to die; its exit is expected
 	exited      bool
@@ -43,6 +45,7 @@ type processor struct {
 	stat     *procStat
 	cpu      cpuMeter
 	rss      uint64 // RSS at the end of its last task (the next task's baseline)
+	lastCPU  uint64 // its CPU time then
 
 	writeBlocked bool // p.out is waiting for the channel to become writable
 }
@@ -239,6 +242,7 @@ func (a *agent) flushProcessor(p *processor) {
 // kill stops a processor: SIGTERM (plus SIGCONT, so that a stopped one can
 // act on it), then SIGKILL after the kill delay if it is still there.
 func (a *agent) kill(p *processor) {
+	a.requeueAhead(p)
 	if p.killed || p.exited {
 		p.killed = true
 		return

@@ -21,6 +21,9 @@ type task struct {
 
 	proc *processor // bound processor, nil before it starts
 
+	ahead       bool // sent to proc ahead of time, not started yet (processor.ahead)
+	withdrawing bool // a ProcessorCancel for it is unanswered
+
 	// Profiling, from dispatch to result.
 	started  time.Time
 	cpu0     uint64 // processor CPU ticks at dispatch
@@ -77,6 +80,9 @@ func (q *taskQueue) push(t *task) {
 	t.priority = int64(t.msg.Priority)
 	heap.Push(q, t)
 }
+
+// requeue puts back a task taken from the queue, in its old place.
+func (q *taskQueue) requeue(t *task) { heap.Push(q, t) }
 
 func (q *taskQueue) peek() *task {
 	if len(q.items) == 0 {

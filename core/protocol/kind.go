@@ -45,6 +45,8 @@ const (
 	KindProcessorTask        Kind = 65
 	KindProcessorResult      Kind = 66
 	KindProcessorLog         Kind = 67
+	KindProcessorCancel      Kind = 68
+	KindProcessorCanceled    Kind = 69
 
 	// Object storage requests and responses.
 	KindObjectRequest  Kind = 96

@@ -162,4 +162,6 @@ func init() {
 		Message:          "ZeroDivisionError: division by zero",
 	})
 	addGolden(&ProcessorLog{TaskID: gTaskID(1), Type: LogStderr, Content: "hello\n"})
+	addGolden(&ProcessorCancel{TaskID: gTaskID(2)})
+	addGolden(&ProcessorCanceled{TaskID: gTaskID(2)})
 }

@@ -69,14 +69,34 @@ type ProcessorLog struct {
 	Content string  `msg:"content"`
 }
 
+// ProcessorCancel withdraws a task that was sent to a processor ahead of
+// time and may not have started (agent -> processor). A processor reads its
+// channel only between tasks, in order: if the task is still waiting in its
+// queue it drops it unrun and answers ProcessorCanceled; otherwise the task
+// has already run, its ProcessorResult went out before this message was
+// read, and no answer follows.
+type ProcessorCancel struct {
+	TaskID []byte `msg:"task_id"`
+}
+
+// ProcessorCanceled confirms that a processor dropped a task unrun
+// (processor -> agent), in answer to ProcessorCancel.
+type ProcessorCanceled struct {
+	TaskID []byte `msg:"task_id"`
+}
+
 func (*ProcessorInitialized) Kind() Kind { return KindProcessorInitialized }
 func (*ProcessorTask) Kind() Kind        { return KindProcessorTask }
 func (*ProcessorResult) Kind() Kind      { return KindProcessorResult }
 func (*ProcessorLog) Kind() Kind         { return KindProcessorLog }
+func (*ProcessorCancel) Kind() Kind      { return KindProcessorCancel }
+func (*ProcessorCanceled) Kind() Kind    { return KindProcessorCanceled }
 
 func init() {
 	register(KindProcessorInitialized, func() Message { return new(ProcessorInitialized) })
 	register(KindProcessorTask, func() Message { return new(ProcessorTask) })
 	register(KindProcessorResult, func() Message { return new(ProcessorResult) })
+	register(KindProcessorCancel, func() Message { return new(ProcessorCancel) })
+	register(KindProcessorCanceled, func() Message { return new(ProcessorCanceled) })
 	register(KindProcessorLog, func() Message { return new(ProcessorLog) })
 }

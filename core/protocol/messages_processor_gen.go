@@ -7,6 +7,212 @@ import (
 )
 
 // DecodeMsg implements msgp.Decodable
+func (z *ProcessorCancel) DecodeMsg(dc *msgp.Reader) (err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, err = dc.ReadMapHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, err = dc.ReadMapKeyPtr()
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "task_id":
+			z.TaskID, err = dc.ReadBytes(z.TaskID)
+			if err != nil {
+				err = msgp.WrapError(err, "TaskID")
+				return
+			}
+		default:
+			err = dc.Skip()
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *ProcessorCancel) EncodeMsg(en *msgp.Writer) (err error) {
+	// map header, size 1
+	// write "task_id"
+	err = en.Append(0x81, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.TaskID)
+	if err != nil {
+		err = msgp.WrapError(err, "TaskID")
+		return
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *ProcessorCancel) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 1
+	// string "task_id"
+	o = append(o, 0x81, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.TaskID)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *ProcessorCancel) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "task_id":
+			z.TaskID, bts, err = msgp.ReadBytesBytes(bts, z.TaskID)
+			if err != nil {
+				err = msgp.WrapError(err, "TaskID")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *ProcessorCancel) Msgsize() (s int) {
+	s = 1 + 8 + msgp.BytesPrefixSize + len(z.TaskID)
+	return
+}
+
+// DecodeMsg implements msgp.Decodable
+func (z *ProcessorCanceled) DecodeMsg(dc *msgp.Reader) (err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, err = dc.ReadMapHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, err = dc.ReadMapKeyPtr()
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "task_id":
+			z.TaskID, err = dc.ReadBytes(z.TaskID)
+			if err != nil {
+				err = msgp.WrapError(err, "TaskID")
+				return
+			}
+		default:
+			err = dc.Skip()
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *ProcessorCanceled) EncodeMsg(en *msgp.Writer) (err error) {
+	// map header, size 1
+	// write "task_id"
+	err = en.Append(0x81, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.TaskID)
+	if err != nil {
+		err = msgp.WrapError(err, "TaskID")
+		return
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *ProcessorCanceled) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 1
+	// string "task_id"
+	o = append(o, 0x81, 0xa7, 0x74, 0x61, 0x73, 0x6b, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.TaskID)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *ProcessorCanceled) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "task_id":
+			z.TaskID, bts, err = msgp.ReadBytesBytes(bts, z.TaskID)
+			if err != nil {
+				err = msgp.WrapError(err, "TaskID")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *ProcessorCanceled) Msgsize() (s int) {
+	s = 1 + 8 + msgp.BytesPrefixSize + len(z.TaskID)
+	return
+}
+
+// DecodeMsg implements msgp.Decodable
 func (z *ProcessorInitialized) DecodeMsg(dc *msgp.Reader) (err error) {
 	var field []byte
 	_ = field

@@ -29,6 +29,8 @@ var kindNames = [256]string{
 	KindProcessorTask:          "ProcessorTask",
 	KindProcessorResult:        "ProcessorResult",
 	KindProcessorLog:           "ProcessorLog",
+	KindProcessorCancel:        "ProcessorCancel",
+	KindProcessorCanceled:      "ProcessorCanceled",
 	KindObjectRequest:          "ObjectRequest",
 	KindObjectResponse:         "ObjectResponse",
 }

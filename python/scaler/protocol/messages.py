@@ -26,8 +26,8 @@ __all__ = [
     "ClientHeartbeat", "ClientHeartbeatEcho", "WorkerHeartbeat", "WorkerHeartbeatEcho",
     "DisconnectRequest", "DisconnectResponse", "ClientDisconnect", "ClientShutdownResponse", "Batch",
     "StateScheduler", "StateWorker", "StateTask", "StateGraphTask", "StateBalanceAdvice",
-    "ProcessorInitialized", "ProcessorTask", "ProcessorResult", "ProcessorLog",
-    "ObjectRequest", "ObjectResponse",
+    "ProcessorInitialized", "ProcessorTask", "ProcessorResult", "ProcessorLog", "ProcessorCancel",
+    "ProcessorCanceled", "ObjectRequest", "ObjectResponse",
 ]
 
 
@@ -57,6 +57,8 @@ class Kind(enum.IntEnum):
     ProcessorTask = 65
     ProcessorResult = 66
     ProcessorLog = 67
+    ProcessorCancel = 68
+    ProcessorCanceled = 69
     ObjectRequest = 96
     ObjectResponse = 97
 
@@ -379,6 +381,8 @@ ProcessorResult = _struct(
     Kind.ProcessorResult,
 )
 ProcessorLog = _struct("ProcessorLog", [("task_id", B), ("type", I), ("content", S)], Kind.ProcessorLog)
+ProcessorCancel = _struct("ProcessorCancel", [("task_id", B)], Kind.ProcessorCancel)
+ProcessorCanceled = _struct("ProcessorCanceled", [("task_id", B)], Kind.ProcessorCanceled)
 
 # Object storage (docs/protocol.md §9).
 ObjectRequest = _struct(

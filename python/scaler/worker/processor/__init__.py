@@ -24,6 +24,7 @@ Nested clients find the running task with :func:`current_task`.
 """
 
 import argparse
+import collections
 import datetime
 import gc
 import socket
@@ -49,6 +50,8 @@ from scaler.protocol.messages import (
     LogType,
     ObjectInstruction,
     ObjectInstructionType,
+    ProcessorCancel,
+    ProcessorCanceled,
     ProcessorInitialized,
     ProcessorLog,
     ProcessorResult,
@@ -160,7 +163,7 @@ class Processor:
     def __init__(self, fd: int, gc_interval: float, trim_threshold: int):
         self._context = zmq.Context(io_threads=1)
         self._socket = socket.socket(fileno=fd)
-        self._reader = self._socket.makefile("rb", buffering=1 << 16)
+        self._buf = bytearray()  # bytes read from the agent, not yet split into frames
         self._send_lock = threading.Lock()
         self._pending_sets = []  # (request id, storage client, task id) of unacknowledged small results
         self._storage: Dict[str, ObjectStorageClient] = {}
@@ -181,15 +184,31 @@ class Processor:
         with self._send_lock:
             self._socket.sendall(_LENGTH.pack(len(frame)) + frame)
 
-    def _recv(self) -> Optional[bytes]:
-        header = self._reader.read(4)
-        if len(header) < 4:
-            return None
-        (length,) = _LENGTH.unpack(header)
-        frame = self._reader.read(length)
-        if len(frame) < length:
-            return None
-        return frame
+    def _fill(self, block: bool) -> bool:
+        """Append what the channel holds to the read buffer, waiting for something if block.
+        Returns False at end of file (the agent closed the channel)."""
+        try:
+            data = self._socket.recv(1 << 18, 0 if block else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        self._buf += data
+        return True
+
+    def _frames(self) -> list:
+        """Remove and return the whole frames at the front of the read buffer."""
+        buf = self._buf
+        pos, end, frames = 0, len(self._buf), []
+        while end - pos >= 4:
+            (length,) = _LENGTH.unpack_from(buf, pos)
+            if end - pos - 4 < length:
+                break
+            frames.append(bytes(buf[pos + 4 : pos + 4 + length]))
+            pos += 4 + length
+        if pos:
+            del buf[:pos]
+        return frames
 
     def serve(self, preload: Optional[str]) -> int:
         error = ""
@@ -204,38 +223,63 @@ class Processor:
             self._socket.close()
             return 1
         threading.Thread(target=self._housekeeping, name="scaler-processor-gc", daemon=True).start()
+        # Work in arrival order: _Task objects and evictions. The agent may send the next task
+        # while one runs (docs/protocol.md §7.5, "Sending ahead"), so the channel is read, without
+        # waiting, before each task starts: a ProcessorCancel that has arrived by then withdraws
+        # its task from here.
+        queue: "collections.deque" = collections.deque()
+        open_ = True
         while True:
-            frame = self._recv()
-            if frame is None:
-                return 0  # the agent closed the channel
-            kind = frame[0] if frame else 0
-            if kind == _KIND_PROCESSOR_TASK:
-                # The hot path reads the map directly (the generic codec costs ~50 us a frame).
-                try:
-                    task = _Task(msgpack.unpackb(memoryview(frame)[1:], raw=False))
-                except Exception as exc:
-                    logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
-                    continue
-                self._run(task)
+            if not queue:
+                if not open_ or not self._fill(block=True):
+                    return 0
+            elif open_ and not self._fill(block=False):
+                open_ = False
+            for frame in self._frames():
+                self._take(frame, queue)
+            if not queue:
                 continue
-            if kind == _KIND_OBJECT_INSTRUCTION:
-                # Forwarded deletes (one per batch of released results): read directly too.
-                try:
-                    body = msgpack.unpackb(memoryview(frame)[1:], raw=False)
-                    if body.get("type") == ObjectInstructionType.Delete:
-                        functions, arguments = self._functions, self._arguments
-                        for oid in (body.get("metadata") or {}).get("object_ids") or ():
-                            functions.pop(oid, None)
-                            arguments.pop(oid, None)
-                except Exception as exc:
-                    logger.warning("dropped malformed ObjectInstruction from the agent: %s", exc)
-                continue
+            item = queue.popleft()
+            if isinstance(item, _Task):
+                self._run(item)
+            else:
+                functions, arguments = self._functions, self._arguments
+                for oid in item:
+                    functions.pop(oid, None)
+                    arguments.pop(oid, None)
+
+    def _take(self, frame: bytes, queue) -> None:
+        """Queue one frame from the agent as work, or apply it if it is a cancel."""
+        kind = frame[0] if frame else 0
+        if kind == _KIND_PROCESSOR_TASK:
+            # The hot path reads the map directly (the generic codec costs ~50 us a frame).
             try:
-                message = decode(frame)
-            except DecodeError as exc:
-                logger.warning("dropped malformed message from the agent: %s", exc)
-                continue
-            logger.warning("dropped unexpected %s from the agent", type(message).__name__)
+                queue.append(_Task(msgpack.unpackb(memoryview(frame)[1:], raw=False)))
+            except Exception as exc:
+                logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
+            return
+        if kind == _KIND_OBJECT_INSTRUCTION:
+            # Forwarded deletes (one per batch of released results): read directly too.
+            try:
+                body = msgpack.unpackb(memoryview(frame)[1:], raw=False)
+                if body.get("type") == ObjectInstructionType.Delete:
+                    queue.append(list((body.get("metadata") or {}).get("object_ids") or ()))
+            except Exception as exc:
+                logger.warning("dropped malformed ObjectInstruction from the agent: %s", exc)
+            return
+        try:
+            message = decode(frame)
+        except DecodeError as exc:
+            logger.warning("dropped malformed message from the agent: %s", exc)
+            return
+        if isinstance(message, ProcessorCancel):
+            for item in queue:
+                if isinstance(item, _Task) and item.task_id == message.task_id:
+                    queue.remove(item)
+                    self.send(ProcessorCanceled(task_id=message.task_id))
+                    return
+            return  # it has already run; its result went out before this was read
+        logger.warning("dropped unexpected %s from the agent", type(message).__name__)
 
     # Tasks.
 

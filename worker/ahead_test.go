@@ -1,0 +1,129 @@
+package worker
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// Tasks sent ahead (docs/protocol.md §7.5): once a processor's tasks are
+// quick, the agent sends it the next task while the current one runs.
+
+const srcFlagged = "import time\ndef flagged(path, s):\n    open(path, 'w').close()\n    time.sleep(s)\n    return s\n"
+
+// makeQuick runs a few instant tasks so that the processor counts as quick.
+func makeQuick(t *testing.T, e *workerEnv) {
+	t.Helper()
+	fn := e.h.fn("def nothing():\n    return 0\n", "nothing")
+	for i := 0; i < 5; i++ {
+		task := e.h.task(fn, 0)
+		e.sched.send(task)
+		if res := e.sched.result(task.TaskID, 30*time.Second); res.Type != protocol.ResultSuccess {
+			t.Fatalf("warm-up task: %+v", res)
+		}
+	}
+}
+
+// collect reads messages until every wanted task has a TaskResult or a
+// TaskCancelConfirm, and returns them in arrival order.
+func collect(t *testing.T, e *workerEnv, ids ...[]byte) []protocol.Message {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[string(id)] = true
+	}
+	var got []protocol.Message
+	deadline := time.Now().Add(30 * time.Second)
+	for len(want) > 0 {
+		m := e.sched.next(time.Until(deadline))
+		switch m := m.(type) {
+		case *protocol.TaskResult:
+			delete(want, string(m.TaskID))
+			got = append(got, m)
+		case *protocol.TaskCancelConfirm:
+			delete(want, string(m.TaskID))
+			got = append(got, m)
+		}
+	}
+	return got
+}
+
+func TestCancelOfTaskSentAhead(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		t.Run(map[bool]string{false: "not forced", true: "forced"}[force], func(t *testing.T) {
+			e := startWorker(t, nil)
+			makeQuick(t, e)
+			flagged := e.h.fn(srcFlagged, "flagged")
+			dir := t.TempDir()
+			first := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "first"))), e.h.arg("1"))
+			ahead := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "ahead"))), e.h.arg("0"))
+			e.sched.send(first)
+			e.sched.send(ahead)
+			waitForFile(t, filepath.Join(dir, "first"), 30*time.Second)
+			e.sched.send(&protocol.TaskCancel{TaskID: ahead.TaskID, Force: force})
+
+			got := collect(t, e, first.TaskID, ahead.TaskID)
+			// Sent ahead, the task can only be withdrawn once the processor is
+			// between tasks: the answer follows the running task's result (a
+			// queued task's cancel would be answered at once).
+			res, ok := got[0].(*protocol.TaskResult)
+			if !ok || string(res.TaskID) != string(first.TaskID) || res.Type != protocol.ResultSuccess {
+				t.Fatalf("first answer %+v, want the running task's success", got[0])
+			}
+			c, ok := got[1].(*protocol.TaskCancelConfirm)
+			if !ok || c.Type != protocol.CancelConfirmCanceled {
+				t.Fatalf("second answer %+v, want the withdrawn task cancelled", got[1])
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ahead")); err == nil {
+				t.Fatal("the withdrawn task ran")
+			}
+			// The processor goes on serving.
+			makeQuick(t, e)
+		})
+	}
+}
+
+func TestTaskSentAheadSurvivesItsProcessor(t *testing.T) {
+	for _, how := range []string{"force cancel", "timeout"} {
+		t.Run(how, func(t *testing.T) {
+			e := startWorker(t, func(c *Config) {
+				if how == "timeout" {
+					c.TaskTimeout = 2 * time.Second
+				}
+			})
+			makeQuick(t, e)
+			flagged := e.h.fn(srcFlagged, "flagged")
+			dir := t.TempDir()
+			first := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "first"))), e.h.arg("60"))
+			ahead := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "ahead"))), e.h.arg("0"))
+			e.sched.send(first)
+			e.sched.send(ahead)
+			waitForFile(t, filepath.Join(dir, "first"), 30*time.Second)
+			if how == "force cancel" {
+				e.sched.send(&protocol.TaskCancel{TaskID: first.TaskID, Force: true})
+			}
+			got := collect(t, e, first.TaskID, ahead.TaskID)
+			switch m := got[0].(type) {
+			case *protocol.TaskCancelConfirm:
+				if how != "force cancel" || m.Type != protocol.CancelConfirmCanceled {
+					t.Fatalf("first answer %+v", m)
+				}
+			case *protocol.TaskResult:
+				if how != "timeout" || m.Type != protocol.ResultFailedTimeout {
+					t.Fatalf("first answer %+v", m)
+				}
+			}
+			// The task sent ahead never started in the killed processor; it
+			// runs once, in the next one.
+			if res, ok := got[1].(*protocol.TaskResult); !ok || res.Type != protocol.ResultSuccess {
+				t.Fatalf("task sent ahead: %+v, want success", got[1])
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ahead")); err != nil {
+				t.Fatalf("the task sent ahead did not run: %v", err)
+			}
+		})
+	}
+}
