@@ -34,6 +34,7 @@ type agent struct {
 
 	storage      protocol.Address
 	storageKnown bool
+	storageWatch *storageWatch // nil until storageKnown; see storagewatch.go
 
 	queue   taskQueue
 	tasks   map[string]*task // queued, running and suspended tasks
@@ -110,6 +111,7 @@ func (a *agent) run(ctx context.Context) error {
 	a.log.Info().Str("scheduler", a.cfg.SchedulerAddress).Int("pid", os.Getpid()).
 		Msgf("worker %s started", a.cfg.WorkerID)
 	a.lastSeen = time.Now()
+	a.startStorageWatch()
 	a.timeoutTimer = time.NewTimer(time.Hour)
 	a.timeoutTimer.Stop()
 	defer a.timeoutTimer.Stop()
@@ -151,6 +153,8 @@ func (a *agent) run(ctx context.Context) error {
 			}
 		case now := <-a.timeoutTimer.C:
 			a.checkTimeout(now)
+		case err := <-a.storageWatch.Lost():
+			a.onStorageLost(err)
 		}
 		a.flushOut()
 	}
@@ -315,6 +319,7 @@ func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
 			}
 		}
 		a.storage, a.storageKnown = addr, true
+		a.startStorageWatch()
 		a.log.Info().Str("object_storage", net.JoinHostPort(addr.Host, strconv.Itoa(int(addr.Port)))).
 			Msg("object storage address learnt from the scheduler")
 		a.dispatch()
