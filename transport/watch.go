@@ -70,11 +70,12 @@ func WatchConnection(addr string) (_ *Watch, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var socks []*zmq.Socket
+	var socks []*zmq.Socket // sock first
 	defer func() {
-		if err != nil {
-			for i := len(socks) - 1; i >= 0; i-- {
-				_ = socks[i].Close()
+		if err != nil && len(socks) > 0 {
+			_ = socks[0].Monitor("", 0) // see shutdown
+			for _, s := range socks {
+				_ = s.Close()
 			}
 		}
 	}()
@@ -109,6 +110,12 @@ func WatchConnection(addr string) (_ *Watch, err error) {
 	}
 	mon, err := newSock(zmq.PAIR)
 	if err != nil {
+		return nil, err
+	}
+	// libzmq sends monitor events blocking, from whichever thread has the
+	// event (often an io thread): an unbounded pipe means a burst of events
+	// can never stall it.
+	if err := mon.SetRcvhwm(0); err != nil {
 		return nil, err
 	}
 	// Connected before sock connects, so that no event is missed (libzmq
@@ -223,7 +230,13 @@ func (w *Watch) shutdown() {
 	w.wakeTx = nil // Close uses wakeTx only under mu
 	w.mu.Unlock()
 	_ = wakeTx.Close()
-	_ = w.sock.Close() // stops the monitor too
+	// Stop the monitor before anything is closed. libzmq sends monitor events
+	// blocking, and closing sock emits some later, from the reaper or an io
+	// thread: if mon were gone by then, that thread would block for good and
+	// every socket it serves would stall. zmq_socket_monitor(NULL) takes the
+	// lock those sends hold, so no event is sent after it returns.
+	_ = w.sock.Monitor("", 0)
+	_ = w.sock.Close()
 	_ = w.mon.Close()
 	_ = w.wakeRx.Close()
 	close(w.done)

@@ -171,12 +171,17 @@ func TestWatchRejectsNonTCP(t *testing.T) {
 	}
 }
 
-func TestWatchCloseLeavesNoGoroutine(t *testing.T) {
+// Many watches opened and closed, some before they connect, some while
+// connecting to a port where nothing listens: each new one still connects
+// (closing must not leave an io thread blocked on a monitor event nobody
+// reads), ordinary endpoints keep working, and no goroutine is left.
+func TestWatchOpenCloseCycles(t *testing.T) {
 	peer := bind(t, Router, Options{})
+	echo(peer)
 	down := freePort(t)
 	runtime.GC()
 	before := runtime.NumGoroutine()
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 30; i++ {
 		up, err := WatchConnection(peer.Addr())
 		if err != nil {
 			t.Fatal(err)
@@ -186,11 +191,24 @@ func TestWatchCloseLeavesNoGoroutine(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%2 == 0 {
-			awaitConnected(t, up)
+			select {
+			case <-up.Connected():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("cycle %d: watch of %s not connected within 10s", i, up.Addr())
+			}
 		}
 		up.Close()
 		never.Close()
 	}
+	d, err := Connect(Dealer, peer.Addr(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSend(t, d, []byte("ping"))
+	if msg := recvWithin(t, d, 10*time.Second); string(msg[0]) != "ping" {
+		t.Fatalf("echo %q", msg)
+	}
+	_ = d.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
