@@ -39,6 +39,7 @@ type agent struct {
 
 	storage      protocol.Address
 	storageKnown bool
+	storageWatch *storageWatch // nil until storageKnown; see storagewatch.go
 
 	queue   taskQueue
 	tasks   map[string]*task // queued, running and suspended tasks
@@ -152,6 +153,7 @@ func (a *agent) run(ctx context.Context) error {
 	nextProfile := now.Add(profileInterval)
 	deathEvery := deathCheckInterval(a.cfg.DeathTimeout)
 	nextDeathCheck := now.Add(deathEvery)
+	a.startStorageWatch()
 
 	// The context is the only outside event without a channel of ours.
 	go func() {
@@ -201,6 +203,11 @@ func (a *agent) run(ctx context.Context) error {
 			case r.Fd == a.waker.Fd():
 				a.waker.Drain()
 				a.drainExits()
+				select {
+				case err := <-a.storageWatch.Lost():
+					a.onStorageLost(err)
+				default:
+				}
 			case r.Fd == a.sched.Fd():
 				// read at the top of the loop
 			default:
@@ -437,6 +444,7 @@ func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
 			}
 		}
 		a.storage, a.storageKnown = addr, true
+		a.startStorageWatch()
 		a.log.Info().Str("object_storage", net.JoinHostPort(addr.Host, strconv.Itoa(int(addr.Port)))).
 			Msg("object storage address learnt from the scheduler")
 		a.dispatch()

@@ -1,0 +1,259 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/storage"
+)
+
+// startStorageProcess runs "scaler object_storage_server" on a free port of
+// 127.0.0.1 and waits until it accepts connections. It is killed with the
+// test at the latest.
+func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncBuffer) {
+	t.Helper()
+	hostPort := freeTCPPort(t)
+	addr = "tcp://" + hostPort
+	out = &syncBuffer{}
+	cmd = exec.Command(scalerBinary(t), "object_storage_server", addr, "-ll", "INFO")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", hostPort, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return addr, cmd, out
+		}
+		select {
+		case <-done:
+			t.Fatalf("object storage server exited at start-up:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("object storage server not listening on %s within 20s:\n%s", addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+}
+
+// An external object storage server (the scheduler's -osa) dies: the
+// worker, whose processor is blocked in a get at that moment, exits with a
+// non-zero status within seconds, says why in one error line naming the
+// storage address, and leaves no processor behind. The worker learns the
+// address from the scheduler's echo, or has it configured (-osa).
+func TestStorageLossStopsWorker(t *testing.T) {
+	for _, mode := range []string{"learnt", "configured"} {
+		t.Run(mode, func(t *testing.T) {
+			storageAddr, storageCmd, storageOut := startStorageProcess(t)
+			s, c, h := startSchedulerAndClient(t, func(cfg *config.Scheduler) { cfg.ObjectStorageAddress = storageAddr })
+			if s.StorageAddr() != storageAddr {
+				t.Fatalf("scheduler storage %s, want %s", s.StorageAddr(), storageAddr)
+			}
+			args := []string{"-n", "1", s.Addr()}
+			if mode == "configured" {
+				args = append(args, "-osa", storageAddr)
+			}
+			cl := startCluster(t, args...)
+
+			add := h.fn(srcAdd, "add")
+			task := h.task(add, 0, h.arg("2"), h.arg("3"))
+			_ = c.Send(task)
+			if res := awaitResult(t, c, task.TaskID, 40*time.Second); res.Type != protocol.ResultSuccess {
+				t.Fatalf("task before the loss: %+v", res)
+			}
+
+			// A task whose argument never appears: its processor blocks in
+			// the get (the case that used to hang the worker for good).
+			missing := append(append([]byte{}, add[:16]...), bytes.Repeat([]byte{0xee}, 16)...)
+			blocked := h.task(add, 0, h.arg("1"), missing)
+			_ = c.Send(blocked)
+
+			pids := descendants(cl.cmd.Process.Pid)
+			deadline := time.Now().Add(20 * time.Second)
+			for !hasProcessor(pids) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				pids = descendants(cl.cmd.Process.Pid)
+			}
+			if len(pids) < 2 || !hasProcessor(pids) {
+				t.Fatalf("descendants of the cluster %v: want the worker and a processor", pids)
+			}
+			time.Sleep(500 * time.Millisecond) // let the blocked task reach its get
+
+			_ = storageCmd.Process.Signal(syscall.SIGKILL)
+			start := time.Now()
+			if !cl.wait(10 * time.Second) {
+				t.Fatalf("worker still running 10s after the object storage server was killed:\n%s", cl.out.String())
+			}
+			t.Logf("cluster exited %s after the storage server was killed", time.Since(start).Round(time.Millisecond))
+			if cl.err == nil {
+				t.Errorf("cluster exited 0 after its worker lost the object storage")
+			}
+			for _, p := range pids {
+				d := time.Now().Add(3 * time.Second)
+				for alive(p) && time.Now().Before(d) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if alive(p) {
+					t.Errorf("pid %d (%s) still running after the cluster exited", p, cmdline(p))
+				}
+			}
+
+			out := cl.out.String()
+			var errLines []string
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "[EROR]") && strings.Contains(line, storageAddr) {
+					errLines = append(errLines, line)
+				}
+			}
+			if len(errLines) != 1 || !strings.Contains(errLines[0], "object storage") {
+				t.Errorf("want exactly one error line naming %s, got %q", storageAddr, errLines)
+			}
+			if !strings.Contains(out, "worker exited: exit status 1") {
+				t.Errorf("the cluster does not report the worker's non-zero exit")
+			}
+			if t.Failed() {
+				t.Logf("cluster output:\n%s\nstorage output:\n%s", out, storageOut.String())
+			}
+		})
+	}
+}
+
+func hasProcessor(pids []int) bool {
+	for _, p := range pids {
+		if strings.Contains(cmdline(p), "scaler.worker.processor") {
+			return true
+		}
+	}
+	return false
+}
+
+// runAgent runs Run in-process against sched; the result of Run arrives on
+// the returned channel. The worker is cancelled with the test at the latest.
+func runAgent(t *testing.T, sched *fakeScheduler, mod func(*Config)) (chan error, context.CancelFunc) {
+	cfg := Config{
+		Name:              "test",
+		SchedulerAddress:  sched.ep.Addr(),
+		HeartbeatInterval: time.Second,
+		DeathTimeout:      60 * time.Second,
+		Python:            findPython(t),
+		KillDelay:         time.Second,
+		LoggingLevel:      "WARNING",
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := testLog(t, "worker")
+	go func() { done <- Run(ctx, cfg, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			done <- err
+		case <-time.After(15 * time.Second):
+			t.Error("worker did not stop")
+		}
+	})
+	return done, cancel
+}
+
+// In-process: Run returns ErrStorageLost naming the address after telling
+// the scheduler it leaves.
+func TestAgentStopsOnStorageLoss(t *testing.T) {
+	python := findPython(t)
+	srv, err := storage.NewServer(storage.Config{Address: "tcp://127.0.0.1:0"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stCtx, stopStorage := context.WithCancel(context.Background())
+	stDone := make(chan struct{})
+	go func() { _ = srv.Run(stCtx); close(stDone) }()
+	t.Cleanup(func() { stopStorage(); <-stDone })
+
+	sched := newFakeScheduler(t, srv.Addr())
+	h := newHelper(t, python, srv.Addr())
+	done, _ := runAgent(t, sched, nil)
+	task := h.task(h.fn(srcAdd, "add"), 0, h.arg("1"), h.arg("2"))
+	sched.send(task)
+	if res := sched.result(task.TaskID, 30*time.Second); res.Type != protocol.ResultSuccess {
+		t.Fatalf("result %+v", res)
+	}
+
+	stopStorage()
+	<-stDone
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStorageLost) || !strings.Contains(err.Error(), srv.Addr()) {
+			t.Fatalf("Run returned %v, want ErrStorageLost naming %s", err, srv.Addr())
+		}
+		done <- err
+	case <-time.After(15 * time.Second):
+		t.Fatal("worker still running 15s after its object storage stopped")
+	}
+	for {
+		m := sched.next(5 * time.Second)
+		if _, ok := m.(*protocol.DisconnectRequest); ok {
+			break
+		}
+	}
+}
+
+// A storage server that was never reachable is not a loss: the worker
+// keeps running until it is stopped.
+func TestAgentKeepsRunningWithUnreachableStorage(t *testing.T) {
+	addr := "tcp://" + freeTCPPort(t)
+	sched := newFakeScheduler(t, addr)
+	done, cancel := runAgent(t, sched, func(c *Config) { c.ObjectStorageAddress = addr })
+	select {
+	case err := <-done:
+		t.Fatalf("worker stopped with an unreachable storage: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancel", err)
+		}
+		done <- err
+	case <-time.After(15 * time.Second):
+		t.Fatal("worker did not stop")
+	}
+}
+
+func freeTCPPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
