@@ -2,6 +2,13 @@
 // processes. It is the only package of the module that imports pebbe/zmq4;
 // it knows nothing about message types.
 //
+// It offers two ways to own a socket. A Socket (socket.go) belongs to the
+// caller's goroutine, which waits for it together with other descriptors in
+// a Poller and is woken by other goroutines through a Waker: the scheduler
+// and the worker agent run their whole loop that way, so a message costs no
+// goroutine hand-off. An Endpoint suits code that wants channels instead
+// (clients, object storage, tests):
+//
 // Each Endpoint owns one zmq socket and one goroutine (the owner). Only the
 // owner touches the socket. Other goroutines hand frames to it with Send,
 // which appends to a mutex-guarded queue and, when the queue goes from empty
