@@ -1,23 +1,16 @@
 // See zerocopy.h.
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "zerocopy.h"
 #include "_cgo_export.h"
 
-int tp_recv(void *sock, int flags, size_t share_min, tp_part *out) {
-	zmq_msg_t *m = malloc(sizeof(zmq_msg_t));
-	if (m == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
+int tp_recv(void *sock, int flags, size_t share_min, zmq_msg_t *m, tp_part *out) {
 	zmq_msg_init(m);
 	if (zmq_msg_recv(m, sock, flags) < 0) {
 		int e = errno;
 		zmq_msg_close(m);
-		free(m);
 		errno = e;
 		return -1;
 	}
@@ -30,7 +23,6 @@ int tp_recv(void *sock, int flags, size_t share_min, tp_part *out) {
 			zmq_msg_close(&tmp);
 		}
 	}
-	out->msg = m;
 	out->data = zmq_msg_data(m);
 	out->size = zmq_msg_size(m);
 	out->more = zmq_msg_more(m);
@@ -41,9 +33,8 @@ void tp_copy(void *dst, const void *src, size_t n) {
 	memcpy(dst, src, n);
 }
 
-void tp_msg_free(zmq_msg_t *msg) {
+void tp_msg_close(zmq_msg_t *msg) {
 	zmq_msg_close(msg);
-	free(msg);
 }
 
 static void tp_release_pinned(void *data, void *hint) {

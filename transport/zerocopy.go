@@ -108,11 +108,27 @@ func pinnedFrames() int {
 
 // --- libzmq messages held for Go ---
 
+// zmsg holds a zmq_msg_t in Go memory. libzmq keeps no pointer to the
+// zmq_msg_t itself (only the message's buffer, which libzmq allocates, is
+// shared), and the C pointers inside are invisible to the garbage
+// collector, so Go memory is fine and keeps small long-lived mallocs out
+// of the C heap that holds the large buffers. [8]uint64 gives the 8-byte
+// alignment libzmq asks for.
+type zmsg [8]uint64
+
+func init() {
+	if unsafe.Sizeof(zmsg{}) != C.sizeof_zmq_msg_t {
+		panic("transport: zmq_msg_t is not 64 bytes")
+	}
+}
+
+func (m *zmsg) c() *C.zmq_msg_t { return (*C.zmq_msg_t)(unsafe.Pointer(m)) }
+
 // heldFrame is a received libzmq message that Go code refers to through a
 // view of its bytes. refs counts the owners (the receiver, whoever called
 // Retain, and each queued Send); the message is closed when it drops to 0.
 type heldFrame struct {
-	msg  *C.zmq_msg_t
+	msg  *zmsg
 	size int
 	refs int
 }
@@ -125,13 +141,13 @@ var held struct {
 func frameKey(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
 
 // hold registers a received message and returns the view of its bytes.
-func hold(p *C.tp_part) []byte {
+func hold(m *zmsg, p *C.tp_part) []byte {
 	b := unsafe.Slice((*byte)(p.data), int(p.size))
 	held.mu.Lock()
 	if held.m == nil {
 		held.m = make(map[uintptr]*heldFrame)
 	}
-	held.m[frameKey(b)] = &heldFrame{msg: p.msg, size: len(b), refs: 1}
+	held.m[frameKey(b)] = &heldFrame{msg: m, size: len(b), refs: 1}
 	held.mu.Unlock()
 	return b
 }
@@ -196,7 +212,7 @@ func Release(b []byte) {
 	}
 	delete(held.m, key)
 	held.mu.Unlock()
-	C.tp_msg_free(f.msg)
+	C.tp_msg_close(f.msg.c())
 }
 
 // ReleaseMessage releases the held frames of a message received with
@@ -271,7 +287,7 @@ func (e *Endpoint) sendFrame(b []byte, flags zmq.Flag) error {
 	}
 	if f := lookupHeld(b); f != nil {
 		// Send's reference keeps f.msg open until Release below.
-		if rc, err := C.tp_send_shared(h, f.msg, C.size_t(len(b)), C.int(flags)); rc != 0 {
+		if rc, err := C.tp_send_shared(h, f.msg.c(), C.size_t(len(b)), C.int(flags)); rc != 0 {
 			return zmqErr(err)
 		}
 		Release(b)
@@ -298,8 +314,12 @@ func (e *Endpoint) recvMessage() ([][]byte, error) {
 	}
 	var msg [][]byte
 	var p C.tp_part
+	m := new(zmsg)
 	for {
-		if rc, err := C.tp_recv(h, C.int(zmq.DONTWAIT), shareMin, &p); rc != 0 {
+		// p.data may point into *m (libzmq keeps parts of up to 33 bytes
+		// inside the zmq_msg_t): clear it, cgo refuses Go pointers in p.
+		p = C.tp_part{}
+		if rc, err := C.tp_recv(h, C.int(zmq.DONTWAIT), shareMin, m.c(), &p); rc != 0 {
 			if len(msg) > 0 && errors.Is(err, syscall.EINTR) {
 				continue // the rest of a message is already queued
 			}
@@ -310,9 +330,10 @@ func (e *Endpoint) recvMessage() ([][]byte, error) {
 		switch {
 		case p.size == 0:
 			b = []byte{}
-			C.tp_msg_free(p.msg)
+			C.tp_msg_close(m.c())
 		case shareMin > 0 && p.size >= shareMin:
-			b = hold(&p)
+			b = hold(m, &p)
+			m = new(zmsg)
 		case p.size >= ZeroCopyMin:
 			// Copy in C: a goroutine inside a long Go memmove cannot be
 			// preempted, and the garbage collector spins and signals until
@@ -320,11 +341,11 @@ func (e *Endpoint) recvMessage() ([][]byte, error) {
 			// cgo call is scanned at once.
 			b = make([]byte, int(p.size))
 			C.tp_copy(unsafe.Pointer(unsafe.SliceData(b)), p.data, p.size)
-			C.tp_msg_free(p.msg)
+			C.tp_msg_close(m.c())
 		default:
 			// append allocates without zeroing what it then overwrites.
 			b = append([]byte(nil), unsafe.Slice((*byte)(p.data), int(p.size))...)
-			C.tp_msg_free(p.msg)
+			C.tp_msg_close(m.c())
 		}
 		msg = append(msg, b)
 		if p.more == 0 {

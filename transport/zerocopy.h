@@ -11,23 +11,24 @@
 
 // One received part.
 typedef struct {
-	zmq_msg_t *msg; // malloc'd; owned by the caller until tp_msg_free
 	void *data;
 	size_t size;
 	int more;
 } tp_part;
 
-// tp_recv receives one part into a malloc'd message. It returns 0, or -1
-// with errno set (and nothing to free). A part of at least share_min bytes
-// (share_min > 0) is marked shared, so that later zmq_msg_copy calls on it,
-// even concurrent ones, only touch libzmq's atomic reference count.
-int tp_recv(void *sock, int flags, size_t share_min, tp_part *out);
+// tp_recv receives one part into msg, which the caller provides (and may
+// keep in Go memory: libzmq keeps no pointer to a zmq_msg_t itself). It
+// returns 0, the caller then owning msg until tp_msg_close, or -1 with
+// errno set and msg closed. A part of at least share_min bytes (share_min
+// > 0) is marked shared, so that later zmq_msg_copy calls on it, even
+// concurrent ones, only touch libzmq's atomic reference count.
+int tp_recv(void *sock, int flags, size_t share_min, zmq_msg_t *msg, tp_part *out);
 
 // tp_copy copies n bytes (memcpy) from src to dst.
 void tp_copy(void *dst, const void *src, size_t n);
 
-// tp_msg_free closes and frees a message from tp_recv.
-void tp_msg_free(zmq_msg_t *msg);
+// tp_msg_close closes a message from tp_recv.
+void tp_msg_close(zmq_msg_t *msg);
 
 // The send functions return 0, or -1 with errno set (EAGAIN: try again
 // later; the part was not queued).
