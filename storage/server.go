@@ -31,7 +31,9 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	if cfg.MaxMemory < 0 {
 		return nil, fmt.Errorf("object storage server: max memory must be >= 0, got %d", cfg.MaxMemory)
 	}
-	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{})
+	// ZeroCopyRecv: a set's payload stays in the libzmq message it arrived
+	// in, and gets send that message again (shared, not copied).
+	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{ZeroCopyRecv: true})
 	if err != nil {
 		return nil, fmt.Errorf("object storage server: %w", err)
 	}
@@ -65,6 +67,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info().Msgf("listening on %s", s.Addr())
 	defer func() {
 		_ = s.Close()
+		s.store.releaseAll()
 		s.log.Info().Msg("stopped")
 	}()
 
@@ -84,7 +87,8 @@ func (s *Server) Run(ctx context.Context) error {
 				}
 				return errors.New("object storage server: socket closed unexpectedly")
 			}
-			s.store.handle(msg)
+			s.store.handle(msg) // retains what it keeps
+			transport.ReleaseMessage(msg)
 		}
 	}
 }
@@ -99,5 +103,11 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	return s.ep.Close()
+	err := s.ep.Close()
+	// Release requests that arrived but were never handled (the channel is
+	// closed now). If Run is still reading, each message goes to one of us.
+	for msg := range s.ep.Recv() {
+		transport.ReleaseMessage(msg)
+	}
+	return err
 }

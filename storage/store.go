@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/transport"
 )
 
 // maxWaitingRequests bounds the parked get and duplicate requests, so a
@@ -17,7 +19,10 @@ const maxWaitingRequests = 1 << 20
 
 // content is one stored byte string, shared by every object id that refers to
 // it (a set creates one, a duplicate adds a reference). data is never
-// modified once stored: replies hand sub-slices of it to the transport.
+// modified once stored: replies hand it to the transport. A large data is a
+// view of the libzmq message it arrived in, which the store holds with
+// transport.Retain while some id refers to it and releases afterwards (for
+// other slices Retain and Release do nothing).
 type content struct {
 	data []byte
 	refs int
@@ -81,7 +86,8 @@ var (
 
 // handle processes one message from the ROUTER socket: msg[0] is the peer
 // identity, msg[1] the request header, msg[2] the payload of a set. It never
-// panics on any input and never blocks.
+// panics on any input and never blocks. It borrows msg: the caller releases
+// its frames afterwards, and handle retains the payload it stores.
 func (s *store) handle(msg [][]byte) {
 	if len(msg) == 0 {
 		s.bad.report(nil, "", errNoHeader)
@@ -207,6 +213,7 @@ func (s *store) set(peer []byte, req *protocol.ObjectRequest, payload []byte) {
 		s.bad.report(peer, "set", err)
 		return
 	}
+	transport.Retain(payload)
 	s.put(key, &content{data: payload})
 	s.release(key)
 	s.reply(peer, &protocol.ObjectResponse{RequestID: req.RequestID, Type: protocol.ObjectSetOK, ObjectID: req.ObjectID})
@@ -291,6 +298,7 @@ func (s *store) put(key string, c *content) {
 		if old.refs == 0 {
 			s.used -= int64(len(old.data))
 			s.contents--
+			transport.Release(old.data)
 		}
 	}
 }
@@ -329,11 +337,13 @@ func (s *store) release(key string) {
 }
 
 // sendContent replies getOK with at most max bytes (0 = all) of c. The
-// payload frame is a sub-slice of the stored content, never copied here.
+// whole content is handed to the transport as it is (for a held frame the
+// transport shares the libzmq message); a truncated one is copied, as the
+// transport asks for pieces of held frames.
 func (s *store) sendContent(peer []byte, reqID uint64, objectID []byte, c *content, max uint64) {
 	data := c.data
 	if max > 0 && max < uint64(len(data)) {
-		data = data[:max]
+		data = bytes.Clone(data[:max])
 	}
 	hdr := protocol.MustEncode(&protocol.ObjectResponse{
 		RequestID: reqID, Type: protocol.ObjectGetOK, ObjectID: objectID, PayloadLength: uint64(len(data)),
@@ -343,6 +353,17 @@ func (s *store) sendContent(peer []byte, reqID uint64, objectID []byte, c *conte
 		return
 	}
 	s.send(peer, hdr, data)
+}
+
+// releaseAll drops every object (when the server stops), releasing the
+// contents held in libzmq memory. Parked requests are forgotten.
+func (s *store) releaseAll() {
+	for key := range s.objects {
+		s.put(key, nil)
+	}
+	clear(s.gets)
+	clear(s.dups)
+	s.waiting = 0
 }
 
 func (s *store) reply(peer []byte, resp *protocol.ObjectResponse) {

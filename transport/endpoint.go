@@ -30,6 +30,8 @@ type Endpoint struct {
 	typ  SocketType
 	addr string
 
+	zeroCopyRecv bool // Options.ZeroCopyRecv; see zerocopy.go
+
 	// Owned by the run goroutine.
 	sock    *zmq.Socket
 	wakeRx  *zmq.Socket
@@ -138,6 +140,7 @@ func newEndpoint(t SocketType, addr string, opt Options, bind bool) (_ *Endpoint
 		done:   make(chan struct{}),
 		kick:   make(chan struct{}, 1),
 	}
+	e.zeroCopyRecv = opt.ZeroCopyRecv
 	go e.run()
 	return e, nil
 }
@@ -153,8 +156,10 @@ func (e *Endpoint) Type() SocketType { return e.typ }
 // from any goroutine, never blocks on the network, and keeps the order of
 // messages per calling goroutine (in fact one total order). For ROUTER,
 // frames[0] is the peer identity; messages to unknown peers are dropped by
-// zmq. The frames are not copied until zmq takes them, so the caller must
-// not modify them afterwards.
+// zmq. The frames are not copied until zmq takes them, and frames of at
+// least ZeroCopyMin bytes are not copied at all (zmq reads them while it
+// writes them to the network), so the caller must not modify them
+// afterwards. A held frame (see Retain) stays valid until it is sent.
 func (e *Endpoint) Send(frames ...[]byte) error {
 	if len(frames) == 0 {
 		return ErrEmptyMessage
@@ -167,6 +172,7 @@ func (e *Endpoint) Send(frames ...[]byte) error {
 		e.mu.Unlock()
 		return ErrClosed
 	}
+	retainQueued(frames)
 	e.queue = append(e.queue, frames)
 	if !e.signalled {
 		e.signalled = true
@@ -330,7 +336,7 @@ func (e *Endpoint) flush() error {
 			if e.partial < len(msg)-1 {
 				flags |= zmq.SNDMORE
 			}
-			if _, err := e.sock.SendBytes(msg[e.partial], flags); err != nil {
+			if err := e.sendFrame(msg[e.partial], flags); err != nil {
 				switch {
 				case isErrno(err, syscall.EAGAIN):
 					return nil
@@ -338,6 +344,7 @@ func (e *Endpoint) flush() error {
 					continue
 				case isErrno(err, syscall.EHOSTUNREACH) && e.partial == 0:
 					// Only with ZMQ_ROUTER_MANDATORY (not set): drop the message.
+					releaseQueued(msg[e.partial:])
 					e.partial = len(msg)
 					continue
 				}
@@ -358,7 +365,7 @@ func (e *Endpoint) flush() error {
 // it. ok is false when the owner must stop (Close, or err != nil).
 func (e *Endpoint) drainInput() (ok bool, err error) {
 	for i := 0; i < maxRecvBatch; i++ {
-		msg, err := e.sock.RecvMessageBytes(zmq.DONTWAIT)
+		msg, err := e.recvMessage()
 		if err != nil {
 			switch {
 			case isErrno(err, syscall.EAGAIN):
@@ -369,6 +376,7 @@ func (e *Endpoint) drainInput() (ok bool, err error) {
 			return false, fmt.Errorf("transport: recv on %v %s: %w", e.typ, e.addr, err)
 		}
 		if ok, err := e.deliver(msg); !ok {
+			ReleaseMessage(msg)
 			return false, err
 		}
 	}
@@ -417,6 +425,7 @@ func (e *Endpoint) shutdown(runErr error) {
 	}
 	_ = e.sock.Close() // returns at once; libzmq keeps flushing for ZMQ_LINGER
 	_ = e.wakeRx.Close()
+	e.releaseUnsent()
 	e.pending, e.queue = nil, nil
 	close(e.recv)
 	close(e.done)

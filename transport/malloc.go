@@ -6,14 +6,17 @@ package transport
 // By default glibc allocates blocks above 32 MiB (and any block that a
 // thread's arena, capped at 64 MiB heaps, cannot hold) with a fresh mmap and
 // unmaps them on free, so every large message page-faults its whole size in
-// again: zmq copies each frame into a malloc'd buffer on send, and the
-// receiving io thread mallocs each frame. For 64 MiB set+get through the
+// again: the receiving io thread mallocs each frame, and zmq copies each
+// frame sent below ZeroCopyMin into a malloc'd buffer (larger ones are sent
+// from where they are, see zerocopy.go). For 64 MiB set+get through the
 // object storage that meant ~370 MB/s; with M_MMAP_MAX=0 (never mmap),
 // M_ARENA_MAX=1 (one arena, growing by brk) and M_TRIM_THRESHOLD=256 MiB
 // (keep up to 256 MiB of freed memory at the top of the heap) it is about
-// 2x faster. The costs: up to 256 MiB of freed C memory stays mapped, and
-// all C threads (libzmq's io threads, Go threads in zmq_send) share one
-// malloc arena, which matters little with few threads and large messages.
+// 2x faster (still so with the zero-copy paths, where the receive buffers
+// are the only large mallocs left: ~620 vs ~1190 MB/s). The costs: up to
+// 256 MiB of freed C memory stays mapped, and all C threads (libzmq's io
+// threads, Go threads in zmq_send) share one malloc arena, which matters
+// little with few threads and large messages.
 // Setting any glibc.malloc.* tunable in GLIBC_TUNABLES turns this off.
 //
 // It must run as an ELF constructor, before the Go runtime starts threads:

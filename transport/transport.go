@@ -67,6 +67,12 @@ type Options struct {
 	Subscribe [][]byte
 	// RecvBuffer is the capacity of the Recv channel; 0 means DefaultRecvBuffer.
 	RecvBuffer int
+	// ZeroCopyRecv delivers received frames of at least ZeroCopyMin bytes
+	// as views of libzmq's memory instead of copies. The receiver must then
+	// call ReleaseMessage on every message it takes from Recv (also those
+	// left in the channel after Close), after Retain on any frame it keeps;
+	// see Retain.
+	ZeroCopyRecv bool
 }
 
 // DefaultRecvBuffer is the Recv channel capacity used when Options.RecvBuffer is 0.

@@ -1,0 +1,52 @@
+// Helpers for transport/zerocopy.go: sending and receiving zmq message
+// parts without copying their bytes. Declarations only (zerocopy.go has an
+// //export, so its preamble may not define anything).
+
+#ifndef TRANSPORT_ZEROCOPY_H
+#define TRANSPORT_ZEROCOPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+// One received part.
+typedef struct {
+	void *data;
+	size_t size;
+	int more;
+} tp_part;
+
+// tp_recv receives one part into msg, which the caller provides (and may
+// keep in Go memory: libzmq keeps no pointer to a zmq_msg_t itself). It
+// returns 0, the caller then owning msg until tp_msg_close, or -1 with
+// errno set and msg closed. A part of at least share_min bytes (share_min
+// > 0) is marked shared, so that later zmq_msg_copy calls on it, even
+// concurrent ones, only touch libzmq's atomic reference count.
+int tp_recv(void *sock, int flags, size_t share_min, zmq_msg_t *msg, tp_part *out);
+
+// tp_copy copies n bytes (memcpy) from src to dst.
+void tp_copy(void *dst, const void *src, size_t n);
+
+// tp_msg_close closes a message from tp_recv.
+void tp_msg_close(zmq_msg_t *msg);
+
+// The send functions return 0, or -1 with errno set (EAGAIN: try again
+// later; the part was not queued).
+
+// tp_send_pinned sends size bytes at data as one part without copying them.
+// data must stay valid and unchanged until libzmq releases the part, which
+// it reports by calling the Go function transportUnpin(id). It does so
+// exactly once, also when the send fails (then before tp_send_pinned
+// returns).
+int tp_send_pinned(void *sock, void *data, size_t size, uintptr_t id, int flags);
+
+// tp_send_shared sends the first size bytes of held (a message from
+// tp_recv). The whole message is sent without copying: libzmq's reference
+// count keeps the bytes alive until it is done with them. A shorter prefix
+// is copied.
+int tp_send_shared(void *sock, zmq_msg_t *held, size_t size, int flags);
+
+// tp_socket_type returns the ZMQ_TYPE of sock, or -1 with errno set.
+int tp_socket_type(void *sock);
+
+#endif
