@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 var benchSizes = []struct {
@@ -80,16 +81,16 @@ func BenchmarkSetGetPipelined(b *testing.B) {
 				}
 				inflight = inflight[:0]
 			}
-			for b.Loop() {
+			start := time.Now()
+			for ; n < b.N; n++ {
 				id := ids[n%window]
 				inflight = append(inflight, c.SetAsync(id, data), c.GetAsync(id, 0))
-				n++
-				if n%window == 0 {
+				if (n+1)%window == 0 {
 					drain()
 				}
 			}
-			drain()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			drain() // inside the timing: every reply counts
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 		})
 	}
 }
