@@ -36,25 +36,20 @@ _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 class Batch:
     """Work built by a user thread: objects to store, then scheduler frames to send once stored."""
 
-    __slots__ = ("sets", "create_ids", "frames", "tasks", "graph", "remaining", "owned")
+    __slots__ = ("sets", "create_ids", "frames", "task_ids", "entries", "graph", "remaining", "owned")
 
     def __init__(self):
         self.sets: List[tuple] = []  # (request id, object id, header frame, payload)
         self.create_ids: List[bytes] = []
         self.frames: List[bytes] = []  # create instruction first, then tasks
-        self.tasks: List[tuple] = []  # (task id, TaskEntry)
+        # Tasks and their entries, in parallel: a ScalerFuture, or a MapTask for a map's tasks.
+        # An entry has _release (object ids to release when the task is done), _group_task_id
+        # (its graph, or None) and the methods the agent resolves it with.
+        self.task_ids: List[bytes] = []
+        self.entries: list = []
         self.graph: Optional["GraphEntry"] = None
         self.remaining = 0
         self.owned: List[bytes] = []
-
-
-class TaskEntry:
-    __slots__ = ("future", "release", "graph_id")
-
-    def __init__(self, future, release: List[bytes], graph_id: Optional[bytes] = None):
-        self.future = future
-        self.release = release
-        self.graph_id = graph_id
 
 
 class GraphEntry:
@@ -101,7 +96,7 @@ class ClientAgent(threading.Thread):
         self._storage: Optional[zmq.Socket] = None
         self._poller: Optional[zmq.Poller] = None
 
-        self._tasks: Dict[bytes, TaskEntry] = {}
+        self._tasks: Dict[bytes, object] = {}  # task id -> entry (see Batch)
         self._graphs: Dict[bytes, GraphEntry] = {}
         self._graph_nodes: Dict[bytes, bytes] = {}
         self._storage_requests: Dict[int, tuple] = {}
@@ -204,7 +199,7 @@ class ClientAgent(threading.Thread):
         if not self.storage_ready.is_set():
             self.storage_ready.set()  # the constructor reads exit_reason
         # Resolve everything still pending, so that no user thread waits forever.
-        futures = [entry.future for entry in self._tasks.values()]
+        futures = list(self._tasks.values())
         for graph in self._graphs.values():
             futures.append(graph.umbrella)
             futures.extend(graph.targets.values())
@@ -212,14 +207,14 @@ class ClientAgent(threading.Thread):
             if request[0] == "get":
                 futures.append(request[1])
         for batch in self._outbox:
-            futures.extend(entry.future for _, entry in batch.tasks)
+            futures.extend(batch.entries)
             if batch.graph is not None:
                 futures.append(batch.graph.umbrella)
                 futures.extend(batch.graph.targets.values())
         while self._commands:
             command = self._commands.popleft()
             if command[0] == "submit":
-                futures.extend(entry.future for _, entry in command[1].tasks)
+                futures.extend(command[1].entries)
                 if command[1].graph is not None:
                     futures.extend(command[1].graph.targets.values())
             elif command[0] in ("disconnect", "clear"):
@@ -393,20 +388,19 @@ class ClientAgent(threading.Thread):
         if graph is not None:
             self._on_graph_result(graph, result_type, body.get("message", ""))
             return
-        entry = self._tasks.pop(task_id, None)
-        if entry is None:
+        future = self._tasks.pop(task_id, None)
+        if future is None:
             return  # a graph's intermediate node, or a task already settled
-        future = entry.future
-        profile = self._profile(body)
+        profile = self._profile(body) if future._wants_profile else None
         results = body.get("results") or []
-        if entry.release:
-            self._release(entry.release)
+        if future._release:
+            self._release(future._release)
         if result_type in (w.RESULT_SUCCESS, w.RESULT_FAILED) and results:
             object_id = results[0]
             failed = result_type == w.RESULT_FAILED
             inline = body.get("inline") or b""
             if inline:
-                self._release_result(entry.graph_id, object_id)
+                self._release_result(future._group_task_id, object_id)
                 future._set_payload(inline, failed, profile)
             elif future._mark_ready(object_id, failed, profile):
                 self._fetch(future, object_id, failed)
@@ -420,8 +414,8 @@ class ClientAgent(threading.Thread):
         else:
             error = self._error_for(result_type, body.get("message", ""), task_id)
             future._fail(error, profile if result_type != w.RESULT_FAILED_WORKER_DIED else None)
-            if entry.graph_id is not None:
-                g = self._graphs.get(entry.graph_id)
+            if future._group_task_id is not None:
+                g = self._graphs.get(future._group_task_id)
                 if g is not None and g.error is None:
                     g.error = error
 
@@ -460,9 +454,9 @@ class ClientAgent(threading.Thread):
         entry = self._tasks.pop(task_id, None)
         if entry is None:
             return
-        if entry.release:
-            self._release(entry.release)
-        entry.future.set_canceled()
+        if entry._release:
+            self._release(entry._release)
+        entry.set_canceled()
 
     # ---------------------------------------------------------------- object storage
 
@@ -499,14 +493,14 @@ class ClientAgent(threading.Thread):
                 if response != w.OBJ_SET_OK:
                     logger.error("scaler client: storing object %s failed: %s", request[2].hex(), body.get("error"))
                     error = ObjectStorageException(f"object storage refused an object: {body.get('error', '')}")
-                    for task_id, entry in batch.tasks:
+                    for task_id, entry in zip(batch.task_ids, batch.entries):
                         if self._tasks.pop(task_id, None) is not None:
                             self._send(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
-                        entry.future._fail(error)
+                        entry._fail(error)
                     if batch.graph is not None and batch.graph.graph_id in self._graphs:
                         self._send(w.encode(w.TASK_CANCEL, {"task_id": batch.graph.graph_id, "force": True}))
                         batch.graph.umbrella._fail(error)
-                    batch.tasks = []
+                    batch.task_ids, batch.entries = [], []
             elif request[0] == "get":
                 _, future, object_id, failed = request
                 if response == w.OBJ_GET_OK:
@@ -534,6 +528,8 @@ class ClientAgent(threading.Thread):
                 self._submit(command[1])
             elif op == "cancel":
                 self._cancel(command[1])
+            elif op == "cancel_tasks":
+                self._cancel_tasks(command[1])
             elif op == "fetch":
                 _, future, object_id, failed = command
                 self._fetch(future, object_id, failed)
@@ -550,8 +546,7 @@ class ClientAgent(threading.Thread):
         self._flush_outbox()
 
     def _submit(self, batch: Batch) -> None:
-        for task_id, entry in batch.tasks:
-            self._tasks[task_id] = entry
+        self._tasks.update(zip(batch.task_ids, batch.entries))
         if batch.graph is not None:
             graph = batch.graph
             self._graphs[graph.graph_id] = graph
@@ -590,8 +585,15 @@ class ClientAgent(threading.Thread):
         target = future._group_task_id if future._group_task_id is not None else future.task_id
         if target in self._tasks or target in self._graphs:
             self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": target, "force": True}))
-        elif any(future is entry.future for b in self._outbox for _, entry in b.tasks):
+        elif any(future is entry for b in self._outbox for entry in b.entries):
             self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": target, "force": True}))
+
+    def _cancel_tasks(self, task_ids) -> None:
+        """Cancel tasks of a map that the caller gave up on (those not finished yet)."""
+        tasks = self._tasks
+        for task_id in task_ids:
+            if task_id in tasks:
+                self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
 
     def _release_result(self, graph_id: Optional[bytes], object_id: bytes) -> None:
         """A graph target's result may still feed other nodes: release it with the graph."""
@@ -612,7 +614,7 @@ class ClientAgent(threading.Thread):
         )
 
     def _pending_futures(self) -> list:
-        futures = [(tid, e.future) for tid, e in self._tasks.items() if e.graph_id is None]
+        futures = [(tid, e) for tid, e in self._tasks.items() if e._group_task_id is None]
         futures.extend((g.graph_id, g.umbrella) for g in self._graphs.values())
         return futures
 
