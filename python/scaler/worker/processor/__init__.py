@@ -71,41 +71,101 @@ _KIND_PROCESSOR_TASK = 65
 _KIND_OBJECT_INSTRUCTION = 7
 _KIND_RESULT = bytes((66,))
 _ARGUMENT_INLINE = 2
+_LENGTH = struct.Struct("<I")
 _pack = msgpack.Packer(use_bin_type=True).pack
+_unpackb = msgpack.unpackb
+_READ_BUFFER = 1 << 18  # bytes read from the agent per system call at most (larger frames get their own)
+
+# A ProcessorResult with no result object is the same bytes as _pack of its map (fields in the
+# order of docs/protocol.md §7.5) but joined from pieces encoded once:
+#   _RESULT_HEAD + task id (16 bytes) + _RESULT_INLINE_ONLY[type] + bin header + inline + _RESULT_NO_MESSAGE
+_RESULT_HEAD = bytes((66,)) + b"\x86" + _pack("task_id") + b"\xc4\x10"
+_RESULT_INLINE_ONLY = {
+    t: _pack("type") + _pack(t) + _pack("result_object_id") + _pack(b"") + _pack("result_object_name") + _pack(b"")
+    + _pack("inline")
+    for t in (0, 1)  # TaskResultType success, failed
+}
+_RESULT_NO_MESSAGE = _pack("message") + _pack("")
+_RESULT_FIXED = len(_RESULT_HEAD) + 16 + len(_RESULT_INLINE_ONLY[0]) + len(_RESULT_NO_MESSAGE)
+_BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 256:
+        return _BIN8[n]
+    if n < 65536:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def _inline_result_frame(task_id: bytes, result_type: int, payload: bytes) -> bytes:
+    """The length-prefixed ProcessorResult of an inline-only outcome."""
+    if len(task_id) != 16:
+        frame = _KIND_RESULT + _pack({"task_id": task_id, "type": result_type, "result_object_id": b"",
+                                      "result_object_name": b"", "inline": payload, "message": ""})
+        return _LENGTH.pack(len(frame)) + frame
+    header = _bin_header(len(payload))
+    return b"".join((
+        _LENGTH.pack(_RESULT_FIXED + len(header) + len(payload)), _RESULT_HEAD, task_id,
+        _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
+    ))
 
 
 class _Task:
-    """A ProcessorTask (docs/protocol.md §7.5) read from its msgpack map.
+    """A ProcessorTask (docs/protocol.md §7.5) read from its msgpack map, decoded with ``raw=True``
+    (keys and strings as bytes: decoding them to str cost more than the rest of the map). Only what
+    every task needs is read up front; the rest on demand.
 
     ``arguments`` is a list of ``(inline, data)``: inline bytes, or an object id to fetch. It
     comes from the ``arguments`` field when present, else from ``argument_ids``.
     """
 
-    __slots__ = ("task_id", "source", "serializer_id", "func_object_id", "arguments", "metadata", "priority",
-                 "stream_output", "object_storage", "keep_result")
+    __slots__ = ("_body", "task_id", "source", "func_object_id", "stream_output", "keep_result")
 
     def __init__(self, body: dict):
-        if not isinstance(body, dict):
+        if type(body) is not dict:
             raise ValueError("body is not a map")
-        self.task_id = bytes(body.get("task_id", b""))
-        self.source = bytes(body.get("source", b""))
-        self.serializer_id = bytes(body.get("serializer_id", b""))
-        self.func_object_id = bytes(body.get("func_object_id", b""))
-        arguments = body.get("arguments")
-        if arguments:
-            self.arguments = [(a.get("type") == _ARGUMENT_INLINE, bytes(a.get("data", b""))) for a in arguments]
-        else:
-            self.arguments = [(False, bytes(oid)) for oid in body.get("argument_ids") or ()]
-        self.metadata = bytes(body.get("metadata", b""))
-        self.priority = int(body.get("priority", 0))
-        self.stream_output = bool(body.get("stream_output", False))
-        storage = body.get("object_storage") or {}
-        self.object_storage = (str(storage.get("host", "")), int(storage.get("port", 0)))
-        self.keep_result = bool(body.get("keep_result", False))
+        self._body = body
+        get = body.get
+        self.task_id = get(b"task_id", b"")
+        self.source = get(b"source", b"")
+        self.func_object_id = get(b"func_object_id", b"")
+        if type(self.task_id) is not bytes or type(self.source) is not bytes or type(self.func_object_id) is not bytes:
+            raise ValueError("task_id, source and func_object_id must be bin")
+        self.stream_output = bool(get(b"stream_output", False))
+        self.keep_result = bool(get(b"keep_result", False))
 
     @property
-    def argument_ids(self):
+    def arguments(self) -> list:
+        body = self._body
+        arguments = body.get(b"arguments")
+        if arguments:
+            return [(a[b"type"] == _ARGUMENT_INLINE, bytes(a[b"data"])) for a in arguments]
+        return [(False, bytes(oid)) for oid in body.get(b"argument_ids") or ()]
+
+    @property
+    def argument_ids(self) -> list:
         return [data for inline, data in self.arguments if not inline]
+
+    @property
+    def serializer_id(self) -> bytes:
+        return bytes(self._body.get(b"serializer_id", b""))
+
+    @property
+    def metadata(self) -> bytes:
+        return bytes(self._body.get(b"metadata", b""))
+
+    @property
+    def priority(self) -> int:
+        return int(self._body.get(b"priority", 0))
+
+    @property
+    def object_storage(self) -> tuple:
+        """(host, port) of the object storage to fetch from and store to."""
+        storage = self._body.get(b"object_storage") or {}
+        host = storage.get(b"host", b"")
+        return (host.decode() if isinstance(host, bytes) else str(host), int(storage.get(b"port", 0)))
+
 
 _current_task: Optional["_Task"] = None
 logger = logging.getLogger("scaler.processor")
@@ -153,14 +213,12 @@ class _StreamingWriter:
         return self._original.fileno()
 
 
-_LENGTH = struct.Struct("<I")
 
 
 class Processor:
     def __init__(self, fd: int, gc_interval: float, trim_threshold: int):
         self._context = zmq.Context(io_threads=1)
         self._socket = socket.socket(fileno=fd)
-        self._reader = self._socket.makefile("rb", buffering=1 << 16)
         self._send_lock = threading.Lock()
         self._pending_sets = []  # (request id, storage client, task id) of unacknowledged small results
         self._storage: Dict[str, ObjectStorageClient] = {}
@@ -181,16 +239,6 @@ class Processor:
         with self._send_lock:
             self._socket.sendall(_LENGTH.pack(len(frame)) + frame)
 
-    def _recv(self) -> Optional[bytes]:
-        header = self._reader.read(4)
-        if len(header) < 4:
-            return None
-        (length,) = _LENGTH.unpack(header)
-        frame = self._reader.read(length)
-        if len(frame) < length:
-            return None
-        return frame
-
     def serve(self, preload: Optional[str]) -> int:
         error = ""
         if preload:
@@ -204,38 +252,81 @@ class Processor:
             self._socket.close()
             return 1
         threading.Thread(target=self._housekeeping, name="scaler-processor-gc", daemon=True).start()
+        for frame in self._frames():
+            self._on_frame(frame)
+        return 0  # the agent closed the channel
+
+    def _frames(self):
+        """The frames from the agent, as memoryviews valid until the next one is asked for.
+
+        One system call reads as many frames as have arrived (up to _READ_BUFFER bytes); a frame
+        larger than that is read into a buffer of its own."""
+        recv_into = self._socket.recv_into
+        unpack_length = _LENGTH.unpack_from
+        buffer = bytearray(_READ_BUFFER)
+        view = memoryview(buffer)
+        start = end = 0
         while True:
-            frame = self._recv()
-            if frame is None:
-                return 0  # the agent closed the channel
-            kind = frame[0] if frame else 0
-            if kind == _KIND_PROCESSOR_TASK:
-                # The hot path reads the map directly (the generic codec costs ~50 us a frame).
-                try:
-                    task = _Task(msgpack.unpackb(memoryview(frame)[1:], raw=False))
-                except Exception as exc:
-                    logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
+            available = end - start
+            if available >= 4:
+                (length,) = unpack_length(buffer, start)
+                if available - 4 >= length:
+                    first = start + 4
+                    start = first + length
+                    yield view[first:start]
                     continue
-                self._run(task)
-                continue
-            if kind == _KIND_OBJECT_INSTRUCTION:
-                # Forwarded deletes (one per batch of released results): read directly too.
-                try:
-                    body = msgpack.unpackb(memoryview(frame)[1:], raw=False)
-                    if body.get("type") == ObjectInstructionType.Delete:
-                        functions, arguments = self._functions, self._arguments
-                        for oid in (body.get("metadata") or {}).get("object_ids") or ():
-                            functions.pop(oid, None)
-                            arguments.pop(oid, None)
-                except Exception as exc:
-                    logger.warning("dropped malformed ObjectInstruction from the agent: %s", exc)
-                continue
+                if 4 + length > _READ_BUFFER:
+                    frame = bytearray(length)
+                    frame_view = memoryview(frame)
+                    got = available - 4
+                    frame_view[:got] = view[start + 4 : end]
+                    start = end = 0
+                    while got < length:
+                        n = recv_into(frame_view[got:])
+                        if n == 0:
+                            return
+                        got += n
+                    yield frame_view
+                    continue
+            # Move the partial frame (if any) to the front, then read more.
+            if start:
+                if available:
+                    buffer[:available] = bytes(view[start:end])
+                start, end = 0, available
+            n = recv_into(view[end:])
+            if n == 0:
+                return
+            end += n
+
+    def _on_frame(self, frame: memoryview) -> None:
+        kind = frame[0] if len(frame) else 0
+        if kind == _KIND_PROCESSOR_TASK:
+            # The hot path reads the map directly (the generic codec costs ~50 us a frame).
             try:
-                message = decode(frame)
-            except DecodeError as exc:
-                logger.warning("dropped malformed message from the agent: %s", exc)
-                continue
-            logger.warning("dropped unexpected %s from the agent", type(message).__name__)
+                task = _Task(_unpackb(frame[1:], raw=True))
+            except Exception as exc:
+                logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
+                return
+            self._run(task)
+            return
+        if kind == _KIND_OBJECT_INSTRUCTION:
+            # Forwarded deletes (one per batch of released results): read directly too.
+            try:
+                body = _unpackb(frame[1:], raw=True)
+                if body.get(b"type") == ObjectInstructionType.Delete:
+                    functions, arguments = self._functions, self._arguments
+                    for oid in (body.get(b"metadata") or {}).get(b"object_ids") or ():
+                        functions.pop(oid, None)
+                        arguments.pop(oid, None)
+            except Exception as exc:
+                logger.warning("dropped malformed ObjectInstruction from the agent: %s", exc)
+            return
+        try:
+            message = decode(bytes(frame))
+        except DecodeError as exc:
+            logger.warning("dropped malformed message from the agent: %s", exc)
+            return
+        logger.warning("dropped unexpected %s from the agent", type(message).__name__)
 
     # Tasks.
 
@@ -270,12 +361,22 @@ class Processor:
                 logger.error("storing the result of task %s failed: %s", task_id.hex(), exc)
         self._pending_sets = still
 
-    def _load(self, task: "_Task", storage: ObjectStorageClient):
+    def _load(self, task: "_Task"):
         """Return (serializer, function, args), fetching what is not cached in one pipelined batch.
 
         Inline arguments (docs/protocol.md §7.1) are deserialized from the task itself."""
         serializer = self._serializers.get(task.source)
         function = self._functions.get(task.func_object_id)
+        if serializer is not None and function is not None:
+            deserialize = serializer.deserialize
+            args = []
+            for argument in task._body.get(b"arguments") or ():
+                if argument[b"type"] != _ARGUMENT_INLINE:
+                    break
+                args.append(deserialize(argument[b"data"]))
+            else:
+                if args or not task._body.get(b"argument_ids"):
+                    return serializer, function, args
         missing = []
         if serializer is None:
             missing.append(task.serializer_id)
@@ -294,7 +395,7 @@ class Processor:
                 args[i] = cache[data]
             else:
                 arg_missing.append(i)
-        fetched = storage.get_many(missing + [arguments[i][1] for i in arg_missing]) if (
+        fetched = self._client(task).get_many(missing + [arguments[i][1] for i in arg_missing]) if (
             missing or arg_missing
         ) else []
         pos = 0
@@ -320,11 +421,11 @@ class Processor:
 
     def _run(self, task: "_Task") -> None:
         global _current_task
-        storage = self._client(task)
-        self._settle_sets()
+        if self._pending_sets:
+            self._settle_sets()
         serializer = None
         try:
-            serializer, function, args = self._load(task, storage)
+            serializer, function, args = self._load(task)
             _current_task = task
             if task.stream_output:
                 saved = sys.stdout, sys.stderr
@@ -338,22 +439,21 @@ class Processor:
                 result = function(*args)
             _current_task = None
             payload = serializer.serialize(result)
-            result_type = TaskResultType.Success
+            result_type = 0  # TaskResultType.Success
         except Exception as exc:
             _current_task = None
             payload = _pickle_exception(exc)
-            result_type = TaskResultType.Failed
+            result_type = 1  # TaskResultType.Failed
+        if type(payload) is not bytes:
+            payload = bytes(payload)
 
         if len(payload) <= INLINE_LIMIT and not task.keep_result:
             # Inline only: no object, nothing for anybody to release (docs/protocol.md §7.5).
-            self.send_frame(
-                _KIND_RESULT
-                + _pack(
-                    {"task_id": task.task_id, "type": int(result_type), "result_object_id": b"",
-                     "result_object_name": b"", "inline": bytes(payload), "message": ""}
-                )
-            )
+            data = _inline_result_frame(task.task_id, result_type, payload)
+            with self._send_lock:
+                self._socket.sendall(data)
             return
+        storage = self._client(task)
         prefix = self._owner_prefix.get(task.source)
         if prefix is None:
             prefix = self._owner_prefix[task.source] = hashlib.md5(task.source).digest()
@@ -364,7 +464,7 @@ class Processor:
         result_name = b""
         try:
             if len(payload) <= INLINE_LIMIT:
-                inline = bytes(payload)
+                inline = payload
                 request_id = storage.set_object_nowait(result_id, inline)
                 self._pending_sets.append((request_id, storage, task.task_id))
             else:
@@ -372,14 +472,14 @@ class Processor:
             result_object_id = result_id
             result_name = b"<res " + result_id.hex().encode() + b">"
         except Exception as exc:  # storing failed: report without a result object
-            result_type = TaskResultType.Failed
+            result_type = 1
             inline = b""
             message = f"storing the result failed: {type(exc).__name__}: {exc}"
         # ProcessorResult, packed directly in the order of docs/protocol.md §7.5.
         self.send_frame(
             _KIND_RESULT
             + _pack(
-                {"task_id": task.task_id, "type": int(result_type), "result_object_id": result_object_id,
+                {"task_id": task.task_id, "type": result_type, "result_object_id": result_object_id,
                  "result_object_name": result_name, "inline": inline, "message": message}
             )
         )
