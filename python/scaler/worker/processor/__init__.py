@@ -168,12 +168,18 @@ class _Task:
 
 
 _current_task: Optional["_Task"] = None
+_current_body: Optional[dict] = None  # the running task's map, when it runs on the fast path
 logger = logging.getLogger("scaler.processor")
 
 
 def current_task() -> Optional["_Task"]:
     """The task this processor is running, or None outside a processor task."""
-    return _current_task
+    task = _current_task
+    if task is None:
+        body = _current_body
+        if body is not None:
+            task = _Task(body)
+    return task
 
 
 def _on_suspend(signum, frame):
@@ -252,17 +258,24 @@ class Processor:
             self._socket.close()
             return 1
         threading.Thread(target=self._housekeeping, name="scaler-processor-gc", daemon=True).start()
-        for frame in self._frames():
-            self._on_frame(frame)
+        self._serve_frames()
         return 0  # the agent closed the channel
 
-    def _frames(self):
-        """The frames from the agent, as memoryviews valid until the next one is asked for.
+    def _serve_frames(self) -> None:
+        """Handle the agent's frames until it closes the channel.
 
         One system call reads as many frames as have arrived (up to _READ_BUFFER bytes); a frame
-        larger than that is read into a buffer of its own."""
+        larger than that is read into a buffer of its own. The common task (serializer and
+        function cached, arguments inline, no output streaming, small result not to be kept) runs
+        right here, without building a _Task; anything else goes through _on_frame and _run.
+        """
+        global _current_body
         recv_into = self._socket.recv_into
+        sendall = self._socket.sendall
+        send_lock = self._send_lock
         unpack_length = _LENGTH.unpack_from
+        serializers, functions = self._serializers, self._functions
+        join = b"".join
         buffer = bytearray(_READ_BUFFER)
         view = memoryview(buffer)
         start = end = 0
@@ -273,7 +286,56 @@ class Processor:
                 if available - 4 >= length:
                     first = start + 4
                     start = first + length
-                    yield view[first:start]
+                    if length == 0 or buffer[first] != _KIND_PROCESSOR_TASK:
+                        self._on_frame(view[first:start])
+                        continue
+                    try:
+                        body = _unpackb(view[first + 1 : start], raw=True)
+                        get = body.get
+                        task_id = get(b"task_id")
+                        serializer = serializers.get(get(b"source"))
+                        function = functions.get(get(b"func_object_id"))
+                        fast = (
+                            serializer is not None and function is not None and type(task_id) is bytes
+                            and len(task_id) == 16 and not get(b"stream_output") and not get(b"keep_result")
+                            and not get(b"argument_ids") and not self._pending_sets
+                        )
+                        if fast:
+                            data = []
+                            for argument in get(b"arguments") or ():
+                                if argument[b"type"] != _ARGUMENT_INLINE:
+                                    fast = False
+                                    break
+                                data.append(argument[b"data"])
+                    except Exception:
+                        fast = False  # malformed: _on_frame reports it
+                    if not fast:
+                        self._on_frame(view[first:start])
+                        continue
+                    _current_body = body
+                    try:
+                        deserialize = serializer.deserialize
+                        result = function(*[deserialize(item) for item in data])
+                        _current_body = None
+                        payload = serializer.serialize(result)
+                        result_type = 0  # TaskResultType.Success
+                    except Exception as exc:
+                        _current_body = None
+                        payload = _pickle_exception(exc)
+                        result_type = 1  # TaskResultType.Failed
+                    if type(payload) is not bytes:
+                        payload = bytes(payload)
+                    size = len(payload)
+                    if size > INLINE_LIMIT:
+                        self._report(_Task(body), payload, result_type)
+                        continue
+                    header = _BIN8[size] if size < 256 else _bin_header(size)
+                    frame = join((
+                        _LENGTH.pack(_RESULT_FIXED + len(header) + size), _RESULT_HEAD, task_id,
+                        _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
+                    ))
+                    with send_lock:
+                        sendall(frame)
                     continue
                 if 4 + length > _READ_BUFFER:
                     frame = bytearray(length)
@@ -286,7 +348,7 @@ class Processor:
                         if n == 0:
                             return
                         got += n
-                    yield frame_view
+                    self._on_frame(frame_view)
                     continue
             # Move the partial frame (if any) to the front, then read more.
             if start:
@@ -446,7 +508,10 @@ class Processor:
             result_type = 1  # TaskResultType.Failed
         if type(payload) is not bytes:
             payload = bytes(payload)
+        self._report(task, payload, result_type)
 
+    def _report(self, task: "_Task", payload: bytes, result_type: int) -> None:
+        """Send the ProcessorResult of ``task``, storing the outcome first when needed."""
         if len(payload) <= INLINE_LIMIT and not task.keep_result:
             # Inline only: no object, nothing for anybody to release (docs/protocol.md §7.5).
             data = _inline_result_frame(task.task_id, result_type, payload)
