@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Deque, Dict, List, Optional
 
+import msgpack
 import zmq
 
 from scaler.client import _wire as w
@@ -29,6 +30,8 @@ from scaler.utility.exceptions import (
 from scaler.utility.metadata.profile_result import ProfileResult
 
 logger = logging.getLogger("scaler.client")
+_unpackb = msgpack.unpackb
+_TASK_RESULT_KIND = bytes((w.TASK_RESULT,))
 
 _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 
@@ -288,6 +291,30 @@ class ClientAgent(threading.Thread):
             self._on_scheduler_frame(frames[0], True)
 
     def _on_scheduler_frame(self, frame, top_level: bool) -> None:
+        kind = frame[0] if len(frame) else -1
+        if kind == w.TASK_RESULT:
+            self._on_task_result_frame(frame)
+            return
+        if kind == w.BATCH and top_level:
+            # The common Batch, read directly: a list of frames, mostly task results.
+            try:
+                elements = _unpackb(memoryview(frame)[1:], raw=True)[b"messages"]
+                if type(elements) is not list:
+                    raise ValueError("Batch without a messages array")
+            except Exception as error:
+                logger.warning("scaler client: dropped a malformed message from the scheduler: %s", error)
+                return
+            for element in elements:
+                if type(element) is not bytes:
+                    logger.warning("scaler client: dropped a malformed message from the scheduler: Batch element is not bin")
+                elif element[:1] == _TASK_RESULT_KIND:
+                    self._on_task_result_frame(element)
+                else:
+                    self._on_scheduler_frame(element, False)
+            return
+        self._on_scheduler_frame_generic(frame, top_level)
+
+    def _on_scheduler_frame_generic(self, frame, top_level: bool) -> None:
         try:
             kind, body = w.decode(frame)
             if kind == w.BATCH:
@@ -311,6 +338,44 @@ class ClientAgent(threading.Thread):
             raise
         except Exception:
             logger.exception("scaler client: error handling message kind %d", kind)
+
+    def _on_task_result_frame(self, frame: bytes) -> None:
+        """A TaskResult. The common one (an inline outcome of a task of this client) is read with
+        raw keys and resolved here; any other goes through _on_task_result."""
+        try:
+            body = _unpackb(memoryview(frame)[1:], raw=True)
+            task_id = body[b"task_id"]
+            result_type = body[b"type"]
+            inline = body.get(b"inline")
+            common = (
+                (result_type == w.RESULT_SUCCESS or result_type == w.RESULT_FAILED) and type(inline) is bytes
+                and inline and not body.get(b"results") and task_id not in self._graphs
+            )
+        except Exception:
+            common = False
+        if not common:
+            self._on_scheduler_frame_generic(frame, False)
+            return
+        entry = self._tasks.pop(task_id, None)
+        if entry is None:
+            return  # a graph's intermediate node, or a task already settled
+        try:
+            if entry._release:
+                self._release(entry._release)
+            profile = self._raw_profile(body.get(b"profile")) if entry._wants_profile else None
+            entry._set_payload(inline, result_type == w.RESULT_FAILED, profile)
+        except Exception:
+            logger.exception("scaler client: error handling a task result")
+
+    @staticmethod
+    def _raw_profile(p) -> ProfileResult:
+        if not p:
+            return ProfileResult()
+        return ProfileResult(
+            duration_s=float(p.get(b"duration_s", 0.0)),
+            memory_peak=int(p.get(b"memory_peak", 0)),
+            cpu_time_s=float(p.get(b"cpu_time_s", 0.0)),
+        )
 
     def _on_scheduler_message(self, kind: int, body: dict) -> None:
         if kind == w.TASK_RESULT:
