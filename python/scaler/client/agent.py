@@ -34,6 +34,11 @@ _unpackb = msgpack.unpackb
 _TASK_RESULT_KIND = bytes((w.TASK_RESULT,))
 
 _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
+# With at least this many tasks in flight, the agent waits _COALESCE_SECONDS after reading the
+# scheduler's messages, so that results arrive in fewer, larger reads. Only results of a large
+# submission wait (at most this long); a lone task's result is handled as it arrives.
+_COALESCE_OUTSTANDING = 64
+_COALESCE_SECONDS = 0.001
 
 
 class Batch:
@@ -180,6 +185,10 @@ class ClientAgent(threading.Thread):
             events = dict(poller.poll(min(wait_ms, 1000)))
             if self._scheduler in events:
                 self._drain_scheduler()
+                if len(self._tasks) >= _COALESCE_OUTSTANDING:
+                    # Many results to come: let them gather for a moment instead of waking for
+                    # each small message (a wake-up costs more CPU than handling a result).
+                    time.sleep(_COALESCE_SECONDS)
             if self._storage is not None and self._storage in events:
                 self._drain_storage()
             if self._wake_r in events:
