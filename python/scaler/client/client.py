@@ -14,6 +14,7 @@ from scaler.client import _wire as w
 from scaler.client.agent import Batch, ClientAgent, GraphEntry
 from scaler.client.future import MapCall, MapTask, ScalerFuture
 from scaler.client.object_reference import ObjectReference
+from scaler.client.serializer._function_cache import serialize_function
 from scaler.client.serializer.default import DefaultSerializer
 from scaler.client.serializer.mixins import Serializer
 from scaler.utility.exceptions import ClientQuitException, MissingObjects
@@ -215,7 +216,7 @@ class Client:
         batch.task_ids.append(task_id)
         batch.entries.append(future)
         self.__finish_batch(batch, [b"".join((head, task_id, middle, w.encode_arguments(arguments), tail))])
-        self._agent.post(("submit", batch))
+        self._agent.submit_batch(batch)
         return future
 
     def map(self, fn: Callable, iterable: Iterable[Union[Tuple, List]], capabilities: Optional[Dict[str, int]] = None) -> List[Any]:
@@ -246,7 +247,7 @@ class Client:
             batch,
             [join((head, task_id, middle, arguments, tail)) for task_id, arguments in zip(task_ids, encoded_arguments)],
         )
-        self._agent.post(("submit", batch))
+        self._agent.submit_batch(batch)
         try:
             call.wait()
             return call.results()
@@ -509,7 +510,10 @@ class Client:
         batch.frames.extend(frames)
 
     def __function_object(self, batch: Batch, fn: Callable) -> bytes:
-        payload = self._serializer.serialize(fn)
+        if type(self._serializer) is DefaultSerializer:
+            payload, _ = serialize_function(fn, self._serializer.serialize)
+        else:
+            payload = self._serializer.serialize(fn)
         digest = hashlib.blake2b(payload, digest_size=20).digest()
         with self._lock:
             object_id = self._function_cache.get(digest)
