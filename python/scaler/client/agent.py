@@ -31,6 +31,8 @@ from scaler.utility.metadata.profile_result import ProfileResult
 
 logger = logging.getLogger("scaler.client")
 _unpackb = msgpack.unpackb
+# As plain ints: pyzmq's enum members cost microseconds in Flag operations on the hot path.
+_EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE), int(zmq.NOBLOCK)
 _TASK_RESULT_KIND = bytes((w.TASK_RESULT,))
 
 _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
@@ -101,6 +103,12 @@ class ClientAgent(threading.Thread):
 
         self._context: Optional[zmq.Context] = None
         self._scheduler: Optional[zmq.Socket] = None
+        # Guards every use of the scheduler socket, and the agent's handling of a round of
+        # commands: user threads send tasks on the socket themselves (submit_batch) when nothing
+        # queued before them is still unsent. The agent waits on the socket's ZMQ_FD (never
+        # inside libzmq for that socket), so a user thread may use the socket meanwhile.
+        self._sock_lock = threading.RLock()
+        self._direct = False  # user threads may send (set once the agent polls the socket's fd)
         self._storage: Optional[zmq.Socket] = None
         self._poller: Optional[zmq.Poller] = None
 
@@ -165,8 +173,9 @@ class ClientAgent(threading.Thread):
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self._address)
         self._scheduler = sock
+        self._scheduler_fd = sock.getsockopt(zmq.FD)
         self._poller = zmq.Poller()
-        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._scheduler_fd, zmq.POLLIN)
         try:
             import psutil
 
@@ -179,11 +188,19 @@ class ClientAgent(threading.Thread):
 
     def _loop(self) -> None:
         poller = self._poller
+        sock = self._scheduler
+        lock = self._sock_lock
         while True:
-            now = time.monotonic()
-            wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
-            events = dict(poller.poll(min(wait_ms, 1000)))
-            if self._scheduler in events:
+            # ZMQ_FD only signals changes: look at the socket's events before sleeping on it.
+            with lock:
+                readable = sock.get(_EVENTS) & _POLLIN
+            if readable:
+                events = dict(poller.poll(0))
+            else:
+                now = time.monotonic()
+                wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
+                events = dict(poller.poll(min(wait_ms, 1000)))
+            if readable or self._scheduler_fd in events:
                 self._drain_scheduler()
                 if len(self._tasks) >= _COALESCE_OUTSTANDING:
                     # Many results to come: let them gather for a moment instead of waking for
@@ -194,7 +211,8 @@ class ClientAgent(threading.Thread):
             if self._wake_r in events:
                 self._drain_commands()
             if self._to_release:
-                self._flush_release()
+                with lock:
+                    self._flush_release()
             now = time.monotonic()
             if now - self._last_contact > self._timeout:
                 raise _Stop(
@@ -208,6 +226,9 @@ class ClientAgent(threading.Thread):
         reason = stop.reason if stop is not None else ClientQuitException("client agent stopped")
         self.exit_reason = reason
         self.stopped.set()
+        self._direct = False
+        with self._sock_lock:
+            pass  # a user thread sending directly is done; none starts now (stopped is set)
         if not self.storage_ready.is_set():
             self.storage_ready.set()  # the constructor reads exit_reason
         # Resolve everything still pending, so that no user thread waits forever.
@@ -270,7 +291,34 @@ class ClientAgent(threading.Thread):
     # ---------------------------------------------------------------- scheduler messages
 
     def _send(self, frame: bytes) -> None:
-        self._scheduler.send(frame, copy=len(frame) < 65536)
+        with self._sock_lock:
+            self._scheduler.send(frame, copy=len(frame) < 65536)
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    def submit_batch(self, batch: Batch) -> None:
+        """Send ``batch`` (from a user thread). A batch of tasks only (no objects to store, no
+        graph) goes out from this thread when the agent has nothing unsent: one thread hop less
+        per submission. Anything else is posted to the agent."""
+        if not batch.sets and not batch.owned and batch.graph is None and self._direct:
+            sock = self._scheduler
+            with self._sock_lock:
+                if not self._commands and not self._outbox and not self.stopped.is_set():
+                    self._tasks.update(zip(batch.task_ids, batch.entries))
+                    for frame in w.batched(batch.frames):
+                        sock.send(frame, copy=len(frame) < 65536)
+                    # The sends may have taken the socket's pending "readable" signal.
+                    readable = sock.get(_EVENTS) & _POLLIN
+                    if readable:
+                        self._wake()
+                    return
+        self.post(("submit", batch))
 
     def _send_heartbeat(self, now: float) -> None:
         self._next_heartbeat = now + self._heartbeat_interval
@@ -288,16 +336,25 @@ class ClientAgent(threading.Thread):
 
     def _drain_scheduler(self) -> None:
         sock = self._scheduler
+        lock = self._sock_lock
+        get = sock.get
+        recv = sock.recv
         for _ in range(_MAX_DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+            # The lock is not held while a message is handled: that may run user callbacks.
+            with lock:
+                try:
+                    frame = recv(_NOBLOCK)
+                except zmq.Again:
+                    return  # read until EAGAIN: the socket's fd signals again on new input
+                parts = 1
+                while get(_RCVMORE):
+                    recv(_NOBLOCK)
+                    parts += 1
             self._last_contact = time.monotonic()
-            if len(frames) != 1:
-                logger.warning("scaler client: dropped a %d-part message from the scheduler", len(frames))
+            if parts != 1:
+                logger.warning("scaler client: dropped a %d-part message from the scheduler", parts)
                 continue
-            self._on_scheduler_frame(frames[0], True)
+            self._on_scheduler_frame(frame, True)
 
     def _on_scheduler_frame(self, frame, top_level: bool) -> None:
         kind = frame[0] if len(frame) else -1
@@ -431,6 +488,7 @@ class ClientAgent(threading.Thread):
             self._storage = sock
             self._poller.register(sock, zmq.POLLIN)
             self._poller.register(self._wake_r, zmq.POLLIN)
+            self._direct = True
             self.storage_ready.set()
 
     @staticmethod
@@ -588,6 +646,10 @@ class ClientAgent(threading.Thread):
     # ---------------------------------------------------------------- commands
 
     def _drain_commands(self) -> None:
+        with self._sock_lock:  # submit_batch sends directly only once this round is out
+            self._drain_commands_locked()
+
+    def _drain_commands_locked(self) -> None:
         try:
             while os.read(self._wake_r, 4096):
                 pass
