@@ -27,6 +27,7 @@ from scaler.utility.exceptions import (
     TaskRejectedError,
     WorkerDiedError,
 )
+from scaler.client.future import MapTask
 from scaler.utility.metadata.profile_result import ProfileResult
 
 logger = logging.getLogger("scaler.client")
@@ -34,13 +35,14 @@ _unpackb = msgpack.unpackb
 # As plain ints: pyzmq's enum members cost microseconds in Flag operations on the hot path.
 _EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE), int(zmq.NOBLOCK)
 _TASK_RESULT_KIND = bytes((w.TASK_RESULT,))
+_GENERIC = object()
 
 _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 # With at least this many tasks in flight, the agent waits _COALESCE_SECONDS after reading the
 # scheduler's messages, so that results arrive in fewer, larger reads. Only results of a large
 # submission wait (at most this long); a lone task's result is handled as it arrives.
 _COALESCE_OUTSTANDING = 64
-_COALESCE_SECONDS = 0.001
+_COALESCE_SECONDS = 0.002
 
 
 class Batch:
@@ -359,7 +361,7 @@ class ClientAgent(threading.Thread):
     def _on_scheduler_frame(self, frame, top_level: bool) -> None:
         kind = frame[0] if len(frame) else -1
         if kind == w.TASK_RESULT:
-            self._on_task_result_frame(frame)
+            self._on_task_results((frame,))
             return
         if kind == w.BATCH and top_level:
             # The common Batch, read directly: a list of frames, mostly task results.
@@ -370,13 +372,7 @@ class ClientAgent(threading.Thread):
             except Exception as error:
                 logger.warning("scaler client: dropped a malformed message from the scheduler: %s", error)
                 return
-            for element in elements:
-                if type(element) is not bytes:
-                    logger.warning("scaler client: dropped a malformed message from the scheduler: Batch element is not bin")
-                elif element[:1] == _TASK_RESULT_KIND:
-                    self._on_task_result_frame(element)
-                else:
-                    self._on_scheduler_frame(element, False)
+            self._on_task_results(elements)
             return
         self._on_scheduler_frame_generic(frame, top_level)
 
@@ -405,33 +401,48 @@ class ClientAgent(threading.Thread):
         except Exception:
             logger.exception("scaler client: error handling message kind %d", kind)
 
-    def _on_task_result_frame(self, frame: bytes) -> None:
-        """A TaskResult. The common one (an inline outcome of a task of this client) is read with
-        raw keys and resolved here; any other goes through _on_task_result."""
-        try:
-            body = _unpackb(memoryview(frame)[1:], raw=True)
-            task_id = body[b"task_id"]
-            result_type = body[b"type"]
-            inline = body.get(b"inline")
-            common = (
-                (result_type == w.RESULT_SUCCESS or result_type == w.RESULT_FAILED) and type(inline) is bytes
-                and inline and not body.get(b"results") and task_id not in self._graphs
-            )
-        except Exception:
-            common = False
-        if not common:
-            self._on_scheduler_frame_generic(frame, False)
-            return
-        entry = self._tasks.pop(task_id, None)
-        if entry is None:
-            return  # a graph's intermediate node, or a task already settled
-        try:
-            if entry._release:
-                self._release(entry._release)
-            profile = self._raw_profile(body.get(b"profile")) if entry._wants_profile else None
-            entry._set_payload(inline, result_type == w.RESULT_FAILED, profile)
-        except Exception:
-            logger.exception("scaler client: error handling a task result")
+    def _on_task_results(self, frames) -> None:
+        """Frames from the scheduler (a Batch's elements, or one TaskResult), handled in order.
+
+        The common TaskResult (an inline outcome of one of this client's tasks) is read with raw
+        keys (str keys cost as much as the rest of the map) and resolved here; every other frame
+        takes the generic path."""
+        tasks = self._tasks
+        graphs = self._graphs
+        unpackb = _unpackb
+        for frame in frames:
+            if type(frame) is not bytes:
+                logger.warning("scaler client: dropped a malformed message from the scheduler: Batch element is not bin")
+                continue
+            entry = _GENERIC
+            if frame[:1] == _TASK_RESULT_KIND:
+                try:
+                    body = unpackb(memoryview(frame)[1:], raw=True)
+                    task_id = body[b"task_id"]
+                    result_type = body[b"type"]
+                    inline = body.get(b"inline")
+                    if (
+                        (result_type == 0 or result_type == 1) and type(inline) is bytes and inline  # success, failed
+                        and not body.get(b"results") and task_id not in graphs
+                    ):
+                        entry = tasks.pop(task_id, None)
+                except Exception:
+                    pass
+            if entry is _GENERIC:
+                self._on_scheduler_frame_generic(frame, False)
+                continue
+            if entry is None:
+                continue  # a graph's intermediate node, or a task already settled
+            try:
+                if entry._release:
+                    self._release(entry._release)
+                if type(entry) is MapTask:
+                    entry.call.set_payload(entry.index, inline, result_type == 1)
+                else:
+                    profile = self._raw_profile(body.get(b"profile")) if entry._wants_profile else None
+                    entry._set_payload(inline, result_type == 1, profile)
+            except Exception:
+                logger.exception("scaler client: error handling a task result")
 
     @staticmethod
     def _raw_profile(p) -> ProfileResult:
