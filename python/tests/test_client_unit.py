@@ -369,3 +369,25 @@ def test_map_cancel_on_failure(fake_scheduler, client):
     assert wait_for(lambda: not fake_scheduler.held, 5)
     cancels = [m.task_id for _, m in fake_scheduler.received if isinstance(m, TaskCancel)]
     assert len(cancels) == 2
+
+
+def test_many_threads_submit_and_map(fake_scheduler, client):
+    """Threads submitting (sent from the calling thread) and mapping at once all get their results."""
+    errors = []
+
+    def work(k):
+        try:
+            futures = [client.submit(add, k, i) for i in range(30)]
+            assert client.map(add, [(k, i) for i in range(40)]) == [k + i for i in range(40)]
+            assert [f.result(timeout=10) for f in futures] == [k + i for i in range(30)]
+            assert client.submit(noop, k).result(timeout=10) == k
+        except BaseException as error:  # noqa: B902
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert not any(thread.is_alive() for thread in threads)

@@ -111,6 +111,9 @@ class ClientAgent(threading.Thread):
         # inside libzmq for that socket), so a user thread may use the socket meanwhile.
         self._sock_lock = threading.RLock()
         self._direct = False  # user threads may send (set once the agent polls the socket's fd)
+        # Not inside a processor: the worker may suspend its main thread (SIGUSR1) at any point,
+        # which must never be while it holds the socket lock that the agent needs.
+        self._direct_allowed = "scaler.worker.processor" not in sys.modules
         self._storage: Optional[zmq.Socket] = None
         self._poller: Optional[zmq.Poller] = None
 
@@ -499,7 +502,7 @@ class ClientAgent(threading.Thread):
             self._storage = sock
             self._poller.register(sock, zmq.POLLIN)
             self._poller.register(self._wake_r, zmq.POLLIN)
-            self._direct = True
+            self._direct = self._direct_allowed
             self.storage_ready.set()
 
     @staticmethod
