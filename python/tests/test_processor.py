@@ -62,7 +62,7 @@ class Channel:
         self.serializer = serializer
         owner = hashlib.md5(SOURCE).digest()
         self.serializer_id = owner + hashlib.md5(b"serializer").digest()
-        self.functions = {fn: owner + os.urandom(16) for fn in (echo, fail)}
+        self.functions = {fn: owner + os.urandom(16) for fn in (echo, fail, processor_module.current_task)}
         with ObjectStorageClient(f"tcp://127.0.0.1:{storage_port}", timeout_s=5) as storage:
             storage.set_object(self.serializer_id, cloudpickle.dumps(serializer))
             for fn, object_id in self.functions.items():
@@ -88,13 +88,13 @@ class Channel:
             assert data, "processor closed the channel"
             self.buffer += data
 
-    def task(self, fn, *args) -> tuple:
+    def task(self, fn, *args, keep_result=False) -> tuple:
         task_id = os.urandom(16)
         body = {
             "task_id": task_id, "source": SOURCE, "serializer_id": self.serializer_id,
             "func_object_id": self.functions[fn], "argument_ids": [], "metadata": b"", "priority": 0,
             "stream_output": False, "object_storage": {"host": "127.0.0.1", "port": self.port},
-            "arguments": [{"type": 2, "data": self.serializer.serialize(a)} for a in args], "keep_result": False,
+            "arguments": [{"type": 2, "data": self.serializer.serialize(a)} for a in args], "keep_result": keep_result,
         }
         frame = bytes((65,)) + msgpack.packb(body, use_bin_type=True)
         return task_id, _LENGTH.pack(len(frame)) + frame
@@ -138,6 +138,21 @@ def test_processor_frames_split_joined_and_large(storage_port):
             assert pickle.loads(storage.get_object(result["result_object_id"])) == big
         result = channel.result()
         assert result["task_id"] == small_id and pickle.loads(result["inline"]) == 7
+        # The running task is visible to the function (nested clients read its priority), on the
+        # template path too (the same frame layout twice).
+        for _ in range(2):
+            task_id, frame = channel.task(processor_module.current_task)
+            channel.sock.sendall(frame)
+            result = channel.result()
+            assert result["type"] == 0, pickle.loads(result["inline"])
+            task = pickle.loads(result["inline"])
+            assert task.task_id == task_id and task.priority == 0 and task.source == SOURCE
+        # keep_result after tasks of the same layout: stored as well as inline.
+        task_id, frame = channel.task(echo, 11, keep_result=True)
+        channel.sock.sendall(frame)
+        result = channel.result()
+        assert result["task_id"] == task_id and len(result["result_object_id"]) == 32
+        assert pickle.loads(result["inline"]) == 11
         # A failure travels as the pickled exception.
         task_id, frame = channel.task(fail, {}, "nope")
         channel.sock.sendall(frame)

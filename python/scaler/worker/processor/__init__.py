@@ -86,6 +86,14 @@ _RESULT_INLINE_ONLY = {
     for t in (0, 1)  # TaskResultType success, failed
 }
 _RESULT_NO_MESSAGE = _pack("message") + _pack("")
+# ProcessorTask templates (see Processor._match_template), as the Go agent writes the fields.
+_TASK_HEAD = bytes((65,)) + b"\x8b" + _pack("task_id") + b"\xc4\x10"  # then the 16-byte task id, at 12
+_ARGUMENTS_KEY = _pack("arguments")
+_INLINE_ARGUMENT = _pack({"type": 2, "data": b""})[:-2]  # then a bin header and the bytes
+_KEEP_RESULT_FALSE = _pack("keep_result") + _pack(False)
+_TEMPLATE_KEYS = [b"source", b"serializer_id", b"func_object_id", b"argument_ids", b"metadata", b"priority",
+                  b"stream_output", b"object_storage"]
+_TEMPLATES = 4
 _RESULT_FIXED = len(_RESULT_HEAD) + 16 + len(_RESULT_INLINE_ONLY[0]) + len(_RESULT_NO_MESSAGE)
 _BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]
 
@@ -168,7 +176,7 @@ class _Task:
 
 
 _current_task: Optional["_Task"] = None
-_current_body: Optional[dict] = None  # the running task's map, when it runs on the fast path
+_current_body = None  # the running task's map (or its frame), when it runs on the fast path
 logger = logging.getLogger("scaler.processor")
 
 
@@ -178,7 +186,7 @@ def current_task() -> Optional["_Task"]:
     if task is None:
         body = _current_body
         if body is not None:
-            task = _Task(body)
+            task = _Task(body if type(body) is dict else _unpackb(body[1:], raw=True))
     return task
 
 
@@ -233,6 +241,7 @@ class Processor:
         self._arguments: "OrderedDict[bytes, object]" = OrderedDict()  # LRU by object id
         self._since_settle = 0
         self._owner_prefix: Dict[bytes, bytes] = {}  # client id -> MD5, the first half of its object ids
+        self._templates: list = []  # (bytes after the task id up to the arguments, serializer, function)
         self._gc_interval = gc_interval
         self._trim_threshold = trim_threshold
 
@@ -289,29 +298,37 @@ class Processor:
                     if length == 0 or buffer[first] != _KIND_PROCESSOR_TASK:
                         self._on_frame(view[first:start])
                         continue
-                    try:
-                        body = _unpackb(view[first + 1 : start], raw=True)
-                        get = body.get
-                        task_id = get(b"task_id")
-                        serializer = serializers.get(get(b"source"))
-                        function = functions.get(get(b"func_object_id"))
-                        fast = (
-                            serializer is not None and function is not None and type(task_id) is bytes
-                            and len(task_id) == 16 and not get(b"stream_output") and not get(b"keep_result")
-                            and not get(b"argument_ids") and not self._pending_sets
-                        )
-                        if fast:
-                            data = []
-                            for argument in get(b"arguments") or ():
-                                if argument[b"type"] != _ARGUMENT_INLINE:
-                                    fast = False
-                                    break
-                                data.append(argument[b"data"])
-                    except Exception:
-                        fast = False  # malformed: _on_frame reports it
-                    if not fast:
-                        self._on_frame(view[first:start])
-                        continue
+                    frame = bytes(view[first:start])
+                    quick = self._match_template(frame) if frame.startswith(_TASK_HEAD) else None
+                    if quick is not None:
+                        task_id, data, serializer, function = quick
+                        body = frame  # current_task() decodes it if asked
+                    else:
+                        try:
+                            body = _unpackb(memoryview(frame)[1:], raw=True)
+                            get = body.get
+                            task_id = get(b"task_id")
+                            serializer = serializers.get(get(b"source"))
+                            function = functions.get(get(b"func_object_id"))
+                            fast = (
+                                serializer is not None and function is not None and type(task_id) is bytes
+                                and len(task_id) == 16 and not get(b"stream_output") and not get(b"keep_result")
+                                and not get(b"argument_ids") and not self._pending_sets
+                            )
+                            if fast:
+                                data = []
+                                for argument in get(b"arguments") or ():
+                                    if argument[b"type"] != _ARGUMENT_INLINE:
+                                        fast = False
+                                        break
+                                    data.append(argument[b"data"])
+                                if fast:
+                                    self._learn_template(frame, body, serializer, function)
+                        except Exception:
+                            fast = False  # malformed: _on_frame reports it
+                        if not fast:
+                            self._on_frame(view[first:start])
+                            continue
                     _current_body = body
                     try:
                         deserialize = serializer.deserialize
@@ -327,7 +344,8 @@ class Processor:
                         payload = bytes(payload)
                     size = len(payload)
                     if size > INLINE_LIMIT:
-                        self._report(_Task(body), payload, result_type)
+                        self._report(_Task(body if type(body) is dict else _unpackb(body[1:], raw=True)), payload,
+                                     result_type)
                         continue
                     header = _BIN8[size] if size < 256 else _bin_header(size)
                     frame = join((
@@ -360,6 +378,68 @@ class Processor:
                 return
             end += n
 
+    # ProcessorTask templates. For one client and function, ProcessorTask frames differ only in the
+    # task id and the arguments: the bytes between them (source, serializer, function, metadata,
+    # priority, flags, object storage) repeat. A template is those bytes, checked once against
+    # the decoded map; a frame that starts with the fixed head, has a template's bytes right
+    # after its task id and ends in inline arguments and keep_result false is read by slicing
+    # (no map, no objects besides the task id and argument bytes). Anything else is decoded.
+
+    def _match_template(self, frame: bytes):
+        """(task id, [argument bytes], serializer, function) for a frame matching a template."""
+        for middle, serializer, function in self._templates:
+            if frame.startswith(middle, 28):
+                break
+        else:
+            return None
+        position = 28 + len(middle)
+        count = frame[position] - 0x90  # fixarray
+        if not 0 <= count < 16 or self._pending_sets:
+            return None
+        position += 1
+        data = []
+        for _ in range(count):
+            if not frame.startswith(_INLINE_ARGUMENT, position):
+                return None
+            position += len(_INLINE_ARGUMENT)
+            header = frame[position]
+            if header == 0xC4:
+                size = frame[position + 1]
+                position += 2
+            elif header == 0xC5:
+                size = int.from_bytes(frame[position + 1 : position + 3], "big")
+                position += 3
+            elif header == 0xC6:
+                size = int.from_bytes(frame[position + 1 : position + 5], "big")
+                position += 5
+            else:
+                return None
+            data.append(frame[position : position + size])
+            position += size
+        if len(frame) - position != len(_KEEP_RESULT_FALSE) or not frame.startswith(_KEEP_RESULT_FALSE, position):
+            return None
+        return frame[12:28], data, serializer, function
+
+    def _learn_template(self, frame: bytes, body: dict, serializer, function) -> None:
+        """Remember the bytes after this (fast-path) task's id as a template, once checked."""
+        position = frame.find(_ARGUMENTS_KEY, 28)
+        if not frame.startswith(_TASK_HEAD) or position < 0:
+            return
+        middle = frame[28:position] + _ARGUMENTS_KEY
+        try:
+            fields = _unpackb(b"\x88" + middle[: -len(_ARGUMENTS_KEY)], raw=True)
+        except Exception:
+            return  # the guess at where the arguments start was wrong
+        if (
+            list(fields) != _TEMPLATE_KEYS or fields[b"source"] != body.get(b"source")
+            or fields[b"func_object_id"] != body.get(b"func_object_id") or fields[b"stream_output"] is not False
+            or fields[b"argument_ids"] != []
+        ):
+            return
+        templates = self._templates
+        templates[:] = [t for t in templates if t[0] != middle][: _TEMPLATES - 1]
+        templates.insert(0, (middle, serializer, function))
+
     def _on_frame(self, frame: memoryview) -> None:
         kind = frame[0] if len(frame) else 0
         if kind == _KIND_PROCESSOR_TASK:
@@ -377,6 +457,7 @@ class Processor:
                 body = _unpackb(frame[1:], raw=True)
                 if body.get(b"type") == ObjectInstructionType.Delete:
                     functions, arguments = self._functions, self._arguments
+                    self._templates.clear()
                     for oid in (body.get(b"metadata") or {}).get(b"object_ids") or ():
                         functions.pop(oid, None)
                         arguments.pop(oid, None)
