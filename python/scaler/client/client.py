@@ -1,6 +1,7 @@
 import graphlib
 import hashlib
 import inspect
+import itertools
 import logging
 import os
 import sys
@@ -135,6 +136,10 @@ class Client:
         self._future_condition = threading.Condition()  # shared by this client's futures
         self._function_cache: Dict[bytes, bytes] = {}
         self._task_pieces_cache: Dict[tuple, tuple] = {}
+        # Task ids of submit(): a random prefix per client and a counter (no system call, which
+        # would also hand the GIL to the agent thread mid-submission).
+        self._task_id_prefix = os.urandom(8)
+        self._task_counter = itertools.count(1)
         self._valid_references: set = set()
 
         agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds)
@@ -209,7 +214,7 @@ class Client:
         batch = Batch()
         arguments, release = self.__argument_objects(batch, folded)
         function_id = self.__function_object(batch, fn)  # last: only cache what gets sent
-        task_id = os.urandom(16)
+        task_id = self._task_id_prefix + next(self._task_counter).to_bytes(8, "big")
         future = ScalerFuture(task_id, True, None, self._serializer, self._agent, self._future_condition)
         future._release = release
         head, middle, tail = self.__task_pieces(function_id, capabilities, self.__priority())

@@ -45,13 +45,18 @@ def _global_names(code: types.CodeType) -> tuple:
     return names
 
 
-def _by_value_modules() -> tuple:
-    try:
-        from cloudpickle import cloudpickle as implementation
+try:
+    from cloudpickle import cloudpickle as _cloudpickle_implementation
 
-        return tuple(sorted(implementation._PICKLE_BY_VALUE_MODULES))
-    except Exception:
-        return (_MISSING,)  # unknown: never equal to an earlier fingerprint's
+    _BY_VALUE = _cloudpickle_implementation._PICKLE_BY_VALUE_MODULES  # a set of module names
+except Exception:  # another cloudpickle: fingerprints never match, functions are always serialized
+    _BY_VALUE = None
+
+
+def _by_value_modules() -> tuple:
+    if _BY_VALUE is None:
+        return (object(),)
+    return tuple(sorted(_BY_VALUE)) if _BY_VALUE else ()
 
 
 def fingerprint(fn, depth: int = 0) -> Optional[tuple]:
