@@ -332,7 +332,10 @@ class Processor:
                     _current_body = body
                     try:
                         deserialize = serializer.deserialize
-                        result = function(*[deserialize(item) for item in data])
+                        if len(data) == 1:
+                            result = function(deserialize(data[0]))
+                        else:
+                            result = function(*[deserialize(item) for item in data])
                         _current_body = None
                         payload = serializer.serialize(result)
                         result_type = 0  # TaskResultType.Success
