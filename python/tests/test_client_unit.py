@@ -290,6 +290,8 @@ def test_pickled_client_reconnects(fake_scheduler, client):
 def test_wire_frames_match_shared_codec(fake_scheduler, client):
     """Messages the client sends decode with scaler.protocol (the byte-compatible codec)."""
     client.submit(noop, 1).result(timeout=5)
+    client.map(add, [(1, 2), (3, 4)])
+    client.map(noop, [(i,) for i in range(3)], capabilities={"gpu": 1})
     client.get({"a": 1, "b": (noop, "a")}, keys=["b"])
     kinds = {type(m).__name__ for _, m in fake_scheduler.received}
     assert {"ClientHeartbeat", "ObjectInstruction", "Task", "GraphTask"} <= kinds
@@ -297,3 +299,95 @@ def test_wire_frames_match_shared_codec(fake_scheduler, client):
 
     for frame in fake_scheduler.raw:
         assert encode(decode(frame)) == frame, decode(frame)
+
+
+def test_task_frame_pieces_match_codec():
+    """Task frames built from pre-encoded pieces are the bytes the generic encoders write."""
+    import os
+
+    from scaler.client import _wire as w
+    from scaler.protocol import decode, encode
+
+    function_id = os.urandom(32)
+    for capabilities, priority, stream, profiling in [({}, 0, False, False), ({"gpu": 1, "linux": -1}, 70000, True, True)]:
+        head, middle, tail = w.task_frame_pieces(b"123|Client|abc", function_id, capabilities, priority, stream, profiling)
+        for arguments in [
+            [],
+            [(w.ARG_INLINE, b"")],
+            [(w.ARG_INLINE, b"x" * 255), (w.ARG_OBJECT, os.urandom(32))],
+            [(w.ARG_INLINE, b"y" * 256), (w.ARG_INLINE, b"z" * 70000)],
+            [(w.ARG_INLINE, bytes([i])) for i in range(17)],
+        ]:
+            task_id = os.urandom(16)
+            frame = head + task_id + middle + w.encode_arguments(arguments) + tail
+            body = {
+                "task_id": task_id, "source": b"123|Client|abc", "metadata": b"", "func_object_id": function_id,
+                "arguments": [{"type": t, "data": d} for t, d in arguments], "capabilities": capabilities,
+                "priority": priority, "stream_output": stream, "profiling": profiling, "keep_result": False,
+            }
+            assert frame == w.encode(w.TASK, body)
+            assert encode(decode(frame)) == frame
+
+
+def test_map_large_arguments_are_released(fake_scheduler, client):
+    """A map argument too large to travel inline is stored, and released once its task is done."""
+    assert client.map(len, [(b"x" * 100_000,), (b"y" * 10,), (b"z" * 70_000, )]) == [100_000, 10, 70_000]
+    large = {oid for oid, data in fake_scheduler.objects.items() if len(data) > 65536}
+    assert len(large) == 2
+    assert wait_for(lambda: large <= set(fake_scheduler.deleted), 5)
+
+
+def test_map_cancel_on_failure(fake_scheduler, client):
+    """The first failure in input order is raised; the tasks still pending are cancelled."""
+    fake_scheduler.hold = True
+    result = {}
+
+    def run():
+        try:
+            client.map(noop, [(i,) for i in range(5)])
+        except BaseException as error:  # noqa: B902
+            result["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert wait_for(lambda: len(fake_scheduler.held) == 5, 5)
+    # Fail the third task; the map decides only once the two before it are done.
+    ident, third = fake_scheduler.held.pop(2)
+    from scaler import protocol as p
+    import pickle
+
+    fake_scheduler.call(lambda: fake_scheduler.send(ident, p.TaskResult(
+        task_id=third.task_id, type=p.TaskResultType.Failed, results=[], inline=pickle.dumps(KeyError("third")))))
+    time.sleep(0.2)
+    assert thread.is_alive()
+    first_two = fake_scheduler.held[:2]
+    del fake_scheduler.held[:2]
+    fake_scheduler.call(lambda: [fake_scheduler._run_task(i, t) for i, t in first_two])
+    thread.join(5)
+    assert isinstance(result.get("error"), KeyError)
+    # the last two were cancelled
+    assert wait_for(lambda: not fake_scheduler.held, 5)
+    cancels = [m.task_id for _, m in fake_scheduler.received if isinstance(m, TaskCancel)]
+    assert len(cancels) == 2
+
+
+def test_many_threads_submit_and_map(fake_scheduler, client):
+    """Threads submitting (sent from the calling thread) and mapping at once all get their results."""
+    errors = []
+
+    def work(k):
+        try:
+            futures = [client.submit(add, k, i) for i in range(30)]
+            assert client.map(add, [(k, i) for i in range(40)]) == [k + i for i in range(40)]
+            assert [f.result(timeout=10) for f in futures] == [k + i for i in range(30)]
+            assert client.submit(noop, k).result(timeout=10) == k
+        except BaseException as error:  # noqa: B902
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors, errors
+    assert not any(thread.is_alive() for thread in threads)

@@ -70,6 +70,65 @@ def encode(kind: int, body: dict) -> bytes:
     return bytes((kind,)) + _packb(body)
 
 
+# ---- Task frames from pre-encoded pieces (the client's hot path)
+#
+# A Task frame is the same bytes as ``encode(TASK, {...})`` with the fields in the order of
+# docs/protocol.md §7.1; everything but the task id and the arguments is the same for all tasks of
+# one submission, so it is encoded once (test_task_frame_pieces_match_codec in
+# python/tests/test_client_unit.py compares both ways).
+
+_BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]
+_FIXARRAY = [bytes((0x90 | n,)) for n in range(16)]
+_ARGUMENT_PREFIX = {t: _packb({"type": t, "data": b""})[:-2] for t in (ARG_TASK, ARG_OBJECT, ARG_INLINE)}
+ARG_INLINE_PREFIX = _ARGUMENT_PREFIX[ARG_INLINE]  # + bin_header(len(data)) + data
+
+
+def bin_header(n: int) -> bytes:
+    """msgpack bin header for n bytes (as msgpack's Packer writes it)."""
+    if n < 256:
+        return _BIN8[n]
+    if n < 65536:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def array_header(n: int) -> bytes:
+    if n < 16:
+        return _FIXARRAY[n]
+    if n < 65536:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def encode_arguments(arguments: list) -> bytes:
+    """The msgpack array of ``arguments`` [(type, data)]: a Task's ``arguments`` field."""
+    parts = [array_header(len(arguments))]
+    for arg_type, data in arguments:
+        parts.append(_ARGUMENT_PREFIX[arg_type])
+        parts.append(bin_header(len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def task_frame_pieces(source: bytes, function_id: bytes, capabilities: dict, priority: int, stream_output: bool,
+                      profiling: bool) -> tuple:
+    """(head, middle, tail): a Task frame is ``head + task_id (16 bytes) + middle + arguments + tail``
+    with ``arguments`` from encode_arguments."""
+    head = bytes((TASK,)) + b"\x8a" + _packb("task_id") + b"\xc4\x10"
+    middle = b"".join((
+        _packb("source"), _packb(source), _packb("metadata"), _packb(b""), _packb("func_object_id"),
+        _packb(function_id), _packb("arguments"),
+    ))
+    tail = b"".join((
+        _packb("capabilities"), _packb(capabilities), _packb("priority"), _packb(priority),
+        _packb("stream_output"), _packb(bool(stream_output)), _packb("profiling"), _packb(bool(profiling)),
+        # Small results come back inline only; nothing here needs them as storage objects
+        # (the scheduler keeps graph results that feed other nodes).
+        _packb("keep_result"), _packb(False),
+    ))
+    return head, middle, tail
+
+
 # Batching limits, as Go's protocol.MaxBatchMessages / MaxBatchBytes.
 MAX_BATCH_MESSAGES = 1024
 MAX_BATCH_BYTES = 1 << 20

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Deque, Dict, List, Optional
 
+import msgpack
 import zmq
 
 from scaler.client import _wire as w
@@ -26,35 +27,41 @@ from scaler.utility.exceptions import (
     TaskRejectedError,
     WorkerDiedError,
 )
+from scaler.client.future import MapTask
 from scaler.utility.metadata.profile_result import ProfileResult
 
 logger = logging.getLogger("scaler.client")
+_unpackb = msgpack.unpackb
+# As plain ints: pyzmq's enum members cost microseconds in Flag operations on the hot path.
+_EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE), int(zmq.NOBLOCK)
+_TASK_RESULT_KIND = bytes((w.TASK_RESULT,))
+_GENERIC = object()
 
 _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
+# With at least this many tasks in flight, the agent waits _COALESCE_SECONDS after reading the
+# scheduler's messages, so that results arrive in fewer, larger reads. Only results of a large
+# submission wait (at most this long); a lone task's result is handled as it arrives.
+_COALESCE_OUTSTANDING = 64
+_COALESCE_SECONDS = 0.002
 
 
 class Batch:
     """Work built by a user thread: objects to store, then scheduler frames to send once stored."""
 
-    __slots__ = ("sets", "create_ids", "frames", "tasks", "graph", "remaining", "owned")
+    __slots__ = ("sets", "create_ids", "frames", "task_ids", "entries", "graph", "remaining", "owned")
 
     def __init__(self):
         self.sets: List[tuple] = []  # (request id, object id, header frame, payload)
         self.create_ids: List[bytes] = []
         self.frames: List[bytes] = []  # create instruction first, then tasks
-        self.tasks: List[tuple] = []  # (task id, TaskEntry)
+        # Tasks and their entries, in parallel: a ScalerFuture, or a MapTask for a map's tasks.
+        # An entry has _release (object ids to release when the task is done), _group_task_id
+        # (its graph, or None) and the methods the agent resolves it with.
+        self.task_ids: List[bytes] = []
+        self.entries: list = []
         self.graph: Optional["GraphEntry"] = None
         self.remaining = 0
         self.owned: List[bytes] = []
-
-
-class TaskEntry:
-    __slots__ = ("future", "release", "graph_id")
-
-    def __init__(self, future, release: List[bytes], graph_id: Optional[bytes] = None):
-        self.future = future
-        self.release = release
-        self.graph_id = graph_id
 
 
 class GraphEntry:
@@ -98,10 +105,19 @@ class ClientAgent(threading.Thread):
 
         self._context: Optional[zmq.Context] = None
         self._scheduler: Optional[zmq.Socket] = None
+        # Guards every use of the scheduler socket, and the agent's handling of a round of
+        # commands: user threads send tasks on the socket themselves (submit_batch) when nothing
+        # queued before them is still unsent. The agent waits on the socket's ZMQ_FD (never
+        # inside libzmq for that socket), so a user thread may use the socket meanwhile.
+        self._sock_lock = threading.RLock()
+        self._direct = False  # user threads may send (set once the agent polls the socket's fd)
+        # Not inside a processor: the worker may suspend its main thread (SIGUSR1) at any point,
+        # which must never be while it holds the socket lock that the agent needs.
+        self._direct_allowed = "scaler.worker.processor" not in sys.modules
         self._storage: Optional[zmq.Socket] = None
         self._poller: Optional[zmq.Poller] = None
 
-        self._tasks: Dict[bytes, TaskEntry] = {}
+        self._tasks: Dict[bytes, object] = {}  # task id -> entry (see Batch)
         self._graphs: Dict[bytes, GraphEntry] = {}
         self._graph_nodes: Dict[bytes, bytes] = {}
         self._storage_requests: Dict[int, tuple] = {}
@@ -162,8 +178,9 @@ class ClientAgent(threading.Thread):
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self._address)
         self._scheduler = sock
+        self._scheduler_fd = sock.getsockopt(zmq.FD)
         self._poller = zmq.Poller()
-        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._scheduler_fd, zmq.POLLIN)
         try:
             import psutil
 
@@ -176,18 +193,31 @@ class ClientAgent(threading.Thread):
 
     def _loop(self) -> None:
         poller = self._poller
+        sock = self._scheduler
+        lock = self._sock_lock
         while True:
-            now = time.monotonic()
-            wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
-            events = dict(poller.poll(min(wait_ms, 1000)))
-            if self._scheduler in events:
+            # ZMQ_FD only signals changes: look at the socket's events before sleeping on it.
+            with lock:
+                readable = sock.get(_EVENTS) & _POLLIN
+            if readable:
+                events = dict(poller.poll(0))
+            else:
+                now = time.monotonic()
+                wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
+                events = dict(poller.poll(min(wait_ms, 1000)))
+            if readable or self._scheduler_fd in events:
                 self._drain_scheduler()
+                if len(self._tasks) >= _COALESCE_OUTSTANDING:
+                    # Many results to come: let them gather for a moment instead of waking for
+                    # each small message (a wake-up costs more CPU than handling a result).
+                    time.sleep(_COALESCE_SECONDS)
             if self._storage is not None and self._storage in events:
                 self._drain_storage()
             if self._wake_r in events:
                 self._drain_commands()
             if self._to_release:
-                self._flush_release()
+                with lock:
+                    self._flush_release()
             now = time.monotonic()
             if now - self._last_contact > self._timeout:
                 raise _Stop(
@@ -201,10 +231,13 @@ class ClientAgent(threading.Thread):
         reason = stop.reason if stop is not None else ClientQuitException("client agent stopped")
         self.exit_reason = reason
         self.stopped.set()
+        self._direct = False
+        with self._sock_lock:
+            pass  # a user thread sending directly is done; none starts now (stopped is set)
         if not self.storage_ready.is_set():
             self.storage_ready.set()  # the constructor reads exit_reason
         # Resolve everything still pending, so that no user thread waits forever.
-        futures = [entry.future for entry in self._tasks.values()]
+        futures = list(self._tasks.values())
         for graph in self._graphs.values():
             futures.append(graph.umbrella)
             futures.extend(graph.targets.values())
@@ -212,14 +245,14 @@ class ClientAgent(threading.Thread):
             if request[0] == "get":
                 futures.append(request[1])
         for batch in self._outbox:
-            futures.extend(entry.future for _, entry in batch.tasks)
+            futures.extend(batch.entries)
             if batch.graph is not None:
                 futures.append(batch.graph.umbrella)
                 futures.extend(batch.graph.targets.values())
         while self._commands:
             command = self._commands.popleft()
             if command[0] == "submit":
-                futures.extend(entry.future for _, entry in command[1].tasks)
+                futures.extend(command[1].entries)
                 if command[1].graph is not None:
                     futures.extend(command[1].graph.targets.values())
             elif command[0] in ("disconnect", "clear"):
@@ -263,7 +296,34 @@ class ClientAgent(threading.Thread):
     # ---------------------------------------------------------------- scheduler messages
 
     def _send(self, frame: bytes) -> None:
-        self._scheduler.send(frame, copy=len(frame) < 65536)
+        with self._sock_lock:
+            self._scheduler.send(frame, copy=len(frame) < 65536)
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    def submit_batch(self, batch: Batch) -> None:
+        """Send ``batch`` (from a user thread). A batch of tasks only (no objects to store, no
+        graph) goes out from this thread when the agent has nothing unsent: one thread hop less
+        per submission. Anything else is posted to the agent."""
+        if not batch.sets and not batch.owned and batch.graph is None and self._direct:
+            sock = self._scheduler
+            with self._sock_lock:
+                if not self._commands and not self._outbox and not self.stopped.is_set():
+                    self._tasks.update(zip(batch.task_ids, batch.entries))
+                    for frame in w.batched(batch.frames):
+                        sock.send(frame, copy=len(frame) < 65536)
+                    # The sends may have taken the socket's pending "readable" signal.
+                    readable = sock.get(_EVENTS) & _POLLIN
+                    if readable:
+                        self._wake()
+                    return
+        self.post(("submit", batch))
 
     def _send_heartbeat(self, now: float) -> None:
         self._next_heartbeat = now + self._heartbeat_interval
@@ -281,18 +341,45 @@ class ClientAgent(threading.Thread):
 
     def _drain_scheduler(self) -> None:
         sock = self._scheduler
+        lock = self._sock_lock
+        get = sock.get
+        recv = sock.recv
         for _ in range(_MAX_DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+            # The lock is not held while a message is handled: that may run user callbacks.
+            with lock:
+                try:
+                    frame = recv(_NOBLOCK)
+                except zmq.Again:
+                    return  # read until EAGAIN: the socket's fd signals again on new input
+                parts = 1
+                while get(_RCVMORE):
+                    recv(_NOBLOCK)
+                    parts += 1
             self._last_contact = time.monotonic()
-            if len(frames) != 1:
-                logger.warning("scaler client: dropped a %d-part message from the scheduler", len(frames))
+            if parts != 1:
+                logger.warning("scaler client: dropped a %d-part message from the scheduler", parts)
                 continue
-            self._on_scheduler_frame(frames[0], True)
+            self._on_scheduler_frame(frame, True)
 
     def _on_scheduler_frame(self, frame, top_level: bool) -> None:
+        kind = frame[0] if len(frame) else -1
+        if kind == w.TASK_RESULT:
+            self._on_task_results((frame,))
+            return
+        if kind == w.BATCH and top_level:
+            # The common Batch, read directly: a list of frames, mostly task results.
+            try:
+                elements = _unpackb(memoryview(frame)[1:], raw=True)[b"messages"]
+                if type(elements) is not list:
+                    raise ValueError("Batch without a messages array")
+            except Exception as error:
+                logger.warning("scaler client: dropped a malformed message from the scheduler: %s", error)
+                return
+            self._on_task_results(elements)
+            return
+        self._on_scheduler_frame_generic(frame, top_level)
+
+    def _on_scheduler_frame_generic(self, frame, top_level: bool) -> None:
         try:
             kind, body = w.decode(frame)
             if kind == w.BATCH:
@@ -316,6 +403,59 @@ class ClientAgent(threading.Thread):
             raise
         except Exception:
             logger.exception("scaler client: error handling message kind %d", kind)
+
+    def _on_task_results(self, frames) -> None:
+        """Frames from the scheduler (a Batch's elements, or one TaskResult), handled in order.
+
+        The common TaskResult (an inline outcome of one of this client's tasks) is read with raw
+        keys (str keys cost as much as the rest of the map) and resolved here; every other frame
+        takes the generic path."""
+        tasks = self._tasks
+        graphs = self._graphs
+        unpackb = _unpackb
+        for frame in frames:
+            if type(frame) is not bytes:
+                logger.warning("scaler client: dropped a malformed message from the scheduler: Batch element is not bin")
+                continue
+            entry = _GENERIC
+            if frame[:1] == _TASK_RESULT_KIND:
+                try:
+                    body = unpackb(memoryview(frame)[1:], raw=True)
+                    task_id = body[b"task_id"]
+                    result_type = body[b"type"]
+                    inline = body.get(b"inline")
+                    if (
+                        (result_type == 0 or result_type == 1) and type(inline) is bytes and inline  # success, failed
+                        and not body.get(b"results") and task_id not in graphs
+                    ):
+                        entry = tasks.pop(task_id, None)
+                except Exception:
+                    pass
+            if entry is _GENERIC:
+                self._on_scheduler_frame_generic(frame, False)
+                continue
+            if entry is None:
+                continue  # a graph's intermediate node, or a task already settled
+            try:
+                if entry._release:
+                    self._release(entry._release)
+                if type(entry) is MapTask:
+                    entry.call.set_payload(entry.index, inline, result_type == 1)
+                else:
+                    profile = self._raw_profile(body.get(b"profile")) if entry._wants_profile else None
+                    entry._set_payload(inline, result_type == 1, profile)
+            except Exception:
+                logger.exception("scaler client: error handling a task result")
+
+    @staticmethod
+    def _raw_profile(p) -> ProfileResult:
+        if not p:
+            return ProfileResult()
+        return ProfileResult(
+            duration_s=float(p.get(b"duration_s", 0.0)),
+            memory_peak=int(p.get(b"memory_peak", 0)),
+            cpu_time_s=float(p.get(b"cpu_time_s", 0.0)),
+        )
 
     def _on_scheduler_message(self, kind: int, body: dict) -> None:
         if kind == w.TASK_RESULT:
@@ -362,6 +502,7 @@ class ClientAgent(threading.Thread):
             self._storage = sock
             self._poller.register(sock, zmq.POLLIN)
             self._poller.register(self._wake_r, zmq.POLLIN)
+            self._direct = self._direct_allowed
             self.storage_ready.set()
 
     @staticmethod
@@ -393,20 +534,19 @@ class ClientAgent(threading.Thread):
         if graph is not None:
             self._on_graph_result(graph, result_type, body.get("message", ""))
             return
-        entry = self._tasks.pop(task_id, None)
-        if entry is None:
+        future = self._tasks.pop(task_id, None)
+        if future is None:
             return  # a graph's intermediate node, or a task already settled
-        future = entry.future
-        profile = self._profile(body)
+        profile = self._profile(body) if future._wants_profile else None
         results = body.get("results") or []
-        if entry.release:
-            self._release(entry.release)
+        if future._release:
+            self._release(future._release)
         if result_type in (w.RESULT_SUCCESS, w.RESULT_FAILED) and results:
             object_id = results[0]
             failed = result_type == w.RESULT_FAILED
             inline = body.get("inline") or b""
             if inline:
-                self._release_result(entry.graph_id, object_id)
+                self._release_result(future._group_task_id, object_id)
                 future._set_payload(inline, failed, profile)
             elif future._mark_ready(object_id, failed, profile):
                 self._fetch(future, object_id, failed)
@@ -420,8 +560,8 @@ class ClientAgent(threading.Thread):
         else:
             error = self._error_for(result_type, body.get("message", ""), task_id)
             future._fail(error, profile if result_type != w.RESULT_FAILED_WORKER_DIED else None)
-            if entry.graph_id is not None:
-                g = self._graphs.get(entry.graph_id)
+            if future._group_task_id is not None:
+                g = self._graphs.get(future._group_task_id)
                 if g is not None and g.error is None:
                     g.error = error
 
@@ -460,9 +600,9 @@ class ClientAgent(threading.Thread):
         entry = self._tasks.pop(task_id, None)
         if entry is None:
             return
-        if entry.release:
-            self._release(entry.release)
-        entry.future.set_canceled()
+        if entry._release:
+            self._release(entry._release)
+        entry.set_canceled()
 
     # ---------------------------------------------------------------- object storage
 
@@ -499,14 +639,14 @@ class ClientAgent(threading.Thread):
                 if response != w.OBJ_SET_OK:
                     logger.error("scaler client: storing object %s failed: %s", request[2].hex(), body.get("error"))
                     error = ObjectStorageException(f"object storage refused an object: {body.get('error', '')}")
-                    for task_id, entry in batch.tasks:
+                    for task_id, entry in zip(batch.task_ids, batch.entries):
                         if self._tasks.pop(task_id, None) is not None:
                             self._send(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
-                        entry.future._fail(error)
+                        entry._fail(error)
                     if batch.graph is not None and batch.graph.graph_id in self._graphs:
                         self._send(w.encode(w.TASK_CANCEL, {"task_id": batch.graph.graph_id, "force": True}))
                         batch.graph.umbrella._fail(error)
-                    batch.tasks = []
+                    batch.task_ids, batch.entries = [], []
             elif request[0] == "get":
                 _, future, object_id, failed = request
                 if response == w.OBJ_GET_OK:
@@ -520,6 +660,10 @@ class ClientAgent(threading.Thread):
     # ---------------------------------------------------------------- commands
 
     def _drain_commands(self) -> None:
+        with self._sock_lock:  # submit_batch sends directly only once this round is out
+            self._drain_commands_locked()
+
+    def _drain_commands_locked(self) -> None:
         try:
             while os.read(self._wake_r, 4096):
                 pass
@@ -534,6 +678,8 @@ class ClientAgent(threading.Thread):
                 self._submit(command[1])
             elif op == "cancel":
                 self._cancel(command[1])
+            elif op == "cancel_tasks":
+                self._cancel_tasks(command[1])
             elif op == "fetch":
                 _, future, object_id, failed = command
                 self._fetch(future, object_id, failed)
@@ -550,8 +696,7 @@ class ClientAgent(threading.Thread):
         self._flush_outbox()
 
     def _submit(self, batch: Batch) -> None:
-        for task_id, entry in batch.tasks:
-            self._tasks[task_id] = entry
+        self._tasks.update(zip(batch.task_ids, batch.entries))
         if batch.graph is not None:
             graph = batch.graph
             self._graphs[graph.graph_id] = graph
@@ -590,8 +735,15 @@ class ClientAgent(threading.Thread):
         target = future._group_task_id if future._group_task_id is not None else future.task_id
         if target in self._tasks or target in self._graphs:
             self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": target, "force": True}))
-        elif any(future is entry.future for b in self._outbox for _, entry in b.tasks):
+        elif any(future is entry for b in self._outbox for entry in b.entries):
             self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": target, "force": True}))
+
+    def _cancel_tasks(self, task_ids) -> None:
+        """Cancel tasks of a map that the caller gave up on (those not finished yet)."""
+        tasks = self._tasks
+        for task_id in task_ids:
+            if task_id in tasks:
+                self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
 
     def _release_result(self, graph_id: Optional[bytes], object_id: bytes) -> None:
         """A graph target's result may still feed other nodes: release it with the graph."""
@@ -612,7 +764,7 @@ class ClientAgent(threading.Thread):
         )
 
     def _pending_futures(self) -> list:
-        futures = [(tid, e.future) for tid, e in self._tasks.items() if e.graph_id is None]
+        futures = [(tid, e) for tid, e in self._tasks.items() if e._group_task_id is None]
         futures.extend((g.graph_id, g.umbrella) for g in self._graphs.values())
         return futures
 

@@ -1,6 +1,7 @@
 import graphlib
 import hashlib
 import inspect
+import itertools
 import logging
 import os
 import sys
@@ -11,9 +12,10 @@ import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from scaler.client import _wire as w
-from scaler.client.agent import Batch, ClientAgent, GraphEntry, TaskEntry
-from scaler.client.future import ScalerFuture
+from scaler.client.agent import Batch, ClientAgent, GraphEntry
+from scaler.client.future import MapCall, MapTask, ScalerFuture
 from scaler.client.object_reference import ObjectReference
+from scaler.client.serializer._function_cache import serialize_function
 from scaler.client.serializer.default import DefaultSerializer
 from scaler.client.serializer.mixins import Serializer
 from scaler.utility.exceptions import ClientQuitException, MissingObjects
@@ -131,7 +133,13 @@ class Client:
         self._owner_digest = hashlib.md5(self._identity).digest()
         self._serializer_id = self._owner_digest + _SERIALIZER_NAME_DIGEST
         self._lock = threading.Lock()
+        self._future_condition = threading.Condition()  # shared by this client's futures
         self._function_cache: Dict[bytes, bytes] = {}
+        self._task_pieces_cache: Dict[tuple, tuple] = {}
+        # Task ids of submit(): a random prefix per client and a counter (no system call, which
+        # would also hand the GIL to the agent thread mid-submission).
+        self._task_id_prefix = os.urandom(8)
+        self._task_counter = itertools.count(1)
         self._valid_references: set = set()
 
         agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds)
@@ -206,12 +214,14 @@ class Client:
         batch = Batch()
         arguments, release = self.__argument_objects(batch, folded)
         function_id = self.__function_object(batch, fn)  # last: only cache what gets sent
-        task_id = os.urandom(16)
-        future = ScalerFuture(task_id, True, None, self._serializer, self._agent)
-        task = self.__task_frame(task_id, function_id, arguments, capabilities)
-        batch.tasks.append((task_id, TaskEntry(future, release)))
-        self.__finish_batch(batch, [task])
-        self._agent.post(("submit", batch))
+        task_id = self._task_id_prefix + next(self._task_counter).to_bytes(8, "big")
+        future = ScalerFuture(task_id, True, None, self._serializer, self._agent, self._future_condition)
+        future._release = release
+        head, middle, tail = self.__task_pieces(function_id, capabilities, self.__priority())
+        batch.task_ids.append(task_id)
+        batch.entries.append(future)
+        self.__finish_batch(batch, [b"".join((head, task_id, middle, w.encode_arguments(arguments), tail))])
+        self._agent.submit_batch(batch)
         return future
 
     def map(self, fn: Callable, iterable: Iterable[Union[Tuple, List]], capabilities: Optional[Dict[str, int]] = None) -> List[Any]:
@@ -221,42 +231,62 @@ class Client:
         input order is raised; the client stays usable.
         """
         self.__check_alive()
-        items = list(iterable)
-        if not all(isinstance(item, (tuple, list)) for item in items):
-            raise TypeError("iterable should be list of arguments(list or tuple-like) of function")
+        items = iterable if type(iterable) is list else list(iterable)
+        for item in items:
+            if not isinstance(item, (tuple, list)):
+                raise TypeError("iterable should be list of arguments(list or tuple-like) of function")
         if not items:
             return []
+        n = len(items)
         batch = Batch()
-        prepared = [self.__argument_objects(batch, item) for item in items]
+        encoded_arguments, releases = self.__map_arguments(batch, items)
         function_id = self.__function_object(batch, fn)  # last: only cache what gets sent
-        frames = []
-        futures = []
-        priority = self.__priority()
-        for arguments, release in prepared:
-            task_id = os.urandom(16)
-            future = ScalerFuture(task_id, False, None, self._serializer, self._agent)
-            frames.append(w.encode(w.TASK, self.__task_body(task_id, function_id, arguments, capabilities, priority)))
-            batch.tasks.append((task_id, TaskEntry(future, release)))
-            futures.append(future)
-        self.__finish_batch(batch, frames)
-        self._agent.post(("submit", batch))
-        return self.__gather(futures)
-
-    def __gather(self, futures: List[ScalerFuture]) -> List[Any]:
-        results = []
+        head, middle, tail = self.__task_pieces(function_id, capabilities, self.__priority())
+        ids = os.urandom(16 * n)  # one system call for all task ids
+        task_ids = [ids[i : i + 16] for i in range(0, 16 * n, 16)]
+        call = MapCall(self._serializer, task_ids)
+        join = b"".join
+        batch.task_ids = task_ids
+        batch.entries = [MapTask(call, i, release) for i, release in enumerate(releases)]
+        self.__finish_batch(
+            batch,
+            [join((head, task_id, middle, arguments, tail)) for task_id, arguments in zip(task_ids, encoded_arguments)],
+        )
+        self._agent.submit_batch(batch)
         try:
-            for future in futures:
-                results.append(future.result())
+            call.wait()
+            return call.results()
         except BaseException:
-            for future in futures:
-                if not future.done():
-                    future._cancel_sent = True
-                    try:
-                        self._agent.cancel_future(future)
-                    except ClientQuitException:
-                        break
+            # The first failure in input order decides; the tasks not done yet are cancelled.
+            pending = call.pending_task_ids()
+            if pending:
+                try:
+                    self._agent.post(("cancel_tasks", pending))
+                except ClientQuitException:
+                    pass
             raise
-        return results
+
+    def __map_arguments(self, batch: Batch, items: list) -> Tuple[List[bytes], list]:
+        """The encoded ``arguments`` field of each item's Task, and the objects to release after it."""
+        serialize = self._serializer.serialize
+        inline_prefix = b"\x91" + w.ARG_INLINE_PREFIX  # one inline argument
+        bin_header = w.bin_header
+        encoded: List[bytes] = []
+        releases: list = []
+        no_release = ()
+        for item in items:
+            if len(item) == 1:
+                arg = item[0]
+                if not isinstance(arg, ObjectReference):
+                    payload = serialize(arg)
+                    if len(payload) <= INLINE_ARGUMENT_LIMIT:
+                        encoded.append(inline_prefix + bin_header(len(payload)) + payload)
+                        releases.append(no_release)
+                        continue
+            arguments, release = self.__argument_objects(batch, item)
+            encoded.append(w.encode_arguments(arguments))
+            releases.append(release or no_release)
+        return encoded, releases
 
     # ------------------------------------------------------------------ graphs
 
@@ -295,7 +325,7 @@ class Client:
         data_values = {key: value for key, value in culled.items() if key not in calls}
         if not calls:
             for key in keys:
-                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent)
+                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent, self._future_condition)
                 future._set_value(data_values[key], ProfileResult())
                 results[key] = future
             return {key: f.result() for key, f in results.items()} if block else results
@@ -324,15 +354,16 @@ class Client:
             ]
             nodes.append(self.__task_body(task_ids[key], function_id, arguments, caps, priority))
         delayed = not block
-        umbrella = ScalerFuture(graph_id, delayed, None, self._serializer, self._agent)
+        umbrella = ScalerFuture(graph_id, delayed, None, self._serializer, self._agent, self._future_condition)
         targets: Dict[bytes, ScalerFuture] = {}
         for key in keys:
             if key in calls:
-                future = ScalerFuture(task_ids[key], delayed, graph_id, self._serializer, self._agent)
+                future = ScalerFuture(task_ids[key], delayed, graph_id, self._serializer, self._agent, self._future_condition)
                 targets[task_ids[key]] = future
-                batch.tasks.append((task_ids[key], TaskEntry(future, [], graph_id)))
+                batch.task_ids.append(task_ids[key])
+                batch.entries.append(future)
             else:
-                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent)
+                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent, self._future_condition)
                 future._set_value(data_values[key], ProfileResult())
             results[key] = future
         batch.graph = GraphEntry(graph_id, umbrella, targets, list(task_ids.values()), release)
@@ -390,8 +421,7 @@ class Client:
         done.wait(self._agent.cancel_timeout)
         deadline = time.monotonic() + self._agent.cancel_timeout
         for future in pending:
-            with future._condition:
-                future._condition.wait_for(future.done, max(0.0, deadline - time.monotonic()))
+            future._wait_done(max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ lifetime
 
@@ -485,7 +515,10 @@ class Client:
         batch.frames.extend(frames)
 
     def __function_object(self, batch: Batch, fn: Callable) -> bytes:
-        payload = self._serializer.serialize(fn)
+        if type(self._serializer) is DefaultSerializer:
+            payload, _ = serialize_function(fn, self._serializer.serialize)
+        else:
+            payload = self._serializer.serialize(fn)
         digest = hashlib.blake2b(payload, digest_size=20).digest()
         with self._lock:
             object_id = self._function_cache.get(digest)
@@ -499,7 +532,8 @@ class Client:
         self.__add_object(batch, object_id, payload, str(name).encode(), w.CONTENT_OBJECT)
         return object_id
 
-    def __argument_objects(self, batch: Batch, args) -> Tuple[List[dict], List[bytes]]:
+    def __argument_objects(self, batch: Batch, args) -> Tuple[List[tuple], List[bytes]]:
+        """[(argument type, data)] for ``args``, storing large ones, and the object ids to release."""
         arguments = []
         release = []
         serialize = self._serializer.serialize
@@ -509,17 +543,17 @@ class Client:
                     known = arg.object_id in self._valid_references
                 if not known:
                     raise MissingObjects(f"object {arg!r} is unknown to this client (cleared or never sent)")
-                arguments.append({"type": w.ARG_OBJECT, "data": arg.object_id})
+                arguments.append((w.ARG_OBJECT, arg.object_id))
                 continue
             payload = serialize(arg)
             if len(payload) <= INLINE_ARGUMENT_LIMIT:
                 # Small arguments travel inside the Task (docs/protocol.md §7.1): no object to
                 # store, fetch or release.
-                arguments.append({"type": w.ARG_INLINE, "data": payload})
+                arguments.append((w.ARG_INLINE, payload))
                 continue
             object_id = self._owner_digest + os.urandom(16)
             self.__add_object(batch, object_id, payload, b"", w.CONTENT_OBJECT)
-            arguments.append({"type": w.ARG_OBJECT, "data": object_id})
+            arguments.append((w.ARG_OBJECT, object_id))
             release.append(object_id)
         return arguments, release
 
@@ -539,5 +573,14 @@ class Client:
             "keep_result": False,
         }
 
-    def __task_frame(self, task_id, function_id, arguments, capabilities) -> bytes:
-        return w.encode(w.TASK, self.__task_body(task_id, function_id, arguments, capabilities, self.__priority()))
+    def __task_pieces(self, function_id: bytes, capabilities, priority: int) -> tuple:
+        """Pre-encoded Task frame pieces for tasks of one function (see _wire.task_frame_pieces)."""
+        key = (function_id, priority, tuple(sorted(capabilities.items())) if capabilities else None)
+        pieces = self._task_pieces_cache.get(key)
+        if pieces is None:
+            pieces = w.task_frame_pieces(self._identity, function_id, dict(capabilities or {}), priority,
+                                         self._stream_output, self._profiling)
+            if len(self._task_pieces_cache) >= _FUNCTION_CACHE_LIMIT:
+                self._task_pieces_cache.clear()
+            self._task_pieces_cache[key] = pieces
+        return pieces

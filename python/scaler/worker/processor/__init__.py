@@ -5,7 +5,10 @@ descriptor N is one end of a Unix stream socket pair whose other end the
 agent holds. Each message on it is a 4-byte little-endian length followed by
 one frame (kind byte + msgpack body, docs/protocol.md §7.5). It runs the
 ``--preload`` hook, sends ``ProcessorInitialized`` and then serves
-``ProcessorTask`` messages.
+``ProcessorTask`` messages, in the order they arrive. The agent may send the
+next task while one runs ("sending ahead"); before starting a task the
+processor reads what has arrived without waiting, and a ``ProcessorCancel``
+for the task found there drops it unrun (answered with ``ProcessorCanceled``).
 
 Small results (up to INLINE_LIMIT bytes) travel inline in the result. They
 are stored in object storage only when the task asks for it (``keep_result``,
@@ -24,7 +27,6 @@ Nested clients find the running task with :func:`current_task`.
 """
 
 import argparse
-import collections
 import datetime
 import gc
 import socket
@@ -33,6 +35,7 @@ import hashlib
 import logging
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -50,7 +53,6 @@ from scaler.protocol.messages import (
     LogType,
     ObjectInstruction,
     ObjectInstructionType,
-    ProcessorCancel,
     ProcessorCanceled,
     ProcessorInitialized,
     ProcessorLog,
@@ -71,52 +73,127 @@ SETTLE_AFTER = 64  # unacknowledged small-result writes before the processor col
 MAX_PENDING_SETS = 256  # unacknowledged small-result writes before the processor waits
 
 _KIND_PROCESSOR_TASK = 65
+_KIND_PROCESSOR_CANCEL = 68
 _KIND_OBJECT_INSTRUCTION = 7
 _KIND_RESULT = bytes((66,))
 _ARGUMENT_INLINE = 2
+_LENGTH = struct.Struct("<I")
 _pack = msgpack.Packer(use_bin_type=True).pack
+_unpackb = msgpack.unpackb
+_READ_BUFFER = 1 << 18  # bytes read from the agent per system call at most (larger frames get their own)
+
+# A ProcessorResult with no result object is the same bytes as _pack of its map (fields in the
+# order of docs/protocol.md §7.5) but joined from pieces encoded once:
+#   _RESULT_HEAD + task id (16 bytes) + _RESULT_INLINE_ONLY[type] + bin header + inline + _RESULT_NO_MESSAGE
+_RESULT_HEAD = bytes((66,)) + b"\x86" + _pack("task_id") + b"\xc4\x10"
+_RESULT_INLINE_ONLY = {
+    t: _pack("type") + _pack(t) + _pack("result_object_id") + _pack(b"") + _pack("result_object_name") + _pack(b"")
+    + _pack("inline")
+    for t in (0, 1)  # TaskResultType success, failed
+}
+_RESULT_NO_MESSAGE = _pack("message") + _pack("")
+# ProcessorTask templates (see Processor._match_template), as the Go agent writes the fields.
+_TASK_HEAD = bytes((65,)) + b"\x8b" + _pack("task_id") + b"\xc4\x10"  # then the 16-byte task id, at 12
+_ARGUMENTS_KEY = _pack("arguments")
+_INLINE_ARGUMENT = _pack({"type": 2, "data": b""})[:-2]  # then a bin header and the bytes
+_KEEP_RESULT_FALSE = _pack("keep_result") + _pack(False)
+_TEMPLATE_KEYS = [b"source", b"serializer_id", b"func_object_id", b"argument_ids", b"metadata", b"priority",
+                  b"stream_output", b"object_storage"]
+_TEMPLATES = 4
+_RESULT_FIXED = len(_RESULT_HEAD) + 16 + len(_RESULT_INLINE_ONLY[0]) + len(_RESULT_NO_MESSAGE)
+_BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 256:
+        return _BIN8[n]
+    if n < 65536:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def _inline_result_frame(task_id: bytes, result_type: int, payload: bytes) -> bytes:
+    """The length-prefixed ProcessorResult of an inline-only outcome."""
+    if len(task_id) != 16:
+        frame = _KIND_RESULT + _pack({"task_id": task_id, "type": result_type, "result_object_id": b"",
+                                      "result_object_name": b"", "inline": payload, "message": ""})
+        return _LENGTH.pack(len(frame)) + frame
+    header = _bin_header(len(payload))
+    return b"".join((
+        _LENGTH.pack(_RESULT_FIXED + len(header) + len(payload)), _RESULT_HEAD, task_id,
+        _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
+    ))
 
 
 class _Task:
-    """A ProcessorTask (docs/protocol.md §7.5) read from its msgpack map.
+    """A ProcessorTask (docs/protocol.md §7.5) read from its msgpack map, decoded with ``raw=True``
+    (keys and strings as bytes: decoding them to str cost more than the rest of the map). Only what
+    every task needs is read up front; the rest on demand.
 
     ``arguments`` is a list of ``(inline, data)``: inline bytes, or an object id to fetch. It
     comes from the ``arguments`` field when present, else from ``argument_ids``.
     """
 
-    __slots__ = ("task_id", "source", "serializer_id", "func_object_id", "arguments", "metadata", "priority",
-                 "stream_output", "object_storage", "keep_result")
+    __slots__ = ("_body", "task_id", "source", "func_object_id", "stream_output", "keep_result")
 
     def __init__(self, body: dict):
-        if not isinstance(body, dict):
+        if type(body) is not dict:
             raise ValueError("body is not a map")
-        self.task_id = bytes(body.get("task_id", b""))
-        self.source = bytes(body.get("source", b""))
-        self.serializer_id = bytes(body.get("serializer_id", b""))
-        self.func_object_id = bytes(body.get("func_object_id", b""))
-        arguments = body.get("arguments")
-        if arguments:
-            self.arguments = [(a.get("type") == _ARGUMENT_INLINE, bytes(a.get("data", b""))) for a in arguments]
-        else:
-            self.arguments = [(False, bytes(oid)) for oid in body.get("argument_ids") or ()]
-        self.metadata = bytes(body.get("metadata", b""))
-        self.priority = int(body.get("priority", 0))
-        self.stream_output = bool(body.get("stream_output", False))
-        storage = body.get("object_storage") or {}
-        self.object_storage = (str(storage.get("host", "")), int(storage.get("port", 0)))
-        self.keep_result = bool(body.get("keep_result", False))
+        self._body = body
+        get = body.get
+        self.task_id = get(b"task_id", b"")
+        self.source = get(b"source", b"")
+        self.func_object_id = get(b"func_object_id", b"")
+        if type(self.task_id) is not bytes or type(self.source) is not bytes or type(self.func_object_id) is not bytes:
+            raise ValueError("task_id, source and func_object_id must be bin")
+        self.stream_output = bool(get(b"stream_output", False))
+        self.keep_result = bool(get(b"keep_result", False))
 
     @property
-    def argument_ids(self):
+    def arguments(self) -> list:
+        body = self._body
+        arguments = body.get(b"arguments")
+        if arguments:
+            return [(a[b"type"] == _ARGUMENT_INLINE, bytes(a[b"data"])) for a in arguments]
+        return [(False, bytes(oid)) for oid in body.get(b"argument_ids") or ()]
+
+    @property
+    def argument_ids(self) -> list:
         return [data for inline, data in self.arguments if not inline]
 
+    @property
+    def serializer_id(self) -> bytes:
+        return bytes(self._body.get(b"serializer_id", b""))
+
+    @property
+    def metadata(self) -> bytes:
+        return bytes(self._body.get(b"metadata", b""))
+
+    @property
+    def priority(self) -> int:
+        return int(self._body.get(b"priority", 0))
+
+    @property
+    def object_storage(self) -> tuple:
+        """(host, port) of the object storage to fetch from and store to."""
+        storage = self._body.get(b"object_storage") or {}
+        host = storage.get(b"host", b"")
+        return (host.decode() if isinstance(host, bytes) else str(host), int(storage.get(b"port", 0)))
+
+
 _current_task: Optional["_Task"] = None
+_current_body = None  # the running task's map (or its frame), when it runs on the fast path
 logger = logging.getLogger("scaler.processor")
 
 
 def current_task() -> Optional["_Task"]:
     """The task this processor is running, or None outside a processor task."""
-    return _current_task
+    task = _current_task
+    if task is None:
+        body = _current_body
+        if body is not None:
+            task = _Task(body if type(body) is dict else _unpackb(body[1:], raw=True))
+    return task
 
 
 def _on_suspend(signum, frame):
@@ -156,14 +233,12 @@ class _StreamingWriter:
         return self._original.fileno()
 
 
-_LENGTH = struct.Struct("<I")
 
 
 class Processor:
     def __init__(self, fd: int, gc_interval: float, trim_threshold: int):
         self._context = zmq.Context(io_threads=1)
         self._socket = socket.socket(fileno=fd)
-        self._buf = bytearray()  # bytes read from the agent, not yet split into frames
         self._send_lock = threading.Lock()
         self._pending_sets = []  # (request id, storage client, task id) of unacknowledged small results
         self._storage: Dict[str, ObjectStorageClient] = {}
@@ -172,6 +247,7 @@ class Processor:
         self._arguments: "OrderedDict[bytes, object]" = OrderedDict()  # LRU by object id
         self._since_settle = 0
         self._owner_prefix: Dict[bytes, bytes] = {}  # client id -> MD5, the first half of its object ids
+        self._templates: list = []  # (bytes after the task id up to the arguments, serializer, function)
         self._gc_interval = gc_interval
         self._trim_threshold = trim_threshold
 
@@ -183,32 +259,6 @@ class Processor:
     def send_frame(self, frame: bytes) -> None:
         with self._send_lock:
             self._socket.sendall(_LENGTH.pack(len(frame)) + frame)
-
-    def _fill(self, block: bool) -> bool:
-        """Append what the channel holds to the read buffer, waiting for something if block.
-        Returns False at end of file (the agent closed the channel)."""
-        try:
-            data = self._socket.recv(1 << 18, 0 if block else socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return True
-        if not data:
-            return False
-        self._buf += data
-        return True
-
-    def _frames(self) -> list:
-        """Remove and return the whole frames at the front of the read buffer."""
-        buf = self._buf
-        pos, end, frames = 0, len(self._buf), []
-        while end - pos >= 4:
-            (length,) = _LENGTH.unpack_from(buf, pos)
-            if end - pos - 4 < length:
-                break
-            frames.append(bytes(buf[pos + 4 : pos + 4 + length]))
-            pos += 4 + length
-        if pos:
-            del buf[:pos]
-        return frames
 
     def serve(self, preload: Optional[str]) -> int:
         error = ""
@@ -223,62 +273,249 @@ class Processor:
             self._socket.close()
             return 1
         threading.Thread(target=self._housekeeping, name="scaler-processor-gc", daemon=True).start()
-        # Work in arrival order: _Task objects and evictions. The agent may send the next task
-        # while one runs (docs/protocol.md §7.5, "Sending ahead"), so the channel is read, without
-        # waiting, before each task starts: a ProcessorCancel that has arrived by then withdraws
-        # its task from here.
-        queue: "collections.deque" = collections.deque()
-        open_ = True
-        while True:
-            if not queue:
-                if not open_ or not self._fill(block=True):
-                    return 0
-            elif open_ and not self._fill(block=False):
-                open_ = False
-            for frame in self._frames():
-                self._take(frame, queue)
-            if not queue:
-                continue
-            item = queue.popleft()
-            if isinstance(item, _Task):
-                self._run(item)
-            else:
-                functions, arguments = self._functions, self._arguments
-                for oid in item:
-                    functions.pop(oid, None)
-                    arguments.pop(oid, None)
+        self._serve_frames()
+        return 0  # the agent closed the channel
 
-    def _take(self, frame: bytes, queue) -> None:
-        """Queue one frame from the agent as work, or apply it if it is a cancel."""
-        kind = frame[0] if frame else 0
+    def _serve_frames(self) -> None:
+        """Handle the agent's frames until it closes the channel.
+
+        One system call reads as many frames as have arrived (up to _READ_BUFFER bytes); a frame
+        larger than that is read into a buffer of its own. The common task (serializer and
+        function cached, arguments inline, no output streaming, small result not to be kept) runs
+        right here, without building a _Task; anything else goes through _on_frame and _run.
+        """
+        global _current_body
+        recv_into = self._socket.recv_into
+        sendall = self._socket.sendall
+        send_lock = self._send_lock
+        unpack_length = _LENGTH.unpack_from
+        serializers, functions = self._serializers, self._functions
+        join = b"".join
+        buffer = bytearray(_READ_BUFFER)
+        view = memoryview(buffer)
+        start = end = 0
+        poller = select.poll()
+        poller.register(self._socket.fileno(), select.POLLIN)
+        poll = poller.poll
+        while True:
+            available = end - start
+            if available >= 4:
+                (length,) = unpack_length(buffer, start)
+                if available - 4 >= length:
+                    first = start + 4
+                    start = first + length
+                    if length == 0 or buffer[first] != _KIND_PROCESSOR_TASK:
+                        self._on_frame(view[first:start])
+                        continue
+                    frame = bytes(view[first:start])
+                    # The agent may have sent this task ahead (docs/protocol.md §7.5): take in what
+                    # has arrived since, without waiting, and drop the task if a ProcessorCancel
+                    # for it is there.
+                    if end < _READ_BUFFER and poll(0):
+                        try:
+                            end += recv_into(view[end:], 0, socket.MSG_DONTWAIT)
+                        except BlockingIOError:
+                            pass
+                    if end - start > 4 and self._withdrawn(frame, buffer, start, end):
+                        continue
+                    quick = self._match_template(frame) if frame.startswith(_TASK_HEAD) else None
+                    if quick is not None:
+                        task_id, data, serializer, function = quick
+                        body = frame  # current_task() decodes it if asked
+                    else:
+                        try:
+                            body = _unpackb(memoryview(frame)[1:], raw=True)
+                            get = body.get
+                            task_id = get(b"task_id")
+                            serializer = serializers.get(get(b"source"))
+                            function = functions.get(get(b"func_object_id"))
+                            fast = (
+                                serializer is not None and function is not None and type(task_id) is bytes
+                                and len(task_id) == 16 and not get(b"stream_output") and not get(b"keep_result")
+                                and not get(b"argument_ids") and not self._pending_sets
+                            )
+                            if fast:
+                                data = []
+                                for argument in get(b"arguments") or ():
+                                    if argument[b"type"] != _ARGUMENT_INLINE:
+                                        fast = False
+                                        break
+                                    data.append(argument[b"data"])
+                                if fast:
+                                    self._learn_template(frame, body, serializer, function)
+                        except Exception:
+                            fast = False  # malformed: _on_frame reports it
+                        if not fast:
+                            self._on_frame(view[first:start])
+                            continue
+                    _current_body = body
+                    try:
+                        deserialize = serializer.deserialize
+                        if len(data) == 1:
+                            result = function(deserialize(data[0]))
+                        else:
+                            result = function(*[deserialize(item) for item in data])
+                        _current_body = None
+                        payload = serializer.serialize(result)
+                        result_type = 0  # TaskResultType.Success
+                    except Exception as exc:
+                        _current_body = None
+                        payload = _pickle_exception(exc)
+                        result_type = 1  # TaskResultType.Failed
+                    if type(payload) is not bytes:
+                        payload = bytes(payload)
+                    size = len(payload)
+                    if size > INLINE_LIMIT:
+                        self._report(_Task(body if type(body) is dict else _unpackb(body[1:], raw=True)), payload,
+                                     result_type)
+                        continue
+                    header = _BIN8[size] if size < 256 else _bin_header(size)
+                    frame = join((
+                        _LENGTH.pack(_RESULT_FIXED + len(header) + size), _RESULT_HEAD, task_id,
+                        _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
+                    ))
+                    with send_lock:
+                        sendall(frame)
+                    continue
+                if 4 + length > _READ_BUFFER:
+                    frame = bytearray(length)
+                    frame_view = memoryview(frame)
+                    got = available - 4
+                    frame_view[:got] = view[start + 4 : end]
+                    start = end = 0
+                    while got < length:
+                        n = recv_into(frame_view[got:])
+                        if n == 0:
+                            return
+                        got += n
+                    self._on_frame(frame_view)
+                    continue
+            # Move the partial frame (if any) to the front, then read more.
+            if start:
+                if available:
+                    buffer[:available] = bytes(view[start:end])
+                start, end = 0, available
+            n = recv_into(view[end:])
+            if n == 0:
+                return
+            end += n
+
+    # ProcessorTask templates. For one client and function, ProcessorTask frames differ only in the
+    # task id and the arguments: the bytes between them (source, serializer, function, metadata,
+    # priority, flags, object storage) repeat. A template is those bytes, checked once against
+    # the decoded map; a frame that starts with the fixed head, has a template's bytes right
+    # after its task id and ends in inline arguments and keep_result false is read by slicing
+    # (no map, no objects besides the task id and argument bytes). Anything else is decoded.
+
+    def _match_template(self, frame: bytes):
+        """(task id, [argument bytes], serializer, function) for a frame matching a template."""
+        for middle, serializer, function in self._templates:
+            if frame.startswith(middle, 28):
+                break
+        else:
+            return None
+        position = 28 + len(middle)
+        count = frame[position] - 0x90  # fixarray
+        if not 0 <= count < 16 or self._pending_sets:
+            return None
+        position += 1
+        data = []
+        for _ in range(count):
+            if not frame.startswith(_INLINE_ARGUMENT, position):
+                return None
+            position += len(_INLINE_ARGUMENT)
+            header = frame[position]
+            if header == 0xC4:
+                size = frame[position + 1]
+                position += 2
+            elif header == 0xC5:
+                size = int.from_bytes(frame[position + 1 : position + 3], "big")
+                position += 3
+            elif header == 0xC6:
+                size = int.from_bytes(frame[position + 1 : position + 5], "big")
+                position += 5
+            else:
+                return None
+            data.append(frame[position : position + size])
+            position += size
+        if len(frame) - position != len(_KEEP_RESULT_FALSE) or not frame.startswith(_KEEP_RESULT_FALSE, position):
+            return None
+        return frame[12:28], data, serializer, function
+
+    def _learn_template(self, frame: bytes, body: dict, serializer, function) -> None:
+        """Remember the bytes after this (fast-path) task's id as a template, once checked."""
+        position = frame.find(_ARGUMENTS_KEY, 28)
+        if not frame.startswith(_TASK_HEAD) or position < 0:
+            return
+        middle = frame[28:position] + _ARGUMENTS_KEY
+        try:
+            fields = _unpackb(b"\x88" + middle[: -len(_ARGUMENTS_KEY)], raw=True)
+        except Exception:
+            return  # the guess at where the arguments start was wrong
+        if (
+            list(fields) != _TEMPLATE_KEYS or fields[b"source"] != body.get(b"source")
+            or fields[b"func_object_id"] != body.get(b"func_object_id") or fields[b"stream_output"] is not False
+            or fields[b"argument_ids"] != []
+        ):
+            return
+        templates = self._templates
+        templates[:] = [t for t in templates if t[0] != middle][: _TEMPLATES - 1]
+        templates.insert(0, (middle, serializer, function))
+
+    def _withdrawn(self, frame: bytes, buffer: bytearray, start: int, end: int) -> bool:
+        """Whether a ProcessorCancel among the whole frames in buffer[start:end] withdraws the task
+        in frame; if so it is answered with ProcessorCanceled. A cancel frame is looked at again
+        when the loop reaches it, and then does nothing (_on_frame)."""
+        task_id = None
+        position = start
+        while end - position >= 4:
+            (length,) = _LENGTH.unpack_from(buffer, position)
+            if end - position - 4 < length:
+                break
+            if length > 1 and buffer[position + 4] == _KIND_PROCESSOR_CANCEL:
+                if task_id is None:
+                    task_id = frame[12:28] if frame.startswith(_TASK_HEAD) else _Task(_unpackb(frame[1:], raw=True)).task_id
+                try:
+                    cancelled = _unpackb(buffer[position + 5 : position + 4 + length], raw=True).get(b"task_id")
+                except Exception:
+                    cancelled = None
+                if cancelled == task_id:
+                    self.send(ProcessorCanceled(task_id=task_id))
+                    return True
+            position += 4 + length
+        return False
+
+    def _on_frame(self, frame: memoryview) -> None:
+        kind = frame[0] if len(frame) else 0
+        if kind == _KIND_PROCESSOR_CANCEL:
+            return  # its task was withdrawn before it started (_withdrawn), or has already run
         if kind == _KIND_PROCESSOR_TASK:
             # The hot path reads the map directly (the generic codec costs ~50 us a frame).
             try:
-                queue.append(_Task(msgpack.unpackb(memoryview(frame)[1:], raw=False)))
+                task = _Task(_unpackb(frame[1:], raw=True))
             except Exception as exc:
                 logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
+                return
+            self._run(task)
             return
         if kind == _KIND_OBJECT_INSTRUCTION:
             # Forwarded deletes (one per batch of released results): read directly too.
             try:
-                body = msgpack.unpackb(memoryview(frame)[1:], raw=False)
-                if body.get("type") == ObjectInstructionType.Delete:
-                    queue.append(list((body.get("metadata") or {}).get("object_ids") or ()))
+                body = _unpackb(frame[1:], raw=True)
+                if body.get(b"type") == ObjectInstructionType.Delete:
+                    functions, arguments = self._functions, self._arguments
+                    self._templates.clear()
+                    for oid in (body.get(b"metadata") or {}).get(b"object_ids") or ():
+                        functions.pop(oid, None)
+                        arguments.pop(oid, None)
             except Exception as exc:
                 logger.warning("dropped malformed ObjectInstruction from the agent: %s", exc)
             return
         try:
-            message = decode(frame)
+            message = decode(bytes(frame))
         except DecodeError as exc:
             logger.warning("dropped malformed message from the agent: %s", exc)
             return
-        if isinstance(message, ProcessorCancel):
-            for item in queue:
-                if isinstance(item, _Task) and item.task_id == message.task_id:
-                    queue.remove(item)
-                    self.send(ProcessorCanceled(task_id=message.task_id))
-                    return
-            return  # it has already run; its result went out before this was read
         logger.warning("dropped unexpected %s from the agent", type(message).__name__)
 
     # Tasks.
@@ -314,12 +551,22 @@ class Processor:
                 logger.error("storing the result of task %s failed: %s", task_id.hex(), exc)
         self._pending_sets = still
 
-    def _load(self, task: "_Task", storage: ObjectStorageClient):
+    def _load(self, task: "_Task"):
         """Return (serializer, function, args), fetching what is not cached in one pipelined batch.
 
         Inline arguments (docs/protocol.md §7.1) are deserialized from the task itself."""
         serializer = self._serializers.get(task.source)
         function = self._functions.get(task.func_object_id)
+        if serializer is not None and function is not None:
+            deserialize = serializer.deserialize
+            args = []
+            for argument in task._body.get(b"arguments") or ():
+                if argument[b"type"] != _ARGUMENT_INLINE:
+                    break
+                args.append(deserialize(argument[b"data"]))
+            else:
+                if args or not task._body.get(b"argument_ids"):
+                    return serializer, function, args
         missing = []
         if serializer is None:
             missing.append(task.serializer_id)
@@ -338,7 +585,7 @@ class Processor:
                 args[i] = cache[data]
             else:
                 arg_missing.append(i)
-        fetched = storage.get_many(missing + [arguments[i][1] for i in arg_missing]) if (
+        fetched = self._client(task).get_many(missing + [arguments[i][1] for i in arg_missing]) if (
             missing or arg_missing
         ) else []
         pos = 0
@@ -364,11 +611,11 @@ class Processor:
 
     def _run(self, task: "_Task") -> None:
         global _current_task
-        storage = self._client(task)
-        self._settle_sets()
+        if self._pending_sets:
+            self._settle_sets()
         serializer = None
         try:
-            serializer, function, args = self._load(task, storage)
+            serializer, function, args = self._load(task)
             _current_task = task
             if task.stream_output:
                 saved = sys.stdout, sys.stderr
@@ -382,22 +629,24 @@ class Processor:
                 result = function(*args)
             _current_task = None
             payload = serializer.serialize(result)
-            result_type = TaskResultType.Success
+            result_type = 0  # TaskResultType.Success
         except Exception as exc:
             _current_task = None
             payload = _pickle_exception(exc)
-            result_type = TaskResultType.Failed
+            result_type = 1  # TaskResultType.Failed
+        if type(payload) is not bytes:
+            payload = bytes(payload)
+        self._report(task, payload, result_type)
 
+    def _report(self, task: "_Task", payload: bytes, result_type: int) -> None:
+        """Send the ProcessorResult of ``task``, storing the outcome first when needed."""
         if len(payload) <= INLINE_LIMIT and not task.keep_result:
             # Inline only: no object, nothing for anybody to release (docs/protocol.md §7.5).
-            self.send_frame(
-                _KIND_RESULT
-                + _pack(
-                    {"task_id": task.task_id, "type": int(result_type), "result_object_id": b"",
-                     "result_object_name": b"", "inline": bytes(payload), "message": ""}
-                )
-            )
+            data = _inline_result_frame(task.task_id, result_type, payload)
+            with self._send_lock:
+                self._socket.sendall(data)
             return
+        storage = self._client(task)
         prefix = self._owner_prefix.get(task.source)
         if prefix is None:
             prefix = self._owner_prefix[task.source] = hashlib.md5(task.source).digest()
@@ -408,7 +657,7 @@ class Processor:
         result_name = b""
         try:
             if len(payload) <= INLINE_LIMIT:
-                inline = bytes(payload)
+                inline = payload
                 request_id = storage.set_object_nowait(result_id, inline)
                 self._pending_sets.append((request_id, storage, task.task_id))
             else:
@@ -416,14 +665,14 @@ class Processor:
             result_object_id = result_id
             result_name = b"<res " + result_id.hex().encode() + b">"
         except Exception as exc:  # storing failed: report without a result object
-            result_type = TaskResultType.Failed
+            result_type = 1
             inline = b""
             message = f"storing the result failed: {type(exc).__name__}: {exc}"
         # ProcessorResult, packed directly in the order of docs/protocol.md §7.5.
         self.send_frame(
             _KIND_RESULT
             + _pack(
-                {"task_id": task.task_id, "type": int(result_type), "result_object_id": result_object_id,
+                {"task_id": task.task_id, "type": result_type, "result_object_id": result_object_id,
                  "result_object_name": result_name, "inline": inline, "message": message}
             )
         )

@@ -1,0 +1,165 @@
+"""The processor driven directly over its channel (docs/protocol.md §7.5), as the Go agent does."""
+
+import copy
+import hashlib
+import operator
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import cloudpickle
+import msgpack
+import pytest
+
+from _scaler_binary import free_port, scaler_binary
+from scaler.client.serializer.default import DefaultSerializer
+from scaler.io import ObjectStorageClient
+from scaler.protocol import ProcessorResult, TaskResultType, encode
+from scaler.worker import processor as processor_module
+
+_LENGTH = struct.Struct("<I")
+SOURCE = b"4242|Client|processor-test"
+
+
+# Functions the processor can unpickle without this test module: importable by reference.
+echo = copy.copy  # returns immutable values themselves
+fail = operator.getitem  # fail({}, key) raises KeyError(key)
+
+
+def test_inline_result_frames_match_codec():
+    for result_type in (TaskResultType.Success, TaskResultType.Failed):
+        for size in (0, 1, 255, 256, 4096, 65535, 65536, 70000):
+            task_id, payload = os.urandom(16), os.urandom(size)
+            frame = processor_module._inline_result_frame(task_id, int(result_type), payload)
+            expected = encode(ProcessorResult(task_id=task_id, type=result_type, result_object_id=b"",
+                                              result_object_name=b"", inline=payload, message=""))
+            assert frame == _LENGTH.pack(len(expected)) + expected
+
+
+@pytest.fixture(scope="module")
+def storage_port():
+    binary = scaler_binary()
+    if binary is None:
+        pytest.skip("no scaler binary (set SCALER_BINARY or put go on PATH)")
+    port = free_port()
+    proc = subprocess.Popen([binary, "object_storage_server", f"tcp://127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
+    time.sleep(0.2)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+class Channel:
+    """The agent's end of a processor's channel."""
+
+    def __init__(self, storage_port: int):
+        self.port = storage_port
+        serializer = DefaultSerializer()
+        self.serializer = serializer
+        owner = hashlib.md5(SOURCE).digest()
+        self.serializer_id = owner + hashlib.md5(b"serializer").digest()
+        self.functions = {fn: owner + os.urandom(16) for fn in (echo, fail, processor_module.current_task)}
+        with ObjectStorageClient(f"tcp://127.0.0.1:{storage_port}", timeout_s=5) as storage:
+            storage.set_object(self.serializer_id, cloudpickle.dumps(serializer))
+            for fn, object_id in self.functions.items():
+                storage.set_object(object_id, serializer.serialize(fn))
+        self.sock, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+        self.proc = subprocess.Popen([sys.executable, "-m", "scaler.worker.processor", "--fd", str(theirs.fileno())],
+                                     pass_fds=[theirs.fileno()], env=env)
+        theirs.close()
+        self.sock.settimeout(20)
+        self.buffer = b""
+        assert msgpack.unpackb(self.recv()[1:])["error"] == ""
+
+    def recv(self) -> bytes:
+        while True:
+            if len(self.buffer) >= 4:
+                (length,) = _LENGTH.unpack_from(self.buffer)
+                if len(self.buffer) >= 4 + length:
+                    frame, self.buffer = self.buffer[4 : 4 + length], self.buffer[4 + length :]
+                    return frame
+            data = self.sock.recv(1 << 20)
+            assert data, "processor closed the channel"
+            self.buffer += data
+
+    def task(self, fn, *args, keep_result=False) -> tuple:
+        task_id = os.urandom(16)
+        body = {
+            "task_id": task_id, "source": SOURCE, "serializer_id": self.serializer_id,
+            "func_object_id": self.functions[fn], "argument_ids": [], "metadata": b"", "priority": 0,
+            "stream_output": False, "object_storage": {"host": "127.0.0.1", "port": self.port},
+            "arguments": [{"type": 2, "data": self.serializer.serialize(a)} for a in args], "keep_result": keep_result,
+        }
+        frame = bytes((65,)) + msgpack.packb(body, use_bin_type=True)
+        return task_id, _LENGTH.pack(len(frame)) + frame
+
+    def result(self) -> dict:
+        frame = self.recv()
+        assert frame[0] == 66
+        return msgpack.unpackb(frame[1:])
+
+    def close(self):
+        self.sock.close()
+        self.proc.wait(10)
+
+
+def test_processor_frames_split_joined_and_large(storage_port):
+    channel = Channel(storage_port)
+    try:
+        # Several tasks in one write: one result each, in order.
+        tasks = [channel.task(echo, i) for i in range(5)]
+        channel.sock.sendall(b"".join(frame for _, frame in tasks))
+        for i, (task_id, _) in enumerate(tasks):
+            result = channel.result()
+            assert result["task_id"] == task_id and result["type"] == 0
+            assert pickle.loads(result["inline"]) == i and result["result_object_id"] == b""
+        # A frame split over writes, byte by byte at the start.
+        task_id, frame = channel.task(echo, "split")
+        for i in range(6):
+            channel.sock.sendall(frame[i : i + 1])
+            time.sleep(0.01)
+        channel.sock.sendall(frame[6:])
+        result = channel.result()
+        assert result["task_id"] == task_id and pickle.loads(result["inline"]) == "split"
+        # A frame larger than the processor's read buffer (its argument inline), then a small one
+        # in the same write; the large result goes through object storage.
+        big = os.urandom(processor_module._READ_BUFFER + 12345)
+        (big_id, big_frame), (small_id, small_frame) = channel.task(echo, big), channel.task(echo, 7)
+        channel.sock.sendall(big_frame + small_frame)
+        result = channel.result()
+        assert result["task_id"] == big_id and result["type"] == 0 and len(result["result_object_id"]) == 32
+        with ObjectStorageClient(f"tcp://127.0.0.1:{storage_port}", timeout_s=5) as storage:
+            assert pickle.loads(storage.get_object(result["result_object_id"])) == big
+        result = channel.result()
+        assert result["task_id"] == small_id and pickle.loads(result["inline"]) == 7
+        # The running task is visible to the function (nested clients read its priority), on the
+        # template path too (the same frame layout twice).
+        for _ in range(2):
+            task_id, frame = channel.task(processor_module.current_task)
+            channel.sock.sendall(frame)
+            result = channel.result()
+            assert result["type"] == 0, pickle.loads(result["inline"])
+            task = pickle.loads(result["inline"])
+            assert task.task_id == task_id and task.priority == 0 and task.source == SOURCE
+        # keep_result after tasks of the same layout: stored as well as inline.
+        task_id, frame = channel.task(echo, 11, keep_result=True)
+        channel.sock.sendall(frame)
+        result = channel.result()
+        assert result["task_id"] == task_id and len(result["result_object_id"]) == 32
+        assert pickle.loads(result["inline"]) == 11
+        # A failure travels as the pickled exception.
+        task_id, frame = channel.task(fail, {}, "nope")
+        channel.sock.sendall(frame)
+        result = channel.result()
+        assert result["task_id"] == task_id and result["type"] == 1
+        error = pickle.loads(result["inline"])
+        assert isinstance(error, KeyError) and error.args == ("nope",)
+    finally:
+        channel.close()
+    assert channel.proc.returncode == 0
