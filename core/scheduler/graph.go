@@ -30,7 +30,10 @@ type gnode struct {
 	state          nodeState
 	task           *task
 	results        [][]byte
-	released       bool
+	// inline is the node's small result when it has no result object (the
+	// worker sent it inline only); dependents get it as an inline argument.
+	inline   []byte
+	released bool
 	// pinned are the objects this node needs (its function, object
 	// arguments and its dependencies' results) that it keeps alive until
 	// it is done, even if their owner releases them meanwhile.
@@ -206,26 +209,27 @@ func hasCycle(g *graph) bool {
 }
 
 // submitNode turns a ready node into a task, with each task argument
-// replaced by the dependency's result object id. Capabilities are kept, so
-// graph nodes are routed like any task.
+// replaced by the dependency's result: its object id, or, for a small
+// result that came inline only, the bytes themselves as an inline argument.
+// Small results thus go from node to node through the scheduler, with no
+// object storage write or read. Capabilities are kept, so graph nodes are
+// routed like any task.
 func (s *Scheduler) submitNode(g *graph, n *gnode) {
 	t := *n.msg
 	t.Arguments = make([]protocol.Argument, len(n.msg.Arguments))
 	for i, a := range n.msg.Arguments {
 		if a.Type == protocol.ArgumentTask {
-			var obj []byte
-			if d := g.nodes[string(a.Data)]; len(d.results) > 0 {
-				obj = d.results[0]
+			d := g.nodes[string(a.Data)]
+			switch {
+			case len(d.results) > 0:
+				a = protocol.Argument{Type: protocol.ArgumentObjectID, Data: d.results[0]}
+			case len(d.inline) > 0:
+				a = protocol.Argument{Type: protocol.ArgumentInline, Data: d.inline}
+			default:
+				a = protocol.Argument{Type: protocol.ArgumentObjectID}
 			}
-			a = protocol.Argument{Type: protocol.ArgumentObjectID, Data: obj}
 		}
 		t.Arguments[i] = a
-	}
-	// Dependents read this node's result from object storage, so it must be
-	// stored even when small. Other nodes' small results (targets included)
-	// may travel inline only: the client reads them from TaskResult.Inline.
-	if len(n.dependents) > 0 {
-		t.KeepResult = true
 	}
 	n.state = nodeSubmitted
 	n.task = s.newTask(&t, g.client, g)
@@ -267,11 +271,17 @@ func (s *Scheduler) nodeFinished(g *graph, t *task, r *protocol.TaskResult) {
 		return
 	}
 	n.results = r.Results
+	if len(r.Results) == 0 {
+		n.inline = r.Inline
+	}
 	for _, dep := range n.deps {
 		d := g.nodes[dep]
 		d.openDependents--
-		if d.openDependents == 0 && !g.targets[dep] {
-			s.releaseNode(g, d)
+		if d.openDependents == 0 {
+			d.inline = nil // every dependent has finished with it
+			if !g.targets[dep] {
+				s.releaseNode(g, d)
+			}
 		}
 	}
 	if g.open == 0 {

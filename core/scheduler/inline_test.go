@@ -89,10 +89,9 @@ func keepResult(t *testing.T, what string, m protocol.Message) bool {
 	return task.KeepResult
 }
 
-// Task.KeepResult (docs/protocol.md §7.1): a plain task's small result may
-// stay inline-only, a graph node whose result feeds other nodes must be
-// stored; a node nobody depends on (a target or a leaf) need not be. An
-// inline-only result (no result ids) is accepted and forwarded as is.
+// Task.KeepResult (docs/protocol.md §7.1): the scheduler never asks for it;
+// a client's request is forwarded. An inline-only result (no result ids)
+// is accepted and forwarded as is.
 func TestKeepResultOnlyWhereNeeded(t *testing.T) {
 	h := newHarness(t, nil)
 	h.client("c")
@@ -131,20 +130,21 @@ func TestKeepResultOnlyWhereNeeded(t *testing.T) {
 	h.result("w", "t2", protocol.ResultSuccess, "r2")
 	h.take()
 
-	// diamond: a feeds b and c, b and c feed d (the target).
+	// diamond: a feeds b and c, b and c feed d (the target). No node needs
+	// its result stored: a small result reaches the dependents inline.
 	h.handle("c", diamond())
 	got = h.take()
 	equal(t, "a", describe(got), []string{"w:Task(a)"})
-	if !keepResult(t, "node a", got[0].msg) {
-		t.Fatal("node a feeds b and c but is not kept")
+	if keepResult(t, "node a", got[0].msg) {
+		t.Fatal("node a asks to keep its result")
 	}
 	h.handle("c", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
 		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("ra"), []byte("rb"), []byte("rc")}}})
 	h.result("w", "a", protocol.ResultSuccess, "ra")
 	got = h.take()
 	equal(t, "b and c", describe(got), []string{"c:Result(a,Success,1)", "w:Task(b)", "w:Task(c)"})
-	if !keepResult(t, "node b", got[1].msg) || !keepResult(t, "node c", got[2].msg) {
-		t.Fatal("nodes b and c feed d but are not kept")
+	if keepResult(t, "node b", got[1].msg) || keepResult(t, "node c", got[2].msg) {
+		t.Fatal("nodes b and c ask to keep their results")
 	}
 	h.result("w", "b", protocol.ResultSuccess, "rb")
 	h.take()
@@ -190,6 +190,45 @@ func TestGraphInlineOnlyFailurePropagates(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("%d node results, want 4: %v", n, describe(got))
+	}
+	checkInvariants(t, h.s)
+}
+
+// A graph node's inline-only result reaches its dependents as an inline
+// argument; a stored one as its object id. The bytes are dropped once every
+// dependent has finished.
+func TestGraphPassesInlineResultsToDependents(t *testing.T) {
+	h := newHarness(t, nil)
+	h.client("c")
+	h.worker("w", 10)
+	h.take()
+	h.takePub()
+	h.handle("c", diamond())
+	equal(t, "a", describe(h.take()), []string{"w:Task(a)"})
+	small := []byte{0x80, 0x05, 0x4b, 0x2a, 0x2e}
+	argObj := protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte("arg")} // diamond's own argument
+	h.handle("w", &protocol.TaskResult{TaskID: []byte("a"), Type: protocol.ResultSuccess, Inline: small})
+	got := h.take()
+	equal(t, "b and c", describe(got), []string{"c:Result(a,Success,0)", "w:Task(b)", "w:Task(c)"})
+	for i, name := range []string{"b", "c"} {
+		checkInlineArgs(t, "node "+name, got[i+1].msg, []protocol.Argument{{Type: protocol.ArgumentInline, Data: small}, argObj})
+	}
+	g := h.s.graphs["G"]
+	if g == nil || g.nodes["a"].inline == nil {
+		t.Fatal("a's inline result dropped before its dependents finished")
+	}
+	// b's result is stored (large), c's inline: d gets one of each.
+	h.handle("c", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("rb")}}})
+	h.result("w", "b", protocol.ResultSuccess, "rb")
+	h.take()
+	h.handle("w", &protocol.TaskResult{TaskID: []byte("c"), Type: protocol.ResultSuccess, Inline: small})
+	got = filter(h.take(), protocol.KindTaskResult)
+	equal(t, "d", describe(got), []string{"w:Task(d)"})
+	checkInlineArgs(t, "node d", got[0].msg, []protocol.Argument{
+		{Type: protocol.ArgumentObjectID, Data: []byte("rb")}, {Type: protocol.ArgumentInline, Data: small}, argObj})
+	if g.nodes["a"].inline != nil {
+		t.Fatal("a's inline result still held after both dependents finished")
 	}
 	checkInvariants(t, h.s)
 }
