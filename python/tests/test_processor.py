@@ -62,7 +62,7 @@ class Channel:
         self.serializer = serializer
         owner = hashlib.md5(SOURCE).digest()
         self.serializer_id = owner + hashlib.md5(b"serializer").digest()
-        self.functions = {fn: owner + os.urandom(16) for fn in (echo, fail, processor_module.current_task)}
+        self.functions = {fn: owner + os.urandom(16) for fn in (echo, fail, print, processor_module.current_task)}
         with ObjectStorageClient(f"tcp://127.0.0.1:{storage_port}", timeout_s=5) as storage:
             storage.set_object(self.serializer_id, cloudpickle.dumps(serializer))
             for fn, object_id in self.functions.items():
@@ -88,12 +88,12 @@ class Channel:
             assert data, "processor closed the channel"
             self.buffer += data
 
-    def task(self, fn, *args, keep_result=False) -> tuple:
+    def task(self, fn, *args, keep_result=False, stream_output=False) -> tuple:
         task_id = os.urandom(16)
         body = {
             "task_id": task_id, "source": SOURCE, "serializer_id": self.serializer_id,
             "func_object_id": self.functions[fn], "argument_ids": [], "metadata": b"", "priority": 0,
-            "stream_output": False, "object_storage": {"host": "127.0.0.1", "port": self.port},
+            "stream_output": stream_output, "object_storage": {"host": "127.0.0.1", "port": self.port},
             "arguments": [{"type": 2, "data": self.serializer.serialize(a)} for a in args], "keep_result": keep_result,
         }
         frame = bytes((65,)) + msgpack.packb(body, use_bin_type=True)
@@ -153,6 +153,21 @@ def test_processor_frames_split_joined_and_large(storage_port):
         result = channel.result()
         assert result["task_id"] == task_id and len(result["result_object_id"]) == 32
         assert pickle.loads(result["inline"]) == 11
+        # With stream_output, what the task prints comes first, as ProcessorLog messages.
+        for _ in range(2):
+            task_id, frame = channel.task(print, "hello", stream_output=True)
+            channel.sock.sendall(frame)
+            printed = ""
+            while True:
+                frame = channel.recv()
+                if frame[0] != 67:
+                    break
+                log = msgpack.unpackb(frame[1:])
+                assert log["task_id"] == task_id and log["type"] == 0
+                printed += log["content"]
+            assert printed == "hello\n"
+            result = msgpack.unpackb(frame[1:])
+            assert frame[0] == 66 and result["task_id"] == task_id and pickle.loads(result["inline"]) is None
         # A failure travels as the pickled exception.
         task_id, frame = channel.task(fail, {}, "nope")
         channel.sock.sendall(frame)

@@ -42,7 +42,7 @@ _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 # scheduler's messages, so that results arrive in fewer, larger reads. Only results of a large
 # submission wait (at most this long); a lone task's result is handled as it arrives.
 _COALESCE_OUTSTANDING = 64
-_COALESCE_SECONDS = 0.002
+_COALESCE_SECONDS = 0.005
 
 
 class Batch:
