@@ -9,6 +9,8 @@ kind numbers are checked against ``scaler.protocol.Kind`` at import time.
 
 import msgpack
 
+from scaler.utility.msgpack_pieces import array_header, bin_header
+
 TASK = 1
 TASK_CANCEL = 2
 TASK_CANCEL_CONFIRM = 3
@@ -77,27 +79,8 @@ def encode(kind: int, body: dict) -> bytes:
 # one submission, so it is encoded once (test_task_frame_pieces_match_codec in
 # python/tests/test_client_unit.py compares both ways).
 
-_BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]
-_FIXARRAY = [bytes((0x90 | n,)) for n in range(16)]
 _ARGUMENT_PREFIX = {t: _packb({"type": t, "data": b""})[:-2] for t in (ARG_TASK, ARG_OBJECT, ARG_INLINE)}
 ARG_INLINE_PREFIX = _ARGUMENT_PREFIX[ARG_INLINE]  # + bin_header(len(data)) + data
-
-
-def bin_header(n: int) -> bytes:
-    """msgpack bin header for n bytes (as msgpack's Packer writes it)."""
-    if n < 256:
-        return _BIN8[n]
-    if n < 65536:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
-
-
-def array_header(n: int) -> bytes:
-    if n < 16:
-        return _FIXARRAY[n]
-    if n < 65536:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def encode_arguments(arguments: list) -> bytes:

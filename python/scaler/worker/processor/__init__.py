@@ -63,6 +63,7 @@ from scaler.protocol.messages import (
     decode,
     encode,
 )
+from scaler.utility.msgpack_pieces import BIN8, bin_header
 from scaler.worker.preload import execute_preload
 
 __all__ = ["current_task", "main"]
@@ -101,15 +102,6 @@ _TEMPLATE_KEYS = [b"source", b"serializer_id", b"func_object_id", b"argument_ids
                   b"stream_output", b"object_storage"]
 _TEMPLATES = 4
 _RESULT_FIXED = len(_RESULT_HEAD) + 16 + len(_RESULT_INLINE_ONLY[0]) + len(_RESULT_NO_MESSAGE)
-_BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]
-
-
-def _bin_header(n: int) -> bytes:
-    if n < 256:
-        return _BIN8[n]
-    if n < 65536:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
 
 
 def _inline_result_frame(task_id: bytes, result_type: int, payload: bytes) -> bytes:
@@ -118,7 +110,7 @@ def _inline_result_frame(task_id: bytes, result_type: int, payload: bytes) -> by
         frame = _KIND_RESULT + _pack({"task_id": task_id, "type": result_type, "result_object_id": b"",
                                       "result_object_name": b"", "inline": payload, "message": ""})
         return _LENGTH.pack(len(frame)) + frame
-    header = _bin_header(len(payload))
+    header = bin_header(len(payload))
     return b"".join((
         _LENGTH.pack(_RESULT_FIXED + len(header) + len(payload)), _RESULT_HEAD, task_id,
         _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
@@ -369,7 +361,7 @@ class Processor:
                         self._report(_Task(body if type(body) is dict else _unpackb(body[1:], raw=True)), payload,
                                      result_type)
                         continue
-                    header = _BIN8[size] if size < 256 else _bin_header(size)
+                    header = BIN8[size] if size < 256 else bin_header(size)
                     frame = join((
                         _LENGTH.pack(_RESULT_FIXED + len(header) + size), _RESULT_HEAD, task_id,
                         _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
