@@ -10,6 +10,10 @@ package protocol
 type ClientHeartbeat struct {
 	Resource  Resource `msg:"resource"`   // the client process
 	LatencyUS uint32   `msg:"latency_us"` // last measured round trip / 2, microseconds
+	// Nested: the client runs inside a task (a processor), as nested tasks'
+	// clients do; the scheduler logs its arrival and departure at debug
+	// level, since there is one per nested task.
+	Nested bool `msg:"nested"`
 }
 
 // ClientHeartbeatEcho answers every ClientHeartbeat (scheduler -> client).

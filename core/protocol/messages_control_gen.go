@@ -143,6 +143,12 @@ func (z *ClientHeartbeat) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "LatencyUS")
 				return
 			}
+		case "nested":
+			z.Nested, err = dc.ReadBool()
+			if err != nil {
+				err = msgp.WrapError(err, "Nested")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -156,9 +162,9 @@ func (z *ClientHeartbeat) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *ClientHeartbeat) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 2
+	// map header, size 3
 	// write "resource"
-	err = en.Append(0x82, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
+	err = en.Append(0x83, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
 	if err != nil {
 		return
 	}
@@ -177,15 +183,25 @@ func (z *ClientHeartbeat) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "LatencyUS")
 		return
 	}
+	// write "nested"
+	err = en.Append(0xa6, 0x6e, 0x65, 0x73, 0x74, 0x65, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBool(z.Nested)
+	if err != nil {
+		err = msgp.WrapError(err, "Nested")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *ClientHeartbeat) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 2
+	// map header, size 3
 	// string "resource"
-	o = append(o, 0x82, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
+	o = append(o, 0x83, 0xa8, 0x72, 0x65, 0x73, 0x6f, 0x75, 0x72, 0x63, 0x65)
 	o, err = z.Resource.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "Resource")
@@ -194,6 +210,9 @@ func (z *ClientHeartbeat) MarshalMsg(b []byte) (o []byte, err error) {
 	// string "latency_us"
 	o = append(o, 0xaa, 0x6c, 0x61, 0x74, 0x65, 0x6e, 0x63, 0x79, 0x5f, 0x75, 0x73)
 	o = msgp.AppendUint32(o, z.LatencyUS)
+	// string "nested"
+	o = append(o, 0xa6, 0x6e, 0x65, 0x73, 0x74, 0x65, 0x64)
+	o = msgp.AppendBool(o, z.Nested)
 	return
 }
 
@@ -227,6 +246,12 @@ func (z *ClientHeartbeat) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "LatencyUS")
 				return
 			}
+		case "nested":
+			z.Nested, bts, err = msgp.ReadBoolBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Nested")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -241,7 +266,7 @@ func (z *ClientHeartbeat) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *ClientHeartbeat) Msgsize() (s int) {
-	s = 1 + 9 + z.Resource.Msgsize() + 11 + msgp.Uint32Size
+	s = 1 + 9 + z.Resource.Msgsize() + 11 + msgp.Uint32Size + 7 + msgp.BoolSize
 	return
 }
 

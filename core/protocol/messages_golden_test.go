@@ -73,7 +73,7 @@ func init() {
 		},
 	})
 
-	addGolden(&ClientHeartbeat{Resource: Resource{CPU: 12, RSS: 50 << 20}, LatencyUS: 250})
+	addGolden(&ClientHeartbeat{Resource: Resource{CPU: 12, RSS: 50 << 20}, LatencyUS: 250, Nested: true})
 	addGolden(&ClientHeartbeatEcho{ObjectStorage: gOSS})
 	addGolden(&WorkerHeartbeat{
 		Agent:        Resource{CPU: 5, RSS: 30 << 20},

@@ -34,6 +34,7 @@ type client struct {
 	id       string
 	idb      []byte
 	lastSeen time.Time
+	nested   bool // a nested task's client: its comings and goings are logged at debug level
 }
 
 // waitGroup is the FIFO of waiting tasks that need the same capabilities.
@@ -111,7 +112,7 @@ func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	}
 	switch m := m.(type) {
 	case *protocol.ClientHeartbeat:
-		s.onClientHeartbeat(from, now)
+		s.onClientHeartbeat(from, m, now)
 	case *protocol.ClientDisconnect:
 		s.onClientDisconnect(from, m, now)
 	case *protocol.WorkerHeartbeat:
@@ -171,28 +172,37 @@ func (s *Scheduler) Tick(now time.Time) {
 
 // ---- clients ----
 
-func (s *Scheduler) onClientHeartbeat(from []byte, now time.Time) {
+func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, now time.Time) {
 	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
 	id := string(from)
 	c := s.clients[id]
 	if c == nil {
-		c = &client{id: id, idb: from}
+		c = &client{id: id, idb: from, nested: m.Nested}
 		s.clients[id] = c
 		if _, ok := s.departed[id]; ok {
 			delete(s.departed, id)
-			s.log.Info().Str("client", id).Int("objects", len(s.clientObjects[id])).Msg("client reconnected within the object retention time; its objects are kept")
+			s.clientLog(c).Str("client", id).Int("objects", len(s.clientObjects[id])).Msg("client reconnected within the object retention time; its objects are kept")
 		} else {
-			s.log.Info().Str("client", id).Msg("client connected")
+			s.clientLog(c).Str("client", id).Msg("client connected")
 		}
 	}
 	c.lastSeen = now
+}
+
+// clientLog is the level for a client's arrival and departure: info, but
+// debug for the clients of nested tasks, which come and go with every task.
+func (s *Scheduler) clientLog(c *client) *zerolog.Event {
+	if c != nil && c.nested {
+		return s.log.Debug()
+	}
+	return s.log.Info()
 }
 
 func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect, now time.Time) {
 	id := string(from)
 	switch m.Type {
 	case protocol.DisconnectClient:
-		s.log.Info().Str("client", id).Msg("client disconnected")
+		s.clientLog(s.clients[id]).Str("client", id).Msg("client disconnected")
 		s.dropClient(id, now)
 	case protocol.DisconnectShutdown:
 		if s.cfg.Protected {

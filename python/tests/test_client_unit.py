@@ -391,3 +391,23 @@ def test_many_threads_submit_and_map(fake_scheduler, client):
         thread.join(30)
     assert not errors, errors
     assert not any(thread.is_alive() for thread in threads)
+
+
+def test_heartbeat_says_whether_the_client_is_nested(fake_scheduler, client):
+    """A top-level client's heartbeat has nested=False; one created in a processor says True (the
+    scheduler logs nested clients, one per nested task, at debug level)."""
+    client.submit(noop, 1).result(timeout=5)
+    beats = [m for _, m in fake_scheduler.received if type(m).__name__ == "ClientHeartbeat"]
+    assert beats and not any(m.nested for m in beats)
+
+    import sys
+    import types
+
+    from scaler.client.agent import ClientAgent
+
+    sys.modules.setdefault("scaler.worker.processor", types.ModuleType("scaler.worker.processor"))
+    try:
+        assert ClientAgent(b"x", fake_scheduler.address, 1, 5)._nested
+    finally:
+        if not hasattr(sys.modules["scaler.worker.processor"], "main"):
+            del sys.modules["scaler.worker.processor"]

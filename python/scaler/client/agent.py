@@ -111,9 +111,11 @@ class ClientAgent(threading.Thread):
         # inside libzmq for that socket), so a user thread may use the socket meanwhile.
         self._sock_lock = threading.RLock()
         self._direct = False  # user threads may send (set once the agent polls the socket's fd)
-        # Not inside a processor: the worker may suspend its main thread (SIGUSR1) at any point,
+        # A client in a processor belongs to a nested task (the scheduler logs it at debug level).
+        # It never sends directly: the worker may suspend its main thread (SIGUSR1) at any point,
         # which must never be while it holds the socket lock that the agent needs.
-        self._direct_allowed = "scaler.worker.processor" not in sys.modules
+        self._nested = "scaler.worker.processor" in sys.modules
+        self._direct_allowed = not self._nested
         self._storage: Optional[zmq.Socket] = None
         self._poller: Optional[zmq.Poller] = None
 
@@ -336,7 +338,8 @@ class ClientAgent(threading.Thread):
                 rss = self._process.memory_info().rss
             except Exception:
                 pass
-        self._send(w.encode(w.CLIENT_HEARTBEAT, {"resource": {"cpu": cpu, "rss": rss}, "latency_us": self._latency_us}))
+        self._send(w.encode(w.CLIENT_HEARTBEAT, {"resource": {"cpu": cpu, "rss": rss}, "latency_us": self._latency_us,
+                                                 "nested": self._nested}))
         self._heartbeat_sent_at = now
 
     def _drain_scheduler(self) -> None:

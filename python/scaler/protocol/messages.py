@@ -317,7 +317,9 @@ ObjectInstruction = _struct(
 )
 
 # 7.2 connection management.
-ClientHeartbeat = _struct("ClientHeartbeat", [("resource", Resource), ("latency_us", I)], Kind.ClientHeartbeat)
+ClientHeartbeat = _struct(
+    "ClientHeartbeat", [("resource", Resource), ("latency_us", I), ("nested", Z)], Kind.ClientHeartbeat
+)
 ClientHeartbeatEcho = _struct("ClientHeartbeatEcho", [("object_storage", Address)], Kind.ClientHeartbeatEcho)
 WorkerHeartbeat = _struct(
     "WorkerHeartbeat",
