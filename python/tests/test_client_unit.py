@@ -400,14 +400,12 @@ def test_heartbeat_says_whether_the_client_is_nested(fake_scheduler, client):
     beats = [m for _, m in fake_scheduler.received if type(m).__name__ == "ClientHeartbeat"]
     assert beats and not any(m.nested for m in beats)
 
-    import sys
-    import types
-
     from scaler.client.agent import ClientAgent
+    from scaler.worker import processor
 
-    sys.modules.setdefault("scaler.worker.processor", types.ModuleType("scaler.worker.processor"))
+    assert not ClientAgent(b"x", fake_scheduler.address, 1, 5)._nested  # imported is not enough
+    processor._serving = True  # as in a processor's main()
     try:
-        assert ClientAgent(b"x", fake_scheduler.address, 1, 5)._nested
+        assert ClientAgent(b"y", fake_scheduler.address, 1, 5)._nested
     finally:
-        if not hasattr(sys.modules["scaler.worker.processor"], "main"):
-            del sys.modules["scaler.worker.processor"]
+        processor._serving = False

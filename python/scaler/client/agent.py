@@ -114,7 +114,8 @@ class ClientAgent(threading.Thread):
         # A client in a processor belongs to a nested task (the scheduler logs it at debug level).
         # It never sends directly: the worker may suspend its main thread (SIGUSR1) at any point,
         # which must never be while it holds the socket lock that the agent needs.
-        self._nested = "scaler.worker.processor" in sys.modules
+        processor = sys.modules.get("scaler.worker.processor")
+        self._nested = processor is not None and processor.in_processor()
         self._direct_allowed = not self._nested
         self._storage: Optional[zmq.Socket] = None
         self._poller: Optional[zmq.Poller] = None

@@ -174,8 +174,14 @@ class _Task:
 
 
 _current_task: Optional["_Task"] = None
+_serving = False  # this process is a processor (main() runs), not merely a process that imported this module
 _current_body = None  # the running task's map (or its frame), when it runs on the fast path
 logger = logging.getLogger("scaler.processor")
+
+
+def in_processor() -> bool:
+    """Whether this process is a processor: clients created here belong to nested tasks."""
+    return _serving
 
 
 def current_task() -> Optional["_Task"]:
@@ -808,5 +814,7 @@ def main(argv=None) -> int:
     setup_logging(args.logging_paths, args.logging_level)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), name="scaler-parent-watch", daemon=True).start()
 
+    global _serving
+    _serving = True
     processor = Processor(args.fd, args.gc_interval, args.trim_memory_threshold)
     return processor.serve(args.preload)
