@@ -114,29 +114,8 @@ func BenchmarkWorkerAgent(b *testing.B) {
 func BenchmarkScheduler(b *testing.B) {
 	for _, n := range []int{1, 2} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
-			python := findPython(b)
-			s := scalertest.StartScheduler(b, nil)
-			c, err := scalertest.NewClient(s.Addr())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			h := newHelperFor(b, python, s.StorageAddr(), c.ID)
-			ctx, cancel := context.WithCancel(context.Background())
-			var dones []chan error
-			for i := 0; i < n; i++ {
-				done := make(chan error, 1)
-				dones = append(dones, done)
-				cfg := Config{Name: fmt.Sprintf("bench%d", i), SchedulerAddress: s.Addr(), Python: python,
-					HeartbeatInterval: time.Second, LoggingLevel: "ERROR"}
-				go func() { done <- Run(ctx, cfg, testLog(b, "worker").Level(3)) }()
-			}
-			defer func() {
-				cancel()
-				for _, d := range dones {
-					<-d
-				}
-			}()
+			c, h, stop := startBenchCluster(b, n)
+			defer stop()
 			fn, arg := h.fn(srcIdentity, "ident"), h.arg("1")
 			// Warm up every worker's processor.
 			var warm []*protocol.Task
@@ -170,24 +149,41 @@ func BenchmarkScheduler(b *testing.B) {
 	}
 }
 
-func isResult(m protocol.Message) bool { _, ok := m.(*protocol.TaskResult); return ok }
-
-// BenchmarkRoundTrip: one task at a time through a real scheduler and one
-// worker, from a Go client: the latency floor under the Python client.
-func BenchmarkRoundTrip(b *testing.B) {
+// startBenchCluster starts a real scheduler, a Go client and n in-process
+// workers; stop ends the workers and the client.
+func startBenchCluster(b *testing.B, n int) (*scalertest.Client, *helper, func()) {
 	python := findPython(b)
 	s := scalertest.StartScheduler(b, nil)
 	c, err := scalertest.NewClient(s.Addr())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
 	h := newHelperFor(b, python, s.StorageAddr(), c.ID)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	cfg := Config{Name: "rtt", SchedulerAddress: s.Addr(), Python: python, HeartbeatInterval: time.Second, LoggingLevel: "ERROR"}
-	go func() { done <- Run(ctx, cfg, testLog(b, "worker").Level(3)) }()
-	defer func() { cancel(); <-done }()
+	var dones []chan error
+	for i := 0; i < n; i++ {
+		done := make(chan error, 1)
+		dones = append(dones, done)
+		cfg := Config{Name: fmt.Sprintf("bench%d", i), SchedulerAddress: s.Addr(), Python: python,
+			HeartbeatInterval: time.Second, LoggingLevel: "ERROR"}
+		go func() { done <- Run(ctx, cfg, testLog(b, "worker").Level(3)) }()
+	}
+	return c, h, func() {
+		cancel()
+		for _, d := range dones {
+			<-d
+		}
+		c.Close()
+	}
+}
+
+func isResult(m protocol.Message) bool { _, ok := m.(*protocol.TaskResult); return ok }
+
+// BenchmarkRoundTrip: one task at a time through a real scheduler and one
+// worker, from a Go client: the latency floor under the Python client.
+func BenchmarkRoundTrip(b *testing.B) {
+	c, h, stop := startBenchCluster(b, 1)
+	defer stop()
 	fn, arg := h.fn(srcIdentity, "ident"), h.arg("1")
 	roundTrip := func() time.Duration {
 		t := h.task(fn, 0, arg)

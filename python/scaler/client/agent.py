@@ -141,12 +141,7 @@ class ClientAgent(threading.Thread):
         if self.stopped.is_set():
             raise ClientQuitException("client is already stopped.")
         self._commands.append(command)
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass
+        self._wake()
 
     def cancel_future(self, future) -> None:
         self.post(("cancel", future))
@@ -303,6 +298,7 @@ class ClientAgent(threading.Thread):
             self._scheduler.send(frame, copy=len(frame) < 65536)
 
     def _wake(self) -> None:
+        """Wake the agent thread (once until it drains the pipe)."""
         if not self._wake_pending:
             self._wake_pending = True
             try:
