@@ -234,4 +234,9 @@ func explain(err error, path, section string, fromFile []string, fromFlags map[s
 }
 
 // Exit runs Main with the process's own arguments and exits.
-func Exit() { os.Exit(Main(os.Args, os.Stdout, os.Stderr)) }
+func Exit() {
+	stopProfile := startProfile(os.Args)
+	code := Main(os.Args, os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
+}

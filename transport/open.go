@@ -21,6 +21,8 @@ func openZMQ(t SocketType, addr string, bind bool, opt Options) (_ *zmq.Socket, 
 		zt = zmq.PUB
 	case Sub:
 		zt = zmq.SUB
+	case XPub:
+		zt = zmq.XPUB
 	default:
 		return nil, "", fmt.Errorf("transport: unknown socket type %d", int(t))
 	}

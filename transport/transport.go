@@ -40,6 +40,10 @@ const (
 	Dealer
 	Pub
 	Sub
+	// XPub is a PUB socket that also receives its subscribers' subscribe
+	// (first byte 1) and unsubscribe (first byte 0) messages, so that a
+	// publisher can skip the work of messages nobody would receive.
+	XPub
 )
 
 // String returns the zmq name of the socket type.
@@ -53,6 +57,8 @@ func (t SocketType) String() string {
 		return "PUB"
 	case Sub:
 		return "SUB"
+	case XPub:
+		return "XPUB"
 	}
 	return fmt.Sprintf("SocketType(%d)", int(t))
 }

@@ -36,7 +36,11 @@ type Server struct {
 	// goroutines (the context, the in-process storage, webhook calls) wake
 	// it through waker.
 	router  *transport.Socket
-	monitor *transport.Socket
+	monitor *transport.Socket // XPUB: its subscriptions say whether anyone listens
+	// topics holds the monitor topics somebody subscribes to; while it is
+	// empty nothing is encoded for the monitor (a state message per task
+	// change costs the loop a few microseconds each).
+	topics map[string]struct{}
 	poller  *transport.Poller
 	waker   *transport.Waker
 	oss     *storage.Server // nil when an external one is configured
@@ -89,7 +93,7 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 		}
 		return transport.WithPortOffset(cfg.SchedulerAddress, offset)
 	}
-	srv := &Server{cfg: cfg, log: log}
+	srv := &Server{cfg: cfg, log: log, topics: map[string]struct{}{}}
 	s = srv
 	defer func() {
 		if err != nil {
@@ -126,8 +130,11 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: monitor address: %w", err)
 	}
-	if s.monitor, err = transport.Open(transport.Pub, monAddr, true, transport.Options{}); err != nil {
+	if s.monitor, err = transport.Open(transport.XPub, monAddr, true, transport.Options{}); err != nil {
 		return nil, fmt.Errorf("scheduler: monitor: %w", err)
+	}
+	if err = s.poller.Add(s.monitor.Fd(), false); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	if s.ossCli, err = storage.Dial(dialable(s.ossAddr)); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
@@ -280,6 +287,9 @@ func (s *Server) Run(ctx context.Context) error {
 		now := time.Now()
 		if !now.Before(nextTick) {
 			nextTick = now.Add(tickInterval)
+			// Sends on the monitor may consume its descriptor's signal:
+			// subscriptions are also read once a tick.
+			s.readSubscriptions()
 			s.core.Tick(now)
 			if !now.Before(nextStatus) {
 				nextStatus = now.Add(statusInterval)
@@ -311,8 +321,11 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("scheduler: %w", err)
 		}
 		for _, r := range ready {
-			if r.Fd == s.waker.Fd() {
+			switch r.Fd {
+			case s.waker.Fd():
 				s.waker.Drain()
+			case s.monitor.Fd():
+				s.readSubscriptions()
 			}
 		}
 	}
@@ -422,7 +435,33 @@ func (s *Server) publishStatus(now time.Time) {
 	s.publish(st)
 }
 
+// readSubscriptions reads the monitor's subscribe and unsubscribe messages.
+// XPUB passes on the first subscription to a topic and the last
+// unsubscription (a subscriber that disconnects unsubscribes), so the set of
+// topics is the set somebody listens to.
+func (s *Server) readSubscriptions() {
+	for i := 0; i < 1024; i++ {
+		frames, err := s.monitor.TryRecv()
+		if err != nil || frames == nil {
+			return
+		}
+		if len(frames) != 1 || len(frames[0]) == 0 {
+			continue
+		}
+		topic := string(frames[0][1:])
+		switch frames[0][0] {
+		case 1:
+			s.topics[topic] = struct{}{}
+		case 0:
+			delete(s.topics, topic)
+		}
+	}
+}
+
 func (s *Server) publish(m protocol.Message) {
+	if len(s.topics) == 0 {
+		return // nobody listens
+	}
 	b, err := protocol.Encode(make([]byte, 0, 1+m.Msgsize()), m)
 	if err != nil {
 		s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding status failed")

@@ -1,19 +1,28 @@
-"""The client's background thread: the only owner of the client's zmq sockets.
+"""The client's background thread, which owns the client's zmq sockets.
 
 User threads hand it commands through a deque and wake it through a pipe; it talks to the
 scheduler (one DEALER) and to object storage (a second DEALER, pipelined with request ids), keeps
 the heartbeat, and resolves futures. Nothing here blocks on the network: every wait is a poll with
 a deadline, so heartbeats keep flowing while large objects move.
+
+Two shortcuts let a user thread use the scheduler socket itself, under ``_sock_lock``:
+- ``submit_batch`` sends a task from the submitting thread when nothing is queued before it;
+- ``wait_until`` (``ScalerFuture.result``) lets the waiting thread read the scheduler socket and
+  resolve plain task results itself, which saves a thread hand-off per result. Exactly one thread
+  reads the socket at a time: ``_rx_owner`` says which (the agent, a user thread, or nobody for a
+  moment). Any message other than a plain result is left to the agent, in order, together with
+  the socket (see ``_lead_drain``).
 """
 
 import collections
 import itertools
 import logging
 import os
+import select
 import sys
 import threading
 import time
-from typing import Deque, Dict, List, Optional
+from typing import Callable, Deque, Dict, List, Optional
 
 import msgpack
 import zmq
@@ -35,7 +44,6 @@ _unpackb = msgpack.unpackb
 # As plain ints: pyzmq's enum members cost microseconds in Flag operations on the hot path.
 _EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE), int(zmq.NOBLOCK)
 _TASK_RESULT_KIND = bytes((w.TASK_RESULT,))
-_GENERIC = object()
 
 _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 # With at least this many tasks in flight, the agent waits _COALESCE_SECONDS after reading the
@@ -43,6 +51,18 @@ _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 # submission wait (at most this long); a lone task's result is handled as it arrives.
 _COALESCE_OUTSTANDING = 64
 _COALESCE_SECONDS = 0.005
+_BATCH_KIND = bytes((w.BATCH,))
+
+# Who reads the scheduler socket (``_rx_owner``): the agent, the ident of a waiting user thread,
+# or None while nobody does. A socket left free this long is taken back by the agent, so that
+# results for callbacks and heartbeat echoes are read when no user thread waits; a user thread
+# that waits again sooner takes it without waking the agent.
+_AGENT = "agent"
+_RECLAIM_SECONDS = 0.002
+# While a user thread has read the socket within this long, the agent polls every
+# _RECLAIM_SECONDS instead of sleeping until its next heartbeat, so that releasing the socket
+# needs no wake-up.
+_RECENT_SECONDS = 0.1
 
 
 class Batch:
@@ -84,8 +104,11 @@ class _Stop(Exception):
 
 
 class ClientAgent(threading.Thread):
-    def __init__(self, client_id: bytes, address: str, heartbeat_interval_seconds: float, timeout_seconds: float):
+    def __init__(self, client_id: bytes, address: str, heartbeat_interval_seconds: float, timeout_seconds: float,
+                 condition: Optional[threading.Condition] = None):
         super().__init__(name="scaler-client-agent", daemon=True)
+        # The condition the client's futures share: notified when the scheduler socket is free.
+        self.condition = condition if condition is not None else threading.Condition()
         self.client_id = client_id
         self._address = address
         self._heartbeat_interval = max(float(heartbeat_interval_seconds), 0.05)
@@ -118,7 +141,20 @@ class ClientAgent(threading.Thread):
         self._nested = processor is not None and processor.in_processor()
         self._direct_allowed = not self._nested
         self._storage: Optional[zmq.Socket] = None
-        self._poller: Optional[zmq.Poller] = None
+        self._poller: Optional[zmq.Poller] = None  # scheduler, storage, wake pipe
+        self._side_poller: Optional[zmq.Poller] = None  # storage, wake pipe: while a user thread reads
+
+        # The scheduler socket's reader (see the module docstring), guarded by _rx_lock.
+        self._rx_lock = threading.Lock()
+        self._rx_owner = _AGENT
+        self._rx_wanted = False  # a user thread waits for the agent to let go of the socket
+        self._rx_changed = 0.0  # monotonic time of the last change of reader
+        self._rx_user_at = 0.0  # monotonic time a user thread last took the socket
+        self._agent_sleeps_long = False  # the agent polls without a short deadline: wake it on release
+        self._lead_r, self._lead_w = os.pipe()  # wakes the user thread that reads the socket
+        os.set_blocking(self._lead_r, False)
+        os.set_blocking(self._lead_w, False)
+        self._inbox: Deque[tuple] = collections.deque()  # (frame, top_level) a user thread left to the agent
 
         self._tasks: Dict[bytes, object] = {}  # task id -> entry (see Batch)
         self._graphs: Dict[bytes, GraphEntry] = {}
@@ -190,19 +226,23 @@ class ClientAgent(threading.Thread):
         self._send_heartbeat(time.monotonic())
 
     def _loop(self) -> None:
-        poller = self._poller
         sock = self._scheduler
         lock = self._sock_lock
         while True:
-            # ZMQ_FD only signals changes: look at the socket's events before sleeping on it.
-            with lock:
-                readable = sock.get(_EVENTS) & _POLLIN
-            if readable:
-                events = dict(poller.poll(0))
+            if self._inbox:
+                self._drain_inbox()
+            readable = False
+            if self._rx_owner is _AGENT:
+                # ZMQ_FD only signals changes: look at the socket's events before sleeping on it.
+                with lock:
+                    readable = sock.get(_EVENTS) & _POLLIN
+                if readable:
+                    events = dict(self._poller.poll(0))
+                else:
+                    events = dict(self._poller.poll(self._sleep_ms(time.monotonic())))
             else:
-                now = time.monotonic()
-                wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
-                events = dict(poller.poll(min(wait_ms, 1000)))
+                events = dict(self._side_poller.poll(self._side_sleep_ms()))
+                self._agent_sleeps_long = False
             if readable or self._scheduler_fd in events:
                 self._drain_scheduler()
                 if len(self._tasks) >= _COALESCE_OUTSTANDING:
@@ -211,8 +251,11 @@ class ClientAgent(threading.Thread):
                     time.sleep(_COALESCE_SECONDS)
             if self._storage is not None and self._storage in events:
                 self._drain_storage()
+                self._nudge_reader()  # a fetched result may be the one the reading thread waits for
             if self._wake_r in events:
                 self._drain_commands()
+            if self._side_poller is not None:
+                self._pass_socket(time.monotonic())
             if self._to_release:
                 with lock:
                     self._flush_release()
@@ -225,13 +268,52 @@ class ClientAgent(threading.Thread):
             if now >= self._next_heartbeat:
                 self._send_heartbeat(now)
 
+    def _sleep_ms(self, now: float) -> int:
+        wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
+        return min(wait_ms, 1000)
+
+    def _side_sleep_ms(self) -> int:
+        """How long to poll while a user thread reads the scheduler socket, or nobody does."""
+        now = time.monotonic()
+        with self._rx_lock:
+            if self._rx_owner is None:
+                return max(0, int((self._rx_changed + _RECLAIM_SECONDS - now) * 1000) + 1)
+            if now - self._rx_user_at < _RECENT_SECONDS:
+                return max(1, int(_RECLAIM_SECONDS * 1000))
+            self._agent_sleeps_long = True  # read under _rx_lock by a releasing user thread
+        return self._sleep_ms(now)
+
+    def _pass_socket(self, now: float) -> None:
+        """Hand the scheduler socket to a user thread that asked for it, or take back a socket
+        nobody has read for _RECLAIM_SECONDS."""
+        handed = False
+        with self._rx_lock:
+            owner = self._rx_owner
+            if owner is _AGENT:
+                if self._rx_wanted and not self._inbox:
+                    self._rx_owner, self._rx_changed, self._rx_wanted = None, now, False
+                    handed = True
+            elif owner is None and not self._rx_wanted and now - self._rx_changed >= _RECLAIM_SECONDS:
+                self._rx_owner, self._rx_changed = _AGENT, now
+        if handed:
+            with self.condition:
+                self.condition.notify_all()
+
+    def _drain_inbox(self) -> None:
+        """Messages a user thread read but left to the agent, in the order they arrived."""
+        inbox = self._inbox
+        while inbox:
+            frame, top_level = inbox.popleft()
+            self._on_scheduler_frame(frame, top_level)
+
     def _teardown(self, stop: Optional[_Stop]) -> None:
         reason = stop.reason if stop is not None else ClientQuitException("client agent stopped")
         self.exit_reason = reason
         self.stopped.set()
         self._direct = False
         with self._sock_lock:
-            pass  # a user thread sending directly is done; none starts now (stopped is set)
+            pass  # a user thread using the socket is done; none starts now (stopped is set)
+        self._nudge_reader()  # a user thread polling the scheduler socket looks again, and leaves
         if not self.storage_ready.is_set():
             self.storage_ready.set()  # the constructor reads exit_reason
         # Resolve everything still pending, so that no user thread waits forever.
@@ -285,7 +367,7 @@ class ClientAgent(threading.Thread):
                 self._context.term()
             except Exception:
                 pass
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._lead_r, self._lead_w):
             try:
                 os.close(fd)
             except OSError:
@@ -296,6 +378,29 @@ class ClientAgent(threading.Thread):
     def _send(self, frame: bytes) -> None:
         with self._sock_lock:
             self._scheduler.send(frame, copy=len(frame) < 65536)
+            if self._rx_owner is not _AGENT:
+                self._after_send()
+
+    def _after_send(self) -> None:
+        """A send may take the socket's pending "readable" signal (ZMQ_FD is edge-triggered):
+        tell the thread that reads the socket to look. Called under _sock_lock."""
+        owner = self._rx_owner
+        if owner is None or owner == threading.get_ident():
+            return  # whoever takes the socket next, or this thread, reads it before polling
+        if self._scheduler.get(_EVENTS) & _POLLIN:
+            if owner is _AGENT:
+                self._wake()
+            else:
+                self._nudge_reader()
+
+    def _nudge_reader(self) -> None:
+        """Wake the user thread that reads the scheduler socket, if one does."""
+        owner = self._rx_owner
+        if owner is not _AGENT and owner is not None:
+            try:
+                os.write(self._lead_w, b"x")
+            except OSError:
+                pass  # the pipe is full (the reader will look anyway) or closed (stopped)
 
     def _wake(self) -> None:
         """Wake the agent thread (once until it drains the pipe)."""
@@ -317,10 +422,7 @@ class ClientAgent(threading.Thread):
                     self._tasks.update(zip(batch.task_ids, batch.entries))
                     for frame in w.batched(batch.frames):
                         sock.send(frame, copy=len(frame) < 65536)
-                    # The sends may have taken the socket's pending "readable" signal.
-                    readable = sock.get(_EVENTS) & _POLLIN
-                    if readable:
-                        self._wake()
+                    self._after_send()
                     return
         self.post(("submit", batch))
 
@@ -411,41 +513,189 @@ class ClientAgent(threading.Thread):
         keys (str keys cost as much as the rest of the map) and resolved here; every other frame
         takes the generic path."""
         tasks = self._tasks
-        graphs = self._graphs
-        unpackb = _unpackb
         for frame in frames:
             if type(frame) is not bytes:
                 logger.warning("scaler client: dropped a malformed message from the scheduler: Batch element is not bin")
                 continue
-            entry = _GENERIC
-            if frame[:1] == _TASK_RESULT_KIND:
-                try:
-                    body = unpackb(memoryview(frame)[1:], raw=True)
-                    task_id = body[b"task_id"]
-                    result_type = body[b"type"]
-                    inline = body.get(b"inline")
-                    if (
-                        (result_type == 0 or result_type == 1) and type(inline) is bytes and inline  # success, failed
-                        and not body.get(b"results") and task_id not in graphs
-                    ):
-                        entry = tasks.pop(task_id, None)
-                except Exception:
-                    pass
-            if entry is _GENERIC:
+            result = self._plain_result(frame)
+            if result is None:
                 self._on_scheduler_frame_generic(frame, False)
                 continue
-            if entry is None:
-                continue  # a graph's intermediate node, or a task already settled
-            try:
-                if entry._release:
-                    self._release(entry._release)
-                if type(entry) is MapTask:
-                    entry.call.set_payload(entry.index, inline, result_type == 1)
+            entry = tasks.pop(result[0], None)
+            if entry is not None:  # else a graph's intermediate node, or a task already settled
+                self._resolve(entry, result)
+
+    def _plain_result(self, frame) -> Optional[tuple]:
+        """(task id, body, inline payload, failed) if ``frame`` is a TaskResult that carries its
+        outcome inline and belongs to no graph of this client; else None."""
+        if frame[:1] != _TASK_RESULT_KIND:
+            return None
+        try:
+            body = _unpackb(memoryview(frame)[1:], raw=True)
+            task_id = body[b"task_id"]
+            result_type = body[b"type"]
+            inline = body.get(b"inline")
+            if (
+                (result_type == 0 or result_type == 1) and type(inline) is bytes and inline  # success, failed
+                and not body.get(b"results") and task_id not in self._graphs
+            ):
+                return task_id, body, inline, result_type == 1
+        except Exception:
+            pass
+        return None
+
+    def _resolve(self, entry, result: tuple) -> None:
+        _, body, inline, failed = result
+        try:
+            if entry._release:
+                self._release(entry._release)
+            if type(entry) is MapTask:
+                entry.call.set_payload(entry.index, inline, failed)
+            else:
+                profile = self._raw_profile(body.get(b"profile")) if entry._wants_profile else None
+                entry._set_payload(inline, failed, profile)
+        except Exception:
+            logger.exception("scaler client: error handling a task result")
+
+    # ---------------------------------------------------------------- a user thread reading results
+
+    def wait_until(self, done: Callable[[], bool], timeout: Optional[float], condition: threading.Condition) -> None:
+        """Block the calling user thread until ``done()`` or ``timeout``. While it waits, the thread
+        reads the scheduler socket itself when it can (see the module docstring); otherwise it
+        sleeps on ``condition``, which the agent notifies."""
+        if not self._direct or condition is not self.condition or threading.get_ident() == self.ident:
+            with condition:
+                condition.wait_for(done, timeout)
+            return
+        me = threading.get_ident()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        socket_free = self._socket_free
+        while not done() and not self.stopped.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            ask = False
+            with self._rx_lock:
+                owner = self._rx_owner
+                if owner is None:
+                    self._rx_owner = me
+                    self._rx_changed = self._rx_user_at = time.monotonic()
+                elif owner is _AGENT and not self._rx_wanted:
+                    self._rx_wanted = ask = True
+            if owner is None:
+                self._read_results(done, deadline)
+                continue
+            if ask:
+                self._wake()
+            with condition:
+                condition.wait_for(lambda: done() or socket_free(), remaining)
+        if not done():  # stopped: the agent resolves every future as it stops
+            with condition:
+                condition.wait_for(done, None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _socket_free(self) -> bool:
+        return self._rx_owner is None
+
+    def _read_results(self, done: Callable[[], bool], deadline: Optional[float]) -> None:
+        """Read the scheduler socket from this user thread (its reader now) until ``done()``, the
+        deadline, or a message that only the agent may handle; then let go of the socket."""
+        me = threading.get_ident()
+        poller = select.poll()
+        poller.register(self._scheduler_fd, select.POLLIN)
+        poller.register(self._lead_r, select.POLLIN)
+        try:
+            while True:
+                with self._sock_lock:
+                    if self.stopped.is_set() or self._read_scheduler():
+                        return
+                if done():
+                    return
+                if deadline is None:
+                    wait_ms = 1000
                 else:
-                    profile = self._raw_profile(body.get(b"profile")) if entry._wants_profile else None
-                    entry._set_payload(inline, result_type == 1, profile)
+                    wait_ms = int((deadline - time.monotonic()) * 1000) + 1
+                    if wait_ms <= 0:
+                        return
+                poller.poll(min(wait_ms, 1000))
+                try:
+                    while os.read(self._lead_r, 4096):
+                        pass
+                except OSError:
+                    pass  # empty, or closed as the agent stopped
+        finally:
+            wake = False
+            with self._rx_lock:
+                if self._rx_owner == me:
+                    self._rx_owner, self._rx_changed = None, time.monotonic()
+                    wake = self._agent_sleeps_long
+            if wake:
+                self._wake()
+            with self.condition:
+                self.condition.notify_all()  # another waiting thread may read the socket now
+
+    def _read_scheduler(self) -> bool:
+        """Read what the scheduler sent and resolve plain task results in this user thread
+        (under _sock_lock). Returns True once it has left a message, and with it the socket, to
+        the agent: anything but a plain result, or a result whose future has callbacks or waiters
+        (callbacks run in the agent thread). Order is kept: everything after such a message goes
+        to the agent too."""
+        sock = self._scheduler
+        recv, get = sock.recv, sock.get
+        for _ in range(_MAX_DRAIN):
+            try:
+                frame = recv(_NOBLOCK)
+            except zmq.Again:
+                break
+            parts = 1
+            while get(_RCVMORE):
+                recv(_NOBLOCK)
+                parts += 1
+            self._last_contact = time.monotonic()
+            if parts != 1:
+                logger.warning("scaler client: dropped a %d-part message from the scheduler", parts)
+                continue
+            left = self._read_frame(frame)
+            if left:
+                self._inbox.extend(left)
+                with self._rx_lock:
+                    self._rx_owner, self._rx_changed = _AGENT, time.monotonic()
+                self._wake()
+                return True
+        if self._to_release:
+            self._flush_release()
+        return False
+
+    def _read_frame(self, frame) -> Optional[list]:
+        """Resolve the plain results in ``frame``; returns what is left for the agent, as
+        (frame, top_level) pairs, or None."""
+        if frame[:1] == _BATCH_KIND:
+            try:
+                elements = _unpackb(memoryview(frame)[1:], raw=True)[b"messages"]
+                if type(elements) is not list:
+                    raise ValueError("Batch without a messages array")
             except Exception:
-                logger.exception("scaler client: error handling a task result")
+                return [(frame, True)]  # the agent reports it
+            first = self._read_results_of(elements)
+            return None if first is None else [(element, False) for element in elements[first:]]
+        return None if self._read_results_of((frame,)) is None else [(frame, True)]
+
+    def _read_results_of(self, frames) -> Optional[int]:
+        """Resolve ``frames`` in order while they are plain results of futures without callbacks
+        or waiters; returns the index of the first one left to the agent, or None."""
+        tasks = self._tasks
+        for index, frame in enumerate(frames):
+            if type(frame) is not bytes:
+                return index
+            result = self._plain_result(frame)
+            if result is None:
+                return index
+            entry = tasks.get(result[0])
+            if entry is not None:
+                if type(entry) is not MapTask and (entry._done_callbacks or entry._waiters):
+                    return index
+                del tasks[result[0]]
+                self._resolve(entry, result)
+        return None
 
     @staticmethod
     def _raw_profile(p) -> ProfileResult:
@@ -502,6 +752,9 @@ class ClientAgent(threading.Thread):
             self._storage = sock
             self._poller.register(sock, zmq.POLLIN)
             self._poller.register(self._wake_r, zmq.POLLIN)
+            self._side_poller = zmq.Poller()
+            self._side_poller.register(sock, zmq.POLLIN)
+            self._side_poller.register(self._wake_r, zmq.POLLIN)
             self._direct = self._direct_allowed
             self.storage_ready.set()
 

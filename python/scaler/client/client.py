@@ -142,7 +142,7 @@ class Client:
         self._task_counter = itertools.count(1)
         self._valid_references: set = set()
 
-        agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds)
+        agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds, self._future_condition)
         agent.start()
         if not agent.storage_ready.wait(timeout_seconds) or agent.storage_address is None:
             reason = agent.exit_reason

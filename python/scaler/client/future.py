@@ -81,8 +81,11 @@ class ScalerFuture(Future):
         if self._state in _FINAL:
             return
         self._on_listener()
-        with self._condition:
-            self._condition.wait_for(self._finished, timeout)
+        if self._agent is None:
+            with self._condition:
+                self._condition.wait_for(self._finished, timeout)
+            return
+        self._agent.wait_until(self._finished, timeout, self._condition)
 
     def result(self, timeout: Optional[float] = None) -> Any:
         self._wait_finished(timeout)
