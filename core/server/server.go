@@ -40,7 +40,7 @@ type Server struct {
 	// topics holds the monitor topics somebody subscribes to; while it is
 	// empty nothing is encoded for the monitor (a state message per task
 	// change costs the loop a few microseconds each).
-	topics map[string]struct{}
+	topics  map[string]struct{}
 	poller  *transport.Poller
 	waker   *transport.Waker
 	oss     *storage.Server // nil when an external one is configured
