@@ -315,3 +315,47 @@ func TestNewFailsCleanlyOnBusyPort(t *testing.T) {
 		t.Fatal("the scheduler port stayed bound after New failed")
 	}
 }
+
+// The monitor is an XPUB that publishes only while somebody subscribes: a
+// subscriber that comes after tasks ran still gets the states of later
+// tasks, and the status.
+func TestMonitorFeedAfterLateSubscription(t *testing.T) {
+	s := scalertest.StartScheduler(t, nil)
+	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
+	defer w.Stop()
+	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+	defer c.Close()
+	run := func(i uint64) []byte {
+		task := c.Task(i)
+		if err := c.Send(task); err != nil {
+			t.Fatal(err)
+		}
+		must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
+		return task.TaskID
+	}
+	for i := uint64(0); i < 5; i++ {
+		run(i) // nobody listens yet
+	}
+	sub := must[*transport.Endpoint](t)(transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{}))
+	defer sub.Close()
+	ran := map[string]bool{}
+	deadline := time.Now().Add(wait)
+	for i := uint64(100); time.Now().Before(deadline); i++ {
+		ran[string(run(i))] = true
+		for drained := false; !drained; {
+			select {
+			case frames := <-sub.Recv():
+				m, err := protocol.Decode(frames[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st, ok := m.(*protocol.StateTask); ok && ran[string(st.TaskID)] {
+					return
+				}
+			case <-time.After(50 * time.Millisecond):
+				drained = true
+			}
+		}
+	}
+	t.Fatal("no StateTask for a task run after the monitor subscribed")
+}

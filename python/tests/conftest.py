@@ -27,10 +27,12 @@ from _scaler_binary import free_port, scaler_binary  # noqa: E402
 
 
 class FakeScheduler(threading.Thread):
-    def __init__(self, protected: bool = True, inline: bool = False):
+    def __init__(self, protected: bool = True, inline: bool = False, inline_only: bool = False):
         super().__init__(daemon=True)
         self.protected = protected
-        self.inline = inline
+        self.inline = inline or inline_only
+        # As the real scheduler for a task that did not ask to keep its result: inline, no object.
+        self.inline_only = inline_only
         self.hold = False
         self.silent = False  # stop answering heartbeats (to test client timeouts)
         self.port = free_port()
@@ -202,9 +204,12 @@ class FakeScheduler(threading.Thread):
             return
         args = [("inline", a.data) if a.type == p.ArgumentType.Inline else a.data for a in task.arguments]
         typ, payload = self._execute(task.source, task.func_object_id, args)
-        oid = self._store_result(task.source, payload)
         inline = payload if self.inline and len(payload) < 1024 else b""
-        self.send(ident, p.TaskResult(task_id=task.task_id, type=typ, results=[oid], inline=inline,
+        if inline and self.inline_only and not task.keep_result:
+            results = []
+        else:
+            results = [self._store_result(task.source, payload)]
+        self.send(ident, p.TaskResult(task_id=task.task_id, type=typ, results=results, inline=inline,
                                       profile=p.TaskProfile(duration_s=0.001, cpu_time_s=0.001, memory_peak=1)))
 
     def _run_graph(self, ident, graph):

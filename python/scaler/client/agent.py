@@ -155,6 +155,8 @@ class ClientAgent(threading.Thread):
         os.set_blocking(self._lead_r, False)
         os.set_blocking(self._lead_w, False)
         self._inbox: Deque[tuple] = collections.deque()  # (frame, top_level) a user thread left to the agent
+        self._reader_more = False
+        self._reader_pollers = threading.local()  # each user thread's poll object for reading the socket
 
         self._tasks: Dict[bytes, object] = {}  # task id -> entry (see Batch)
         self._graphs: Dict[bytes, GraphEntry] = {}
@@ -552,7 +554,8 @@ class ClientAgent(threading.Thread):
             if type(entry) is MapTask:
                 entry.call.set_payload(entry.index, inline, failed)
             else:
-                profile = self._raw_profile(body.get(b"profile")) if entry._wants_profile else None
+                # The raw map: the future makes a ProfileResult of it if profiling_info() is asked.
+                profile = (body.get(b"profile") or {}) if entry._wants_profile else None
                 entry._set_payload(inline, failed, profile)
         except Exception:
             logger.exception("scaler client: error handling a task result")
@@ -600,13 +603,16 @@ class ClientAgent(threading.Thread):
         """Read the scheduler socket from this user thread (its reader now) until ``done()``, the
         deadline, or a message that only the agent may handle; then let go of the socket."""
         me = threading.get_ident()
-        poller = select.poll()
-        poller.register(self._scheduler_fd, select.POLLIN)
-        poller.register(self._lead_r, select.POLLIN)
+        poller = getattr(self._reader_pollers, "poller", None)
+        if poller is None:
+            poller = self._reader_pollers.poller = select.poll()
+            poller.register(self._scheduler_fd, select.POLLIN)
+            poller.register(self._lead_r, select.POLLIN)
+        signalled = False  # the socket's descriptor said readable: read without asking first
         try:
             while True:
                 with self._sock_lock:
-                    if self.stopped.is_set() or self._read_scheduler():
+                    if self.stopped.is_set() or self._read_scheduler(not signalled, done):
                         return
                 if done():
                     return
@@ -616,12 +622,17 @@ class ClientAgent(threading.Thread):
                     wait_ms = int((deadline - time.monotonic()) * 1000) + 1
                     if wait_ms <= 0:
                         return
-                poller.poll(min(wait_ms, 1000))
-                try:
-                    while os.read(self._lead_r, 4096):
-                        pass
-                except OSError:
-                    pass  # empty, or closed as the agent stopped
+                signalled = self._reader_more
+                self._reader_more = False
+                for fd, _ in poller.poll(0 if signalled else min(wait_ms, 1000)):
+                    if fd == self._lead_r:
+                        try:
+                            while os.read(fd, 4096):
+                                pass
+                        except OSError:
+                            pass  # empty, or closed as the agent stopped
+                    else:
+                        signalled = True
         finally:
             wake = False
             with self._rx_lock:
@@ -633,15 +644,21 @@ class ClientAgent(threading.Thread):
             with self.condition:
                 self.condition.notify_all()  # another waiting thread may read the socket now
 
-    def _read_scheduler(self) -> bool:
+    def _read_scheduler(self, look_first: bool, done: Callable[[], bool]) -> bool:
         """Read what the scheduler sent and resolve plain task results in this user thread
         (under _sock_lock). Returns True once it has left a message, and with it the socket, to
         the agent: anything but a plain result, or a result whose future has callbacks or waiters
         (callbacks run in the agent thread). Order is kept: everything after such a message goes
-        to the agent too."""
+        to the agent too.
+
+        The socket's events are asked after each message, and before the first one when
+        ``look_first`` (nothing said the socket is readable): a failing non-blocking recv costs
+        twice as much as asking. It stops once ``done()``: whoever reads the socket next asks
+        first."""
         sock = self._scheduler
         recv, get = sock.recv, sock.get
-        for _ in range(_MAX_DRAIN):
+        readable = not look_first or get(_EVENTS) & _POLLIN
+        for _ in range(_MAX_DRAIN if readable else 0):
             try:
                 frame = recv(_NOBLOCK)
             except zmq.Again:
@@ -661,6 +678,11 @@ class ClientAgent(threading.Thread):
                     self._rx_owner, self._rx_changed = _AGENT, time.monotonic()
                 self._wake()
                 return True
+            if done() or not get(_EVENTS) & _POLLIN:
+                break
+        else:
+            if readable:
+                self._reader_more = True  # _MAX_DRAIN messages read, more waiting: look again at once
         if self._to_release:
             self._flush_release()
         return False
@@ -696,16 +718,6 @@ class ClientAgent(threading.Thread):
                 del tasks[result[0]]
                 self._resolve(entry, result)
         return None
-
-    @staticmethod
-    def _raw_profile(p) -> ProfileResult:
-        if not p:
-            return ProfileResult()
-        return ProfileResult(
-            duration_s=float(p.get(b"duration_s", 0.0)),
-            memory_peak=int(p.get(b"memory_peak", 0)),
-            cpu_time_s=float(p.get(b"cpu_time_s", 0.0)),
-        )
 
     def _on_scheduler_message(self, kind: int, body: dict) -> None:
         if kind == w.TASK_RESULT:

@@ -134,7 +134,8 @@ class Client:
         self._serializer_id = self._owner_digest + _SERIALIZER_NAME_DIGEST
         self._lock = threading.Lock()
         self._future_condition = threading.Condition()  # shared by this client's futures
-        self._function_cache: Dict[bytes, bytes] = {}
+        self._function_cache: Dict[bytes, bytes] = {}  # blake2b of a function's bytes -> object id
+        self._function_ids: Dict[int, tuple] = {}  # id(bytes) -> (bytes, object id), for reused bytes
         self._task_pieces_cache: Dict[tuple, tuple] = {}
         # Task ids of submit(): a random prefix per client and a counter (no system call, which
         # would also hand the GIL to the agent thread mid-submission).
@@ -412,6 +413,7 @@ class Client:
         with self._lock:
             self._valid_references.clear()
             self._function_cache.clear()
+            self._function_ids.clear()
         done = threading.Event()
         pending: List[ScalerFuture] = []
         try:
@@ -515,17 +517,27 @@ class Client:
         batch.frames.extend(frames)
 
     def __function_object(self, batch: Batch, fn: Callable) -> bytes:
+        reused = False
         if type(self._serializer) is DefaultSerializer:
-            payload, _ = serialize_function(fn, self._serializer.serialize)
+            payload, reused = serialize_function(fn, self._serializer.serialize)
+            if reused:  # the very bytes object of an earlier submission: its id is known
+                known = self._function_ids.get(id(payload))
+                if known is not None and known[0] is payload:
+                    return known[1]
         else:
             payload = self._serializer.serialize(fn)
         digest = hashlib.blake2b(payload, digest_size=20).digest()
         with self._lock:
             object_id = self._function_cache.get(digest)
             if object_id is not None:
+                if reused:  # keyed by id(), holding the bytes so that the id stays theirs
+                    if len(self._function_ids) >= _FUNCTION_CACHE_LIMIT:
+                        self._function_ids.clear()
+                    self._function_ids[id(payload)] = (payload, object_id)
                 return object_id
             if len(self._function_cache) >= _FUNCTION_CACHE_LIMIT:
                 self._function_cache.clear()
+                self._function_ids.clear()
             object_id = self.__new_object_id()
             self._function_cache[digest] = object_id
         name = getattr(fn, "__name__", None) or f"<func {object_id.hex()}>"

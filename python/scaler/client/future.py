@@ -145,9 +145,16 @@ class ScalerFuture(Future):
 
     def profiling_info(self) -> ProfileResult:
         with self._condition:
-            if self._profiling_info is None:
+            info = self._profiling_info
+            if info is None:
                 raise ValueError(f"didn't receive profiling info for {self._task_id.hex()} yet")
-            return self._profiling_info
+            if type(info) is dict:  # as the client agent read it: made a ProfileResult on demand
+                info = self._profiling_info = ProfileResult(
+                    duration_s=float(info.get(b"duration_s", 0.0)),
+                    memory_peak=int(info.get(b"memory_peak", 0)),
+                    cpu_time_s=float(info.get(b"cpu_time_s", 0.0)),
+                )
+            return info
 
     def _store_profiling_info(self, profiling_info: Optional[ProfileResult]) -> None:
         # caller holds self._condition

@@ -1,0 +1,135 @@
+"""The thread waiting on ScalerFuture.result() reads the scheduler socket itself
+(ClientAgent.wait_until); these tests hold the fake scheduler's tasks so that the
+waiting thread is the socket's reader when the results come, and check that
+nothing the agent thread must do is lost or moved: callbacks, heartbeats, the
+socket going back to the agent, timeouts."""
+
+import concurrent.futures
+import threading
+import time
+
+import pytest
+
+from scaler import Client
+
+from conftest import FakeScheduler, wait_for
+
+
+def noop(x):
+    return x
+
+
+@pytest.fixture
+def fake():
+    fake = FakeScheduler(inline_only=True).start()
+    yield fake
+    fake.stop()
+
+
+def _reading(client, thread: threading.Thread) -> bool:
+    return client._agent._rx_owner == thread.ident
+
+
+def _release_once_reading(fake, client, thread):
+    """Let the held tasks run once ``thread`` reads the scheduler socket."""
+
+    def go():
+        wait_for(lambda: _reading(client, thread))
+        fake.release_held()
+
+    releaser = threading.Thread(target=go, daemon=True)
+    releaser.start()
+    return releaser
+
+
+def test_waiting_thread_reads_results_and_leaves_callbacks_to_the_agent(fake):
+    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
+    try:
+        fake.hold = True
+        ran_in = []
+        called = threading.Event()
+        with_callback = client.submit(noop, 1)
+        with_callback.add_done_callback(lambda f: (ran_in.append(threading.current_thread().name), called.set()))
+        waited = client.submit(noop, 2)
+        releaser = _release_once_reading(fake, client, threading.current_thread())
+        assert waited.result(timeout=10) == 2
+        releaser.join(10)
+        assert called.wait(10)
+        assert ran_in == ["scaler-client-agent"]  # not the thread that was reading
+        assert with_callback.result(timeout=10) == 1
+    finally:
+        client.disconnect()
+
+
+def test_heartbeats_go_on_while_a_thread_reads(fake):
+    # The client gives up on a scheduler silent for 1 s; the task takes 3 s.
+    # Heartbeat echoes reach the agent while the waiting thread reads.
+    client = Client(fake.address, timeout_seconds=1, heartbeat_interval_seconds=0.1)
+    try:
+        fake.hold = True
+        future = client.submit(noop, 7)
+
+        def later():
+            wait_for(lambda: _reading(client, main))
+            time.sleep(3)
+            fake.release_held()
+
+        main = threading.current_thread()
+        releaser = threading.Thread(target=later, daemon=True)
+        releaser.start()
+        assert future.result(timeout=20) == 7
+        releaser.join(10)
+        heartbeats = [m for _, m in fake.received if type(m).__name__ == "ClientHeartbeat"]
+        assert len(heartbeats) >= 10
+    finally:
+        client.disconnect()
+
+
+def test_socket_goes_back_to_the_agent(fake):
+    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
+    try:
+        assert client.submit(noop, 1).result(timeout=10) == 1  # this thread read the result
+        done = threading.Event()
+        future = client.submit(noop, 2)
+        future.add_done_callback(lambda f: done.set())
+        assert done.wait(10), "nobody read the result of a future that no thread waits on"
+        assert future.result(timeout=10) == 2
+        assert wait_for(lambda: client._agent._rx_owner == "agent")
+    finally:
+        client.disconnect()
+
+
+def test_timeout_while_reading_then_result(fake):
+    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
+    try:
+        fake.hold = True
+        future = client.submit(noop, 3)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            future.result(timeout=0.3)
+        assert client._agent._rx_owner != threading.get_ident()  # it let go of the socket
+        fake.release_held()
+        assert future.result(timeout=10) == 3
+    finally:
+        client.disconnect()
+
+
+def test_threads_waiting_on_their_own_futures(fake):
+    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
+    try:
+        fake.hold = True
+        futures = [client.submit(noop, i) for i in range(8)]
+        results = [None] * 8
+
+        def wait(i):
+            results[i] = futures[i].result(timeout=20)
+
+        threads = [threading.Thread(target=wait, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        assert wait_for(lambda: client._agent._rx_owner not in (None, "agent"))
+        fake.release_held()
+        for t in threads:
+            t.join(20)
+        assert results == list(range(8))
+    finally:
+        client.disconnect()
