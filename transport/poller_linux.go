@@ -3,24 +3,10 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
-
-// HotWait is how long Wait blocks without telling the Go runtime, after a
-// wait that found something. A blocking system call made the ordinary way
-// hands the goroutine's P back to the runtime; coming back from it costs a
-// wake-up of the runtime's monitor thread and often of another thread (futex
-// calls of 15-20 µs each on a virtual machine), on every message of the
-// scheduler and worker loops. Waiting "raw" keeps the P, so a busy loop pays
-// nothing. The runtime can still interrupt the wait (its preemption signal
-// ends it with EINTR), and after HotWait with nothing to do the loop blocks
-// the ordinary way again. Raw waits are used only with GOMAXPROCS >= 2, so
-// that other goroutines keep a P meanwhile.
-const HotWait = 2 * time.Millisecond
 
 // Poller waits for several file descriptors at once (Linux epoll, level
 // triggered): Socket descriptors, pipes and sockets to child processes, and
@@ -29,8 +15,6 @@ type Poller struct {
 	epfd   int
 	events []syscall.EpollEvent
 	ready  []Ready
-	raw    bool // raw waits allowed (GOMAXPROCS >= 2 at creation)
-	hot    bool // the last wait found something: the next one starts raw
 }
 
 // Ready is one descriptor that Wait found ready.
@@ -46,7 +30,7 @@ func NewPoller() (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: epoll_create1: %w", err)
 	}
-	return &Poller{epfd: fd, events: make([]syscall.EpollEvent, 64), raw: runtime.GOMAXPROCS(0) >= 2}, nil
+	return &Poller{epfd: fd, events: make([]syscall.EpollEvent, 64)}, nil
 }
 
 func epollEvents(write bool) uint32 {
@@ -84,53 +68,17 @@ func (p *Poller) Remove(fd int) {
 // limit; zero: just look). The returned slice is reused by the next Wait.
 // An interrupted wait returns no descriptors and no error.
 func (p *Poller) Wait(timeout time.Duration) ([]Ready, error) {
-	if p.hot && p.raw && timeout != 0 {
-		short := HotWait
-		if timeout > 0 && timeout < short {
-			short = timeout
-		}
-		n, errno := p.rawWait(toMillis(short))
-		switch {
-		case errno == syscall.EINTR:
-			return p.ready[:0], nil
-		case errno != 0:
-			return nil, fmt.Errorf("transport: epoll_wait: %w", errno)
-		case n > 0:
-			return p.collect(n), nil
-		}
-		if timeout > 0 {
-			if timeout -= short; timeout <= 0 {
-				p.hot = false
-				return p.ready[:0], nil
-			}
-		}
+	ms := -1
+	if timeout >= 0 {
+		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
-	n, err := syscall.EpollWait(p.epfd, p.events, toMillis(timeout))
+	n, err := syscall.EpollWait(p.epfd, p.events, ms)
 	if err != nil {
 		if errors.Is(err, syscall.EINTR) {
 			return p.ready[:0], nil
 		}
 		return nil, fmt.Errorf("transport: epoll_wait: %w", err)
 	}
-	return p.collect(n), nil
-}
-
-// rawWait is epoll_wait without entersyscall/exitsyscall (see HotWait).
-func (p *Poller) rawWait(ms int) (int, syscall.Errno) {
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(p.epfd),
-		uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), uintptr(ms), 0, 0)
-	return int(r), errno
-}
-
-func toMillis(timeout time.Duration) int {
-	if timeout < 0 {
-		return -1
-	}
-	return int((timeout + time.Millisecond - 1) / time.Millisecond)
-}
-
-func (p *Poller) collect(n int) []Ready {
-	p.hot = n > 0
 	p.ready = p.ready[:0]
 	for _, ev := range p.events[:n] {
 		p.ready = append(p.ready, Ready{
@@ -139,7 +87,7 @@ func (p *Poller) collect(n int) []Ready {
 			Writable: ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR) != 0,
 		})
 	}
-	return p.ready
+	return p.ready, nil
 }
 
 // Close releases the epoll descriptor.

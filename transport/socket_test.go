@@ -3,7 +3,6 @@ package transport
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -250,78 +249,5 @@ func TestXPubSeesSubscriptions(t *testing.T) {
 	_ = sub.Close()
 	if got := next(); !bytes.Equal(got, []byte("\x00st")) {
 		t.Fatalf("on the subscriber's departure: got %q", got)
-	}
-}
-
-// A Wait after one that found something starts with a raw epoll_wait (see
-// HotWait): it still sees what another goroutine makes ready, honours its
-// timeout, and lets the collector stop the world meanwhile.
-func TestHotWait(t *testing.T) {
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	w, err := NewWaker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := p.Add(w.Fd(), false); err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	collected := make(chan int)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-stop:
-				collected <- n
-				return
-			default:
-				runtime.GC()
-				n++
-			}
-		}
-	}()
-	for round := 0; round < 200; round++ {
-		w.Wake()
-		if ready, err := p.Wait(time.Second); err != nil || len(ready) != 1 {
-			t.Fatalf("round %d: got %+v, %v", round, ready, err)
-		}
-		w.Drain()
-		if !p.hot && p.raw {
-			t.Fatalf("round %d: not hot after a wait that found something", round)
-		}
-		delay := time.Duration(round%3) * time.Millisecond
-		go func() {
-			time.Sleep(delay)
-			w.Wake()
-		}()
-		// The collector's preemption signals interrupt waits (EINTR: no
-		// descriptors): wait again, within a bound.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			ready, err := p.Wait(time.Second)
-			if err != nil || len(ready) > 1 {
-				t.Fatalf("round %d, woken from another goroutine: got %+v, %v", round, ready, err)
-			}
-			if len(ready) == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the wake from another goroutine was not seen", round)
-			}
-		}
-		w.Drain()
-	}
-	close(stop)
-	if n := <-collected; n == 0 {
-		t.Fatal("the collector never completed a cycle")
-	}
-	start := time.Now()
-	if ready, _ := p.Wait(10 * time.Millisecond); len(ready) != 0 || time.Since(start) < 9*time.Millisecond {
-		t.Fatalf("nothing to do: got %+v after %v, want the 10ms timeout", ready, time.Since(start))
 	}
 }
