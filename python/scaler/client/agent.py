@@ -1019,7 +1019,9 @@ class ClientAgent(threading.Thread):
             self._release((object_id,))
 
     def _release(self, object_ids) -> None:
-        self._to_release.extend(object_ids)
+        # Under the socket lock: a user thread reading results flushes (swaps) this list too.
+        with self._sock_lock:
+            self._to_release.extend(object_ids)
 
     def _flush_release(self) -> None:
         ids, self._to_release = self._to_release, []
