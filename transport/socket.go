@@ -29,6 +29,8 @@ type Socket struct {
 	// but the socket API allows it); sent first by the next Flush.
 	pending [][][]byte
 	partial int // frames of pending[0] already sent
+
+	recv partsBuf
 }
 
 // Open creates a Socket of type t bound to (bind) or connected to addr.
@@ -106,8 +108,15 @@ func (s *Socket) TryRecv() ([][]byte, error) {
 	if s.sock == nil {
 		return nil, ErrClosed
 	}
+	h := socketHandle(s.sock)
 	for {
-		msg, err := s.sock.RecvMessageBytes(zmq.DONTWAIT)
+		var msg [][]byte
+		var err error
+		if h != nil {
+			msg, err = recvParts(h, &s.recv)
+		} else {
+			msg, err = s.sock.RecvMessageBytes(zmq.DONTWAIT)
+		}
 		if err == nil {
 			return msg, nil
 		}

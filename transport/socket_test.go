@@ -251,3 +251,57 @@ func TestXPubSeesSubscriptions(t *testing.T) {
 		t.Fatalf("on the subscriber's departure: got %q", got)
 	}
 }
+
+// Messages of more parts than one receive call takes (recvParts), of
+// every size class (empty, kept inside the zmq_msg_t, small, at least
+// ZeroCopyMin), arrive whole and in order, and a received part is its own:
+// appending to it leaves the next part alone.
+func TestSocketReceivesEveryPartShape(t *testing.T) {
+	router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Close()
+	dealer, err := Open(Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dealer.Close()
+	part := func(size int, seed byte) []byte {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = seed + byte(i)
+		}
+		return b
+	}
+	messages := [][][]byte{
+		{part(0, 0)},
+		{part(1, 1), part(33, 2), part(34, 3)},
+		{part(3, 4), part(0, 5), part(ZeroCopyMin, 6), part(100, 7), part(2, 8), part(ZeroCopyMin+1, 9), part(5, 10), part(0, 11), part(9, 12)},
+	}
+	for _, m := range messages {
+		if err := dealer.Send(m...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	pump(t, 20*time.Second, []*Socket{router}, func(s *Socket, msg [][]byte) {
+		want := append([][]byte{[]byte("d1")}, messages[got]...)
+		if len(msg) != len(want) {
+			t.Fatalf("message %d: %d parts, want %d", got, len(msg), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(msg[i], want[i]) {
+				t.Fatalf("message %d part %d: %d bytes differ from the %d sent", got, i, len(msg[i]), len(want[i]))
+			}
+		}
+		if len(msg) > 2 {
+			next := bytes.Clone(msg[2])
+			_ = append(msg[1], 0xff)
+			if !bytes.Equal(msg[2], next) {
+				t.Fatalf("message %d: appending to part 1 changed part 2", got)
+			}
+		}
+		got++
+	}, func() bool { return got == len(messages) })
+}

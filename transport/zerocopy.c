@@ -29,6 +29,30 @@ int tp_recv(void *sock, int flags, size_t share_min, zmq_msg_t *m, tp_part *out)
 	return 0;
 }
 
+int tp_recv_parts(void *sock, int flags, zmq_msg_t *msgs, tp_part *out, int max) {
+	for (int n = 0; n < max; n++) {
+		int rc;
+		while ((rc = tp_recv(sock, flags, 0, &msgs[n], &out[n])) != 0 && n > 0 && errno == EINTR) {
+		}
+		if (rc != 0) {
+			int e = errno;
+			tp_close_parts(msgs, n);
+			errno = e;
+			return -1;
+		}
+		if (!out[n].more) {
+			return n + 1;
+		}
+	}
+	return max;
+}
+
+void tp_close_parts(zmq_msg_t *msgs, int n) {
+	for (int i = 0; i < n; i++) {
+		zmq_msg_close(&msgs[i]);
+	}
+}
+
 void tp_copy(void *dst, const void *src, size_t n) {
 	memcpy(dst, src, n);
 }

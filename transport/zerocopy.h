@@ -24,6 +24,18 @@ typedef struct {
 // concurrent ones, only touch libzmq's atomic reference count.
 int tp_recv(void *sock, int flags, size_t share_min, zmq_msg_t *msg, tp_part *out);
 
+// tp_recv_parts receives the parts of one message, at most max of them,
+// into msgs[0..n) and out[0..n) (both provided by the caller, as for
+// tp_recv): one call instead of one per part. It returns n; out[n-1].more
+// says whether more parts of the message wait (then call it again). It
+// returns -1 with errno set and nothing held if the first part fails (a
+// later part of a message that has begun is always there: an interrupted
+// receive of one is retried).
+int tp_recv_parts(void *sock, int flags, zmq_msg_t *msgs, tp_part *out, int max);
+
+// tp_close_parts closes msgs[0..n).
+void tp_close_parts(zmq_msg_t *msgs, int n);
+
 // tp_copy copies n bytes (memcpy) from src to dst.
 void tp_copy(void *dst, const void *src, size_t n);
 
