@@ -11,7 +11,7 @@ Two shortcuts let a user thread use the scheduler socket itself, under ``_sock_l
   resolve plain task results itself, which saves a thread hand-off per result. Exactly one thread
   reads the socket at a time: ``_rx_owner`` says which (the agent, a user thread, or nobody for a
   moment). Any message other than a plain result is left to the agent, in order, together with
-  the socket (see ``_lead_drain``).
+  the socket (see ``_read_scheduler``).
 """
 
 import collections
@@ -151,9 +151,9 @@ class ClientAgent(threading.Thread):
         self._rx_changed = 0.0  # monotonic time of the last change of reader
         self._rx_user_at = 0.0  # monotonic time a user thread last took the socket
         self._agent_sleeps_long = False  # the agent polls without a short deadline: wake it on release
-        self._lead_r, self._lead_w = os.pipe()  # wakes the user thread that reads the socket
-        os.set_blocking(self._lead_r, False)
-        os.set_blocking(self._lead_w, False)
+        self._reader_wake_r, self._reader_wake_w = os.pipe()  # wakes the user thread that reads the socket
+        os.set_blocking(self._reader_wake_r, False)
+        os.set_blocking(self._reader_wake_w, False)
         self._inbox: Deque[tuple] = collections.deque()  # (frame, top_level) a user thread left to the agent
         self._reader_more = False
         self._reader_pollers = threading.local()  # each user thread's poll object for reading the socket
@@ -369,7 +369,7 @@ class ClientAgent(threading.Thread):
                 self._context.term()
             except Exception:
                 pass
-        for fd in (self._wake_r, self._wake_w, self._lead_r, self._lead_w):
+        for fd in (self._wake_r, self._wake_w, self._reader_wake_r, self._reader_wake_w):
             try:
                 os.close(fd)
             except OSError:
@@ -400,7 +400,7 @@ class ClientAgent(threading.Thread):
         owner = self._rx_owner
         if owner is not _AGENT and owner is not None:
             try:
-                os.write(self._lead_w, b"x")
+                os.write(self._reader_wake_w, b"x")
             except OSError:
                 pass  # the pipe is full (the reader will look anyway) or closed (stopped)
 
@@ -607,7 +607,7 @@ class ClientAgent(threading.Thread):
         if poller is None:
             poller = self._reader_pollers.poller = select.poll()
             poller.register(self._scheduler_fd, select.POLLIN)
-            poller.register(self._lead_r, select.POLLIN)
+            poller.register(self._reader_wake_r, select.POLLIN)
         signalled = False  # the socket's descriptor said readable: read without asking first
         try:
             while True:
@@ -625,7 +625,7 @@ class ClientAgent(threading.Thread):
                 signalled = self._reader_more
                 self._reader_more = False
                 for fd, _ in poller.poll(0 if signalled else min(wait_ms, 1000)):
-                    if fd == self._lead_r:
+                    if fd == self._reader_wake_r:
                         try:
                             while os.read(fd, 4096):
                                 pass
