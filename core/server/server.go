@@ -424,6 +424,9 @@ func (s *Server) flush() {
 }
 
 func (s *Server) publishStatus(now time.Time) {
+	if len(s.topics) == 0 {
+		return // nobody listens: no snapshot either
+	}
 	st := s.core.Snapshot(now) // includes the worker groups
 	st.Scheduler.CPU, st.Scheduler.RSS, st.RSSFree = s.proc.sample(now)
 	for _, k := range s.recvOrder {
