@@ -59,9 +59,10 @@ _BATCH_KIND = bytes((w.BATCH,))
 # that waits again sooner takes it without waking the agent.
 _AGENT = "agent"
 _RECLAIM_SECONDS = 0.002
-# While a user thread has read the socket within this long, the agent polls every
-# _RECLAIM_SECONDS instead of sleeping until its next heartbeat, so that releasing the socket
-# needs no wake-up.
+# While user threads take and release the socket in quick succession (a release less than this
+# long ago: submit/result in a loop), the agent polls every _RECLAIM_SECONDS instead of sleeping
+# until its next heartbeat, so that a release needs no wake-up. Otherwise (one long wait) it
+# sleeps, and the release wakes it.
 _RECENT_SECONDS = 0.1
 
 
@@ -149,7 +150,7 @@ class ClientAgent(threading.Thread):
         self._rx_owner = _AGENT
         self._rx_wanted = False  # a user thread waits for the agent to let go of the socket
         self._rx_changed = 0.0  # monotonic time of the last change of reader
-        self._rx_user_at = 0.0  # monotonic time a user thread last took the socket
+        self._rx_released_at = -1.0  # monotonic time a user thread last let go of the socket
         self._agent_sleeps_long = False  # the agent polls without a short deadline: wake it on release
         self._reader_wake_r, self._reader_wake_w = os.pipe()  # wakes the user thread that reads the socket
         os.set_blocking(self._reader_wake_r, False)
@@ -280,7 +281,7 @@ class ClientAgent(threading.Thread):
         with self._rx_lock:
             if self._rx_owner is None:
                 return max(0, int((self._rx_changed + _RECLAIM_SECONDS - now) * 1000) + 1)
-            if now - self._rx_user_at < _RECENT_SECONDS:
+            if now - self._rx_released_at < _RECENT_SECONDS:
                 return max(1, int(_RECLAIM_SECONDS * 1000))
             self._agent_sleeps_long = True  # read under _rx_lock by a releasing user thread
         return self._sleep_ms(now)
@@ -582,7 +583,7 @@ class ClientAgent(threading.Thread):
                 owner = self._rx_owner
                 if owner is None:
                     self._rx_owner = me
-                    self._rx_changed = self._rx_user_at = time.monotonic()
+                    self._rx_changed = time.monotonic()
                 elif owner is _AGENT and not self._rx_wanted:
                     self._rx_wanted = ask = True
             if owner is None:
@@ -637,7 +638,8 @@ class ClientAgent(threading.Thread):
             wake = False
             with self._rx_lock:
                 if self._rx_owner == me:
-                    self._rx_owner, self._rx_changed = None, time.monotonic()
+                    self._rx_owner = None
+                    self._rx_changed = self._rx_released_at = time.monotonic()
                     wake = self._agent_sleeps_long
             if wake:
                 self._wake()
