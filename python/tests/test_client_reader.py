@@ -133,3 +133,39 @@ def test_threads_waiting_on_their_own_futures(fake):
         assert results == list(range(8))
     finally:
         client.disconnect()
+
+
+def test_agent_sleeps_during_a_lone_long_wait(fake):
+    # A single wait after a quiet spell: the agent does not poll every few milliseconds while the
+    # waiting thread reads (the release wakes it instead), and it gets the socket back after.
+    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=5)
+    try:
+        agent = client._agent
+        short_polls = []
+        side_sleep_ms = agent._side_sleep_ms
+
+        def counting():
+            ms = side_sleep_ms()
+            if ms <= 10:
+                short_polls.append(ms)
+            return ms
+
+        agent._side_sleep_ms = counting
+        time.sleep(0.2)
+        fake.hold = True
+        future = client.submit(noop, 5)
+        main = threading.current_thread()
+
+        def later():
+            wait_for(lambda: _reading(client, main))
+            time.sleep(0.5)
+            fake.release_held()
+
+        releaser = threading.Thread(target=later, daemon=True)
+        releaser.start()
+        assert future.result(timeout=20) == 5
+        releaser.join(10)
+        assert len(short_polls) < 10, f"the agent polled {len(short_polls)} times during one 0.5 s wait"
+        assert wait_for(lambda: agent._rx_owner == "agent")
+    finally:
+        client.disconnect()
