@@ -782,7 +782,7 @@ func (a *agent) begin(p *processor, t *task, cpu uint64) {
 	t.started, t.runSince = now, now
 	t.cpu0 = cpu
 	if p.rss == 0 {
-		p.rss = p.stat.rss()
+		p.rss, p.rssAt = p.stat.rss(), now
 	}
 	t.rss0 = p.rss // what it was when the processor last finished a task
 	t.rssPeak = t.rss0
@@ -906,14 +906,26 @@ func (a *agent) checkTimeout(now time.Time) {
 
 // ---- profiling and heartbeats ----
 
+// rssFresh bounds how stale a processor's RSS may be when a task ends. A
+// /proc read costs about as much as the agent's other work for a trivial
+// task, and a task that ends within this long cannot have grown its
+// processor's memory by much: its RSS is read only if the last reading is
+// this old, or the task ran at least this long (longer tasks are also
+// sampled every profileInterval while they run).
+const rssFresh = 100 * time.Millisecond
+
 func (a *agent) profile(t *task) protocol.TaskProfile {
 	p := t.proc
-	cpu, rss := p.stat.cpu(), p.stat.rss()
-	p.rss, p.lastCPU = rss, cpu
-	if rss > t.rssPeak {
-		t.rssPeak = rss
+	now := time.Now()
+	cpu := p.stat.cpu()
+	p.lastCPU = cpu
+	if now.Sub(p.rssAt) >= rssFresh || now.Sub(t.started) >= rssFresh {
+		p.rss, p.rssAt = p.stat.rss(), now
+		if p.rss > t.rssPeak {
+			t.rssPeak = p.rss
+		}
 	}
-	prof := protocol.TaskProfile{DurationS: time.Since(t.started).Seconds()}
+	prof := protocol.TaskProfile{DurationS: now.Sub(t.started).Seconds()}
 	if cpu >= t.cpu0 {
 		prof.CPUTimeS = float64(cpu-t.cpu0) / 1e9
 	}

@@ -44,8 +44,9 @@ type processor struct {
 	deferred [][]byte // cache evictions held back while suspended
 	stat     *procStat
 	cpu      cpuMeter
-	rss      uint64 // RSS at the end of its last task (the next task's baseline)
-	lastCPU  uint64 // its CPU time then
+	rss      uint64    // RSS at the end of its last task (the next task's baseline; see rssFresh)
+	rssAt    time.Time // when rss was read
+	lastCPU  uint64    // its CPU time then
 
 	writeBlocked bool // p.out is waiting for the channel to become writable
 }

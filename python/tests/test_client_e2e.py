@@ -303,3 +303,23 @@ def test_small_results_are_inline_only(client):
                 futures[key].result(timeout=20)
         # Intermediate graph results and the fetched large result are released again.
         assert wait_for(lambda: storage.stats().objects <= before + 3, timeout=10), storage.stats().objects - before
+
+
+def hold_memory(mib, seconds):
+    data = b"\x01" * (mib << 20)  # written, so resident
+    time.sleep(seconds)
+    return len(data)
+
+
+def test_profiling_info(client):
+    """Every finished future has a profile: wall time, CPU time, and the growth of its processor's
+    memory, sampled while the task runs (a task holding 64 MiB for 1.5 s shows it)."""
+    quick = client.submit(noop, 1)
+    assert quick.result() == 1
+    profile = quick.profiling_info()
+    assert 0 < profile.duration_s < 10 and profile.cpu_time_s >= 0
+    big = client.submit(hold_memory, 64, 1.5)
+    assert big.result() == 64 << 20
+    profile = big.profiling_info()
+    assert profile.duration_s >= 1.5
+    assert profile.memory_peak >= 32 << 20, profile
