@@ -30,11 +30,12 @@ def _reading(client, thread: threading.Thread) -> bool:
     return client._agent._rx_owner == thread.ident
 
 
-def _release_once_reading(fake, client, thread):
-    """Let the held tasks run once ``thread`` reads the scheduler socket."""
+def _release_once_reading(fake, client, thread, after: float = 0.0):
+    """Let the held tasks run ``after`` seconds once ``thread`` reads the scheduler socket."""
 
     def go():
         wait_for(lambda: _reading(client, thread))
+        time.sleep(after)
         fake.release_held()
 
     releaser = threading.Thread(target=go, daemon=True)
@@ -68,15 +69,7 @@ def test_heartbeats_go_on_while_a_thread_reads(fake):
     try:
         fake.hold = True
         future = client.submit(noop, 7)
-
-        def later():
-            wait_for(lambda: _reading(client, main))
-            time.sleep(3)
-            fake.release_held()
-
-        main = threading.current_thread()
-        releaser = threading.Thread(target=later, daemon=True)
-        releaser.start()
+        releaser = _release_once_reading(fake, client, threading.current_thread(), after=3)
         assert future.result(timeout=20) == 7
         releaser.join(10)
         heartbeats = [m for _, m in fake.received if type(m).__name__ == "ClientHeartbeat"]
@@ -154,15 +147,7 @@ def test_agent_sleeps_during_a_lone_long_wait(fake):
         time.sleep(0.2)
         fake.hold = True
         future = client.submit(noop, 5)
-        main = threading.current_thread()
-
-        def later():
-            wait_for(lambda: _reading(client, main))
-            time.sleep(0.5)
-            fake.release_held()
-
-        releaser = threading.Thread(target=later, daemon=True)
-        releaser.start()
+        releaser = _release_once_reading(fake, client, threading.current_thread(), after=0.5)
         assert future.result(timeout=20) == 5
         releaser.join(10)
         assert len(short_polls) < 10, f"the agent polled {len(short_polls)} times during one 0.5 s wait"

@@ -445,26 +445,31 @@ class ClientAgent(threading.Thread):
         self._heartbeat_sent_at = now
 
     def _drain_scheduler(self) -> None:
-        sock = self._scheduler
         lock = self._sock_lock
-        get = sock.get
-        recv = sock.recv
         for _ in range(_MAX_DRAIN):
             # The lock is not held while a message is handled: that may run user callbacks.
             with lock:
                 try:
-                    frame = recv(_NOBLOCK)
+                    frame = self._recv_one()
                 except zmq.Again:
                     return  # read until EAGAIN: the socket's fd signals again on new input
-                parts = 1
-                while get(_RCVMORE):
-                    recv(_NOBLOCK)
-                    parts += 1
-            self._last_contact = time.monotonic()
-            if parts != 1:
-                logger.warning("scaler client: dropped a %d-part message from the scheduler", parts)
-                continue
-            self._on_scheduler_frame(frame, True)
+            if frame is not None:
+                self._on_scheduler_frame(frame, True)
+
+    def _recv_one(self):
+        """The next message from the scheduler (under _sock_lock): its one frame, or None for a
+        multi-part message, which is dropped. Raises zmq.Again when none is waiting."""
+        sock = self._scheduler
+        frame = sock.recv(_NOBLOCK)
+        parts = 1
+        while sock.get(_RCVMORE):
+            sock.recv(_NOBLOCK)
+            parts += 1
+        self._last_contact = time.monotonic()
+        if parts != 1:
+            logger.warning("scaler client: dropped a %d-part message from the scheduler", parts)
+            return None
+        return frame
 
     def _on_scheduler_frame(self, frame, top_level: bool) -> None:
         kind = frame[0] if len(frame) else -1
@@ -657,21 +662,14 @@ class ClientAgent(threading.Thread):
         ``look_first`` (nothing said the socket is readable): a failing non-blocking recv costs
         twice as much as asking. It stops once ``done()``: whoever reads the socket next asks
         first."""
-        sock = self._scheduler
-        recv, get = sock.recv, sock.get
+        get = self._scheduler.get
         readable = not look_first or get(_EVENTS) & _POLLIN
         for _ in range(_MAX_DRAIN if readable else 0):
             try:
-                frame = recv(_NOBLOCK)
+                frame = self._recv_one()
             except zmq.Again:
                 break
-            parts = 1
-            while get(_RCVMORE):
-                recv(_NOBLOCK)
-                parts += 1
-            self._last_contact = time.monotonic()
-            if parts != 1:
-                logger.warning("scaler client: dropped a %d-part message from the scheduler", parts)
+            if frame is None:
                 continue
             left = self._read_frame(frame)
             if left:
