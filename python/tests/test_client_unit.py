@@ -274,6 +274,52 @@ def test_scheduler_silence_fails_futures(fake_scheduler):
 def test_bad_address():
     with pytest.raises(ValueError):
         Client("http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="own process"):
+        Client("inproc://scheduler")
+
+
+def test_nothing_listening_names_the_reason():
+    from _scaler_binary import free_port
+
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"no scheduler reached at .* \(.*refused"):
+        Client(f"tcp://127.0.0.1:{free_port()}", timeout_seconds=1)
+    assert time.monotonic() - start < 3
+
+
+def test_scheduler_that_starts_after_the_client():
+    fake = FakeScheduler(inline_only=True)
+    starter = threading.Timer(0.5, fake.start)
+    starter.start()
+    try:
+        with Client(fake.address, timeout_seconds=5) as c:
+            assert c.submit(noop, 3).result(timeout=5) == 3
+    finally:
+        starter.join()
+        fake.stop()
+
+
+def test_reconnects_after_the_connection_breaks(caplog):
+    first = FakeScheduler(inline_only=True).start()
+    c = Client(first.address, timeout_seconds=10, heartbeat_interval_seconds=1)
+    second = None
+    try:
+        assert c.submit(noop, 1).result(timeout=5) == 1
+        first.stop()
+        link = c._agent._scheduler
+        assert wait_for(lambda: not link.connected, 5)  # the agent saw the connection close
+        # A scheduler on the same address again (with the stored function, as if it had kept it).
+        second = FakeScheduler(inline_only=True)
+        second.port, second.address, second.storage_port = first.port, first.address, first.storage_port
+        second.objects = first.objects
+        second.start()
+        assert wait_for(lambda: link.connected, 5)
+        assert c.submit(noop, 2).result(timeout=5) == 2
+        assert any("reconnecting" in r.getMessage() for r in caplog.records)
+    finally:
+        c.disconnect()
+        if second is not None:
+            second.stop()
 
 
 def test_pickled_client_reconnects(fake_scheduler, client):

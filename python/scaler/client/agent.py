@@ -1,8 +1,8 @@
-"""The client's background thread, which owns the client's zmq sockets.
+"""The client's background thread, which owns the client's connections.
 
 User threads hand it commands through a deque and wake it through a pipe; it talks to the
-scheduler (one DEALER) and to object storage (a second DEALER, pipelined with request ids), keeps
-the heartbeat, and resolves futures. Nothing here blocks on the network: every wait is a poll with
+scheduler (a ZMTP DEALER on a plain socket, see scaler.io.zmtp) and to object storage (a pyzmq
+DEALER, pipelined with request ids), keeps the heartbeat, and resolves futures. Nothing here blocks on the network: every wait is a poll with
 a deadline, so heartbeats keep flowing while large objects move.
 
 Two shortcuts let a user thread use the scheduler socket itself, under ``_sock_lock``:
@@ -28,6 +28,7 @@ import msgpack
 import zmq
 
 from scaler.client import _wire as w
+from scaler.io.zmtp import ConnectionLost, ZmtpDealer, ZmtpError
 from scaler.utility.exceptions import (
     ClientQuitException,
     ClientShutdownException,
@@ -41,8 +42,6 @@ from scaler.utility.metadata.profile_result import ProfileResult
 
 logger = logging.getLogger("scaler.client")
 _unpackb = msgpack.unpackb
-# As plain ints: pyzmq's enum members cost microseconds in Flag operations on the hot path.
-_EVENTS, _POLLIN, _RCVMORE, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE), int(zmq.NOBLOCK)
 _TASK_RESULT_KIND = bytes((w.TASK_RESULT,))
 
 _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
@@ -52,6 +51,12 @@ _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 _COALESCE_OUTSTANDING = 64
 _COALESCE_SECONDS = 0.005
 _BATCH_KIND = bytes((w.BATCH,))
+# While the scheduler connection is down, a new one is tried this often; one try waits at most
+# _CONNECT_SECONDS for the connection and the handshake.
+_RECONNECT_SECONDS = 0.1
+_CONNECT_SECONDS = 1.0
+_DROPPED = object()  # _recv_one: a multi-part message, which no scheduler sends
+_LOST = object()  # _read_scheduler: the connection broke
 
 # Who reads the scheduler socket (``_rx_owner``): the agent, the ident of a waiting user thread,
 # or None while nobody does. A socket left free this long is taken back by the agent, so that
@@ -127,12 +132,15 @@ class ClientAgent(threading.Thread):
         os.set_blocking(self._wake_r, False)
         self._wake_pending = False
 
-        self._context: Optional[zmq.Context] = None
-        self._scheduler: Optional[zmq.Socket] = None
+        self._context: Optional[zmq.Context] = None  # for the storage socket
+        self._scheduler: Optional[ZmtpDealer] = None
+        self._next_connect = 0.0  # monotonic time of the next try while the connection is down
+        self._connect_error: Optional[str] = None  # why the last try failed
+        self._ever_connected = False
         # Guards every use of the scheduler socket, and the agent's handling of a round of
         # commands: user threads send tasks on the socket themselves (submit_batch) when nothing
-        # queued before them is still unsent. The agent waits on the socket's ZMQ_FD (never
-        # inside libzmq for that socket), so a user thread may use the socket meanwhile.
+        # queued before them is still unsent. The agent polls the socket's descriptor and reads
+        # without blocking, so a user thread may use the socket meanwhile.
         self._sock_lock = threading.RLock()
         self._direct = False  # user threads may send (set once the agent polls the socket's fd)
         # A client in a processor belongs to a nested task (the scheduler logs it at debug level).
@@ -143,7 +151,8 @@ class ClientAgent(threading.Thread):
         self._direct_allowed = not self._nested
         self._storage: Optional[zmq.Socket] = None
         self._poller: Optional[zmq.Poller] = None  # scheduler, storage, wake pipe
-        self._side_poller: Optional[zmq.Poller] = None  # storage, wake pipe: while a user thread reads
+        # storage, wake pipe: while a user thread reads the scheduler socket, or it is down
+        self._side_poller: Optional[zmq.Poller] = None
 
         # The scheduler socket's reader (see the module docstring), guarded by _rx_lock.
         self._rx_lock = threading.Lock()
@@ -182,6 +191,10 @@ class ClientAgent(threading.Thread):
         self._commands.append(command)
         self._wake()
 
+    def connect_error(self) -> Optional[str]:
+        """Why the scheduler was never reached, while it has not been."""
+        return None if self._ever_connected else self._connect_error
+
     def cancel_future(self, future) -> None:
         self.post(("cancel", future))
 
@@ -208,16 +221,12 @@ class ClientAgent(threading.Thread):
 
     def _setup(self) -> None:
         self._context = zmq.Context(io_threads=1)
-        sock = self._context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, self.client_id)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self._address)
-        self._scheduler = sock
-        self._scheduler_fd = sock.getsockopt(zmq.FD)
+        self._scheduler = ZmtpDealer(self._address, self.client_id)  # ValueError for a bad address
+        self._scheduler_fd = self._scheduler.fileno()
         self._poller = zmq.Poller()
         self._poller.register(self._scheduler_fd, zmq.POLLIN)
+        self._side_poller = zmq.Poller()
+        self._connect(time.monotonic())
         try:
             import psutil
 
@@ -229,16 +238,27 @@ class ClientAgent(threading.Thread):
         self._send_heartbeat(time.monotonic())
 
     def _loop(self) -> None:
-        sock = self._scheduler
+        link = self._scheduler
         lock = self._sock_lock
         while True:
             if self._inbox:
                 self._drain_inbox()
             readable = False
-            if self._rx_owner is _AGENT:
-                # ZMQ_FD only signals changes: look at the socket's events before sleeping on it.
+            if not link.connected:
+                now = time.monotonic()
+                if now >= self._next_connect:
+                    with lock:
+                        self._connect(now)
+                if link.connected:
+                    readable = True  # the handshake may have read messages: look at once
+                    events = dict(self._side_poller.poll(0))
+                else:
+                    wait = max(0.0, min(self._next_connect, self._next_heartbeat) - now)
+                    events = dict(self._side_poller.poll(int(wait * 1000) + 1))
+            elif self._rx_owner is _AGENT:
+                # Bytes already read may hold messages: look at them before sleeping on the socket.
                 with lock:
-                    readable = sock.get(_EVENTS) & _POLLIN
+                    readable = link.has_message()
                 if readable:
                     events = dict(self._poller.poll(0))
                 else:
@@ -257,17 +277,18 @@ class ClientAgent(threading.Thread):
                 self._nudge_reader()  # a fetched result may be the one the reading thread waits for
             if self._wake_r in events:
                 self._drain_commands()
-            if self._side_poller is not None:
-                self._pass_socket(time.monotonic())
+            self._pass_socket(time.monotonic())
             if self._to_release:
                 with lock:
                     self._flush_release()
             now = time.monotonic()
             if now - self._last_contact > self._timeout:
-                raise _Stop(
-                    TimeoutError(f"scheduler at {self._address} silent for more than {self._timeout:g} seconds"),
-                    False,
-                )
+                if self._ever_connected:
+                    reason = f"scheduler at {self._address} silent for more than {self._timeout:g} seconds"
+                else:
+                    reason = (f"no scheduler reached at {self._address} in {self._timeout:g} seconds "
+                              f"({self._connect_error or 'no answer'})")
+                raise _Stop(TimeoutError(reason), False)
             if now >= self._next_heartbeat:
                 self._send_heartbeat(now)
 
@@ -286,6 +307,28 @@ class ClientAgent(threading.Thread):
             self._agent_sleeps_long = True  # read under _rx_lock by a releasing user thread
         return self._sleep_ms(now)
 
+    def _connect(self, now: float) -> None:
+        """Try to (re)connect the scheduler socket (agent thread, under _sock_lock or before any
+        user thread may use it). Sends what was queued while it was down."""
+        try:
+            self._scheduler.connect(min(_CONNECT_SECONDS, max(self._timeout, 0.05)))
+        except (OSError, ZmtpError, ConnectionLost) as error:
+            self._connect_error = str(error) or type(error).__name__
+            self._next_connect = now + _RECONNECT_SECONDS
+            if isinstance(error, ZmtpError):
+                logger.warning("scaler client: %s", error)
+            return
+        if self._ever_connected:
+            logger.info("scaler client: reconnected to the scheduler at %s", self._address)
+        self._ever_connected = True
+        self._connect_error = None
+
+    def _on_connection_lost(self, error: ConnectionLost) -> None:
+        """The scheduler socket broke (agent thread): try again in a moment. Queued messages go
+        out on the new connection; the heartbeat timeout ends the client if none comes."""
+        logger.warning("scaler client: %s; reconnecting", error)
+        self._next_connect = time.monotonic() + _RECONNECT_SECONDS
+
     def _pass_socket(self, now: float) -> None:
         """Hand the scheduler socket to a user thread that asked for it, or take back a socket
         nobody has read for _RECLAIM_SECONDS."""
@@ -293,7 +336,7 @@ class ClientAgent(threading.Thread):
         with self._rx_lock:
             owner = self._rx_owner
             if owner is _AGENT:
-                if self._rx_wanted and not self._inbox:
+                if self._rx_wanted and not self._inbox and self._scheduler.connected:
                     self._rx_owner, self._rx_changed, self._rx_wanted = None, now, False
                     handed = True
             elif owner is None and not self._rx_wanted and now - self._rx_changed >= _RECLAIM_SECONDS:
@@ -380,21 +423,19 @@ class ClientAgent(threading.Thread):
 
     def _send(self, frame: bytes) -> None:
         with self._sock_lock:
-            self._scheduler.send(frame, copy=len(frame) < 65536)
-            if self._rx_owner is not _AGENT:
-                self._after_send()
+            try:
+                self._scheduler.send(frame)
+            except ConnectionLost as error:
+                self._send_failed(error)
 
-    def _after_send(self) -> None:
-        """A send may take the socket's pending "readable" signal (ZMQ_FD is edge-triggered):
-        tell the thread that reads the socket to look. Called under _sock_lock."""
-        owner = self._rx_owner
-        if owner is None or owner == threading.get_ident():
-            return  # whoever takes the socket next, or this thread, reads it before polling
-        if self._scheduler.get(_EVENTS) & _POLLIN:
-            if owner is _AGENT:
-                self._wake()
-            else:
-                self._nudge_reader()
+    def _send_failed(self, error: ConnectionLost) -> None:
+        """A send found the scheduler connection broken (under _sock_lock). The message stays
+        queued in the socket for the next connection; the agent makes it."""
+        if threading.get_ident() == self.ident:
+            self._on_connection_lost(error)
+        else:
+            self._nudge_reader()  # a user thread reading the socket gives it back to the agent
+            self._wake()
 
     def _nudge_reader(self) -> None:
         """Wake the user thread that reads the scheduler socket, if one does."""
@@ -424,8 +465,10 @@ class ClientAgent(threading.Thread):
                 if not self._commands and not self._outbox and not self.stopped.is_set():
                     self._tasks.update(zip(batch.task_ids, batch.entries))
                     for frame in w.batched(batch.frames):
-                        sock.send(frame, copy=len(frame) < 65536)
-                    self._after_send()
+                        try:
+                            sock.send(frame)
+                        except ConnectionLost as error:
+                            self._send_failed(error)  # kept for the next connection
                     return
         self.post(("submit", batch))
 
@@ -451,25 +494,26 @@ class ClientAgent(threading.Thread):
             with lock:
                 try:
                     frame = self._recv_one()
-                except zmq.Again:
-                    return  # read until EAGAIN: the socket's fd signals again on new input
-            if frame is not None:
+                except ConnectionLost as error:
+                    self._on_connection_lost(error)
+                    return
+            if frame is None:
+                return
+            if frame is not _DROPPED:
                 self._on_scheduler_frame(frame, True)
 
     def _recv_one(self):
-        """The next message from the scheduler (under _sock_lock): its one frame, or None for a
-        multi-part message, which is dropped. Raises zmq.Again when none is waiting."""
-        sock = self._scheduler
-        frame = sock.recv(_NOBLOCK)
-        parts = 1
-        while sock.get(_RCVMORE):
-            sock.recv(_NOBLOCK)
-            parts += 1
-        self._last_contact = time.monotonic()
-        if parts != 1:
-            logger.warning("scaler client: dropped a %d-part message from the scheduler", parts)
+        """The next message from the scheduler (under _sock_lock): its one frame, None when none
+        has arrived, or _DROPPED for a multi-part message, which is dropped. Raises
+        ConnectionLost when the connection broke."""
+        frames = self._scheduler.recv()
+        if frames is None:
             return None
-        return frame
+        self._last_contact = time.monotonic()
+        if len(frames) != 1:
+            logger.warning("scaler client: dropped a %d-part message from the scheduler", len(frames))
+            return _DROPPED
+        return frames[0]
 
     def _on_scheduler_frame(self, frame, top_level: bool) -> None:
         kind = frame[0] if len(frame) else -1
@@ -618,7 +662,7 @@ class ClientAgent(threading.Thread):
         try:
             while True:
                 with self._sock_lock:
-                    if self.stopped.is_set() or self._read_scheduler(not signalled, done):
+                    if self.stopped.is_set() or self._read_scheduler(done):
                         return
                 if done():
                     return
@@ -651,38 +695,33 @@ class ClientAgent(threading.Thread):
             with self.condition:
                 self.condition.notify_all()  # another waiting thread may read the socket now
 
-    def _read_scheduler(self, look_first: bool, done: Callable[[], bool]) -> bool:
+    def _read_scheduler(self, done: Callable[[], bool]) -> bool:
         """Read what the scheduler sent and resolve plain task results in this user thread
         (under _sock_lock). Returns True once it has left a message, and with it the socket, to
         the agent: anything but a plain result, or a result whose future has callbacks or waiters
-        (callbacks run in the agent thread). Order is kept: everything after such a message goes
-        to the agent too.
-
-        The socket's events are asked after each message, and before the first one when
-        ``look_first`` (nothing said the socket is readable): a failing non-blocking recv costs
-        twice as much as asking. It stops once ``done()``: whoever reads the socket next asks
-        first."""
-        get = self._scheduler.get
-        readable = not look_first or get(_EVENTS) & _POLLIN
-        for _ in range(_MAX_DRAIN if readable else 0):
+        (callbacks run in the agent thread), or a broken connection. Order is kept: everything
+        after such a message goes to the agent too. It stops once ``done()``: whoever reads the
+        socket next looks at what is left first."""
+        for _ in range(_MAX_DRAIN):
             try:
-                frame = self._recv_one()
-            except zmq.Again:
-                break
+                frame = self._recv_one() if self._scheduler.connected else _LOST
+            except ConnectionLost:
+                frame = _LOST  # the agent reconnects
             if frame is None:
+                break
+            if frame is _DROPPED:
                 continue
-            left = self._read_frame(frame)
-            if left:
+            left = [] if frame is _LOST else self._read_frame(frame)
+            if left is not None:
                 self._inbox.extend(left)
                 with self._rx_lock:
                     self._rx_owner, self._rx_changed = _AGENT, time.monotonic()
                 self._wake()
                 return True
-            if done() or not get(_EVENTS) & _POLLIN:
+            if done():
                 break
         else:
-            if readable:
-                self._reader_more = True  # _MAX_DRAIN messages read, more waiting: look again at once
+            self._reader_more = True  # _MAX_DRAIN messages read, more waiting: look again at once
         if self._to_release:
             self._flush_release()
         return False
@@ -764,7 +803,6 @@ class ClientAgent(threading.Thread):
             self._storage = sock
             self._poller.register(sock, zmq.POLLIN)
             self._poller.register(self._wake_r, zmq.POLLIN)
-            self._side_poller = zmq.Poller()
             self._side_poller.register(sock, zmq.POLLIN)
             self._side_poller.register(self._wake_r, zmq.POLLIN)
             self._direct = self._direct_allowed
@@ -1055,7 +1093,6 @@ class ClientAgent(threading.Thread):
             if self._to_release:
                 self._flush_release()
             self._send(w.encode(w.CLIENT_DISCONNECT, {"type": w.DISCONNECT_CLIENT}))
-            self._scheduler.setsockopt(zmq.LINGER, 1000)
         finally:
             done.set()
         raise _Stop(ClientQuitException("client is already stopped."), True)

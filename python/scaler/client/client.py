@@ -43,8 +43,12 @@ def _check_address(address: str) -> None:
     if not isinstance(address, str):
         raise TypeError(f"address must be a str like tcp://127.0.0.1:2345, got {type(address).__name__}")
     scheme, sep, rest = address.partition("://")
-    if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
-        raise ValueError(f"invalid address {address!r}: expected tcp://host:port, ipc://path or inproc://name")
+    if scheme == "inproc":
+        # The scheduler is always another process (the Go binary): inproc cannot reach it.
+        raise ValueError(f"invalid address {address!r}: the scheduler runs in its own process; "
+                         f"use tcp://host:port or ipc://path")
+    if not sep or scheme not in ("tcp", "ipc") or not rest:
+        raise ValueError(f"invalid address {address!r}: expected tcp://host:port or ipc://path")
     if scheme == "tcp":
         host, colon, port = rest.rpartition(":")
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -151,6 +155,9 @@ class Client:
             self.__stop_agent()
             if isinstance(reason, BaseException) and not isinstance(reason, ClientQuitException):
                 raise reason
+            problem = agent.connect_error()
+            if problem is not None:
+                raise TimeoutError(f"no scheduler reached at {address} within {timeout_seconds} seconds ({problem})")
             raise TimeoutError(f"no answer from the scheduler at {address} within {timeout_seconds} seconds")
         self._agent = agent
 
