@@ -73,6 +73,7 @@ type Scheduler struct {
 	AllocatePolicy          string `toml:"allocate_policy" short:"ap" arg:"POLICY" choices:"even,capability" help:"how tasks are placed on workers"`
 	ObjectStorageAddress    string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"use this object storage server instead of starting one in-process on the scheduler port + 1"`
 	MonitorAddress          string `toml:"monitor_address" short:"ma" arg:"ADDRESS" help:"where to publish status for scaler_top and scaler_ui; default: scheduler port + 2"`
+	LocalAddress            string `toml:"local_address" arg:"ADDRESS" help:"also accept clients and workers at this address, e.g. ipc:///tmp/scaler.sock for workers on this machine (cheaper than TCP loopback)"`
 	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
 	Logging
 }
@@ -101,6 +102,7 @@ func (s *Scheduler) Validate() error {
 		requireAddress("scheduler_address", s.SchedulerAddress, "tcp"),
 		optionalAddress("object_storage_address", s.ObjectStorageAddress, "tcp"),
 		optionalAddress("monitor_address", s.MonitorAddress, "tcp", "ipc", "inproc"),
+		optionalAddress("local_address", s.LocalAddress, "ipc", "tcp"),
 		atLeast("io_threads", s.IOThreads, 1),
 		atLeast("max_number_of_tasks_waiting", s.MaxNumberOfTasksWaiting, -1),
 		atLeast("client_timeout_seconds", s.ClientTimeoutSeconds, 1),

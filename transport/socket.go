@@ -51,6 +51,15 @@ func Open(t SocketType, addr string, bind bool, opt Options) (*Socket, error) {
 // Addr returns the resolved bound address, or the address connected to.
 func (s *Socket) Addr() string { return s.addr }
 
+// BindAlso binds the socket to one more endpoint, so that peers may connect
+// at either address (a scheduler's ipc:// endpoint for local workers).
+func (s *Socket) BindAlso(addr string) error {
+	if err := s.sock.Bind(addr); err != nil {
+		return fmt.Errorf("transport: bind to %s: %w", addr, err)
+	}
+	return nil
+}
+
 // Fd returns the descriptor to poll for reading (ZMQ_FD).
 func (s *Socket) Fd() int { return s.fd }
 

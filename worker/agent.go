@@ -438,9 +438,13 @@ func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
 		addr := m.ObjectStorage
 		switch addr.Host {
 		case "", "*", "0.0.0.0", "::", "[::]":
-			// A wildcard: the storage is on the host we reached the scheduler at.
-			if _, host, _, err := transport.ParseAddress(a.cfg.SchedulerAddress); err == nil {
+			// A wildcard: the storage is on the host we reached the scheduler at
+			// (this one, for an ipc:// or inproc:// scheduler address).
+			if scheme, host, _, err := transport.ParseAddress(a.cfg.SchedulerAddress); err == nil {
 				addr.Host = host
+				if scheme != "tcp" {
+					addr.Host = "127.0.0.1"
+				}
 			}
 		}
 		a.storage, a.storageKnown = addr, true

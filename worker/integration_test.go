@@ -311,6 +311,29 @@ func TestClusterRunsTasks(t *testing.T) {
 // A task that submits a child task and waits for it, on a single worker:
 // the child (priority + 1) suspends the parent and runs in a fresh
 // processor, then the parent resumes.
+// A cluster given the scheduler's local ipc:// address (what
+// SchedulerClusterCombo does) runs tasks for a client connected over TCP,
+// with arguments fetched from object storage.
+func TestClusterOverLocalAddress(t *testing.T) {
+	local := "ipc://" + t.TempDir() + "/scheduler.sock"
+	_, c, h := startSchedulerAndClient(t, func(cfg *config.Scheduler) { cfg.LocalAddress = local })
+	startCluster(t, "-n", "1", local)
+	add := h.fn(srcAdd, "add")
+	for i := 0; i < 3; i++ {
+		task := h.task(add, 0, h.arg(strconv.Itoa(i)), h.arg("10"))
+		if err := c.Send(task); err != nil {
+			t.Fatal(err)
+		}
+		res := awaitResult(t, c, task.TaskID, 30*time.Second)
+		if res.Type != protocol.ResultSuccess {
+			t.Fatalf("task %d: %+v", i, res)
+		}
+		if got, want := h.result(res.Results[0]), strconv.Itoa(i+10); got != want {
+			t.Fatalf("task %d: %s, want %s", i, got, want)
+		}
+	}
+}
+
 func TestNestedTaskOnSingleWorker(t *testing.T) {
 	for _, hard := range []bool{false, true} {
 		t.Run(fmt.Sprintf("hard=%v", hard), func(t *testing.T) {

@@ -103,6 +103,11 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true, transport.Options{}); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
+	if cfg.LocalAddress != "" {
+		if err = s.router.BindAlso(cfg.LocalAddress); err != nil {
+			return nil, fmt.Errorf("scheduler: local address: %w", err)
+		}
+	}
 	if s.poller, err = transport.NewPoller(); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
@@ -252,7 +257,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info().Str("object_storage", s.ossAddr).Str("monitor", s.MonitorAddr()).
 		Str("allocate_policy", s.cfg.AllocatePolicy).Bool("protected", s.cfg.Protected).
-		Str("adapter_webhook_url", s.cfg.AdapterWebhookURL).
+		Str("adapter_webhook_url", s.cfg.AdapterWebhookURL).Str("local_address", s.cfg.LocalAddress).
 		Msgf("listening on %s", s.Addr())
 
 	nextTick := time.Now().Add(tickInterval)

@@ -359,3 +359,34 @@ func TestMonitorFeedAfterLateSubscription(t *testing.T) {
 	}
 	t.Fatal("no StateTask for a task run after the monitor subscribed")
 }
+
+// A worker connected at the local (ipc) address serves a client connected
+// over TCP: both endpoints lead to the one ROUTER.
+func TestLocalAddressServesWorkers(t *testing.T) {
+	local := "ipc://" + t.TempDir() + "/scheduler.sock"
+	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.LocalAddress = local })
+	w := must[*scalertest.Worker](t)(scalertest.StartWorker(local, scalertest.WorkerOptions{}))
+	defer w.Stop()
+	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+	defer c.Close()
+	for i := uint64(0); i < 5; i++ {
+		task := c.Task(i)
+		if err := c.Send(task); err != nil {
+			t.Fatal(err)
+		}
+		m := must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
+		if r := m.(*protocol.TaskResult); r.Type != protocol.ResultSuccess {
+			t.Fatalf("result %+v", r)
+		}
+	}
+}
+
+func TestLocalAddressInUse(t *testing.T) {
+	first := scalertest.StartScheduler(t, nil)
+	cfg := config.DefaultScheduler()
+	cfg.SchedulerAddress = "tcp://127.0.0.1:0"
+	cfg.LocalAddress = first.Addr() // taken: the bind fails, and New says which address
+	if _, err := server.New(cfg, logging.ForTest("scheduler", io.Discard)); err == nil || !strings.Contains(err.Error(), "local address") {
+		t.Fatalf("New with a taken local address: %v", err)
+	}
+}

@@ -64,6 +64,22 @@ def whoami():
 HANG = 15
 
 
+def test_combo_workers_connect_over_a_local_socket(scaler_bin):
+    combo = make_combo(scaler_bin, n_workers=1)
+    local_dir = combo._local_dir
+    try:
+        assert combo._cluster._address == combo.get_address()  # upstream's attribute: the TCP address
+        with open(f"/proc/{combo._cluster.pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        local = f"ipc://{local_dir}/scheduler.sock".encode()
+        assert local in argv and combo.get_address().encode() not in argv
+        with Client(combo.get_address(), timeout_seconds=10) as client:
+            assert client.map(add, [(i, 1) for i in range(20)]) == list(range(1, 21))
+    finally:
+        combo.shutdown()
+    assert not os.path.exists(local_dir)
+
+
 def test_submit_map_and_no_hangs(combo):
     start = time.monotonic()
     client = Client(combo.get_address())

@@ -37,7 +37,10 @@ class Cluster(RoleProcess):
         logging_paths: Tuple[str, ...] = ("/dev/stdout",),
         logging_config_file: Optional[str] = None,
         logging_level: str = "INFO",
+        _connect_address: Optional[str] = None,
     ):
+        # _connect_address (not an upstream keyword): where the workers connect when it is not
+        # ``address``; SchedulerClusterCombo passes its scheduler's local ipc:// endpoint.
         self._address = address
         self._storage_address = storage_address
         self._preload = preload
@@ -57,7 +60,7 @@ class Cluster(RoleProcess):
         self._logging_level = logging_level
 
         arguments = [
-            address_string(address),
+            address_string(_connect_address or address),
             "-n", len(self._worker_names),
             "-wn", ",".join(self._worker_names),
             "-wtqs", per_worker_task_queue_size,

@@ -1,5 +1,8 @@
 import logging
+import os
+import shutil
 import socket
+import tempfile
 from typing import Dict, Optional, Tuple
 
 from scaler.cluster._process import address_string
@@ -47,6 +50,7 @@ class SchedulerClusterCombo:
         logging_config_file: Optional[str] = None,
     ):
         self._stopped = False
+        self._local_dir = None
         self._object_storage = None
         self._cluster = None
         self._scheduler = None
@@ -58,6 +62,10 @@ class SchedulerClusterCombo:
         self._monitor_address = address_string(monitor_address)
 
         try:
+            # The workers reach the scheduler over a Unix socket, which costs less per message
+            # than TCP loopback (`docs/performance.md`); clients use ``address`` as before.
+            self._local_dir = tempfile.mkdtemp(prefix="scaler-combo-")
+            local_address = f"ipc://{os.path.join(self._local_dir, 'scheduler.sock')}"
             if self._storage_address is not None:
                 self._object_storage = ObjectStorageServerProcess(
                     self._storage_address, logging_paths=logging_paths, logging_level=logging_level
@@ -80,6 +88,7 @@ class SchedulerClusterCombo:
                 logging_paths=logging_paths,
                 logging_config_file=logging_config_file,
                 logging_level=logging_level,
+                local_address=local_address,
             )
             self._scheduler.start()
             host, _, port = self._address[len("tcp://"):].rpartition(":")
@@ -103,6 +112,7 @@ class SchedulerClusterCombo:
                 logging_paths=logging_paths,
                 logging_config_file=logging_config_file,
                 logging_level=logging_level,
+                _connect_address=local_address,
             )
             self._n_workers = n_workers
             if n_workers > 0:
@@ -128,6 +138,8 @@ class SchedulerClusterCombo:
         for process in (self._cluster, self._scheduler, self._object_storage):
             if process is not None:
                 process.stop()
+        if self._local_dir is not None:
+            shutil.rmtree(self._local_dir, ignore_errors=True)
         logger.info(f"{self.__get_prefix()} shut down")
 
     def __del__(self):

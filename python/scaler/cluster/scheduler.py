@@ -25,6 +25,7 @@ class SchedulerProcess(RoleProcess):
         logging_config_file: Optional[str] = None,
         logging_level: str = "INFO",
         adapter_webhook_url: Optional[str] = None,
+        local_address: Optional[str] = None,
     ):
         self._address = address
         policy = getattr(allocate_policy, "name", allocate_policy)
@@ -48,6 +49,8 @@ class SchedulerProcess(RoleProcess):
             arguments += ["-ma", address_string(monitor_address)]
         if adapter_webhook_url:
             arguments += ["-awu", adapter_webhook_url]
+        if local_address:
+            arguments += ["--local-address", local_address]
         if logging_config_file:
             arguments += ["-lc", logging_config_file]
         arguments += ["-lp", *tuple(logging_paths)]
