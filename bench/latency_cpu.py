@@ -48,7 +48,7 @@ def thread_times(processes) -> dict:
                     name = f.read().strip()
             except OSError:
                 continue
-            times[(role, process.pid, thread.id, name)] = thread.user_time + thread.system_time
+            times[(role, process.pid, thread.id, name)] = (thread.user_time, thread.system_time)
     return times
 
 
@@ -81,15 +81,20 @@ def main():
     samples.sort()
     print(f"{args.trips} round trips: p50 {samples[len(samples) // 2] / 1e3:.0f} us, "
           f"mean {elapsed / args.trips * 1e6:.0f} us")
-    print(f"{'us/trip':>8}  {'process':10} {'thread':20}")
-    total = 0.0
-    rows = sorted(after, key=lambda k: -(after[k] - before.get(k, 0.0)))
-    for key in rows:
-        used = (after[key] - before.get(key, 0.0)) / args.trips * 1e6
-        total += used
-        if used >= 1:
-            print(f"{used:8.1f}  {key[0]:10} {key[3]:20}")
-    print(f"{total:8.1f}  total CPU per round trip")
+    # CPU per round trip by thread: user (the process's own code) and system (the kernel's, for
+    # it: system calls, wake-ups, TCP).
+    print(f"{'us/trip':>8} {'user':>6} {'system':>6}  {'process':10} {'thread':20}")
+    rows, totals = [], [0.0, 0.0]
+    for key, (user, system) in after.items():
+        user0, system0 = before.get(key, (0.0, 0.0))
+        used = ((user - user0) / args.trips * 1e6, (system - system0) / args.trips * 1e6)
+        totals[0] += used[0]
+        totals[1] += used[1]
+        rows.append((used, key))
+    for (user, system), key in sorted(rows, key=lambda row: -sum(row[0])):
+        if user + system >= 1:
+            print(f"{user + system:8.1f} {user:6.1f} {system:6.1f}  {key[0]:10} {key[3]:20}")
+    print(f"{sum(totals):8.1f} {totals[0]:6.1f} {totals[1]:6.1f}  total CPU per round trip")
 
 
 if __name__ == "__main__":

@@ -658,13 +658,18 @@ class ClientAgent(threading.Thread):
             poller = self._reader_pollers.poller = select.poll()
             poller.register(self._scheduler_fd, select.POLLIN)
             poller.register(self._reader_wake_r, select.POLLIN)
-        signalled = False  # the socket's descriptor said readable: read without asking first
+        # Read before the first poll only if bytes already read may hold a message (or the
+        # connection is down, which the read reports): else the kernel has nothing the poll would
+        # not see, and a read that finds nothing costs as much as one that finds a result.
+        link = self._scheduler
+        readable = link.has_message() or not link.connected
         try:
             while True:
-                with self._sock_lock:
-                    if self.stopped.is_set() or self._read_scheduler(done):
-                        return
-                if done():
+                if readable:
+                    with self._sock_lock:
+                        if self.stopped.is_set() or self._read_scheduler(done):
+                            return
+                if done() or self.stopped.is_set():
                     return
                 if deadline is None:
                     wait_ms = 1000
@@ -672,17 +677,19 @@ class ClientAgent(threading.Thread):
                     wait_ms = int((deadline - time.monotonic()) * 1000) + 1
                     if wait_ms <= 0:
                         return
-                signalled = self._reader_more
+                more = self._reader_more  # _MAX_DRAIN messages read and more waiting
                 self._reader_more = False
-                for fd, _ in poller.poll(0 if signalled else min(wait_ms, 1000)):
+                readable = more
+                for fd, _ in poller.poll(0 if more else min(wait_ms, 1000)):
                     if fd == self._reader_wake_r:
+                        readable = True  # a nudge: look (the connection may be down)
                         try:
                             while os.read(fd, 4096):
                                 pass
                         except OSError:
                             pass  # empty, or closed as the agent stopped
                     else:
-                        signalled = True
+                        readable = True
         finally:
             wake = False
             with self._rx_lock:
