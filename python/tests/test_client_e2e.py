@@ -4,6 +4,7 @@ import concurrent.futures
 import graphlib
 import math
 import os
+import pickle
 import socket
 import threading
 import time
@@ -74,10 +75,19 @@ def test_combo_workers_connect_over_a_local_socket(scaler_bin):
         local = f"ipc://{local_dir}/scheduler.sock".encode()
         assert local in argv and combo.get_address().encode() not in argv
         with Client(combo.get_address(), timeout_seconds=10) as client:
+            # A client in the combo's process connects to the same socket.
+            assert client._agent._scheduler.address == local.decode()
             assert client.map(add, [(i, 1) for i in range(20)]) == list(range(1, 21))
+            # A pickled client (a nested task's) keeps the TCP address.
+            clone = pickle.loads(pickle.dumps(client))
+            assert clone._address == combo.get_address()
+            clone.disconnect()
     finally:
         combo.shutdown()
     assert not os.path.exists(local_dir)
+    from scaler.utility.network_util import local_endpoint
+
+    assert local_endpoint(combo.get_address()) == combo.get_address()
 
 
 def test_submit_map_and_no_hangs(combo):

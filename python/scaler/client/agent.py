@@ -111,12 +111,13 @@ class _Stop(Exception):
 
 class ClientAgent(threading.Thread):
     def __init__(self, client_id: bytes, address: str, heartbeat_interval_seconds: float, timeout_seconds: float,
-                 condition: Optional[threading.Condition] = None):
+                 condition: Optional[threading.Condition] = None, connect_address: Optional[str] = None):
         super().__init__(name="scaler-client-agent", daemon=True)
         # The condition the client's futures share: notified when the scheduler socket is free.
         self.condition = condition if condition is not None else threading.Condition()
         self.client_id = client_id
-        self._address = address
+        self._address = address  # the scheduler's address as the user gave it (messages, storage host)
+        self._connect_address = connect_address or address  # where the socket connects
         self._heartbeat_interval = max(float(heartbeat_interval_seconds), 0.05)
         self._timeout = float(timeout_seconds)
         self.cancel_timeout = max(float(timeout_seconds), 1.0)
@@ -221,7 +222,7 @@ class ClientAgent(threading.Thread):
 
     def _setup(self) -> None:
         self._context = zmq.Context(io_threads=1)
-        self._scheduler = ZmtpDealer(self._address, self.client_id)  # ValueError for a bad address
+        self._scheduler = ZmtpDealer(self._connect_address, self.client_id)  # ValueError for a bad address
         self._scheduler_fd = self._scheduler.fileno()
         self._poller = zmq.Poller()
         self._poller.register(self._scheduler_fd, zmq.POLLIN)

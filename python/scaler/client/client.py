@@ -21,6 +21,7 @@ from scaler.client.serializer.mixins import Serializer
 from scaler.utility.exceptions import ClientQuitException, MissingObjects
 from scaler.utility.graph.optimization import cull_graph
 from scaler.utility.metadata.profile_result import ProfileResult
+from scaler.utility.network_util import local_endpoint
 from scaler.utility.task_context import current_task_priority
 
 import cloudpickle
@@ -147,7 +148,8 @@ class Client:
         self._task_counter = itertools.count(1)
         self._valid_references: set = set()
 
-        agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds, self._future_condition)
+        agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds, self._future_condition,
+                            connect_address=local_endpoint(address))
         agent.start()
         if not agent.storage_ready.wait(timeout_seconds) or agent.storage_address is None:
             reason = agent.exit_reason

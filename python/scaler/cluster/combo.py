@@ -8,7 +8,12 @@ from typing import Dict, Optional, Tuple
 from scaler.cluster._process import address_string
 from scaler.cluster.cluster import Cluster
 from scaler.cluster.scheduler import ObjectStorageServerProcess, SchedulerProcess
-from scaler.utility.network_util import get_available_tcp_port, wait_until_listening
+from scaler.utility.network_util import (
+    get_available_tcp_port,
+    register_local_endpoint,
+    unregister_local_endpoint,
+    wait_until_listening,
+)
 
 logger = logging.getLogger("scaler.cluster")
 
@@ -62,8 +67,9 @@ class SchedulerClusterCombo:
         self._monitor_address = address_string(monitor_address)
 
         try:
-            # The workers reach the scheduler over a Unix socket, which costs less per message
-            # than TCP loopback (`docs/performance.md`); clients use ``address`` as before.
+            # The workers, and clients created in this process, reach the scheduler over a Unix
+            # socket, which costs less per message than TCP loopback (`docs/performance.md`);
+            # get_address() and everything else use ``address`` as before.
             self._local_dir = tempfile.mkdtemp(prefix="scaler-combo-")
             local_address = f"ipc://{os.path.join(self._local_dir, 'scheduler.sock')}"
             if self._storage_address is not None:
@@ -93,6 +99,7 @@ class SchedulerClusterCombo:
             self._scheduler.start()
             host, _, port = self._address[len("tcp://"):].rpartition(":")
             wait_until_listening(host.strip("[]"), int(port), self._scheduler.is_alive)
+            register_local_endpoint(self._address, local_address)  # clients of this process use it
             hostname = socket.gethostname().split(".")[0]
             self._cluster = Cluster(
                 address=self._address,
@@ -132,6 +139,7 @@ class SchedulerClusterCombo:
         if self._stopped:
             return
         self._stopped = True
+        unregister_local_endpoint(self._address)
         for process in (self._cluster, self._scheduler):
             if process is not None:
                 process.terminate()
