@@ -90,6 +90,23 @@ def test_combo_workers_connect_over_a_local_socket(scaler_bin):
     assert local_endpoint(combo.get_address()) == combo.get_address()
 
 
+def test_combo_with_a_long_tmpdir_stays_on_tcp(scaler_bin, tmp_path, monkeypatch):
+    import tempfile
+
+    long_dir = tmp_path / ("d" * 60) / ("e" * 60)
+    long_dir.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(long_dir))  # too long for a Unix socket path
+    combo = make_combo(scaler_bin, n_workers=1)
+    try:
+        with open(f"/proc/{combo._cluster.pid}/cmdline", "rb") as f:
+            assert combo.get_address().encode() in f.read().split(b"\0")
+        with Client(combo.get_address(), timeout_seconds=10) as client:
+            assert client._agent._scheduler.address == combo.get_address()
+            assert client.submit(add, 1, 2).result(timeout=HANG) == 3
+    finally:
+        combo.shutdown()
+
+
 def test_submit_map_and_no_hangs(combo):
     start = time.monotonic()
     client = Client(combo.get_address())

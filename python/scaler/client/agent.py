@@ -2,8 +2,9 @@
 
 User threads hand it commands through a deque and wake it through a pipe; it talks to the
 scheduler (a ZMTP DEALER on a plain socket, see scaler.io.zmtp) and to object storage (a pyzmq
-DEALER, pipelined with request ids), keeps the heartbeat, and resolves futures. Nothing here blocks on the network: every wait is a poll with
-a deadline, so heartbeats keep flowing while large objects move.
+DEALER, pipelined with request ids), keeps the heartbeat, and resolves futures. Nothing here
+blocks on the network: every wait is a poll with a deadline, so heartbeats keep flowing while
+large objects move.
 
 Two shortcuts let a user thread use the scheduler socket itself, under ``_sock_lock``:
 - ``submit_batch`` sends a task from the submitting thread when nothing is queued before it;
@@ -51,7 +52,7 @@ _MAX_DRAIN = 4096  # messages read from one socket before looking at the others
 _COALESCE_OUTSTANDING = 64
 _COALESCE_SECONDS = 0.005
 _BATCH_KIND = bytes((w.BATCH,))
-# While the scheduler connection is down, a new one is tried this often; one try waits at most
+# Until the scheduler is first reached, a connection is tried this often; one try waits at most
 # _CONNECT_SECONDS for the connection and the handshake.
 _RECONNECT_SECONDS = 0.1
 _CONNECT_SECONDS = 1.0
@@ -138,6 +139,7 @@ class ClientAgent(threading.Thread):
         self._next_connect = 0.0  # monotonic time of the next try while the connection is down
         self._connect_error: Optional[str] = None  # why the last try failed
         self._ever_connected = False
+        self._lost: Optional[ConnectionLost] = None  # how the established connection broke
         # Guards every use of the scheduler socket, and the agent's handling of a round of
         # commands: user threads send tasks on the socket themselves (submit_batch) when nothing
         # queued before them is still unsent. The agent polls the socket's descriptor and reads
@@ -246,6 +248,12 @@ class ClientAgent(threading.Thread):
                 self._drain_inbox()
             readable = False
             if not link.connected:
+                if self._ever_connected:
+                    # A TCP connection does not break while both ends live: the scheduler is
+                    # gone, and its tasks and objects with it. Stop now rather than after
+                    # timeout_seconds, with the TimeoutError that user code expects then.
+                    raise _Stop(TimeoutError(f"lost the connection to the scheduler at {self._address} "
+                                             f"({self._lost or 'closed'})"), False)
                 now = time.monotonic()
                 if now >= self._next_connect:
                     with lock:
@@ -319,16 +327,15 @@ class ClientAgent(threading.Thread):
             if isinstance(error, ZmtpError):
                 logger.warning("scaler client: %s", error)
             return
-        if self._ever_connected:
-            logger.info("scaler client: reconnected to the scheduler at %s", self._address)
         self._ever_connected = True
         self._connect_error = None
 
     def _on_connection_lost(self, error: ConnectionLost) -> None:
-        """The scheduler socket broke (agent thread): try again in a moment. Queued messages go
-        out on the new connection; the heartbeat timeout ends the client if none comes."""
-        logger.warning("scaler client: %s; reconnecting", error)
-        self._next_connect = time.monotonic() + _RECONNECT_SECONDS
+        """The scheduler connection broke (seen by any thread, under _sock_lock): the agent
+        stops the client when it next looks (see _loop)."""
+        if self._lost is None:
+            self._lost = error
+            logger.error("scaler client: %s", error)
 
     def _pass_socket(self, now: float) -> None:
         """Hand the scheduler socket to a user thread that asked for it, or take back a socket
@@ -430,11 +437,10 @@ class ClientAgent(threading.Thread):
                 self._send_failed(error)
 
     def _send_failed(self, error: ConnectionLost) -> None:
-        """A send found the scheduler connection broken (under _sock_lock). The message stays
-        queued in the socket for the next connection; the agent makes it."""
-        if threading.get_ident() == self.ident:
-            self._on_connection_lost(error)
-        else:
+        """A send found the scheduler connection broken (under _sock_lock); the agent stops the
+        client, failing every pending future."""
+        self._on_connection_lost(error)
+        if threading.get_ident() != self.ident:
             self._nudge_reader()  # a user thread reading the socket gives it back to the agent
             self._wake()
 
@@ -469,7 +475,7 @@ class ClientAgent(threading.Thread):
                         try:
                             sock.send(frame)
                         except ConnectionLost as error:
-                            self._send_failed(error)  # kept for the next connection
+                            self._send_failed(error)  # the agent stops the client
                     return
         self.post(("submit", batch))
 
@@ -713,8 +719,9 @@ class ClientAgent(threading.Thread):
         for _ in range(_MAX_DRAIN):
             try:
                 frame = self._recv_one() if self._scheduler.connected else _LOST
-            except ConnectionLost:
-                frame = _LOST  # the agent reconnects
+            except ConnectionLost as error:
+                self._on_connection_lost(error)
+                frame = _LOST  # the agent stops the client
             if frame is None:
                 break
             if frame is _DROPPED:

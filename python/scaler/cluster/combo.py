@@ -16,6 +16,7 @@ from scaler.utility.network_util import (
 )
 
 logger = logging.getLogger("scaler.cluster")
+_MAX_SOCKET_PATH = 100  # bytes; Linux allows 107 in a Unix socket address
 
 
 class SchedulerClusterCombo:
@@ -72,6 +73,8 @@ class SchedulerClusterCombo:
             # get_address() and everything else use ``address`` as before.
             self._local_dir = tempfile.mkdtemp(prefix="scaler-combo-")
             local_address = f"ipc://{os.path.join(self._local_dir, 'scheduler.sock')}"
+            if len(local_address.encode()) - len("ipc://") >= _MAX_SOCKET_PATH:
+                local_address = None  # a long $TMPDIR: TCP only
             if self._storage_address is not None:
                 self._object_storage = ObjectStorageServerProcess(
                     self._storage_address, logging_paths=logging_paths, logging_level=logging_level
@@ -99,7 +102,8 @@ class SchedulerClusterCombo:
             self._scheduler.start()
             host, _, port = self._address[len("tcp://"):].rpartition(":")
             wait_until_listening(host.strip("[]"), int(port), self._scheduler.is_alive)
-            register_local_endpoint(self._address, local_address)  # clients of this process use it
+            if local_address is not None:
+                register_local_endpoint(self._address, local_address)  # clients of this process use it
             hostname = socket.gethostname().split(".")[0]
             self._cluster = Cluster(
                 address=self._address,
