@@ -148,3 +148,61 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	default:
 	}
 }
+
+// residentBytes is a process's resident set size, from /proc.
+func residentBytes(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		tb.Fatal(err)
+	}
+	return resident * int64(os.Getpagesize())
+}
+
+// Deleted objects give their memory back to the system, even when a live
+// object sits above them in the heap (glibc alone would keep it).
+func TestDeletedObjectsLeaveResidentMemory(t *testing.T) {
+	h := startHelper(t)
+	c := dial(t, h.addr)
+	ctx := testCtx(t)
+	const count, size = 8, 32 << 20
+	payload := make([]byte, size)
+	for i := 0; i < count; i++ {
+		payload[0] = byte(i)
+		if err := c.Set(ctx, oid(fmt.Sprintf("big-%d", i)), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Set(ctx, oid("small-on-top"), []byte("keeps the heap's top in use")); err != nil {
+		t.Fatal(err)
+	}
+	pid := h.cmd.Process.Pid
+	peak := residentBytes(t, pid)
+	if peak < count*size {
+		t.Fatalf("resident %d MiB with %d MiB stored", peak>>20, count*size>>20)
+	}
+	for i := 0; i < count; i++ {
+		if _, err := c.Delete(ctx, oid(fmt.Sprintf("big-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(3*trimTick + 2*time.Second)
+	for {
+		now := residentBytes(t, pid)
+		if now < peak-count*size/2 {
+			t.Logf("resident %d MiB at the peak, %d MiB after the deletes", peak>>20, now>>20)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resident %d MiB at the peak, still %d MiB after the deletes", peak>>20, now>>20)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, err := c.Get(ctx, oid("small-on-top")); err != nil || string(got) != "keeps the heap's top in use" {
+		t.Fatalf("the remaining object: %q, %v", got, err)
+	}
+}

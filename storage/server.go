@@ -5,10 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/transport"
+)
+
+// After this many bytes of objects were dropped, the server gives the C
+// heap's free pages back to the system (transport.TrimMemory), on its next
+// tick and the one after: a dropped object still queued for sending is freed
+// only when libzmq has sent it.
+const (
+	trimAfterFreed = 64 << 20
+	trimTick       = time.Second
 )
 
 // Server is the object storage server. One goroutine (Run) owns all state;
@@ -73,10 +84,26 @@ func (s *Server) Run(ctx context.Context) error {
 
 	recv := s.ep.Recv()
 	done := ctx.Done()
+	tick := time.NewTicker(trimTick)
+	defer tick.Stop()
+	trims := 0 // trims still to do
+	var trimming atomic.Bool
 	for {
 		select {
 		case <-done:
 			return nil
+		case <-tick.C:
+			if s.store.freed >= trimAfterFreed {
+				s.store.freed = 0
+				trims = 2
+			}
+			if trims > 0 && trimming.CompareAndSwap(false, true) {
+				trims--
+				go func() { // off the loop: a trim walks the whole heap
+					transport.TrimMemory()
+					trimming.Store(false)
+				}()
+			}
 		case msg, ok := <-recv:
 			if !ok {
 				s.mu.Lock()

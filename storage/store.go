@@ -59,6 +59,7 @@ type store struct {
 	waiting  int                    // parked gets + duplicates
 	used     int64                  // bytes of distinct contents
 	contents int                    // distinct contents
+	freed    int64                  // bytes of contents dropped since the server last trimmed the heap
 }
 
 func newStore(maxMemory int64, log zerolog.Logger, send func(frames ...[]byte)) *store {
@@ -298,6 +299,7 @@ func (s *store) put(key string, c *content) {
 		if old.refs == 0 {
 			s.used -= int64(len(old.data))
 			s.contents--
+			s.freed += int64(len(old.data))
 			transport.Release(old.data)
 		}
 	}
