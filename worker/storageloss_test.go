@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/storage"
 )
@@ -157,6 +159,11 @@ func hasProcessor(pids []int) bool {
 // runAgent runs Run in-process against sched; the result of Run arrives on
 // the returned channel. The worker is cancelled with the test at the latest.
 func runAgent(t *testing.T, sched *fakeScheduler, mod func(*Config)) (chan error, context.CancelFunc) {
+	return runAgentLogging(t, sched, mod, testWriter{t})
+}
+
+// runAgentLogging is runAgent with the worker's log written to w.
+func runAgentLogging(t *testing.T, sched *fakeScheduler, mod func(*Config), w io.Writer) (chan error, context.CancelFunc) {
 	cfg := Config{
 		Name:              "test",
 		SchedulerAddress:  sched.ep.Addr(),
@@ -171,7 +178,7 @@ func runAgent(t *testing.T, sched *fakeScheduler, mod func(*Config)) (chan error
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := testLog(t, "worker")
+	log := logging.ForTest("worker", w)
 	go func() { done <- Run(ctx, cfg, log) }()
 	t.Cleanup(func() {
 		cancel()
@@ -227,15 +234,27 @@ func TestAgentStopsOnStorageLoss(t *testing.T) {
 }
 
 // A storage server that was never reachable is not a loss: the worker
-// keeps running until it is stopped.
+// keeps running until it is stopped, and says once, after storageWarnAfter,
+// that it cannot reach the server.
 func TestAgentKeepsRunningWithUnreachableStorage(t *testing.T) {
 	addr := "tcp://" + freeTCPPort(t)
 	sched := newFakeScheduler(t, addr)
-	done, cancel := runAgent(t, sched, func(c *Config) { c.ObjectStorageAddress = addr })
+	out := &syncBuffer{}
+	done, cancel := runAgentLogging(t, sched, func(c *Config) { c.ObjectStorageAddress = addr },
+		io.MultiWriter(out, testWriter{t}))
 	select {
 	case err := <-done:
 		t.Fatalf("worker stopped with an unreachable storage: %v", err)
-	case <-time.After(2 * time.Second):
+	case <-time.After(storageWarnAfter + 1500*time.Millisecond):
+	}
+	var warnings []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "not reachable") {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], "[WARN]") || !strings.Contains(warnings[0], addr) {
+		t.Errorf("want one [WARN] line naming %s after %s; got %q", addr, storageWarnAfter, warnings)
 	}
 	cancel()
 	select {
