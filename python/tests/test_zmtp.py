@@ -248,3 +248,33 @@ def test_ready_properties_parse():
     assert zmtp.parse_properties(command[8:]) == {b"socket-type": b"DEALER", b"identity": b"me"}
     with pytest.raises(zmtp.ZmtpError):
         zmtp.parse_properties(b"\x04Name" + struct.pack(">I", 10) + b"short")
+
+
+def test_send_to_a_peer_that_stops_reading_times_out():
+    """A peer that completes the handshake and then never reads: once the kernel's buffers are
+    full, a send gives up after send_timeout instead of blocking for good."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    release = threading.Event()
+
+    def run():
+        conn, _ = server.accept()
+        conn.sendall(zmtp.greeting() + zmtp.ready(b"ROUTER", b""))
+        release.wait(30)  # never reads
+        conn.close()
+        server.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    dealer = zmtp.ZmtpDealer(f"tcp://127.0.0.1:{server.getsockname()[1]}", b"x", send_timeout=0.5)
+    try:
+        dealer.connect(2)
+        start = time.monotonic()
+        with pytest.raises(zmtp.ConnectionLost):
+            for _ in range(1000):  # 1000 x 1 MiB: far more than the kernel buffers hold
+                dealer.send(bytes(1 << 20))
+        assert time.monotonic() - start < 10
+        assert not dealer.connected
+    finally:
+        release.set()
+        dealer.close()

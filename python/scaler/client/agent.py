@@ -224,7 +224,8 @@ class ClientAgent(threading.Thread):
 
     def _setup(self) -> None:
         self._context = zmq.Context(io_threads=1)
-        self._scheduler = ZmtpDealer(self._connect_address, self.client_id)  # ValueError for a bad address
+        # ValueError for a bad address. A send blocked for timeout_seconds means a dead scheduler.
+        self._scheduler = ZmtpDealer(self._connect_address, self.client_id, send_timeout=self._timeout)
         self._scheduler_fd = self._scheduler.fileno()
         self._poller = zmq.Poller()
         self._poller.register(self._scheduler_fd, zmq.POLLIN)

@@ -162,9 +162,13 @@ class FrameReader:
 
 
 class ZmtpDealer:
-    def __init__(self, address: str, identity: bytes):
+    def __init__(self, address: str, identity: bytes, send_timeout: Optional[float] = None):
+        """``send_timeout``: a send that cannot go on for this many seconds (a peer that stopped
+        reading, or vanished without closing the connection) drops the connection, instead of
+        blocking its thread, and whoever waits on the lock it holds, for good."""
         self.address = address
         self.identity = identity
+        self._send_timeout = send_timeout
         self._family, self._target = split_address(address)
         # A socket that is never connected holds the descriptor number until the first connect.
         self._sock = socket.socket(self._family, socket.SOCK_STREAM)
@@ -210,6 +214,10 @@ class ZmtpDealer:
             if peer_type not in (b"ROUTER", b"DEALER"):
                 raise ZmtpError(f"{self.address} is a {peer_type.decode(errors='replace')} socket, not a ROUTER")
             fresh.settimeout(None)
+            if self._send_timeout is not None:
+                seconds = max(self._send_timeout, 0.001)
+                fresh.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                                 struct.pack("ll", int(seconds), int(seconds % 1 * 1e6)))
             # Same descriptor number, new connection: pollers registered with fileno() carry on.
             os.dup2(fresh.fileno(), self._fd, inheritable=False)
         finally:
