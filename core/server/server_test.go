@@ -55,7 +55,13 @@ func TestSubmitResult(t *testing.T) {
 	if _, err := sc.Stats(ctx); err != nil {
 		t.Fatalf("object storage: %v", err)
 	}
-	for i := uint64(0); i < 10; i++ {
+	runTasks(t, c, 10)
+}
+
+// runTasks sends n tasks and waits for each one's successful result.
+func runTasks(t *testing.T, c *scalertest.Client, n uint64) {
+	t.Helper()
+	for i := uint64(0); i < n; i++ {
 		task := c.Task(i)
 		if err := c.Send(task); err != nil {
 			t.Fatal(err)
@@ -369,16 +375,7 @@ func TestLocalAddressServesWorkers(t *testing.T) {
 	defer w.Stop()
 	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
 	defer c.Close()
-	for i := uint64(0); i < 5; i++ {
-		task := c.Task(i)
-		if err := c.Send(task); err != nil {
-			t.Fatal(err)
-		}
-		m := must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
-		if r := m.(*protocol.TaskResult); r.Type != protocol.ResultSuccess {
-			t.Fatalf("result %+v", r)
-		}
-	}
+	runTasks(t, c, 5)
 }
 
 func TestLocalAddressInUse(t *testing.T) {
