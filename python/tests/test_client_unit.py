@@ -477,3 +477,35 @@ def test_heartbeat_says_whether_the_client_is_nested(fake_scheduler, client):
         assert ClientAgent(b"y", fake_scheduler.address, 1, 5)._nested
     finally:
         processor._serving = False
+
+
+def test_not_a_scheduler_is_named_once(caplog):
+    """A client pointed at something that is not a ZMTP peer says so once, then times out."""
+    import socket as socket_module
+
+    server = socket_module.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    stop = threading.Event()
+
+    def answer_http():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + bytes(64))
+            conn.close()
+
+    thread = threading.Thread(target=answer_http, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(TimeoutError, match="does not speak ZMTP"):
+            Client(f"tcp://127.0.0.1:{server.getsockname()[1]}", timeout_seconds=1)
+        warnings = [r for r in caplog.records if "does not speak ZMTP" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()

@@ -323,10 +323,11 @@ class ClientAgent(threading.Thread):
         try:
             self._scheduler.connect(min(_CONNECT_SECONDS, max(self._timeout, 0.05)))
         except (OSError, ZmtpError, ConnectionLost) as error:
-            self._connect_error = str(error) or type(error).__name__
+            reason = str(error) or type(error).__name__
+            if isinstance(error, ZmtpError) and reason != self._connect_error:
+                logger.warning("scaler client: %s", reason)  # once, not on every try
+            self._connect_error = reason
             self._next_connect = now + _RECONNECT_SECONDS
-            if isinstance(error, ZmtpError):
-                logger.warning("scaler client: %s", error)
             return
         self._ever_connected = True
         self._connect_error = None
