@@ -6,6 +6,8 @@ import math
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -366,3 +368,34 @@ def test_profiling_info(client):
     profile = big.profiling_info()
     assert profile.duration_s >= 1.5
     assert profile.memory_peak >= 32 << 20, profile
+
+
+_NO_SHUTDOWN_SCRIPT = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from scaler import Client, SchedulerClusterCombo
+combo = SchedulerClusterCombo(n_workers=1, logging_level="WARNING")
+with Client(combo.get_address(), timeout_seconds=10) as client:
+    assert client.submit(abs, -3).result(timeout=30) == 3
+print(combo._scheduler.pid, combo._cluster.pid, combo._local_dir, flush=True)
+# exits without combo.shutdown()
+"""
+
+
+def test_interpreter_exit_without_shutdown_leaves_nothing(scaler_bin):
+    package = os.path.join(os.path.dirname(__file__), "..")
+    result = subprocess.run([sys.executable, "-c", _NO_SHUTDOWN_SCRIPT, package], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr[-3000:]
+    scheduler_pid, cluster_pid, local_dir = result.stdout.split()[-3:]
+    for pid in (int(scheduler_pid), int(cluster_pid)):
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), 10), f"pid {pid} still runs"
+    assert not os.path.exists(local_dir)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -1,3 +1,5 @@
+import atexit
+import functools
 import logging
 import os
 import shutil
@@ -57,6 +59,7 @@ class SchedulerClusterCombo:
     ):
         self._stopped = False
         self._local_dir = None
+        self._remove_local_dir = None
         self._object_storage = None
         self._cluster = None
         self._scheduler = None
@@ -72,6 +75,9 @@ class SchedulerClusterCombo:
             # socket, which costs less per message than TCP loopback (`docs/performance.md`);
             # get_address() and everything else use ``address`` as before.
             self._local_dir = tempfile.mkdtemp(prefix="scaler-combo-")
+            # Removed by shutdown(), or at interpreter exit if shutdown() never ran.
+            self._remove_local_dir = functools.partial(shutil.rmtree, self._local_dir, ignore_errors=True)
+            atexit.register(self._remove_local_dir)
             local_address = f"ipc://{os.path.join(self._local_dir, 'scheduler.sock')}"
             if len(local_address.encode()) - len("ipc://") >= _MAX_SOCKET_PATH:
                 local_address = None  # a long $TMPDIR: TCP only
@@ -150,8 +156,9 @@ class SchedulerClusterCombo:
         for process in (self._cluster, self._scheduler, self._object_storage):
             if process is not None:
                 process.stop()
-        if self._local_dir is not None:
-            shutil.rmtree(self._local_dir, ignore_errors=True)
+        if self._remove_local_dir is not None:
+            self._remove_local_dir()
+            atexit.unregister(self._remove_local_dir)
         logger.info(f"{self.__get_prefix()} shut down")
 
     def __del__(self):
