@@ -77,7 +77,8 @@ def test_bad_addresses():
     for address in ("http://127.0.0.1:1", "tcp://127.0.0.1", "tcp://:5", "inproc://x", "tcp://h:port"):
         with pytest.raises(ValueError, match="address"):
             zmtp.ZmtpDealer(address, b"me")
-    assert zmtp.split_address("tcp://[::1]:5") == (socket.AF_INET, ("::1", 5))
+    assert zmtp.split_address("tcp://[::1]:5") == (socket.AF_INET6, ("::1", 5))
+    assert zmtp.split_address("tcp://localhost:5") == (socket.AF_INET, ("localhost", 5))
     assert zmtp.split_address("ipc:///tmp/x") == (socket.AF_UNIX, "/tmp/x")
 
 
@@ -278,3 +279,20 @@ def test_send_to_a_peer_that_stops_reading_times_out():
     finally:
         release.set()
         dealer.close()
+
+
+def test_ipv6_loopback():
+    context = zmq.Context()
+    sock = context.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.IPV6, 1)
+    port = sock.bind_to_random_port("tcp://[::1]")
+    dealer = zmtp.ZmtpDealer(f"tcp://[::1]:{port}", b"six")
+    try:
+        dealer.connect(2)
+        dealer.send(b"over ::1")
+        assert sock.poll(5000)
+        assert sock.recv_multipart() == [b"six", b"over ::1"]
+    finally:
+        dealer.close()
+        sock.close(linger=0)
+        context.term()

@@ -90,6 +90,8 @@ def split_address(address: str):
         raise ValueError(f"scheduler address must be tcp://host:port, got {address!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    if ":" in host:  # an IPv6 address
+        return socket.AF_INET6, (host, int(port))
     return socket.AF_INET, (host, int(port))
 
 
