@@ -280,19 +280,3 @@ def test_send_to_a_peer_that_stops_reading_times_out():
         release.set()
         dealer.close()
 
-
-def test_ipv6_loopback():
-    context = zmq.Context()
-    sock = context.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.IPV6, 1)
-    port = sock.bind_to_random_port("tcp://[::1]")
-    dealer = zmtp.ZmtpDealer(f"tcp://[::1]:{port}", b"six")
-    try:
-        dealer.connect(2)
-        dealer.send(b"over ::1")
-        assert sock.poll(5000)
-        assert sock.recv_multipart() == [b"six", b"over ::1"]
-    finally:
-        dealer.close()
-        sock.close(linger=0)
-        context.term()
