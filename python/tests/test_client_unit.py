@@ -329,7 +329,7 @@ def test_broken_connection_seen_by_a_waiting_thread():
         def wait():
             try:
                 pending.result(timeout=10)
-            except BaseException as error:  # noqa: B036 (recorded for the assertion)
+            except BaseException as error:  # recorded for the assertion below
                 outcome.append(error)
 
         waiter = threading.Thread(target=wait)
