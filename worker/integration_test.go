@@ -180,6 +180,21 @@ func alive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
 
+// expectGone fails the test for each of pids still running 3 s from now
+// (a zombie counts as gone).
+func expectGone(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for _, p := range pids {
+		for alive(p) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(p) {
+			t.Errorf("pid %d (%s) still running after the cluster exited", p, cmdline(p))
+		}
+	}
+}
+
 func TestClusterRunsTasks(t *testing.T) {
 	s, c, h := startSchedulerAndClient(t, nil)
 	dir := t.TempDir()
@@ -290,15 +305,7 @@ func TestClusterRunsTasks(t *testing.T) {
 	if cl.err != nil {
 		t.Errorf("cluster exit: %v", cl.err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for _, p := range pids {
-		for alive(p) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if alive(p) {
-			t.Errorf("pid %d still running after the cluster exited", p)
-		}
-	}
+	expectGone(t, pids)
 	t.Logf("cluster stopped in %s", time.Since(start))
 	out := cl.out.String()
 	for _, want := range []string{"cluster started 2 workers", "|Worker|alpha|", "|Worker|beta|", "processor died while running a task"} {
@@ -438,15 +445,7 @@ func TestSchedulerShutdownStopsCluster(t *testing.T) {
 	if !cl.wait(15 * time.Second) {
 		t.Fatal("cluster did not exit after the scheduler's shutdown")
 	}
-	for _, p := range pids {
-		deadline := time.Now().Add(3 * time.Second)
-		for alive(p) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if alive(p) {
-			t.Errorf("pid %d left running", p)
-		}
-	}
+	expectGone(t, pids)
 }
 
 func TestMain(m *testing.M) {

@@ -117,15 +117,7 @@ func TestStorageLossStopsWorker(t *testing.T) {
 			if cl.err == nil {
 				t.Errorf("cluster exited 0 after its worker lost the object storage")
 			}
-			for _, p := range pids {
-				d := time.Now().Add(3 * time.Second)
-				for alive(p) && time.Now().Before(d) {
-					time.Sleep(20 * time.Millisecond)
-				}
-				if alive(p) {
-					t.Errorf("pid %d (%s) still running after the cluster exited", p, cmdline(p))
-				}
-			}
+			expectGone(t, pids)
 
 			out := cl.out.String()
 			var errLines []string

@@ -54,7 +54,7 @@ _COALESCE_SECONDS = 0.005
 _BATCH_KIND = bytes((w.BATCH,))
 # Until the scheduler is first reached, a connection is tried this often; one try waits at most
 # _CONNECT_SECONDS for the connection and the handshake.
-_RECONNECT_SECONDS = 0.1
+_CONNECT_RETRY_SECONDS = 0.1
 _CONNECT_SECONDS = 1.0
 _DROPPED = object()  # _recv_one: a multi-part message, which no scheduler sends
 _LOST = object()  # _read_scheduler: the connection broke
@@ -327,7 +327,7 @@ class ClientAgent(threading.Thread):
             if isinstance(error, ZmtpError) and reason != self._connect_error:
                 logger.warning("scaler client: %s", reason)  # once, not on every try
             self._connect_error = reason
-            self._next_connect = now + _RECONNECT_SECONDS
+            self._next_connect = now + _CONNECT_RETRY_SECONDS
             return
         self._ever_connected = True
         self._connect_error = None
