@@ -54,3 +54,15 @@ class TaskRejectedError(Exception):
 
     Not in upstream 1.12.5, which had no rejection path.
     """
+
+
+class SchedulerLostError(TimeoutError):
+    """The scheduler this client was connected to is gone: its connection broke, or it stayed
+    silent for more than the client's ``timeout_seconds``. Every pending future fails with it,
+    and later calls on the client raise ``ClientQuitException``.
+
+    Not in upstream 1.12.5, which raised a plain ``TimeoutError`` here: it subclasses
+    ``TimeoutError`` so that ``except TimeoutError`` still catches it, while
+    ``ScalerFuture.result(timeout=...)`` running out raises the plain
+    ``concurrent.futures.TimeoutError`` (not this class).
+    """

@@ -1,0 +1,175 @@
+"""Fault scenarios: object storage over its --max-memory, and a scheduler killed under a client
+(issue 12, points 3 and 13).
+
+Real processes of our binary on 127.0.0.1: an object storage server with a memory limit, a
+scheduler using it (-osa) and a cluster of one worker. Each scenario prints its figures (-s).
+
+- A refused ``send_object`` raises ``ObjectStorageException`` naming the limit, and the object
+  is never announced to the scheduler; the other paths that store objects (a large argument of
+  ``submit`` and ``map``, a graph's data node, a large function) raise the same way, and the
+  client stays usable.
+- A task result over the limit raises ``ObjectStorageException`` (not a bare ``Exception``).
+- A scheduler SIGKILL fails pending futures with ``SchedulerLostError`` (a ``TimeoutError``)
+  within the client timeout, while ``result(timeout=...)`` running out raises the plain
+  ``concurrent.futures.TimeoutError``.
+"""
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from _scaler_binary import free_port
+
+LIMIT = 16 * 1024 * 1024
+BIG = 50 * 1024 * 1024
+
+
+def big_result(n):
+    return b"r" * n
+
+
+def echo_len(value):
+    return len(value)
+
+
+def slow(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+class Stack:
+    """Object storage (with a memory limit), scheduler and a one-worker cluster."""
+
+    def __init__(self, binary, max_memory=LIMIT):
+        self.storage_port, self.port = free_port(), free_port()
+        self.storage = f"tcp://127.0.0.1:{self.storage_port}"
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.procs = {}
+        log = ["-ll", "WARNING"]
+        self._start("storage", [binary, "object_storage_server", self.storage, "--max-memory", str(max_memory)] + log)
+        self._start("scheduler", [binary, "scheduler", self.address, "-osa", self.storage] + log)
+        self._start("cluster", [binary, "cluster", self.address, "-n", "1", "-osa", self.storage] + log)
+
+    def _start(self, name, argv):
+        env = dict(os.environ)
+        env.setdefault("PYTHONPATH", os.pathsep.join(p for p in __import__("sys").path if p))
+        self.procs[name] = subprocess.Popen(argv, env=env, start_new_session=True,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self, name):
+        proc = self.procs[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+@pytest.fixture
+def stack(scaler_bin):
+    s = Stack(scaler_bin)
+    yield s
+    s.stop()
+
+
+def _limit_named(error):
+    return f"memory limit of {LIMIT} bytes" in str(error)
+
+
+def test_refused_send_object_raises_naming_the_limit(stack):
+    from scaler import Client
+    from scaler.utility.exceptions import ObjectStorageException
+
+    with Client(stack.address, timeout_seconds=20) as client:
+        assert client.submit(echo_len, b"abc").result(timeout=60) == 3  # the worker is up
+        start = time.monotonic()
+        with pytest.raises(ObjectStorageException) as caught:
+            client.send_object(b"x" * BIG)
+        elapsed = time.monotonic() - start
+        print(f"\nrefused send_object of {BIG} bytes raised after {elapsed:.3f} s: {caught.value}")
+        assert _limit_named(caught.value), caught.value
+        assert elapsed < 10  # the brief's target is 1 s; a loaded machine gets slack
+
+        # Every other path that stores an object raises the same class, bounded in time.
+        fn_big = b"f" * BIG
+
+        def closure():
+            return len(fn_big)
+
+        cases = {
+            "submit argument": lambda: client.submit(echo_len, b"a" * BIG).result(timeout=30),
+            "map argument": lambda: client.map(echo_len, [(b"m" * BIG,)]),
+            "graph data node": lambda: client.get({"d": b"g" * BIG, "n": (echo_len, "d")}, keys=["n"]),
+            "function": lambda: client.submit(closure).result(timeout=30),
+            "function again (cache)": lambda: client.submit(closure).result(timeout=30),
+        }
+        for name, call in cases.items():
+            start = time.monotonic()
+            with pytest.raises(ObjectStorageException) as caught:
+                call()
+            print(f"{name}: ObjectStorageException after {time.monotonic() - start:.3f} s")
+            assert _limit_named(caught.value), (name, caught.value)
+
+        # The client stays usable, and a reference that was accepted works.
+        ref = client.send_object(b"small")
+        assert client.submit(echo_len, ref).result(timeout=30) == 5
+        assert client.map(echo_len, [(b"ab",), (b"abc",)]) == [2, 3]
+
+
+def test_result_over_the_limit_raises_object_storage_exception(stack):
+    from scaler import Client
+    from scaler.utility.exceptions import ObjectStorageException
+
+    with Client(stack.address, timeout_seconds=20) as client:
+        start = time.monotonic()
+        with pytest.raises(ObjectStorageException) as caught:
+            client.submit(big_result, BIG).result(timeout=60)
+        print(f"\nresult of {BIG} bytes over a {LIMIT}-byte limit: {type(caught.value).__name__} after "
+              f"{time.monotonic() - start:.3f} s: {caught.value}")
+        assert _limit_named(caught.value), caught.value
+        with pytest.raises(ObjectStorageException):
+            client.map(big_result, [(BIG,)])
+        assert client.submit(big_result, 10).result(timeout=30) == b"r" * 10
+
+
+def test_scheduler_kill_raises_scheduler_lost_error(stack):
+    from scaler import Client
+    from scaler.utility.exceptions import SchedulerLostError
+
+    timeout = 5
+    client = Client(stack.address, timeout_seconds=timeout, heartbeat_interval_seconds=1)
+    try:
+        assert client.submit(slow, 0).result(timeout=60) == 0  # the worker is up
+        futures = [client.submit(slow, 30) for _ in range(3)]
+        # result(timeout=...) running out: the plain concurrent.futures.TimeoutError.
+        with pytest.raises(concurrent.futures.TimeoutError) as caught:
+            futures[0].result(timeout=0.2)
+        assert not isinstance(caught.value, SchedulerLostError)
+        stack.kill("scheduler")
+        killed = time.monotonic()
+        for future in futures:
+            with pytest.raises(SchedulerLostError) as lost:
+                future.result(timeout=timeout * 4)
+        elapsed = time.monotonic() - killed
+        print(f"\nscheduler SIGKILL: {len(futures)} pending futures raised {type(lost.value).__name__} "
+              f"after {elapsed:.3f} s (client timeout {timeout} s): {lost.value}")
+        assert isinstance(lost.value, TimeoutError)  # existing `except TimeoutError` still works
+        assert elapsed < timeout + 2
+    finally:
+        client.disconnect()
