@@ -54,6 +54,7 @@ def test_exception_types():
 
 def test_refused_send_object_raises_and_is_not_announced(limited):
     fake, client = limited
+    assert wait_for(lambda: client._serializer_id in fake.created, 5)  # announced once stored
     before = len(_announced(fake))
     start = time.monotonic()
     with pytest.raises(ObjectStorageException, match=f"memory limit of {LIMIT} bytes"):
@@ -146,7 +147,7 @@ def test_store_batches_wake_when_the_client_stops():
 
 def test_send_object_gives_up_after_the_timeout():
     fake = FakeScheduler(inline_only=True).start()
-    client = Client(fake.address, timeout_seconds=1)
+    client = Client(fake.address, timeout_seconds=1, heartbeat_interval_seconds=0.2)
     fake._on_storage = lambda store, frames: None  # storage never answers
     try:
         start = time.monotonic()

@@ -196,6 +196,9 @@ class ClientAgent(threading.Thread):
         self._in_flight: Dict[bytes, list] = {}
         self._refused: Dict[bytes, BaseException] = {}  # bounded by _REFUSED_LIMIT, oldest first out
         self.on_refused: Optional[Callable[[List[bytes]], None]] = None  # the client forgets refused ids
+        # (entry, error) of refused tasks, failed once _sock_lock is released: failing a future
+        # runs its callbacks, user code that must not run holding the socket.
+        self._to_fail: List[tuple] = []
         self._outbox: Deque[Batch] = collections.deque()
         self._to_release: List[bytes] = []
         self._owned: set = set()
@@ -394,6 +397,8 @@ class ClientAgent(threading.Thread):
         if not self.storage_ready.is_set():
             self.storage_ready.set()  # the constructor reads exit_reason
         # Resolve everything still pending, so that no user thread waits forever.
+        if self._to_fail:
+            self._fail_refused()
         futures = list(self._tasks.values())
         for graph in self._graphs.values():
             futures.append(graph.umbrella)
@@ -1005,6 +1010,8 @@ class ClientAgent(threading.Thread):
             if request[0] == "set":
                 with self._sock_lock:  # _in_flight and _refused are read by submit_batch
                     self._on_set_reply(request[1], request[2], response == w.OBJ_SET_OK, body.get("error", ""))
+                if self._to_fail:
+                    self._fail_refused()
             elif request[0] == "get":
                 _, future, object_id, failed = request
                 if response == w.OBJ_GET_OK:
@@ -1056,18 +1063,27 @@ class ClientAgent(threading.Thread):
                 self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
                 if entry._release:
                     self._release(entry._release)
-            entry._fail(error)
+        to_fail = self._to_fail
+        to_fail.extend((entry, error) for entry in batch.entries)
         graph = batch.graph
         if graph is not None:
             if graph.graph_id in self._graphs:
                 self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": graph.graph_id, "force": True}))
                 self._forget_graph(graph)
-            graph.umbrella._fail(error)
-            for future in graph.targets.values():
-                future._fail(error)
+            to_fail.append((graph.umbrella, error))
+            to_fail.extend((future, error) for future in graph.targets.values())
         batch.task_ids, batch.entries = [], []
         if batch.stored is not None:
             batch.stored.set()
+
+    def _fail_refused(self) -> None:
+        """Fail the entries _refuse_batch collected (agent thread, not holding _sock_lock)."""
+        to_fail, self._to_fail = self._to_fail, []
+        for entry, error in to_fail:
+            try:
+                entry._fail(error)
+            except Exception:
+                logger.exception("scaler client: error failing a refused task")
 
     def _stored(self, batch: Batch) -> None:
         """Every set of a "store" batch was acknowledged (under _sock_lock): announce it."""
@@ -1101,6 +1117,8 @@ class ClientAgent(threading.Thread):
     def _drain_commands(self) -> None:
         with self._sock_lock:  # submit_batch sends directly only once this round is out
             self._drain_commands_locked()
+        if self._to_fail:
+            self._fail_refused()
 
     def _drain_commands_locked(self) -> None:
         try:
@@ -1141,12 +1159,7 @@ class ClientAgent(threading.Thread):
             for object_id in batch.depends:
                 error = self._refused.get(object_id)
                 if error is not None:  # nothing of it is sent: its tasks could never run
-                    for entry in batch.entries:
-                        entry._fail(error)
-                    if batch.graph is not None:
-                        batch.graph.umbrella._fail(error)
-                        for future in batch.graph.targets.values():
-                            future._fail(error)
+                    self._refuse_batch(batch, error)
                     return
                 dependents = self._in_flight.get(object_id)
                 if dependents is not None:

@@ -132,6 +132,32 @@ def test_refused_send_object_raises_naming_the_limit(stack):
         assert client.map(echo_len, [(b"ab",), (b"abc",)]) == [2, 3]
 
 
+def test_task_given_a_refused_reference_never_hangs(stack):
+    """send_object from a done-callback (the client's own thread) cannot wait for storage: the
+    reference comes back at once. A task given it fails with the refusal instead of hanging (on
+    1.12.5-style asynchronous send_object every task given a refused reference hung)."""
+    from scaler import Client
+    from scaler.utility.exceptions import ObjectStorageException
+
+    with Client(stack.address, timeout_seconds=20) as client:
+        trigger = client.submit(echo_len, b"go")
+        outcome = {}
+
+        def callback(_):
+            outcome["future"] = client.submit(echo_len, client.send_object(b"c" * BIG))
+
+        trigger.add_done_callback(callback)
+        assert trigger.result(timeout=60) == 2
+        deadline = time.monotonic() + 10
+        while "future" not in outcome and time.monotonic() < deadline:
+            time.sleep(0.01)
+        start = time.monotonic()
+        with pytest.raises(ObjectStorageException) as caught:
+            outcome["future"].result(timeout=20)
+        print(f"\ntask given a refused reference failed after {time.monotonic() - start:.3f} s: {caught.value}")
+        assert _limit_named(caught.value), caught.value
+
+
 def test_result_over_the_limit_raises_object_storage_exception(stack):
     from scaler import Client
     from scaler.utility.exceptions import ObjectStorageException
