@@ -210,3 +210,22 @@ def test_refused_serializer_fails_the_constructor():
         assert not any(isinstance(m, Task) for _, m in fake.received)
     finally:
         fake.stop()
+
+
+def test_task_timeout_is_its_own_timeout_error(fake_scheduler):
+    from scaler.protocol import TaskResult, TaskResultType
+    from scaler.utility.exceptions import TaskTimeoutError
+
+    client = Client(fake_scheduler.address, timeout_seconds=10)
+    try:
+        fake_scheduler.hold = True
+        pending = client.submit(noop, 1)
+        assert wait_for(lambda: fake_scheduler.held, 5)
+        ident, task = fake_scheduler.held[0]
+        fake_scheduler.call(lambda: fake_scheduler.send(ident, TaskResult(
+            task_id=task.task_id, type=TaskResultType.FailedTimeout, message="task ran longer than the task timeout of 1s")))
+        with pytest.raises(TaskTimeoutError, match="task timeout of 1s") as caught:
+            pending.result(timeout=5)
+        assert isinstance(caught.value, TimeoutError) and not isinstance(caught.value, SchedulerLostError)
+    finally:
+        client.disconnect()

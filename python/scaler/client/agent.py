@@ -37,6 +37,7 @@ from scaler.utility.exceptions import (
     ProcessorDiedError,
     SchedulerLostError,
     TaskRejectedError,
+    TaskTimeoutError,
     WorkerDiedError,
 )
 from scaler.client.future import MapTask
@@ -893,7 +894,7 @@ class ClientAgent(threading.Thread):
         if result_type == w.RESULT_FAILED_WORKER_DIED:
             return WorkerDiedError(text)
         if result_type == w.RESULT_FAILED_TIMEOUT:
-            return TimeoutError(message or f"task {task_id.hex()} ran longer than the task timeout")
+            return TaskTimeoutError(message or f"task {task_id.hex()} ran longer than the task timeout")
         if result_type == w.RESULT_FAILED_PROCESSOR_DIED:
             return ProcessorDiedError(text)
         if result_type == w.RESULT_REJECTED:

@@ -66,3 +66,13 @@ class SchedulerLostError(TimeoutError):
     ``ScalerFuture.result(timeout=...)`` running out raises the plain
     ``concurrent.futures.TimeoutError`` (not this class).
     """
+
+
+class TaskTimeoutError(TimeoutError):
+    """The task ran longer than the cluster's task timeout (``--task-timeout-seconds``) and was
+    stopped on its worker.
+
+    Not in upstream 1.12.5 (which accepted the option and never applied it). A ``TimeoutError``,
+    as scaler raised there before, but not the ``concurrent.futures.TimeoutError`` of
+    ``result(timeout=...)`` running out, nor a ``SchedulerLostError``.
+    """
