@@ -8,21 +8,19 @@ scheduler using it (-osa) and a cluster of one worker. Each scenario prints its 
   is never announced to the scheduler; the other paths that store objects (a large argument of
   ``submit`` and ``map``, a graph's data node, a large function) raise the same way, and the
   client stays usable.
+- A task given a reference whose object storage refused (send_object from a done-callback,
+  which cannot wait) fails with that refusal instead of hanging.
 - A task result over the limit raises ``ObjectStorageException`` (not a bare ``Exception``).
 - A scheduler SIGKILL fails pending futures with ``SchedulerLostError`` (a ``TimeoutError``)
-  within the client timeout, while ``result(timeout=...)`` running out raises the plain
-  ``concurrent.futures.TimeoutError``.
+  at once, while ``result(timeout=...)`` running out raises the plain
+  ``concurrent.futures.TimeoutError``; a SIGSTOPped (silent) scheduler does after the client
+  timeout.
 """
 
 import concurrent.futures
-import os
-import signal
-import subprocess
 import time
 
 import pytest
-
-from _scaler_binary import free_port
 
 LIMIT = 16 * 1024 * 1024
 BIG = 50 * 1024 * 1024
@@ -41,62 +39,24 @@ def slow(seconds):
     return seconds
 
 
-class Stack:
-    """Object storage (with a memory limit), scheduler and a one-worker cluster."""
-
-    def __init__(self, binary, max_memory=LIMIT):
-        self.storage_port, self.port = free_port(), free_port()
-        self.storage = f"tcp://127.0.0.1:{self.storage_port}"
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self.procs = {}
-        log = ["-ll", "WARNING"]
-        self._start("storage", [binary, "object_storage_server", self.storage, "--max-memory", str(max_memory)] + log)
-        self._start("scheduler", [binary, "scheduler", self.address, "-osa", self.storage] + log)
-        self._start("cluster", [binary, "cluster", self.address, "-n", "1", "-osa", self.storage] + log)
-
-    def _start(self, name, argv):
-        env = dict(os.environ)
-        env.setdefault("PYTHONPATH", os.pathsep.join(p for p in __import__("sys").path if p))
-        self.procs[name] = subprocess.Popen(argv, env=env, start_new_session=True,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def kill(self, name):
-        proc = self.procs[name]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-    def stop(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        deadline = time.monotonic() + 10
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-
 @pytest.fixture
-def stack(scaler_bin):
-    s = Stack(scaler_bin)
-    yield s
-    s.stop()
+def limited(stack):
+    """Object storage with a memory limit, a scheduler using it, and a one-worker cluster."""
+    stack.start_storage("--max-memory", str(LIMIT))
+    stack.start_scheduler("-osa", stack.storage_address)
+    stack.start_cluster(1, "-osa", stack.storage_address)
+    return stack
 
 
 def _limit_named(error):
     return f"memory limit of {LIMIT} bytes" in str(error)
 
 
-def test_refused_send_object_raises_naming_the_limit(stack):
+def test_refused_send_object_raises_naming_the_limit(limited):
     from scaler import Client
     from scaler.utility.exceptions import ObjectStorageException
 
-    with Client(stack.address, timeout_seconds=20) as client:
+    with Client(limited.address, timeout_seconds=20) as client:
         assert client.submit(echo_len, b"abc").result(timeout=60) == 3  # the worker is up
         start = time.monotonic()
         with pytest.raises(ObjectStorageException) as caught:
@@ -132,14 +92,14 @@ def test_refused_send_object_raises_naming_the_limit(stack):
         assert client.map(echo_len, [(b"ab",), (b"abc",)]) == [2, 3]
 
 
-def test_task_given_a_refused_reference_never_hangs(stack):
+def test_task_given_a_refused_reference_never_hangs(limited):
     """send_object from a done-callback (the client's own thread) cannot wait for storage: the
     reference comes back at once. A task given it fails with the refusal instead of hanging (on
     1.12.5-style asynchronous send_object every task given a refused reference hung)."""
     from scaler import Client
     from scaler.utility.exceptions import ObjectStorageException
 
-    with Client(stack.address, timeout_seconds=20) as client:
+    with Client(limited.address, timeout_seconds=20) as client:
         trigger = client.submit(echo_len, b"go")
         outcome = {}
 
@@ -158,11 +118,11 @@ def test_task_given_a_refused_reference_never_hangs(stack):
         assert _limit_named(caught.value), caught.value
 
 
-def test_result_over_the_limit_raises_object_storage_exception(stack):
+def test_result_over_the_limit_raises_object_storage_exception(limited):
     from scaler import Client
     from scaler.utility.exceptions import ObjectStorageException
 
-    with Client(stack.address, timeout_seconds=20) as client:
+    with Client(limited.address, timeout_seconds=20) as client:
         start = time.monotonic()
         with pytest.raises(ObjectStorageException) as caught:
             client.submit(big_result, BIG).result(timeout=60)
@@ -174,12 +134,12 @@ def test_result_over_the_limit_raises_object_storage_exception(stack):
         assert client.submit(big_result, 10).result(timeout=30) == b"r" * 10
 
 
-def test_scheduler_kill_raises_scheduler_lost_error(stack):
+def test_scheduler_kill_raises_scheduler_lost_error(limited):
     from scaler import Client
     from scaler.utility.exceptions import SchedulerLostError
 
     timeout = 5
-    client = Client(stack.address, timeout_seconds=timeout, heartbeat_interval_seconds=1)
+    client = Client(limited.address, timeout_seconds=timeout, heartbeat_interval_seconds=1)
     try:
         assert client.submit(slow, 0).result(timeout=60) == 0  # the worker is up
         futures = [client.submit(slow, 30) for _ in range(3)]
@@ -187,7 +147,7 @@ def test_scheduler_kill_raises_scheduler_lost_error(stack):
         with pytest.raises(concurrent.futures.TimeoutError) as caught:
             futures[0].result(timeout=0.2)
         assert not isinstance(caught.value, SchedulerLostError)
-        stack.kill("scheduler")
+        limited.scheduler.kill()
         killed = time.monotonic()
         for future in futures:
             with pytest.raises(SchedulerLostError) as lost:
@@ -197,5 +157,32 @@ def test_scheduler_kill_raises_scheduler_lost_error(stack):
               f"after {elapsed:.3f} s (client timeout {timeout} s): {lost.value}")
         assert isinstance(lost.value, TimeoutError)  # existing `except TimeoutError` still works
         assert elapsed < timeout + 2
+    finally:
+        client.disconnect()
+
+
+def test_silent_scheduler_raises_scheduler_lost_error_after_the_client_timeout(limited):
+    """A scheduler that stops answering (SIGSTOP: its connection stays open) fails pending
+    futures with SchedulerLostError once the client timeout has passed without contact."""
+    import signal
+
+    from scaler import Client
+    from scaler.utility.exceptions import SchedulerLostError
+
+    timeout = 3
+    client = Client(limited.address, timeout_seconds=timeout, heartbeat_interval_seconds=0.5)
+    try:
+        assert client.submit(slow, 0).result(timeout=60) == 0
+        future = client.submit(slow, 30)
+        limited.scheduler.kill(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            with pytest.raises(SchedulerLostError, match="silent for more than") as lost:
+                future.result(timeout=timeout * 5)
+            elapsed = time.monotonic() - stopped
+        finally:
+            limited.scheduler.kill(signal.SIGCONT)
+        print(f"\nscheduler SIGSTOP: SchedulerLostError after {elapsed:.3f} s (client timeout {timeout} s): {lost.value}")
+        assert timeout - 1 <= elapsed < timeout * 3
     finally:
         client.disconnect()
