@@ -229,3 +229,18 @@ def test_task_timeout_is_its_own_timeout_error(fake_scheduler):
         assert isinstance(caught.value, TimeoutError) and not isinstance(caught.value, SchedulerLostError)
     finally:
         client.disconnect()
+
+
+def test_dropped_client_still_disconnects(fake_scheduler):
+    """The agent's hook for refused objects holds the client weakly: a client nobody references
+    is freed and disconnects (__del__), as before."""
+    import weakref
+
+    from scaler.protocol import ClientDisconnect
+
+    client = Client(fake_scheduler.address, timeout_seconds=10)
+    agent, ref = client._agent, weakref.ref(client)
+    del client
+    assert ref() is None
+    assert wait_for(lambda: agent.stopped.is_set(), 5)
+    assert wait_for(lambda: any(isinstance(m, ClientDisconnect) for _, m in fake_scheduler.received), 5)

@@ -196,7 +196,8 @@ class ClientAgent(threading.Thread):
         # tasks read it. Changed under _sock_lock (submit_batch reads it there).
         self._in_flight: Dict[bytes, list] = {}
         self._refused: Dict[bytes, BaseException] = {}  # bounded by _REFUSED_LIMIT, oldest first out
-        self.on_refused: Optional[Callable[[List[bytes]], None]] = None  # the client forgets refused ids
+        # A weak reference to the client's method that forgets refused object ids (its caches).
+        self.on_refused: Optional[Callable[[], Optional[Callable[[List[bytes]], None]]]] = None
         # (entry, error) of refused tasks, failed once _sock_lock is released: failing a future
         # runs its callbacks, user code that must not run holding the socket.
         self._to_fail: List[tuple] = []
@@ -1044,9 +1045,10 @@ class ClientAgent(threading.Thread):
         self._owned.discard(object_id)
         if batch.stored is None:
             self._release((object_id,))  # announced with its batch: the scheduler forgets it
-        if self.on_refused is not None:
+        forget = self.on_refused() if self.on_refused is not None else None
+        if forget is not None:
             try:
-                self.on_refused([object_id])
+                forget([object_id])
             except Exception:
                 logger.exception("scaler client: error forgetting a refused object")
         self._refuse_batch(batch, error)

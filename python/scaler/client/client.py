@@ -153,7 +153,8 @@ class Client:
 
         agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds, self._future_condition,
                             connect_address=local_endpoint(address))
-        agent.on_refused = self.__forget_refused
+        # Weakly: the running agent thread must not keep the client alive (__del__ disconnects).
+        agent.on_refused = weakref.WeakMethod(self.__forget_refused)
         agent.start()
         if not agent.storage_ready.wait(timeout_seconds) or agent.storage_address is None:
             reason = agent.exit_reason
