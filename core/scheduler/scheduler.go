@@ -26,6 +26,7 @@ type task struct {
 
 	cancelsInFlight int    // TaskCancel messages sent to the worker, not yet answered
 	echoAtAssign    uint64 // worker.echoSeq when the task was sent to its worker
+	listed          uint64 // Scheduler.reconcileGen of the last heartbeat that listed it (reconcile)
 	graph           *graph // set for graph nodes
 	silent          bool   // graph already answered for this node: tell the client nothing more
 }
@@ -84,6 +85,7 @@ type Scheduler struct {
 	// placed again, and forced cancels sent for tasks a worker held that
 	// the scheduler did not have on it.
 	lostTasks, unheld uint64
+	reconcileGen      uint64
 }
 
 // New returns a scheduler that sends through out.
@@ -325,23 +327,21 @@ func (s *Scheduler) reconcile(w *worker, m *protocol.WorkerHeartbeat) {
 		// this heartbeat can be trusted.
 		return
 	}
-	var listed map[string]struct{}
-	if w.tasks.Len() > 0 {
-		listed = make(map[string]struct{}, len(m.Tasks))
-		for _, id := range m.Tasks {
-			listed[string(id)] = struct{}{}
-		}
-	}
+	// Mark the listed tasks that are on w with this heartbeat's stamp
+	// (no per-heartbeat map: a heartbeat lists up to a queue's worth).
+	s.reconcileGen++
+	gen := s.reconcileGen
 	for _, id := range m.Tasks {
-		if t := s.tasks[string(id)]; t == nil || t.worker != w {
-			s.out.Send(w.idb, &protocol.TaskCancel{TaskID: id, Force: true})
-			s.unheld++
+		if t := s.tasks[string(id)]; t != nil && t.worker == w {
+			t.listed = gen
+			continue
 		}
+		s.out.Send(w.idb, &protocol.TaskCancel{TaskID: id, Force: true})
+		s.unheld++
 	}
 	var lost []*task
 	for e := w.tasks.Front(); e != nil; e = e.Next() {
-		t := e.Value.(*task)
-		if _, ok := listed[t.id]; !ok && m.EchoSeq > t.echoAtAssign {
+		if t := e.Value.(*task); t.listed != gen && m.EchoSeq > t.echoAtAssign {
 			lost = append(lost, t)
 		}
 	}
