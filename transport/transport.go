@@ -24,6 +24,13 @@
 // back on the peer) but keeps sending whatever Send queues, so a consumer that
 // both reads Recv and calls Send cannot deadlock. Close never waits for a
 // reader of Recv.
+//
+// Peers (peers.go): a bound ROUTER with Options.WatchClosed reports the
+// routing identity of each peer whose connection closes (Socket.TakeClosed,
+// Endpoint.Closed), and a ROUTER Socket with Options.RouterMandatory
+// reports peers it cannot deliver to instead of dropping their messages
+// (Socket.TakeUnreachable), keeping messages for a peer at its high-water
+// mark in a bounded per-peer backlog.
 package transport
 
 import (
