@@ -372,7 +372,7 @@ func (e *Endpoint) flush() error {
 				case isErrno(err, syscall.EINTR):
 					continue
 				case isErrno(err, syscall.EHOSTUNREACH) && e.partial == 0:
-					// Only with ZMQ_ROUTER_MANDATORY (not set): drop the message.
+					// Only with ZMQ_ROUTER_MANDATORY, which an Endpoint refuses: drop.
 					releaseQueued(msg[e.partial:])
 					e.partial = len(msg)
 					continue

@@ -136,7 +136,7 @@ func (s *Socket) Flush() error {
 				case isErrno(err, syscall.EINTR):
 					continue
 				case isErrno(err, syscall.EHOSTUNREACH) && s.partial == 0:
-					s.partial = len(msg) // only with ZMQ_ROUTER_MANDATORY (not set)
+					s.partial = len(msg) // not with RouterMandatory, which sends through sendRouted
 					continue
 				}
 				return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)

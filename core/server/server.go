@@ -324,7 +324,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			if n := s.undelivered - s.lastUndelivered; n > 0 {
 				s.lastUndelivered = s.undelivered
-				s.log.Warn().Uint64("count", n).Msg("messages to clients that are not connected dropped")
+				s.log.Warn().Uint64("count", n).Msg("messages to clients (or unknown peers) that are not connected dropped")
 			}
 		}
 		s.flush()
