@@ -190,6 +190,7 @@ type fakeScheduler struct {
 	mu        sync.Mutex
 	worker    []byte
 	echo      bool
+	echoSeq   uint64 // Seq of the last echo sent
 	msgs      chan protocol.Message
 	heartbeat chan *protocol.WorkerHeartbeat
 }
@@ -238,10 +239,14 @@ func (s *fakeScheduler) loop() {
 func (s *fakeScheduler) handle(from []byte, m protocol.Message) {
 	s.mu.Lock()
 	echo := s.echo
+	if _, ok := m.(*protocol.WorkerHeartbeat); ok && echo {
+		s.echoSeq++
+	}
+	seq := s.echoSeq
 	s.mu.Unlock()
 	if hb, ok := m.(*protocol.WorkerHeartbeat); ok {
 		if echo {
-			_ = s.ep.Send(from, protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage}))
+			_ = s.ep.Send(from, protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage, Seq: seq}))
 		}
 		select {
 		case s.heartbeat <- hb:
