@@ -326,11 +326,13 @@ WorkerHeartbeat = _struct(
     "WorkerHeartbeat",
     [
         ("agent", Resource), ("rss_free", I), ("queued_tasks", I), ("queue_size", I), ("latency_us", I),
-        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M),
+        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M), ("tasks", [B]), ("echo_seq", I),
     ],
     Kind.WorkerHeartbeat,
 )
-WorkerHeartbeatEcho = _struct("WorkerHeartbeatEcho", [("object_storage", Address)], Kind.WorkerHeartbeatEcho)
+WorkerHeartbeatEcho = _struct(
+    "WorkerHeartbeatEcho", [("object_storage", Address), ("seq", I)], Kind.WorkerHeartbeatEcho
+)
 DisconnectRequest = _struct("DisconnectRequest", [("worker", B)], Kind.DisconnectRequest)
 DisconnectResponse = _struct("DisconnectResponse", [("worker", B)], Kind.DisconnectResponse)
 ClientDisconnect = _struct("ClientDisconnect", [("type", I)], Kind.ClientDisconnect)

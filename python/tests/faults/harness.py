@@ -355,6 +355,10 @@ class Stack:
         self.env = dict(os.environ)
         self.env["SCALER_BINARY"] = self.binary
         self.env["SCALER_PYTHON"] = python or os.environ.get("SCALER_PYTHON") or sys.executable
+        # Processors import functions pickled by reference (this directory's test modules are the
+        # package ``faults``), so they get this interpreter's sys.path, as scaler.Cluster does.
+        paths = [os.path.abspath(e) for e in sys.path if e and os.path.isdir(e)]
+        self.env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         self.roles: Dict[str, Role] = {}
         self.scheduler: Optional[Role] = None
         self.storage: Optional[Role] = None
@@ -442,8 +446,9 @@ class Stack:
                 out.append(pid)
         return out
 
-    def close(self) -> None:
-        """Stop clients, then clusters, the scheduler and storage; raise if anything survives."""
+    def close(self, grace: float = 15.0) -> None:
+        """Stop clients, then clusters, the scheduler and storage; raise if anything survives
+        ``grace`` seconds after its role stopped (it is then killed)."""
         for c in reversed(self._clients):
             try:
                 c.disconnect() if hasattr(c, "disconnect") else c.close()
@@ -459,7 +464,7 @@ class Stack:
             except Exception:
                 role.kill_group(signal.SIGKILL)
         # Reparented grandchildren may take a moment to die (Pdeathsig, then reaping by init).
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + grace
         while self.survivors() and time.monotonic() < deadline:
             time.sleep(0.1)
         left = self.survivors()
@@ -563,3 +568,64 @@ TO_SCHEDULER = (p.Task, p.TaskCancel, p.TaskCancelConfirm, p.TaskResult, p.TaskL
 def random_message(rng: random.Random, kinds: Sequence = TO_SCHEDULER) -> p.Message:
     """A well-framed message of a random kind among ``kinds`` with random ids and values."""
     return random_struct(rng.choice(kinds), rng)
+
+
+# ---------------------------------------------------------------- counting what a client receives
+
+class ResultCounter:
+    """Counts the TaskResult messages a scaler.Client receives, per task id.
+
+    The client settles a future once and drops a second result for it silently, so duplicates are
+    invisible in the futures; this wraps the two places the client's agent reads a TaskResult
+    (scaler/client/agent.py: ``_plain_result`` for inline outcomes, ``_on_task_result`` for the
+    rest) to count every one that arrives. ``duplicates()`` lists task ids received more than once.
+    """
+
+    def __init__(self, client):
+        import collections
+        import threading
+
+        self.counts = collections.Counter()
+        self._lock = threading.Lock()
+        agent = client._agent
+        plain, generic = agent._plain_result, agent._on_task_result
+
+        def counted_plain(frame):
+            result = plain(frame)
+            if result is not None:
+                self._add(bytes(result[0]))
+            return result
+
+        def counted_generic(body):
+            self._add(bytes(body.get("task_id", b"")))
+            return generic(body)
+
+        agent._plain_result = counted_plain
+        agent._on_task_result = counted_generic
+
+    def _add(self, task_id: bytes) -> None:
+        with self._lock:
+            self.counts[task_id] += 1
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def duplicates(self) -> Dict[bytes, int]:
+        with self._lock:
+            return {t: n for t, n in self.counts.items() if n > 1}
+
+
+class ExecutionLog:
+    """A file tasks append one line to per execution (O_APPEND: lines do not interleave), to count
+    how often each task really ran (at-least-once execution allows a re-run after a worker died)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        open(path, "w").close()
+
+    def counts(self) -> Dict[str, int]:
+        import collections
+
+        with open(self.path) as f:
+            return dict(collections.Counter(line.strip() for line in f if line.strip()))
