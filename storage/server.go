@@ -55,7 +55,9 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	// ZeroCopyRecv: a set's payload stays in the libzmq message it arrived
 	// in, and gets send that message again (shared, not copied).
-	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{ZeroCopyRecv: true})
+	// WatchClosed: a peer whose connection closed has its parked requests
+	// dropped at once (nobody would receive their replies).
+	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{ZeroCopyRecv: true, WatchClosed: true})
 	if err != nil {
 		return nil, fmt.Errorf("object storage server: %w", err)
 	}
@@ -101,6 +103,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	recv := s.ep.Recv()
+	closed := s.ep.Closed()
 	done := ctx.Done()
 	tick := time.NewTicker(trimTick)
 	defer tick.Stop()
@@ -114,6 +117,14 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-expiry.C:
 			s.store.expire()
+		case peer, ok := <-closed:
+			if !ok {
+				closed = nil // closed with Recv, which reports why
+				continue
+			}
+			// A close can be reported before the peer's last messages are
+			// handled: a get parked after it waits for its deadline.
+			s.store.dropPeer(peer)
 		case <-tick.C:
 			s.store.reportWaits()
 			if s.store.freed >= trimAfterFreed {

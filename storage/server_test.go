@@ -680,3 +680,41 @@ func TestWaitDeadlineAndPeerLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// With a deadline far away, the parked requests of a client whose
+// connection closed are dropped when the transport reports the close.
+func TestDepartedPeerDropped(t *testing.T) {
+	srv := startServerCfg(t, Config{WaitTimeout: time.Hour})
+	c := dial(t, srv.Addr())
+	gone, err := Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stay := c.GetAsync(oid("shared"), 0)
+	for i := range 100 {
+		_ = gone.GetAsync(oid(fmt.Sprint("g", i)), 0)
+	}
+	_ = gone.GetAsync(oid("shared"), 0)
+	deadline := time.Now().Add(testTimeout)
+	for mustStats(t, c).WaitingRequests != 102 {
+		if time.Now().After(deadline) {
+			t.Fatal("the gets never parked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	closedAt := time.Now()
+	_ = gone.Close()
+	for st := mustStats(t, c); st.WaitingRequests != 1; st = mustStats(t, c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests still parked, want the remaining client's 1", st.WaitingRequests)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("101 parked gets of a closed client dropped %v after its close", time.Since(closedAt))
+	if err := c.Set(testCtx(t), oid("shared"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if r := await(t, stay); r.Err != nil || string(r.Data) != "v" {
+		t.Fatalf("remaining waiter: %q, %v", r.Data, r.Err)
+	}
+}
