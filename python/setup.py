@@ -72,5 +72,8 @@ class DistributionWithBinary(Distribution):
     def has_data_files(self):
         return True
 
+    def has_data(self):  # what editable_wheel asks
+        return True
 
-setup(distclass=DistributionWithBinary, cmdclass={"install_data": InstallDataWithBinary})
+
+setup(distclass=DistributionWithBinary, cmdclass={"install_data": InstallDataWithBinary}, data_files=[])
