@@ -2,6 +2,7 @@ from typing import Optional, Tuple
 
 from scaler.cluster._process import RoleProcess, address_string, child_environment
 from scaler.config import defaults
+from scaler.object_storage.object_storage_server import ObjectStorageServer  # importable from here in 1.12.5
 from scaler.utility.network_util import wait_until_listening
 
 
@@ -34,3 +35,6 @@ class ObjectStorageServerProcess(RoleProcess):
         address = address_string(self._storage_address)
         host, _, port = address[len("tcp://"):].rpartition(":")
         wait_until_listening(host.strip("[]"), int(port), self.is_alive, timeout_seconds)
+
+
+__all__ = ["ObjectStorageServerProcess", "ObjectStorageServer"]
