@@ -62,10 +62,18 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 		},
 		// Reached only when the first argument is not a command.
 		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
+			args := c.Args().Slice()
+			if len(args) == 0 || (len(args) == 1 && args[0] == "help") {
 				return cli.ShowAppHelp(c)
 			}
-			return fmt.Errorf("unknown role or command %q (see scaler --help)", c.Args().First())
+			if len(args) == 2 && args[0] == "help" { // "scaler help ROLE" is "scaler ROLE -h"
+				if r := roleByName(args[1]); r != nil {
+					status = runRole(r, []string{"-h"}, stdout, stderr)
+					return nil
+				}
+				return fmt.Errorf("unknown role %q (see scaler --help)", args[1])
+			}
+			return fmt.Errorf("unknown role or command %q (see scaler --help)", args[0])
 		},
 	}
 	for _, r := range roles {

@@ -19,6 +19,7 @@ func TestTopLevelBadInputIsOneLine(t *testing.T) {
 		{[]string{"scaler", "-x"}, "unrecognized option -x"},
 		{[]string{"scaler", "bogus"}, `unknown role or command "bogus"`},
 		{[]string{"scaler", "bogus", "-h"}, `unknown role or command "bogus"`},
+		{[]string{"scaler", "help", "bogus"}, `unknown role "bogus"`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.argv, " "), func(t *testing.T) {
@@ -43,6 +44,12 @@ func TestTopLevelBadInputIsOneLine(t *testing.T) {
 	}
 	if out, _, code := run(t, "scaler", "--version"); code != exitOK || !strings.Contains(out, Version) {
 		t.Errorf("scaler --version: exit %d, %q", code, out)
+	}
+	if out, _, code := run(t, "scaler", "help"); code != exitOK || !strings.Contains(out, "install-links") {
+		t.Errorf("scaler help: exit %d, %q", code, out)
+	}
+	if out, _, code := run(t, "scaler", "help", "cluster"); code != exitOK || !strings.HasPrefix(out, "usage: scaler_cluster ") {
+		t.Errorf("scaler help cluster: exit %d, %q", code, out)
 	}
 }
 
