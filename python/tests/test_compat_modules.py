@@ -65,6 +65,7 @@ def test_setup_logger_the_1_12_5_way(tmp_path):
         "logging.info('hello from setup_logger')\n"
         "setup_logger(('/dev/stdout', sys.argv[1]), None, 'DEBUG')\n"
         "logging.debug('to both')\n"
+        "logging.warning('careful')\n"
         "print(get_logger_info(logging.getLogger()))\n",
         str(log_file),
     )
@@ -73,7 +74,8 @@ def test_setup_logger_the_1_12_5_way(tmp_path):
     assert done.stdout.count("hello from setup_logger") == 1
     assert done.stdout.count("to both") == 1  # the second call replaced the console handler, no doubling
     assert "to both" in log_file.read_text()
-    assert "'DEBUG'" in done.stdout and str(log_file) in done.stdout
+    assert re.search(r"^\[WARN\]\S+ \S+: careful$", done.stdout, re.M)
+    assert "'DEBG'" in done.stdout and str(log_file) in done.stdout  # 1.12.5's level tag
 
 
 @pytest.fixture

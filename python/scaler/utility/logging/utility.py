@@ -13,6 +13,13 @@ from scaler.config.defaults import DEFAULT_LOGGING_PATHS
 _FORMAT = "[%(levelname)s]%(asctime)s: %(message)s"
 _FILE_FORMAT = "[%(levelname)s]%(asctime)s:%(module)s:%(funcName)s:%(lineno)s: %(message)s"
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S%z"
+_LEVEL_TAGS = {
+    logging.DEBUG: "DEBG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARN",
+    logging.ERROR: "EROR",
+    logging.CRITICAL: "CTIC",
+}
 
 
 class LoggingLevel(enum.Enum):
@@ -42,9 +49,15 @@ def setup_logger(
         return
     if isinstance(log_paths, str):
         log_paths = (log_paths,)
+    # The four-letter level tags of 1.12.5's lines and of the Go roles' ([WARN], [EROR], ...).
+    for number, tag in _LEVEL_TAGS.items():
+        logging.addLevelName(number, tag)
     level = logging_level.upper() if isinstance(logging_level, str) else logging_level
+    if isinstance(level, str):
+        level = {"WARN": "WARNING"}.get(level, level)
+        level = getattr(logging, level) if isinstance(getattr(logging, level, None), int) else logging.INFO
     root = logging.getLogger()
-    root.setLevel(logging.getLevelName(level) if isinstance(level, str) else level)
+    root.setLevel(level)
     for handler in list(root.handlers):
         if getattr(handler, "_scaler", False):
             root.removeHandler(handler)
