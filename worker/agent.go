@@ -642,7 +642,7 @@ func (a *agent) onExit(ex procExit) {
 	how := describeExit(ex.err)
 	if !p.initialized {
 		a.log.Error().Int("pid", p.pid).Str("exit", how).Msg("processor exited before it was ready")
-		a.stop("processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s", a.cfg.Python, how))
+		a.stop("processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s (choose the interpreter with --python or SCALER_PYTHON)", a.cfg.Python, how))
 		return
 	}
 	if t := p.task; t != nil {
