@@ -41,6 +41,12 @@ type agent struct {
 	storageKnown bool
 	storageWatch *storageWatch // nil until storageKnown; see storagewatch.go
 
+	// The scheduler instance the agent's work came from, and whether the
+	// connection to the scheduler is down (see schedwatch.go).
+	instance   []byte      // nil until an echo carried one
+	schedWatch *schedWatch // nil for an address that cannot be watched
+	schedDown  bool        // lost and no echo since: start no task
+
 	queue   taskQueue
 	tasks   map[string]*task // queued, running and suspended tasks
 	procs   map[string]*processor
@@ -154,6 +160,7 @@ func (a *agent) run(ctx context.Context) error {
 	deathEvery := deathCheckInterval(a.cfg.DeathTimeout)
 	nextDeathCheck := now.Add(deathEvery)
 	a.startStorageWatch()
+	a.schedWatch = watchScheduler(a.cfg.SchedulerAddress, a.log, a.quit, a.waker.Wake)
 
 	// The context is the only outside event without a channel of ours.
 	go func() {
@@ -208,6 +215,7 @@ func (a *agent) run(ctx context.Context) error {
 					a.onStorageLost(err)
 				default:
 				}
+				a.drainSchedEvents()
 			case r.Fd == a.sched.Fd():
 				// read at the top of the loop
 			default:
@@ -280,6 +288,18 @@ func (a *agent) drainExits() {
 		select {
 		case ex := <-a.exits:
 			a.onExit(ex)
+		default:
+			return
+		}
+	}
+}
+
+// drainSchedEvents handles every scheduler connection change reported so far.
+func (a *agent) drainSchedEvents() {
+	for {
+		select {
+		case ev := <-a.schedWatch.Events():
+			a.onSchedEvent(ev, time.Now())
 		default:
 			return
 		}
@@ -433,6 +453,12 @@ func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
 	if !a.hbSent.IsZero() {
 		a.latencyUS = uint32(time.Since(a.hbSent).Microseconds() / 2)
 		a.hbSent = time.Time{}
+	}
+	a.onInstance(m.InstanceID)
+	if a.schedDown {
+		a.schedDown = false
+		a.log.Info().Hex("instance", a.instance).Int("tasks", len(a.tasks)).Msg("the scheduler answers again")
+		defer a.dispatch()
 	}
 	if !a.storageKnown && m.ObjectStorage.Port != 0 {
 		addr := m.ObjectStorage
@@ -685,7 +711,7 @@ func (a *agent) running() bool {
 
 // dispatch starts or resumes the best queued task if nothing is running.
 func (a *agent) dispatch() {
-	if a.stopReason != "" {
+	if a.stopReason != "" || a.schedDown {
 		return
 	}
 	if !a.ensureCurrent() {

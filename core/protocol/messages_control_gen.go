@@ -294,6 +294,12 @@ func (z *ClientHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, err = dc.ReadBytes(z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -307,9 +313,9 @@ func (z *ClientHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *ClientHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 1
+	// map header, size 2
 	// write "object_storage"
-	err = en.Append(0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	err = en.Append(0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	if err != nil {
 		return
 	}
@@ -318,20 +324,33 @@ func (z *ClientHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// write "instance_id"
+	err = en.Append(0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.InstanceID)
+	if err != nil {
+		err = msgp.WrapError(err, "InstanceID")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *ClientHeartbeatEcho) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 1
+	// map header, size 2
 	// string "object_storage"
-	o = append(o, 0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	o = append(o, 0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	o, err = z.ObjectStorage.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// string "instance_id"
+	o = append(o, 0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.InstanceID)
 	return
 }
 
@@ -359,6 +378,12 @@ func (z *ClientHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, bts, err = msgp.ReadBytesBytes(bts, z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -373,7 +398,7 @@ func (z *ClientHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *ClientHeartbeatEcho) Msgsize() (s int) {
-	s = 1 + 15 + z.ObjectStorage.Msgsize()
+	s = 1 + 15 + z.ObjectStorage.Msgsize() + 12 + msgp.BytesPrefixSize + len(z.InstanceID)
 	return
 }
 
@@ -1127,6 +1152,12 @@ func (z *WorkerHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, err = dc.ReadBytes(z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -1140,9 +1171,9 @@ func (z *WorkerHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *WorkerHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 1
+	// map header, size 2
 	// write "object_storage"
-	err = en.Append(0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	err = en.Append(0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	if err != nil {
 		return
 	}
@@ -1151,20 +1182,33 @@ func (z *WorkerHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// write "instance_id"
+	err = en.Append(0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.InstanceID)
+	if err != nil {
+		err = msgp.WrapError(err, "InstanceID")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *WorkerHeartbeatEcho) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 1
+	// map header, size 2
 	// string "object_storage"
-	o = append(o, 0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	o = append(o, 0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	o, err = z.ObjectStorage.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// string "instance_id"
+	o = append(o, 0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.InstanceID)
 	return
 }
 
@@ -1192,6 +1236,12 @@ func (z *WorkerHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, bts, err = msgp.ReadBytesBytes(bts, z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1206,6 +1256,6 @@ func (z *WorkerHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *WorkerHeartbeatEcho) Msgsize() (s int) {
-	s = 1 + 15 + z.ObjectStorage.Msgsize()
+	s = 1 + 15 + z.ObjectStorage.Msgsize() + 12 + msgp.BytesPrefixSize + len(z.InstanceID)
 	return
 }

@@ -101,6 +101,9 @@ func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 	}
 }
 
+// InstanceID is this scheduler's instance id, announced in heartbeat echoes.
+func (s *Scheduler) InstanceID() []byte { return s.cfg.InstanceID }
+
 // ShutdownAccepted reports whether a client's shutdown was accepted; the
 // owner should then stop (after flushing what was sent).
 func (s *Scheduler) ShutdownAccepted() bool { return s.shutdown }
@@ -173,7 +176,7 @@ func (s *Scheduler) Tick(now time.Time) {
 // ---- clients ----
 
 func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, now time.Time) {
-	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
+	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, InstanceID: s.cfg.InstanceID})
 	id := string(from)
 	c := s.clients[id]
 	if c == nil {
@@ -284,6 +287,10 @@ func (s *Scheduler) expireDeparted(now time.Time) {
 // ---- workers ----
 
 func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, now time.Time) {
+	// The echo goes first: a worker that registers after a restart of the
+	// scheduler learns the new instance id, and drops the previous
+	// instance's work, before any Task of this one arrives (docs/protocol.md §7.2).
+	s.out.Send(from, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, InstanceID: s.cfg.InstanceID})
 	id := string(from)
 	w := s.workers.byID[id]
 	if w == nil {
@@ -297,7 +304,6 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 	}
 	w.last = *m
 	w.lastSeen = now
-	s.out.Send(from, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
 }
 
 func (s *Scheduler) onDisconnectRequest(from []byte, m *protocol.DisconnectRequest) {

@@ -320,7 +320,9 @@ ObjectInstruction = _struct(
 ClientHeartbeat = _struct(
     "ClientHeartbeat", [("resource", Resource), ("latency_us", I), ("nested", Z)], Kind.ClientHeartbeat
 )
-ClientHeartbeatEcho = _struct("ClientHeartbeatEcho", [("object_storage", Address)], Kind.ClientHeartbeatEcho)
+ClientHeartbeatEcho = _struct(
+    "ClientHeartbeatEcho", [("object_storage", Address), ("instance_id", B)], Kind.ClientHeartbeatEcho
+)
 WorkerHeartbeat = _struct(
     "WorkerHeartbeat",
     [
@@ -329,7 +331,9 @@ WorkerHeartbeat = _struct(
     ],
     Kind.WorkerHeartbeat,
 )
-WorkerHeartbeatEcho = _struct("WorkerHeartbeatEcho", [("object_storage", Address)], Kind.WorkerHeartbeatEcho)
+WorkerHeartbeatEcho = _struct(
+    "WorkerHeartbeatEcho", [("object_storage", Address), ("instance_id", B)], Kind.WorkerHeartbeatEcho
+)
 DisconnectRequest = _struct("DisconnectRequest", [("worker", B)], Kind.DisconnectRequest)
 DisconnectResponse = _struct("DisconnectResponse", [("worker", B)], Kind.DisconnectResponse)
 ClientDisconnect = _struct("ClientDisconnect", [("type", I)], Kind.ClientDisconnect)
