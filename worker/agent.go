@@ -46,6 +46,7 @@ type agent struct {
 	instance   []byte      // nil until an echo carried one
 	schedWatch *schedWatch // nil for an address that cannot be watched
 	schedDown  bool        // lost and no echo since: start no task
+	schedBack  bool        // while schedDown: a connection is established again
 
 	queue   taskQueue
 	tasks   map[string]*task // queued, running and suspended tasks
@@ -64,6 +65,7 @@ type agent struct {
 	selfStat   *procStat
 	selfCPU    cpuMeter
 	stopReason string
+	stopCause  StopCause
 	stopErr    error
 
 	// out holds the frames for the scheduler produced in this loop
@@ -75,6 +77,12 @@ type agent struct {
 // down, the death timeout expires or a fatal error (such as a failing
 // preload) occurs. It returns nil for a clean stop.
 func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	_, err := RunWithCause(ctx, cfg, log)
+	return err
+}
+
+// RunWithCause is Run that also says why the worker stopped.
+func RunWithCause(ctx context.Context, cfg Config, log zerolog.Logger) (StopCause, error) {
 	cfg.setDefaults()
 	a := &agent{
 		cfg:      cfg,
@@ -91,14 +99,15 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if cfg.ObjectStorageAddress != "" {
 		addr, err := parseStorageAddress(cfg.ObjectStorageAddress)
 		if err != nil {
-			return err
+			return StopFatal, err
 		}
 		a.storage, a.storageKnown = addr, true
 	}
 	if err := a.open(); err != nil {
-		return err
+		return StopFailed, err
 	}
-	return a.run(ctx)
+	err := a.run(ctx)
+	return a.stopCause, err
 }
 
 func parseStorageAddress(s string) (protocol.Address, error) {
@@ -177,7 +186,7 @@ func (a *agent) run(ctx context.Context) error {
 
 	for a.stopReason == "" {
 		if ctx.Err() != nil {
-			a.stop("signal", nil)
+			a.stop(StopSignal, "signal", nil)
 			break
 		}
 		// The scheduler socket's descriptor is only a hint (transport.Socket):
@@ -188,7 +197,7 @@ func (a *agent) run(ctx context.Context) error {
 		a.flushOut()
 		readable, unsent, err := a.sched.Pending()
 		if err != nil {
-			a.stop("scheduler socket failed", fmt.Errorf("worker: %w", err))
+			a.stop(StopFailed, "scheduler socket failed", fmt.Errorf("worker: %w", err))
 			break
 		}
 		now = time.Now()
@@ -202,7 +211,7 @@ func (a *agent) run(ctx context.Context) error {
 		}
 		ready, err := a.poller.Wait(wait)
 		if err != nil {
-			a.stop("poll failed", fmt.Errorf("worker: %w", err))
+			a.stop(StopFailed, "poll failed", fmt.Errorf("worker: %w", err))
 			break
 		}
 		for _, r := range ready {
@@ -243,7 +252,7 @@ func (a *agent) run(ctx context.Context) error {
 		if !now.Before(nextDeathCheck) {
 			nextDeathCheck = now.Add(deathEvery)
 			if now.Sub(a.lastSeen) >= a.cfg.DeathTimeout {
-				a.stop(fmt.Sprintf("no contact with the scheduler for %s (death timeout)", a.cfg.DeathTimeout.Round(time.Second)), nil)
+				a.stop(StopDeathTimeout, fmt.Sprintf("no contact with the scheduler for %s (death timeout)", a.cfg.DeathTimeout.Round(time.Second)), nil)
 			}
 		}
 		if !a.deadline.IsZero() && !now.Before(a.deadline) {
@@ -271,7 +280,7 @@ func (a *agent) readScheduler() bool {
 	for i := 0; i < 4096; i++ {
 		msg, err := a.sched.TryRecv()
 		if err != nil {
-			a.stop("scheduler socket failed", fmt.Errorf("worker: scheduler socket: %w", err))
+			a.stop(StopFailed, "scheduler socket failed", fmt.Errorf("worker: scheduler socket: %w", err))
 			return false
 		}
 		if msg == nil {
@@ -313,10 +322,10 @@ func deathCheckInterval(d time.Duration) time.Duration {
 	return time.Second
 }
 
-// stop ends the loop after this iteration.
-func (a *agent) stop(reason string, err error) {
+// stop ends the loop after this iteration; the first cause counts.
+func (a *agent) stop(cause StopCause, reason string, err error) {
 	if a.stopReason == "" {
-		a.stopReason, a.stopErr = reason, err
+		a.stopCause, a.stopReason, a.stopErr = cause, reason, err
 	}
 }
 
@@ -441,7 +450,7 @@ func (a *agent) onSchedulerMessage(frame []byte, m protocol.Message) {
 		}
 	case *protocol.ClientDisconnect:
 		if m.Type == protocol.DisconnectShutdown {
-			a.stop("the scheduler asked workers to shut down", nil)
+			a.stop(StopShutdown, "the scheduler asked workers to shut down", nil)
 		}
 	case *protocol.DisconnectResponse:
 	default:
@@ -454,12 +463,8 @@ func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
 		a.latencyUS = uint32(time.Since(a.hbSent).Microseconds() / 2)
 		a.hbSent = time.Time{}
 	}
-	a.onInstance(m.InstanceID)
-	if a.schedDown {
-		a.schedDown = false
-		a.log.Info().Hex("instance", a.instance).Int("tasks", len(a.tasks)).Msg("the scheduler answers again")
-		defer a.dispatch()
-	}
+	newInstance := a.onInstance(m.InstanceID) // drops the old instance's work first
+	defer a.onEchoWhileDown(newInstance)
 	if !a.storageKnown && m.ObjectStorage.Port != 0 {
 		addr := m.ObjectStorage
 		switch addr.Host {
@@ -565,7 +570,7 @@ func (a *agent) onInitialized(p *processor, m *protocol.ProcessorInitialized) {
 		a.log.Error().Int("pid", p.pid).Str("preload", a.cfg.Preload).Str("error", m.Error).
 			Msgf("processor start-up failed: %s", m.Error)
 		a.kill(p)
-		a.stop("processor start-up failed", fmt.Errorf("%w: %s", ErrPreload, m.Error))
+		a.stop(StopFatal, "processor start-up failed", fmt.Errorf("%w: %s", ErrPreload, m.Error))
 		return
 	}
 	if p.initialized {
@@ -665,7 +670,7 @@ func (a *agent) onExit(ex procExit) {
 	how := describeExit(ex.err)
 	if !p.initialized {
 		a.log.Error().Int("pid", p.pid).Str("exit", how).Msg("processor exited before it was ready")
-		a.stop("processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s", a.cfg.Python, how))
+		a.stop(StopFatal, "processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s", a.cfg.Python, how))
 		return
 	}
 	if t := p.task; t != nil {
@@ -697,7 +702,7 @@ func (a *agent) ensureCurrent() bool {
 	}
 	p, err := a.spawn()
 	if err != nil {
-		a.stop("cannot start processors", err)
+		a.stop(StopFatal, "cannot start processors", err)
 		return false
 	}
 	a.current = p

@@ -84,52 +84,53 @@ func (s *schedWatch) run(addr string, log zerolog.Logger, quit <-chan struct{}, 
 			return false
 		}
 	}
-	warned := false
+	warned := false // watching failures are logged once
 	for {
 		w, err := transport.WatchConnection(addr)
-		if err != nil {
-			if !warned {
-				warned = true
-				log.Warn().Err(err).Str("scheduler", addr).Msg("cannot watch the scheduler connection; retrying")
-			}
-			select {
-			case <-quit:
+		if err == nil {
+			var quitting bool
+			quitting, err = s.follow(w, quit, post)
+			w.Close()
+			if quitting {
 				return
-			case <-time.After(schedWatchRetry):
-				continue
 			}
 		}
-		ok := s.follow(w, quit, post, log, addr)
-		w.Close()
-		if !ok {
+		if err == nil {
+			continue // the connection was lost: watch the next one
+		}
+		if !warned {
+			warned = true
+			log.Warn().Err(err).Str("scheduler", addr).Msg("watching the scheduler connection failed; retrying")
+		}
+		select {
+		case <-quit:
 			return
+		case <-time.After(schedWatchRetry):
 		}
 	}
 }
 
-// follow reports w's connection and its loss; it returns false when the
-// agent is quitting or watching failed for good.
-func (s *schedWatch) follow(w *transport.Watch, quit <-chan struct{}, post func(schedEvent) bool, log zerolog.Logger, addr string) bool {
+// follow reports w's connection and its loss. It returns quitting when
+// the agent is quitting, and an error when watching itself failed.
+func (s *schedWatch) follow(w *transport.Watch, quit <-chan struct{}, post func(schedEvent) bool) (quitting bool, err error) {
 	select {
 	case <-quit:
-		return false
+		return true, nil
 	case <-w.Connected():
 		if !post(schedConnected) {
-			return false
+			return true, nil
 		}
 	case err := <-w.Lost():
-		log.Warn().Err(err).Str("scheduler", addr).Msg("watching the scheduler connection failed")
-		return false
+		return false, err
 	}
 	select {
 	case <-quit:
-		return false
+		return true, nil
 	case err := <-w.Lost():
 		if !errors.Is(err, transport.ErrConnectionLost) {
-			log.Warn().Err(err).Str("scheduler", addr).Msg("watching the scheduler connection failed")
-			return false
+			return false, err
 		}
-		return post(schedLost)
+		return !post(schedLost), nil
 	}
 }
 
@@ -137,6 +138,7 @@ func (s *schedWatch) follow(w *transport.Watch, quit <-chan struct{}, post func(
 func (a *agent) onSchedEvent(ev schedEvent, now time.Time) {
 	switch ev {
 	case schedLost:
+		a.schedBack = false
 		if !a.schedDown {
 			a.schedDown = true
 			a.log.Info().Int("tasks", len(a.tasks)).
@@ -144,6 +146,7 @@ func (a *agent) onSchedEvent(ev schedEvent, now time.Time) {
 		}
 	case schedConnected:
 		if a.schedDown {
+			a.schedBack = true
 			// The heartbeat outstanding went to a connection that is gone.
 			a.hbSent = time.Time{}
 			a.sendHeartbeat(now)
@@ -151,18 +154,31 @@ func (a *agent) onSchedEvent(ev schedEvent, now time.Time) {
 	}
 }
 
-// onInstance handles the instance id of an echo: a different one than the
-// work came from means a restarted scheduler, and that work is dropped.
-func (a *agent) onInstance(id []byte) {
-	if len(id) == 0 { // a scheduler that does not say
+// onEchoWhileDown decides whether an echo ends a loss of the scheduler
+// connection: one from a new instance does; one from the same instance
+// only once a connection is back, because an echo of the scheduler that
+// just went away may still wait in the socket when the loss is reported.
+func (a *agent) onEchoWhileDown(newInstance bool) {
+	if !a.schedDown || !(newInstance || a.schedBack) {
 		return
 	}
-	if a.instance != nil && !bytes.Equal(a.instance, id) {
+	a.schedDown, a.schedBack = false, false
+	a.log.Info().Hex("instance", a.instance).Int("tasks", len(a.tasks)).Msg("the scheduler answers again")
+	a.dispatch()
+}
+
+// onInstance handles the instance id of an echo: a different one than the
+// work came from means a restarted scheduler, and that work is dropped. It
+// reports whether the id changed.
+func (a *agent) onInstance(id []byte) bool {
+	if len(id) == 0 || bytes.Equal(a.instance, id) { // the same, or a scheduler that does not say
+		return false
+	}
+	if a.instance != nil {
 		a.dropInstance(a.instance, id)
 	}
-	if !bytes.Equal(a.instance, id) {
-		a.instance = bytes.Clone(id)
-	}
+	a.instance = bytes.Clone(id)
+	return true
 }
 
 // dropInstance forgets every task of the previous scheduler instance old:
