@@ -60,6 +60,11 @@ func openZMQ(t SocketType, addr string, bind bool, opt Options) (_ *zmq.Socket, 
 			return nil, "", fmt.Errorf("transport: set ipv6: %w", err)
 		}
 	}
+	if opt.RouterMandatory && t == Router {
+		if err := sock.SetRouterMandatory(1); err != nil {
+			return nil, "", fmt.Errorf("transport: set router mandatory: %w", err)
+		}
+	}
 	if len(opt.Identity) > 0 && (t == Router || t == Dealer) {
 		if err := sock.SetIdentity(string(opt.Identity)); err != nil {
 			return nil, "", fmt.Errorf("transport: set identity %q: %w", opt.Identity, err)

@@ -24,6 +24,13 @@
 // back on the peer) but keeps sending whatever Send queues, so a consumer that
 // both reads Recv and calls Send cannot deadlock. Close never waits for a
 // reader of Recv.
+//
+// Peers (peers.go): a bound ROUTER with Options.WatchClosed reports the
+// routing identity of each peer whose connection closes (Socket.TakeClosed,
+// Endpoint.Closed), and a ROUTER Socket with Options.RouterMandatory
+// reports peers it cannot deliver to instead of dropping their messages
+// (Socket.TakeUnreachable), keeping messages for a peer at its high-water
+// mark in a bounded per-peer backlog.
 package transport
 
 import (
@@ -79,6 +86,17 @@ type Options struct {
 	// left in the channel after Close), after Retain on any frame it keeps;
 	// see Retain.
 	ZeroCopyRecv bool
+	// WatchClosed (bound ROUTER only) reports the routing identity of every
+	// peer whose connection closes, within milliseconds of the close:
+	// Socket.TakeClosed, Endpoint.Closed. See peers.go for how and for
+	// the limits.
+	WatchClosed bool
+	// RouterMandatory (ROUTER Socket only; an Endpoint refuses it) sets
+	// ZMQ_ROUTER_MANDATORY, so that no message is dropped silently: a
+	// message to a peer that is not connected is reported
+	// (Socket.TakeUnreachable), and one to a peer at its high-water mark
+	// waits in a per-peer backlog (see Socket.Send).
+	RouterMandatory bool
 }
 
 // DefaultRecvBuffer is the Recv channel capacity used when Options.RecvBuffer is 0.
@@ -92,4 +110,9 @@ var (
 	ErrEmptyMessage = errors.New("transport: message has no frames")
 	// ErrCannotSend is returned by Send on a SUB endpoint.
 	ErrCannotSend = errors.New("transport: socket type cannot send")
+	// ErrUnreachable is returned by Send on a ROUTER Socket with
+	// Options.RouterMandatory when the message was not queued: its peer is
+	// not connected, or its backlog is full (MaxPeerBacklog). The peer is
+	// also reported by TakeUnreachable.
+	ErrUnreachable = errors.New("transport: peer unreachable")
 )

@@ -60,6 +60,7 @@ type agent struct {
 	deadline time.Time // when the running task times out; zero: no limit
 
 	hbSent     time.Time // zero when no heartbeat is outstanding
+	echoSeq    uint64    // Seq of the last WorkerHeartbeatEcho, sent back in heartbeats
 	latencyUS  uint32
 	lastSeen   time.Time // last message from the scheduler (or start-up)
 	selfStat   *procStat
@@ -459,6 +460,8 @@ func (a *agent) onSchedulerMessage(frame []byte, m protocol.Message) {
 }
 
 func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
+	// Not max(): a new scheduler instance counts from 1 again.
+	a.echoSeq = m.Seq
 	if !a.hbSent.IsZero() {
 		a.latencyUS = uint32(time.Since(a.hbSent).Microseconds() / 2)
 		a.hbSent = time.Time{}
@@ -995,6 +998,13 @@ func (a *agent) sendHeartbeat(now time.Time) {
 		LatencyUS:    a.latencyUS,
 		TaskLock:     a.current != nil && a.current.initialized && !a.running() && a.storageKnown,
 		Capabilities: a.cfg.Capabilities,
+		EchoSeq:      a.echoSeq,
+		// Every task held, so that the scheduler can tell a task or result
+		// lost on the way (docs/protocol.md, "Reconciliation").
+		Tasks: make([][]byte, 0, len(a.tasks)),
+	}
+	for _, t := range a.tasks {
+		hb.Tasks = append(hb.Tasks, t.msg.TaskID)
 	}
 	for _, t := range a.queue.items {
 		if !t.resume {

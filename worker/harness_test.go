@@ -190,11 +190,11 @@ type fakeScheduler struct {
 	mu       sync.Mutex
 	worker   []byte
 	echo     bool
+	echoSeq  uint64 // Seq of the last echo sent
 	instance []byte // announced in echoes; nil: none, as a scheduler that does not say
-	// lastEchoed is the instance of the last echo sent (before its heartbeat
-	// goes to the heartbeat channel); echoes counts them.
+	// lastEchoed is the instance of the last echo sent (set before its
+	// heartbeat goes to the heartbeat channel).
 	lastEchoed []byte
-	echoes     int
 	msgs       chan protocol.Message
 	heartbeat  chan *protocol.WorkerHeartbeat
 }
@@ -253,12 +253,16 @@ func (s *fakeScheduler) loop() {
 func (s *fakeScheduler) handle(from []byte, m protocol.Message) {
 	s.mu.Lock()
 	echo, instance := s.echo, s.instance
+	if _, ok := m.(*protocol.WorkerHeartbeat); ok && echo {
+		s.echoSeq++
+	}
+	seq := s.echoSeq
 	s.mu.Unlock()
 	if hb, ok := m.(*protocol.WorkerHeartbeat); ok {
 		if echo {
-			_ = s.ep.Send(from, protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage, InstanceID: instance}))
+			_ = s.ep.Send(from, protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage, Seq: seq, InstanceID: instance}))
 			s.mu.Lock()
-			s.lastEchoed, s.echoes = instance, s.echoes+1
+			s.lastEchoed = instance
 			s.mu.Unlock()
 		}
 		select {
@@ -286,7 +290,7 @@ func (s *fakeScheduler) echoed(d time.Duration) {
 		select {
 		case <-s.heartbeat:
 			s.mu.Lock()
-			done := s.echoes > 0 && string(s.lastEchoed) == string(s.instance)
+			done := s.instance != nil && string(s.lastEchoed) == string(s.instance)
 			s.mu.Unlock()
 			if done {
 				return

@@ -84,8 +84,10 @@ func init() {
 		TaskLock:     true,
 		Processors:   []ProcessorStatus{gProc},
 		Capabilities: map[string]int64{"linux": -1},
+		Tasks:        [][]byte{gTaskID(1), gTaskID(2)},
+		EchoSeq:      41,
 	})
-	addGolden(&WorkerHeartbeatEcho{ObjectStorage: gOSS, InstanceID: seq(16, 0x40)})
+	addGolden(&WorkerHeartbeatEcho{ObjectStorage: gOSS, Seq: 42, InstanceID: seq(16, 0x40)})
 	addGolden(&DisconnectRequest{Worker: gWorker})
 	addGolden(&DisconnectResponse{Worker: gWorker})
 	addGolden(&ClientDisconnect{Type: DisconnectShutdown})

@@ -126,7 +126,7 @@ func (q *sequence) step(op, a, b byte) {
 		q.accept(pre, client)
 		h.handle(client, g)
 	case 11:
-		switch b % 4 {
+		switch b % 6 {
 		case 0:
 			h.handle(worker, &protocol.TaskLog{TaskID: []byte(q.pick(a))})
 		case 1:
@@ -136,6 +136,25 @@ func (q *sequence) step(op, a, b byte) {
 			h.handle(worker, &protocol.ClientHeartbeatEcho{})
 		case 3:
 			h.handle(client, &protocol.ClientDisconnect{Type: protocol.DisconnectType(a % 3)})
+		case 4:
+			// A reconciling heartbeat listing some of the known ids, with
+			// an echo seq at or below what was sent (or above: ignored).
+			hb := &protocol.WorkerHeartbeat{QueueSize: 3, Tasks: [][]byte{}}
+			if w := h.s.workers.byID[worker]; w != nil {
+				hb.EchoSeq = w.echoSeq + 1 - uint64(a%3)
+			}
+			for i, id := range q.ids {
+				if (i+int(a))%3 != 0 {
+					hb.Tasks = append(hb.Tasks, []byte(id))
+				}
+			}
+			h.handle(worker, hb)
+		case 5:
+			if a%2 == 0 {
+				h.s.PeerClosed([]byte([]string{worker, client}[a/2%2]), h.now)
+			} else {
+				h.s.PeerUnreachable([]byte(worker), h.now)
+			}
 		}
 	}
 	q.collect(cancelOf)

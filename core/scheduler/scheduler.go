@@ -25,6 +25,8 @@ type task struct {
 	gelem  *list.Element // in group.queue
 
 	cancelsInFlight int    // TaskCancel messages sent to the worker, not yet answered
+	echoAtAssign    uint64 // worker.echoSeq when the task was sent to its worker
+	listed          uint64 // Scheduler.reconcileGen of the last heartbeat that listed it (reconcile)
 	graph           *graph // set for graph nodes
 	silent          bool   // graph already answered for this node: tell the client nothing more
 }
@@ -78,6 +80,12 @@ type Scheduler struct {
 	sameAdvice  int
 	counts      [protocol.NumTaskStates]uint64 // current (non-terminal) / cumulative (terminal)
 	shutdown    bool
+
+	// Reconciliation (see reconcile): tasks found lost on their worker and
+	// placed again, and forced cancels sent for tasks a worker held that
+	// the scheduler did not have on it.
+	lostTasks, unheld uint64
+	reconcileGen      uint64
 }
 
 // New returns a scheduler that sends through out.
@@ -287,23 +295,82 @@ func (s *Scheduler) expireDeparted(now time.Time) {
 // ---- workers ----
 
 func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, now time.Time) {
-	// The echo goes first: a worker that registers after a restart of the
-	// scheduler learns the new instance id, and drops the previous
-	// instance's work, before any Task of this one arrives (docs/protocol.md §7.2).
-	s.out.Send(from, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, InstanceID: s.cfg.InstanceID})
 	id := string(from)
 	w := s.workers.byID[id]
 	if w == nil {
-		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities}
+		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities, echoSeq: m.EchoSeq}
 		s.workers.add(w)
 		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
 		w.last = *m
 		w.lastSeen = now
+		// The echo goes before any Task: a worker that registers after a
+		// restart of the scheduler learns the new instance id, and drops
+		// the previous instance's work, before this instance's tasks
+		// arrive (docs/protocol.md §7.2). Tasks assigned now count as sent
+		// after this echo.
+		s.echo(w)
 		s.retryWaiting()
+		s.reconcile(w, m)
+		return
 	}
+	s.reconcile(w, m)
 	w.last = *m
 	w.lastSeen = now
+	s.echo(w)
+}
+
+// echo answers a heartbeat of w.
+func (s *Scheduler) echo(w *worker) {
+	w.echoSeq++
+	s.out.Send(w.idb, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, Seq: w.echoSeq, InstanceID: s.cfg.InstanceID})
+}
+
+// reconcile compares what heartbeat m says w holds with what the scheduler
+// has on w. One connection delivers in order both ways, so a task sent
+// before echo n reached the worker before echo n did, and the worker's
+// answers about it (result, cancel confirmation) arrive before any
+// heartbeat written after them. Hence a task assigned before echo n that
+// a heartbeat reporting EchoSeq >= n does not list is held by nobody and
+// no answer for it is on the way: it is placed again. A task listed that
+// is not on w (re-placed, finished, canceled, or never known) is canceled
+// on the worker, forced; the confirmation is dropped as not from the
+// task's worker or for an unknown task.
+func (s *Scheduler) reconcile(w *worker, m *protocol.WorkerHeartbeat) {
+	if m.EchoSeq == 0 || m.EchoSeq > w.echoSeq {
+		// 0: a worker that does not report its tasks (or has had no echo
+		// yet). Above w.echoSeq: an echo that was never sent; nothing in
+		// this heartbeat can be trusted.
+		return
+	}
+	// Mark the listed tasks that are on w with this heartbeat's stamp
+	// (no per-heartbeat map: a heartbeat lists up to a queue's worth).
+	s.reconcileGen++
+	gen := s.reconcileGen
+	for _, id := range m.Tasks {
+		if t := s.tasks[string(id)]; t != nil && t.worker == w {
+			t.listed = gen
+			continue
+		}
+		s.out.Send(w.idb, &protocol.TaskCancel{TaskID: id, Force: true})
+		s.unheld++
+	}
+	var lost []*task
+	for e := w.tasks.Front(); e != nil; e = e.Next() {
+		if t := e.Value.(*task); t.listed != gen && m.EchoSeq > t.echoAtAssign {
+			lost = append(lost, t)
+		}
+	}
+	if len(lost) == 0 {
+		return
+	}
+	s.log.Warn().Str("worker", w.id).Int("tasks", len(lost)).Hex("first", lost[0].msg.TaskID).
+		Msg("worker does not hold tasks assigned to it; placing them again")
+	s.lostTasks += uint64(len(lost))
+	for _, t := range lost {
+		s.unassign(t)
+	}
+	s.replaceTasks(lost)
 }
 
 func (s *Scheduler) onDisconnectRequest(from []byte, m *protocol.DisconnectRequest) {
@@ -318,6 +385,54 @@ func (s *Scheduler) onDisconnectRequest(from []byte, m *protocol.DisconnectReque
 	s.out.Send(from, &protocol.DisconnectResponse{Worker: m.Worker})
 }
 
+// PeerClosed is the transport's report that the connection of peer id
+// closed (transport.Socket.TakeClosed). A worker is removed at once, its
+// tasks placed again: its process died or the network went, and whatever
+// was on the way on that connection is lost either way (a worker that is
+// still alive registers again with its next heartbeat, and reconcile then
+// cancels what it still holds). A client is dropped as if it had timed
+// out: the Python client stops for good on a broken connection
+// (python/README.md), so it is not coming back.
+func (s *Scheduler) PeerClosed(id []byte, now time.Time) {
+	if s.shutdown {
+		return
+	}
+	if w := s.workers.byID[string(id)]; w != nil {
+		s.log.Info().Str("worker", w.id).Int("tasks", w.tasks.Len()).Msg("worker connection closed; removing it")
+		s.removeWorker(w)
+	}
+	if c := s.clients[string(id)]; c != nil {
+		s.clientLog(c).Str("client", c.id).Msg("client connection closed")
+		s.dropClient(c.id, now)
+	}
+	s.flushObjects(now, false)
+}
+
+// PeerUnreachable is the transport's report that messages to peer id could
+// not be delivered: it is not connected (ZMQ_ROUTER_MANDATORY), or its
+// backlog at the high-water mark reached its bound. A worker is removed
+// (its tasks placed again; it registers again with its next heartbeat if
+// it is alive). It reports whether id was a worker; for anyone else the
+// caller counts the dropped messages.
+func (s *Scheduler) PeerUnreachable(id []byte, now time.Time) bool {
+	if s.shutdown {
+		return false
+	}
+	w := s.workers.byID[string(id)]
+	if w == nil {
+		return false
+	}
+	s.log.Info().Str("worker", w.id).Int("tasks", w.tasks.Len()).Msg("worker unreachable; removing it")
+	s.removeWorker(w)
+	s.flushObjects(now, false)
+	return true
+}
+
+// Reconciled returns how many tasks reconcile found lost on their worker
+// (and placed again), and how many forced cancels it sent for tasks a
+// worker held that the scheduler did not have on it.
+func (s *Scheduler) Reconciled() (lost, unheld uint64) { return s.lostTasks, s.unheld }
+
 // removeWorker forgets w and re-places the tasks it held.
 func (s *Scheduler) removeWorker(w *worker) {
 	s.workers.remove(w)
@@ -327,9 +442,17 @@ func (s *Scheduler) removeWorker(w *worker) {
 		held = append(held, e.Value.(*task))
 	}
 	w.tasks.Init()
-	requeue := make([]*task, 0, len(held))
 	for _, t := range held {
 		t.worker, t.welem = nil, nil
+	}
+	s.replaceTasks(held)
+}
+
+// replaceTasks places again the tasks (already taken off their worker)
+// that a worker lost: by leaving, or as found by reconcile.
+func (s *Scheduler) replaceTasks(held []*task) {
+	requeue := make([]*task, 0, len(held))
+	for _, t := range held {
 		t.cancelsInFlight = 0
 		next, ok := s.transition(t, TrWorkerDisconnect)
 		if !ok {
@@ -512,6 +635,7 @@ func (s *Scheduler) assign(t *task, w *worker) {
 	}
 	t.worker = w
 	t.welem = w.tasks.PushBack(t)
+	t.echoAtAssign = w.echoSeq
 	s.workers.fix(w)
 	s.out.Send(w.idb, t.msg)
 	s.publishTask(t, w.idb)

@@ -19,6 +19,10 @@ type worker struct {
 	last      protocol.WorkerHeartbeat
 	lastSeen  time.Time
 	heapIdx   int // position in freeHeap, -1 when full
+	// echoSeq is the Seq of the last WorkerHeartbeatEcho sent to it. It
+	// starts at the EchoSeq of the registering heartbeat, so that a worker
+	// that registers again (or with a new scheduler) keeps counting up.
+	echoSeq uint64
 }
 
 func (w *worker) free() int { return w.queueSize - w.tasks.Len() }

@@ -62,6 +62,10 @@ type Server struct {
 	sentOrder      []protocol.Kind
 	malformed      uint64
 	lastMalformed  uint64
+	// Messages to clients (or unknown peers) that the ROUTER could not
+	// deliver (transport.Socket.TakeUnreachable), logged once a tick.
+	undelivered     uint64
+	lastUndelivered uint64
 
 	// Messages to clients and workers are queued per peer while the loop
 	// handles one batch of input and flushed at the end of the iteration,
@@ -100,7 +104,11 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 			srv.closeAll() // s itself is nil on the error returns
 		}
 	}()
-	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true, transport.Options{}); err != nil {
+	// RouterMandatory: nothing to a peer is dropped silently (see
+	// deliverLosses). WatchClosed: a peer whose connection closes is
+	// noticed within milliseconds, not at its heartbeat timeout.
+	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true,
+		transport.Options{RouterMandatory: true, WatchClosed: true}); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	if cfg.LocalAddress != "" {
@@ -114,7 +122,7 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if s.waker, err = transport.NewWaker(); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	for _, fd := range []int{s.router.Fd(), s.waker.Fd()} {
+	for _, fd := range []int{s.router.Fd(), s.waker.Fd(), s.router.ClosedFd()} {
 		if err = s.poller.Add(fd, false); err != nil {
 			return nil, fmt.Errorf("scheduler: %w", err)
 		}
@@ -277,6 +285,13 @@ func (s *Server) Run(ctx context.Context) error {
 			s.core.OnScaleResponse(r, time.Now())
 		default:
 		}
+		// Closes are taken before the messages are read and applied after,
+		// so that what a peer sent just before its connection closed (a
+		// worker's last results) is handled first.
+		closed, err := s.router.TakeClosed()
+		if err != nil {
+			return fmt.Errorf("scheduler: router socket failed: %w", err)
+		}
 		// The router's descriptor is only a hint (transport.Socket): read
 		// everything that is there, answer it, then ask whether to sleep.
 		for i := 0; i < 4096; i++ {
@@ -288,6 +303,9 @@ func (s *Server) Run(ctx context.Context) error {
 				break
 			}
 			s.handle(frames)
+		}
+		for _, id := range closed {
+			s.core.PeerClosed(id, time.Now())
 		}
 		now := time.Now()
 		if !now.Before(nextTick) {
@@ -304,8 +322,13 @@ func (s *Server) Run(ctx context.Context) error {
 				s.lastMalformed = s.malformed
 				s.log.Warn().Uint64("count", n).Msg("dropped malformed messages")
 			}
+			if n := s.undelivered - s.lastUndelivered; n > 0 {
+				s.lastUndelivered = s.undelivered
+				s.log.Warn().Uint64("count", n).Msg("messages to clients (or unknown peers) that are not connected dropped")
+			}
 		}
 		s.flush()
+		s.deliverLosses()
 		if s.core.ShutdownAccepted() {
 			s.log.Info().Msg("shutdown accepted; exiting")
 			return nil
@@ -315,7 +338,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("scheduler: router socket failed: %w", err)
 		}
 		wait := max(time.Until(nextTick), 0)
-		if readable || len(s.scaled) > 0 {
+		if readable || len(s.scaled) > 0 || len(s.outQueues) > 0 {
 			wait = 0
 		} else if unsent {
 			_ = s.router.Flush()
@@ -426,6 +449,28 @@ func (s *Server) flush() {
 	}
 	clear(s.outPeers)
 	s.outQueues = s.outQueues[:0]
+}
+
+// deliverLosses tells the core about the peers the ROUTER could not
+// deliver to: a worker is removed (its tasks placed again, which queues
+// more messages, flushed here too); messages to anyone else are counted.
+// A few rounds at most: whatever is still queued goes at the next
+// iteration, which then does not sleep.
+func (s *Server) deliverLosses() {
+	for round := 0; round < 4; round++ {
+		lost := s.router.TakeUnreachable()
+		if len(lost) == 0 {
+			return
+		}
+		now := time.Now()
+		for _, u := range lost {
+			if !s.core.PeerUnreachable(u.Peer, now) {
+				s.undelivered += uint64(u.Messages)
+				s.log.Debug().Str("peer", string(u.Peer)).Int("messages", u.Messages).Msg("messages to a peer that is not connected dropped")
+			}
+		}
+		s.flush()
+	}
 }
 
 func (s *Server) publishStatus(now time.Time) {

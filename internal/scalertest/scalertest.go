@@ -250,6 +250,12 @@ type WorkerOptions struct {
 	Hold bool
 	// Heartbeat is the heartbeat interval (default 200 ms).
 	Heartbeat time.Duration
+	// DropResult > 0 loses the DropResult-th task received (counting from
+	// 1): no result is sent and the worker forgets it, as if the task or
+	// its result had vanished on the way. Heartbeats report the tasks
+	// held and the last echo seq, so the scheduler's reconciliation
+	// notices (docs/protocol.md).
+	DropResult int
 }
 
 // Worker is a Go echo worker: it answers every Task with a successful
@@ -261,11 +267,13 @@ type Worker struct {
 	quit chan struct{}
 	done chan struct{}
 
-	mu    sync.Mutex
-	tasks [][]byte // ids received, in order
-	held  map[string]bool
-	got   []protocol.Message
-	once  sync.Once
+	mu      sync.Mutex
+	tasks   [][]byte // ids received, in order
+	held    map[string]bool
+	got     []protocol.Message
+	echoSeq uint64 // Seq of the last WorkerHeartbeatEcho
+	dropped [][]byte
+	once    sync.Once
 }
 
 // StartWorker connects and registers a worker.
@@ -292,7 +300,14 @@ func StartWorker(addr string, opt WorkerOptions) (*Worker, error) {
 }
 
 func (w *Worker) heartbeat() error {
-	return w.Send(&protocol.WorkerHeartbeat{QueueSize: w.opt.QueueSize, Capabilities: w.opt.Capabilities, TaskLock: true})
+	hb := &protocol.WorkerHeartbeat{QueueSize: w.opt.QueueSize, Capabilities: w.opt.Capabilities, TaskLock: true, Tasks: [][]byte{}}
+	w.mu.Lock()
+	hb.EchoSeq = w.echoSeq
+	for id := range w.held {
+		hb.Tasks = append(hb.Tasks, []byte(id))
+	}
+	w.mu.Unlock()
+	return w.Send(hb)
 }
 
 func (w *Worker) run() {
@@ -336,11 +351,15 @@ func (w *Worker) handle(m protocol.Message, buf []byte) []byte {
 	case *protocol.Task:
 		w.mu.Lock()
 		w.tasks = append(w.tasks, m.TaskID)
-		if w.opt.Hold {
+		drop := len(w.tasks) == w.opt.DropResult
+		if drop {
+			w.dropped = append(w.dropped, m.TaskID)
+		}
+		if w.opt.Hold && !drop {
 			w.held[string(m.TaskID)] = true
 		}
 		w.mu.Unlock()
-		if !w.opt.Hold {
+		if !w.opt.Hold && !drop {
 			r := protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess, Results: [][]byte{m.FuncObjectID}}
 			buf, _ = protocol.Encode(buf[:0], &r)
 			_ = w.ep.Send(append([]byte(nil), buf...))
@@ -358,6 +377,11 @@ func (w *Worker) handle(m protocol.Message, buf []byte) []byte {
 		w.got = append(w.got, m)
 		w.mu.Unlock()
 		_ = w.Send(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: typ})
+	case *protocol.WorkerHeartbeatEcho:
+		w.mu.Lock()
+		w.echoSeq = m.Seq
+		w.got = append(w.got, m)
+		w.mu.Unlock()
 	default:
 		w.mu.Lock()
 		w.got = append(w.got, m)
@@ -371,6 +395,13 @@ func (w *Worker) Tasks() [][]byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([][]byte(nil), w.tasks...)
+}
+
+// Dropped returns the ids of the tasks lost on purpose (DropResult).
+func (w *Worker) Dropped() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.dropped...)
 }
 
 // Received returns the non-task messages received so far.

@@ -178,3 +178,33 @@ def test_processor_frames_split_joined_and_large(storage_port):
     finally:
         channel.close()
     assert channel.proc.returncode == 0
+
+
+def test_result_over_the_storage_limit_fails_with_object_storage_exception():
+    """A result object storage refuses (over --max-memory) fails the task with a pickled
+    ObjectStorageException inline, which names the limit, and no result object."""
+    from scaler.utility.exceptions import ObjectStorageException
+
+    binary = scaler_binary()
+    if binary is None:
+        pytest.skip("no scaler binary (set SCALER_BINARY or put go on PATH)")
+    port, limit = free_port(), 1024 * 1024
+    storage = subprocess.Popen([binary, "object_storage_server", f"tcp://127.0.0.1:{port}", "--max-memory", str(limit)],
+                               stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        channel = Channel(port)
+        try:
+            task_id, frame = channel.task(echo, os.urandom(2 * limit))
+            channel.sock.sendall(frame)
+            result = channel.result()
+            assert result["task_id"] == task_id and result["type"] == 1 and result["result_object_id"] == b""
+            assert "memory limit" in result["message"]
+            error = pickle.loads(result["inline"])
+            assert isinstance(error, ObjectStorageException), error
+            assert f"memory limit of {limit} bytes" in str(error)
+        finally:
+            channel.close()
+    finally:
+        storage.terminate()
+        storage.wait(10)

@@ -25,10 +25,14 @@ from scaler.protocol.messages import (
     decode,
     encode,
 )
+from scaler.utility.exceptions import ObjectStorageException
 
 
-class ObjectStorageError(RuntimeError):
-    """The server answered with an error, or the connection failed."""
+class ObjectStorageError(ObjectStorageException, RuntimeError):
+    """The server answered with an error, or the connection failed.
+
+    An ObjectStorageException (what the client raises for storage failures), so one ``except``
+    covers both; still a RuntimeError, as before."""
 
 
 def address_string(host: str, port: int) -> str:

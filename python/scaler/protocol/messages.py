@@ -327,12 +327,12 @@ WorkerHeartbeat = _struct(
     "WorkerHeartbeat",
     [
         ("agent", Resource), ("rss_free", I), ("queued_tasks", I), ("queue_size", I), ("latency_us", I),
-        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M),
+        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M), ("tasks", [B]), ("echo_seq", I),
     ],
     Kind.WorkerHeartbeat,
 )
 WorkerHeartbeatEcho = _struct(
-    "WorkerHeartbeatEcho", [("object_storage", Address), ("instance_id", B)], Kind.WorkerHeartbeatEcho
+    "WorkerHeartbeatEcho", [("object_storage", Address), ("seq", I), ("instance_id", B)], Kind.WorkerHeartbeatEcho
 )
 DisconnectRequest = _struct("DisconnectRequest", [("worker", B)], Kind.DisconnectRequest)
 DisconnectResponse = _struct("DisconnectResponse", [("worker", B)], Kind.DisconnectResponse)

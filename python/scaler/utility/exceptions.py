@@ -54,3 +54,25 @@ class TaskRejectedError(Exception):
 
     Not in upstream 1.12.5, which had no rejection path.
     """
+
+
+class SchedulerLostError(TimeoutError):
+    """The scheduler this client was connected to is gone: its connection broke, or it stayed
+    silent for more than the client's ``timeout_seconds``. Every pending future fails with it,
+    and later calls on the client raise ``ClientQuitException``.
+
+    Not in upstream 1.12.5, which raised a plain ``TimeoutError`` here: it subclasses
+    ``TimeoutError`` so that ``except TimeoutError`` still catches it, while
+    ``ScalerFuture.result(timeout=...)`` running out raises the plain
+    ``concurrent.futures.TimeoutError`` (not this class).
+    """
+
+
+class TaskTimeoutError(TimeoutError):
+    """The task ran longer than the cluster's task timeout (``--task-timeout-seconds``) and was
+    stopped on its worker.
+
+    Not in upstream 1.12.5 (which accepted the option and never applied it). A ``TimeoutError``,
+    as scaler raised there before, but not the ``concurrent.futures.TimeoutError`` of
+    ``result(timeout=...)`` running out, nor a ``SchedulerLostError``.
+    """

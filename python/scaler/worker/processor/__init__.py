@@ -63,6 +63,7 @@ from scaler.protocol.messages import (
     decode,
     encode,
 )
+from scaler.utility.exceptions import ObjectStorageException
 from scaler.utility.msgpack_pieces import BIN8, bin_header
 from scaler.worker.preload import execute_preload
 
@@ -664,8 +665,10 @@ class Processor:
             result_name = b"<res " + result_id.hex().encode() + b">"
         except Exception as exc:  # storing failed: report without a result object
             result_type = 1
-            inline = b""
             message = f"storing the result failed: {type(exc).__name__}: {exc}"
+            # The failure itself travels inline, as a task's exception does, so that the client
+            # raises ObjectStorageException (naming the storage's refusal, e.g. its memory limit).
+            inline = _pickle_exception(ObjectStorageException(message))
         # ProcessorResult, packed directly in the order of docs/protocol.md §7.5.
         self.send_frame(
             _KIND_RESULT
