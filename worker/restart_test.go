@@ -19,13 +19,17 @@ const srcFlaggedDone = "import time\ndef flagged(path, s):\n    open(path, 'w').
 // srcMark appends a line to path: a side effect that shows the task ran.
 const srcMark = "def mark(path):\n    with open(path, 'a') as f:\n        f.write('x\\n')\n    return 1\n"
 
-func runningPID(hb *protocol.WorkerHeartbeat) int {
+// taskPIDs returns the processors that hold a task, running or suspended.
+func taskPIDs(hb *protocol.WorkerHeartbeat) (running, suspended []int) {
 	for _, p := range hb.Processors {
-		if p.HasTask {
-			return int(p.PID)
+		switch {
+		case p.HasTask && p.Suspended:
+			suspended = append(suspended, int(p.PID))
+		case p.HasTask:
+			running = append(running, int(p.PID))
 		}
 	}
-	return 0
+	return running, suspended
 }
 
 func TestSchedulerRestartDropsOldWork(t *testing.T) {
@@ -33,30 +37,37 @@ func TestSchedulerRestartDropsOldWork(t *testing.T) {
 	e.sched.setInstance("instance-A")
 	e.sched.echoed(20 * time.Second)
 	dir := t.TempDir()
-	running, marks := filepath.Join(dir, "running"), filepath.Join(dir, "marks")
-	long := e.h.task(e.h.fn(srcFlaggedDone, "flagged"), 0, e.h.arg(pyStr(running)), e.h.arg("60"))
-	e.sched.send(long)
-	waitForFile(t, running, 30*time.Second)
+	low, high, marks := filepath.Join(dir, "low"), filepath.Join(dir, "high"), filepath.Join(dir, "marks")
+	flagged := e.h.fn(srcFlaggedDone, "flagged")
+	// A running task suspended by one of higher priority, which runs; five queued behind them.
+	e.sched.send(e.h.task(flagged, 0, e.h.arg(pyStr(low)), e.h.arg("60")))
+	waitForFile(t, low, 30*time.Second)
+	e.sched.send(e.h.task(flagged, 1, e.h.arg(pyStr(high)), e.h.arg("60")))
+	waitForFile(t, high, 30*time.Second)
 	mark := e.h.fn(srcMark, "mark")
 	for i := 0; i < 5; i++ {
 		e.sched.send(e.h.task(mark, 0, e.h.arg(pyStr(marks))))
 	}
-	hb := waitForHeartbeat(t, e.sched, 20*time.Second, "one task running, five queued", func(hb *protocol.WorkerHeartbeat) bool {
-		return hb.QueuedTasks == 5 && runningPID(hb) != 0
+	hb := waitForHeartbeat(t, e.sched, 20*time.Second, "one task running, one suspended, five queued", func(hb *protocol.WorkerHeartbeat) bool {
+		r, s := taskPIDs(hb)
+		return hb.QueuedTasks == 5 && len(r) == 1 && len(s) == 1
 	})
-	pid := runningPID(hb)
+	running, suspended := taskPIDs(hb)
 
 	e.sched.setInstance("instance-B") // the scheduler restarted
 	e.sched.echoed(20 * time.Second)
 	waitForHeartbeat(t, e.sched, 20*time.Second, "nothing held after the restart", func(hb *protocol.WorkerHeartbeat) bool {
-		return hb.QueuedTasks == 0 && runningPID(hb) == 0
+		r, s := taskPIDs(hb)
+		return hb.QueuedTasks == 0 && len(r)+len(s) == 0 && len(hb.Tasks) == 0
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if alive(pid) {
-		t.Fatalf("processor %d of the old instance's running task still runs", pid)
+	for _, pid := range append(running, suspended...) {
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Fatalf("processor %d of the old instance's running or suspended task still runs", pid)
+		}
 	}
 	// New work runs at once; result() fails on a result of any old task.
 	task := e.h.task(e.h.fn(srcAdd, "add"), 0, e.h.arg("1"), e.h.arg("2"))

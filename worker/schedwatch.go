@@ -208,7 +208,11 @@ func (a *agent) dropInstance(old, cur []byte) {
 	clear(a.tasks)
 	a.queue = taskQueue{seq: a.queue.seq}
 	a.deadline = time.Time{}
-	a.log.Warn().Hex("previous_instance", old).Hex("instance", cur).
+	ev := a.log.Warn()
+	if queued+running+suspended == 0 {
+		ev = a.log.Info()
+	}
+	ev.Hex("previous_instance", old).Hex("instance", cur).
 		Int("queued", queued).Int("running", running).Int("suspended", suspended).
 		Msgf("scheduler restarted: dropped %d queued, %d running and %d suspended tasks of its previous instance",
 			queued, running, suspended)
