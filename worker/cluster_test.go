@@ -2,8 +2,10 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -138,5 +140,64 @@ func TestClusterRestartsKilledWorker(t *testing.T) {
 	expectGone(t, replacement)
 	if strings.Count(cl.out.String(), "restarting it in") != 1 {
 		t.Errorf("a worker was restarted during the cluster's stop:\n%s", cl.out.String())
+	}
+}
+
+// The supervisor loop with stand-in worker processes (sh scripts that read
+// their configuration on stdin and end as the case says), so each row of
+// exitActions is seen end to end.
+func TestRunClusterPolicy(t *testing.T) {
+	// starts counts the worker processes started, per name.
+	const prelude = `cfg=$(cat); name=$(printf '%s' "$cfg" | sed 's/.*"Name":"\([^"]*\)".*/\1/'); echo x >> "$DIR/$name";` +
+		` n=$(wc -l < "$DIR/$name"); trap 'kill $! 2>/dev/null; exit 0' INT TERM;`
+	for _, tc := range []struct {
+		name    string
+		script  string // after prelude; $name is a or b, $n the start count of this slot
+		workers int
+		stop    time.Duration // cancel the cluster after this long; 0: it must end by itself
+		starts  map[string]int
+		wantErr bool
+	}{
+		{"deaths are restarted", `[ "$n" -le 2 ] && kill -9 $$; sleep 60 & wait`, 1, 4 * time.Second, map[string]int{"a": 3}, false},
+		{"stopped by a signal", `exit 0`, 2, 0, map[string]int{"a": 1, "b": 1}, false},
+		{"scheduler shutdown ends the cluster", `exit 3`, 2, 0, map[string]int{"a": 1, "b": 1}, false},
+		{"death timeout ends the cluster; a later death is not restarted",
+			`[ "$name" = a ] && exit 4; sleep 1; kill -9 $$`, 2, 0, map[string]int{"a": 1, "b": 1}, true},
+		{"preload failure is not restarted", `exit 5`, 2, 0, map[string]int{"a": 1, "b": 1}, true},
+		{"a configuration error is not restarted", `exit 2`, 1, 0, map[string]int{"a": 1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Setenv("DIR", dir)
+			var workers []Config
+			for _, name := range []string{"a", "b"}[:tc.workers] {
+				workers = append(workers, Config{Name: name, SchedulerAddress: "tcp://127.0.0.1:1"})
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.stop > 0 {
+				time.AfterFunc(tc.stop, cancel)
+			}
+			done := make(chan error, 1)
+			go func() {
+				done <- RunCluster(ctx, workers, ClusterOptions{Command: []string{"sh", "-c", prelude + tc.script}, StopGrace: 5 * time.Second},
+					testLog(t, "cluster"))
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(tc.stop + 20*time.Second):
+				t.Fatal("RunCluster did not return")
+			}
+			if (err != nil) != tc.wantErr {
+				t.Errorf("RunCluster: %v (want an error: %v)", err, tc.wantErr)
+			}
+			for name, want := range tc.starts {
+				b, _ := os.ReadFile(filepath.Join(dir, name))
+				if got := strings.Count(string(b), "x"); got != want {
+					t.Errorf("worker %s started %d times, want %d", name, got, want)
+				}
+			}
+		})
 	}
 }
