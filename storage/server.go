@@ -22,6 +22,13 @@ const (
 	trimTick       = time.Second
 )
 
+// expireTick is how often parked requests are checked against their
+// deadline: a request waits its timeout plus at most a quarter of it (and at
+// most a second). Each check costs O(expired), not O(parked).
+func expireTick(timeout time.Duration) time.Duration {
+	return min(max(timeout/4, 10*time.Millisecond), time.Second)
+}
+
 // Server is the object storage server. One goroutine (Run) owns all state;
 // requests are handled strictly in arrival order, and no handler blocks, so
 // a slow or misbehaving client never stalls the others.
@@ -42,14 +49,26 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	if cfg.MaxMemory < 0 {
 		return nil, fmt.Errorf("object storage server: max memory must be >= 0, got %d", cfg.MaxMemory)
 	}
+	if cfg.WaitTimeout < 0 || cfg.MaxWaitingPerPeer < 0 {
+		return nil, fmt.Errorf("object storage server: wait timeout and waiting requests per peer must be >= 0, got %v and %d",
+			cfg.WaitTimeout, cfg.MaxWaitingPerPeer)
+	}
 	// ZeroCopyRecv: a set's payload stays in the libzmq message it arrived
 	// in, and gets send that message again (shared, not copied).
-	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{ZeroCopyRecv: true})
+	// WatchClosed: a peer whose connection closed has its parked requests
+	// dropped at once (nobody would receive their replies).
+	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{ZeroCopyRecv: true, WatchClosed: true})
 	if err != nil {
 		return nil, fmt.Errorf("object storage server: %w", err)
 	}
 	s := &Server{log: log, ep: ep}
 	s.store = newStore(cfg.MaxMemory, log, s.send)
+	if cfg.WaitTimeout > 0 {
+		s.store.waitTimeout = cfg.WaitTimeout
+	}
+	if cfg.MaxWaitingPerPeer > 0 {
+		s.store.maxPerPeer = cfg.MaxWaitingPerPeer
+	}
 	return s, nil
 }
 
@@ -75,7 +94,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.running = true
 	s.mu.Unlock()
 
-	s.log.Info().Msgf("listening on %s", s.Addr())
+	s.log.Info().Stringer("wait_timeout", s.store.waitTimeout).Int("max_waiting_per_peer", s.store.maxPerPeer).
+		Msgf("listening on %s", s.Addr())
 	defer func() {
 		_ = s.Close()
 		s.store.releaseAll()
@@ -83,16 +103,30 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	recv := s.ep.Recv()
+	closed := s.ep.Closed()
 	done := ctx.Done()
 	tick := time.NewTicker(trimTick)
 	defer tick.Stop()
+	expiry := time.NewTicker(expireTick(s.store.waitTimeout))
+	defer expiry.Stop()
 	trims := 0 // trims still to do
 	var trimming atomic.Bool
 	for {
 		select {
 		case <-done:
 			return nil
+		case <-expiry.C:
+			s.store.expire()
+		case peer, ok := <-closed:
+			if !ok {
+				closed = nil // closed with Recv, which reports why
+				continue
+			}
+			// A close can be reported before the peer's last messages are
+			// handled: a get parked after it waits for its deadline.
+			s.store.dropPeer(peer)
 		case <-tick.C:
+			s.store.reportWaits()
 			if s.store.freed >= trimAfterFreed {
 				s.store.freed = 0
 				trims = 2

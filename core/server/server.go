@@ -134,7 +134,8 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("scheduler: object storage address: %w", err)
 		}
-		if s.oss, err = storage.NewServer(storage.Config{Address: addr}, log.With().Str("component", "object_storage").Logger()); err != nil {
+		ocfg := storage.Config{Address: addr, WaitTimeout: time.Duration(cfg.ObjectWaitSeconds) * time.Second}
+		if s.oss, err = storage.NewServer(ocfg, log.With().Str("component", "object_storage").Logger()); err != nil {
 			return nil, fmt.Errorf("scheduler: in-process object storage: %w", err)
 		}
 		s.ossAddr = s.oss.Addr()

@@ -36,6 +36,7 @@ class FakeScheduler(threading.Thread):
         self.hold = False
         self.silent = False  # stop answering heartbeats (to test client timeouts)
         self.max_object = None  # refuse sets of larger objects, as object storage over --max-memory does
+        self.drop_gets = False  # object storage never answers a get (to test fetch deadlines)
         self.port = free_port()
         self.storage_port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
@@ -126,6 +127,8 @@ class FakeScheduler(threading.Thread):
             reply = p.ObjectResponse(request_id=header.request_id, type=p.ObjectResponseType.SetOK, object_id=header.object_id)
             store.send_multipart([ident, p.encode(reply)])
         elif header.type == p.ObjectRequestType.Get:
+            if self.drop_gets:
+                return
             data = self.objects.get(header.object_id)
             if data is None:
                 reply = p.ObjectResponse(request_id=header.request_id, type=p.ObjectResponseType.Error, error="missing")

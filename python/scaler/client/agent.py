@@ -29,10 +29,12 @@ import msgpack
 import zmq
 
 from scaler.client import _wire as w
+from scaler.io import storage as _storage
 from scaler.io.zmtp import ConnectionLost, ZmtpDealer, ZmtpError
 from scaler.utility.exceptions import (
     ClientQuitException,
     ClientShutdownException,
+    ObjectNotFoundError,
     ObjectStorageException,
     ProcessorDiedError,
     SchedulerLostError,
@@ -201,6 +203,9 @@ class ClientAgent(threading.Thread):
         # (entry, error) of refused tasks, failed once _sock_lock is released: failing a future
         # runs its callbacks, user code that must not run holding the socket.
         self._to_fail: List[tuple] = []
+        # (deadline, request id) of result fetches, in deadline order (one timeout for all): a
+        # fetch the server never answers fails at its deadline instead of leaving result() waiting.
+        self._fetch_deadlines: Deque[tuple] = collections.deque()
         self._outbox: Deque[Batch] = collections.deque()
         self._to_release: List[bytes] = []
         self._owned: set = set()
@@ -327,6 +332,8 @@ class ClientAgent(threading.Thread):
                 raise _Stop(TimeoutError(reason), False)
             if now >= self._next_heartbeat:
                 self._send_heartbeat(now)
+            if self._fetch_deadlines and now >= self._fetch_deadlines[0][0]:
+                self._expire_fetches(now)
 
     def _sleep_ms(self, now: float) -> int:
         wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
@@ -991,7 +998,25 @@ class ClientAgent(threading.Thread):
     def _fetch(self, future, object_id: bytes, failed: bool) -> None:
         request_id = next(self.request_ids)
         self._storage_requests[request_id] = ("get", future, object_id, failed)
+        deadlines = self._fetch_deadlines
+        if len(deadlines) > 2 * len(self._storage_requests) + 1024:  # most were answered long ago
+            requests = self._storage_requests
+            self._fetch_deadlines = deadlines = collections.deque(e for e in deadlines if e[1] in requests)
+        deadlines.append((time.monotonic() + _storage.FETCH_TIMEOUT_SECONDS, request_id))
         self._storage_send(w.encode(w.OBJECT_REQUEST, {"request_id": request_id, "type": w.OBJ_GET, "object_id": object_id}))
+
+    def _expire_fetches(self, now: float) -> None:
+        """Fail the result fetches past their deadline (a late reply is then ignored)."""
+        deadlines = self._fetch_deadlines
+        while deadlines and now >= deadlines[0][0]:
+            _, request_id = deadlines.popleft()
+            request = self._storage_requests.get(request_id)
+            if request is None or request[0] != "get":
+                continue  # answered in time
+            del self._storage_requests[request_id]
+            _, future, object_id, _ = request
+            future._fail(ObjectNotFoundError(f"result {object_id.hex()} of task {future._task_id.hex()} not received "
+                                             f"from object storage within {_storage.FETCH_TIMEOUT_SECONDS:g} s"))
 
     def _drain_storage(self) -> None:
         sock = self._storage
@@ -1021,6 +1046,9 @@ class ClientAgent(threading.Thread):
                     self._release_result(future._group_task_id, object_id)
                     self._owned.discard(object_id)
                     future._set_payload(payload, failed, None)
+                elif response == w.OBJ_NOT_FOUND:
+                    future._fail(ObjectNotFoundError(f"result {object_id.hex()} of task {future._task_id.hex()} is "
+                                                     f"missing in object storage: {body.get('error', '')}"))
                 else:
                     future._fail(ObjectStorageException(f"fetching result {object_id.hex()} failed: {body.get('error', '')}"))
 

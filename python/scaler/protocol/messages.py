@@ -148,6 +148,7 @@ class ObjectResponseType(enum.IntEnum):
     DuplicateOK = 4
     StatsOK = 5
     Error = 6
+    NotFound = 7  # get/duplicate: the object did not appear within the server's wait deadline
 
 
 class DecodeError(ValueError):

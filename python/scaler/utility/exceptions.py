@@ -37,6 +37,14 @@ class ObjectStorageException(Exception):
     """Object storage refused a request or could not be reached."""
 
 
+class ObjectNotFoundError(ObjectStorageException):
+    """An object (a task's function or argument, a result) did not appear in object storage within
+    the deadline; the message names the object id and the deadline.
+
+    Not in upstream 1.12.5, whose fetches waited forever.
+    """
+
+
 class TaskNotFoundError(Exception):
     pass
 

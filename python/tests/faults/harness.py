@@ -400,6 +400,30 @@ class Stack:
         role = self._add(Cluster(self, name, argv, n))
         return role.start(wait=wait, timeout=timeout)
 
+    def start_python(self, name: str, code: str, *args: str, wait_for_line: Optional[str] = None,
+                     timeout: float = 60.0) -> Role:
+        """``python -c code args`` as a role of its own (a client process to kill, say); with
+        wait_for_line, waits until its log has a line containing it."""
+        argv = [self.env["SCALER_PYTHON"], "-c", code, *args]
+        role = self._add(Role(self, name, argv, None)).start()
+        if wait_for_line:
+            def seen():
+                if not role.running() and not role.count(wait_for_line):
+                    raise AssertionError(f"{name} exited with {role.proc.returncode}:\n{role.tail()}")
+                return role.count(wait_for_line)
+            wait_until(seen, timeout, f"{name} to print {wait_for_line!r}")
+        return role
+
+    def storage_stats(self, address: Optional[str] = None):
+        """Object storage statistics (objects, bytes, waiting_requests, max_memory) of the stack's
+        storage: the external one if started, else the scheduler's in-process one at P+1."""
+        from scaler.io.storage import ObjectStorageClient
+
+        if address is None:
+            address = self.storage_address if self.storage else f"tcp://{HOST}:{self.scheduler.port + 1}"
+        with ObjectStorageClient(address, timeout_s=30) as client:
+            return client.stats()
+
     @property
     def address(self) -> str:
         """The scheduler's address for clients."""
