@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"time"
@@ -673,7 +674,14 @@ func (a *agent) onExit(ex procExit) {
 	how := describeExit(ex.err)
 	if !p.initialized {
 		a.log.Error().Int("pid", p.pid).Str("exit", how).Msg("processor exited before it was ready")
-		a.stop(StopFatal, "processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s", a.cfg.Python, how))
+		// One that exits by itself (a missing module, say) would do so again
+		// in a new worker; one killed by a signal may not.
+		cause := StopFatal
+		var ee *exec.ExitError
+		if errors.As(ex.err, &ee) && ee.ExitCode() < 0 {
+			cause = StopFailed
+		}
+		a.stop(cause, "processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s", a.cfg.Python, how))
 		return
 	}
 	if t := p.task; t != nil {

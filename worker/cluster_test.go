@@ -201,3 +201,37 @@ func TestRunClusterPolicy(t *testing.T) {
 		})
 	}
 }
+
+// A processor killed before it is ready (here: during a slow preload)
+// stops its agent, which the cluster restarts; one that exits by itself
+// (TestClusterPreloadFailureExits) is not restarted.
+func TestClusterRestartsAgentWhoseProcessorWasKilledStarting(t *testing.T) {
+	s, _, _ := startSchedulerAndClient(t, nil)
+	cl := startCluster(t, "-n", "1", s.Addr(), "--preload", "time:sleep(60)")
+	deadline := time.Now().Add(30 * time.Second)
+	var proc int
+	for proc == 0 {
+		for _, p := range descendants(cl.cmd.Process.Pid) {
+			if strings.Contains(cmdline(p), "scaler.worker.processor") {
+				proc = p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no processor started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // into its preload
+	if err := syscall.Kill(proc, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(cl.out.String(), "restarting it in") {
+		if cl.wait(0) {
+			t.Fatalf("the cluster exited (%v) after a processor was killed while starting", cl.err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart:\n%s", cl.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
