@@ -20,6 +20,9 @@ type ClientHeartbeat struct {
 // It is how a client learns where object storage is.
 type ClientHeartbeatEcho struct {
 	ObjectStorage Address `msg:"object_storage"`
+	// InstanceID is random per scheduler process start: a change tells the
+	// peer that the scheduler it talked to is gone, with everything it held.
+	InstanceID []byte `msg:"instance_id"`
 }
 
 // WorkerHeartbeat is sent worker -> scheduler every heartbeat interval, with
@@ -43,12 +46,16 @@ type WorkerHeartbeat struct {
 }
 
 // WorkerHeartbeatEcho answers every WorkerHeartbeat (scheduler -> worker).
+// A registering worker gets it before any Task.
 type WorkerHeartbeatEcho struct {
 	ObjectStorage Address `msg:"object_storage"`
 	// Seq counts the echoes sent to this worker (1, 2, ...). Messages to one
 	// worker arrive in order, so a worker that got echo n got every task
 	// the scheduler sent before it.
 	Seq uint64 `msg:"seq"`
+	// InstanceID is random per scheduler process start (ClientHeartbeatEcho):
+	// a worker that sees it change drops the work of the previous instance.
+	InstanceID []byte `msg:"instance_id"`
 }
 
 // DisconnectRequest is sent by a worker when it leaves (worker -> scheduler).

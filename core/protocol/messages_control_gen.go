@@ -294,6 +294,12 @@ func (z *ClientHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, err = dc.ReadBytes(z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -307,9 +313,9 @@ func (z *ClientHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *ClientHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 1
+	// map header, size 2
 	// write "object_storage"
-	err = en.Append(0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	err = en.Append(0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	if err != nil {
 		return
 	}
@@ -318,20 +324,33 @@ func (z *ClientHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// write "instance_id"
+	err = en.Append(0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.InstanceID)
+	if err != nil {
+		err = msgp.WrapError(err, "InstanceID")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *ClientHeartbeatEcho) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 1
+	// map header, size 2
 	// string "object_storage"
-	o = append(o, 0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	o = append(o, 0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	o, err = z.ObjectStorage.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// string "instance_id"
+	o = append(o, 0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.InstanceID)
 	return
 }
 
@@ -359,6 +378,12 @@ func (z *ClientHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, bts, err = msgp.ReadBytesBytes(bts, z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -373,7 +398,7 @@ func (z *ClientHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *ClientHeartbeatEcho) Msgsize() (s int) {
-	s = 1 + 15 + z.ObjectStorage.Msgsize()
+	s = 1 + 15 + z.ObjectStorage.Msgsize() + 12 + msgp.BytesPrefixSize + len(z.InstanceID)
 	return
 }
 
@@ -1224,6 +1249,12 @@ func (z *WorkerHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "Seq")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, err = dc.ReadBytes(z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -1237,9 +1268,9 @@ func (z *WorkerHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *WorkerHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 2
+	// map header, size 3
 	// write "object_storage"
-	err = en.Append(0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	err = en.Append(0x83, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	if err != nil {
 		return
 	}
@@ -1258,15 +1289,25 @@ func (z *WorkerHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "Seq")
 		return
 	}
+	// write "instance_id"
+	err = en.Append(0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.InstanceID)
+	if err != nil {
+		err = msgp.WrapError(err, "InstanceID")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *WorkerHeartbeatEcho) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 2
+	// map header, size 3
 	// string "object_storage"
-	o = append(o, 0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	o = append(o, 0x83, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	o, err = z.ObjectStorage.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "ObjectStorage")
@@ -1275,6 +1316,9 @@ func (z *WorkerHeartbeatEcho) MarshalMsg(b []byte) (o []byte, err error) {
 	// string "seq"
 	o = append(o, 0xa3, 0x73, 0x65, 0x71)
 	o = msgp.AppendUint64(o, z.Seq)
+	// string "instance_id"
+	o = append(o, 0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.InstanceID)
 	return
 }
 
@@ -1308,6 +1352,12 @@ func (z *WorkerHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Seq")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, bts, err = msgp.ReadBytesBytes(bts, z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1322,6 +1372,6 @@ func (z *WorkerHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *WorkerHeartbeatEcho) Msgsize() (s int) {
-	s = 1 + 15 + z.ObjectStorage.Msgsize() + 4 + msgp.Uint64Size
+	s = 1 + 15 + z.ObjectStorage.Msgsize() + 4 + msgp.Uint64Size + 12 + msgp.BytesPrefixSize + len(z.InstanceID)
 	return
 }

@@ -56,6 +56,10 @@ type Config struct {
 	// NewObjectID makes a fresh object id owned by client (graph failure
 	// duplicates). nil: md5(client) followed by 16 random bytes.
 	NewObjectID func(client []byte) []byte
+	// InstanceID is announced in heartbeat echoes so that peers notice a
+	// restarted scheduler (docs/protocol.md §7.2). nil: 16 random bytes, so
+	// every scheduler process has its own.
+	InstanceID []byte
 }
 
 // FromConfig converts the [scheduler] section. storage is the announced
@@ -113,6 +117,10 @@ func (c *Config) fill() {
 	}
 	if c.NewObjectID == nil {
 		c.NewObjectID = randomObjectID
+	}
+	if len(c.InstanceID) == 0 {
+		c.InstanceID = make([]byte, 16)
+		_, _ = rand.Read(c.InstanceID)
 	}
 }
 

@@ -109,6 +109,9 @@ func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 	}
 }
 
+// InstanceID is this scheduler's instance id, announced in heartbeat echoes.
+func (s *Scheduler) InstanceID() []byte { return s.cfg.InstanceID }
+
 // ShutdownAccepted reports whether a client's shutdown was accepted; the
 // owner should then stop (after flushing what was sent).
 func (s *Scheduler) ShutdownAccepted() bool { return s.shutdown }
@@ -181,7 +184,7 @@ func (s *Scheduler) Tick(now time.Time) {
 // ---- clients ----
 
 func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, now time.Time) {
-	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
+	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, InstanceID: s.cfg.InstanceID})
 	id := string(from)
 	c := s.clients[id]
 	if c == nil {
@@ -301,13 +304,26 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
 		w.last = *m
 		w.lastSeen = now
+		// The echo goes before any Task: a worker that registers after a
+		// restart of the scheduler learns the new instance id, and drops
+		// the previous instance's work, before this instance's tasks
+		// arrive (docs/protocol.md §7.2). Tasks assigned now count as sent
+		// after this echo.
+		s.echo(w)
 		s.retryWaiting()
+		s.reconcile(w, m)
+		return
 	}
 	s.reconcile(w, m)
 	w.last = *m
 	w.lastSeen = now
+	s.echo(w)
+}
+
+// echo answers a heartbeat of w.
+func (s *Scheduler) echo(w *worker) {
 	w.echoSeq++
-	s.out.Send(from, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, Seq: w.echoSeq})
+	s.out.Send(w.idb, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, Seq: w.echoSeq, InstanceID: s.cfg.InstanceID})
 }
 
 // reconcile compares what heartbeat m says w holds with what the scheduler

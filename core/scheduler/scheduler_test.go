@@ -20,12 +20,23 @@ func TestHeartbeats(t *testing.T) { // items 7, 8, 9, 10, 11
 	if echo.ObjectStorage.Port != 2346 || echo.ObjectStorage.Host != "127.0.0.1" {
 		t.Fatalf("echo %+v", echo)
 	}
+	if len(echo.InstanceID) != 16 {
+		t.Fatalf("echo instance id %x: want 16 random bytes", echo.InstanceID)
+	}
 	// A waiting task is dispatched when the first worker registers, after
-	// StateWorker{connected} and before the echo.
+	// StateWorker{connected} and after the echo, which carries the same
+	// instance id (a worker that finds it changed drops older work first).
 	h.submit("c", "t1")
 	h.takePub()
 	h.worker("w", 2, "gpu")
-	equal(t, "worker registration", describe(h.take()), []string{"w:Task(t1)", "w:WorkerHeartbeatEcho"})
+	reg := h.take()
+	equal(t, "worker registration", describe(reg), []string{"w:WorkerHeartbeatEcho", "w:Task(t1)"})
+	if wecho := reg[0].msg.(*protocol.WorkerHeartbeatEcho); string(wecho.InstanceID) != string(echo.InstanceID) {
+		t.Fatalf("worker echo instance %x, client echo %x", wecho.InstanceID, echo.InstanceID)
+	}
+	if other := New(Config{}, nil, h.s.log, h.now); string(other.cfg.InstanceID) == string(echo.InstanceID) {
+		t.Fatal("two schedulers drew the same instance id")
+	}
 	equal(t, "publications", describePub(h.takePub()), []string{"StateWorker(w,Connected)", "StateTask(t1,Running,w)"})
 	// Later heartbeats change neither queue size nor capabilities.
 	h.handle("w", &protocol.WorkerHeartbeat{QueueSize: 100})

@@ -267,7 +267,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info().Str("object_storage", s.ossAddr).Str("monitor", s.MonitorAddr()).
 		Str("allocate_policy", s.cfg.AllocatePolicy).Bool("protected", s.cfg.Protected).
 		Str("adapter_webhook_url", s.cfg.AdapterWebhookURL).Str("local_address", s.cfg.LocalAddress).
-		Msgf("listening on %s", s.Addr())
+		Hex("instance", s.core.InstanceID()).Msgf("listening on %s", s.Addr())
 
 	nextTick := time.Now().Add(tickInterval)
 	nextStatus := time.Now().Add(statusInterval)

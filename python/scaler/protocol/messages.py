@@ -321,7 +321,9 @@ ObjectInstruction = _struct(
 ClientHeartbeat = _struct(
     "ClientHeartbeat", [("resource", Resource), ("latency_us", I), ("nested", Z)], Kind.ClientHeartbeat
 )
-ClientHeartbeatEcho = _struct("ClientHeartbeatEcho", [("object_storage", Address)], Kind.ClientHeartbeatEcho)
+ClientHeartbeatEcho = _struct(
+    "ClientHeartbeatEcho", [("object_storage", Address), ("instance_id", B)], Kind.ClientHeartbeatEcho
+)
 WorkerHeartbeat = _struct(
     "WorkerHeartbeat",
     [
@@ -331,7 +333,7 @@ WorkerHeartbeat = _struct(
     Kind.WorkerHeartbeat,
 )
 WorkerHeartbeatEcho = _struct(
-    "WorkerHeartbeatEcho", [("object_storage", Address), ("seq", I)], Kind.WorkerHeartbeatEcho
+    "WorkerHeartbeatEcho", [("object_storage", Address), ("seq", I), ("instance_id", B)], Kind.WorkerHeartbeatEcho
 )
 DisconnectRequest = _struct("DisconnectRequest", [("worker", B)], Kind.DisconnectRequest)
 DisconnectResponse = _struct("DisconnectResponse", [("worker", B)], Kind.DisconnectResponse)
