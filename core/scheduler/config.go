@@ -53,6 +53,9 @@ type Config struct {
 	ObjectFlushInterval time.Duration
 	// MaxDeleteBatch bounds the ids of one ObjectInstruction{delete}.
 	MaxDeleteBatch int
+	// DropLogInterval is the least time between two log lines about
+	// messages dropped or refused for the same reason (1 s).
+	DropLogInterval time.Duration
 	// NewObjectID makes a fresh object id owned by client (graph failure
 	// duplicates). nil: md5(client) followed by 16 random bytes.
 	NewObjectID func(client []byte) []byte
@@ -98,6 +101,9 @@ func (c *Config) fill() {
 	}
 	if c.ObjectFlushInterval <= 0 {
 		c.ObjectFlushInterval = time.Second
+	}
+	if c.DropLogInterval <= 0 {
+		c.DropLogInterval = time.Second
 	}
 	if c.MaxDeleteBatch <= 0 {
 		c.MaxDeleteBatch = 4096

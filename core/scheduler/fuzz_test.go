@@ -167,7 +167,8 @@ func (q *sequence) collect(cancelOf string) {
 		default:
 			continue
 		}
-		if notFound && id == cancelOf && q.answered[id] > 0 {
+		// ... and so is one to a cancel of another client's task.
+		if notFound && id == cancelOf && (q.answered[id] > 0 || s.to != q.owner[id]) {
 			continue
 		}
 		if _, ok := q.owner[id]; !ok {

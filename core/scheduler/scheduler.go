@@ -1,8 +1,11 @@
 package scheduler
 
 import (
+	"bytes"
 	"container/list"
+	"encoding/hex"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -78,6 +81,14 @@ type Scheduler struct {
 	sameAdvice  int
 	counts      [protocol.NumTaskStates]uint64 // current (non-terminal) / cumulative (terminal)
 	shutdown    bool
+
+	// Messages dropped or refused, counted per reason and logged at most
+	// once per DropLogInterval (drops.go); refused are the peers that may
+	// not register as workers for now (peers.go).
+	drops       [numDropReasons]dropCount
+	dropTotal   [numDropReasons]uint64
+	nextDropLog time.Time
+	refused     map[string]time.Time
 }
 
 // New returns a scheduler that sends through out.
@@ -97,6 +108,7 @@ func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 		objects:       map[string]*object{},
 		clientObjects: map[string]map[string]struct{}{},
 		departed:      map[string]time.Time{},
+		refused:       map[string]time.Time{},
 		lastBalance:   now,
 	}
 }
@@ -108,6 +120,9 @@ func (s *Scheduler) ShutdownAccepted() bool { return s.shutdown }
 // Handle processes one decoded message from the peer with identity from.
 func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	if s.shutdown {
+		return
+	}
+	if !s.admit(from, m, now) {
 		return
 	}
 	switch m := m.(type) {
@@ -134,7 +149,7 @@ func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	case *protocol.ObjectInstruction:
 		s.onObjectInstruction(from, m)
 	default:
-		s.log.Warn().Str("from", string(from)).Str("type", m.Kind().String()).Msg("unexpected message dropped")
+		s.dropped(dropUnexpected, from, m.Kind())
 	}
 	s.flushObjects(now, false)
 }
@@ -152,6 +167,9 @@ func (s *Scheduler) Tick(now time.Time) {
 		}
 	}
 	s.expireDeparted(now)
+	if len(s.refused) > 0 {
+		s.expireRefused(now)
+	}
 	var dead []*worker
 	for _, w := range s.workers.order {
 		if now.Sub(w.lastSeen) > s.cfg.WorkerTimeout {
@@ -168,6 +186,7 @@ func (s *Scheduler) Tick(now time.Time) {
 	}
 	s.scale(now)
 	s.flushObjects(now, false)
+	s.flushDrops(now)
 }
 
 // ---- clients ----
@@ -204,6 +223,8 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 	case protocol.DisconnectClient:
 		s.clientLog(s.clients[id]).Str("client", id).Msg("client disconnected")
 		s.dropClient(id, now)
+		// It has shown itself a client: its identity may not turn worker.
+		s.refusePeer(id, now)
 	case protocol.DisconnectShutdown:
 		if s.cfg.Protected {
 			s.log.Warn().Str("client", id).Msg("client asked for shutdown; refused: scheduler is protected")
@@ -222,12 +243,14 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 			s.removeWorker(w)
 		}
 	default:
-		s.log.Warn().Str("client", id).Uint8("type", uint8(m.Type)).Msg("ClientDisconnect with unknown type dropped")
+		s.dropped(dropBadValue, from, m.Kind())
 	}
 }
 
-// dropClient cancels every task of the client and forgets it. Its objects
-// are released after the object retention time (at once without one).
+// dropClient cancels every task of the client and forgets it. Running tasks
+// are cancelled with force: nobody waits for their results, and a long one
+// would keep its worker's slot busy. Its objects are released after the
+// object retention time (at once without one).
 func (s *Scheduler) dropClient(id string, now time.Time) {
 	_, known := s.clients[id]
 	delete(s.clients, id)
@@ -242,7 +265,7 @@ func (s *Scheduler) dropClient(id string, now time.Time) {
 				continue
 			}
 			if t := s.tasks[tid]; t != nil {
-				s.cancelTask(t, false)
+				s.cancelTask(t, true)
 			}
 		}
 	}
@@ -301,11 +324,12 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 }
 
 func (s *Scheduler) onDisconnectRequest(from []byte, m *protocol.DisconnectRequest) {
-	id := m.Worker
-	if len(id) == 0 {
-		id = from
+	// A worker leaves for itself only: the worker ids are on the monitor.
+	if len(m.Worker) > 0 && !bytes.Equal(m.Worker, from) {
+		s.dropped(dropImpersonation, from, m.Kind())
+		return
 	}
-	if w := s.workers.byID[string(id)]; w != nil {
+	if w := s.workers.byID[string(from)]; w != nil {
 		s.log.Info().Str("worker", w.id).Msg("worker disconnected")
 		s.removeWorker(w)
 	}
@@ -357,22 +381,82 @@ func (s *Scheduler) removeWorker(w *worker) {
 
 func (s *Scheduler) onTask(from []byte, m *protocol.Task) {
 	if len(m.TaskID) == 0 {
-		s.log.Warn().Str("from", string(from)).Msg("Task without id dropped")
+		s.dropped(dropNoID, from, m.Kind())
 		return
 	}
 	id := string(m.TaskID)
 	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
-		s.log.Warn().Str("from", string(from)).Hex("task", m.TaskID).Msg("duplicate Task dropped")
+		s.dropped(dropDuplicate, from, m.Kind())
 		return
 	}
-	owner := string(m.Source)
-	if owner == "" {
-		owner = string(from)
-		m.Source = from
+	if r, why := s.checkSubmitter(from, m.Source); why != "" {
+		s.refuseTask(from, m.TaskID, r, why)
+		return
+	}
+	m.Source = from
+	owner := string(from)
+	if r, why := s.checkTaskObjects(owner, m, nil); why != "" {
+		s.refuseTask(from, m.TaskID, r, why)
+		return
 	}
 	t := s.newTask(m, owner, nil)
 	s.ownTask(owner, id)
 	s.submit(t)
+}
+
+// checkSubmitter is why a Task or GraphTask from peer from with the given
+// source is refused ("" when it is not): the submitter must be a
+// registered client and may only submit for itself.
+func (s *Scheduler) checkSubmitter(from, source []byte) (dropReason, string) {
+	if len(source) > 0 && !bytes.Equal(source, from) {
+		return dropImpersonation, "the source names another client than the sender"
+	}
+	if s.clients[string(from)] == nil {
+		return dropNotRegistered, "the client is not registered (no ClientHeartbeat yet, or it timed out)"
+	}
+	return 0, ""
+}
+
+// checkTaskObjects is why task m of owner is refused ("" when it is not):
+// its function and object arguments must be objects the owner announced
+// (ObjectInstruction{create}, sent before the Task by every client). A task
+// naming objects that do not exist would otherwise sit on a worker whose
+// processor waits for them forever. In a graph (nodes non-nil), task
+// arguments name other nodes; outside one they are not valid.
+func (s *Scheduler) checkTaskObjects(owner string, m *protocol.Task, nodes map[string]*gnode) (dropReason, string) {
+	owned := s.clientObjects[owner]
+	if len(m.FuncObjectID) == 0 {
+		return dropUnknownObject, "the task has no function object"
+	}
+	if _, ok := owned[string(m.FuncObjectID)]; !ok {
+		return dropUnknownObject, "function object " + hex.EncodeToString(m.FuncObjectID) + " is not an object of this client (never created, or released)"
+	}
+	for i, a := range m.Arguments {
+		switch a.Type {
+		case protocol.ArgumentInline:
+		case protocol.ArgumentObjectID:
+			if _, ok := owned[string(a.Data)]; !ok {
+				return dropUnknownObject, "argument " + strconv.Itoa(i) + ": object " + hex.EncodeToString(a.Data) + " is not an object of this client (never created, or released)"
+			}
+		case protocol.ArgumentTask:
+			if nodes == nil {
+				return dropBadValue, "argument " + strconv.Itoa(i) + " is a task reference outside a graph"
+			}
+			if nodes[string(a.Data)] == nil {
+				return dropBadGraph, "a node depends on a task that is not in the graph"
+			}
+		default:
+			return dropBadValue, "argument " + strconv.Itoa(i) + " has an unknown type"
+		}
+	}
+	return 0, ""
+}
+
+// refuseTask answers a Task that is not accepted with TaskResult{rejected}
+// naming why; the peer learns at once instead of waiting forever.
+func (s *Scheduler) refuseTask(to, taskID []byte, r dropReason, why string) {
+	s.dropped(r, to, protocol.KindTask)
+	s.out.Send(to, &protocol.TaskResult{TaskID: taskID, Type: protocol.ResultRejected, Message: "scheduler refused the task: " + why})
 }
 
 func (s *Scheduler) newTask(m *protocol.Task, owner string, g *graph) *task {
@@ -506,6 +590,7 @@ func (s *Scheduler) assign(t *task, w *worker) {
 	}
 	t.worker = w
 	t.welem = w.tasks.PushBack(t)
+	w.addOwner(t.owner)
 	s.workers.fix(w)
 	s.out.Send(w.idb, t.msg)
 	s.publishTask(t, w.idb)
@@ -515,6 +600,7 @@ func (s *Scheduler) assign(t *task, w *worker) {
 func (s *Scheduler) unassign(t *task) {
 	if w := t.worker; w != nil {
 		w.tasks.Remove(t.welem)
+		w.dropOwner(t.owner)
 		t.worker, t.welem = nil, nil
 		s.workers.fix(w)
 	}
@@ -584,12 +670,22 @@ func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
 
 func (s *Scheduler) onTaskCancel(from []byte, m *protocol.TaskCancel) {
 	id := string(m.TaskID)
+	// A client cancels its own tasks only (task ids are on the monitor);
+	// for anyone else the task does not exist.
 	if g := s.taskToGraph[id]; g != nil {
+		if g.client != string(from) {
+			s.dropped(dropImpersonation, from, m.Kind())
+			s.out.Send(from, &protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound})
+			return
+		}
 		s.cancelGraph(g)
 		return
 	}
 	t := s.tasks[id]
-	if t == nil {
+	if t == nil || t.owner != string(from) {
+		if t != nil {
+			s.dropped(dropImpersonation, from, m.Kind())
+		}
 		s.out.Send(from, &protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound})
 		return
 	}
@@ -690,6 +786,9 @@ func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
 	t := s.tasks[string(m.TaskID)]
 	if t == nil || t.silent {
 		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskLog for unknown task dropped")
+		return
+	}
+	if !s.fromAssigned(from, t, "TaskLog") {
 		return
 	}
 	s.out.Send([]byte(t.owner), m)
