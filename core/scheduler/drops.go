@@ -12,33 +12,37 @@ import (
 type dropReason uint8
 
 const (
-	dropUnexpected    dropReason = iota // a kind peers do not send to the scheduler
-	dropWrongRole                       // a client's message from a worker or the other way round
-	dropNotRegistered                   // a client's request before its first heartbeat (or after its timeout)
-	dropNoID                            // Task or GraphTask without an id
-	dropDuplicate                       // Task or GraphTask id already in use
-	dropImpersonation                   // the message claims another peer's identity
-	dropUnknownObject                   // a task refers to an object its client does not own
-	dropBadGraph                        // GraphTask refused (cycle, unknown node, ...)
-	dropBadValue                        // an unknown enum value, or an instruction peers may not send
-	dropBadHeartbeat                    // WorkerHeartbeat with a queue size out of bounds
-	dropRefusedPeer                     // from a peer refused as a worker for misbehaving
+	dropUnexpected      dropReason = iota // a kind peers do not send to the scheduler
+	dropWrongRole                         // a client's message from a worker or the other way round
+	dropNotRegistered                     // a client's request before its first heartbeat (or after its timeout)
+	dropNoID                              // Task or GraphTask without an id
+	dropDuplicate                         // Task or GraphTask id already in use
+	dropImpersonation                     // the message claims another peer's identity
+	dropUnknownObject                     // a task refers to an object its client does not own
+	dropBadGraph                          // GraphTask refused (cycle, unknown node, ...)
+	dropBadValue                          // an unknown enum value, or an instruction peers may not send
+	dropBadHeartbeat                      // WorkerHeartbeat with a queue size out of bounds
+	dropRefusedPeer                       // from a peer refused as a worker for misbehaving
+	dropShutdownRefused                   // ClientDisconnect{shutdown} to a protected scheduler
+	dropRejoined                          // a client registered again soon after its own goodbye
 	numDropReasons
 )
 
 // dropNames are the reasons as logged.
 var dropNames = [numDropReasons]string{
-	dropUnexpected:    "unexpected message kind",
-	dropWrongRole:     "message of the other role (client vs worker)",
-	dropNotRegistered: "client not registered",
-	dropNoID:          "task without id",
-	dropDuplicate:     "duplicate task id",
-	dropImpersonation: "claims another peer's identity",
-	dropUnknownObject: "task refers to an object its client does not own",
-	dropBadGraph:      "graph refused",
-	dropBadValue:      "unknown or forbidden type value",
-	dropBadHeartbeat:  "worker heartbeat out of bounds",
-	dropRefusedPeer:   "from a peer refused as a worker",
+	dropUnexpected:      "unexpected message kind",
+	dropWrongRole:       "message of the other role (client vs worker)",
+	dropNotRegistered:   "client not registered",
+	dropNoID:            "task without id",
+	dropDuplicate:       "duplicate task id",
+	dropImpersonation:   "claims another peer's identity",
+	dropUnknownObject:   "task refers to an object its client does not own",
+	dropBadGraph:        "graph refused",
+	dropBadValue:        "unknown or forbidden type value",
+	dropBadHeartbeat:    "worker heartbeat out of bounds",
+	dropRefusedPeer:     "from a peer refused as a worker",
+	dropShutdownRefused: "shutdown refused: the scheduler is protected",
+	dropRejoined:        "client registered again soon after its own disconnect (not logged one by one)",
 }
 
 func (r dropReason) String() string {

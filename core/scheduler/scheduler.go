@@ -38,6 +38,10 @@ type client struct {
 	idb      []byte
 	lastSeen time.Time
 	nested   bool // a nested task's client: its comings and goings are logged at debug level
+	// rejoined: registered again soon after its own goodbye (or after
+	// other client messages before its first heartbeat), as a peer cycling
+	// through messages does; counted instead of logged one line each.
+	rejoined bool
 }
 
 // waitGroup is the FIFO of waiting tasks that need the same capabilities.
@@ -198,6 +202,10 @@ func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, 
 	if c == nil {
 		c = &client{id: id, idb: from, nested: m.Nested}
 		s.clients[id] = c
+		if _, ok := s.refused[id]; ok {
+			c.rejoined = true
+			s.dropped(dropRejoined, from, m.Kind())
+		}
 		if _, ok := s.departed[id]; ok {
 			delete(s.departed, id)
 			s.clientLog(c).Str("client", id).Int("objects", len(s.clientObjects[id])).Msg("client reconnected within the object retention time; its objects are kept")
@@ -209,9 +217,11 @@ func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, 
 }
 
 // clientLog is the level for a client's arrival and departure: info, but
-// debug for the clients of nested tasks, which come and go with every task.
+// debug for the clients of nested tasks, which come and go with every task,
+// for clients that rejoined (counted instead) and for peers that were no
+// client at all.
 func (s *Scheduler) clientLog(c *client) *zerolog.Event {
-	if c != nil && c.nested {
+	if c == nil || c.nested || c.rejoined {
 		return s.log.Debug()
 	}
 	return s.log.Info()
@@ -227,7 +237,7 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 		s.refusePeer(id, now)
 	case protocol.DisconnectShutdown:
 		if s.cfg.Protected {
-			s.log.Warn().Str("client", id).Msg("client asked for shutdown; refused: scheduler is protected")
+			s.dropped(dropShutdownRefused, from, m.Kind())
 			s.out.Send(from, &protocol.ClientShutdownResponse{Accepted: false,
 				Reason: "scheduler is in protected mode; start it with -p False to allow shutdown requests"})
 			return

@@ -62,6 +62,7 @@ type Server struct {
 	sentOrder      []protocol.Kind
 	malformed      uint64
 	lastMalformed  uint64
+	malformedPeer  string // the last peer that sent one
 
 	// Messages to clients and workers are queued per peer while the loop
 	// handles one batch of input and flushed at the end of the iteration,
@@ -299,10 +300,12 @@ func (s *Server) Run(ctx context.Context) error {
 			if !now.Before(nextStatus) {
 				nextStatus = now.Add(statusInterval)
 				s.publishStatus(now)
-			}
-			if n := s.malformed - s.lastMalformed; n > 0 {
-				s.lastMalformed = s.malformed
-				s.log.Warn().Uint64("count", n).Msg("dropped malformed messages")
+				// Once a second at most, like the core's counted drops: a
+				// peer sending garbage must not flood the log.
+				if n := s.malformed - s.lastMalformed; n > 0 {
+					s.lastMalformed = s.malformed
+					s.log.Warn().Uint64("count", n).Str("example_peer", s.malformedPeer).Msg("dropped malformed messages")
+				}
 			}
 		}
 		s.flush()
@@ -341,12 +344,16 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) handle(frames [][]byte) {
 	if len(frames) != 2 || len(frames[0]) == 0 {
 		s.malformed++
+		if len(frames) > 0 {
+			s.malformedPeer = string(frames[0])
+		}
 		s.log.Debug().Int("frames", len(frames)).Msg("message with wrong frame count dropped")
 		return
 	}
 	m, err := protocol.Decode(frames[1])
 	if err != nil {
 		s.malformed++
+		s.malformedPeer = string(frames[0])
 		s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message dropped")
 		return
 	}
@@ -361,6 +368,7 @@ func (s *Server) handle(frames [][]byte) {
 	b.Each(func(_ []byte, m protocol.Message, err error) {
 		if err != nil {
 			s.malformed++
+			s.malformedPeer = string(frames[0])
 			s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message in a Batch dropped")
 			return
 		}
