@@ -2,7 +2,8 @@
 
 A raw DEALER sends 200 messages of the kinds peers send to the scheduler, with random ids and
 values (harness.random_message), and 1,800 frames of a valid kind byte followed by a random msgpack
-body, while a normal client runs a 200-task map. Before the fix the bogus peer registered as a
+body, while a normal client runs 200-task maps; a second one does the same after registering as a
+worker (so that it is given tasks first). Before the fix the bogus peer registered as a
 worker (and was given tasks it never answered), its Tasks naming objects that do not exist were
 routed to the real workers (whose processors then waited for those objects forever), and every
 dropped message had its own warning line. Now the map finishes in under 5 s during and after the
@@ -79,11 +80,17 @@ def test_flood_stalls_nobody(stack):
 
     seed = int(os.environ.get("SCALER_FLOOD_SEED", "12"))
     rng = random.Random(seed)
-    sent = {"valid kinds": 0, "random bodies": 0}
+    sent = {"valid kinds": 0, "random bodies": 0}  # by both flooders
     stop = threading.Event()
 
-    def flood():
-        peer = stack.raw_peer()
+    def flood(as_worker: bool):
+        if as_worker:
+            # Registers as a worker first (it is given tasks of the running map), then sprays.
+            peer = stack.raw_peer(identity=f"{os.getpid()}|Worker|bogus|{rng.getrandbits(64):x}".encode())
+            peer.send(p.WorkerHeartbeat(queue_size=50, task_lock=True))
+            time.sleep(0.3)
+        else:
+            peer = stack.raw_peer()
         for _ in range(rounds):
             frames = [("valid kinds", p.encode(random_message(rng))) for _ in range(200)]
             frames += [("random bodies", random_body(rng)) for _ in range(1800)]
@@ -96,17 +103,19 @@ def test_flood_stalls_nobody(stack):
                 if i % 100 == 0:
                     time.sleep(0.05)  # spread over about a second: the map runs meanwhile
 
-    flooder = threading.Thread(target=flood, daemon=True)
-    flooder.start()
+    flooders = [threading.Thread(target=flood, args=(as_worker,), daemon=True) for as_worker in (False, True)]
+    for f in flooders:
+        f.start()
     during_all = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # maps one after the other for as long as the flood lasts
         during_all.append(run_map(client))
-        if not flooder.is_alive():
+        if not any(f.is_alive() for f in flooders):
             break
     stop.set()
-    flooder.join(10)
-    assert not flooder.is_alive(), "the flood did not finish within 60 s"
+    for f in flooders:
+        f.join(10)
+    assert not any(f.is_alive() for f in flooders), "the flood did not finish within 60 s"
     during = max(during_all)
     after = run_map(client)
     time.sleep(1.5)  # let the last counted drops be logged (at most once a second)
@@ -115,14 +124,17 @@ def test_flood_stalls_nobody(stack):
     warn = [line for line in log if "WARN" in line]
     counted = [line for line in log if "dropped or refused messages from peers" in line]
     malformed = [line for line in log if "dropped malformed messages" in line]
+    evicted = [line for line in log if "worker sent a client's message" in line]
     print(f"\nflood (seed {seed}): {sent['valid kinds']} messages of valid kinds, {sent['random bodies']} random bodies")
     print(f"map of {MAP_SIZE}: {baseline:.2f} s before, {len(during_all)} maps during the flood (slowest "
           f"{during:.2f} s), {after:.2f} s after")
     print(f"scheduler log: {len(warn)} warning lines ({len(counted)} counted-drop lines, "
           f"{len(malformed)} malformed-frame lines), {len(log)} lines in all")
+    print(f"bogus workers removed for sending a client's message: {len(evicted)}")
     for line in warn[:20]:
         print("  " + line[:200])
     assert during < LIMIT_S, f"map took {during:.1f} s during the flood"
     assert after < LIMIT_S, f"map took {after:.1f} s after the flood"
     # One line per reason per second at most: 11 reasons, a flood of a few seconds.
     assert len(warn) <= 40 * rounds, f"{len(warn)} warning lines for {sum(sent.values())} bogus messages"
+    assert len(evicted) == 1, "the peer that registered as a worker and then sprayed was not removed (once)"
