@@ -53,6 +53,12 @@ type Config struct {
 	ObjectFlushInterval time.Duration
 	// MaxDeleteBatch bounds the ids of one ObjectInstruction{delete}.
 	MaxDeleteBatch int
+	// MaxTasksPerClient bounds a client's unfinished tasks and graphs (and
+	// the nodes of one graph); MaxObjectsPerClient the objects it may
+	// announce. A peer cannot grow the scheduler's tables without bound;
+	// real clients stay far below (defaults 4,194,304 and 1,048,576).
+	MaxTasksPerClient   int
+	MaxObjectsPerClient int
 	// DropLogInterval is the least time between two log lines about
 	// messages dropped or refused for the same reason (1 s).
 	DropLogInterval time.Duration
@@ -101,6 +107,12 @@ func (c *Config) fill() {
 	}
 	if c.ObjectFlushInterval <= 0 {
 		c.ObjectFlushInterval = time.Second
+	}
+	if c.MaxTasksPerClient <= 0 {
+		c.MaxTasksPerClient = 1 << 22
+	}
+	if c.MaxObjectsPerClient <= 0 {
+		c.MaxObjectsPerClient = 1 << 20
 	}
 	if c.DropLogInterval <= 0 {
 		c.DropLogInterval = time.Second

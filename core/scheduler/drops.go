@@ -25,6 +25,7 @@ const (
 	dropRefusedPeer                       // from a peer refused as a worker for misbehaving
 	dropShutdownRefused                   // ClientDisconnect{shutdown} to a protected scheduler
 	dropRejoined                          // a client registered again soon after its own goodbye
+	dropTooMany                           // a client's tasks or objects at their bound
 	numDropReasons
 )
 
@@ -43,6 +44,7 @@ var dropNames = [numDropReasons]string{
 	dropRefusedPeer:     "from a peer refused as a worker",
 	dropShutdownRefused: "shutdown refused: the scheduler is protected",
 	dropRejoined:        "client registered again soon after its own disconnect (not logged one by one)",
+	dropTooMany:         "client at its bound of tasks or objects",
 }
 
 func (r dropReason) String() string {

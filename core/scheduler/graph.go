@@ -3,6 +3,7 @@ package scheduler
 import (
 	"bytes"
 	"encoding/hex"
+	"strconv"
 
 	"github.com/opengris/scaler/core/protocol"
 )
@@ -99,6 +100,10 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	}
 	if r, why := s.checkSubmitter(from, m.Source); why != "" {
 		s.rejectGraph(from, m, r, why)
+		return
+	}
+	if len(m.Graph) > s.cfg.MaxTasksPerClient {
+		s.rejectGraph(from, m, dropTooMany, "the graph has more nodes than the "+strconv.Itoa(s.cfg.MaxTasksPerClient)+" tasks one client may have")
 		return
 	}
 	clientb := from

@@ -60,6 +60,12 @@ func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstructi
 	}
 	switch m.Type {
 	case protocol.InstructionCreate:
+		if set := s.clientObjects[user]; s.workers.byID[string(from)] == nil && len(set)+len(m.Metadata.ObjectIDs) > s.cfg.MaxObjectsPerClient {
+			// Refused whole; the tasks naming them are refused in turn,
+			// with a message naming the bound.
+			s.dropped(dropTooMany, from, m.Kind())
+			return
+		}
 		_, known := s.clients[user]
 		if _, ok := s.departed[user]; ok {
 			// Within the retention time: kept with the client's other

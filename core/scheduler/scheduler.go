@@ -424,6 +424,9 @@ func (s *Scheduler) checkSubmitter(from, source []byte) (dropReason, string) {
 	if s.clients[string(from)] == nil {
 		return dropNotRegistered, "the client is not registered (no ClientHeartbeat yet, or it timed out)"
 	}
+	if len(s.clientTasks[string(from)]) >= s.cfg.MaxTasksPerClient {
+		return dropTooMany, "the client has " + strconv.Itoa(s.cfg.MaxTasksPerClient) + " unfinished tasks and graphs, the most one client may have"
+	}
 	return 0, ""
 }
 
@@ -438,15 +441,20 @@ func (s *Scheduler) checkTaskObjects(owner string, m *protocol.Task, nodes map[s
 	if len(m.FuncObjectID) == 0 {
 		return dropUnknownObject, "the task has no function object"
 	}
+	unknown := " is not an object of this client (never created, or released)"
+	if len(owned) >= s.cfg.MaxObjectsPerClient {
+		unknown = " is not an object of this client (never created, released, or refused: the client has " +
+			strconv.Itoa(s.cfg.MaxObjectsPerClient) + " objects, the most one client may have)"
+	}
 	if _, ok := owned[string(m.FuncObjectID)]; !ok {
-		return dropUnknownObject, "function object " + hex.EncodeToString(m.FuncObjectID) + " is not an object of this client (never created, or released)"
+		return dropUnknownObject, "function object " + hex.EncodeToString(m.FuncObjectID) + unknown
 	}
 	for i, a := range m.Arguments {
 		switch a.Type {
 		case protocol.ArgumentInline:
 		case protocol.ArgumentObjectID:
 			if _, ok := owned[string(a.Data)]; !ok {
-				return dropUnknownObject, "argument " + strconv.Itoa(i) + ": object " + hex.EncodeToString(a.Data) + " is not an object of this client (never created, or released)"
+				return dropUnknownObject, "argument " + strconv.Itoa(i) + ": object " + hex.EncodeToString(a.Data) + unknown
 			}
 		case protocol.ArgumentTask:
 			if nodes == nil {

@@ -345,3 +345,44 @@ func TestDropLogRateLimited(t *testing.T) {
 		t.Fatalf("totals %v", d)
 	}
 }
+
+// TestClientBounds: one client's tasks and objects are bounded; at the
+// bound the scheduler refuses with a message naming it.
+func TestClientBounds(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxTasksPerClient, c.MaxObjectsPerClient = 2, 5 })
+	h.client("c") // owns fn, arg, obj
+	h.worker("w", 1)
+	h.createObjects("c", "o4", "o5")
+	h.createObjects("c", "o6")
+	if h.s.objects["o6"] != nil || h.s.objects["o5"] == nil {
+		t.Fatal("object bound not applied")
+	}
+	h.take()
+	h.submit("c", "t1")
+	h.submit("c", "t2")
+	h.submit("c", "t3")
+	got := noEchoes(h.take())
+	equal(t, "third refused", describe(got), []string{"w:Task(t1)", "c:Result(t3,Rejected,0)"})
+	if msg := got[1].msg.(*protocol.TaskResult).Message; !strings.Contains(msg, "2 unfinished tasks") {
+		t.Fatalf("message %q", msg)
+	}
+	h.result("w", "t1", protocol.ResultSuccess)
+	h.submit("c", "t4")
+	equal(t, "room again", describe(noEchoes(h.take())), []string{"c:Result(t1,Success,0)", "w:Task(t2)"})
+	h.result("w", "t2", protocol.ResultSuccess)
+	h.take()
+	task := newTask("t5", "c")
+	task.Arguments = []protocol.Argument{{Type: protocol.ArgumentObjectID, Data: []byte("o6")}}
+	h.handle("c", task)
+	got = noEchoes(h.take())
+	if len(got) != 1 || !strings.Contains(got[0].msg.(*protocol.TaskResult).Message, "5 objects, the most one client may have") {
+		t.Fatalf("refusal of a task naming a refused object: %v", describe(got))
+	}
+	g := &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{*newTask("a", "c"), *newTask("b", "c"), *newTask("d", "c")}}
+	h.handle("c", g)
+	equal(t, "graph over the bound", describe(noEchoes(h.take())), []string{"c:Result(G,Rejected,0)"})
+	if d := h.s.Dropped(); d[dropTooMany.String()] != 3 || d[dropUnknownObject.String()] != 1 {
+		t.Fatalf("counted %v", d)
+	}
+	checkInvariants(t, h.s)
+}
