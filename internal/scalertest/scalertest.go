@@ -242,36 +242,48 @@ var FuncObjectID = bytes.Repeat([]byte{1}, 32)
 // Use Peer.Send to send a task as it is.
 func (c *Client) Send(m protocol.Message) error {
 	var ids [][]byte
-	add := func(t *protocol.Task) {
-		for _, id := range append([][]byte{t.FuncObjectID}, argumentObjects(t)...) {
-			if len(id) > 0 && !c.announced[string(id)] {
-				if c.announced == nil {
-					c.announced = map[string]bool{}
-				}
-				c.announced[string(id)] = true
-				ids = append(ids, id)
-			}
-		}
-	}
-	// Held until the task is sent: another goroutine's task naming the
-	// same objects must not overtake their announcement.
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch m := m.(type) {
 	case *protocol.Task:
-		add(m)
+		ids = append(argumentObjects(m), m.FuncObjectID)
 	case *protocol.GraphTask:
 		for i := range m.Graph {
-			add(&m.Graph[i])
+			ids = append(append(ids, argumentObjects(&m.Graph[i])...), m.Graph[i].FuncObjectID)
 		}
 	}
-	if len(ids) > 0 {
-		if err := c.Peer.Send(&protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: c.ID,
-			Metadata: protocol.ObjectMetadata{ObjectIDs: ids}}); err != nil {
-			return err
-		}
+	// Held until m is sent: another goroutine's task naming the same
+	// objects must not overtake their announcement.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.announceLocked(ids); err != nil {
+		return err
 	}
 	return c.Peer.Send(m)
+}
+
+// Announce sends ObjectInstruction{create} for the ids not announced yet
+// (for tests that send tasks with SendRaw or Peer.Send).
+func (c *Client) Announce(ids ...[]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.announceLocked(ids)
+}
+
+func (c *Client) announceLocked(ids [][]byte) error {
+	var fresh [][]byte
+	for _, id := range ids {
+		if len(id) > 0 && !c.announced[string(id)] {
+			if c.announced == nil {
+				c.announced = map[string]bool{}
+			}
+			c.announced[string(id)] = true
+			fresh = append(fresh, id)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	return c.Peer.Send(&protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: c.ID,
+		Metadata: protocol.ObjectMetadata{ObjectIDs: fresh}})
 }
 
 func argumentObjects(t *protocol.Task) [][]byte {
