@@ -126,7 +126,7 @@ func (q *sequence) step(op, a, b byte) {
 		q.accept(pre, client)
 		h.handle(client, g)
 	case 11:
-		switch b % 4 {
+		switch b % 6 {
 		case 0:
 			h.handle(worker, &protocol.TaskLog{TaskID: []byte(q.pick(a))})
 		case 1:
@@ -136,6 +136,17 @@ func (q *sequence) step(op, a, b byte) {
 			h.handle(worker, &protocol.ClientHeartbeatEcho{})
 		case 3:
 			h.handle(client, &protocol.ClientDisconnect{Type: protocol.DisconnectType(a % 3)})
+		case 4:
+			// A worker sending a client's message is removed (tasks placed
+			// again) and refused for a while.
+			cancelOf = q.pick(a)
+			h.handle(worker, &protocol.TaskCancel{TaskID: []byte(cancelOf)})
+		case 5:
+			// Acting for another peer: refused.
+			other := fmt.Sprintf("c%d", (a+1)%2)
+			h.handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionDelete, ObjectUser: []byte(other),
+				Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("fn")}}})
+			h.handle(worker, &protocol.DisconnectRequest{Worker: []byte(fmt.Sprintf("w%d", (a+1)%4))})
 		}
 	}
 	q.collect(cancelOf)
@@ -167,9 +178,15 @@ func (q *sequence) collect(cancelOf string) {
 		default:
 			continue
 		}
-		// ... and so is one to a cancel of another client's task.
-		if notFound && id == cancelOf && (q.answered[id] > 0 || s.to != q.owner[id]) {
+		if notFound && id == cancelOf && q.answered[id] > 0 {
 			continue
+		}
+		// ... and so is one to a cancel by another peer than the owner.
+		if notFound && q.owner[id] != "" && s.to != q.owner[id] {
+			continue
+		}
+		if q.owner[id] != "" && s.to != q.owner[id] {
+			q.t.Fatalf("answer for %q (owner %s) sent to %s: %s", id, q.owner[id], s.to, short(s.msg))
 		}
 		if _, ok := q.owner[id]; !ok {
 			if notFound && id == cancelOf {
