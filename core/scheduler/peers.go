@@ -48,12 +48,14 @@ const maxRefusedPeers = 4096
 // sink that holds tasks and never answers.
 func (s *Scheduler) admit(from []byte, m protocol.Message, now time.Time) bool {
 	k := m.Kind()
-	id := string(from)
+	// Lookups index with string(from) directly, which does not allocate:
+	// this runs for every message.
 	switch kindRoles[k] {
 	case roleClient:
-		if k == protocol.KindClientHeartbeat && s.clients[id] != nil {
+		if s.clients[string(from)] != nil && s.workers.byID[string(from)] == nil {
 			return true // the common case, kept cheap
 		}
+		id := string(from)
 		if w := s.workers.byID[id]; w != nil {
 			s.dropped(dropWrongRole, from, k)
 			s.log.Warn().Str("worker", id).Str("kind", k.String()).Int("tasks", w.tasks.Len()).
@@ -66,16 +68,16 @@ func (s *Scheduler) admit(from []byte, m protocol.Message, now time.Time) bool {
 			s.refusePeer(id, now)
 		}
 	case roleWorker:
-		if s.clients[id] != nil {
+		if s.clients[string(from)] != nil {
 			s.dropped(dropWrongRole, from, k)
 			return false
 		}
-		if _, ok := s.refused[id]; ok {
-			s.refusePeer(id, now) // still talking: the refusal lasts
+		if _, ok := s.refused[string(from)]; ok {
+			s.refusePeer(string(from), now) // still talking: the refusal lasts
 			s.dropped(dropRefusedPeer, from, k)
 			return false
 		}
-		if hb, ok := m.(*protocol.WorkerHeartbeat); ok && s.workers.byID[id] == nil &&
+		if hb, ok := m.(*protocol.WorkerHeartbeat); ok && s.workers.byID[string(from)] == nil &&
 			(hb.QueueSize == 0 || hb.QueueSize > maxWorkerQueueSize) {
 			s.dropped(dropBadHeartbeat, from, k)
 			return false
