@@ -59,6 +59,11 @@ type Config struct {
 	// real clients stay far below (defaults 4,194,304 and 1,048,576).
 	MaxTasksPerClient   int
 	MaxObjectsPerClient int
+	// AnnounceGrace is how long a task naming objects its client has not
+	// announced waits for them (parked.go; 10 s); MaxParkedPerClient
+	// bounds such tasks per client (4096).
+	AnnounceGrace      time.Duration
+	MaxParkedPerClient int
 	// DropLogInterval is the least time between two log lines about
 	// messages dropped or refused for the same reason (1 s).
 	DropLogInterval time.Duration
@@ -107,6 +112,12 @@ func (c *Config) fill() {
 	}
 	if c.ObjectFlushInterval <= 0 {
 		c.ObjectFlushInterval = time.Second
+	}
+	if c.AnnounceGrace <= 0 {
+		c.AnnounceGrace = 10 * time.Second
+	}
+	if c.MaxParkedPerClient <= 0 {
+		c.MaxParkedPerClient = 4096
 	}
 	if c.MaxTasksPerClient <= 0 {
 		c.MaxTasksPerClient = 1 << 22

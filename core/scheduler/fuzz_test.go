@@ -77,7 +77,14 @@ func (q *sequence) step(op, a, b byte) {
 			caps = []string{"gpu"}
 		}
 		q.accept(id, client)
-		h.submit(client, id, caps...)
+		if b%5 == 1 {
+			// Names an object announced later, or never (parked).
+			t := newTask(id, client, caps...)
+			t.Arguments = []protocol.Argument{{Type: protocol.ArgumentObjectID, Data: []byte("late")}}
+			h.handle(client, t)
+		} else {
+			h.submit(client, id, caps...)
+		}
 	case 4:
 		h.result(worker, q.pick(b), protocol.TaskResultType(b%5), "r"+q.pick(b))
 	case 5:
@@ -147,6 +154,7 @@ func (q *sequence) step(op, a, b byte) {
 			h.handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionDelete, ObjectUser: []byte(other),
 				Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("fn")}}})
 			h.handle(worker, &protocol.DisconnectRequest{Worker: []byte(fmt.Sprintf("w%d", (a+1)%4))})
+			h.createObjects(client, "late")
 		}
 	}
 	q.collect(cancelOf)
@@ -205,6 +213,8 @@ func (q *sequence) collect(cancelOf string) {
 // with every capability takes what waits. Then all ids must be answered.
 func (q *sequence) drain() {
 	h := q.h
+	h.advance(11 * time.Second) // past the announce grace: parked tasks are refused
+	q.collect("")
 	for round := 0; round < 50 && (len(h.s.tasks) > 0 || len(h.s.graphs) > 0); round++ {
 		h.worker(fmt.Sprintf("wdrain%d", round), 1000, "gpu")
 		var on []*task

@@ -94,7 +94,7 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 		return
 	}
 	id := string(m.TaskID)
-	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
+	if s.taskIDUsed(id) {
 		s.dropped(dropDuplicate, from, m.Kind())
 		return
 	}
@@ -113,7 +113,7 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	for i := range m.Graph {
 		n := &m.Graph[i]
 		nid := string(n.TaskID)
-		if nid == "" || nid == id || g.nodes[nid] != nil || s.tasks[nid] != nil || s.taskToGraph[nid] != nil {
+		if nid == "" || nid == id || g.nodes[nid] != nil || s.taskIDUsed(nid) {
 			s.rejectGraph(clientb, m, dropBadGraph, "missing, duplicate or already used node task id")
 			return
 		}

@@ -86,6 +86,9 @@ func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstructi
 			}
 			s.addObject(user, id, name)
 		}
+		if len(s.parked[user]) > 0 {
+			s.unparkReady(user)
+		}
 	case protocol.InstructionDelete:
 		s.releaseObjects(user, m.Metadata.ObjectIDs)
 	default: // clear is not accepted from peers either

@@ -93,6 +93,10 @@ type Scheduler struct {
 	dropTotal   [numDropReasons]uint64
 	nextDropLog time.Time
 	refused     map[string]time.Time
+	// Tasks waiting for the objects they name to be announced (parked.go):
+	// per owner in arrival order, and task id -> owner.
+	parked    map[string][]*parkedTask
+	parkedIDs map[string]string
 }
 
 // New returns a scheduler that sends through out.
@@ -113,6 +117,8 @@ func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 		clientObjects: map[string]map[string]struct{}{},
 		departed:      map[string]time.Time{},
 		refused:       map[string]time.Time{},
+		parked:        map[string][]*parkedTask{},
+		parkedIDs:     map[string]string{},
 		lastBalance:   now,
 	}
 }
@@ -139,7 +145,7 @@ func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	case *protocol.DisconnectRequest:
 		s.onDisconnectRequest(from, m)
 	case *protocol.Task:
-		s.onTask(from, m)
+		s.onTask(from, m, now)
 	case *protocol.GraphTask:
 		s.onGraphTask(from, m)
 	case *protocol.TaskCancel:
@@ -173,6 +179,9 @@ func (s *Scheduler) Tick(now time.Time) {
 	s.expireDeparted(now)
 	if len(s.refused) > 0 {
 		s.expireRefused(now)
+	}
+	if len(s.parked) > 0 {
+		s.expireParked(now)
 	}
 	var dead []*worker
 	for _, w := range s.workers.order {
@@ -264,6 +273,7 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 func (s *Scheduler) dropClient(id string, now time.Time) {
 	_, known := s.clients[id]
 	delete(s.clients, id)
+	s.dropParked(id)
 	if owned := s.clientTasks[id]; len(owned) > 0 {
 		ids := make([]string, 0, len(owned))
 		for tid := range owned {
@@ -389,13 +399,13 @@ func (s *Scheduler) removeWorker(w *worker) {
 
 // ---- tasks ----
 
-func (s *Scheduler) onTask(from []byte, m *protocol.Task) {
+func (s *Scheduler) onTask(from []byte, m *protocol.Task, now time.Time) {
 	if len(m.TaskID) == 0 {
 		s.dropped(dropNoID, from, m.Kind())
 		return
 	}
 	id := string(m.TaskID)
-	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
+	if s.taskIDUsed(id) {
 		s.dropped(dropDuplicate, from, m.Kind())
 		return
 	}
@@ -406,12 +416,32 @@ func (s *Scheduler) onTask(from []byte, m *protocol.Task) {
 	m.Source = from
 	owner := string(from)
 	if r, why := s.checkTaskObjects(owner, m, nil); why != "" {
-		s.refuseTask(from, m.TaskID, r, why)
+		// Objects not announced (yet): wait for them a little (parked.go),
+		// unless the client is at its bound of objects (no more creates).
+		if r != dropUnknownObject || len(m.FuncObjectID) == 0 ||
+			len(s.clientObjects[owner]) >= s.cfg.MaxObjectsPerClient || !s.park(owner, m, now) {
+			s.refuseTask(from, m.TaskID, r, why)
+		}
 		return
 	}
+	s.accept(owner, m)
+}
+
+// accept places task m of owner, checked already.
+func (s *Scheduler) accept(owner string, m *protocol.Task) {
 	t := s.newTask(m, owner, nil)
-	s.ownTask(owner, id)
+	s.ownTask(owner, t.id)
 	s.submit(t)
+}
+
+// taskIDUsed reports whether id is taken by a task, graph, node or parked
+// task.
+func (s *Scheduler) taskIDUsed(id string) bool {
+	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
+		return true
+	}
+	_, parked := s.parkedIDs[id]
+	return parked
 }
 
 // checkSubmitter is why a Task or GraphTask from peer from with the given
@@ -697,6 +727,11 @@ func (s *Scheduler) onTaskCancel(from []byte, m *protocol.TaskCancel) {
 			return
 		}
 		s.cancelGraph(g)
+		return
+	}
+	if owner, ok := s.parkedIDs[id]; ok && owner == string(from) {
+		s.unpark(id)
+		s.out.Send(from, &protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmCanceled})
 		return
 	}
 	t := s.tasks[id]

@@ -12,8 +12,9 @@ import (
 )
 
 // TestTaskRefusals: a task is accepted only from a registered client, for
-// itself, naming objects it announced; everything else is answered at once
-// with TaskResult{rejected} naming why, routed nowhere and counted.
+// itself, naming objects it announced; everything else is answered with
+// TaskResult{rejected} naming why, routed nowhere and counted: at once, or
+// for objects not announced after the announce grace (parked meanwhile).
 func TestTaskRefusals(t *testing.T) {
 	obj := func(id string) protocol.Argument {
 		return protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte(id)}
@@ -66,7 +67,7 @@ func TestTaskRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, nil)
+			h := newHarness(t, func(c *Config) { c.AnnounceGrace = 2 * time.Second })
 			h.client("c")
 			h.client("d")
 			h.createObjects("d", "dobj")
@@ -85,6 +86,14 @@ func TestTaskRefusals(t *testing.T) {
 					t.Fatalf("counted %v", h.s.Dropped())
 				}
 				return
+			}
+			if parked := strings.Contains(tc.says, "object "); parked {
+				// Waits for the announcement for the grace, then refused.
+				equal(t, "parked", describe(got), nil)
+				h.advance(1900 * time.Millisecond)
+				equal(t, "still parked", describe(noEchoes(h.take())), nil)
+				h.advance(100 * time.Millisecond)
+				got = noEchoes(h.take())
 			}
 			equal(t, "refused", describe(got), []string{tc.from + ":Result(t1,Rejected,0)"})
 			if msg := got[0].msg.(*protocol.TaskResult).Message; !strings.Contains(msg, tc.says) {
@@ -302,7 +311,7 @@ func TestDropLogRateLimited(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		h.handle("bogus", &protocol.DisconnectRequest{Worker: []byte("w")})
 		h.handle("c", &protocol.ClientHeartbeatEcho{})
-		h.handle("c", &protocol.Task{TaskID: []byte{byte(i), byte(i >> 8)}, FuncObjectID: []byte("nope")})
+		h.handle("c", &protocol.Task{TaskID: []byte{byte(i), byte(i >> 8)}}) // no function object
 	}
 	if buf.Len() != 0 {
 		t.Fatalf("logged while handling: %s", buf.String())
@@ -385,4 +394,60 @@ func TestClientBounds(t *testing.T) {
 		t.Fatalf("counted %v", d)
 	}
 	checkInvariants(t, h.s)
+}
+
+// TestParkedTasks: a task naming objects its client has not announced yet
+// waits for the announcement (the Python client announces a send_object
+// only once storage acknowledged it, which may be after a task using it).
+func TestParkedTasks(t *testing.T) {
+	setup := func(t *testing.T) *harness {
+		h := newHarness(t, func(c *Config) { c.AnnounceGrace, c.MaxParkedPerClient = 5*time.Second, 2 })
+		h.client("c")
+		h.client("d")
+		h.worker("w", 10)
+		h.take()
+		return h
+	}
+	late := func(id, obj string) *protocol.Task {
+		t := newTask(id, "c")
+		t.Arguments = []protocol.Argument{{Type: protocol.ArgumentObjectID, Data: []byte(obj)}}
+		return t
+	}
+	t.Run("announced after the task", func(t *testing.T) {
+		h := setup(t)
+		h.handle("c", late("t1", "x"))
+		h.handle("c", late("t2", "y"))
+		h.submit("c", "t3")
+		equal(t, "only the task with known objects placed", describe(noEchoes(h.take())), []string{"w:Task(t3)"})
+		h.handle("c", late("t2", "y")) // duplicate of a parked task
+		h.createObjects("d", "y")      // another client's: no help
+		h.createObjects("c", "y")
+		equal(t, "placed on announcement", describe(noEchoes(h.take())), []string{"w:Task(t2)"})
+		h.createObjects("c", "x")
+		equal(t, "and the other", describe(noEchoes(h.take())), []string{"w:Task(t1)"})
+		if len(h.s.parked) != 0 || len(h.s.parkedIDs) != 0 || h.s.Dropped()[dropDuplicate.String()] != 1 {
+			t.Fatalf("parked %v, counted %v", h.s.parked, h.s.Dropped())
+		}
+		checkInvariants(t, h.s)
+	})
+	t.Run("cancel, bound, departure", func(t *testing.T) {
+		h := setup(t)
+		h.handle("c", late("t1", "x"))
+		h.handle("c", late("t2", "x"))
+		h.handle("c", late("t3", "x")) // over the bound: refused at once
+		equal(t, "bound", describe(noEchoes(h.take())), []string{"c:Result(t3,Rejected,0)"})
+		h.cancel("d", "t1", true)
+		h.cancel("c", "t1", true)
+		equal(t, "cancels", describe(noEchoes(h.take())), []string{"d:Confirm(t1,CancelNotFound)", "c:Confirm(t1,Canceled)"})
+		h.handle("c", &protocol.ClientDisconnect{Type: protocol.DisconnectClient})
+		equal(t, "departure cancels it", describe(filter(noEchoes(h.take()), protocol.KindObjectInstruction)), []string{"c:Confirm(t2,Canceled)"})
+		h.createObjects("c", "x")
+		h.advance(6 * time.Second)
+		if got := filter(noEchoes(h.take()), protocol.KindObjectInstruction); len(got) != 0 {
+			t.Fatalf("a departed client's parked task was answered again or placed: %v", describe(got))
+		}
+		if len(h.s.parked) != 0 || len(h.s.parkedIDs) != 0 || len(h.s.tasks) != 0 {
+			t.Fatal("parked state left")
+		}
+	})
 }
