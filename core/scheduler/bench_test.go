@@ -37,8 +37,11 @@ func BenchmarkTaskLifecycle(b *testing.B) {
 		binary.LittleEndian.PutUint64(ids[i], uint64(i))
 	}
 	client := []byte("c")
+	fn := []byte("fn")
+	s.Handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: client,
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{fn}}}, epoch)
 	submit := func(i int) {
-		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client}, epoch)
+		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client, FuncObjectID: fn}, epoch)
 	}
 	for i := 0; i < inflight; i++ {
 		submit(i)

@@ -174,7 +174,7 @@ func TestPeerClosed(t *testing.T) {
 		t.Fatal("worker w still registered")
 	}
 	h.s.PeerClosed([]byte("c"), h.now)
-	equal(t, "client closed: its running task canceled", describe(h.take()), []string{"w2:TaskCancel(t1,force=false)"})
+	equal(t, "client closed: its running task canceled (forced)", describe(withoutHarnessObjects(h.take())), []string{"w2:TaskCancel(t1,force=true)"})
 	if h.s.clients["c"] != nil {
 		t.Fatal("client c still registered")
 	}

@@ -66,6 +66,7 @@ type Server struct {
 	// deliver (transport.Socket.TakeUnreachable), logged once a tick.
 	undelivered     uint64
 	lastUndelivered uint64
+	malformedPeer   string // the last peer that sent one
 
 	// Messages to clients and workers are queued per peer while the loop
 	// handles one batch of input and flushed at the end of the iteration,
@@ -318,10 +319,12 @@ func (s *Server) Run(ctx context.Context) error {
 			if !now.Before(nextStatus) {
 				nextStatus = now.Add(statusInterval)
 				s.publishStatus(now)
-			}
-			if n := s.malformed - s.lastMalformed; n > 0 {
-				s.lastMalformed = s.malformed
-				s.log.Warn().Uint64("count", n).Msg("dropped malformed messages")
+				// Once a second at most, like the core's counted drops: a
+				// peer sending garbage must not flood the log.
+				if n := s.malformed - s.lastMalformed; n > 0 {
+					s.lastMalformed = s.malformed
+					s.log.Warn().Uint64("count", n).Str("example_peer", s.malformedPeer).Msg("dropped malformed messages")
+				}
 			}
 			if n := s.undelivered - s.lastUndelivered; n > 0 {
 				s.lastUndelivered = s.undelivered
@@ -365,12 +368,16 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) handle(frames [][]byte) {
 	if len(frames) != 2 || len(frames[0]) == 0 {
 		s.malformed++
+		if len(frames) > 0 {
+			s.malformedPeer = string(frames[0])
+		}
 		s.log.Debug().Int("frames", len(frames)).Msg("message with wrong frame count dropped")
 		return
 	}
 	m, err := protocol.Decode(frames[1])
 	if err != nil {
 		s.malformed++
+		s.malformedPeer = string(frames[0])
 		s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message dropped")
 		return
 	}
@@ -385,6 +392,7 @@ func (s *Server) handle(frames [][]byte) {
 	b.Each(func(_ []byte, m protocol.Message, err error) {
 		if err != nil {
 			s.malformed++
+			s.malformedPeer = string(frames[0])
 			s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message in a Batch dropped")
 			return
 		}

@@ -208,6 +208,9 @@ func (p *Peer) Close() { _ = p.ep.Close() }
 type Client struct {
 	*Peer
 	Storage protocol.Address
+
+	mu        sync.Mutex
+	announced map[string]bool // objects sent in ObjectInstruction{create}
 }
 
 // NewClient connects a client with a `<pid>|Client|<hex>` identity and
@@ -230,6 +233,69 @@ func NewClient(addr string) (*Client, error) {
 	return c, nil
 }
 
+// FuncObjectID is the function object of the tasks Client.Task builds.
+var FuncObjectID = bytes.Repeat([]byte{1}, 32)
+
+// Send sends m. Like a real client it first announces, once each, the
+// objects a Task or GraphTask names (ObjectInstruction{create}): the
+// scheduler refuses tasks naming objects their client did not announce.
+// Use Peer.Send to send a task as it is.
+func (c *Client) Send(m protocol.Message) error {
+	var ids [][]byte
+	switch m := m.(type) {
+	case *protocol.Task:
+		ids = append(argumentObjects(m), m.FuncObjectID)
+	case *protocol.GraphTask:
+		for i := range m.Graph {
+			ids = append(append(ids, argumentObjects(&m.Graph[i])...), m.Graph[i].FuncObjectID)
+		}
+	}
+	// Held until m is sent: another goroutine's task naming the same
+	// objects must not overtake their announcement.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.announceLocked(ids); err != nil {
+		return err
+	}
+	return c.Peer.Send(m)
+}
+
+// Announce sends ObjectInstruction{create} for the ids not announced yet
+// (for tests that send tasks with SendRaw or Peer.Send).
+func (c *Client) Announce(ids ...[]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.announceLocked(ids)
+}
+
+func (c *Client) announceLocked(ids [][]byte) error {
+	var fresh [][]byte
+	for _, id := range ids {
+		if len(id) > 0 && !c.announced[string(id)] {
+			if c.announced == nil {
+				c.announced = map[string]bool{}
+			}
+			c.announced[string(id)] = true
+			fresh = append(fresh, id)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	return c.Peer.Send(&protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: c.ID,
+		Metadata: protocol.ObjectMetadata{ObjectIDs: fresh}})
+}
+
+func argumentObjects(t *protocol.Task) [][]byte {
+	var ids [][]byte
+	for _, a := range t.Arguments {
+		if a.Type == protocol.ArgumentObjectID {
+			ids = append(ids, a.Data)
+		}
+	}
+	return ids
+}
+
 // Task builds a task owned by c with a 16-byte id derived from n.
 func (c *Client) Task(n uint64) *protocol.Task {
 	id := make([]byte, 16)
@@ -237,7 +303,7 @@ func (c *Client) Task(n uint64) *protocol.Task {
 		id[i] = byte(n >> (8 * i))
 	}
 	copy(id[8:], c.ID[len(c.ID)-8:])
-	return &protocol.Task{TaskID: id, Source: c.ID, FuncObjectID: bytes.Repeat([]byte{1}, 32)}
+	return &protocol.Task{TaskID: id, Source: c.ID, FuncObjectID: FuncObjectID}
 }
 
 // WorkerOptions configure a test worker.
