@@ -55,6 +55,10 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},
+		// Its only flags are urfave's -h and -v: no docs, rendered as the
+		// roles render theirs.
+		CustomAppHelpTemplate: topHelpTemplate,
+		Metadata:              map[string]any{flagDocsKey: flagDocs{}},
 		// Bad input is one line and status 2, as for the roles: not urfave's
 		// "Incorrect Usage" followed by the whole help.
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

@@ -11,24 +11,48 @@ import (
 )
 
 // roleHelpTemplate lays out a role's -h like argparse did: usage, purpose,
-// the positional address, then every option with its short forms.
+// the positional address, then every option with its short forms. Flags are
+// rendered by the app's own flagDocs (Metadata[flagDocsKey]), not through
+// urfave's process-wide cli.FlagStringer, so building or running one app
+// changes nothing for another.
 const roleHelpTemplate = `usage: {{.UsageText}}
 
 {{.Usage}}
 
 {{.Description}}
 options:
-{{range .VisibleFlags}}{{.}}
+{{range .VisibleFlags}}{{(index $.Metadata "` + flagDocsKey + `").Render .}}
 {{end}}`
 
-func init() {
-	cli.FlagStringer = renderFlag
-}
+// topHelpTemplate is the plain "scaler" program's help, in urfave's layout,
+// with its flags rendered as the roles render theirs.
+const topHelpTemplate = `NAME:
+   {{.Name}} - {{.Usage}}
 
-// renderFlag prints "  -mt, --max-number-of-tasks-waiting N   help (default: -1)".
+USAGE:
+   {{.UsageText}}
+
+VERSION:
+   {{.Version}}
+
+COMMANDS:{{range .VisibleCommands}}
+   {{join .Names ", "}}{{"\t"}}{{.Usage}}{{end}}
+
+GLOBAL OPTIONS:{{range .VisibleFlags}}
+   {{(index $.Metadata "` + flagDocsKey + `").Render .}}{{end}}
+`
+
+// flagDocsKey is where an app keeps its flagDocs in cli.App.Metadata.
+const flagDocsKey = "flagDocs"
+
+// flagDocs says how each flag of one app is spelled in its help. It is built
+// with the app and read only while the app prints help.
+type flagDocs map[cli.Flag]flagDoc
+
+// Render prints "  -mt, --max-number-of-tasks-waiting N   help (default: -1)".
 // Short forms come first with one dash, as upstream spells them.
-func renderFlag(f cli.Flag) string {
-	d, ok := flagDocs[f]
+func (docs flagDocs) Render(f cli.Flag) string {
+	d, ok := docs[f]
 	if !ok { // urfave's own flags (help)
 		names := f.Names()
 		d = flagDoc{long: names[0], shorts: names[1:]}
@@ -63,21 +87,23 @@ type flagDoc struct {
 	arg    string   // value placeholder; empty for booleans
 }
 
-// flagDocs is filled as roles build their flags.
-var flagDocs = map[cli.Flag]flagDoc{}
-
 // roleApp builds the urfave/cli application of one role. The same function
 // serves "scaler_scheduler ..." and "scaler scheduler ...", so both print
 // identical help.
 func roleApp(r *role, fields []config.Field, stdout, stderr io.Writer, action cli.ActionFunc) *cli.App {
 	defaults := r.newSection()
+	docs := flagDocs{}
 	app := &cli.App{
-		Name:                      r.Program(),
-		Usage:                     r.usage,
-		UsageText:                 r.Program() + " [options] [" + positionalArg(fields) + "]",
-		Description:               positionalHelp(fields),
-		CustomAppHelpTemplate:     roleHelpTemplate,
-		HideHelpCommand:           true,
+		Name:                  r.Program(),
+		Usage:                 r.usage,
+		UsageText:             r.Program() + " [options] [" + positionalArg(fields) + "]",
+		Description:           positionalHelp(fields),
+		CustomAppHelpTemplate: roleHelpTemplate,
+		HideHelpCommand:       true,
+		// The app brings its own -h/--help (last in Flags): urfave's
+		// cli.HelpFlag is one flag value for the whole process, written by
+		// every app that parses it.
+		HideHelp:                  true,
 		DisableSliceFlagSeparator: true,
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
@@ -85,10 +111,11 @@ func roleApp(r *role, fields []config.Field, stdout, stderr io.Writer, action cl
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return &usageError{err.Error()}
 		},
-		Action: action,
+		Action:   action,
+		Metadata: map[string]any{flagDocsKey: docs},
 	}
 	configFlag := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "read this command's section of a TOML configuration file; flags override it"}
-	flagDocs[configFlag] = flagDoc{long: "config", shorts: []string{"c"}, arg: "FILE"}
+	docs[configFlag] = flagDoc{long: "config", shorts: []string{"c"}, arg: "FILE"}
 	app.Flags = append(app.Flags, configFlag)
 	for _, f := range fields {
 		if f.Positional {
@@ -105,10 +132,12 @@ func roleApp(r *role, fields []config.Field, stdout, stderr io.Writer, action cl
 		default:
 			flag = &cli.StringFlag{Name: f.Long, Aliases: names, Usage: usage}
 		}
-		flagDocs[flag] = flagDoc{long: f.Long, shorts: f.Shorts, longs: longAliases(f), arg: f.Arg}
+		docs[flag] = flagDoc{long: f.Long, shorts: f.Shorts, longs: longAliases(f), arg: f.Arg}
 		app.Flags = append(app.Flags, flag)
 	}
-	app.Flags = append(app.Flags, &cli.BoolFlag{Name: "dump-config", Usage: "print the effective configuration as a TOML section and exit"})
+	app.Flags = append(app.Flags,
+		&cli.BoolFlag{Name: "dump-config", Usage: "print the effective configuration as a TOML section and exit"},
+		&cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help"})
 	return app
 }
 

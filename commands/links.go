@@ -15,6 +15,15 @@ func linksCommand(status *int) *cli.Command {
 		Name:      "install-links",
 		Usage:     "create the scaler_* command links to this binary in DIR",
 		ArgsUsage: "DIR",
+		// Its only flag is urfave's -h, spelled as the roles spell theirs.
+		CustomHelpTemplate: `NAME:
+   {{template "helpNameTemplate" .}}
+
+USAGE:
+   {{template "usageTemplate" .}}
+
+OPTIONS:
+   ` + flagDocs{}.Render(cli.HelpFlag) + "\n",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				*status = exitUsage
