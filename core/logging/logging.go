@@ -23,14 +23,24 @@ import (
 // ComponentKey is the field that names the role or part that logged.
 const ComponentKey = "component"
 
-// Levels maps the configuration's level names (upper case) to zerolog levels.
-var Levels = map[string]zerolog.Level{
-	"NOTSET":   zerolog.TraceLevel,
-	"DEBUG":    zerolog.DebugLevel,
-	"INFO":     zerolog.InfoLevel,
-	"WARNING":  zerolog.WarnLevel,
-	"ERROR":    zerolog.ErrorLevel,
-	"CRITICAL": zerolog.FatalLevel,
+// Level returns the zerolog level of a configuration level name (any case:
+// NOTSET, DEBUG, INFO, WARNING, ERROR, CRITICAL).
+func Level(name string) (zerolog.Level, bool) {
+	switch strings.ToUpper(name) {
+	case "NOTSET":
+		return zerolog.TraceLevel, true
+	case "DEBUG":
+		return zerolog.DebugLevel, true
+	case "INFO":
+		return zerolog.InfoLevel, true
+	case "WARNING":
+		return zerolog.WarnLevel, true
+	case "ERROR":
+		return zerolog.ErrorLevel, true
+	case "CRITICAL":
+		return zerolog.FatalLevel, true
+	}
+	return zerolog.NoLevel, false
 }
 
 // Upstream's four-letter level names.
@@ -44,7 +54,7 @@ var levelTags = map[string]string{
 // created) at the given level, tagged with component. No paths means no
 // logging. Close the returned io.Closer at exit to close the files.
 func Open(component string, paths []string, level string) (zerolog.Logger, io.Closer, error) {
-	lvl, ok := Levels[strings.ToUpper(level)]
+	lvl, ok := Level(level)
 	if !ok {
 		return zerolog.Nop(), nopCloser{}, fmt.Errorf("unknown logging level %q", level)
 	}

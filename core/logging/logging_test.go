@@ -76,3 +76,25 @@ func TestOpenErrors(t *testing.T) {
 	log.Error().Msg("nowhere")
 	closer.Close()
 }
+
+func TestLevel(t *testing.T) {
+	tests := []struct {
+		name string
+		want zerolog.Level
+		ok   bool
+	}{
+		{"NOTSET", zerolog.TraceLevel, true},
+		{"DEBUG", zerolog.DebugLevel, true},
+		{"info", zerolog.InfoLevel, true},
+		{"Warning", zerolog.WarnLevel, true},
+		{"ERROR", zerolog.ErrorLevel, true},
+		{"CRITICAL", zerolog.FatalLevel, true},
+		{"WARN", zerolog.NoLevel, false}, // Python's alias is not a configuration name
+		{"", zerolog.NoLevel, false},
+	}
+	for _, tc := range tests {
+		if got, ok := Level(tc.name); got != tc.want || ok != tc.ok {
+			t.Errorf("Level(%q) = %v, %v; want %v, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
