@@ -164,8 +164,8 @@ func start(r *role, cfg config.Section, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer closer.Close()
-	if logCfg.LoggingConfigFile != "" {
-		log.Warn().Str("file", logCfg.LoggingConfigFile).Msg("--logging-config-file is not applied: it is a Python logging configuration in upstream Scaler; logging goes to --logging-paths at --logging-level")
+	for _, n := range notApplied(cfg) {
+		log.Warn().Str(n.key, n.value).Msg(n.why)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -175,6 +175,45 @@ func start(r *role, cfg config.Section, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// ignoredOption is an option a role accepts for compatibility and does not
+// apply, as given in one configuration.
+type ignoredOption struct {
+	key, value string // TOML key and the value given
+	why        string // the start-up warning
+}
+
+// notApplied lists the options of cfg that are set but have no effect, so
+// that start-up can say so once each.
+func notApplied(cfg config.Section) []ignoredOption {
+	var out []ignoredOption
+	if f := loggingOf(cfg).LoggingConfigFile; f != "" {
+		out = append(out, ignoredOption{"logging_config_file", f,
+			"--logging-config-file is not applied: it is a Python logging configuration in upstream Scaler; logging goes to --logging-paths at --logging-level"})
+	}
+	if n, ok := ioThreadsOf(cfg); ok && n != 1 {
+		// Applying it needs the transport's zmq context to take it
+		// (transport.SetIOThreads, before the first socket).
+		out = append(out, ignoredOption{"io_threads", fmt.Sprint(n),
+			"--io-threads is not applied: every scaler process runs one zmq I/O thread"})
+	}
+	return out
+}
+
+// ioThreadsOf returns the section's io_threads, if it has one.
+func ioThreadsOf(cfg config.Section) (int, bool) {
+	switch c := cfg.(type) {
+	case *config.Scheduler:
+		return c.IOThreads, true
+	case *config.Cluster:
+		return c.IOThreads, true
+	case *config.NativeWorkerAdapter:
+		return c.IOThreads, true
+	case *config.SymphonyWorkerAdapter:
+		return c.IOThreads, true
+	}
+	return 0, false
 }
 
 // loggingOf returns the section's logging settings, or defaults for the

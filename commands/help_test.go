@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/opengris/scaler/config"
 )
 
 // Help is rendered by each app's own flag docs: printing a role's help
@@ -37,6 +39,40 @@ func TestHelpLeavesProcessGlobalsAlone(t *testing.T) {
 	for i, got := range outs {
 		if got != want {
 			t.Errorf("run %d printed different help:\n%s\n---\n%s", i, got, want)
+		}
+	}
+}
+
+func TestNotAppliedOptionsAreNamedAtStartUp(t *testing.T) {
+	sched := func(mod func(*config.Scheduler)) config.Section {
+		c := config.DefaultScheduler()
+		mod(c)
+		return c
+	}
+	cluster := config.DefaultCluster()
+	cluster.IOThreads = 3
+	tests := []struct {
+		name string
+		cfg  config.Section
+		want []string // keys warned about, in order
+	}{
+		{"defaults", config.DefaultScheduler(), nil},
+		{"io_threads 1 is what runs", sched(func(c *config.Scheduler) { c.IOThreads = 1 }), nil},
+		{"io_threads 4", sched(func(c *config.Scheduler) { c.IOThreads = 4 }), []string{"io_threads"}},
+		{"both", sched(func(c *config.Scheduler) { c.IOThreads = 2; c.LoggingConfigFile = "log.conf" }), []string{"logging_config_file", "io_threads"}},
+		{"cluster -it 3", cluster, []string{"io_threads"}},
+		{"storage has no io_threads", config.DefaultObjectStorageServer(), nil},
+	}
+	for _, tc := range tests {
+		var got []string
+		for _, n := range notApplied(tc.cfg) {
+			got = append(got, n.key)
+			if n.value == "" || !strings.Contains(n.why, "not applied") {
+				t.Errorf("%s: warning %+v does not say what is not applied", tc.name, n)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: warned about %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
