@@ -15,8 +15,10 @@ type Argument struct {
 }
 
 // Task asks for one function call. Sent client -> scheduler, and scheduler ->
-// worker (unchanged, except that graph nodes get their task arguments
-// replaced by the dependency's result object id and lose their capabilities).
+// worker (unchanged, except that in a graph node each task argument is
+// replaced by the dependency's result: its object id, or its bytes as an
+// inline argument when the result was small; capabilities are kept, so
+// nodes are placed like any task).
 type Task struct {
 	TaskID       []byte           `msg:"task_id"`        // 16 bytes, chosen by the client
 	Source       []byte           `msg:"source"`         // owning client id
