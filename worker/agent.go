@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/procstat"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -64,8 +65,8 @@ type agent struct {
 	echoSeq    uint64    // Seq of the last WorkerHeartbeatEcho, sent back in heartbeats
 	latencyUS  uint32
 	lastSeen   time.Time // last message from the scheduler (or start-up)
-	selfStat   *procStat
-	selfCPU    cpuMeter
+	selfStat   *procstat.Process
+	selfCPU    procstat.CPUMeter
 	stopReason string
 	stopCause  StopCause
 	stopErr    error
@@ -95,9 +96,9 @@ func RunWithCause(ctx context.Context, cfg Config, log zerolog.Logger) (StopCaus
 		exits:    make(chan procExit, 16),
 		quit:     make(chan struct{}),
 		byFd:     make(map[int]*processor),
-		selfStat: openProcStat(0),
+		selfStat: procstat.Open(0),
 	}
-	defer a.selfStat.close()
+	defer a.selfStat.Close()
 	if cfg.ObjectStorageAddress != "" {
 		addr, err := parseStorageAddress(cfg.ObjectStorageAddress)
 		if err != nil {
@@ -395,7 +396,7 @@ func (a *agent) sendProcFrame(p *processor, frame []byte) { a.writeProcessor(p, 
 // reap forgets an exited processor.
 func (a *agent) reap(p *processor) {
 	p.exited = true
-	p.stat.close()
+	p.stat.Close()
 	a.closeChannel(p)
 	delete(a.procs, p.ident)
 }
@@ -643,7 +644,7 @@ func (a *agent) onWithdrawn(p *processor, m *protocol.ProcessorCanceled) {
 	if p.task == t {
 		// Taken for started when the task before it ended; the processor
 		// went on to the task after it instead.
-		cpu := p.stat.cpu()
+		cpu := p.stat.CPU()
 		a.finishTask(t)
 		a.promoteAt(p, cpu)
 	} else {
@@ -817,7 +818,7 @@ func (a *agent) requeueAhead(p *processor) {
 func (a *agent) start(p *processor, t *task) {
 	t.proc = p
 	p.task = t
-	a.begin(p, t, p.stat.cpu())
+	a.begin(p, t, p.stat.CPU())
 	a.sendTask(p, t)
 }
 
@@ -828,7 +829,7 @@ func (a *agent) begin(p *processor, t *task, cpu uint64) {
 	t.started, t.runSince = now, now
 	t.cpu0 = cpu
 	if p.rss == 0 {
-		p.rss, p.rssAt = p.stat.rss(), now
+		p.rss, p.rssAt = p.stat.RSS(), now
 	}
 	t.rss0 = p.rss // what it was when the processor last finished a task
 	t.rssPeak = t.rss0
@@ -963,10 +964,10 @@ const rssFresh = 100 * time.Millisecond
 func (a *agent) profile(t *task) protocol.TaskProfile {
 	p := t.proc
 	now := time.Now()
-	cpu := p.stat.cpu()
+	cpu := p.stat.CPU()
 	p.lastCPU = cpu
 	if now.Sub(p.rssAt) >= rssFresh || now.Sub(t.started) >= rssFresh {
-		p.rss, p.rssAt = p.stat.rss(), now
+		p.rss, p.rssAt = p.stat.RSS(), now
 		if p.rss > t.rssPeak {
 			t.rssPeak = p.rss
 		}
@@ -984,7 +985,7 @@ func (a *agent) profile(t *task) protocol.TaskProfile {
 func (a *agent) sampleMemory() {
 	for _, t := range a.tasks {
 		if t.proc != nil && !t.proc.exited && !t.ahead {
-			if rss := t.proc.stat.rss(); rss > t.rssPeak {
+			if rss := t.proc.stat.RSS(); rss > t.rssPeak {
 				t.rssPeak = rss
 			}
 		}
@@ -998,10 +999,10 @@ func (a *agent) sendHeartbeat(now time.Time) {
 		return
 	}
 	nowNS := now.UnixNano()
-	cpu, rss := a.selfStat.cpu(), a.selfStat.rss()
+	cpu, rss := a.selfStat.CPU(), a.selfStat.RSS()
 	hb := &protocol.WorkerHeartbeat{
-		Agent:        protocol.Resource{CPU: a.selfCPU.permille(cpu, nowNS), RSS: rss},
-		RSSFree:      memAvailable(),
+		Agent:        protocol.Resource{CPU: a.selfCPU.Permille(cpu, nowNS), RSS: rss},
+		RSSFree:      procstat.MemAvailable(),
 		QueueSize:    uint32(a.cfg.QueueSize),
 		LatencyUS:    a.latencyUS,
 		TaskLock:     a.current != nil && a.current.initialized && !a.running() && a.storageKnown,
@@ -1023,13 +1024,13 @@ func (a *agent) sendHeartbeat(now time.Time) {
 		if p.killed || !p.initialized {
 			continue
 		}
-		pc, pr := p.stat.cpu(), p.stat.rss()
+		pc, pr := p.stat.CPU(), p.stat.RSS()
 		hb.Processors = append(hb.Processors, protocol.ProcessorStatus{
 			PID:         uint32(p.pid),
 			Initialized: p.initialized,
 			HasTask:     p.task != nil,
 			Suspended:   p.suspended,
-			Resource:    protocol.Resource{CPU: p.cpu.permille(pc, nowNS), RSS: pr},
+			Resource:    protocol.Resource{CPU: p.cpu.Permille(pc, nowNS), RSS: pr},
 		})
 	}
 	if hb.Capabilities == nil {

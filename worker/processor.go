@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/opengris/scaler/internal/procstat"
 )
 
 // The agent and each processor talk over a Unix stream socket pair created
@@ -42,8 +44,8 @@ type processor struct {
 	out      []byte   // bytes not yet written (the socket buffer was full) ...
 	outOff   int      // ... from out[outOff:]
 	deferred [][]byte // cache evictions held back while suspended
-	stat     *procStat
-	cpu      cpuMeter
+	stat     *procstat.Process
+	cpu      procstat.CPUMeter
 	rss      uint64    // RSS at the end of its last task (the next task's baseline; see rssFresh)
 	rssAt    time.Time // when rss was read
 	lastCPU  uint64    // its CPU time then
@@ -114,7 +116,7 @@ func (a *agent) spawn() (*processor, error) {
 	}
 	p.fd = fds[0]
 	p.pid = p.cmd.Process.Pid
-	p.stat = openProcStat(p.pid)
+	p.stat = procstat.Open(p.pid)
 	a.procs[p.ident] = p
 	a.byFd[p.fd] = p
 	exits, quit, waker := a.exits, a.quit, a.waker

@@ -1,4 +1,7 @@
-package worker
+// Package procstat reads a process's CPU time and resident memory and the
+// host's available memory, for the scheduler's and the workers' status
+// reports. It is the one place that knows /proc's layout.
+package procstat
 
 import (
 	"bytes"
@@ -16,11 +19,11 @@ import (
 // return zeros, which the protocol allows ("all zero when nothing was
 // measured").
 
-const pageSize = 4096
-
-// procStat reads the CPU time and RSS of one process.
-type procStat struct {
+// Process reads the CPU time and RSS of one process. Its methods are for one
+// goroutine at a time.
+type Process struct {
 	clock int32 // CPU-time clock id of the process
+	page  uint64
 	f     *os.File
 	buf   [128]byte
 }
@@ -32,30 +35,35 @@ func processCPUClock(pid int) int32 {
 	return int32(^uint32(pid))<<3 | cpuclockSched
 }
 
-func openProcStat(pid int) *procStat {
+// Open starts reading process pid; 0 is this process. Close it when done.
+// It does not fail: what cannot be read reads as 0.
+func Open(pid int) *Process {
 	path := "/proc/self/statm"
 	clock := int32(2) // CLOCK_PROCESS_CPUTIME_ID
 	if pid > 0 {
 		path = "/proc/" + strconv.Itoa(pid) + "/statm"
 		clock = processCPUClock(pid)
 	}
-	p := &procStat{clock: clock}
+	// statm counts pages of the kernel's size: 4 KiB on x86-64, often
+	// 16 or 64 KiB on arm64.
+	p := &Process{clock: clock, page: uint64(os.Getpagesize())}
 	if f, err := os.Open(path); err == nil {
 		p.f = f
 	}
 	return p
 }
 
-func (p *procStat) close() {
+// Close releases the open /proc file.
+func (p *Process) Close() {
 	if p != nil && p.f != nil {
 		_ = p.f.Close()
 		p.f = nil
 	}
 }
 
-// cpu returns the process's CPU time (user + system) in nanoseconds, 0 on
-// failure.
-func (p *procStat) cpu() uint64 {
+// CPU returns the process's CPU time (user + system, every thread) in
+// nanoseconds, 0 on failure.
+func (p *Process) CPU() uint64 {
 	if p == nil {
 		return 0
 	}
@@ -67,8 +75,8 @@ func (p *procStat) cpu() uint64 {
 	return uint64(ts.Sec)*1e9 + uint64(ts.Nsec)
 }
 
-// rss returns the resident set size in bytes, 0 on failure.
-func (p *procStat) rss() uint64 {
+// RSS returns the resident set size in bytes, 0 on failure.
+func (p *Process) RSS() uint64 {
 	if p == nil || p.f == nil {
 		return 0
 	}
@@ -90,11 +98,20 @@ func (p *procStat) rss() uint64 {
 	if err != nil {
 		return 0
 	}
-	return pages * pageSize
+	return pages * p.page
 }
 
-// memAvailable returns MemAvailable from /proc/meminfo, in bytes.
-func memAvailable() uint64 {
+// Read returns the CPU time (nanoseconds) and RSS (bytes) of process pid (0:
+// this process) once, keeping no file open: for callers that sample rarely.
+func Read(pid int) (cpuNS, rss uint64) {
+	p := Open(pid)
+	defer p.Close()
+	return p.CPU(), p.RSS()
+}
+
+// MemAvailable returns the host's MemAvailable from /proc/meminfo, in
+// bytes, 0 on failure.
+func MemAvailable() uint64 {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0
@@ -111,13 +128,16 @@ func memAvailable() uint64 {
 	return 0
 }
 
-// cpuMeter turns CPU time readings into per-mille of one core.
-type cpuMeter struct {
+// CPUMeter turns successive CPU time readings into per-mille of one core.
+// The zero value is ready; the first reading gives 0.
+type CPUMeter struct {
 	cpuNS uint64
 	at    int64 // unix nanoseconds
 }
 
-func (m *cpuMeter) permille(cpuNS uint64, nowNS int64) uint16 {
+// Permille returns the CPU used since the previous reading, in per-mille of
+// one core (2000 is two cores busy), capped at 65535.
+func (m *CPUMeter) Permille(cpuNS uint64, nowNS int64) uint16 {
 	prevCPU, prevAt := m.cpuNS, m.at
 	m.cpuNS, m.at = cpuNS, nowNS
 	if prevAt == 0 || nowNS <= prevAt || cpuNS < prevCPU {
