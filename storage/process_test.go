@@ -9,12 +9,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/opengris/scaler/core/logging"
+	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
 // The tests below re-execute the test binary as a stand-alone object storage
@@ -52,7 +52,7 @@ func helperMain() int {
 type helperProcess struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	exited chan error
 }
 
@@ -64,7 +64,7 @@ func startHelper(tb testing.TB) *helperProcess {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := &helperProcess{cmd: cmd, stderr: new(syncBuffer), exited: make(chan error, 1)}
+	h := &helperProcess{cmd: cmd, stderr: new(syncbuf.Buffer), exited: make(chan error, 1)}
 	cmd.Stderr = h.stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -90,25 +90,6 @@ func startHelper(tb testing.TB) *helperProcess {
 		tb.Fatalf("helper process printed %q; stderr:\n%s", h.addr, h.stderr)
 	}
 	return h
-}
-
-// syncBuffer collects the child's stderr; the test may read it while the
-// child still writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestSIGTERMStopsCleanly(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
 // Integration tests: the real scheduler (in-process), the real scaler
@@ -53,26 +54,9 @@ func scalerBinary(t testing.TB) string {
 type cluster struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startCluster(t testing.TB, args ...string) *cluster {
@@ -80,7 +64,7 @@ func startCluster(t testing.TB, args ...string) *cluster {
 	bin := scalerBinary(t)
 	all := append([]string{"cluster", "--python", python, "-hi", "1", "-ll", "INFO"}, args...)
 	cmd := exec.Command(bin, all...)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

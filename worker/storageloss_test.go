@@ -19,17 +19,18 @@ import (
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 	"github.com/opengris/scaler/storage"
 )
 
 // startStorageProcess runs "scaler object_storage_server" on a free port of
 // 127.0.0.1 and waits until it accepts connections. It is killed with the
 // test at the latest.
-func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncBuffer) {
+func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncbuf.Buffer) {
 	t.Helper()
 	hostPort := freeTCPPort(t)
 	addr = "tcp://" + hostPort
-	out = &syncBuffer{}
+	out = &syncbuf.Buffer{}
 	cmd = exec.Command(scalerBinary(t), "object_storage_server", addr, "-ll", "INFO")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -242,7 +243,7 @@ func TestAgentStopsOnStorageLoss(t *testing.T) {
 func TestAgentKeepsRunningWithUnreachableStorage(t *testing.T) {
 	addr := "tcp://" + freeTCPPort(t)
 	sched := newFakeScheduler(t, addr)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	done, cancel := runAgentLogging(t, sched, func(c *Config) { c.ObjectStorageAddress = addr },
 		io.MultiWriter(out, testWriter{t}))
 	select {
