@@ -1,0 +1,258 @@
+package worker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// ---- scheduling ----
+
+// ensureCurrent makes sure a processor exists to run the next task.
+func (a *agent) ensureCurrent() bool {
+	if a.current != nil {
+		return true
+	}
+	if a.spare != nil {
+		a.current, a.spare = a.spare, nil
+		return true
+	}
+	p, err := a.spawn()
+	if err != nil {
+		a.stop(StopFatal, "cannot start processors", err)
+		return false
+	}
+	a.current = p
+	return true
+}
+
+// running reports whether a task is executing now.
+func (a *agent) running() bool {
+	return a.current != nil && a.current.task != nil && !a.current.suspended
+}
+
+// dispatch starts or resumes the best queued task if nothing is running.
+func (a *agent) dispatch() {
+	if a.stopReason != "" || a.schedDown {
+		return
+	}
+	if !a.ensureCurrent() {
+		return
+	}
+	for !a.running() {
+		t := a.queue.peek()
+		if t == nil {
+			a.armTimeout()
+			return
+		}
+		if t.resume {
+			a.queue.pop()
+			t.resume = false
+			a.resume(t)
+			continue
+		}
+		p := a.current
+		if !p.initialized || !a.storageKnown {
+			return
+		}
+		a.queue.pop()
+		a.start(p, t)
+	}
+	a.armTimeout()
+	a.fillAhead()
+}
+
+// aheadBelow: a processor is sent its next task ahead of time only while
+// its tasks take less than this. Then the agent's turn-around between tasks
+// (tens of µs) is worth saving, and a cancel of the task sent ahead, which
+// the processor can only answer between tasks, waits little; for longer
+// tasks the saving is negligible and a cancel must not wait.
+const aheadBelow = 2 * time.Millisecond
+
+// fillAhead sends the running processor its next task now, so that it goes
+// on without waiting for the agent when the current one ends (docs/protocol.md
+// §7.5, "Sending ahead"). Only a task of the same priority goes ahead: one
+// of higher priority would suspend the running task instead, and one of
+// lower priority must not overtake anything that arrives meanwhile.
+func (a *agent) fillAhead() {
+	p := a.current
+	if p == nil || p.task == nil || p.suspended || p.ahead != nil || p.killed || p.fd < 0 || !p.quick {
+		return
+	}
+	t := a.queue.peek()
+	if t == nil || t.resume || t.priority != p.task.priority {
+		return
+	}
+	a.queue.pop()
+	t.proc, t.ahead, p.ahead = p, true, t
+	a.sendTask(p, t)
+}
+
+// promoteAt starts the task sent ahead to p, if any, now that the task
+// before it has ended; cpu is p's CPU time at that moment. It returns the
+// promoted task.
+func (a *agent) promoteAt(p *processor, cpu uint64) *task {
+	t := p.ahead
+	if t == nil {
+		return nil
+	}
+	p.ahead, t.ahead, p.task = nil, false, t
+	a.begin(p, t, cpu)
+	return t
+}
+
+// requeueAhead takes back the task sent ahead to p, which p will not run
+// (it is being killed, or died with another task): the task goes back to
+// the queue in its old place, or, if its cancel was pending, is cancelled.
+func (a *agent) requeueAhead(p *processor) {
+	t := p.ahead
+	if t == nil {
+		return
+	}
+	p.ahead, t.ahead, t.proc = nil, false, nil
+	if t.withdrawing {
+		t.withdrawing = false
+		delete(a.tasks, t.key)
+		a.send(&protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmCanceled})
+		return
+	}
+	a.queue.requeue(t)
+}
+
+// start hands task t to the idle processor p.
+func (a *agent) start(p *processor, t *task) {
+	t.proc = p
+	p.task = t
+	a.begin(p, t, p.stat.CPU())
+	a.sendTask(p, t)
+}
+
+// begin marks t as started on p now: its profile and timeout count from
+// here, with cpu as p's CPU time at this moment.
+func (a *agent) begin(p *processor, t *task, cpu uint64) {
+	now := time.Now()
+	t.started, t.runSince = now, now
+	t.cpu0 = cpu
+	if p.rss == 0 {
+		p.rss, p.rssAt = p.stat.RSS(), now
+	}
+	t.rss0 = p.rss // what it was when the processor last finished a task
+	t.rssPeak = t.rss0
+}
+
+// sendTask sends t to p. Arguments go through as they came (object ids and
+// inline bytes); ArgumentIDs stays empty, as docs/protocol.md §7.5 allows.
+func (a *agent) sendTask(p *processor, t *task) {
+	a.sendProc(p, &protocol.ProcessorTask{
+		TaskID:        t.msg.TaskID,
+		Source:        t.msg.Source,
+		SerializerID:  serializerID(t.msg.Source),
+		FuncObjectID:  t.msg.FuncObjectID,
+		Metadata:      t.msg.Metadata,
+		Priority:      t.msg.Priority,
+		StreamOutput:  t.msg.StreamOutput,
+		ObjectStorage: a.storage,
+		Arguments:     t.msg.Arguments,
+		KeepResult:    t.msg.KeepResult,
+	})
+}
+
+// suspend pauses the current processor's task and queues its resumption;
+// a fresh (or spare) processor becomes current.
+func (a *agent) suspend(p *processor) {
+	t := p.task
+	a.suspendProc(p)
+	t.ran += time.Since(t.runSince)
+	t.runSince = time.Time{}
+	t.resume = true
+	a.queue.push(t)
+	a.current = nil
+	a.ensureCurrent()
+}
+
+// resume continues suspended task t in its own processor, which becomes
+// current again; the idle current processor is kept as the spare.
+func (a *agent) resume(t *task) {
+	p := t.proc
+	if cur := a.current; cur != nil && cur != p {
+		if a.spare == nil && cur.task == nil {
+			a.spare = cur
+		} else {
+			a.kill(cur)
+		}
+	}
+	a.current = p
+	a.resumeProc(p)
+	t.runSince = time.Now()
+}
+
+// finishTask forgets t: it is no longer queued or bound to its processor.
+func (a *agent) finishTask(t *task) {
+	a.queue.remove(t)
+	t.resume = false
+	delete(a.tasks, t.key)
+	if p := t.proc; p != nil {
+		if p.task == t {
+			p.task = nil
+		}
+		if p.ahead == t {
+			p.ahead = nil
+		}
+	}
+	t.ahead, t.withdrawing = false, false
+}
+
+// retire kills p (whose task is gone) and, if it was current, lets another
+// processor take its place.
+func (a *agent) retire(p *processor) {
+	a.kill(p)
+	if a.current == p {
+		a.current = nil
+	}
+	if a.spare == p {
+		a.spare = nil
+	}
+}
+
+// ---- timeouts ----
+
+// armTimeout sets the deadline of the running task.
+func (a *agent) armTimeout() {
+	a.deadline = time.Time{}
+	if a.cfg.TaskTimeout <= 0 || !a.running() {
+		return
+	}
+	t := a.current.task
+	a.deadline = t.runSince.Add(a.cfg.TaskTimeout - t.ran)
+}
+
+func (a *agent) checkTimeout(now time.Time) {
+	if a.cfg.TaskTimeout <= 0 || !a.running() {
+		return
+	}
+	// A result already waiting on the channel settles the task (and starts
+	// the one sent ahead) before anything is killed.
+	a.readProcessor(a.current)
+	if !a.running() {
+		return
+	}
+	p := a.current
+	t := p.task
+	if t.ran+now.Sub(t.runSince) < a.cfg.TaskTimeout {
+		a.armTimeout()
+		return
+	}
+	a.log.Warn().Hex("task", t.msg.TaskID).Int("pid", p.pid).Dur("timeout", a.cfg.TaskTimeout).
+		Msg("task timed out; killing its processor")
+	profile := a.profile(t)
+	a.finishTask(t)
+	a.retire(p)
+	a.send(&protocol.TaskResult{
+		TaskID:  t.msg.TaskID,
+		Type:    protocol.ResultFailedTimeout,
+		Profile: profile,
+		Message: fmt.Sprintf("task ran longer than the task timeout of %s", a.cfg.TaskTimeout),
+	})
+	a.dispatch()
+}

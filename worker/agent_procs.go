@@ -1,0 +1,221 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"time"
+
+	"github.com/opengris/scaler/core/protocol"
+)
+
+// ---- messages from processors ----
+
+func (a *agent) sendProc(p *processor, m protocol.Message) {
+	a.sendProcFrame(p, protocol.MustEncode(m))
+}
+
+func (a *agent) sendProcFrame(p *processor, frame []byte) { a.writeProcessor(p, frame) }
+
+// reap forgets an exited processor.
+func (a *agent) reap(p *processor) {
+	p.exited = true
+	p.stat.Close()
+	a.closeChannel(p)
+	delete(a.procs, p.ident)
+}
+
+func (a *agent) onProcessor(p *processor, frame []byte) {
+	if p.killed || p.exited {
+		return // a processor we already gave up on
+	}
+	m, err := protocol.Decode(frame)
+	if err != nil {
+		a.log.Warn().Err(err).Int("pid", p.pid).Msg("dropped malformed message from a processor")
+		return
+	}
+	switch m := m.(type) {
+	case *protocol.ProcessorInitialized:
+		a.onInitialized(p, m)
+	case *protocol.ProcessorResult:
+		a.onResult(p, m)
+	case *protocol.ProcessorCanceled:
+		a.onWithdrawn(p, m)
+	case *protocol.ProcessorLog:
+		if p.task != nil && string(m.TaskID) == p.task.key {
+			a.send(&protocol.TaskLog{TaskID: m.TaskID, Type: m.Type, Content: m.Content})
+		}
+	default:
+		a.log.Warn().Str("message", m.Kind().String()).Int("pid", p.pid).Msg("dropped unexpected message from a processor")
+	}
+}
+
+func (a *agent) onInitialized(p *processor, m *protocol.ProcessorInitialized) {
+	if m.Error != "" {
+		a.log.Error().Int("pid", p.pid).Str("preload", a.cfg.Preload).Str("error", m.Error).
+			Msgf("processor start-up failed: %s", m.Error)
+		a.kill(p)
+		a.stop(StopFatal, "processor start-up failed", fmt.Errorf("%w: %s", ErrPreload, m.Error))
+		return
+	}
+	if p.initialized {
+		return
+	}
+	p.initialized = true
+	a.log.Debug().Int("pid", p.pid).Msg("processor ready")
+	a.dispatch()
+}
+
+func (a *agent) onResult(p *processor, m *protocol.ProcessorResult) {
+	t := p.task
+	if t == nil || string(m.TaskID) != t.key {
+		a.log.Warn().Int("pid", p.pid).Msg("dropped result for a task the processor does not hold")
+		return
+	}
+	profile := a.profile(t)
+	p.quick = t.ran == 0 && time.Duration(profile.DurationS*float64(time.Second)) < aheadBelow
+	a.finishTask(t)
+	switch {
+	case p.suspended && p.ahead != nil:
+		// It finished before the suspension took effect and went on to the
+		// task sent ahead, which is the one suspended now: it takes the
+		// finished task's place in the queue of resumptions.
+		next := a.promoteAt(p, p.lastCPU)
+		next.resume = true
+		next.runSince = time.Time{}
+		a.queue.push(next)
+	case p.suspended:
+		// It finished before the suspension took effect; it may now be
+		// blocked in its suspend handler, so it is not reused.
+		a.kill(p)
+	default:
+		a.promoteAt(p, p.lastCPU)
+		// Hand the processor its next task before reporting this one, so
+		// that it does not sit idle while the result goes out.
+		a.dispatch()
+	}
+	if len(m.ResultObjectID) > 0 {
+		a.send(&protocol.ObjectInstruction{
+			Type:       protocol.InstructionCreate,
+			ObjectUser: t.msg.Source,
+			Metadata: protocol.ObjectMetadata{
+				ObjectIDs:    [][]byte{m.ResultObjectID},
+				ContentTypes: []protocol.ObjectContentType{protocol.ContentObject},
+				Names:        [][]byte{m.ResultObjectName},
+			},
+		})
+	}
+	res := &protocol.TaskResult{TaskID: m.TaskID, Type: m.Type, Profile: profile, Inline: m.Inline, Message: m.Message}
+	if len(m.ResultObjectID) > 0 {
+		res.Results = [][]byte{m.ResultObjectID}
+	}
+	a.send(res)
+	a.dispatch()
+}
+
+// onWithdrawn handles ProcessorCanceled: p dropped a task sent ahead
+// without running it.
+func (a *agent) onWithdrawn(p *processor, m *protocol.ProcessorCanceled) {
+	t, ok := a.tasks[string(m.TaskID)]
+	if !ok || t.proc != p || !t.withdrawing {
+		a.log.Warn().Int("pid", p.pid).Msg("dropped a cancel answer for a task the processor does not hold")
+		return
+	}
+	if p.task == t {
+		// Taken for started when the task before it ended; the processor
+		// went on to the task after it instead.
+		cpu := p.stat.CPU()
+		a.finishTask(t)
+		a.promoteAt(p, cpu)
+	} else {
+		a.finishTask(t)
+	}
+	a.send(&protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmCanceled})
+	a.dispatch()
+}
+
+// onExit handles the end of a processor process.
+func (a *agent) onExit(ex procExit) {
+	p := ex.p
+	if !p.killed {
+		a.readProcessor(p) // what it wrote before it ended (a result, say) comes first
+	}
+	a.requeueAhead(p)
+	a.reap(p)
+	if a.spare == p {
+		a.spare = nil
+	}
+	if a.current == p {
+		a.current = nil
+	}
+	if p.killed {
+		a.dispatch()
+		return
+	}
+	how := describeExit(ex.err)
+	if !p.initialized {
+		a.log.Error().Int("pid", p.pid).Str("exit", how).Msg("processor exited before it was ready")
+		// One that exits by itself (a missing module, say) would do so again
+		// in a new worker; one killed by a signal may not.
+		cause := StopFatal
+		var ee *exec.ExitError
+		if errors.As(ex.err, &ee) && ee.ExitCode() < 0 {
+			cause = StopFailed
+		}
+		a.stop(cause, "processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s (choose the interpreter with --python or SCALER_PYTHON)", a.cfg.Python, how))
+		return
+	}
+	if t := p.task; t != nil {
+		a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("processor died while running a task; replacing it")
+		profile := a.profile(t)
+		a.finishTask(t)
+		a.send(&protocol.TaskResult{
+			TaskID:  t.msg.TaskID,
+			Type:    protocol.ResultFailedProcessorDied,
+			Profile: profile,
+			Message: fmt.Sprintf("processor (pid %d) died while running the task: %s", p.pid, how),
+		})
+	} else {
+		a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("idle processor died; replacing it")
+	}
+	a.dispatch()
+}
+
+// rssFresh bounds how stale a processor's RSS may be when a task ends. A
+// /proc read costs about as much as the agent's other work for a trivial
+// task, and a task that ends within this long cannot have grown its
+// processor's memory by much: its RSS is read only if the last reading is
+// this old, or the task ran at least this long (longer tasks are also
+// sampled every profileInterval while they run).
+const rssFresh = 100 * time.Millisecond
+
+func (a *agent) profile(t *task) protocol.TaskProfile {
+	p := t.proc
+	now := time.Now()
+	cpu := p.stat.CPU()
+	p.lastCPU = cpu
+	if now.Sub(p.rssAt) >= rssFresh || now.Sub(t.started) >= rssFresh {
+		p.rss, p.rssAt = p.stat.RSS(), now
+		if p.rss > t.rssPeak {
+			t.rssPeak = p.rss
+		}
+	}
+	prof := protocol.TaskProfile{DurationS: now.Sub(t.started).Seconds()}
+	if cpu >= t.cpu0 {
+		prof.CPUTimeS = float64(cpu-t.cpu0) / 1e9
+	}
+	if t.rssPeak > t.rss0 {
+		prof.MemoryPeak = t.rssPeak - t.rss0
+	}
+	return prof
+}
+
+func (a *agent) sampleMemory() {
+	for _, t := range a.tasks {
+		if t.proc != nil && !t.proc.exited && !t.ahead {
+			if rss := t.proc.stat.RSS(); rss > t.rssPeak {
+				t.rssPeak = rss
+			}
+		}
+	}
+}
