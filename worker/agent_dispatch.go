@@ -7,7 +7,9 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 )
 
-// ---- scheduling ----
+// The task queue and dispatch: which task runs on which processor, ahead
+// of time or now, suspended, resumed, finished or timed out. Called on the
+// loop goroutine.
 
 // ensureCurrent makes sure a processor exists to run the next task.
 func (a *agent) ensureCurrent() bool {

@@ -11,7 +11,9 @@ import (
 	"github.com/opengris/scaler/transport"
 )
 
-// ---- messages from the scheduler ----
+// The scheduler link: frames to the scheduler are queued by send and sent
+// once per loop iteration by flushOut; messages from it are handled here;
+// heartbeats go out from here. Called on the loop goroutine.
 
 // send encodes m and queues it for the scheduler; it goes out at the end
 // of the loop iteration (flushOut).

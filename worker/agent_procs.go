@@ -9,7 +9,9 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 )
 
-// ---- messages from processors ----
+// Processor supervision: messages from processors, their exits, and the
+// CPU and memory figures of the tasks they run. Called on the loop
+// goroutine.
 
 func (a *agent) sendProc(p *processor, m protocol.Message) {
 	a.sendProcFrame(p, protocol.MustEncode(m))
