@@ -11,7 +11,7 @@ import sysconfig
 import threading
 import time
 import weakref
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 BINARY_ENV = "SCALER_BINARY"
 
@@ -196,3 +196,25 @@ def address_string(address) -> Optional[str]:
     if host is not None and port is not None:
         return f"tcp://{host}:{port}"
     return str(address)
+
+
+def role_options(*pairs: Tuple[str, Any]) -> List[Any]:
+    """A role's command-line options from (flag, value) pairs, in order, as every launcher here
+    spells them: None, False or "" leaves the flag out, True gives the bare flag, a tuple or list
+    gives the flag followed by each item, anything else the flag and the value."""
+    arguments: List[Any] = []
+    for flag, value in pairs:
+        if value is None or value is False or (isinstance(value, str) and value == ""):
+            continue
+        if value is True:
+            arguments.append(flag)
+        elif isinstance(value, (list, tuple)):
+            arguments += [flag, *value]
+        else:
+            arguments += [flag, value]
+    return arguments
+
+
+def logging_options(logging_paths, logging_level: str, logging_config_file: Optional[str]) -> List[Tuple[str, Any]]:
+    """The logging flags every role takes; -lp goes last, as it takes every value after it."""
+    return [("-ll", logging_level), ("-lc", logging_config_file), ("-lp", tuple(logging_paths))]

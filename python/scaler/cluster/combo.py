@@ -70,6 +70,10 @@ class SchedulerClusterCombo:
         self._address = address_string(address)
         self._storage_address = address_string(storage_address)
         self._monitor_address = address_string(monitor_address)
+        # Every process it starts logs alike.
+        logging_settings = dict(
+            logging_paths=logging_paths, logging_level=logging_level, logging_config_file=logging_config_file
+        )
 
         try:
             # The workers, and clients created in this process, reach the scheduler over a Unix
@@ -83,9 +87,7 @@ class SchedulerClusterCombo:
             if len(local_address.encode()) - len("ipc://") >= _MAX_SOCKET_PATH:
                 local_address = None  # a long $TMPDIR: TCP only
             if self._storage_address is not None:
-                self._object_storage = ObjectStorageServerProcess(
-                    self._storage_address, logging_paths=logging_paths, logging_level=logging_level
-                )
+                self._object_storage = ObjectStorageServerProcess(self._storage_address, **logging_settings)
                 self._object_storage.start()
                 self._object_storage.wait_until_ready()  # as 1.12.5: storage is up before the rest
             self._scheduler = SchedulerProcess(
@@ -102,10 +104,8 @@ class SchedulerClusterCombo:
                 protected=protected,
                 allocate_policy=allocate_policy,
                 event_loop=event_loop,
-                logging_paths=logging_paths,
-                logging_config_file=logging_config_file,
-                logging_level=logging_level,
                 local_address=local_address,
+                **logging_settings,
             )
             self._scheduler.start()
             host, _, port = self._address[len("tcp://"):].rpartition(":")
@@ -128,10 +128,8 @@ class SchedulerClusterCombo:
                 trim_memory_threshold_bytes=trim_memory_threshold_bytes,
                 hard_processor_suspend=hard_processor_suspend,
                 event_loop=event_loop,
-                logging_paths=logging_paths,
-                logging_config_file=logging_config_file,
-                logging_level=logging_level,
                 _connect_address=local_address,
+                **logging_settings,
             )
             self._n_workers = n_workers
             if n_workers > 0:

@@ -1,6 +1,6 @@
 from typing import Optional, Tuple
 
-from scaler.cluster._process import RoleProcess, address_string, child_environment
+from scaler.cluster._process import RoleProcess, address_string, child_environment, logging_options, role_options
 from scaler.config import defaults
 from scaler.object_storage.object_storage_server import ObjectStorageServer  # importable from here in 1.12.5
 from scaler.utility.network_util import wait_until_listening
@@ -22,10 +22,9 @@ class ObjectStorageServerProcess(RoleProcess):
     ):
         self._address = storage_address
         self._storage_address = storage_address
-        arguments = [address_string(storage_address), "-ll", logging_level]
-        if logging_config_file:
-            arguments += ["-lc", logging_config_file]
-        arguments += ["-lp", *tuple(logging_paths)]
+        arguments = [address_string(storage_address)] + role_options(
+            *logging_options(logging_paths, logging_level, logging_config_file)
+        )
         super().__init__("object_storage_server", arguments, env=child_environment())
 
     def wait_until_ready(self, timeout_seconds: float = 15.0) -> None:

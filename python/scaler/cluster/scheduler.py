@@ -1,6 +1,6 @@
 from typing import Optional, Tuple
 
-from scaler.cluster._process import RoleProcess, address_string, child_environment
+from scaler.cluster._process import RoleProcess, address_string, child_environment, logging_options, role_options
 from scaler.cluster.object_storage_server import ObjectStorageServerProcess
 from scaler.config import defaults
 
@@ -35,31 +35,23 @@ class SchedulerProcess(RoleProcess):
     ):
         self._address = address
         policy = getattr(allocate_policy, "name", allocate_policy)
-        arguments = [
-            address_string(address),
-            "--io-threads", io_threads,
-            "-mt", max_number_of_tasks_waiting,
-            "-ct", client_timeout_seconds,
-            "-wt", worker_timeout_seconds,
-            "-ot", object_retention_seconds,
-            "-ls", load_balance_seconds,
-            "-lbt", load_balance_trigger_times,
-            "-p", "True" if protected else "False",
-            "-ap", str(policy),
-            "-e", event_loop,
-            "-ll", logging_level,
-        ]
-        if storage_address is not None:
-            arguments += ["-osa", address_string(storage_address)]
-        if monitor_address is not None:
-            arguments += ["-ma", address_string(monitor_address)]
-        if adapter_webhook_url:
-            arguments += ["-awu", adapter_webhook_url]
-        if local_address:
-            arguments += ["--local-address", local_address]
-        if logging_config_file:
-            arguments += ["-lc", logging_config_file]
-        arguments += ["-lp", *tuple(logging_paths)]
+        arguments = [address_string(address)] + role_options(
+            ("--io-threads", io_threads),
+            ("-mt", max_number_of_tasks_waiting),
+            ("-ct", client_timeout_seconds),
+            ("-wt", worker_timeout_seconds),
+            ("-ot", object_retention_seconds),
+            ("-ls", load_balance_seconds),
+            ("-lbt", load_balance_trigger_times),
+            ("-p", "True" if protected else "False"),
+            ("-ap", str(policy)),
+            ("-e", event_loop),
+            ("-osa", address_string(storage_address)),
+            ("-ma", address_string(monitor_address)),
+            ("-awu", adapter_webhook_url),
+            ("--local-address", local_address),
+            *logging_options(logging_paths, logging_level, logging_config_file),
+        )
         super().__init__("scheduler", arguments, env=child_environment())
 
 
