@@ -25,21 +25,18 @@ const (
 	ObjectStats ObjectRequestType = 4
 )
 
+// objectRequestNames are the lower-case names of ObjectRequestType, by value.
+var objectRequestNames = [...]string{
+	ObjectSet:       "set",
+	ObjectGet:       "get",
+	ObjectDelete:    "delete",
+	ObjectDuplicate: "duplicate",
+	ObjectStats:     "stats",
+}
+
 // String returns the lower-case name used in logs and docs.
 func (t ObjectRequestType) String() string {
-	switch t {
-	case ObjectSet:
-		return "set"
-	case ObjectGet:
-		return "get"
-	case ObjectDelete:
-		return "delete"
-	case ObjectDuplicate:
-		return "duplicate"
-	case ObjectStats:
-		return "stats"
-	}
-	return "unknown"
+	return enumName(objectRequestNames[:], uint8(t), "ObjectRequestType")
 }
 
 // ObjectResponseType says what an ObjectResponse reports. Values are stable.
@@ -59,27 +56,21 @@ const (
 	ObjectNotFound ObjectResponseType = 7
 )
 
+// objectResponseNames are the names of ObjectResponseType, by value.
+var objectResponseNames = [...]string{
+	ObjectSetOK:        "setOK",
+	ObjectGetOK:        "getOK",
+	ObjectDelOK:        "delOK",
+	ObjectDelNotExists: "delNotExists",
+	ObjectDuplicateOK:  "duplicateOK",
+	ObjectStatsOK:      "stats",
+	ObjectError:        "error",
+	ObjectNotFound:     "notFound",
+}
+
 // String returns the name used in logs and docs.
 func (t ObjectResponseType) String() string {
-	switch t {
-	case ObjectSetOK:
-		return "setOK"
-	case ObjectGetOK:
-		return "getOK"
-	case ObjectDelOK:
-		return "delOK"
-	case ObjectDelNotExists:
-		return "delNotExists"
-	case ObjectDuplicateOK:
-		return "duplicateOK"
-	case ObjectStatsOK:
-		return "stats"
-	case ObjectError:
-		return "error"
-	case ObjectNotFound:
-		return "notFound"
-	}
-	return "unknown"
+	return enumName(objectResponseNames[:], uint8(t), "ObjectResponseType")
 }
 
 // Object id length limits enforced by the server. Scaler's object ids are 32
