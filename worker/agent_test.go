@@ -42,8 +42,7 @@ func TestTaskRunsAndReturns(t *testing.T) {
 	// An exception comes back as a failed result holding the exception.
 	bad := e.h.fn("def bad():\n    raise ValueError('nope')\n", "bad")
 	task = e.h.task(bad, 0)
-	e.sched.send(task)
-	res = e.sched.result(task.TaskID, 10*time.Second)
+	res = e.run(task, 10*time.Second)
 	if res.Type != protocol.ResultFailed {
 		t.Fatalf("result %+v", res)
 	}
@@ -199,8 +198,7 @@ func TestPreloadRunsOncePerProcessorBeforeTasks(t *testing.T) {
 	fn := e.h.fn("def calls():\n    import mypreload\n    return mypreload.CALLS\n", "calls")
 	for i := 0; i < 2; i++ {
 		task := e.h.task(fn, 0)
-		e.sched.send(task)
-		res := e.sched.result(task.TaskID, 20*time.Second)
+		res := e.run(task, 20*time.Second)
 		if got := e.h.result(res.Results[0]); got != "[('prod', 3)]" {
 			t.Fatalf("preload calls seen by task %d: %s", i, got)
 		}
@@ -231,8 +229,7 @@ func TestTaskTimeout(t *testing.T) {
 	sleep := e.h.fn("import time\ndef sleep(s):\n    time.sleep(s)\n    return s\n", "sleep")
 	task := e.h.task(sleep, 0, e.h.arg("30"))
 	start := time.Now()
-	e.sched.send(task)
-	res := e.sched.result(task.TaskID, 20*time.Second)
+	res := e.run(task, 20*time.Second)
 	if res.Type != protocol.ResultFailedTimeout || len(res.Results) != 0 {
 		t.Fatalf("result %+v", res)
 	}
@@ -251,15 +248,13 @@ func TestProcessorCrashMidTask(t *testing.T) {
 	e := startWorker(t, nil)
 	crash := e.h.fn("import os\ndef crash():\n    os._exit(3)\n", "crash")
 	task := e.h.task(crash, 0)
-	e.sched.send(task)
-	res := e.sched.result(task.TaskID, 20*time.Second)
+	res := e.run(task, 20*time.Second)
 	if res.Type != protocol.ResultFailedProcessorDied || !strings.Contains(res.Message, "exit status 3") {
 		t.Fatalf("result %+v", res)
 	}
 	fn := e.h.fn(srcAdd, "add")
 	task = e.h.task(fn, 0, e.h.arg("1"), e.h.arg("2"))
-	e.sched.send(task)
-	res = e.sched.result(task.TaskID, 20*time.Second)
+	res = e.run(task, 20*time.Second)
 	if res.Type != protocol.ResultSuccess || e.h.result(res.Results[0]) != "3" {
 		t.Fatalf("after crash: %+v", res)
 	}
@@ -269,8 +264,7 @@ func TestIdleProcessorDeathIsReplaced(t *testing.T) {
 	e := startWorker(t, nil)
 	pidFn := e.h.fn("import os\ndef pid():\n    return os.getpid()\n", "pid")
 	task := e.h.task(pidFn, 0)
-	e.sched.send(task)
-	res := e.sched.result(task.TaskID, 20*time.Second)
+	res := e.run(task, 20*time.Second)
 	var pid int
 	if _, err := fmtSscan(e.h.result(res.Results[0]), &pid); err != nil {
 		t.Fatal(err)
@@ -291,8 +285,7 @@ func TestIdleProcessorDeathIsReplaced(t *testing.T) {
 		return replaced
 	})
 	task = e.h.task(pidFn, 0)
-	e.sched.send(task)
-	res = e.sched.result(task.TaskID, 20*time.Second)
+	res = e.run(task, 20*time.Second)
 	if res.Type != protocol.ResultSuccess {
 		t.Fatalf("after idle death: %+v", res)
 	}

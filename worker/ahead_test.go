@@ -51,18 +51,28 @@ func collect(t *testing.T, e *workerEnv, ids ...[]byte) []protocol.Message {
 	return got
 }
 
+// runFirstSendAhead starts a task that runs for the given seconds (a Python
+// literal) and queues a second one behind it, which the agent sends ahead
+// to the same processor; it returns once the first is running. Each task
+// creates its file in dir when it starts.
+func runFirstSendAhead(t *testing.T, e *workerEnv, seconds string) (dir string, first, ahead *protocol.Task) {
+	t.Helper()
+	makeQuick(t, e)
+	flagged := e.h.fn(srcFlagged, "flagged")
+	dir = t.TempDir()
+	first = e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "first"))), e.h.arg(seconds))
+	ahead = e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "ahead"))), e.h.arg("0"))
+	e.sched.send(first)
+	e.sched.send(ahead)
+	waitForFile(t, filepath.Join(dir, "first"), 30*time.Second)
+	return dir, first, ahead
+}
+
 func TestCancelOfTaskSentAhead(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		t.Run(map[bool]string{false: "not forced", true: "forced"}[force], func(t *testing.T) {
 			e := startWorker(t, nil)
-			makeQuick(t, e)
-			flagged := e.h.fn(srcFlagged, "flagged")
-			dir := t.TempDir()
-			first := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "first"))), e.h.arg("1"))
-			ahead := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "ahead"))), e.h.arg("0"))
-			e.sched.send(first)
-			e.sched.send(ahead)
-			waitForFile(t, filepath.Join(dir, "first"), 30*time.Second)
+			dir, first, ahead := runFirstSendAhead(t, e, "1")
 			e.sched.send(&protocol.TaskCancel{TaskID: ahead.TaskID, Force: force})
 
 			got := collect(t, e, first.TaskID, ahead.TaskID)
@@ -94,14 +104,7 @@ func TestTaskSentAheadSurvivesItsProcessor(t *testing.T) {
 					c.TaskTimeout = 2 * time.Second
 				}
 			})
-			makeQuick(t, e)
-			flagged := e.h.fn(srcFlagged, "flagged")
-			dir := t.TempDir()
-			first := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "first"))), e.h.arg("60"))
-			ahead := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "ahead"))), e.h.arg("0"))
-			e.sched.send(first)
-			e.sched.send(ahead)
-			waitForFile(t, filepath.Join(dir, "first"), 30*time.Second)
+			dir, first, ahead := runFirstSendAhead(t, e, "60")
 			if how == "force cancel" {
 				e.sched.send(&protocol.TaskCancel{TaskID: first.TaskID, Force: true})
 			}

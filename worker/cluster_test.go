@@ -130,13 +130,7 @@ func TestClusterRestartsKilledWorker(t *testing.T) {
 		t.Errorf("the restart line does not say how the worker died:\n%s", out)
 	}
 	// The cluster's own stop: the new agent stops too and is not restarted.
-	_ = cl.cmd.Process.Signal(syscall.SIGTERM)
-	if !cl.wait(20 * time.Second) {
-		t.Fatal("cluster did not stop on SIGTERM")
-	}
-	if cl.err != nil {
-		t.Errorf("cluster exit after a restart and SIGTERM: %v", cl.err)
-	}
+	cl.terminate(t, 20*time.Second)
 	expectGone(t, replacement)
 	if strings.Count(cl.out.String(), "restarting it in") != 1 {
 		t.Errorf("a worker was restarted during the cluster's stop:\n%s", cl.out.String())

@@ -396,6 +396,12 @@ func startWorker(t testing.TB, mod func(*Config)) *workerEnv {
 	return e
 }
 
+// run sends task to the worker and waits up to d for its result.
+func (e *workerEnv) run(task *protocol.Task, d time.Duration) *protocol.TaskResult {
+	e.sched.send(task)
+	return e.sched.result(task.TaskID, d)
+}
+
 // stop cancels the worker and returns Run's result.
 func (e *workerEnv) stop() error {
 	e.cancel()

@@ -95,6 +95,19 @@ func (c *cluster) wait(d time.Duration) (exited bool) {
 	}
 }
 
+// terminate sends the cluster SIGTERM and fails the test unless it exits
+// with status 0 within d.
+func (c *cluster) terminate(t *testing.T, d time.Duration) {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	if !c.wait(d) {
+		t.Fatalf("cluster did not exit within %s of SIGTERM", d)
+	}
+	if c.err != nil {
+		t.Errorf("cluster exit after SIGTERM: %v", c.err)
+	}
+}
+
 // startSchedulerAndClient starts the scheduler and a registered Go client
 // with a task helper sharing its identity.
 func startSchedulerAndClient(t *testing.T, mod func(*config.Scheduler)) (*scalertest.Scheduler, *scalertest.Client, *helper) {
@@ -282,13 +295,7 @@ func TestClusterRunsTasks(t *testing.T) {
 		t.Fatalf("descendants %v: want workers and processors", pids)
 	}
 	start := time.Now()
-	_ = cl.cmd.Process.Signal(syscall.SIGTERM)
-	if !cl.wait(10 * time.Second) {
-		t.Fatal("cluster did not exit within 10s of SIGTERM")
-	}
-	if cl.err != nil {
-		t.Errorf("cluster exit: %v", cl.err)
-	}
+	cl.terminate(t, 10*time.Second)
 	expectGone(t, pids)
 	t.Logf("cluster stopped in %s", time.Since(start))
 	out := cl.out.String()

@@ -257,24 +257,27 @@ func (a *agent) kill(p *processor) {
 	time.AfterFunc(a.cfg.KillDelay, func() { _ = proc.Signal(syscall.SIGKILL) })
 }
 
-// suspend pauses a processor's running task.
-func (a *agent) suspendProc(p *processor) {
-	p.suspended = true
-	sig := syscall.SIGUSR1
+// signalSuspension sends the processor the cooperative signal (the
+// processor's handler pauses or resumes the task), or the hard one with
+// HardSuspend (the kernel stops or continues the whole process).
+func (a *agent) signalSuspension(p *processor, cooperative, hard syscall.Signal) {
+	sig := cooperative
 	if a.cfg.HardSuspend {
-		sig = syscall.SIGSTOP
+		sig = hard
 	}
 	_ = p.cmd.Process.Signal(sig)
+}
+
+// suspendProc pauses a processor's running task.
+func (a *agent) suspendProc(p *processor) {
+	p.suspended = true
+	a.signalSuspension(p, syscall.SIGUSR1, syscall.SIGSTOP)
 }
 
 // resumeProc continues a suspended processor.
 func (a *agent) resumeProc(p *processor) {
 	p.suspended = false
-	sig := syscall.SIGUSR2
-	if a.cfg.HardSuspend {
-		sig = syscall.SIGCONT
-	}
-	_ = p.cmd.Process.Signal(sig)
+	a.signalSuspension(p, syscall.SIGUSR2, syscall.SIGCONT)
 	for _, frame := range p.deferred {
 		a.writeProcessor(p, frame)
 	}
