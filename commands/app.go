@@ -185,35 +185,25 @@ type ignoredOption struct {
 }
 
 // notApplied lists the options of cfg that are set but have no effect, so
-// that start-up can say so once each.
+// that start-up can say so once each. An option is named only when its
+// value differs from what runs anyway.
 func notApplied(cfg config.Section) []ignoredOption {
-	var out []ignoredOption
-	if f := loggingOf(cfg).LoggingConfigFile; f != "" {
-		out = append(out, ignoredOption{"logging_config_file", f,
-			"--logging-config-file is not applied: it is a Python logging configuration in upstream Scaler; logging goes to --logging-paths at --logging-level"})
-	}
-	if n, ok := ioThreadsOf(cfg); ok && n != 1 {
+	options := []struct{ key, inEffect, why string }{
+		{"logging_config_file", "", "--logging-config-file is not applied: it is a Python logging configuration in upstream Scaler; logging goes to --logging-paths at --logging-level"},
 		// Applying it needs the transport's zmq context to take it
 		// (transport.SetIOThreads, before the first socket).
-		out = append(out, ignoredOption{"io_threads", fmt.Sprint(n),
-			"--io-threads is not applied: every scaler process runs one zmq I/O thread"})
+		{"io_threads", "1", "--io-threads is not applied: every scaler process runs one zmq I/O thread"},
+		{"event_loop", "builtin", "--event-loop is not applied: the Go runtime has one scheduler for everything"},
+	}
+	var out []ignoredOption
+	for _, o := range options {
+		for _, f := range config.Fields(cfg) {
+			if v := fmt.Sprint(f.Get(cfg)); f.Key == o.key && v != o.inEffect {
+				out = append(out, ignoredOption{o.key, v, o.why})
+			}
+		}
 	}
 	return out
-}
-
-// ioThreadsOf returns the section's io_threads, if it has one.
-func ioThreadsOf(cfg config.Section) (int, bool) {
-	switch c := cfg.(type) {
-	case *config.Scheduler:
-		return c.IOThreads, true
-	case *config.Cluster:
-		return c.IOThreads, true
-	case *config.NativeWorkerAdapter:
-		return c.IOThreads, true
-	case *config.SymphonyWorkerAdapter:
-		return c.IOThreads, true
-	}
-	return 0, false
 }
 
 // loggingOf returns the section's logging settings, or defaults for the

@@ -34,9 +34,6 @@ func runCluster(ctx context.Context, section config.Section, log zerolog.Logger)
 	if err != nil {
 		return fmt.Errorf("cannot find the scaler executable to start workers: %w", err)
 	}
-	if cfg.EventLoop != "builtin" {
-		log.Info().Str("event_loop", cfg.EventLoop).Msg("event loop option accepted; Go has a single runtime")
-	}
 	return worker.RunCluster(ctx, workers, worker.ClusterOptions{Command: []string{exe, workerSubcommand}}, log)
 }
 

@@ -12,8 +12,5 @@ import (
 func runScheduler(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.Scheduler)
 	tuneGCForMessageLoop()
-	if cfg.EventLoop != "builtin" {
-		log.Info().Str("event_loop", cfg.EventLoop).Msg("event loop choice accepted for compatibility; the Go runtime has one scheduler")
-	}
 	return server.Run(ctx, cfg, log)
 }
