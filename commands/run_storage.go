@@ -11,7 +11,7 @@ import (
 
 func runObjectStorageServer(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.ObjectStorageServer)
-	srv, err := storage.NewServer(storage.Config{Address: cfg.ObjectStorageAddress, MaxMemory: cfg.MaxMemoryBytes()}, log)
+	srv, err := storage.NewServer(storage.Config{Address: cfg.ObjectStorageAddress, MaxMemory: cfg.MaxMemoryBytes(), MaxMessageSize: cfg.MaxMessageSizeBytes()}, log)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@
 // docs/protocol.md ("Object storage").
 package storage
 
+import "syscall"
+
 // Config configures a Server.
 type Config struct {
 	// Address is the zmq endpoint to bind, e.g. "tcp://127.0.0.1:8517".
@@ -11,4 +13,26 @@ type Config struct {
 	Address string
 	// MaxMemory caps the bytes of object contents held; 0 means unlimited.
 	MaxMemory int64
+	// MaxMessageSize is the longest frame a client may send (ZMQ_MAXMSGSIZE);
+	// libzmq disconnects a client that sends a longer one. 0 derives it (see
+	// maxMessageSize).
+	MaxMessageSize int64
+}
+
+// maxMessageSize is cfg.MaxMessageSize, or when 0: an object (one frame)
+// larger than MaxMemory could never be stored, so MaxMemory plus 1 MiB for
+// the header frame; without a memory limit, the machine's memory, which no
+// object can exceed either.
+func (cfg Config) maxMessageSize() int64 {
+	if cfg.MaxMessageSize > 0 {
+		return cfg.MaxMessageSize
+	}
+	if cfg.MaxMemory > 0 {
+		return cfg.MaxMemory + 1<<20
+	}
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err == nil && si.Totalram > 0 {
+		return int64(si.Totalram) * int64(si.Unit)
+	}
+	return 0 // unknown: no limit
 }

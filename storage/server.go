@@ -22,6 +22,9 @@ const (
 	trimTick       = time.Second
 )
 
+// recvHWM is the ROUTER's receive high-water mark per client, in messages.
+const recvHWM = 1000
+
 // Server is the object storage server. One goroutine (Run) owns all state;
 // requests are handled strictly in arrival order, and no handler blocks, so
 // a slow or misbehaving client never stalls the others.
@@ -44,7 +47,13 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	// ZeroCopyRecv: a set's payload stays in the libzmq message it arrived
 	// in, and gets send that message again (shared, not copied).
-	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{ZeroCopyRecv: true})
+	// The receive HWM pushes back on a client that sends faster than the
+	// server handles (libzmq stops reading its connection). The send HWM
+	// stays unlimited: a ROUTER drops silently at the mark, and a get's reply
+	// shares the stored object's memory (it is not copied), so a client that
+	// does not read costs the headers of its replies.
+	opt := transport.Options{ZeroCopyRecv: true, RecvHWM: recvHWM, MaxMsgSize: cfg.maxMessageSize()}
+	ep, err := transport.Bind(transport.Router, cfg.Address, opt)
 	if err != nil {
 		return nil, fmt.Errorf("object storage server: %w", err)
 	}

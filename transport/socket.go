@@ -80,6 +80,57 @@ func (s *Socket) Send(frames ...[]byte) error {
 	return s.Flush()
 }
 
+// TrySend hands one multipart message to zmq without blocking and without
+// keeping it: if zmq cannot take it now (a ROUTER peer or an XPUB
+// subscriber at its send HWM, with Options.RouterMandatory or XPubNoDrop)
+// it returns ErrFull and the caller decides what to do with the message.
+// Messages left by Send are flushed first; while some remain, TrySend
+// returns ErrFull too, so that order is kept. A ROUTER message to an
+// unknown peer is dropped, as by Send.
+func (s *Socket) TrySend(frames ...[]byte) error {
+	if len(frames) == 0 {
+		return ErrEmptyMessage
+	}
+	if s.typ == Sub {
+		return ErrCannotSend
+	}
+	if s.sock == nil {
+		return ErrClosed
+	}
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	if len(s.pending) > 0 {
+		return ErrFull
+	}
+	for i := 0; i < len(frames); {
+		flags := zmq.DONTWAIT
+		if i < len(frames)-1 {
+			flags |= zmq.SNDMORE
+		}
+		if _, err := s.sock.SendBytes(frames[i], flags); err != nil {
+			switch {
+			case isErrno(err, syscall.EINTR):
+				continue
+			case isErrno(err, syscall.EAGAIN) && i == 0:
+				return ErrFull
+			case isErrno(err, syscall.EHOSTUNREACH) && i == 0:
+				return nil
+			case isErrno(err, syscall.EAGAIN):
+				// zmq took the first frames of a message: ROUTER and
+				// XPUB decide on the first frame, so this does not happen;
+				// keep the rest for Flush rather than corrupt the stream.
+				s.pending = append(s.pending, frames)
+				s.partial = i
+				return nil
+			}
+			return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
+		}
+		i++
+	}
+	return nil
+}
+
 // Flush sends the messages zmq refused earlier, in order, until it refuses
 // again. It returns only fatal errors.
 func (s *Socket) Flush() error {
@@ -97,7 +148,7 @@ func (s *Socket) Flush() error {
 				case isErrno(err, syscall.EINTR):
 					continue
 				case isErrno(err, syscall.EHOSTUNREACH) && s.partial == 0:
-					s.partial = len(msg) // only with ZMQ_ROUTER_MANDATORY (not set)
+					s.partial = len(msg) // only with Options.RouterMandatory: unknown peer, dropped
 					continue
 				}
 				return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)

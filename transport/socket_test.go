@@ -305,3 +305,141 @@ func TestSocketReceivesEveryPartShape(t *testing.T) {
 		got++
 	}, func() bool { return got == len(messages) })
 }
+
+// A ROUTER with RouterMandatory and a finite send HWM refuses (ErrFull) a
+// message for a peer that does not read, keeps nothing, and delivers every
+// message it took once the peer reads; a peer it never heard of is dropped.
+func TestSocketTrySendRouterFull(t *testing.T) {
+	const hwm = 4
+	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("slow"), RecvHWM: hwm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Send([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got := false
+	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { got = true }, func() bool { return got })
+	if err := r.TrySend([]byte("nobody"), []byte("x")); err != nil {
+		t.Fatalf("TrySend to an unknown peer: %v, want nil (dropped)", err)
+	}
+
+	// Fill the peer's queues: zmq's pipe, then the kernel's socket buffers
+	// behind it, until zmq refuses. 64 KiB frames fill them quickly.
+	payload := bytes.Repeat([]byte{'p'}, 64<<10)
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := r.TrySend([]byte("slow"), payload)
+		if err == ErrFull {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if time.Now().After(deadline) || sent > 100000 {
+			t.Fatalf("no ErrFull after %d messages", sent)
+		}
+		if sent%hwm == 0 {
+			time.Sleep(time.Millisecond) // let the io thread move the pipe to the kernel
+		}
+	}
+	_, unsent, err := r.Pending()
+	if err != nil || unsent {
+		t.Fatalf("after ErrFull: unsent %v err %v, want nothing kept", unsent, err)
+	}
+	// The peer reads: every message taken arrives, then sends go through again.
+	n := 0
+	pump(t, 20*time.Second, []*Socket{d}, func(_ *Socket, m [][]byte) { n++ }, func() bool { return n >= sent })
+	if n != sent {
+		t.Fatalf("peer got %d messages, want %d", n, sent)
+	}
+	if err := r.TrySend([]byte("slow"), []byte("again")); err != nil {
+		t.Fatalf("TrySend after the peer read: %v", err)
+	}
+	t.Logf("ErrFull after %d messages of 64 KiB with HWM %d", sent, hwm)
+}
+
+// An XPUB with XPubNoDrop refuses (ErrFull) while a subscriber does not read.
+func TestSocketTrySendXPubFull(t *testing.T) {
+	const hwm = 4
+	x, err := Open(XPub, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, XPubNoDrop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	sub, err := Open(Sub, x.Addr(), false, Options{RecvHWM: hwm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	subscribed := false
+	pump(t, 10*time.Second, []*Socket{x}, func(_ *Socket, m [][]byte) { subscribed = true }, func() bool { return subscribed })
+	payload := bytes.Repeat([]byte{'s'}, 64<<10)
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := x.TrySend(payload)
+		if err == ErrFull {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if time.Now().After(deadline) || sent > 100000 {
+			t.Fatalf("no ErrFull after %d messages", sent)
+		}
+		if sent%hwm == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	n := 0
+	pump(t, 20*time.Second, []*Socket{sub}, func(_ *Socket, m [][]byte) { n++ }, func() bool { return n >= sent })
+	if n != sent {
+		t.Fatalf("subscriber got %d messages, want %d", n, sent)
+	}
+}
+
+// A peer that sends a frame over MaxMsgSize is disconnected by libzmq and
+// its message never arrives; other peers are served.
+func TestSocketMaxMsgSize(t *testing.T) {
+	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{MaxMsgSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	big, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	small, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("small")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if err := big.Send(bytes.Repeat([]byte{'b'}, 1025)); err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Send(bytes.Repeat([]byte{'s'}, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	var from []string
+	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { from = append(from, string(m[0])) },
+		func() bool { return len(from) > 0 })
+	// Give the big frame time to arrive, had it been accepted.
+	end := time.Now().Add(300 * time.Millisecond)
+	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { from = append(from, string(m[0])) },
+		func() bool { return time.Now().After(end) })
+	if fmt.Sprint(from) != "[small]" {
+		t.Fatalf("received from %v, want only [small]", from)
+	}
+}

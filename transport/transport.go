@@ -73,6 +73,21 @@ type Options struct {
 	Subscribe [][]byte
 	// RecvBuffer is the capacity of the Recv channel; 0 means DefaultRecvBuffer.
 	RecvBuffer int
+	// SendHWM and RecvHWM are libzmq's high-water marks (ZMQ_SNDHWM,
+	// ZMQ_RCVHWM): the most messages queued per peer in each direction. 0
+	// means unlimited, the default: the callers that bind the sockets a
+	// remote peer can fill (the scheduler) set finite ones and say what
+	// happens at the mark.
+	SendHWM, RecvHWM int
+	// MaxMsgSize is ZMQ_MAXMSGSIZE: libzmq disconnects a peer that sends a
+	// frame longer than this many bytes. 0 means no limit.
+	MaxMsgSize int64
+	// RouterMandatory (ROUTER) and XPubNoDrop (XPUB) make a send that zmq
+	// would drop fail instead: Socket.TrySend then returns ErrFull for a
+	// peer at its send HWM (ROUTER_MANDATORY also reports unknown peers,
+	// which the transport still drops). Ignored by other socket types.
+	RouterMandatory bool
+	XPubNoDrop      bool
 	// ZeroCopyRecv delivers received frames of at least ZeroCopyMin bytes
 	// as views of libzmq's memory instead of copies. The receiver must then
 	// call ReleaseMessage on every message it takes from Recv (also those
@@ -92,4 +107,8 @@ var (
 	ErrEmptyMessage = errors.New("transport: message has no frames")
 	// ErrCannotSend is returned by Send on a SUB endpoint.
 	ErrCannotSend = errors.New("transport: socket type cannot send")
+	// ErrFull is returned by Socket.TrySend when zmq cannot take the
+	// message now: the peer's (ROUTER) or a subscriber's (XPUB) queue is
+	// at its send HWM. Nothing was sent or kept.
+	ErrFull = errors.New("transport: peer queue full")
 )

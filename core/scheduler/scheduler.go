@@ -170,6 +170,29 @@ func (s *Scheduler) Tick(now time.Time) {
 	s.flushObjects(now, false)
 }
 
+// DropPeer removes the client or worker id because its owner can no longer
+// send to it (core/server: its outgoing queue stayed full). A client goes as
+// if it had timed out (its tasks cancelled), a worker as if it had missed its
+// heartbeats (its tasks placed again). It returns what id was: "client",
+// "worker", or "" when it is neither.
+func (s *Scheduler) DropPeer(id []byte, now time.Time) string {
+	if s.shutdown {
+		return ""
+	}
+	// A client's tasks count even before its first heartbeat (tasks are
+	// accepted from any peer; see onTask).
+	if _, ok := s.clients[string(id)]; ok || len(s.clientTasks[string(id)]) > 0 {
+		s.dropClient(string(id), now)
+		s.flushObjects(now, false)
+		return "client"
+	}
+	if w := s.workers.byID[string(id)]; w != nil {
+		s.removeWorker(w)
+		return "worker"
+	}
+	return ""
+}
+
 // ---- clients ----
 
 func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, now time.Time) {

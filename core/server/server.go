@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +26,26 @@ import (
 const (
 	tickInterval   = 100 * time.Millisecond
 	statusInterval = time.Second
+
+	// routerHWM is the ROUTER's high-water mark per peer in each direction,
+	// in messages (a message is at most one Batch of protocol.MaxBatchBytes
+	// or one large message). At the receive mark libzmq stops reading that
+	// peer's connection (TCP pushes back on it); at the send mark it refuses
+	// the message (ROUTER_MANDATORY) and the server keeps it in the peer's
+	// backlog (see flush). Measured with bench/bench_client.py: no loss of
+	// throughput against unlimited queues (docs/reliability.md).
+	routerHWM = 32
+	// peerBacklogBytes bounds what the server keeps for a peer whose queue is
+	// at routerHWM. A peer past it, or that takes nothing for the client
+	// timeout, is dropped (stalledPeer).
+	peerBacklogBytes = 8 << 20
+	// monitorHWM is the monitor's send mark per subscriber, in messages
+	// (status snapshots and task/worker state changes). At the mark status
+	// is dropped for every subscriber (XPUB_NODROP lets us count it) and the
+	// count is logged once a second.
+	monitorHWM = 10000
+	// monitorMaxMsgSize: subscribers send only (un)subscriptions to topics.
+	monitorMaxMsgSize = 4 << 10
 )
 
 // Server is a bound scheduler. Create it with New, then call Run once.
@@ -68,6 +89,13 @@ type Server struct {
 	// several to the same peer as one Batch (docs/protocol.md §7.6).
 	outPeers  map[string]int // peer -> index in outQueues
 	outQueues []outQueue
+	// stalled holds the messages zmq refused for a peer at its send HWM, in
+	// order; the peer's later messages queue behind them. See flush.
+	stalled map[string]*backlog
+
+	monitorDropped, lastMonitorDropped uint64 // status messages dropped at monitorHWM
+
+	mem memRelease
 
 	runOnce sync.Once
 }
@@ -100,7 +128,12 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 			srv.closeAll() // s itself is nil on the error returns
 		}
 	}()
-	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true, transport.Options{}); err != nil {
+	maxMsg, err := config.ParseSize(cfg.MaxMessageSize)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: max_message_size: %w", err)
+	}
+	routerOpt := transport.Options{SendHWM: routerHWM, RecvHWM: routerHWM, MaxMsgSize: maxMsg, RouterMandatory: true}
+	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true, routerOpt); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	if cfg.LocalAddress != "" {
@@ -135,7 +168,8 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: monitor address: %w", err)
 	}
-	if s.monitor, err = transport.Open(transport.XPub, monAddr, true, transport.Options{}); err != nil {
+	monOpt := transport.Options{SendHWM: monitorHWM, RecvHWM: monitorHWM, MaxMsgSize: monitorMaxMsgSize, XPubNoDrop: true}
+	if s.monitor, err = transport.Open(transport.XPub, monAddr, true, monOpt); err != nil {
 		return nil, fmt.Errorf("scheduler: monitor: %w", err)
 	}
 	if err = s.poller.Add(s.monitor.Fd(), false); err != nil {
@@ -296,14 +330,23 @@ func (s *Server) Run(ctx context.Context) error {
 			// subscriptions are also read once a tick.
 			s.readSubscriptions()
 			s.core.Tick(now)
+			if s.mem.due(s.core.NumTasks() == 0, now) {
+				s.releaseMemory()
+			}
 			if !now.Before(nextStatus) {
 				nextStatus = now.Add(statusInterval)
 				s.publishStatus(now)
+				if n := s.monitorDropped - s.lastMonitorDropped; n > 0 {
+					s.lastMonitorDropped = s.monitorDropped
+					s.log.Warn().Uint64("count", n).Uint64("total", s.monitorDropped).
+						Msg("a monitor subscriber is not reading: status messages dropped for all subscribers")
+				}
 			}
 			if n := s.malformed - s.lastMalformed; n > 0 {
 				s.lastMalformed = s.malformed
 				s.log.Warn().Uint64("count", n).Msg("dropped malformed messages")
 			}
+
 		}
 		s.flush()
 		if s.core.ShutdownAccepted() {
@@ -403,22 +446,60 @@ func (s *Server) queue(to []byte, frame []byte) {
 	s.outQueues[i].frames = append(s.outQueues[i].frames, frame)
 }
 
+// backlog is what a peer at its send HWM has not taken yet.
+type backlog struct {
+	to       []byte
+	frames   [][]byte
+	bytes    int
+	progress time.Time // last time zmq took one of its messages, or first refusal
+}
+
 // flush sends everything queued, in order per peer: a lone message as it
-// is, several as Batch messages.
+// is, several as Batch messages. A peer whose queue in zmq is full (routerHWM)
+// gets its messages kept in a backlog, retried at every flush before anything
+// newer; work is never dropped silently. A peer whose backlog outgrows
+// peerBacklogBytes, or that takes nothing for the client timeout, has stopped
+// reading: it is dropped as a client or a worker (stalledPeer).
 func (s *Server) flush() {
-	if len(s.outQueues) == 0 {
+	if len(s.outQueues) == 0 && len(s.stalled) == 0 {
 		return
+	}
+	now := time.Now()
+	for _, b := range s.stalled {
+		s.sendBacklog(b, now)
 	}
 	for i := range s.outQueues {
 		q := &s.outQueues[i]
-		for _, f := range protocol.Coalesce(q.frames) {
+		frames := protocol.Coalesce(q.frames)
+		for _, f := range frames {
 			if protocol.Kind(f[0]) == protocol.KindBatch {
 				if k := protocol.KindBatch; s.sent[k] == 0 {
 					s.sentOrder = append(s.sentOrder, k)
 				}
 				s.sent[protocol.KindBatch]++
 			}
-			_ = s.router.Send(q.to, f)
+		}
+		b := s.stalled[string(q.to)]
+		for j, f := range frames {
+			if b != nil {
+				b.frames = append(b.frames, frames[j:]...)
+				for _, g := range frames[j:] {
+					b.bytes += len(g)
+				}
+				break
+			}
+			if err := s.router.TrySend(q.to, f); errors.Is(err, transport.ErrFull) {
+				b = &backlog{to: q.to, progress: now}
+				if s.stalled == nil {
+					s.stalled = make(map[string]*backlog)
+				}
+				s.stalled[string(q.to)] = b
+				b.frames = append(b.frames, frames[j:]...)
+				for _, g := range frames[j:] {
+					b.bytes += len(g)
+				}
+				break
+			}
 		}
 		clear(q.frames)
 		q.frames = q.frames[:0]
@@ -426,6 +507,61 @@ func (s *Server) flush() {
 	}
 	clear(s.outPeers)
 	s.outQueues = s.outQueues[:0]
+	timeout := time.Duration(s.cfg.ClientTimeoutSeconds) * time.Second
+	for id, b := range s.stalled {
+		if b.bytes > peerBacklogBytes || now.Sub(b.progress) > timeout {
+			s.stalledPeer(id, b, now)
+		}
+	}
+}
+
+// sendBacklog hands b's messages to zmq until it refuses again; an emptied
+// backlog is removed.
+func (s *Server) sendBacklog(b *backlog, now time.Time) {
+	n := 0
+	for n < len(b.frames) {
+		if err := s.router.TrySend(b.to, b.frames[n]); errors.Is(err, transport.ErrFull) {
+			break
+		}
+		b.bytes -= len(b.frames[n])
+		b.frames[n] = nil
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	b.progress = now
+	b.frames = b.frames[n:]
+	if len(b.frames) == 0 {
+		delete(s.stalled, string(b.to))
+	}
+}
+
+// stalledPeer drops a peer that stopped reading: its backlog is freed and the
+// core removes it (a client's tasks are cancelled, a worker's placed again).
+// One line per peer and drop; zmq still holds up to routerHWM messages for it
+// until it reads or disconnects.
+func (s *Server) stalledPeer(id string, b *backlog, now time.Time) {
+	delete(s.stalled, id)
+	was := s.core.DropPeer(b.to, now)
+	if was == "" {
+		was = "peer"
+	}
+	s.log.Warn().Str(was, id).Int("backlog_messages", len(b.frames)).Int("backlog_bytes", b.bytes).
+		Dur("no_progress", now.Sub(b.progress)).
+		Msgf("%s stopped reading: its queue stayed full (%d messages in zmq, %d bytes kept); dropped", was, routerHWM, b.bytes)
+}
+
+// releaseMemory gives the heap's and the C heap's free pages back to the
+// system (see memRelease); it costs one GC of the (small) live heap.
+func (s *Server) releaseMemory() {
+	start := time.Now()
+	before := currentRSS()
+	debug.FreeOSMemory()
+	transport.TrimMemory()
+	after := currentRSS()
+	s.log.Debug().Uint64("rss_before", before).Uint64("rss_after", after).Dur("took", time.Since(start)).
+		Msg("idle: free memory returned to the system")
 }
 
 func (s *Server) publishStatus(now time.Time) {
@@ -475,7 +611,9 @@ func (s *Server) publish(m protocol.Message) {
 		s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding status failed")
 		return
 	}
-	_ = s.monitor.Send(b)
+	if err := s.monitor.TrySend(b); errors.Is(err, transport.ErrFull) {
+		s.monitorDropped++ // a subscriber at monitorHWM; logged once a second
+	}
 }
 
 func (s *Server) closeAll() {
