@@ -1,12 +1,13 @@
 """Scheduler memory soak: many trivial tasks in maps, the scheduler's RSS sampled as they run and when idle.
 
     SCALER_BINARY=bin/scaler .venv/bin/python bench/soak.py [--tasks 1000000] [--maps-of 100000]
-        [--sample-every 100000] [--idle 120] [--workers 2]
+        [--sample-every 100000] [--idle 120] [--workers 2] [--settle 0]
 
 Starts a scheduler and a cluster of our binary on 127.0.0.1 (free ports), then runs the tasks as
 consecutive client.map calls of --maps-of tasks each and prints the scheduler's RSS (from
 /proc/PID/status) at the start, after every --sample-every tasks, and after --idle seconds with
-nothing to do. The last line is machine-readable: SOAK start=... samples=...,... idle=... (MiB).
+nothing to do. With --settle S each sample waits S seconds first (see core/server/memrelease.go).
+The last line is machine-readable: SOAK start=... samples=... hot=... idle=... (MiB).
 """
 
 import argparse
@@ -56,13 +57,15 @@ def free_port_base():
     raise RuntimeError("no three consecutive free ports")
 
 
-def run_soak(binary, tasks, maps_of, sample_every, idle, workers, log=print, scheduler_args=()):
+def run_soak(binary, tasks, maps_of, sample_every, idle, workers, log=print, scheduler_args=(), settle=0):
     log = _flushing(log)
 
     def trivial(x):  # nested: pickled by value, so processors need not import this file
         return x
 
-    """Runs the soak and returns (start, samples, idle_rss) in MiB."""
+    """Runs the soak and returns (start, samples, hot, idle_rss) in MiB: samples after every
+    sample_every tasks, taken after waiting settle seconds (the scheduler returns free memory
+    5 s after its last task; 0: at once), hot the RSS right as each such map ended."""
     port = free_port_base()
     addr = f"tcp://127.0.0.1:{port}"
     env = dict(os.environ)
@@ -77,7 +80,8 @@ def run_soak(binary, tasks, maps_of, sample_every, idle, workers, log=print, sch
             time.sleep(1)
             start = rss_mib(sched.pid)
             log(f"start: {start:.1f} MiB")
-            samples = []
+            samples, hot = [], []
+            paused = 0.0
             done = 0
             t0 = time.monotonic()
             while done < tasks:
@@ -87,13 +91,17 @@ def run_soak(binary, tasks, maps_of, sample_every, idle, workers, log=print, sch
                 before = done
                 done += n
                 if done // sample_every > before // sample_every:
+                    hot.append(rss_mib(sched.pid))
+                    rate = done / (time.monotonic() - t0 - paused)
+                    if settle:
+                        time.sleep(settle)
+                        paused += settle
                     samples.append(rss_mib(sched.pid))
-                    rate = done / (time.monotonic() - t0)
-                    log(f"after {done} tasks: {samples[-1]:.1f} MiB ({rate:.0f} tasks/s)")
+                    log(f"after {done} tasks: {samples[-1]:.1f} MiB (at the map's end {hot[-1]:.1f}; {rate:.0f} tasks/s)")
             time.sleep(idle)
             idle_rss = rss_mib(sched.pid)
             log(f"idle {idle} s: {idle_rss:.1f} MiB")
-        return start, samples, idle_rss
+        return start, samples, hot, idle_rss
     finally:
         for p in (cluster, sched):
             if p is not None and p.poll() is None:
@@ -114,10 +122,15 @@ def main():
     parser.add_argument("--sample-every", type=int, default=100_000)
     parser.add_argument("--idle", type=float, default=120)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--settle", type=float, default=0,
+                        help="seconds to wait before each sample (the scheduler gives free memory back 5 s after its "
+                             "last task); 0 samples as each map ends")
     args = parser.parse_args()
     binary = os.environ.get("SCALER_BINARY", "bin/scaler")
-    start, samples, idle_rss = run_soak(binary, args.tasks, args.maps_of, args.sample_every, args.idle, args.workers)
-    print(f"SOAK start={start:.1f} samples={','.join(f'{s:.1f}' for s in samples)} idle={idle_rss:.1f}")
+    start, samples, hot, idle_rss = run_soak(binary, args.tasks, args.maps_of, args.sample_every, args.idle,
+                                             args.workers, settle=args.settle)
+    print(f"SOAK start={start:.1f} samples={','.join(f'{s:.1f}' for s in samples)} "
+          f"hot={','.join(f'{s:.1f}' for s in hot)} idle={idle_rss:.1f}")
 
 
 if __name__ == "__main__":

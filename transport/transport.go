@@ -17,8 +17,10 @@
 // network input nor Send waits for a polling tick. Received messages are
 // delivered on the Recv channel in order.
 //
-// Backpressure: high-water marks are 0 (unlimited) in both directions, so
-// zmq never drops or blocks on queue length; memory is the limit. Send never
+// Backpressure: high-water marks are 0 (unlimited) in both directions unless
+// Options set them, so by default zmq never drops or blocks on queue length;
+// memory is the limit. (The scheduler sets finite ones on the sockets peers
+// can fill and uses Socket.TrySend there; see core/server.) Send never
 // blocks. If the Recv channel is full the owner stops reading the socket
 // (zmq then buffers input, and once its buffers grow, TCP flow control pushes
 // back on the peer) but keeps sending whatever Send queues, so a consumer that

@@ -364,6 +364,10 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = s.router.Flush()
 			wait = min(wait, 10*time.Millisecond)
 		}
+		if len(s.stalled) > 0 {
+			// zmq does not say when a peer's queue has room again: retry soon.
+			wait = min(wait, time.Millisecond)
+		}
 		ready, err := s.poller.Wait(wait)
 		if err != nil {
 			return fmt.Errorf("scheduler: %w", err)

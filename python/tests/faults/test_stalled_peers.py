@@ -7,7 +7,7 @@
   tasks, instead of queueing every result.
 
 In both, the scheduler's RSS stays within 50 MB of its start. Before the finite HWMs (every queue
-unlimited) both grew without bound: see docs/reliability.md for the figures.
+unlimited) both grew without bound: see docs/scheduler.md ("Bounded queues and memory").
 """
 
 import os
