@@ -1,6 +1,6 @@
 """Peers that stop reading do not grow the scheduler's memory (issue 12, point 9).
 
-- A monitor subscriber that connects and never reads while 50,000 tasks run: the scheduler drops
+- A monitor subscriber that connects and never reads while 100,000 tasks run: the scheduler drops
   status for it at the monitor's high-water mark and counts the drops (one warning a second).
 - A client that keeps submitting tasks returning ~4 KB inline results but never reads: the
   scheduler keeps a bounded backlog for it, then drops it as a client (one line) and cancels its
@@ -56,7 +56,7 @@ def monitor_address(stack):
 
 
 def test_stalled_monitor_subscriber(stack):
-    n_tasks = long_form(50_000, 200_000)
+    n_tasks = long_form(100_000, 500_000)
     sched = stack.start_scheduler()
     stack.start_cluster(2)
     ctx = zmq.Context()
