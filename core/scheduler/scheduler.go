@@ -57,6 +57,7 @@ type Scheduler struct {
 	clientTasks map[string]map[string]struct{} // owner -> outstanding task and graph ids
 	workers     workerSet
 	tasks       map[string]*task
+	tasksPeak   int // most tasks seen at a tick since tasks was made (shrink.go)
 	nextSeq     uint64
 
 	waiting    map[string]*waitGroup
@@ -168,6 +169,7 @@ func (s *Scheduler) Tick(now time.Time) {
 	}
 	s.scale(now)
 	s.flushObjects(now, false)
+	s.shrinkTables()
 }
 
 // DropPeer removes the client or worker id because its owner can no longer
