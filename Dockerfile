@@ -21,7 +21,9 @@ RUN apt-get update \
 COPY python /tmp/scaler-python
 RUN pip install --no-cache-dir /tmp/scaler-python && rm -rf /tmp/scaler-python
 COPY --from=build /out/scaler /usr/local/bin/scaler
-RUN scaler install-links /usr/local/bin
+# pip installed the scaler_* commands (console scripts that run /usr/local/bin/scaler); here they
+# are replaced by links to the binary, which start without a Python interpreter.
+RUN for c in /usr/local/bin/scaler_*; do rm "$c"; done && scaler install-links /usr/local/bin
 ENV SCALER_PYTHON=/usr/local/bin/python3
 ENTRYPOINT ["scaler"]
 CMD ["--help"]

@@ -55,6 +55,26 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},
+		// Bad input is one line and status 2, as for the roles: not urfave's
+		// "Incorrect Usage" followed by the whole help.
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%s (see scaler --help)", topUsageProblem(err, argv[1:]))
+		},
+		// Reached only when the first argument is not a command.
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if len(args) == 0 || (len(args) == 1 && args[0] == "help") {
+				return cli.ShowAppHelp(c)
+			}
+			if len(args) == 2 && args[0] == "help" { // "scaler help ROLE" is "scaler ROLE -h"
+				if r := roleByName(args[1]); r != nil {
+					status = runRole(r, []string{"-h"}, stdout, stderr)
+					return nil
+				}
+				return fmt.Errorf("unknown role %q (see scaler --help)", args[1])
+			}
+			return fmt.Errorf("unknown role or command %q (see scaler --help)", args[0])
+		},
 	}
 	for _, r := range roles {
 		r := r
@@ -75,6 +95,23 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return status
+}
+
+// topUsageProblem rewords urfave's "flag provided but not defined: -versio"
+// as the roles say it, with the option as it was typed.
+func topUsageProblem(err error, args []string) string {
+	const undefined = "flag provided but not defined: -"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, undefined) {
+		return msg
+	}
+	name := strings.TrimPrefix(msg, undefined)
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") && strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-") == name {
+			return "unrecognized option " + strings.SplitN(a, "=", 2)[0]
+		}
+	}
+	return "unrecognized option -" + name
 }
 
 // runRole parses a role's command line and configuration, then runs it.
@@ -107,7 +144,8 @@ func runRole(r *role, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if r.notBuiltYet != "" {
-		return fail(exitFailure, fmt.Errorf("%s; the configuration above was checked and is valid", r.notBuiltYet))
+		// Nothing was printed: say what was checked instead of pointing "above".
+		return fail(exitFailure, fmt.Errorf("%s; its configuration is valid (--dump-config prints it)", r.notBuiltYet))
 	}
 	return start(r, cfg, stderr)
 }

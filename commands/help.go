@@ -113,6 +113,15 @@ func roleApp(r *role, fields []config.Field, stdout, stderr io.Writer, action cl
 }
 
 func defaultNote(f config.Field, defaults config.Section) string {
+	if strings.Contains(f.Help, "(default: ") || strings.Contains(f.Help, "(required)") {
+		// The help says it in words ("cores - 1, at least 1"); the computed
+		// value (this machine's, or the zero of a required key) would
+		// contradict it.
+		if len(f.Choices) > 0 {
+			return fmt.Sprintf(" {%s}", strings.Join(f.Choices, ","))
+		}
+		return ""
+	}
 	v := f.Get(defaults)
 	var text string
 	switch x := v.(type) {

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -11,7 +12,12 @@ import (
 
 func runObjectStorageServer(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.ObjectStorageServer)
-	srv, err := storage.NewServer(storage.Config{Address: cfg.ObjectStorageAddress, MaxMemory: cfg.MaxMemoryBytes(), MaxMessageSize: cfg.MaxMessageSizeBytes()}, log)
+	srv, err := storage.NewServer(storage.Config{
+		Address:        cfg.ObjectStorageAddress,
+		MaxMemory:      cfg.MaxMemoryBytes(),
+		MaxMessageSize: cfg.MaxMessageSizeBytes(),
+		WaitTimeout:    time.Duration(cfg.WaitTimeoutSeconds) * time.Second,
+	}, log)
 	if err != nil {
 		return err
 	}

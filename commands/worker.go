@@ -30,7 +30,7 @@ func workerCommand(status *int, stdin io.Reader, stderr io.Writer) *cli.Command 
 	}
 }
 
-// runWorkerProcess: load config (stdin) -> logger -> worker.Run.
+// runWorkerProcess: load config (stdin) -> logger -> worker.RunWithCause.
 func runWorkerProcess(stdin io.Reader, stderr io.Writer) int {
 	const prog = "scaler worker"
 	var cfg worker.Config
@@ -51,9 +51,11 @@ func runWorkerProcess(stdin io.Reader, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tuneGCForMessageLoop()
-	if err := worker.Run(ctx, cfg, log); err != nil {
+	// The exit status tells the cluster why the worker stopped, and so
+	// whether to start it again (worker.StopCause).
+	cause, err := worker.RunWithCause(ctx, cfg, log)
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
-		return exitFailure
 	}
-	return exitOK
+	return cause.ExitStatus()
 }

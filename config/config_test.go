@@ -215,6 +215,13 @@ func TestValidate(t *testing.T) {
 		{"task timeout negative", cluster(func(c *Cluster) { c.TaskTimeoutSeconds = -1 }), "task_timeout_seconds"},
 		{"web port", &WebUI{MonitorAddress: "tcp://127.0.0.1:1", WebHost: "h", WebPort: 0}, "web_port"},
 		{"oss size", &ObjectStorageServer{ObjectStorageAddress: "tcp://127.0.0.1:1", MaxMemory: "12Q", Logging: defaultLogging()}, "max_memory"},
+		{"oss wait 0", &ObjectStorageServer{ObjectStorageAddress: "tcp://127.0.0.1:1", MaxMemory: "0", Logging: defaultLogging()}, "wait_timeout_seconds"},
+		{"oss defaults", func() Section {
+			o := DefaultObjectStorageServer()
+			o.ObjectStorageAddress = "tcp://127.0.0.1:1"
+			return o
+		}(), ""},
+		{"object wait 0", withAddr(func(s *Scheduler) { s.ObjectWaitSeconds = 0 }), "object_storage_wait_timeout_seconds"},
 		{"symphony needs service", &SymphonyWorkerAdapter{SchedulerAddress: "tcp://127.0.0.1:1", ObjectStorageAddress: "tcp://127.0.0.1:2", ServerHTTPPort: 80, ServerHTTPHost: "h", BaseConcurrency: 1, IOThreads: 1, WorkerTaskQueueSize: 1, HeartbeatInterval: 1, DeathTimeoutSeconds: 1, EventLoop: "builtin", Logging: defaultLogging()}, "service_name"},
 	}
 	for _, tc := range cases {

@@ -72,6 +72,7 @@ type Scheduler struct {
 	Protected               bool   `toml:"protected" short:"p" help:"refuse shutdown requests from clients; -p False turns it off"`
 	AllocatePolicy          string `toml:"allocate_policy" short:"ap" arg:"POLICY" choices:"even,capability" help:"how tasks are placed on workers"`
 	ObjectStorageAddress    string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"use this object storage server instead of starting one in-process on the scheduler port + 1"`
+	ObjectWaitSeconds       int    `toml:"object_storage_wait_timeout_seconds" arg:"SECONDS" help:"in-process object storage: answer a get or duplicate of an object that does not appear within this long \"not found\" (see [object_storage_server] wait_timeout_seconds)"`
 	MonitorAddress          string `toml:"monitor_address" short:"ma" arg:"ADDRESS" help:"where to publish status for scaler_top and scaler_ui; default: scheduler port + 2"`
 	LocalAddress            string `toml:"local_address" arg:"ADDRESS" help:"also accept clients and workers at this address, e.g. ipc:///tmp/scaler.sock for workers on this machine (cheaper than TCP loopback)"`
 	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
@@ -87,6 +88,7 @@ func DefaultScheduler() *Scheduler {
 		ClientTimeoutSeconds:    60,
 		WorkerTimeoutSeconds:    60,
 		ObjectRetentionSeconds:  60,
+		ObjectWaitSeconds:       60,
 		LoadBalanceSeconds:      1,
 		LoadBalanceTriggerTimes: 2,
 		EventLoop:               "builtin",
@@ -110,6 +112,7 @@ func (s *Scheduler) Validate() error {
 		atLeast("client_timeout_seconds", s.ClientTimeoutSeconds, 1),
 		atLeast("worker_timeout_seconds", s.WorkerTimeoutSeconds, 1),
 		atLeast("object_retention_seconds", s.ObjectRetentionSeconds, 1),
+		atLeast("object_storage_wait_timeout_seconds", s.ObjectWaitSeconds, 1),
 		atLeast("load_balance_seconds", s.LoadBalanceSeconds, 1),
 		atLeast("load_balance_trigger_times", s.LoadBalanceTriggerTimes, 1),
 		oneOf("event_loop", s.EventLoop, "builtin", "uvloop"),
@@ -201,13 +204,14 @@ func (c *Cluster) Validate() error {
 type ObjectStorageServer struct {
 	ObjectStorageAddress string `toml:"object_storage_address" pos:"true" arg:"ADDRESS" help:"address to listen on, e.g. tcp://127.0.0.1:6379"`
 	MaxMemory            string `toml:"max_memory" arg:"SIZE" help:"refuse writes beyond this many bytes in total (suffixes K, M, G, T); 0 means no limit"`
+	WaitTimeoutSeconds   int    `toml:"wait_timeout_seconds" arg:"SECONDS" help:"answer a get or duplicate of an object that does not appear within this long \"not found\" (a get waits only for a set still in flight on another connection)"`
 	MaxMessageSize       string `toml:"max_message_size" arg:"SIZE" help:"largest message frame (an object's bytes) a client may send; a peer that sends a bigger one is disconnected; 0: max_memory plus 1M, or the machine's memory when max_memory is 0"`
 	Logging
 }
 
 // DefaultObjectStorageServer returns the built-in defaults.
 func DefaultObjectStorageServer() *ObjectStorageServer {
-	return &ObjectStorageServer{MaxMemory: "0", MaxMessageSize: "0", Logging: defaultLogging()}
+	return &ObjectStorageServer{MaxMemory: "0", MaxMessageSize: "0", WaitTimeoutSeconds: 60, Logging: defaultLogging()}
 }
 
 func (*ObjectStorageServer) SectionName() string { return "object_storage_server" }
@@ -216,11 +220,12 @@ func (o *ObjectStorageServer) Validate() error {
 	if _, err := ParseSize(o.MaxMemory); err != nil {
 		return fieldError("max_memory", err)
 	}
-	if _, err := ParseSize(o.MaxMessageSize); err != nil {
-		return fieldError("max_message_size", err)
+	if _, err := ParseSize(o.MaxMessageSize); err != nil && o.MaxMessageSize != "" {
+		return fieldError("max_message_size", err) // "" is 0: derived
 	}
 	return firstError(
 		requireAddress("object_storage_address", o.ObjectStorageAddress, "tcp"),
+		atLeast("wait_timeout_seconds", o.WaitTimeoutSeconds, 1),
 		o.Logging.validate(),
 	)
 }

@@ -17,6 +17,11 @@ import (
 // waiting when it is closed.
 var ErrClosed = errors.New("storage client: closed")
 
+// ErrNotFound is wrapped by the error of a get or duplicate that the server
+// answered notFound: the object (the source of a duplicate) did not appear
+// within the server's wait deadline.
+var ErrNotFound = errors.New("object storage: not found")
+
 // ServerError is an error reply from the server (a malformed request, a set
 // over the memory limit, too many waiting requests).
 type ServerError struct {
@@ -132,6 +137,9 @@ func (c *Client) demux() {
 func decodeResult(op protocol.ObjectRequestType, resp *protocol.ObjectResponse, extra [][]byte) Result {
 	if resp.Type == protocol.ObjectError {
 		return Result{Err: &ServerError{Op: op.String(), Message: resp.Error}}
+	}
+	if resp.Type == protocol.ObjectNotFound && (op == protocol.ObjectGet || op == protocol.ObjectDuplicate) {
+		return Result{Err: fmt.Errorf("%w: %s", ErrNotFound, resp.Error)}
 	}
 	if op == protocol.ObjectDelete {
 		switch resp.Type {
@@ -264,7 +272,8 @@ func (c *Client) SetAsync(id, data []byte) <-chan Result {
 	return ch
 }
 
-// GetAsync fetches the content of id, waiting on the server until it exists.
+// GetAsync fetches the content of id, waiting on the server until it exists
+// (at most the server's wait timeout, then the error wraps ErrNotFound).
 // max > 0 limits the reply to the first max bytes.
 func (c *Client) GetAsync(id []byte, max uint64) <-chan Result {
 	_, ch := c.start(&protocol.ObjectRequest{Type: protocol.ObjectGet, ObjectID: id, MaxLength: max}, nil)
@@ -296,7 +305,8 @@ func (c *Client) Set(ctx context.Context, id, data []byte) error {
 	return c.do(ctx, &protocol.ObjectRequest{Type: protocol.ObjectSet, ObjectID: id, PayloadLength: uint64(len(data))}, data).Err
 }
 
-// Get returns the content of id, waiting until some client sets it. If ctx
+// Get returns the content of id, waiting until some client sets it, or an
+// error wrapping ErrNotFound after the server's wait timeout. If ctx
 // ends first it returns ctx.Err(); the request stays parked on the server
 // and its eventual reply is discarded.
 func (c *Client) Get(ctx context.Context, id []byte) ([]byte, error) {

@@ -4,7 +4,10 @@
 // docs/protocol.md ("Object storage").
 package storage
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // Config configures a Server.
 type Config struct {
@@ -13,6 +16,13 @@ type Config struct {
 	Address string
 	// MaxMemory caps the bytes of object contents held; 0 means unlimited.
 	MaxMemory int64
+	// WaitTimeout is how long a get or duplicate of an object that does
+	// not exist yet stays parked before it is answered notFound; 0 means
+	// DefaultWaitTimeout.
+	WaitTimeout time.Duration
+	// MaxWaitingPerPeer bounds the parked requests of one peer; 0 means
+	// DefaultMaxWaitingPerPeer.
+	MaxWaitingPerPeer int
 	// MaxMessageSize is the longest frame a client may send (ZMQ_MAXMSGSIZE);
 	// libzmq disconnects a client that sends a longer one. 0 derives it (see
 	// maxMessageSize).

@@ -25,6 +25,13 @@ const (
 // recvHWM is the ROUTER's receive high-water mark per client, in messages.
 const recvHWM = 1000
 
+// expireTick is how often parked requests are checked against their
+// deadline: a request waits its timeout plus at most a quarter of it (and at
+// most a second). Each check costs O(expired), not O(parked).
+func expireTick(timeout time.Duration) time.Duration {
+	return min(max(timeout/4, 10*time.Millisecond), time.Second)
+}
+
 // Server is the object storage server. One goroutine (Run) owns all state;
 // requests are handled strictly in arrival order, and no handler blocks, so
 // a slow or misbehaving client never stalls the others.
@@ -45,6 +52,10 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	if cfg.MaxMemory < 0 {
 		return nil, fmt.Errorf("object storage server: max memory must be >= 0, got %d", cfg.MaxMemory)
 	}
+	if cfg.WaitTimeout < 0 || cfg.MaxWaitingPerPeer < 0 {
+		return nil, fmt.Errorf("object storage server: wait timeout and waiting requests per peer must be >= 0, got %v and %d",
+			cfg.WaitTimeout, cfg.MaxWaitingPerPeer)
+	}
 	// ZeroCopyRecv: a set's payload stays in the libzmq message it arrived
 	// in, and gets send that message again (shared, not copied).
 	// The receive HWM pushes back on a client that sends faster than the
@@ -52,13 +63,21 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	// stays unlimited: a ROUTER drops silently at the mark, and a get's reply
 	// shares the stored object's memory (it is not copied), so a client that
 	// does not read costs the headers of its replies.
-	opt := transport.Options{ZeroCopyRecv: true, RecvHWM: recvHWM, MaxMsgSize: cfg.maxMessageSize()}
+	// WatchClosed: a peer whose connection closed has its parked requests
+	// dropped at once (nobody would receive their replies).
+	opt := transport.Options{ZeroCopyRecv: true, WatchClosed: true, RecvHWM: recvHWM, MaxMsgSize: cfg.maxMessageSize()}
 	ep, err := transport.Bind(transport.Router, cfg.Address, opt)
 	if err != nil {
 		return nil, fmt.Errorf("object storage server: %w", err)
 	}
 	s := &Server{log: log, ep: ep}
 	s.store = newStore(cfg.MaxMemory, log, s.send)
+	if cfg.WaitTimeout > 0 {
+		s.store.waitTimeout = cfg.WaitTimeout
+	}
+	if cfg.MaxWaitingPerPeer > 0 {
+		s.store.maxPerPeer = cfg.MaxWaitingPerPeer
+	}
 	return s, nil
 }
 
@@ -84,7 +103,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.running = true
 	s.mu.Unlock()
 
-	s.log.Info().Msgf("listening on %s", s.Addr())
+	s.log.Info().Stringer("wait_timeout", s.store.waitTimeout).Int("max_waiting_per_peer", s.store.maxPerPeer).
+		Msgf("listening on %s", s.Addr())
 	defer func() {
 		_ = s.Close()
 		s.store.releaseAll()
@@ -92,16 +112,30 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	recv := s.ep.Recv()
+	closed := s.ep.Closed()
 	done := ctx.Done()
 	tick := time.NewTicker(trimTick)
 	defer tick.Stop()
+	expiry := time.NewTicker(expireTick(s.store.waitTimeout))
+	defer expiry.Stop()
 	trims := 0 // trims still to do
 	var trimming atomic.Bool
 	for {
 		select {
 		case <-done:
 			return nil
+		case <-expiry.C:
+			s.store.expire()
+		case peer, ok := <-closed:
+			if !ok {
+				closed = nil // closed with Recv, which reports why
+				continue
+			}
+			// A close can be reported before the peer's last messages are
+			// handled: a get parked after it waits for its deadline.
+			s.store.dropPeer(peer)
 		case <-tick.C:
+			s.store.reportWaits()
 			if s.store.freed >= trimAfterFreed {
 				s.store.freed = 0
 				trims = 2

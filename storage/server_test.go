@@ -604,3 +604,117 @@ func TestLargeObject(t *testing.T) {
 		t.Fatalf("stats bytes = %d", st.Bytes)
 	}
 }
+
+// startServerCfg is startServer with a full Config (address filled in).
+func startServerCfg(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	cfg.Address = "tcp://127.0.0.1:0"
+	srv, err := NewServer(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	return srv
+}
+
+// Over real sockets: parked requests end at their deadline with notFound
+// (an error wrapping ErrNotFound), one peer's parked requests are bounded,
+// and the requests of a client that left end at the deadline too.
+func TestWaitDeadlineAndPeerLimit(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	srv := startServerCfg(t, Config{WaitTimeout: timeout, MaxWaitingPerPeer: 2})
+	c, other := dial(t, srv.Addr()), dial(t, srv.Addr())
+
+	start := time.Now()
+	get := c.GetAsync(oid("missing"), 0)
+	dup := c.DuplicateAsync(oid("copy"), oid("missing-src"))
+	refused := c.GetAsync(oid("third"), 0)
+	if r := await(t, refused); r.Err == nil || !strings.Contains(r.Err.Error(), "too many waiting requests from this peer (limit 2)") {
+		t.Fatalf("third parked request of one peer: %v", r.Err)
+	}
+	otherGet := other.GetAsync(oid("late"), 0)
+	for name, ch := range map[string]<-chan Result{"get": get, "duplicate": dup} {
+		r := await(t, ch)
+		if !errors.Is(r.Err, ErrNotFound) || !strings.Contains(r.Err.Error(), "did not appear within 300ms") {
+			t.Fatalf("%s of a missing object: %v", name, r.Err)
+		}
+	}
+	waited := time.Since(start)
+	if waited < timeout {
+		t.Fatalf("answered after %v, before the %v deadline", waited, timeout)
+	}
+	if r := await(t, otherGet); !errors.Is(r.Err, ErrNotFound) {
+		t.Fatalf("other peer's get: %v", r.Err)
+	}
+	t.Logf("notFound after %v (deadline %v)", waited, timeout)
+
+	// A client that disconnects with parked gets: they do not stay.
+	gone, err := Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = gone.GetAsync(oid("g1"), 0)
+	_ = gone.GetAsync(oid("g2"), 0)
+	deadline := time.Now().Add(testTimeout)
+	for mustStats(t, c).WaitingRequests != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the departing client's gets never parked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = gone.Close()
+	for st := mustStats(t, c); st.WaitingRequests != 0; st = mustStats(t, c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests of a departed client still parked", st.WaitingRequests)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With a deadline far away, the parked requests of a client whose
+// connection closed are dropped when the transport reports the close.
+func TestDepartedPeerDropped(t *testing.T) {
+	srv := startServerCfg(t, Config{WaitTimeout: time.Hour})
+	c := dial(t, srv.Addr())
+	gone, err := Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stay := c.GetAsync(oid("shared"), 0)
+	for i := range 100 {
+		_ = gone.GetAsync(oid(fmt.Sprint("g", i)), 0)
+	}
+	_ = gone.GetAsync(oid("shared"), 0)
+	deadline := time.Now().Add(testTimeout)
+	for mustStats(t, c).WaitingRequests != 102 {
+		if time.Now().After(deadline) {
+			t.Fatal("the gets never parked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	closedAt := time.Now()
+	_ = gone.Close()
+	for st := mustStats(t, c); st.WaitingRequests != 1; st = mustStats(t, c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests still parked, want the remaining client's 1", st.WaitingRequests)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("101 parked gets of a closed client dropped %v after its close", time.Since(closedAt))
+	if err := c.Set(testCtx(t), oid("shared"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if r := await(t, stay); r.Err != nil || string(r.Data) != "v" {
+		t.Fatalf("remaining waiter: %q, %v", r.Data, r.Err)
+	}
+}

@@ -13,9 +13,21 @@ import (
 	"github.com/opengris/scaler/transport"
 )
 
-// maxWaitingRequests bounds the parked get and duplicate requests, so a
-// client asking for ids that never appear cannot exhaust memory.
-const maxWaitingRequests = 1 << 20
+// Bounds on parked requests. A get or duplicate parks because the set that
+// creates its object travels on another connection (a client's set and the
+// task that reads it, a worker's result and the TaskResult); such a wait lasts
+// milliseconds. A request that waits longer than the deadline is answered
+// notFound, so a client asking for ids that never appear can neither exhaust
+// memory nor keep a waiter (a processor's slot) forever.
+const (
+	// maxWaitingRequests bounds the parked requests of all peers together.
+	maxWaitingRequests = 1 << 20
+	// DefaultMaxWaitingPerPeer bounds the parked requests of one peer
+	// (routing identity), so one peer cannot take the global budget.
+	DefaultMaxWaitingPerPeer = 1 << 16
+	// DefaultWaitTimeout is how long a get or duplicate may stay parked.
+	DefaultWaitTimeout = 60 * time.Second
+)
 
 // content is one stored byte string, shared by every object id that refers to
 // it (a set creates one, a duplicate adds a reference). data is never
@@ -28,12 +40,15 @@ type content struct {
 	refs int
 }
 
-// getWaiter is a get parked until its object id exists.
+// getWaiter is a get parked until its object id exists. seq orders every
+// parked request of the store: in each waiter list seqs increase (appended in
+// arrival order, removed without reordering).
 type getWaiter struct {
 	peer     []byte
 	reqID    uint64
 	objectID []byte
 	max      uint64
+	seq      uint64
 }
 
 // dupWaiter is a duplicate parked until its source id exists.
@@ -41,6 +56,19 @@ type dupWaiter struct {
 	peer  []byte
 	reqID uint64
 	newID []byte
+	seq   uint64
+}
+
+// deadline is one parked request's expiry. Every request waits the same
+// waitTimeout and the clock only moves forward, so deadlines in arrival order
+// are sorted: a FIFO queue is the timer, and expiring costs O(expired).
+// Entries of requests answered or dropped early stay until their time and
+// are skipped then (or compacted away, see expire).
+type deadline struct {
+	at  time.Time
+	key string // object id (get) or source id (duplicate) the request waits on
+	seq uint64
+	dup bool
 }
 
 // store is the object storage state and the request handler. It is owned by
@@ -53,13 +81,23 @@ type store struct {
 	log       zerolog.Logger
 	bad       rateLimitedLog
 
-	objects  map[string]*content
-	gets     map[string][]getWaiter // object id -> gets waiting for it
-	dups     map[string][]dupWaiter // source id -> duplicates waiting for it
-	waiting  int                    // parked gets + duplicates
-	used     int64                  // bytes of distinct contents
-	contents int                    // distinct contents
-	freed    int64                  // bytes of contents dropped since the server last trimmed the heap
+	objects map[string]*content
+	gets    map[string][]getWaiter // object id -> gets waiting for it
+	dups    map[string][]dupWaiter // source id -> duplicates waiting for it
+	waiting int                    // parked gets + duplicates
+
+	now         func() time.Time
+	waitTimeout time.Duration
+	maxPerPeer  int
+	peers       map[string]*peerWaits // peer identity -> its parked requests
+	deadlines   []deadline            // in arrival (= deadline) order from head
+	head        int                   // first live entry of deadlines
+	seq         uint64                // last seq given to a parked request
+	expired     int                   // parked requests expired since the last report
+	dropped     int                   // parked requests of departed peers dropped since the last report
+	used        int64                 // bytes of distinct contents
+	contents    int                   // distinct contents
+	freed       int64                 // bytes of contents dropped since the server last trimmed the heap
 }
 
 func newStore(maxMemory int64, log zerolog.Logger, send func(frames ...[]byte)) *store {
@@ -71,7 +109,19 @@ func newStore(maxMemory int64, log zerolog.Logger, send func(frames ...[]byte)) 
 		objects:   make(map[string]*content),
 		gets:      make(map[string][]getWaiter),
 		dups:      make(map[string][]dupWaiter),
+
+		now:         time.Now,
+		waitTimeout: DefaultWaitTimeout,
+		maxPerPeer:  DefaultMaxWaitingPerPeer,
+		peers:       make(map[string]*peerWaits),
 	}
+}
+
+// peerWaits counts one peer's parked requests per key (object id of a get,
+// source id of a duplicate), so dropPeer visits only that peer's lists.
+type peerWaits struct {
+	total int
+	keys  map[string]int
 }
 
 // Request validation errors; each becomes the text of an error reply.
@@ -83,6 +133,7 @@ var (
 	errSourceID     = fmt.Errorf("source_id must be %d to %d bytes", protocol.MinObjectIDLength, protocol.MaxObjectIDLength)
 	errPayloadLen   = errors.New("payload_length does not match the payload frame")
 	errTooManyWaits = fmt.Errorf("too many waiting requests (limit %d)", maxWaitingRequests)
+	errPeerWaits    = errors.New("too many waiting requests from this peer")
 )
 
 // handle processes one message from the ROUTER socket: msg[0] is the peer
@@ -226,13 +277,13 @@ func (s *store) get(peer []byte, req *protocol.ObjectRequest) {
 		s.sendContent(peer, req.RequestID, req.ObjectID, c, req.MaxLength)
 		return
 	}
-	if s.waiting >= maxWaitingRequests {
-		s.replyError(peer, req.RequestID, req.ObjectID, "get refused: "+errTooManyWaits.Error())
-		s.bad.report(peer, "get", errTooManyWaits)
+	seq, err := s.park(peer, key, false)
+	if err != nil {
+		s.replyError(peer, req.RequestID, req.ObjectID, "get refused: "+err.Error())
+		s.bad.report(peer, "get", err)
 		return
 	}
-	s.gets[key] = append(s.gets[key], getWaiter{peer: peer, reqID: req.RequestID, objectID: req.ObjectID, max: req.MaxLength})
-	s.waiting++
+	s.gets[key] = append(s.gets[key], getWaiter{peer: peer, reqID: req.RequestID, objectID: req.ObjectID, max: req.MaxLength, seq: seq})
 }
 
 func (s *store) delete(peer []byte, req *protocol.ObjectRequest) {
@@ -248,14 +299,14 @@ func (s *store) delete(peer []byte, req *protocol.ObjectRequest) {
 func (s *store) duplicate(peer []byte, req *protocol.ObjectRequest) {
 	src := s.objects[string(req.SourceID)]
 	if src == nil {
-		if s.waiting >= maxWaitingRequests {
-			s.replyError(peer, req.RequestID, req.ObjectID, "duplicate refused: "+errTooManyWaits.Error())
-			s.bad.report(peer, "duplicate", errTooManyWaits)
+		key := string(req.SourceID)
+		seq, err := s.park(peer, key, true)
+		if err != nil {
+			s.replyError(peer, req.RequestID, req.ObjectID, "duplicate refused: "+err.Error())
+			s.bad.report(peer, "duplicate", err)
 			return
 		}
-		key := string(req.SourceID)
-		s.dups[key] = append(s.dups[key], dupWaiter{peer: peer, reqID: req.RequestID, newID: req.ObjectID})
-		s.waiting++
+		s.dups[key] = append(s.dups[key], dupWaiter{peer: peer, reqID: req.RequestID, newID: req.ObjectID, seq: seq})
 		return
 	}
 	key := string(req.ObjectID)
@@ -320,15 +371,15 @@ func (s *store) release(key string) {
 		}
 		if ws, ok := s.gets[k]; ok {
 			delete(s.gets, k)
-			s.waiting -= len(ws)
 			for _, w := range ws {
+				s.unpark(w.peer, k)
 				s.sendContent(w.peer, w.reqID, w.objectID, c, w.max)
 			}
 		}
 		if ds, ok := s.dups[k]; ok {
 			delete(s.dups, k)
-			s.waiting -= len(ds)
 			for _, d := range ds {
+				s.unpark(d.peer, k)
 				nk := string(d.newID)
 				s.put(nk, c)
 				s.reply(d.peer, &protocol.ObjectResponse{RequestID: d.reqID, Type: protocol.ObjectDuplicateOK, ObjectID: d.newID})
@@ -365,6 +416,8 @@ func (s *store) releaseAll() {
 	}
 	clear(s.gets)
 	clear(s.dups)
+	clear(s.peers)
+	s.deadlines, s.head = nil, 0
 	s.waiting = 0
 }
 

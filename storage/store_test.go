@@ -63,6 +63,30 @@ func checkInvariants(t *testing.T, s *store, out []sent) {
 	if waiting != s.waiting {
 		t.Fatalf("waiting %d, want %d", s.waiting, waiting)
 	}
+	perPeer := 0
+	for _, pw := range s.peers {
+		keys := 0
+		for _, n := range pw.keys {
+			keys += n
+		}
+		if pw.total <= 0 || keys != pw.total || pw.total > s.maxPerPeer {
+			t.Fatalf("peer total %d, per-key sum %d, limit %d", pw.total, keys, s.maxPerPeer)
+		}
+		perPeer += pw.total
+	}
+	if perPeer != s.waiting {
+		t.Fatalf("per-peer counts sum to %d, waiting %d", perPeer, s.waiting)
+	}
+	if live := 0; true {
+		for _, d := range s.deadlines[s.head:] {
+			if s.parked(d) {
+				live++
+			}
+		}
+		if live != s.waiting {
+			t.Fatalf("%d deadline entries of parked requests, waiting %d", live, s.waiting)
+		}
+	}
 	if s.maxMemory > 0 && s.used > s.maxMemory {
 		t.Fatalf("used %d over limit %d", s.used, s.maxMemory)
 	}
@@ -160,10 +184,24 @@ func FuzzHandleRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, out := newTestStore(64)
 		s.bad.now = func() time.Time { return time.Unix(0, 0) }
-		for _, msg := range decodeMessages(data) {
+		now := time.Unix(0, 0)
+		s.now = func() time.Time { return now }
+		s.waitTimeout, s.maxPerPeer = 5*time.Second, 4
+		for i, msg := range decodeMessages(data) {
 			s.handle(msg)
+			now = now.Add(time.Second)
+			s.expire()
+			if i%7 == 6 && len(msg) > 0 {
+				s.dropPeer(msg[0])
+			}
 		}
 		checkInvariants(t, s, *out)
+		now = now.Add(10 * time.Second)
+		s.expire()
+		checkInvariants(t, s, *out)
+		if s.waiting != 0 {
+			t.Fatalf("%d requests still parked after every deadline", s.waiting)
+		}
 	})
 }
 
@@ -189,6 +227,7 @@ func TestStoreChainsAndCycles(t *testing.T) {
 	// A long chain is released without recursion.
 	s, out = newTestStore(0)
 	const n = 100000
+	s.maxPerPeer = n // one peer parks them all
 	for i := n; i > 0; i-- {
 		s.handle([][]byte{p, req(protocol.ObjectRequest{RequestID: uint64(i), Type: protocol.ObjectDuplicate,
 			ObjectID: binary.AppendUvarint([]byte("c"), uint64(i)), SourceID: binary.AppendUvarint([]byte("c"), uint64(i-1))})})

@@ -32,6 +32,13 @@ type Endpoint struct {
 
 	zeroCopyRecv bool // Options.ZeroCopyRecv; see zerocopy.go
 
+	// Options.WatchClosed (peers.go): owned by the run goroutine, except
+	// the channel and the counter.
+	watch         *closeWatch
+	srcfd         int // source descriptor of the message recvMessage returned last
+	closedCh      chan []byte
+	closedDropped atomic.Uint64
+
 	// Owned by the run goroutine.
 	sock    *zmq.Socket
 	wakeRx  *zmq.Socket
@@ -75,6 +82,12 @@ func newEndpoint(t SocketType, addr string, opt Options, bind bool) (_ *Endpoint
 	}
 	if opt.RecvBuffer == 0 {
 		opt.RecvBuffer = DefaultRecvBuffer
+	}
+	if opt.RouterMandatory {
+		return nil, errors.New("transport: RouterMandatory is for a Socket; an Endpoint drops messages to unknown peers")
+	}
+	if opt.WatchClosed && (t != Router || !bind) {
+		return nil, fmt.Errorf("transport: WatchClosed needs a bound ROUTER, not %v (bind %v)", t, bind)
 	}
 	sock, resolved, err := openZMQ(t, addr, bind, opt)
 	if err != nil {
@@ -141,6 +154,12 @@ func newEndpoint(t SocketType, addr string, opt Options, bind bool) (_ *Endpoint
 		kick:   make(chan struct{}, 1),
 	}
 	e.zeroCopyRecv = opt.ZeroCopyRecv
+	if opt.WatchClosed {
+		if e.watch, err = newCloseWatch(sock); err != nil {
+			return nil, err
+		}
+		e.closedCh = make(chan []byte, DefaultRecvBuffer)
+	}
 	go e.run()
 	return e, nil
 }
@@ -239,6 +258,9 @@ func (e *Endpoint) run() {
 	poller := zmq.NewPoller()
 	poller.Add(e.sock, in)
 	poller.Add(e.wakeRx, zmq.POLLIN)
+	if e.watch != nil {
+		poller.Add(e.watch.mon, zmq.POLLIN) // item 2
+	}
 	events := in
 	for {
 		want := in
@@ -280,6 +302,13 @@ func (e *Endpoint) run() {
 		if err := e.flush(); err != nil {
 			runErr = err
 			return
+		}
+		if e.watch != nil && polled[2].Events&zmq.POLLIN != 0 {
+			if err := e.watch.drain(); err != nil {
+				runErr = err
+				return
+			}
+			e.deliverClosed()
 		}
 		if polled[0].Events&zmq.POLLIN != 0 {
 			ok, err := e.drainInput()
@@ -343,7 +372,7 @@ func (e *Endpoint) flush() error {
 				case isErrno(err, syscall.EINTR):
 					continue
 				case isErrno(err, syscall.EHOSTUNREACH) && e.partial == 0:
-					// Only with ZMQ_ROUTER_MANDATORY (not set): drop the message.
+					// Only with ZMQ_ROUTER_MANDATORY, which an Endpoint refuses: drop.
 					releaseQueued(msg[e.partial:])
 					e.partial = len(msg)
 					continue
@@ -374,6 +403,13 @@ func (e *Endpoint) drainInput() (ok bool, err error) {
 				continue
 			}
 			return false, fmt.Errorf("transport: recv on %v %s: %w", e.typ, e.addr, err)
+		}
+		if e.watch != nil && len(msg) > 0 {
+			if err := e.watch.seen(e.srcfd, msg[0]); err != nil {
+				ReleaseMessage(msg)
+				return false, err
+			}
+			e.deliverClosed()
 		}
 		if ok, err := e.deliver(msg); !ok {
 			ReleaseMessage(msg)
@@ -423,11 +459,17 @@ func (e *Endpoint) shutdown(runErr error) {
 	} else {
 		_ = e.sock.SetLinger(0)
 	}
+	if e.watch != nil {
+		e.watch.close(e.sock)
+	}
 	_ = e.sock.Close() // returns at once; libzmq keeps flushing for ZMQ_LINGER
 	_ = e.wakeRx.Close()
 	e.releaseUnsent()
 	e.pending, e.queue = nil, nil
 	close(e.recv)
+	if e.closedCh != nil {
+		close(e.closedCh)
+	}
 	close(e.done)
 }
 

@@ -46,7 +46,7 @@ func openZMQ(t SocketType, addr string, bind bool, opt Options) (_ *zmq.Socket, 
 	}()
 	// HWM 0 (unlimited) unless opt says otherwise: at a finite mark
 	// ROUTER and PUB drop silently, so a caller that sets one also says how
-	// it learns about it (RouterMandatory, XPubNoDrop with TrySend).
+	// it learns about it (RouterMandatory's backlog, XPubNoDrop with TrySend).
 	if opt.SendHWM < 0 || opt.RecvHWM < 0 || opt.MaxMsgSize < 0 {
 		return nil, "", fmt.Errorf("transport: negative HWM or message size limit")
 	}
@@ -61,11 +61,6 @@ func openZMQ(t SocketType, addr string, bind bool, opt Options) (_ *zmq.Socket, 
 			return nil, "", fmt.Errorf("transport: set max message size: %w", err)
 		}
 	}
-	if opt.RouterMandatory && t == Router {
-		if err := sock.SetRouterMandatory(1); err != nil {
-			return nil, "", fmt.Errorf("transport: set router mandatory: %w", err)
-		}
-	}
 	if opt.XPubNoDrop && t == XPub {
 		if err := sock.SetXpubNodrop(true); err != nil {
 			return nil, "", fmt.Errorf("transport: set xpub nodrop: %w", err)
@@ -77,6 +72,11 @@ func openZMQ(t SocketType, addr string, bind bool, opt Options) (_ *zmq.Socket, 
 	if scheme == "tcp" && isIPv6Host(host) {
 		if err := sock.SetIpv6(true); err != nil {
 			return nil, "", fmt.Errorf("transport: set ipv6: %w", err)
+		}
+	}
+	if opt.RouterMandatory && t == Router {
+		if err := sock.SetRouterMandatory(1); err != nil {
+			return nil, "", fmt.Errorf("transport: set router mandatory: %w", err)
 		}
 	}
 	if len(opt.Identity) > 0 && (t == Router || t == Dealer) {

@@ -11,9 +11,11 @@ import (
 // 200-byte payload, like a Task) on a ROUTER Socket, with recvParts against
 // pebbe/zmq4's RecvMessageBytes.
 func BenchmarkRouterRecv(b *testing.B) {
-	for _, mode := range []string{"pebbe", "parts"} {
+	for _, mode := range []string{"pebbe", "parts", "parts-watched"} {
 		b.Run(mode, func(b *testing.B) {
-			router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
+			// parts-watched: with WatchClosed, as the scheduler's ROUTER
+			// (the source descriptor of each message is read and checked).
+			router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{WatchClosed: mode == "parts-watched"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -31,6 +31,18 @@ type Socket struct {
 	partial int // frames of pending[0] already sent
 
 	recv partsBuf
+
+	// With Options.RouterMandatory (peers.go has the rest): messages
+	// to peers at their high-water mark, in order per peer, and the peers
+	// found unreachable since the last TakeUnreachable.
+	mandatory       bool
+	backlog         map[string][][][]byte
+	backlogBytes    map[string]int // bytes of each backlog
+	maxBacklogBytes int            // Options.MaxPeerBacklogBytes
+	unreachable     []Unreachable
+	unreachIdx      map[string]int // peer -> index in unreachable
+
+	watch *closeWatch // Options.WatchClosed; nil otherwise
 }
 
 // Open creates a Socket of type t bound to (bind) or connected to addr.
@@ -45,7 +57,21 @@ func Open(t SocketType, addr string, bind bool, opt Options) (*Socket, error) {
 		_ = sock.Close()
 		return nil, fmt.Errorf("transport: ZMQ_FD of %s: %w", addr, err)
 	}
-	return &Socket{typ: t, addr: resolved, sock: sock, fd: fd}, nil
+	so := &Socket{typ: t, addr: resolved, sock: sock, fd: fd, mandatory: opt.RouterMandatory && t == Router,
+		maxBacklogBytes: opt.MaxPeerBacklogBytes}
+	if opt.WatchClosed {
+		if t != Router || !bind {
+			_ = sock.SetLinger(0)
+			_ = sock.Close()
+			return nil, fmt.Errorf("transport: WatchClosed needs a bound ROUTER, not %v (bind %v)", t, bind)
+		}
+		if so.watch, err = newCloseWatch(sock); err != nil {
+			_ = sock.SetLinger(0)
+			_ = sock.Close()
+			return nil, err
+		}
+	}
+	return so, nil
 }
 
 // Addr returns the resolved bound address, or the address connected to.
@@ -64,8 +90,17 @@ func (s *Socket) BindAlso(addr string) error {
 func (s *Socket) Fd() int { return s.fd }
 
 // Send hands one multipart message to zmq without blocking. For ROUTER,
-// frames[0] is the peer identity; messages to unknown peers are dropped.
-// If zmq cannot take it now, the message is kept and sent by Flush.
+// frames[0] is the peer identity; messages to unknown peers are dropped
+// (by zmq, silently), unless the socket has Options.RouterMandatory. If
+// zmq cannot take it now, the message is kept and sent by Flush.
+//
+// With Options.RouterMandatory, a message to a peer that is not connected
+// is not queued: Send returns ErrUnreachable and TakeUnreachable reports
+// the peer. A message to a peer at its high-water mark waits in that
+// peer's backlog (messages to other peers go on); Flush sends it when the
+// peer has room. A backlog holds at most MaxPeerBacklog messages; a
+// message beyond that drops the peer's whole backlog, which is reported
+// as unreachable (so the caller knows exactly what did not go out).
 func (s *Socket) Send(frames ...[]byte) error {
 	if len(frames) == 0 {
 		return ErrEmptyMessage
@@ -76,17 +111,20 @@ func (s *Socket) Send(frames ...[]byte) error {
 	if s.sock == nil {
 		return ErrClosed
 	}
+	if s.mandatory {
+		return s.sendRouted(frames)
+	}
 	s.pending = append(s.pending, frames)
 	return s.Flush()
 }
 
-// TrySend hands one multipart message to zmq without blocking and without
-// keeping it: if zmq cannot take it now (a ROUTER peer or an XPUB
-// subscriber at its send HWM, with Options.RouterMandatory or XPubNoDrop)
-// it returns ErrFull and the caller decides what to do with the message.
+// TrySend hands one message to zmq without blocking and without keeping
+// it: if zmq cannot take it now (an XPUB with Options.XPubNoDrop whose
+// subscriber is at its send HWM) it returns ErrFull, and the caller decides
+// what to do with the message (the scheduler counts it as dropped status).
 // Messages left by Send are flushed first; while some remain, TrySend
-// returns ErrFull too, so that order is kept. A ROUTER message to an
-// unknown peer is dropped, as by Send.
+// returns ErrFull too, so that order is kept. Not for a RouterMandatory
+// socket, whose Send already keeps a per-peer backlog.
 func (s *Socket) TrySend(frames ...[]byte) error {
 	if len(frames) == 0 {
 		return ErrEmptyMessage
@@ -96,6 +134,9 @@ func (s *Socket) TrySend(frames ...[]byte) error {
 	}
 	if s.sock == nil {
 		return ErrClosed
+	}
+	if s.mandatory {
+		return s.sendRouted(frames)
 	}
 	if err := s.Flush(); err != nil {
 		return err
@@ -131,9 +172,13 @@ func (s *Socket) TrySend(frames ...[]byte) error {
 	return nil
 }
 
-// Flush sends the messages zmq refused earlier, in order, until it refuses
-// again. It returns only fatal errors.
+// Flush sends the messages zmq refused earlier, in order (per peer for a
+// RouterMandatory socket), until it refuses again. It returns only fatal
+// errors.
 func (s *Socket) Flush() error {
+	if s.mandatory {
+		return s.flushBacklog()
+	}
 	for len(s.pending) > 0 {
 		msg := s.pending[0]
 		for s.partial < len(msg) {
@@ -148,7 +193,7 @@ func (s *Socket) Flush() error {
 				case isErrno(err, syscall.EINTR):
 					continue
 				case isErrno(err, syscall.EHOSTUNREACH) && s.partial == 0:
-					s.partial = len(msg) // only with Options.RouterMandatory: unknown peer, dropped
+					s.partial = len(msg) // not with RouterMandatory, which sends through sendRouted
 					continue
 				}
 				return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
@@ -173,11 +218,17 @@ func (s *Socket) TryRecv() ([][]byte, error) {
 		var msg [][]byte
 		var err error
 		if h != nil {
-			msg, err = recvParts(h, &s.recv)
+			msg, err = recvParts(h, &s.recv, s.watch != nil)
 		} else {
 			msg, err = s.sock.RecvMessageBytes(zmq.DONTWAIT)
+			s.recv.srcfd = -1 // no descriptor without the handle: not watched
 		}
 		if err == nil {
+			if s.watch != nil && len(msg) > 0 {
+				if err := s.watch.seen(int(s.recv.srcfd), msg[0]); err != nil {
+					return nil, err
+				}
+			}
 			return msg, nil
 		}
 		switch {
@@ -204,7 +255,7 @@ func (s *Socket) Pending() (readable bool, unsent bool, err error) {
 		}
 		return false, false, fmt.Errorf("transport: events of %s: %w", s.addr, err)
 	}
-	return ev&zmq.POLLIN != 0, len(s.pending) > 0, nil
+	return ev&zmq.POLLIN != 0, len(s.pending) > 0 || len(s.backlog) > 0, nil
 }
 
 // Close closes the socket. Messages handed to zmq are flushed in the
@@ -214,20 +265,25 @@ func (s *Socket) Close() error {
 	if s.sock == nil {
 		return nil
 	}
-	if len(s.pending) > 0 {
+	if len(s.pending) > 0 || len(s.backlog) > 0 {
 		poller := zmq.NewPoller()
 		poller.Add(s.sock, zmq.POLLOUT)
-		for i := 0; i < 100 && len(s.pending) > 0; i++ {
+		for i := 0; i < 100 && (len(s.pending) > 0 || len(s.backlog) > 0); i++ {
 			if err := s.Flush(); err != nil {
 				break
 			}
-			if len(s.pending) > 0 {
+			if len(s.pending) > 0 || len(s.backlog) > 0 {
 				_, _ = poller.Poll(linger / 100)
 			}
 		}
 	}
+	if s.watch != nil {
+		s.watch.close(s.sock)
+		s.watch = nil
+	}
 	err := s.sock.Close()
 	s.sock = nil
 	s.pending = nil
+	s.backlog = nil
 	return err
 }

@@ -306,12 +306,14 @@ func TestSocketReceivesEveryPartShape(t *testing.T) {
 	}, func() bool { return got == len(messages) })
 }
 
-// A ROUTER with RouterMandatory and a finite send HWM refuses (ErrFull) a
-// message for a peer that does not read, keeps nothing, and delivers every
-// message it took once the peer reads; a peer it never heard of is dropped.
-func TestSocketTrySendRouterFull(t *testing.T) {
+// A RouterMandatory ROUTER with a finite send HWM keeps a backlog for a
+// peer that does not read, up to MaxPeerBacklogBytes; past it the backlog is
+// dropped and the peer reported as Full (connected, not reading). A peer it
+// never heard of is reported as not Full.
+func TestSocketBacklogBytesBound(t *testing.T) {
 	const hwm = 4
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true})
+	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true,
+		MaxPeerBacklogBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,18 +328,12 @@ func TestSocketTrySendRouterFull(t *testing.T) {
 	}
 	got := false
 	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { got = true }, func() bool { return got })
-	if err := r.TrySend([]byte("nobody"), []byte("x")); err != nil {
-		t.Fatalf("TrySend to an unknown peer: %v, want nil (dropped)", err)
-	}
-
-	// Fill the peer's queues: zmq's pipe, then the kernel's socket buffers
-	// behind it, until zmq refuses. 64 KiB frames fill them quickly.
 	payload := bytes.Repeat([]byte{'p'}, 64<<10)
 	sent := 0
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := r.TrySend([]byte("slow"), payload)
-		if err == ErrFull {
+		err := r.Send([]byte("slow"), payload)
+		if err == ErrUnreachable {
 			break
 		}
 		if err != nil {
@@ -345,26 +341,23 @@ func TestSocketTrySendRouterFull(t *testing.T) {
 		}
 		sent++
 		if time.Now().After(deadline) || sent > 100000 {
-			t.Fatalf("no ErrFull after %d messages", sent)
+			t.Fatalf("backlog never dropped after %d messages", sent)
 		}
 		if sent%hwm == 0 {
-			time.Sleep(time.Millisecond) // let the io thread move the pipe to the kernel
+			time.Sleep(time.Millisecond)
 		}
 	}
-	_, unsent, err := r.Pending()
-	if err != nil || unsent {
-		t.Fatalf("after ErrFull: unsent %v err %v, want nothing kept", unsent, err)
+	lost := r.TakeUnreachable()
+	if len(lost) != 1 || string(lost[0].Peer) != "slow" || !lost[0].Full || lost[0].Messages < 16 {
+		t.Fatalf("unreachable %+v, want slow, Full, >= 16 messages (1 MiB of 64 KiB)", lost)
 	}
-	// The peer reads: every message taken arrives, then sends go through again.
-	n := 0
-	pump(t, 20*time.Second, []*Socket{d}, func(_ *Socket, m [][]byte) { n++ }, func() bool { return n >= sent })
-	if n != sent {
-		t.Fatalf("peer got %d messages, want %d", n, sent)
+	if err := r.Send([]byte("nobody"), []byte("x")); err != ErrUnreachable {
+		t.Fatalf("Send to an unknown peer: %v", err)
 	}
-	if err := r.TrySend([]byte("slow"), []byte("again")); err != nil {
-		t.Fatalf("TrySend after the peer read: %v", err)
+	if lost := r.TakeUnreachable(); len(lost) != 1 || lost[0].Full {
+		t.Fatalf("unknown peer reported as %+v, want not Full", lost)
 	}
-	t.Logf("ErrFull after %d messages of 64 KiB with HWM %d", sent, hwm)
+	t.Logf("backlog dropped after %d messages of 64 KiB", sent)
 }
 
 // An XPUB with XPubNoDrop refuses (ErrFull) while a subscriber does not read.

@@ -26,6 +26,13 @@
 // back on the peer) but keeps sending whatever Send queues, so a consumer that
 // both reads Recv and calls Send cannot deadlock. Close never waits for a
 // reader of Recv.
+//
+// Peers (peers.go): a bound ROUTER with Options.WatchClosed reports the
+// routing identity of each peer whose connection closes (Socket.TakeClosed,
+// Endpoint.Closed), and a ROUTER Socket with Options.RouterMandatory
+// reports peers it cannot deliver to instead of dropping their messages
+// (Socket.TakeUnreachable), keeping messages for a peer at its high-water
+// mark in a bounded per-peer backlog.
 package transport
 
 import (
@@ -84,18 +91,30 @@ type Options struct {
 	// MaxMsgSize is ZMQ_MAXMSGSIZE: libzmq disconnects a peer that sends a
 	// frame longer than this many bytes. 0 means no limit.
 	MaxMsgSize int64
-	// RouterMandatory (ROUTER) and XPubNoDrop (XPUB) make a send that zmq
-	// would drop fail instead: Socket.TrySend then returns ErrFull for a
-	// peer at its send HWM (ROUTER_MANDATORY also reports unknown peers,
-	// which the transport still drops). Ignored by other socket types.
-	RouterMandatory bool
-	XPubNoDrop      bool
+	// XPubNoDrop (XPUB) makes a send that zmq would drop at a subscriber's
+	// send HWM fail instead: Socket.TrySend then returns ErrFull.
+	XPubNoDrop bool
 	// ZeroCopyRecv delivers received frames of at least ZeroCopyMin bytes
 	// as views of libzmq's memory instead of copies. The receiver must then
 	// call ReleaseMessage on every message it takes from Recv (also those
 	// left in the channel after Close), after Retain on any frame it keeps;
 	// see Retain.
 	ZeroCopyRecv bool
+	// WatchClosed (bound ROUTER only) reports the routing identity of every
+	// peer whose connection closes, within milliseconds of the close:
+	// Socket.TakeClosed, Endpoint.Closed. See peers.go for how and for
+	// the limits.
+	WatchClosed bool
+	// RouterMandatory (ROUTER Socket only; an Endpoint refuses it) sets
+	// ZMQ_ROUTER_MANDATORY, so that no message is dropped silently: a
+	// message to a peer that is not connected is reported
+	// (Socket.TakeUnreachable), and one to a peer at its high-water mark
+	// waits in a per-peer backlog (see Socket.Send).
+	RouterMandatory bool
+	// MaxPeerBacklogBytes bounds the bytes of one peer's backlog
+	// (RouterMandatory) besides MaxPeerBacklog messages; 0: no byte bound.
+	// A peer past it is reported with Unreachable.Full.
+	MaxPeerBacklogBytes int
 }
 
 // DefaultRecvBuffer is the Recv channel capacity used when Options.RecvBuffer is 0.
@@ -110,7 +129,12 @@ var (
 	// ErrCannotSend is returned by Send on a SUB endpoint.
 	ErrCannotSend = errors.New("transport: socket type cannot send")
 	// ErrFull is returned by Socket.TrySend when zmq cannot take the
-	// message now: the peer's (ROUTER) or a subscriber's (XPUB) queue is
-	// at its send HWM. Nothing was sent or kept.
+	// message now: a subscriber's queue (XPUB with XPubNoDrop) is at its
+	// send HWM. Nothing was sent or kept.
 	ErrFull = errors.New("transport: peer queue full")
+	// ErrUnreachable is returned by Send on a ROUTER Socket with
+	// Options.RouterMandatory when the message was not queued: its peer is
+	// not connected, or its backlog is full (MaxPeerBacklog). The peer is
+	// also reported by TakeUnreachable.
+	ErrUnreachable = errors.New("transport: peer unreachable")
 )

@@ -29,7 +29,7 @@ int tp_recv(void *sock, int flags, size_t share_min, zmq_msg_t *m, tp_part *out)
 	return 0;
 }
 
-int tp_recv_parts(void *sock, int flags, zmq_msg_t *msgs, tp_part *out, int max) {
+int tp_recv_parts(void *sock, int flags, zmq_msg_t *msgs, tp_part *out, int max, int *srcfd) {
 	for (int n = 0; n < max; n++) {
 		int rc;
 		while ((rc = tp_recv(sock, flags, 0, &msgs[n], &out[n])) != 0 && n > 0 && errno == EINTR) {
@@ -40,11 +40,26 @@ int tp_recv_parts(void *sock, int flags, zmq_msg_t *msgs, tp_part *out, int max)
 			errno = e;
 			return -1;
 		}
+		if (srcfd != NULL) {
+			// Any part may carry it: a ROUTER's identity part has the
+			// descriptor only when the message was not prefetched by a
+			// poll, the data parts always.
+			int fd = tp_msg_srcfd(&msgs[n]);
+			if (fd >= 0) {
+				*srcfd = fd;
+			}
+		}
 		if (!out[n].more) {
 			return n + 1;
 		}
 	}
 	return max;
+}
+
+int tp_msg_srcfd(zmq_msg_t *msg) {
+	// ZMQ_SRCFD is deprecated in favour of the "__fd" metadata property,
+	// which is what libzmq 4.3 reads for it; both exist in Debian's 4.3.4.
+	return zmq_msg_get(msg, ZMQ_SRCFD);
 }
 
 void tp_close_parts(zmq_msg_t *msgs, int n) {

@@ -307,6 +307,7 @@ func (e *Endpoint) sendFrame(b []byte, flags zmq.Flag) error {
 // other frames are copied once into Go memory.
 func (e *Endpoint) recvMessage() ([][]byte, error) {
 	h := socketHandle(e.sock)
+	e.srcfd = -1
 	if h == nil {
 		return e.sock.RecvMessageBytes(zmq.DONTWAIT)
 	}
@@ -327,6 +328,12 @@ func (e *Endpoint) recvMessage() ([][]byte, error) {
 			}
 			ReleaseMessage(msg)
 			return nil, zmqErr(err)
+		}
+		if e.watch != nil {
+			// Any part may carry it (see tp_recv_parts).
+			if fd := int(C.tp_msg_srcfd(m.c())); fd >= 0 {
+				e.srcfd = fd
+			}
 		}
 		var b []byte
 		switch {
@@ -361,6 +368,9 @@ func (e *Endpoint) recvMessage() ([][]byte, error) {
 type partsBuf struct {
 	msgs  [4]zmsg
 	parts [4]C.tp_part
+	// srcfd is where the message's source descriptor goes when the
+	// receiver asks for it (see closeWatch); -1 when unknown.
+	srcfd C.int
 }
 
 // recvParts receives one multipart message without blocking, copying every
@@ -369,13 +379,19 @@ type partsBuf struct {
 // reads two-part messages they were a fifth of the loop's CPU. Small parts
 // share one allocation (each capped, so an append cannot run into the
 // next); parts of at least ZeroCopyMin bytes get their own, copied in C.
-func recvParts(h unsafe.Pointer, buf *partsBuf) ([][]byte, error) {
+// With wantFd, buf.srcfd is set to the message's source descriptor.
+func recvParts(h unsafe.Pointer, buf *partsBuf, wantFd bool) ([][]byte, error) {
 	var msg [][]byte
+	var srcfd *C.int
+	if wantFd {
+		buf.srcfd = -1
+		srcfd = &buf.srcfd
+	}
 	for {
 		// parts may point into msgs (libzmq keeps small parts inside the
 		// zmq_msg_t): clear them, cgo refuses Go pointers in an argument.
 		buf.parts = [len(buf.parts)]C.tp_part{}
-		rc, err := C.tp_recv_parts(h, C.int(zmq.DONTWAIT), buf.msgs[0].c(), &buf.parts[0], C.int(len(buf.parts)))
+		rc, err := C.tp_recv_parts(h, C.int(zmq.DONTWAIT), buf.msgs[0].c(), &buf.parts[0], C.int(len(buf.parts)), srcfd)
 		if rc < 0 {
 			return nil, zmqErr(err) // only the first call of a message can fail
 		}

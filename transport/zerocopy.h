@@ -30,8 +30,13 @@ int tp_recv(void *sock, int flags, size_t share_min, zmq_msg_t *msg, tp_part *ou
 // says whether more parts of the message wait (then call it again). It
 // returns -1 with errno set and nothing held if the first part fails (a
 // later part of a message that has begun is always there: an interrupted
-// receive of one is retried).
-int tp_recv_parts(void *sock, int flags, zmq_msg_t *msgs, tp_part *out, int max);
+// receive of one is retried). With srcfd not NULL, a non-negative
+// tp_msg_srcfd of a part is stored there (the caller sets it to -1).
+int tp_recv_parts(void *sock, int flags, zmq_msg_t *msgs, tp_part *out, int max, int *srcfd);
+
+// tp_msg_srcfd returns the descriptor of the connection a received message
+// came through (ZMQ_SRCFD), or -1 (inproc, or unknown).
+int tp_msg_srcfd(zmq_msg_t *msg);
 
 // tp_close_parts closes msgs[0..n).
 void tp_close_parts(zmq_msg_t *msgs, int n);

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"time"
@@ -41,6 +42,13 @@ type agent struct {
 	storageKnown bool
 	storageWatch *storageWatch // nil until storageKnown; see storagewatch.go
 
+	// The scheduler instance the agent's work came from, and whether the
+	// connection to the scheduler is down (see schedwatch.go).
+	instance   []byte      // nil until an echo carried one
+	schedWatch *schedWatch // nil for an address that cannot be watched
+	schedDown  bool        // lost and no echo since: start no task
+	schedBack  bool        // while schedDown: a connection is established again
+
 	queue   taskQueue
 	tasks   map[string]*task // queued, running and suspended tasks
 	procs   map[string]*processor
@@ -53,11 +61,13 @@ type agent struct {
 	deadline time.Time // when the running task times out; zero: no limit
 
 	hbSent     time.Time // zero when no heartbeat is outstanding
+	echoSeq    uint64    // Seq of the last WorkerHeartbeatEcho, sent back in heartbeats
 	latencyUS  uint32
 	lastSeen   time.Time // last message from the scheduler (or start-up)
 	selfStat   *procStat
 	selfCPU    cpuMeter
 	stopReason string
+	stopCause  StopCause
 	stopErr    error
 
 	// out holds the frames for the scheduler produced in this loop
@@ -69,6 +79,12 @@ type agent struct {
 // down, the death timeout expires or a fatal error (such as a failing
 // preload) occurs. It returns nil for a clean stop.
 func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	_, err := RunWithCause(ctx, cfg, log)
+	return err
+}
+
+// RunWithCause is Run that also says why the worker stopped.
+func RunWithCause(ctx context.Context, cfg Config, log zerolog.Logger) (StopCause, error) {
 	cfg.setDefaults()
 	a := &agent{
 		cfg:      cfg,
@@ -85,14 +101,15 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if cfg.ObjectStorageAddress != "" {
 		addr, err := parseStorageAddress(cfg.ObjectStorageAddress)
 		if err != nil {
-			return err
+			return StopFatal, err
 		}
 		a.storage, a.storageKnown = addr, true
 	}
 	if err := a.open(); err != nil {
-		return err
+		return StopFailed, err
 	}
-	return a.run(ctx)
+	err := a.run(ctx)
+	return a.stopCause, err
 }
 
 func parseStorageAddress(s string) (protocol.Address, error) {
@@ -154,6 +171,7 @@ func (a *agent) run(ctx context.Context) error {
 	deathEvery := deathCheckInterval(a.cfg.DeathTimeout)
 	nextDeathCheck := now.Add(deathEvery)
 	a.startStorageWatch()
+	a.schedWatch = watchScheduler(a.cfg.SchedulerAddress, a.log, a.quit, a.waker.Wake)
 
 	// The context is the only outside event without a channel of ours.
 	go func() {
@@ -170,7 +188,7 @@ func (a *agent) run(ctx context.Context) error {
 
 	for a.stopReason == "" {
 		if ctx.Err() != nil {
-			a.stop("signal", nil)
+			a.stop(StopSignal, "signal", nil)
 			break
 		}
 		// The scheduler socket's descriptor is only a hint (transport.Socket):
@@ -181,7 +199,7 @@ func (a *agent) run(ctx context.Context) error {
 		a.flushOut()
 		readable, unsent, err := a.sched.Pending()
 		if err != nil {
-			a.stop("scheduler socket failed", fmt.Errorf("worker: %w", err))
+			a.stop(StopFailed, "scheduler socket failed", fmt.Errorf("worker: %w", err))
 			break
 		}
 		now = time.Now()
@@ -195,7 +213,7 @@ func (a *agent) run(ctx context.Context) error {
 		}
 		ready, err := a.poller.Wait(wait)
 		if err != nil {
-			a.stop("poll failed", fmt.Errorf("worker: %w", err))
+			a.stop(StopFailed, "poll failed", fmt.Errorf("worker: %w", err))
 			break
 		}
 		for _, r := range ready {
@@ -208,6 +226,7 @@ func (a *agent) run(ctx context.Context) error {
 					a.onStorageLost(err)
 				default:
 				}
+				a.drainSchedEvents()
 			case r.Fd == a.sched.Fd():
 				// read at the top of the loop
 			default:
@@ -235,7 +254,7 @@ func (a *agent) run(ctx context.Context) error {
 		if !now.Before(nextDeathCheck) {
 			nextDeathCheck = now.Add(deathEvery)
 			if now.Sub(a.lastSeen) >= a.cfg.DeathTimeout {
-				a.stop(fmt.Sprintf("no contact with the scheduler for %s (death timeout)", a.cfg.DeathTimeout.Round(time.Second)), nil)
+				a.stop(StopDeathTimeout, fmt.Sprintf("no contact with the scheduler for %s (death timeout)", a.cfg.DeathTimeout.Round(time.Second)), nil)
 			}
 		}
 		if !a.deadline.IsZero() && !now.Before(a.deadline) {
@@ -263,7 +282,7 @@ func (a *agent) readScheduler() bool {
 	for i := 0; i < 4096; i++ {
 		msg, err := a.sched.TryRecv()
 		if err != nil {
-			a.stop("scheduler socket failed", fmt.Errorf("worker: scheduler socket: %w", err))
+			a.stop(StopFailed, "scheduler socket failed", fmt.Errorf("worker: scheduler socket: %w", err))
 			return false
 		}
 		if msg == nil {
@@ -286,6 +305,18 @@ func (a *agent) drainExits() {
 	}
 }
 
+// drainSchedEvents handles every scheduler connection change reported so far.
+func (a *agent) drainSchedEvents() {
+	for {
+		select {
+		case ev := <-a.schedWatch.Events():
+			a.onSchedEvent(ev, time.Now())
+		default:
+			return
+		}
+	}
+}
+
 func deathCheckInterval(d time.Duration) time.Duration {
 	if d < 4*time.Second {
 		return 250 * time.Millisecond
@@ -293,10 +324,10 @@ func deathCheckInterval(d time.Duration) time.Duration {
 	return time.Second
 }
 
-// stop ends the loop after this iteration.
-func (a *agent) stop(reason string, err error) {
+// stop ends the loop after this iteration; the first cause counts.
+func (a *agent) stop(cause StopCause, reason string, err error) {
 	if a.stopReason == "" {
-		a.stopReason, a.stopErr = reason, err
+		a.stopCause, a.stopReason, a.stopErr = cause, reason, err
 	}
 }
 
@@ -421,7 +452,7 @@ func (a *agent) onSchedulerMessage(frame []byte, m protocol.Message) {
 		}
 	case *protocol.ClientDisconnect:
 		if m.Type == protocol.DisconnectShutdown {
-			a.stop("the scheduler asked workers to shut down", nil)
+			a.stop(StopShutdown, "the scheduler asked workers to shut down", nil)
 		}
 	case *protocol.DisconnectResponse:
 	default:
@@ -430,10 +461,14 @@ func (a *agent) onSchedulerMessage(frame []byte, m protocol.Message) {
 }
 
 func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
+	// Not max(): a new scheduler instance counts from 1 again.
+	a.echoSeq = m.Seq
 	if !a.hbSent.IsZero() {
 		a.latencyUS = uint32(time.Since(a.hbSent).Microseconds() / 2)
 		a.hbSent = time.Time{}
 	}
+	newInstance := a.onInstance(m.InstanceID) // drops the old instance's work first
+	defer a.onEchoWhileDown(newInstance)
 	if !a.storageKnown && m.ObjectStorage.Port != 0 {
 		addr := m.ObjectStorage
 		switch addr.Host {
@@ -539,7 +574,7 @@ func (a *agent) onInitialized(p *processor, m *protocol.ProcessorInitialized) {
 		a.log.Error().Int("pid", p.pid).Str("preload", a.cfg.Preload).Str("error", m.Error).
 			Msgf("processor start-up failed: %s", m.Error)
 		a.kill(p)
-		a.stop("processor start-up failed", fmt.Errorf("%w: %s", ErrPreload, m.Error))
+		a.stop(StopFatal, "processor start-up failed", fmt.Errorf("%w: %s", ErrPreload, m.Error))
 		return
 	}
 	if p.initialized {
@@ -639,7 +674,14 @@ func (a *agent) onExit(ex procExit) {
 	how := describeExit(ex.err)
 	if !p.initialized {
 		a.log.Error().Int("pid", p.pid).Str("exit", how).Msg("processor exited before it was ready")
-		a.stop("processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s", a.cfg.Python, how))
+		// One that exits by itself (a missing module, say) would do so again
+		// in a new worker; one killed by a signal may not.
+		cause := StopFatal
+		var ee *exec.ExitError
+		if errors.As(ex.err, &ee) && ee.ExitCode() < 0 {
+			cause = StopFailed
+		}
+		a.stop(cause, "processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s (choose the interpreter with --python or SCALER_PYTHON)", a.cfg.Python, how))
 		return
 	}
 	if t := p.task; t != nil {
@@ -671,7 +713,7 @@ func (a *agent) ensureCurrent() bool {
 	}
 	p, err := a.spawn()
 	if err != nil {
-		a.stop("cannot start processors", err)
+		a.stop(StopFatal, "cannot start processors", err)
 		return false
 	}
 	a.current = p
@@ -685,7 +727,7 @@ func (a *agent) running() bool {
 
 // dispatch starts or resumes the best queued task if nothing is running.
 func (a *agent) dispatch() {
-	if a.stopReason != "" {
+	if a.stopReason != "" || a.schedDown {
 		return
 	}
 	if !a.ensureCurrent() {
@@ -964,6 +1006,13 @@ func (a *agent) sendHeartbeat(now time.Time) {
 		LatencyUS:    a.latencyUS,
 		TaskLock:     a.current != nil && a.current.initialized && !a.running() && a.storageKnown,
 		Capabilities: a.cfg.Capabilities,
+		EchoSeq:      a.echoSeq,
+		// Every task held, so that the scheduler can tell a task or result
+		// lost on the way (docs/protocol.md, "Reconciliation").
+		Tasks: make([][]byte, 0, len(a.tasks)),
+	}
+	for _, t := range a.tasks {
+		hb.Tasks = append(hb.Tasks, t.msg.TaskID)
 	}
 	for _, t := range a.queue.items {
 		if !t.resume {

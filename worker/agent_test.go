@@ -124,10 +124,24 @@ func TestPriorityOrderAndStreamedOutput(t *testing.T) {
 	for _, task := range queued {
 		e.sched.send(task)
 	}
-	// Release the gate only once the agent holds all of them.
-	waitForHeartbeat(t, e.sched, 30*time.Second, "all tasks queued", func(hb *protocol.WorkerHeartbeat) bool {
+	// Release the gate only once the agent holds all of them. The
+	// heartbeat lists every task held (the running gate and the queued
+	// ones) and the last echo's seq, for the scheduler's reconciliation.
+	hb := waitForHeartbeat(t, e.sched, 30*time.Second, "all tasks queued", func(hb *protocol.WorkerHeartbeat) bool {
 		return hb.QueuedTasks == uint32(len(queued))
 	})
+	held := map[string]bool{}
+	for _, id := range hb.Tasks {
+		held[string(id)] = true
+	}
+	for _, task := range append([]*protocol.Task{first}, queued...) {
+		if !held[string(task.TaskID)] {
+			t.Errorf("heartbeat does not list task %x (lists %d)", task.TaskID, len(hb.Tasks))
+		}
+	}
+	if len(hb.Tasks) != 1+len(queued) || hb.EchoSeq == 0 {
+		t.Errorf("heartbeat lists %d tasks with echo seq %d; want %d and > 0", len(hb.Tasks), hb.EchoSeq, 1+len(queued))
+	}
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

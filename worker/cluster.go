@@ -14,6 +14,129 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// StopCause says why a worker stopped. A worker process reports it as its
+// exit status (ExitStatus), from which the cluster decides whether to start
+// the worker again (exitAction).
+type StopCause uint8
+
+const (
+	// StopSignal: its owner stopped it (ctx done: SIGINT or SIGTERM).
+	StopSignal StopCause = iota
+	// StopFailed: it failed while running (the object storage connection
+	// was lost, a socket failed); a new worker may well succeed.
+	StopFailed
+	// StopShutdown: the scheduler told its workers to shut down.
+	StopShutdown
+	// StopDeathTimeout: no contact with the scheduler for the death timeout.
+	StopDeathTimeout
+	// StopFatal: a failure that starting again cannot mend (the preload hook
+	// failed, processors cannot start, the configuration is wrong).
+	StopFatal
+)
+
+// Exit statuses of a worker process (the hidden "scaler worker" command).
+// Only the cluster reads them. 2 is the commands package's usage status.
+var exitStatus = [...]int{StopSignal: 0, StopFailed: 1, StopShutdown: 3, StopDeathTimeout: 4, StopFatal: 5}
+
+// ExitStatus is the exit status of a worker process that stopped for c.
+func (c StopCause) ExitStatus() int { return exitStatus[c] }
+
+// exitMeaning names the statuses of exitStatus for logs.
+var exitMeaning = map[int]string{
+	1: "failed",
+	2: "configuration error",
+	3: "the scheduler asked workers to shut down",
+	4: "death timeout",
+	5: "cannot work: preload or processor start-up failed",
+}
+
+// describeWorkerExit is describeExit with the meaning of the status.
+func describeWorkerExit(err error) string {
+	how := describeExit(err)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() >= 0 { // -1: killed by a signal
+		if m, ok := exitMeaning[ee.ExitCode()]; ok {
+			how += " (" + m + ")"
+		}
+	}
+	return how
+}
+
+// action is what the cluster does when one of its workers ends.
+type action uint8
+
+const (
+	restartWorker action = iota // it died: start a new one after the back-off
+	keepEnded                   // it was stopped on purpose: leave it be
+	endCluster                  // the cluster ends: no more restarts; it exits when its last worker has
+	failWorker                  // a restart cannot help: no restart, the cluster will exit 1
+)
+
+// exitActions decides by exit status; anything else (killed by a signal,
+// an unknown status) is a death and restarts the worker.
+//
+// Not restarted, on purpose:
+//   - 0: someone stopped the worker with SIGINT or SIGTERM (the cluster
+//     itself does that only when it stops; an operator who stops one worker
+//     means it);
+//   - 3, 4: the scheduler asked its workers to shut down, or the death
+//     timeout expired (the scheduler is gone). Upstream's cluster ends when
+//     its workers have exited for these reasons (reference/worker.md §5), so
+//     the cluster stops restarting and exits 0 once the last one is gone;
+//   - 2, 5: wrong configuration, failing preload, processors that cannot
+//     start: every new worker would fail the same way.
+var exitActions = map[int]action{
+	0: keepEnded,
+	1: restartWorker,
+	2: failWorker,
+	3: endCluster,
+	4: endCluster,
+	5: failWorker,
+}
+
+// exitAction decides what to do about a worker process that ended with
+// the Wait error err.
+func exitAction(err error) action {
+	if err == nil {
+		return exitActions[0]
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return restartWorker
+	}
+	if ee.ExitCode() < 0 { // killed by a signal
+		return restartWorker
+	}
+	if a, ok := exitActions[ee.ExitCode()]; ok {
+		return a
+	}
+	return restartWorker
+}
+
+// Restart back-off: a worker that dies is started again after
+// backoffMin; each further death in a row doubles the delay, up to
+// backoffMax. A worker that ran for backoffReset before it died counts as
+// a first death again.
+const (
+	backoffMin   = 500 * time.Millisecond
+	backoffMax   = 30 * time.Second
+	backoffReset = time.Minute
+)
+
+// backoff is the restart delay of one worker slot.
+type backoff struct{ next time.Duration }
+
+// delay returns how long to wait before starting a worker that died after
+// running for ran, and advances the back-off.
+func (b *backoff) delay(ran time.Duration) time.Duration {
+	if b.next == 0 || ran >= backoffReset {
+		b.next = backoffMin
+	}
+	d := b.next
+	b.next = min(2*b.next, backoffMax)
+	return d
+}
+
 // ClusterOptions says how the cluster starts its workers.
 type ClusterOptions struct {
 	// Command is the argv of one worker process. It reads its Config as
@@ -24,10 +147,27 @@ type ClusterOptions struct {
 	StopGrace time.Duration
 }
 
+// slot is one of the cluster's workers: its configuration and, while it
+// runs, its process. A restarted worker takes the same slot with a new id.
+type slot struct {
+	cfg     Config
+	cmd     *exec.Cmd // nil while not running
+	started time.Time
+	backoff backoff
+	restart *time.Timer // pending restart, nil if none
+}
+
+type slotExit struct {
+	i   int
+	err error
+}
+
 // RunCluster starts one process per worker configuration and supervises
-// them: when ctx is done it sends every worker SIGINT and waits for them;
-// workers that exit are not restarted; it returns once every worker has
-// exited, with an error if any of them failed.
+// them: a worker that dies is started again (exitActions, backoff), with a
+// new worker id; when ctx is done it sends every worker SIGINT, cancels
+// pending restarts and waits for them (SIGKILL after StopGrace). It
+// returns once no worker runs or will be restarted, with an error if a
+// worker failed in a way a restart cannot help.
 func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log zerolog.Logger) error {
 	if len(opt.Command) == 0 {
 		return errors.New("cluster: no worker command")
@@ -35,22 +175,17 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 	if opt.StopGrace <= 0 {
 		opt.StopGrace = 8 * time.Second
 	}
-	type exit struct {
-		i   int
-		err error
-	}
-	exits := make(chan exit, len(workers))
-	cmds := make([]*exec.Cmd, 0, len(workers))
-	live := 0
+	slots := make([]*slot, len(workers))
+	// Each slot has at most one process and one pending restart, so
+	// neither channel ever blocks its sender.
+	exits := make(chan slotExit, len(workers))
+	restarts := make(chan int, len(workers))
+	live, pending := 0, 0
 	var failures []string
-	stop := func() {
-		for _, c := range cmds {
-			_ = c.Process.Signal(syscall.SIGINT)
-		}
-	}
-	for i, w := range workers {
-		w.setDefaults()
-		spec, err := json.Marshal(w)
+	start := func(i int) error {
+		s := slots[i]
+		s.cfg.setDefaults()
+		spec, err := json.Marshal(s.cfg)
 		if err != nil {
 			return err
 		}
@@ -59,45 +194,104 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 		cmd.Stdout = os.Stdout
 		cmd.Stderr = os.Stderr
 		if err := startChild(cmd, syscall.SIGTERM); err != nil {
-			stop()
-			failures = append(failures, fmt.Sprintf("starting worker %s: %v", w.WorkerID, err))
+			return err
+		}
+		s.cmd, s.started = cmd, time.Now()
+		live++
+		go func() { exits <- slotExit{i, cmd.Wait()} }()
+		return nil
+	}
+	signalAll := func(sig syscall.Signal) {
+		for _, s := range slots {
+			if s != nil && s.cmd != nil {
+				_ = s.cmd.Process.Signal(sig)
+			}
+		}
+	}
+	cancelRestarts := func() {
+		for _, s := range slots {
+			if s != nil && s.restart != nil {
+				s.restart.Stop()
+				s.restart = nil
+				pending--
+			}
+		}
+	}
+	for i, w := range workers {
+		slots[i] = &slot{cfg: w}
+		if err := start(i); err != nil {
+			failures = append(failures, fmt.Sprintf("starting worker %s: %v", slots[i].cfg.WorkerID, err))
+			signalAll(syscall.SIGINT)
 			break
 		}
-		cmds = append(cmds, cmd)
-		live++
-		go func(i int, cmd *exec.Cmd) { exits <- exit{i, cmd.Wait()} }(i, cmd)
 	}
 	if live > 0 && len(failures) == 0 {
 		log.Info().Int("workers", live).Str("scheduler", workers[0].SchedulerAddress).
 			Msgf("cluster started %d workers", live)
 	}
-	stopping := len(failures) > 0
+	stopping := len(failures) > 0 // no more restarts; the cluster is on its way out
 	done := ctx.Done()
 	var killTimer <-chan time.Time
-	for live > 0 {
+	for live > 0 || pending > 0 {
 		select {
 		case <-done:
 			done = nil
-			if !stopping {
-				stopping = true
+			cancelRestarts()
+			if live > 0 {
 				log.Info().Msg("cluster stopping its workers")
-				stop()
+				signalAll(syscall.SIGINT)
 			}
+			stopping = true
 			killTimer = time.After(opt.StopGrace)
 		case <-killTimer:
 			log.Warn().Int("workers", live).Msg("workers did not stop in time; killing them")
-			for _, c := range cmds {
-				_ = c.Process.Signal(syscall.SIGKILL)
+			signalAll(syscall.SIGKILL)
+		case i := <-restarts:
+			s := slots[i]
+			if s.restart == nil {
+				continue // cancelled after it fired
+			}
+			s.restart, pending = nil, pending-1
+			if err := start(i); err != nil {
+				d := s.backoff.delay(0)
+				log.Error().Err(err).Str("worker", s.cfg.WorkerID).Dur("delay", d).
+					Msgf("cannot start worker %s: %v; trying again in %s", s.cfg.WorkerID, err, d)
+				s.restart, pending = time.AfterFunc(d, func() { restarts <- i }), pending+1
 			}
 		case ex := <-exits:
 			live--
-			id := workers[ex.i].WorkerID
-			if ex.err != nil {
-				how := describeExit(ex.err)
+			s := slots[ex.i]
+			s.cmd = nil
+			id, how, ran := s.cfg.WorkerID, describeWorkerExit(ex.err), time.Since(s.started)
+			switch act := exitAction(ex.err); {
+			case stopping && act == restartWorker:
+				if done != nil { // not our own stop: a death while the cluster ends
+					failures = append(failures, fmt.Sprintf("worker %s: %s", id, how))
+					log.Error().Str("worker", id).Str("exit", how).Msgf("worker exited: %s; not restarted, the cluster is ending", how)
+				} else {
+					log.Info().Str("worker", id).Str("exit", how).Msg("worker exited")
+				}
+			case act == restartWorker:
+				d := s.backoff.delay(ran)
+				s.cfg.WorkerID = NewWorkerID(s.cfg.Name) // ids are unique per worker process
+				log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran.Round(time.Millisecond)).Dur("delay", d).
+					Str("new_worker", s.cfg.WorkerID).
+					Msgf("worker %s died (%s) after %s; restarting it in %s as %s", id, how, ran.Round(time.Millisecond), d, s.cfg.WorkerID)
+				s.restart, pending = time.AfterFunc(d, func() { restarts <- ex.i }), pending+1
+			case act == endCluster:
+				if !stopping {
+					stopping = true
+					cancelRestarts()
+					log.Info().Str("worker", id).Str("exit", how).
+						Msg("worker ended on the scheduler's account; no more restarts, the cluster ends with its last worker")
+				} else {
+					log.Info().Str("worker", id).Str("exit", how).Msg("worker exited")
+				}
+			case act == failWorker:
 				failures = append(failures, fmt.Sprintf("worker %s: %s", id, how))
-				log.Error().Str("worker", id).Str("exit", how).Msgf("worker exited: %s", how)
-			} else {
-				log.Info().Str("worker", id).Msg("worker exited")
+				log.Error().Str("worker", id).Str("exit", how).Msgf("worker exited: %s; not restarted (a restart cannot help)", how)
+			default:
+				log.Info().Str("worker", id).Str("exit", how).Msg("worker exited")
 			}
 		}
 	}

@@ -184,18 +184,30 @@ func (h *helper) task(fn []byte, priority uint32, args ...[]byte) *protocol.Task
 
 // fakeScheduler is a ROUTER that a worker connects to.
 type fakeScheduler struct {
-	t         testing.TB
-	ep        *transport.Endpoint
-	storage   protocol.Address
-	mu        sync.Mutex
-	worker    []byte
-	echo      bool
-	msgs      chan protocol.Message
-	heartbeat chan *protocol.WorkerHeartbeat
+	t        testing.TB
+	ep       *transport.Endpoint
+	storage  protocol.Address
+	mu       sync.Mutex
+	worker   []byte
+	echo     bool
+	echoSeq  uint64 // Seq of the last echo sent
+	instance []byte // announced in echoes; nil: none, as a scheduler that does not say
+	// lastEchoed is the instance of the last echo sent (set before its
+	// heartbeat goes to the heartbeat channel).
+	lastEchoed []byte
+	msgs       chan protocol.Message
+	heartbeat  chan *protocol.WorkerHeartbeat
 }
 
 func newFakeScheduler(t testing.TB, storageAddr string) *fakeScheduler {
-	ep, err := transport.Bind(transport.Router, "tcp://127.0.0.1:0", transport.Options{})
+	return newFakeSchedulerAt(t, storageAddr, "tcp://127.0.0.1:0", "")
+}
+
+// newFakeSchedulerAt binds the fake scheduler to addr (a restarted
+// scheduler binds the address of the one before it) and announces instance
+// from its first echo on.
+func newFakeSchedulerAt(t testing.TB, storageAddr, bind, instance string) *fakeScheduler {
+	ep, err := transport.Bind(transport.Router, bind, transport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +217,9 @@ func newFakeScheduler(t testing.TB, storageAddr string) *fakeScheduler {
 	}
 	s := &fakeScheduler{t: t, ep: ep, storage: addr, echo: true,
 		msgs: make(chan protocol.Message, 10000), heartbeat: make(chan *protocol.WorkerHeartbeat, 100)}
+	if instance != "" {
+		s.instance = []byte(instance)
+	}
 	go s.loop()
 	t.Cleanup(func() { _ = ep.Close() })
 	return s
@@ -237,11 +252,18 @@ func (s *fakeScheduler) loop() {
 
 func (s *fakeScheduler) handle(from []byte, m protocol.Message) {
 	s.mu.Lock()
-	echo := s.echo
+	echo, instance := s.echo, s.instance
+	if _, ok := m.(*protocol.WorkerHeartbeat); ok && echo {
+		s.echoSeq++
+	}
+	seq := s.echoSeq
 	s.mu.Unlock()
 	if hb, ok := m.(*protocol.WorkerHeartbeat); ok {
 		if echo {
-			_ = s.ep.Send(from, protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage}))
+			_ = s.ep.Send(from, protocol.MustEncode(&protocol.WorkerHeartbeatEcho{ObjectStorage: s.storage, Seq: seq, InstanceID: instance}))
+			s.mu.Lock()
+			s.lastEchoed = instance
+			s.mu.Unlock()
 		}
 		select {
 		case s.heartbeat <- hb:
@@ -250,6 +272,33 @@ func (s *fakeScheduler) handle(from []byte, m protocol.Message) {
 		return
 	}
 	s.msgs <- m
+}
+
+// setInstance changes the instance id announced from the next echo on.
+func (s *fakeScheduler) setInstance(id string) {
+	s.mu.Lock()
+	s.instance = []byte(id)
+	s.mu.Unlock()
+}
+
+// echoed waits until the worker has been sent an echo with the current
+// instance id.
+func (s *fakeScheduler) echoed(d time.Duration) {
+	s.t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case <-s.heartbeat:
+			s.mu.Lock()
+			done := s.instance != nil && string(s.lastEchoed) == string(s.instance)
+			s.mu.Unlock()
+			if done {
+				return
+			}
+		case <-deadline:
+			s.t.Fatalf("no echo with instance %q within %s", s.instance, d)
+		}
+	}
 }
 
 func (s *fakeScheduler) send(m protocol.Message) {

@@ -367,7 +367,7 @@ func TestNestedTaskOnSingleWorker(t *testing.T) {
 const nestedParentSrc = `
 def parent(sched_addr):
     import cloudpickle, zmq
-    from scaler.protocol import ClientHeartbeat, Task, TaskResult, decode, encode
+    from scaler.protocol import ClientHeartbeat, ObjectInstruction, ObjectMetadata, Task, TaskResult, decode, encode
     from scaler.io import ObjectStorageClient, client_id, new_object_id, new_task_id, serializer_object_id
     from scaler.io.storage import address_string
     from scaler.worker.processor import current_task
@@ -388,6 +388,8 @@ def parent(sched_addr):
     fid = new_object_id(cid)
     st.set_object(fid, cloudpickle.dumps(lambda: "child at priority %d" % current_task().priority))
     tid = new_task_id()
+    # Announced before the task that names it: the scheduler refuses tasks naming unknown objects.
+    sock.send(encode(ObjectInstruction(type=0, object_user=cid, metadata=ObjectMetadata(object_ids=[fid]))))
     sock.send(encode(Task(task_id=tid, source=cid, func_object_id=fid, priority=me.priority + 1)))
     while True:
         m = decode(sock.recv())

@@ -126,7 +126,7 @@ func (a *agent) onStorageLost(err error) {
 	if !errors.Is(err, transport.ErrConnectionLost) {
 		stopErr = fmt.Errorf("%w (%v)", stopErr, err)
 	}
-	a.stop("object storage connection lost", stopErr)
+	a.stop(StopFailed, "object storage connection lost", stopErr)
 }
 
 func storageURL(addr protocol.Address) string {

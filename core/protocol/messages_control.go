@@ -20,6 +20,9 @@ type ClientHeartbeat struct {
 // It is how a client learns where object storage is.
 type ClientHeartbeatEcho struct {
 	ObjectStorage Address `msg:"object_storage"`
+	// InstanceID is random per scheduler process start: a change tells the
+	// peer that the scheduler it talked to is gone, with everything it held.
+	InstanceID []byte `msg:"instance_id"`
 }
 
 // WorkerHeartbeat is sent worker -> scheduler every heartbeat interval, with
@@ -33,11 +36,26 @@ type WorkerHeartbeat struct {
 	TaskLock     bool              `msg:"task_lock"`    // true when the agent can start a task now
 	Processors   []ProcessorStatus `msg:"processors"`
 	Capabilities map[string]int64  `msg:"capabilities"` // what this worker offers
+	// Tasks are the ids of every task the agent holds (queued, running and
+	// suspended) when it writes the heartbeat, and EchoSeq is the Seq of
+	// the last WorkerHeartbeatEcho it received (0: none, or a worker that
+	// does not report its tasks). The scheduler reconciles with them: see
+	// docs/protocol.md, "Reconciliation".
+	Tasks   [][]byte `msg:"tasks"`
+	EchoSeq uint64   `msg:"echo_seq"`
 }
 
 // WorkerHeartbeatEcho answers every WorkerHeartbeat (scheduler -> worker).
+// A registering worker gets it before any Task.
 type WorkerHeartbeatEcho struct {
 	ObjectStorage Address `msg:"object_storage"`
+	// Seq counts the echoes sent to this worker (1, 2, ...). Messages to one
+	// worker arrive in order, so a worker that got echo n got every task
+	// the scheduler sent before it.
+	Seq uint64 `msg:"seq"`
+	// InstanceID is random per scheduler process start (ClientHeartbeatEcho):
+	// a worker that sees it change drops the work of the previous instance.
+	InstanceID []byte `msg:"instance_id"`
 }
 
 // DisconnectRequest is sent by a worker when it leaves (worker -> scheduler).

@@ -294,6 +294,12 @@ func (z *ClientHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, err = dc.ReadBytes(z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -307,9 +313,9 @@ func (z *ClientHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *ClientHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 1
+	// map header, size 2
 	// write "object_storage"
-	err = en.Append(0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	err = en.Append(0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	if err != nil {
 		return
 	}
@@ -318,20 +324,33 @@ func (z *ClientHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// write "instance_id"
+	err = en.Append(0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.InstanceID)
+	if err != nil {
+		err = msgp.WrapError(err, "InstanceID")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *ClientHeartbeatEcho) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 1
+	// map header, size 2
 	// string "object_storage"
-	o = append(o, 0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	o = append(o, 0x82, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	o, err = z.ObjectStorage.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// string "instance_id"
+	o = append(o, 0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.InstanceID)
 	return
 }
 
@@ -359,6 +378,12 @@ func (z *ClientHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "instance_id":
+			z.InstanceID, bts, err = msgp.ReadBytesBytes(bts, z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -373,7 +398,7 @@ func (z *ClientHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *ClientHeartbeatEcho) Msgsize() (s int) {
-	s = 1 + 15 + z.ObjectStorage.Msgsize()
+	s = 1 + 15 + z.ObjectStorage.Msgsize() + 12 + msgp.BytesPrefixSize + len(z.InstanceID)
 	return
 }
 
@@ -812,6 +837,31 @@ func (z *WorkerHeartbeat) DecodeMsg(dc *msgp.Reader) (err error) {
 				}
 				z.Capabilities[za0002] = za0003
 			}
+		case "tasks":
+			var zb0004 uint32
+			zb0004, err = dc.ReadArrayHeader()
+			if err != nil {
+				err = msgp.WrapError(err, "Tasks")
+				return
+			}
+			if cap(z.Tasks) >= int(zb0004) {
+				z.Tasks = (z.Tasks)[:zb0004]
+			} else {
+				z.Tasks = make([][]byte, zb0004)
+			}
+			for za0004 := range z.Tasks {
+				z.Tasks[za0004], err = dc.ReadBytes(z.Tasks[za0004])
+				if err != nil {
+					err = msgp.WrapError(err, "Tasks", za0004)
+					return
+				}
+			}
+		case "echo_seq":
+			z.EchoSeq, err = dc.ReadUint64()
+			if err != nil {
+				err = msgp.WrapError(err, "EchoSeq")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -825,9 +875,9 @@ func (z *WorkerHeartbeat) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *WorkerHeartbeat) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 8
+	// map header, size 10
 	// write "agent"
-	err = en.Append(0x88, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
+	err = en.Append(0x8a, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
 	if err != nil {
 		return
 	}
@@ -925,15 +975,42 @@ func (z *WorkerHeartbeat) EncodeMsg(en *msgp.Writer) (err error) {
 			return
 		}
 	}
+	// write "tasks"
+	err = en.Append(0xa5, 0x74, 0x61, 0x73, 0x6b, 0x73)
+	if err != nil {
+		return
+	}
+	err = en.WriteArrayHeader(uint32(len(z.Tasks)))
+	if err != nil {
+		err = msgp.WrapError(err, "Tasks")
+		return
+	}
+	for za0004 := range z.Tasks {
+		err = en.WriteBytes(z.Tasks[za0004])
+		if err != nil {
+			err = msgp.WrapError(err, "Tasks", za0004)
+			return
+		}
+	}
+	// write "echo_seq"
+	err = en.Append(0xa8, 0x65, 0x63, 0x68, 0x6f, 0x5f, 0x73, 0x65, 0x71)
+	if err != nil {
+		return
+	}
+	err = en.WriteUint64(z.EchoSeq)
+	if err != nil {
+		err = msgp.WrapError(err, "EchoSeq")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *WorkerHeartbeat) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 8
+	// map header, size 10
 	// string "agent"
-	o = append(o, 0x88, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
+	o = append(o, 0x8a, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
 	o, err = z.Agent.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "Agent")
@@ -971,6 +1048,15 @@ func (z *WorkerHeartbeat) MarshalMsg(b []byte) (o []byte, err error) {
 		o = msgp.AppendString(o, za0002)
 		o = msgp.AppendInt64(o, za0003)
 	}
+	// string "tasks"
+	o = append(o, 0xa5, 0x74, 0x61, 0x73, 0x6b, 0x73)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Tasks)))
+	for za0004 := range z.Tasks {
+		o = msgp.AppendBytes(o, z.Tasks[za0004])
+	}
+	// string "echo_seq"
+	o = append(o, 0xa8, 0x65, 0x63, 0x68, 0x6f, 0x5f, 0x73, 0x65, 0x71)
+	o = msgp.AppendUint64(o, z.EchoSeq)
 	return
 }
 
@@ -1075,6 +1161,31 @@ func (z *WorkerHeartbeat) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				}
 				z.Capabilities[za0002] = za0003
 			}
+		case "tasks":
+			var zb0004 uint32
+			zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Tasks")
+				return
+			}
+			if cap(z.Tasks) >= int(zb0004) {
+				z.Tasks = (z.Tasks)[:zb0004]
+			} else {
+				z.Tasks = make([][]byte, zb0004)
+			}
+			for za0004 := range z.Tasks {
+				z.Tasks[za0004], bts, err = msgp.ReadBytesBytes(bts, z.Tasks[za0004])
+				if err != nil {
+					err = msgp.WrapError(err, "Tasks", za0004)
+					return
+				}
+			}
+		case "echo_seq":
+			z.EchoSeq, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "EchoSeq")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1100,6 +1211,11 @@ func (z *WorkerHeartbeat) Msgsize() (s int) {
 			s += msgp.StringPrefixSize + len(za0002) + msgp.Int64Size
 		}
 	}
+	s += 6 + msgp.ArrayHeaderSize
+	for za0004 := range z.Tasks {
+		s += msgp.BytesPrefixSize + len(z.Tasks[za0004])
+	}
+	s += 9 + msgp.Uint64Size
 	return
 }
 
@@ -1127,6 +1243,18 @@ func (z *WorkerHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "seq":
+			z.Seq, err = dc.ReadUint64()
+			if err != nil {
+				err = msgp.WrapError(err, "Seq")
+				return
+			}
+		case "instance_id":
+			z.InstanceID, err = dc.ReadBytes(z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -1140,9 +1268,9 @@ func (z *WorkerHeartbeatEcho) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *WorkerHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 1
+	// map header, size 3
 	// write "object_storage"
-	err = en.Append(0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	err = en.Append(0x83, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	if err != nil {
 		return
 	}
@@ -1151,20 +1279,46 @@ func (z *WorkerHeartbeatEcho) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// write "seq"
+	err = en.Append(0xa3, 0x73, 0x65, 0x71)
+	if err != nil {
+		return
+	}
+	err = en.WriteUint64(z.Seq)
+	if err != nil {
+		err = msgp.WrapError(err, "Seq")
+		return
+	}
+	// write "instance_id"
+	err = en.Append(0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.InstanceID)
+	if err != nil {
+		err = msgp.WrapError(err, "InstanceID")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *WorkerHeartbeatEcho) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 1
+	// map header, size 3
 	// string "object_storage"
-	o = append(o, 0x81, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
+	o = append(o, 0x83, 0xae, 0x6f, 0x62, 0x6a, 0x65, 0x63, 0x74, 0x5f, 0x73, 0x74, 0x6f, 0x72, 0x61, 0x67, 0x65)
 	o, err = z.ObjectStorage.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "ObjectStorage")
 		return
 	}
+	// string "seq"
+	o = append(o, 0xa3, 0x73, 0x65, 0x71)
+	o = msgp.AppendUint64(o, z.Seq)
+	// string "instance_id"
+	o = append(o, 0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.InstanceID)
 	return
 }
 
@@ -1192,6 +1346,18 @@ func (z *WorkerHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ObjectStorage")
 				return
 			}
+		case "seq":
+			z.Seq, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Seq")
+				return
+			}
+		case "instance_id":
+			z.InstanceID, bts, err = msgp.ReadBytesBytes(bts, z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1206,6 +1372,6 @@ func (z *WorkerHeartbeatEcho) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *WorkerHeartbeatEcho) Msgsize() (s int) {
-	s = 1 + 15 + z.ObjectStorage.Msgsize()
+	s = 1 + 15 + z.ObjectStorage.Msgsize() + 4 + msgp.Uint64Size + 12 + msgp.BytesPrefixSize + len(z.InstanceID)
 	return
 }

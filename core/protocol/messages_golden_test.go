@@ -74,7 +74,7 @@ func init() {
 	})
 
 	addGolden(&ClientHeartbeat{Resource: Resource{CPU: 12, RSS: 50 << 20}, LatencyUS: 250, Nested: true})
-	addGolden(&ClientHeartbeatEcho{ObjectStorage: gOSS})
+	addGolden(&ClientHeartbeatEcho{ObjectStorage: gOSS, InstanceID: seq(16, 0x40)})
 	addGolden(&WorkerHeartbeat{
 		Agent:        Resource{CPU: 5, RSS: 30 << 20},
 		RSSFree:      8 << 30,
@@ -84,8 +84,10 @@ func init() {
 		TaskLock:     true,
 		Processors:   []ProcessorStatus{gProc},
 		Capabilities: map[string]int64{"linux": -1},
+		Tasks:        [][]byte{gTaskID(1), gTaskID(2)},
+		EchoSeq:      41,
 	})
-	addGolden(&WorkerHeartbeatEcho{ObjectStorage: gOSS})
+	addGolden(&WorkerHeartbeatEcho{ObjectStorage: gOSS, Seq: 42, InstanceID: seq(16, 0x40)})
 	addGolden(&DisconnectRequest{Worker: gWorker})
 	addGolden(&DisconnectResponse{Worker: gWorker})
 	addGolden(&ClientDisconnect{Type: DisconnectShutdown})

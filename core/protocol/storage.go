@@ -53,6 +53,10 @@ const (
 	ObjectDuplicateOK  ObjectResponseType = 4
 	ObjectStatsOK      ObjectResponseType = 5
 	ObjectError        ObjectResponseType = 6
+	// ObjectNotFound answers a get or duplicate whose object (the source,
+	// for a duplicate) did not appear within the server's wait deadline;
+	// Error says which id and how long the request waited.
+	ObjectNotFound ObjectResponseType = 7
 )
 
 // String returns the name used in logs and docs.
@@ -72,6 +76,8 @@ func (t ObjectResponseType) String() string {
 		return "stats"
 	case ObjectError:
 		return "error"
+	case ObjectNotFound:
+		return "notFound"
 	}
 	return "unknown"
 }
@@ -105,7 +111,7 @@ type ObjectResponse struct {
 	Type          ObjectResponseType `msg:"type"`
 	ObjectID      []byte             `msg:"object_id"` // echoes ObjectRequest.ObjectID
 	PayloadLength uint64             `msg:"payload_length"`
-	Error         string             `msg:"error"` // error only
+	Error         string             `msg:"error"` // error and notFound only
 
 	// Stats only.
 	Objects         uint64 `msg:"objects"`          // object ids stored

@@ -37,8 +37,11 @@ func BenchmarkTaskLifecycle(b *testing.B) {
 		binary.LittleEndian.PutUint64(ids[i], uint64(i))
 	}
 	client := []byte("c")
+	fn := []byte("fn")
+	s.Handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: client,
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{fn}}}, epoch)
 	submit := func(i int) {
-		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client}, epoch)
+		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client, FuncObjectID: fn}, epoch)
 	}
 	for i := 0; i < inflight; i++ {
 		submit(i)
@@ -52,4 +55,48 @@ func BenchmarkTaskLifecycle(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+// BenchmarkWorkerHeartbeat measures handling one heartbeat of a worker
+// that holds 1,000 tasks, with reconciliation (16-byte ids, all of them
+// listed) and without (a worker that does not report, EchoSeq 0).
+func BenchmarkWorkerHeartbeat(b *testing.B) {
+	for _, reconcile := range []bool{false, true} {
+		name := "counts-only"
+		if reconcile {
+			name = "1000-task-ids"
+		}
+		b.Run(name, func(b *testing.B) {
+			out := &nopOutbox{}
+			s := New(Config{MaxTasksWaiting: -1}, out, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
+			client, worker := []byte("c"), []byte("w")
+			s.Handle(client, &protocol.ClientHeartbeat{}, epoch)
+			s.Handle(worker, &protocol.WorkerHeartbeat{QueueSize: 1000}, epoch)
+			hb := &protocol.WorkerHeartbeat{QueueSize: 1000}
+			for i := 0; i < 1000; i++ {
+				id := make([]byte, 16)
+				binary.LittleEndian.PutUint64(id, uint64(i))
+				s.Handle(client, &protocol.Task{TaskID: id, Source: client}, epoch)
+				if reconcile {
+					hb.Tasks = append(hb.Tasks, id)
+				}
+			}
+			w := s.workers.byID["w"]
+			if w.tasks.Len() != 1000 {
+				b.Fatalf("worker holds %d tasks", w.tasks.Len())
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if reconcile {
+					hb.EchoSeq = w.echoSeq
+				}
+				s.Handle(worker, hb, epoch)
+			}
+			b.StopTimer()
+			if lost, unheld := s.Reconciled(); lost != 0 || unheld != 0 {
+				b.Fatalf("reconciled %d lost, %d unheld", lost, unheld)
+			}
+		})
+	}
 }

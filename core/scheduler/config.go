@@ -53,9 +53,27 @@ type Config struct {
 	ObjectFlushInterval time.Duration
 	// MaxDeleteBatch bounds the ids of one ObjectInstruction{delete}.
 	MaxDeleteBatch int
+	// MaxTasksPerClient bounds a client's unfinished tasks and graphs (and
+	// the nodes of one graph); MaxObjectsPerClient the objects it may
+	// announce. A peer cannot grow the scheduler's tables without bound;
+	// real clients stay far below (defaults 4,194,304 and 1,048,576).
+	MaxTasksPerClient   int
+	MaxObjectsPerClient int
+	// AnnounceGrace is how long a task naming objects its client has not
+	// announced waits for them (parked.go; 10 s); MaxParkedPerClient
+	// bounds such tasks per client (4096).
+	AnnounceGrace      time.Duration
+	MaxParkedPerClient int
+	// DropLogInterval is the least time between two log lines about
+	// messages dropped or refused for the same reason (1 s).
+	DropLogInterval time.Duration
 	// NewObjectID makes a fresh object id owned by client (graph failure
 	// duplicates). nil: md5(client) followed by 16 random bytes.
 	NewObjectID func(client []byte) []byte
+	// InstanceID is announced in heartbeat echoes so that peers notice a
+	// restarted scheduler (docs/protocol.md §7.2). nil: 16 random bytes, so
+	// every scheduler process has its own.
+	InstanceID []byte
 }
 
 // FromConfig converts the [scheduler] section. storage is the announced
@@ -99,6 +117,21 @@ func (c *Config) fill() {
 	if c.ObjectFlushInterval <= 0 {
 		c.ObjectFlushInterval = time.Second
 	}
+	if c.AnnounceGrace <= 0 {
+		c.AnnounceGrace = 10 * time.Second
+	}
+	if c.MaxParkedPerClient <= 0 {
+		c.MaxParkedPerClient = 4096
+	}
+	if c.MaxTasksPerClient <= 0 {
+		c.MaxTasksPerClient = 1 << 22
+	}
+	if c.MaxObjectsPerClient <= 0 {
+		c.MaxObjectsPerClient = 1 << 20
+	}
+	if c.DropLogInterval <= 0 {
+		c.DropLogInterval = time.Second
+	}
 	if c.MaxDeleteBatch <= 0 {
 		c.MaxDeleteBatch = 4096
 	}
@@ -113,6 +146,10 @@ func (c *Config) fill() {
 	}
 	if c.NewObjectID == nil {
 		c.NewObjectID = randomObjectID
+	}
+	if len(c.InstanceID) == 0 {
+		c.InstanceID = make([]byte, 16)
+		_, _ = rand.Read(c.InstanceID)
 	}
 }
 

@@ -77,7 +77,14 @@ func (q *sequence) step(op, a, b byte) {
 			caps = []string{"gpu"}
 		}
 		q.accept(id, client)
-		h.submit(client, id, caps...)
+		if b%5 == 1 {
+			// Names an object announced later, or never (parked).
+			t := newTask(id, client, caps...)
+			t.Arguments = []protocol.Argument{{Type: protocol.ArgumentObjectID, Data: []byte("late")}}
+			h.handle(client, t)
+		} else {
+			h.submit(client, id, caps...)
+		}
 	case 4:
 		h.result(worker, q.pick(b), protocol.TaskResultType(b%5), "r"+q.pick(b))
 	case 5:
@@ -126,7 +133,7 @@ func (q *sequence) step(op, a, b byte) {
 		q.accept(pre, client)
 		h.handle(client, g)
 	case 11:
-		switch b % 4 {
+		switch b % 8 {
 		case 0:
 			h.handle(worker, &protocol.TaskLog{TaskID: []byte(q.pick(a))})
 		case 1:
@@ -136,6 +143,37 @@ func (q *sequence) step(op, a, b byte) {
 			h.handle(worker, &protocol.ClientHeartbeatEcho{})
 		case 3:
 			h.handle(client, &protocol.ClientDisconnect{Type: protocol.DisconnectType(a % 3)})
+		case 4:
+			// A reconciling heartbeat listing some of the known ids, with
+			// an echo seq at or below what was sent (or above: ignored).
+			hb := &protocol.WorkerHeartbeat{QueueSize: 3, Tasks: [][]byte{}}
+			if w := h.s.workers.byID[worker]; w != nil {
+				hb.EchoSeq = w.echoSeq + 1 - uint64(a%3)
+			}
+			for i, id := range q.ids {
+				if (i+int(a))%3 != 0 {
+					hb.Tasks = append(hb.Tasks, []byte(id))
+				}
+			}
+			h.handle(worker, hb)
+		case 5:
+			if a%2 == 0 {
+				h.s.PeerClosed([]byte([]string{worker, client}[a/2%2]), h.now)
+			} else {
+				h.s.PeerUnreachable([]byte(worker), h.now)
+			}
+		case 6:
+			// A worker sending a client's message is removed (tasks placed
+			// again) and refused for a while.
+			cancelOf = q.pick(a)
+			h.handle(worker, &protocol.TaskCancel{TaskID: []byte(cancelOf)})
+		case 7:
+			// Acting for another peer: refused.
+			other := fmt.Sprintf("c%d", (a+1)%2)
+			h.handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionDelete, ObjectUser: []byte(other),
+				Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("fn")}}})
+			h.handle(worker, &protocol.DisconnectRequest{Worker: []byte(fmt.Sprintf("w%d", (a+1)%4))})
+			h.createObjects(client, "late")
 		}
 	}
 	q.collect(cancelOf)
@@ -170,6 +208,13 @@ func (q *sequence) collect(cancelOf string) {
 		if notFound && id == cancelOf && q.answered[id] > 0 {
 			continue
 		}
+		// ... and so is one to a cancel by another peer than the owner.
+		if notFound && q.owner[id] != "" && s.to != q.owner[id] {
+			continue
+		}
+		if q.owner[id] != "" && s.to != q.owner[id] {
+			q.t.Fatalf("answer for %q (owner %s) sent to %s: %s", id, q.owner[id], s.to, short(s.msg))
+		}
 		if _, ok := q.owner[id]; !ok {
 			if notFound && id == cancelOf {
 				continue
@@ -187,6 +232,8 @@ func (q *sequence) collect(cancelOf string) {
 // with every capability takes what waits. Then all ids must be answered.
 func (q *sequence) drain() {
 	h := q.h
+	h.advance(11 * time.Second) // past the announce grace: parked tasks are refused
+	q.collect("")
 	for round := 0; round < 50 && (len(h.s.tasks) > 0 || len(h.s.graphs) > 0); round++ {
 		h.worker(fmt.Sprintf("wdrain%d", round), 1000, "gpu")
 		var on []*task

@@ -1,6 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
+	"encoding/hex"
+	"strconv"
+
 	"github.com/opengris/scaler/core/protocol"
 )
 
@@ -77,42 +81,57 @@ type graph struct {
 	done     bool // umbrella answered
 }
 
-func (s *Scheduler) rejectGraph(to []byte, m *protocol.GraphTask, why string) {
-	s.log.Warn().Str("client", string(to)).Hex("graph", m.TaskID).Msg("GraphTask refused: " + why)
+// rejectGraph answers a refused graph (counted, not logged one by one: a
+// peer can send any number of them).
+func (s *Scheduler) rejectGraph(to []byte, m *protocol.GraphTask, r dropReason, why string) {
+	s.dropped(r, to, m.Kind())
 	s.out.Send(to, &protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultRejected, Message: "graph refused: " + why})
 }
 
 func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	if len(m.TaskID) == 0 {
-		s.log.Warn().Str("from", string(from)).Msg("GraphTask without id dropped")
+		s.dropped(dropNoID, from, m.Kind())
 		return
 	}
 	id := string(m.TaskID)
-	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
-		s.log.Warn().Str("from", string(from)).Hex("graph", m.TaskID).Msg("duplicate GraphTask dropped")
+	if s.taskIDUsed(id) {
+		s.dropped(dropDuplicate, from, m.Kind())
 		return
 	}
-	clientb := m.Source
-	if len(clientb) == 0 {
-		clientb = from
+	if r, why := s.checkSubmitter(from, m.Source); why != "" {
+		s.rejectGraph(from, m, r, why)
+		return
 	}
+	if len(m.Graph) > s.cfg.MaxTasksPerClient {
+		s.rejectGraph(from, m, dropTooMany, "the graph has more nodes than the "+strconv.Itoa(s.cfg.MaxTasksPerClient)+" tasks one client may have")
+		return
+	}
+	clientb := from
+	m.Source = from
 	g := &graph{id: id, idb: m.TaskID, client: string(clientb), clientb: clientb,
 		nodes: make(map[string]*gnode, len(m.Graph)), targets: map[string]bool{}}
 	for i := range m.Graph {
 		n := &m.Graph[i]
 		nid := string(n.TaskID)
-		if nid == "" || nid == id || g.nodes[nid] != nil || s.tasks[nid] != nil || s.taskToGraph[nid] != nil {
-			s.rejectGraph(clientb, m, "missing, duplicate or already used node task id")
+		if nid == "" || nid == id || g.nodes[nid] != nil || s.taskIDUsed(nid) {
+			s.rejectGraph(clientb, m, dropBadGraph, "missing, duplicate or already used node task id")
 			return
 		}
-		if len(n.Source) == 0 {
-			n.Source = clientb
+		if len(n.Source) > 0 && !bytes.Equal(n.Source, clientb) {
+			s.rejectGraph(clientb, m, dropImpersonation, "a node's source names another client than the sender")
+			return
 		}
+		n.Source = clientb
 		g.nodes[nid] = &gnode{msg: n}
 		g.order = append(g.order, nid)
 	}
 	for _, nid := range g.order {
 		n := g.nodes[nid]
+		// Like a Task's: objects the client announced, or other nodes.
+		if r, why := s.checkTaskObjects(g.client, n.msg, g.nodes); why != "" {
+			s.rejectGraph(clientb, m, r, "node "+hex.EncodeToString(n.msg.TaskID)+": "+why)
+			return
+		}
 		seen := map[string]bool{}
 		for _, a := range n.msg.Arguments {
 			if a.Type != protocol.ArgumentTask {
@@ -120,11 +139,11 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 			}
 			dep := string(a.Data)
 			if g.nodes[dep] == nil {
-				s.rejectGraph(clientb, m, "a node depends on a task that is not in the graph")
+				s.rejectGraph(clientb, m, dropBadGraph, "a node depends on a task that is not in the graph")
 				return
 			}
 			if dep == nid {
-				s.rejectGraph(clientb, m, "a node depends on itself")
+				s.rejectGraph(clientb, m, dropBadGraph, "a node depends on itself")
 				return
 			}
 			if !seen[dep] {
@@ -138,7 +157,7 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 		}
 	}
 	if hasCycle(g) {
-		s.rejectGraph(clientb, m, "the graph has a cycle")
+		s.rejectGraph(clientb, m, dropBadGraph, "the graph has a cycle")
 		return
 	}
 	for _, t := range m.Targets {

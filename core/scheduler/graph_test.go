@@ -64,8 +64,8 @@ func TestGraphSuccess(t *testing.T) { // items 51, 52, 53, 54, 55, 56
 	h.result("w", "d", protocol.ResultSuccess, "rd")
 	equal(t, "umbrella once", describe(h.take()), []string{"c:Result(d,Success,1)", "c:Result(G,Success,0)", "w:ObjectDelete(rb,rc)"})
 	h.advance(1e9)
-	if _, ok := h.s.objects["rd"]; !ok || len(h.s.objects) != 1 {
-		t.Fatalf("only the target result should remain, have %d objects", len(h.s.objects))
+	if _, ok := h.s.objects["rd"]; !ok || h.userObjects() != 1 {
+		t.Fatalf("only the target result should remain, have %d objects", h.userObjects())
 	}
 	if len(h.s.graphs) != 0 || len(h.s.taskToGraph) != 0 || len(h.s.clientTasks) != 0 {
 		t.Fatal("graph state left behind")
@@ -123,25 +123,61 @@ func TestGraphCancel(t *testing.T) { // item 58: the graph-cancel crash path
 }
 
 func TestGraphRefused(t *testing.T) {
-	cases := map[string]*protocol.GraphTask{
-		"cycle": {TaskID: []byte("G"), Graph: []protocol.Task{
-			{TaskID: []byte("a"), Arguments: []protocol.Argument{{Type: protocol.ArgumentTask, Data: []byte("b")}}},
-			{TaskID: []byte("b"), Arguments: []protocol.Argument{{Type: protocol.ArgumentTask, Data: []byte("a")}}}}},
-		"foreign dependency": {TaskID: []byte("G"), Graph: []protocol.Task{
-			{TaskID: []byte("a"), Arguments: []protocol.Argument{{Type: protocol.ArgumentTask, Data: []byte("zz")}}}}},
-		"duplicate node": {TaskID: []byte("G"), Graph: []protocol.Task{{TaskID: []byte("a")}, {TaskID: []byte("a")}}},
+	fn := []byte("fn")
+	dep := func(id string) []protocol.Argument {
+		return []protocol.Argument{{Type: protocol.ArgumentTask, Data: []byte(id)}}
 	}
-	for name, g := range cases {
-		t.Run(name, func(t *testing.T) {
+	cases := []struct {
+		name   string
+		from   string
+		g      *protocol.GraphTask
+		reason dropReason
+	}{
+		{"cycle", "c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn, Arguments: dep("b")},
+			{TaskID: []byte("b"), FuncObjectID: fn, Arguments: dep("a")}}}, dropBadGraph},
+		{"foreign dependency", "c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn, Arguments: dep("zz")}}}, dropBadGraph},
+		{"duplicate node", "c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn}, {TaskID: []byte("a"), FuncObjectID: fn}}}, dropBadGraph},
+		{"unknown function object", "c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn}, {TaskID: []byte("b"), FuncObjectID: []byte("nope"), Arguments: dep("a")}}}, dropUnknownObject},
+		{"unknown argument object", "c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn, Arguments: []protocol.Argument{{Type: protocol.ArgumentObjectID, Data: []byte("nope")}}}}}, dropUnknownObject},
+		{"another client's object", "c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn, Arguments: []protocol.Argument{{Type: protocol.ArgumentObjectID, Data: []byte("dobj")}}}}}, dropUnknownObject},
+		{"graph source names another client", "c", &protocol.GraphTask{TaskID: []byte("G"), Source: []byte("d"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn}}}, dropImpersonation},
+		{"node source names another client", "c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn, Source: []byte("d")}}}, dropImpersonation},
+		{"unregistered client", "x", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{
+			{TaskID: []byte("a"), FuncObjectID: fn}}}, dropNotRegistered},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
-			h.handle("c", g)
-			equal(t, "refused", describe(h.take()), []string{"c:Result(G,Rejected,0)"})
-			if len(h.s.tasks) != 0 || len(h.s.graphs) != 0 {
+			h.client("c")
+			h.client("d")
+			h.createObjects("d", "dobj")
+			h.worker("w", 10)
+			h.take()
+			h.takePub()
+			h.handle(tc.from, tc.g)
+			equal(t, "refused", describe(noEchoes(h.take())), []string{tc.from + ":Result(G,Rejected,0)"})
+			if len(h.s.tasks) != 0 || len(h.s.graphs) != 0 || len(h.s.taskToGraph) != 0 || len(h.s.clientTasks) != 0 {
 				t.Fatal("state left")
+			}
+			if got := h.s.Dropped(); got[tc.reason.String()] != 1 || len(got) != 1 {
+				t.Fatalf("counted %v, want one %q", got, tc.reason)
+			}
+			if p := h.takePub(); len(p) != 0 {
+				t.Fatalf("published for a refused graph: %v", describePub(p))
 			}
 		})
 	}
 	h := newHarness(t, nil)
+	h.client("c")
+	h.take()
 	h.handle("c", &protocol.GraphTask{TaskID: []byte("E")})
 	equal(t, "empty graph", describe(h.take()), []string{"c:Result(E,Success,0)"})
 }

@@ -97,8 +97,69 @@ func (h *harness) takePub() []protocol.Message {
 	return p
 }
 
+// client registers client id with the objects the test tasks name (their
+// function "fn", arguments "arg" and "obj"): the scheduler refuses tasks
+// that refer to objects their client did not create.
 func (h *harness) client(id string) {
 	h.handle(id, &protocol.ClientHeartbeat{})
+	h.createObjects(id, harnessObjects...)
+}
+
+var harnessObjects = []string{"fn", "arg", "obj"}
+
+func isHarnessObject(id string) bool {
+	for _, o := range harnessObjects {
+		if o == id {
+			return true
+		}
+	}
+	return false
+}
+
+// userObjects counts the tracked objects other than the harness's own.
+func (h *harness) userObjects() int {
+	n := 0
+	for id := range h.s.objects {
+		if !isHarnessObject(id) {
+			n++
+		}
+	}
+	return n
+}
+
+// userDeleted is what was deleted from storage, without the harness's own
+// objects.
+func (h *harness) userDeleted() []string {
+	var out []string
+	for _, id := range h.out.deleted {
+		if !isHarnessObject(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// withoutHarnessObjects drops the harness's own objects from the
+// ObjectDelete batches in ss (and batches left empty).
+func withoutHarnessObjects(ss []sent) []sent {
+	var out []sent
+	for _, s := range ss {
+		if m, ok := s.msg.(*protocol.ObjectInstruction); ok && m.Type == protocol.InstructionDelete {
+			c := *m
+			c.Metadata.ObjectIDs = nil
+			for _, id := range m.Metadata.ObjectIDs {
+				if !isHarnessObject(string(id)) {
+					c.Metadata.ObjectIDs = append(c.Metadata.ObjectIDs, id)
+				}
+			}
+			if len(c.Metadata.ObjectIDs) == 0 {
+				continue
+			}
+			s.msg = &c
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (h *harness) worker(id string, queue uint32, caps ...string) {

@@ -112,8 +112,8 @@ func TestKeepResultOnlyWhereNeeded(t *testing.T) {
 	if r := got[0].msg.(*protocol.TaskResult); !bytes.Equal(r.Inline, inline) {
 		t.Fatalf("inline bytes not forwarded: %x", r.Inline)
 	}
-	if len(h.s.objects) != 0 || len(h.out.deleted) != 0 {
-		t.Fatalf("inline-only result created %d objects, deleted %v", len(h.s.objects), h.out.deleted)
+	if h.userObjects() != 0 || len(h.out.deleted) != 0 {
+		t.Fatalf("inline-only result created %d objects, deleted %v", h.userObjects(), h.out.deleted)
 	}
 
 	// Client-requested keep is forwarded unchanged.
@@ -165,8 +165,8 @@ func TestKeepResultOnlyWhereNeeded(t *testing.T) {
 	if !h.wasDeleted("rb") || !h.wasDeleted("rc") {
 		t.Fatal("intermediate results not released")
 	}
-	if _, ok := h.s.objects["r2"]; !ok || len(h.s.objects) != 1 {
-		t.Fatalf("only the kept plain result should remain, have %d objects", len(h.s.objects))
+	if _, ok := h.s.objects["r2"]; !ok || h.userObjects() != 1 {
+		t.Fatalf("only the kept plain result should remain, have %d objects", h.userObjects())
 	}
 	checkInvariants(t, h.s)
 }

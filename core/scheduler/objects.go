@@ -37,9 +37,35 @@ func capKey(caps map[string]int64) string {
 }
 
 func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstruction) {
+	if len(m.ObjectUser) == 0 {
+		m.ObjectUser = from
+	}
 	user := string(m.ObjectUser)
+	// A client creates and releases its own objects only; a worker creates
+	// the result objects of the tasks it holds (for their owners) and
+	// nothing else. Anything else claims another peer's identity.
+	if w := s.workers.byID[string(from)]; w != nil {
+		if m.Type != protocol.InstructionCreate || w.owners[user] == 0 {
+			s.dropped(dropImpersonation, from, m.Kind())
+			if m.Type == protocol.InstructionCreate {
+				// Most likely a late result of a task taken away from this
+				// worker: nobody will read these objects.
+				s.deleteUntracked(m.Metadata.ObjectIDs)
+			}
+			return
+		}
+	} else if user != string(from) {
+		s.dropped(dropImpersonation, from, m.Kind())
+		return
+	}
 	switch m.Type {
 	case protocol.InstructionCreate:
+		if set := s.clientObjects[user]; s.workers.byID[string(from)] == nil && len(set)+len(m.Metadata.ObjectIDs) > s.cfg.MaxObjectsPerClient {
+			// Refused whole; the tasks naming them are refused in turn,
+			// with a message naming the bound.
+			s.dropped(dropTooMany, from, m.Kind())
+			return
+		}
 		_, known := s.clients[user]
 		if _, ok := s.departed[user]; ok {
 			// Within the retention time: kept with the client's other
@@ -50,11 +76,7 @@ func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstructi
 			// The owner is gone (or never registered): nobody will read or
 			// delete these objects, so delete them now instead of leaking.
 			s.log.Debug().Str("from", string(from)).Str("client", user).Int("objects", len(m.Metadata.ObjectIDs)).Msg("objects created for an unknown client; deleting them")
-			for _, id := range m.Metadata.ObjectIDs {
-				if _, tracked := s.objects[string(id)]; !tracked {
-					s.toDelete = append(s.toDelete, id)
-				}
-			}
+			s.deleteUntracked(m.Metadata.ObjectIDs)
 			return
 		}
 		for i, id := range m.Metadata.ObjectIDs {
@@ -64,12 +86,23 @@ func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstructi
 			}
 			s.addObject(user, id, name)
 		}
+		if len(s.parked[user]) > 0 {
+			s.unparkReady(user)
+		}
 	case protocol.InstructionDelete:
 		s.releaseObjects(user, m.Metadata.ObjectIDs)
-	case protocol.InstructionClear:
-		s.log.Warn().Str("from", string(from)).Msg("ObjectInstruction clear is not accepted from peers; dropped")
-	default:
-		s.log.Warn().Str("from", string(from)).Uint8("type", uint8(m.Type)).Msg("ObjectInstruction with unknown type dropped")
+	default: // clear is not accepted from peers either
+		s.dropped(dropBadValue, from, m.Kind())
+	}
+}
+
+// deleteUntracked queues the ids the scheduler does not track for deletion
+// from storage (tracked ones belong to someone).
+func (s *Scheduler) deleteUntracked(ids [][]byte) {
+	for _, id := range ids {
+		if _, tracked := s.objects[string(id)]; !tracked {
+			s.toDelete = append(s.toDelete, id)
+		}
 	}
 }
 

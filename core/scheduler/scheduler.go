@@ -1,8 +1,11 @@
 package scheduler
 
 import (
+	"bytes"
 	"container/list"
+	"encoding/hex"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,6 +28,8 @@ type task struct {
 	gelem  *list.Element // in group.queue
 
 	cancelsInFlight int    // TaskCancel messages sent to the worker, not yet answered
+	echoAtAssign    uint64 // worker.echoSeq when the task was sent to its worker
+	listed          uint64 // Scheduler.reconcileGen of the last heartbeat that listed it (reconcile)
 	graph           *graph // set for graph nodes
 	silent          bool   // graph already answered for this node: tell the client nothing more
 }
@@ -35,6 +40,10 @@ type client struct {
 	idb      []byte
 	lastSeen time.Time
 	nested   bool // a nested task's client: its comings and goings are logged at debug level
+	// rejoined: registered again soon after its own goodbye (or after
+	// other client messages before its first heartbeat), as a peer cycling
+	// through messages does; counted instead of logged one line each.
+	rejoined bool
 }
 
 // waitGroup is the FIFO of waiting tasks that need the same capabilities.
@@ -79,6 +88,23 @@ type Scheduler struct {
 	sameAdvice  int
 	counts      [protocol.NumTaskStates]uint64 // current (non-terminal) / cumulative (terminal)
 	shutdown    bool
+
+	// Reconciliation (see reconcile): tasks found lost on their worker and
+	// placed again, and forced cancels sent for tasks a worker held that
+	// the scheduler did not have on it.
+	lostTasks, unheld uint64
+	reconcileGen      uint64
+	// Messages dropped or refused, counted per reason and logged at most
+	// once per DropLogInterval (drops.go); refused are the peers that may
+	// not register as workers for now (peers.go).
+	drops       [numDropReasons]dropCount
+	dropTotal   [numDropReasons]uint64
+	nextDropLog time.Time
+	refused     map[string]time.Time
+	// Tasks waiting for the objects they name to be announced (parked.go):
+	// per owner in arrival order, and task id -> owner.
+	parked    map[string][]*parkedTask
+	parkedIDs map[string]string
 }
 
 // New returns a scheduler that sends through out.
@@ -98,9 +124,15 @@ func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 		objects:       map[string]*object{},
 		clientObjects: map[string]map[string]struct{}{},
 		departed:      map[string]time.Time{},
+		refused:       map[string]time.Time{},
+		parked:        map[string][]*parkedTask{},
+		parkedIDs:     map[string]string{},
 		lastBalance:   now,
 	}
 }
+
+// InstanceID is this scheduler's instance id, announced in heartbeat echoes.
+func (s *Scheduler) InstanceID() []byte { return s.cfg.InstanceID }
 
 // ShutdownAccepted reports whether a client's shutdown was accepted; the
 // owner should then stop (after flushing what was sent).
@@ -109,6 +141,9 @@ func (s *Scheduler) ShutdownAccepted() bool { return s.shutdown }
 // Handle processes one decoded message from the peer with identity from.
 func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	if s.shutdown {
+		return
+	}
+	if !s.admit(from, m, now) {
 		return
 	}
 	switch m := m.(type) {
@@ -121,7 +156,7 @@ func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	case *protocol.DisconnectRequest:
 		s.onDisconnectRequest(from, m)
 	case *protocol.Task:
-		s.onTask(from, m)
+		s.onTask(from, m, now)
 	case *protocol.GraphTask:
 		s.onGraphTask(from, m)
 	case *protocol.TaskCancel:
@@ -135,7 +170,7 @@ func (s *Scheduler) Handle(from []byte, m protocol.Message, now time.Time) {
 	case *protocol.ObjectInstruction:
 		s.onObjectInstruction(from, m)
 	default:
-		s.log.Warn().Str("from", string(from)).Str("type", m.Kind().String()).Msg("unexpected message dropped")
+		s.dropped(dropUnexpected, from, m.Kind())
 	}
 	s.flushObjects(now, false)
 }
@@ -153,6 +188,12 @@ func (s *Scheduler) Tick(now time.Time) {
 		}
 	}
 	s.expireDeparted(now)
+	if len(s.refused) > 0 {
+		s.expireRefused(now)
+	}
+	if len(s.parked) > 0 {
+		s.expireParked(now)
+	}
 	var dead []*worker
 	for _, w := range s.workers.order {
 		if now.Sub(w.lastSeen) > s.cfg.WorkerTimeout {
@@ -169,6 +210,7 @@ func (s *Scheduler) Tick(now time.Time) {
 	}
 	s.scale(now)
 	s.flushObjects(now, false)
+	s.flushDrops(now)
 	s.shrinkTables()
 }
 
@@ -181,8 +223,8 @@ func (s *Scheduler) DropPeer(id []byte, now time.Time) string {
 	if s.shutdown {
 		return ""
 	}
-	// A client's tasks count even before its first heartbeat (tasks are
-	// accepted from any peer; see onTask).
+	// A peer that owns tasks counts as a client even if it is not
+	// registered (no heartbeat yet, or timed out).
 	if _, ok := s.clients[string(id)]; ok || len(s.clientTasks[string(id)]) > 0 {
 		s.dropClient(string(id), now)
 		s.flushObjects(now, false)
@@ -198,12 +240,16 @@ func (s *Scheduler) DropPeer(id []byte, now time.Time) string {
 // ---- clients ----
 
 func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, now time.Time) {
-	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
+	s.out.Send(from, &protocol.ClientHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, InstanceID: s.cfg.InstanceID})
 	id := string(from)
 	c := s.clients[id]
 	if c == nil {
 		c = &client{id: id, idb: from, nested: m.Nested}
 		s.clients[id] = c
+		if _, ok := s.refused[id]; ok {
+			c.rejoined = true
+			s.dropped(dropRejoined, from, m.Kind())
+		}
 		if _, ok := s.departed[id]; ok {
 			delete(s.departed, id)
 			s.clientLog(c).Str("client", id).Int("objects", len(s.clientObjects[id])).Msg("client reconnected within the object retention time; its objects are kept")
@@ -215,9 +261,11 @@ func (s *Scheduler) onClientHeartbeat(from []byte, m *protocol.ClientHeartbeat, 
 }
 
 // clientLog is the level for a client's arrival and departure: info, but
-// debug for the clients of nested tasks, which come and go with every task.
+// debug for the clients of nested tasks, which come and go with every task,
+// for clients that rejoined (counted instead) and for peers that were no
+// client at all.
 func (s *Scheduler) clientLog(c *client) *zerolog.Event {
-	if c != nil && c.nested {
+	if c == nil || c.nested || c.rejoined {
 		return s.log.Debug()
 	}
 	return s.log.Info()
@@ -229,9 +277,11 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 	case protocol.DisconnectClient:
 		s.clientLog(s.clients[id]).Str("client", id).Msg("client disconnected")
 		s.dropClient(id, now)
+		// It has shown itself a client: its identity may not turn worker.
+		s.refusePeer(id, now)
 	case protocol.DisconnectShutdown:
 		if s.cfg.Protected {
-			s.log.Warn().Str("client", id).Msg("client asked for shutdown; refused: scheduler is protected")
+			s.dropped(dropShutdownRefused, from, m.Kind())
 			s.out.Send(from, &protocol.ClientShutdownResponse{Accepted: false,
 				Reason: "scheduler is in protected mode; start it with -p False to allow shutdown requests"})
 			return
@@ -247,15 +297,18 @@ func (s *Scheduler) onClientDisconnect(from []byte, m *protocol.ClientDisconnect
 			s.removeWorker(w)
 		}
 	default:
-		s.log.Warn().Str("client", id).Uint8("type", uint8(m.Type)).Msg("ClientDisconnect with unknown type dropped")
+		s.dropped(dropBadValue, from, m.Kind())
 	}
 }
 
-// dropClient cancels every task of the client and forgets it. Its objects
-// are released after the object retention time (at once without one).
+// dropClient cancels every task of the client and forgets it. Running tasks
+// are cancelled with force: nobody waits for their results, and a long one
+// would keep its worker's slot busy. Its objects are released after the
+// object retention time (at once without one).
 func (s *Scheduler) dropClient(id string, now time.Time) {
 	_, known := s.clients[id]
 	delete(s.clients, id)
+	s.dropParked(id)
 	if owned := s.clientTasks[id]; len(owned) > 0 {
 		ids := make([]string, 0, len(owned))
 		for tid := range owned {
@@ -267,7 +320,7 @@ func (s *Scheduler) dropClient(id string, now time.Time) {
 				continue
 			}
 			if t := s.tasks[tid]; t != nil {
-				s.cancelTask(t, false)
+				s.cancelTask(t, true)
 			}
 		}
 	}
@@ -312,30 +365,141 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 	id := string(from)
 	w := s.workers.byID[id]
 	if w == nil {
-		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities}
+		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities, echoSeq: m.EchoSeq}
 		s.workers.add(w)
 		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
 		w.last = *m
 		w.lastSeen = now
+		// The echo goes before any Task: a worker that registers after a
+		// restart of the scheduler learns the new instance id, and drops
+		// the previous instance's work, before this instance's tasks
+		// arrive (docs/protocol.md §7.2). Tasks assigned now count as sent
+		// after this echo.
+		s.echo(w)
 		s.retryWaiting()
+		s.reconcile(w, m)
+		return
 	}
+	s.reconcile(w, m)
 	w.last = *m
 	w.lastSeen = now
-	s.out.Send(from, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage})
+	s.echo(w)
+}
+
+// echo answers a heartbeat of w.
+func (s *Scheduler) echo(w *worker) {
+	w.echoSeq++
+	s.out.Send(w.idb, &protocol.WorkerHeartbeatEcho{ObjectStorage: s.cfg.ObjectStorage, Seq: w.echoSeq, InstanceID: s.cfg.InstanceID})
+}
+
+// reconcile compares what heartbeat m says w holds with what the scheduler
+// has on w. One connection delivers in order both ways, so a task sent
+// before echo n reached the worker before echo n did, and the worker's
+// answers about it (result, cancel confirmation) arrive before any
+// heartbeat written after them. Hence a task assigned before echo n that
+// a heartbeat reporting EchoSeq >= n does not list is held by nobody and
+// no answer for it is on the way: it is placed again. A task listed that
+// is not on w (re-placed, finished, canceled, or never known) is canceled
+// on the worker, forced; the confirmation is dropped as not from the
+// task's worker or for an unknown task.
+func (s *Scheduler) reconcile(w *worker, m *protocol.WorkerHeartbeat) {
+	if m.EchoSeq == 0 || m.EchoSeq > w.echoSeq {
+		// 0: a worker that does not report its tasks (or has had no echo
+		// yet). Above w.echoSeq: an echo that was never sent; nothing in
+		// this heartbeat can be trusted.
+		return
+	}
+	// Mark the listed tasks that are on w with this heartbeat's stamp
+	// (no per-heartbeat map: a heartbeat lists up to a queue's worth).
+	s.reconcileGen++
+	gen := s.reconcileGen
+	for _, id := range m.Tasks {
+		if t := s.tasks[string(id)]; t != nil && t.worker == w {
+			t.listed = gen
+			continue
+		}
+		s.out.Send(w.idb, &protocol.TaskCancel{TaskID: id, Force: true})
+		s.unheld++
+	}
+	var lost []*task
+	for e := w.tasks.Front(); e != nil; e = e.Next() {
+		if t := e.Value.(*task); t.listed != gen && m.EchoSeq > t.echoAtAssign {
+			lost = append(lost, t)
+		}
+	}
+	if len(lost) == 0 {
+		return
+	}
+	s.log.Warn().Str("worker", w.id).Int("tasks", len(lost)).Hex("first", lost[0].msg.TaskID).
+		Msg("worker does not hold tasks assigned to it; placing them again")
+	s.lostTasks += uint64(len(lost))
+	for _, t := range lost {
+		s.unassign(t)
+	}
+	s.replaceTasks(lost)
 }
 
 func (s *Scheduler) onDisconnectRequest(from []byte, m *protocol.DisconnectRequest) {
-	id := m.Worker
-	if len(id) == 0 {
-		id = from
+	// A worker leaves for itself only: the worker ids are on the monitor.
+	if len(m.Worker) > 0 && !bytes.Equal(m.Worker, from) {
+		s.dropped(dropImpersonation, from, m.Kind())
+		return
 	}
-	if w := s.workers.byID[string(id)]; w != nil {
+	if w := s.workers.byID[string(from)]; w != nil {
 		s.log.Info().Str("worker", w.id).Msg("worker disconnected")
 		s.removeWorker(w)
 	}
 	s.out.Send(from, &protocol.DisconnectResponse{Worker: m.Worker})
 }
+
+// PeerClosed is the transport's report that the connection of peer id
+// closed (transport.Socket.TakeClosed). A worker is removed at once, its
+// tasks placed again: its process died or the network went, and whatever
+// was on the way on that connection is lost either way (a worker that is
+// still alive registers again with its next heartbeat, and reconcile then
+// cancels what it still holds). A client is dropped as if it had timed
+// out: the Python client stops for good on a broken connection
+// (python/README.md), so it is not coming back.
+func (s *Scheduler) PeerClosed(id []byte, now time.Time) {
+	if s.shutdown {
+		return
+	}
+	if w := s.workers.byID[string(id)]; w != nil {
+		s.log.Info().Str("worker", w.id).Int("tasks", w.tasks.Len()).Msg("worker connection closed; removing it")
+		s.removeWorker(w)
+	}
+	if c := s.clients[string(id)]; c != nil {
+		s.clientLog(c).Str("client", c.id).Msg("client connection closed")
+		s.dropClient(c.id, now)
+	}
+	s.flushObjects(now, false)
+}
+
+// PeerUnreachable is the transport's report that messages to peer id could
+// not be delivered: it is not connected (ZMQ_ROUTER_MANDATORY), or its
+// backlog at the high-water mark reached its bound. A worker is removed
+// (its tasks placed again; it registers again with its next heartbeat if
+// it is alive). It reports whether id was a worker; for anyone else the
+// caller counts the dropped messages.
+func (s *Scheduler) PeerUnreachable(id []byte, now time.Time) bool {
+	if s.shutdown {
+		return false
+	}
+	w := s.workers.byID[string(id)]
+	if w == nil {
+		return false
+	}
+	s.log.Info().Str("worker", w.id).Int("tasks", w.tasks.Len()).Msg("worker unreachable; removing it")
+	s.removeWorker(w)
+	s.flushObjects(now, false)
+	return true
+}
+
+// Reconciled returns how many tasks reconcile found lost on their worker
+// (and placed again), and how many forced cancels it sent for tasks a
+// worker held that the scheduler did not have on it.
+func (s *Scheduler) Reconciled() (lost, unheld uint64) { return s.lostTasks, s.unheld }
 
 // removeWorker forgets w and re-places the tasks it held.
 func (s *Scheduler) removeWorker(w *worker) {
@@ -346,9 +510,17 @@ func (s *Scheduler) removeWorker(w *worker) {
 		held = append(held, e.Value.(*task))
 	}
 	w.tasks.Init()
-	requeue := make([]*task, 0, len(held))
 	for _, t := range held {
 		t.worker, t.welem = nil, nil
+	}
+	s.replaceTasks(held)
+}
+
+// replaceTasks places again the tasks (already taken off their worker)
+// that a worker lost: by leaving, or as found by reconcile.
+func (s *Scheduler) replaceTasks(held []*task) {
+	requeue := make([]*task, 0, len(held))
+	for _, t := range held {
 		t.cancelsInFlight = 0
 		next, ok := s.transition(t, TrWorkerDisconnect)
 		if !ok {
@@ -380,24 +552,112 @@ func (s *Scheduler) removeWorker(w *worker) {
 
 // ---- tasks ----
 
-func (s *Scheduler) onTask(from []byte, m *protocol.Task) {
+func (s *Scheduler) onTask(from []byte, m *protocol.Task, now time.Time) {
 	if len(m.TaskID) == 0 {
-		s.log.Warn().Str("from", string(from)).Msg("Task without id dropped")
+		s.dropped(dropNoID, from, m.Kind())
 		return
 	}
 	id := string(m.TaskID)
-	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
-		s.log.Warn().Str("from", string(from)).Hex("task", m.TaskID).Msg("duplicate Task dropped")
+	if s.taskIDUsed(id) {
+		s.dropped(dropDuplicate, from, m.Kind())
 		return
 	}
-	owner := string(m.Source)
-	if owner == "" {
-		owner = string(from)
-		m.Source = from
+	if r, why := s.checkSubmitter(from, m.Source); why != "" {
+		s.refuseTask(from, m.TaskID, r, why)
+		return
 	}
+	m.Source = from
+	owner := string(from)
+	if r, why := s.checkTaskObjects(owner, m, nil); why != "" {
+		// Objects not announced (yet): wait for them a little (parked.go),
+		// unless the client is at its bound of objects (no more creates).
+		if r != dropUnknownObject || len(m.FuncObjectID) == 0 ||
+			len(s.clientObjects[owner]) >= s.cfg.MaxObjectsPerClient || !s.park(owner, m, now) {
+			s.refuseTask(from, m.TaskID, r, why)
+		}
+		return
+	}
+	s.accept(owner, m)
+}
+
+// accept places task m of owner, checked already.
+func (s *Scheduler) accept(owner string, m *protocol.Task) {
 	t := s.newTask(m, owner, nil)
-	s.ownTask(owner, id)
+	s.ownTask(owner, t.id)
 	s.submit(t)
+}
+
+// taskIDUsed reports whether id is taken by a task, graph, node or parked
+// task.
+func (s *Scheduler) taskIDUsed(id string) bool {
+	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
+		return true
+	}
+	_, parked := s.parkedIDs[id]
+	return parked
+}
+
+// checkSubmitter is why a Task or GraphTask from peer from with the given
+// source is refused ("" when it is not): the submitter must be a
+// registered client and may only submit for itself.
+func (s *Scheduler) checkSubmitter(from, source []byte) (dropReason, string) {
+	if len(source) > 0 && !bytes.Equal(source, from) {
+		return dropImpersonation, "the source names another client than the sender"
+	}
+	if s.clients[string(from)] == nil {
+		return dropNotRegistered, "the client is not registered (no ClientHeartbeat yet, or it timed out)"
+	}
+	if len(s.clientTasks[string(from)]) >= s.cfg.MaxTasksPerClient {
+		return dropTooMany, "the client has " + strconv.Itoa(s.cfg.MaxTasksPerClient) + " unfinished tasks and graphs, the most one client may have"
+	}
+	return 0, ""
+}
+
+// checkTaskObjects is why task m of owner is refused ("" when it is not):
+// its function and object arguments must be objects the owner announced
+// (ObjectInstruction{create}, sent before the Task by every client). A task
+// naming objects that do not exist would otherwise sit on a worker whose
+// processor waits for them forever. In a graph (nodes non-nil), task
+// arguments name other nodes; outside one they are not valid.
+func (s *Scheduler) checkTaskObjects(owner string, m *protocol.Task, nodes map[string]*gnode) (dropReason, string) {
+	owned := s.clientObjects[owner]
+	if len(m.FuncObjectID) == 0 {
+		return dropUnknownObject, "the task has no function object"
+	}
+	unknown := " is not an object of this client (never created, or released)"
+	if len(owned) >= s.cfg.MaxObjectsPerClient {
+		unknown = " is not an object of this client (never created, released, or refused: the client has " +
+			strconv.Itoa(s.cfg.MaxObjectsPerClient) + " objects, the most one client may have)"
+	}
+	if _, ok := owned[string(m.FuncObjectID)]; !ok {
+		return dropUnknownObject, "function object " + hex.EncodeToString(m.FuncObjectID) + unknown
+	}
+	for i, a := range m.Arguments {
+		switch a.Type {
+		case protocol.ArgumentInline:
+		case protocol.ArgumentObjectID:
+			if _, ok := owned[string(a.Data)]; !ok {
+				return dropUnknownObject, "argument " + strconv.Itoa(i) + ": object " + hex.EncodeToString(a.Data) + unknown
+			}
+		case protocol.ArgumentTask:
+			if nodes == nil {
+				return dropBadValue, "argument " + strconv.Itoa(i) + " is a task reference outside a graph"
+			}
+			if nodes[string(a.Data)] == nil {
+				return dropBadGraph, "a node depends on a task that is not in the graph"
+			}
+		default:
+			return dropBadValue, "argument " + strconv.Itoa(i) + " has an unknown type"
+		}
+	}
+	return 0, ""
+}
+
+// refuseTask answers a Task that is not accepted with TaskResult{rejected}
+// naming why; the peer learns at once instead of waiting forever.
+func (s *Scheduler) refuseTask(to, taskID []byte, r dropReason, why string) {
+	s.dropped(r, to, protocol.KindTask)
+	s.out.Send(to, &protocol.TaskResult{TaskID: taskID, Type: protocol.ResultRejected, Message: "scheduler refused the task: " + why})
 }
 
 func (s *Scheduler) newTask(m *protocol.Task, owner string, g *graph) *task {
@@ -531,6 +791,8 @@ func (s *Scheduler) assign(t *task, w *worker) {
 	}
 	t.worker = w
 	t.welem = w.tasks.PushBack(t)
+	t.echoAtAssign = w.echoSeq
+	w.addOwner(t.owner)
 	s.workers.fix(w)
 	s.out.Send(w.idb, t.msg)
 	s.publishTask(t, w.idb)
@@ -540,6 +802,7 @@ func (s *Scheduler) assign(t *task, w *worker) {
 func (s *Scheduler) unassign(t *task) {
 	if w := t.worker; w != nil {
 		w.tasks.Remove(t.welem)
+		w.dropOwner(t.owner)
 		t.worker, t.welem = nil, nil
 		s.workers.fix(w)
 	}
@@ -609,12 +872,27 @@ func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
 
 func (s *Scheduler) onTaskCancel(from []byte, m *protocol.TaskCancel) {
 	id := string(m.TaskID)
+	// A client cancels its own tasks only (task ids are on the monitor);
+	// for anyone else the task does not exist.
 	if g := s.taskToGraph[id]; g != nil {
+		if g.client != string(from) {
+			s.dropped(dropImpersonation, from, m.Kind())
+			s.out.Send(from, &protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound})
+			return
+		}
 		s.cancelGraph(g)
 		return
 	}
+	if owner, ok := s.parkedIDs[id]; ok && owner == string(from) {
+		s.unpark(id)
+		s.out.Send(from, &protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmCanceled})
+		return
+	}
 	t := s.tasks[id]
-	if t == nil {
+	if t == nil || t.owner != string(from) {
+		if t != nil {
+			s.dropped(dropImpersonation, from, m.Kind())
+		}
 		s.out.Send(from, &protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound})
 		return
 	}
@@ -715,6 +993,9 @@ func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
 	t := s.tasks[string(m.TaskID)]
 	if t == nil || t.silent {
 		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskLog for unknown task dropped")
+		return
+	}
+	if !s.fromAssigned(from, t, "TaskLog") {
 		return
 	}
 	s.out.Send([]byte(t.owner), m)

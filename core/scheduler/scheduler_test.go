@@ -20,12 +20,23 @@ func TestHeartbeats(t *testing.T) { // items 7, 8, 9, 10, 11
 	if echo.ObjectStorage.Port != 2346 || echo.ObjectStorage.Host != "127.0.0.1" {
 		t.Fatalf("echo %+v", echo)
 	}
+	if len(echo.InstanceID) != 16 {
+		t.Fatalf("echo instance id %x: want 16 random bytes", echo.InstanceID)
+	}
 	// A waiting task is dispatched when the first worker registers, after
-	// StateWorker{connected} and before the echo.
+	// StateWorker{connected} and after the echo, which carries the same
+	// instance id (a worker that finds it changed drops older work first).
 	h.submit("c", "t1")
 	h.takePub()
 	h.worker("w", 2, "gpu")
-	equal(t, "worker registration", describe(h.take()), []string{"w:Task(t1)", "w:WorkerHeartbeatEcho"})
+	reg := h.take()
+	equal(t, "worker registration", describe(reg), []string{"w:WorkerHeartbeatEcho", "w:Task(t1)"})
+	if wecho := reg[0].msg.(*protocol.WorkerHeartbeatEcho); string(wecho.InstanceID) != string(echo.InstanceID) {
+		t.Fatalf("worker echo instance %x, client echo %x", wecho.InstanceID, echo.InstanceID)
+	}
+	if other := New(Config{}, nil, h.s.log, h.now); string(other.cfg.InstanceID) == string(echo.InstanceID) {
+		t.Fatal("two schedulers drew the same instance id")
+	}
 	equal(t, "publications", describePub(h.takePub()), []string{"StateWorker(w,Connected)", "StateTask(t1,Running,w)"})
 	// Later heartbeats change neither queue size nor capabilities.
 	h.handle("w", &protocol.WorkerHeartbeat{QueueSize: 100})
@@ -76,12 +87,17 @@ func TestTaskPlacement(t *testing.T) {
 				h.confirm("w", "t2", protocol.CancelConfirmCanceled)
 			}, []string{"w:TaskCancel(t2,force=true)", "c:Confirm(t2,Canceled)", "w:Task(t3)"}},
 		}},
-		{"owner is Task.source (13), duplicate ignored (14), forwarded unchanged (19)", func(h *harness) {
+		{"owner is the sender, a source naming another client is refused (13, issue 12), duplicate ignored (14), forwarded unchanged (19)", func(h *harness) {
+			h.client("owner")
+			h.client("other")
 			h.worker("w", 5)
 		}, []step{
-			{"sent by proxy", func(h *harness) { h.handle("proxy", newTask("t1", "owner")) }, []string{"w:Task(t1)"}},
-			{"duplicate", func(h *harness) { h.handle("proxy", newTask("t1", "owner")) }, nil},
+			{"source of another client", func(h *harness) { h.handle("other", newTask("t1", "owner")) }, []string{"other:Result(t1,Rejected,0)"}},
+			{"own task", func(h *harness) { h.submit("owner", "t1") }, []string{"w:Task(t1)"}},
+			{"duplicate", func(h *harness) { h.handle("other", newTask("t1", "other")) }, nil},
+			{"empty source is the sender", func(h *harness) { h.handle("owner", newTask("t2", "")) }, []string{"w:Task(t2)"}},
 			{"result to owner", func(h *harness) { h.result("w", "t1", protocol.ResultFailed, "e") }, []string{"owner:Result(t1,Failed,1)"}},
+			{"result of the empty-source task to its sender", func(h *harness) { h.result("w", "t2", protocol.ResultSuccess) }, []string{"owner:Result(t2,Success,0)"}},
 		}},
 		{"even policy honours capabilities and uses any worker with room (33, intended)", func(h *harness) {
 			h.client("c")
@@ -238,10 +254,18 @@ func TestCancel(t *testing.T) { // items 23-27, the running-task crash path
 		h.cancel("x", "nope", false)
 		equal(t, "reply", describe(h.take()), []string{"x:Confirm(nope,CancelNotFound)"})
 	})
-	t.Run("waiting task canceled locally, confirm to owner", func(t *testing.T) {
+	t.Run("waiting task canceled locally, confirm to owner; others cannot cancel it", func(t *testing.T) {
 		h := newHarness(t, nil)
-		h.handle("proxy", newTask("t1", "owner"))
+		h.client("owner")
+		h.client("other")
+		h.submit("owner", "t1")
+		h.take()
 		h.cancel("other", "t1", false)
+		equal(t, "someone else's cancel", describe(h.take()), []string{"other:Confirm(t1,CancelNotFound)"})
+		if h.s.tasks["t1"] == nil || h.s.Dropped()[dropImpersonation.String()] != 1 {
+			t.Fatalf("task gone or refusal not counted: %v", h.s.Dropped())
+		}
+		h.cancel("owner", "t1", false)
 		equal(t, "reply", describe(h.take()), []string{"owner:Confirm(t1,Canceled)"})
 		checkInvariants(t, h.s)
 	})
@@ -322,9 +346,11 @@ func TestClientDisconnect(t *testing.T) { // items 27, 40, 41, 49
 			} else {
 				h.handle("c", &protocol.ClientDisconnect{Type: protocol.DisconnectClient})
 			}
-			got := describe(h.take())
-			// order of the two cancels follows map iteration; check as a set
-			want := map[string]bool{"w:TaskCancel(t1,force=false)": true, "c:Confirm(t2,Canceled)": true,
+			got := describe(withoutHarnessObjects(h.take()))
+			// order of the two cancels follows map iteration; check as a set.
+			// The running task is cancelled with force (issue 12 point 5):
+			// nobody waits for its result, and its worker's slot is freed.
+			want := map[string]bool{"w:TaskCancel(t1,force=true)": true, "c:Confirm(t2,Canceled)": true,
 				"w:ObjectDelete(o1,o2)": true, "w:ObjectDelete(o2,o1)": true}
 			if len(got) != 3 {
 				t.Fatalf("got %v", got)
@@ -334,15 +360,15 @@ func TestClientDisconnect(t *testing.T) { // items 27, 40, 41, 49
 					t.Fatalf("unexpected %q in %v", g, got)
 				}
 			}
-			if len(h.out.deleted) != 2 || len(h.s.objects) != 0 || h.s.clients["c"] != nil {
+			if len(h.userDeleted()) != 2 || h.userObjects() != 0 || h.s.clients["c"] != nil {
 				t.Fatalf("objects not freed: %v", h.out.deleted)
 			}
 			if h.s.clients["d"] == nil {
 				t.Fatal("other client dropped")
 			}
-			// The running task cannot be stopped (not forced): its result
-			// object, created for the departed client, is deleted.
-			h.confirm("w", "t1", protocol.CancelConfirmFailed)
+			// A worker that finished the task before the cancel arrived
+			// answers with its result: its result object, created for the
+			// departed client, is deleted.
 			h.handle("w", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
 				Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("r1")}}})
 			h.result("w", "t1", protocol.ResultSuccess, "r1")
@@ -412,13 +438,13 @@ func TestObjects(t *testing.T) { // items 45-48, 50
 	}
 	create("c", "a", "b", "c1")
 	create("d", "a")
-	if len(h.s.objects) != 3 {
-		t.Fatalf("objects %d", len(h.s.objects))
+	if h.userObjects() != 3 {
+		t.Fatalf("objects %d", h.userObjects())
 	}
 	del("c", "c", "a")                                                                                   // d still owns a
 	del("d", "d", "b")                                                                                   // d does not own b: no-op
 	h.handle("c", &protocol.ObjectInstruction{Type: protocol.InstructionClear, ObjectUser: []byte("c")}) // ignored
-	if len(h.out.deleted) != 0 || len(h.s.objects) != 3 {
+	if len(h.out.deleted) != 0 || h.userObjects() != 3 {
 		t.Fatalf("deleted %v", h.out.deleted)
 	}
 	del("c", "c", "b")
@@ -437,7 +463,7 @@ func TestObjects(t *testing.T) { // items 45-48, 50
 	// departed clients only, see TestObjectRetention).
 	create("c", "x")
 	h.advance(time.Hour)
-	if len(h.s.objects) != 1 {
+	if h.userObjects() != 1 {
 		t.Fatal("object expired by time")
 	}
 }
@@ -588,10 +614,11 @@ func TestObjectRetention(t *testing.T) {
 				h.handle("c", &protocol.ClientDisconnect{Type: protocol.DisconnectClient})
 			}
 			departed := h.now
-			equal(t, "task canceled at once, objects kept", describe(noEchoes(h.take())), []string{"w:TaskCancel(t1,force=false)"})
+			equal(t, "task canceled at once, objects kept", describe(noEchoes(h.take())), []string{"w:TaskCancel(t1,force=true)"})
 			if tc.lateLeft {
-				h.confirm("w", "t1", protocol.CancelConfirmFailed)
-				h.createObjects("c", "r1")
+				// The worker finished before the cancel reached it.
+				h.handle("w", &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c"),
+					Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{[]byte("r1")}}})
 				h.result("w", "t1", protocol.ResultSuccess, "r1")
 				h.take()
 			}
@@ -601,7 +628,7 @@ func TestObjectRetention(t *testing.T) {
 					h.client("c")
 				}
 				h.advance(100 * time.Millisecond)
-				if freedAt == 0 && len(h.out.deleted) > 0 {
+				if freedAt == 0 && len(h.userDeleted()) > 0 {
 					freedAt = h.now.Sub(departed)
 				}
 			}
@@ -615,19 +642,19 @@ func TestObjectRetention(t *testing.T) {
 			if tc.wantFreed == 0 {
 				want = 0
 			}
-			if len(h.out.deleted) != want {
+			if len(h.userDeleted()) != want {
 				t.Fatalf("deleted %v", h.out.deleted)
 			}
 			if tc.wantFreed == 0 {
 				// Kept objects are the client's again: its own delete works.
-				if len(h.s.objects) != 2 {
-					t.Fatalf("objects %d", len(h.s.objects))
+				if h.userObjects() != 2 {
+					t.Fatalf("objects %d", h.userObjects())
 				}
 				h.deleteObjects("c", "o1", "o2")
-				if len(h.out.deleted) != 2 || len(h.s.objects) != 0 {
+				if len(h.userDeleted()) != 2 || h.userObjects() != 0 {
 					t.Fatalf("deleted %v", h.out.deleted)
 				}
-			} else if len(h.s.objects) != 0 || len(h.s.departed) != 0 {
+			} else if h.userObjects() != 0 || len(h.s.departed) != 0 {
 				t.Fatalf("left: %d objects, %d departed", len(h.s.objects), len(h.s.departed))
 			}
 			checkInvariants(t, h.s)

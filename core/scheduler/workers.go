@@ -19,9 +19,31 @@ type worker struct {
 	last      protocol.WorkerHeartbeat
 	lastSeen  time.Time
 	heapIdx   int // position in freeHeap, -1 when full
+	// echoSeq is the Seq of the last WorkerHeartbeatEcho sent to it. It
+	// starts at the EchoSeq of the registering heartbeat, so that a worker
+	// that registers again (or with a new scheduler) keeps counting up.
+	echoSeq uint64
+	// owners counts w's tasks per owning client: a worker may announce
+	// result objects only for the clients whose tasks it holds.
+	owners map[string]int
 }
 
 func (w *worker) free() int { return w.queueSize - w.tasks.Len() }
+
+func (w *worker) addOwner(owner string) {
+	if w.owners == nil {
+		w.owners = map[string]int{}
+	}
+	w.owners[owner]++
+}
+
+func (w *worker) dropOwner(owner string) {
+	if n := w.owners[owner]; n > 1 {
+		w.owners[owner] = n - 1
+	} else {
+		delete(w.owners, owner)
+	}
+}
 
 // hasCaps reports whether w offers every capability name in need.
 func (w *worker) hasCaps(need map[string]int64) bool {

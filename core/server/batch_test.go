@@ -12,6 +12,9 @@ import (
 // after the first task.
 func sendBatch(t *testing.T, c *scalertest.Client, tasks []*protocol.Task, extra ...[]byte) {
 	t.Helper()
+	if err := c.Announce(scalertest.FuncObjectID); err != nil { // as a client does before its tasks
+		t.Fatal(err)
+	}
 	var frames [][]byte
 	for i, task := range tasks {
 		frames = append(frames, protocol.MustEncode(task))

@@ -31,13 +31,13 @@ const (
 	// in messages (a message is at most one Batch of protocol.MaxBatchBytes
 	// or one large message). At the receive mark libzmq stops reading that
 	// peer's connection (TCP pushes back on it); at the send mark it refuses
-	// the message (ROUTER_MANDATORY) and the server keeps it in the peer's
-	// backlog (see flush). Measured with bench/bench_client.py: no loss of
-	// throughput against unlimited queues (docs/reliability.md).
+	// the message (ROUTER_MANDATORY) and the transport keeps it in the peer's
+	// backlog. Measured with bench/bench_client.py: no loss of throughput
+	// against unlimited queues (docs/scheduler.md).
 	routerHWM = 32
-	// peerBacklogBytes bounds what the server keeps for a peer whose queue is
-	// at routerHWM. A peer past it, or that takes nothing for the client
-	// timeout, is dropped (stalledPeer).
+	// peerBacklogBytes bounds what the transport keeps for a peer whose
+	// queue is at routerHWM. A peer past it has stopped reading and is
+	// dropped (stalledPeer).
 	peerBacklogBytes = 8 << 20
 	// monitorHWM is the monitor's send mark per subscriber, in messages
 	// (status snapshots and task/worker state changes). At the mark status
@@ -83,15 +83,17 @@ type Server struct {
 	sentOrder      []protocol.Kind
 	malformed      uint64
 	lastMalformed  uint64
+	// Messages to clients (or unknown peers) that the ROUTER could not
+	// deliver (transport.Socket.TakeUnreachable), logged once a tick.
+	undelivered     uint64
+	lastUndelivered uint64
+	malformedPeer   string // the last peer that sent one
 
 	// Messages to clients and workers are queued per peer while the loop
 	// handles one batch of input and flushed at the end of the iteration,
 	// several to the same peer as one Batch (docs/protocol.md §7.6).
 	outPeers  map[string]int // peer -> index in outQueues
 	outQueues []outQueue
-	// stalled holds the messages zmq refused for a peer at its send HWM, in
-	// order; the peer's later messages queue behind them. See flush.
-	stalled map[string]*backlog
 
 	monitorDropped, lastMonitorDropped uint64 // status messages dropped at monitorHWM
 
@@ -132,7 +134,12 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: max_message_size: %w", err)
 	}
-	routerOpt := transport.Options{SendHWM: routerHWM, RecvHWM: routerHWM, MaxMsgSize: maxMsg, RouterMandatory: true}
+	// RouterMandatory: nothing to a peer is dropped silently (see
+	// deliverLosses); a peer at routerHWM gets a backlog of at most
+	// peerBacklogBytes. WatchClosed: a peer whose connection closes is
+	// noticed within milliseconds, not at its heartbeat timeout.
+	routerOpt := transport.Options{RouterMandatory: true, WatchClosed: true, SendHWM: routerHWM, RecvHWM: routerHWM,
+		MaxMsgSize: maxMsg, MaxPeerBacklogBytes: peerBacklogBytes}
 	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true, routerOpt); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
@@ -147,7 +154,7 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if s.waker, err = transport.NewWaker(); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	for _, fd := range []int{s.router.Fd(), s.waker.Fd()} {
+	for _, fd := range []int{s.router.Fd(), s.waker.Fd(), s.router.ClosedFd()} {
 		if err = s.poller.Add(fd, false); err != nil {
 			return nil, fmt.Errorf("scheduler: %w", err)
 		}
@@ -159,7 +166,8 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("scheduler: object storage address: %w", err)
 		}
-		if s.oss, err = storage.NewServer(storage.Config{Address: addr}, log.With().Str("component", "object_storage").Logger()); err != nil {
+		ocfg := storage.Config{Address: addr, WaitTimeout: time.Duration(cfg.ObjectWaitSeconds) * time.Second}
+		if s.oss, err = storage.NewServer(ocfg, log.With().Str("component", "object_storage").Logger()); err != nil {
 			return nil, fmt.Errorf("scheduler: in-process object storage: %w", err)
 		}
 		s.ossAddr = s.oss.Addr()
@@ -292,7 +300,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info().Str("object_storage", s.ossAddr).Str("monitor", s.MonitorAddr()).
 		Str("allocate_policy", s.cfg.AllocatePolicy).Bool("protected", s.cfg.Protected).
 		Str("adapter_webhook_url", s.cfg.AdapterWebhookURL).Str("local_address", s.cfg.LocalAddress).
-		Msgf("listening on %s", s.Addr())
+		Hex("instance", s.core.InstanceID()).Msgf("listening on %s", s.Addr())
 
 	nextTick := time.Now().Add(tickInterval)
 	nextStatus := time.Now().Add(statusInterval)
@@ -311,6 +319,13 @@ func (s *Server) Run(ctx context.Context) error {
 			s.core.OnScaleResponse(r, time.Now())
 		default:
 		}
+		// Closes are taken before the messages are read and applied after,
+		// so that what a peer sent just before its connection closed (a
+		// worker's last results) is handled first.
+		closed, err := s.router.TakeClosed()
+		if err != nil {
+			return fmt.Errorf("scheduler: router socket failed: %w", err)
+		}
 		// The router's descriptor is only a hint (transport.Socket): read
 		// everything that is there, answer it, then ask whether to sleep.
 		for i := 0; i < 4096; i++ {
@@ -322,6 +337,9 @@ func (s *Server) Run(ctx context.Context) error {
 				break
 			}
 			s.handle(frames)
+		}
+		for _, id := range closed {
+			s.core.PeerClosed(id, time.Now())
 		}
 		now := time.Now()
 		if !now.Before(nextTick) {
@@ -336,19 +354,26 @@ func (s *Server) Run(ctx context.Context) error {
 			if !now.Before(nextStatus) {
 				nextStatus = now.Add(statusInterval)
 				s.publishStatus(now)
+				// Once a second at most, like the core's counted drops: a
+				// peer sending garbage must not flood the log.
+				if n := s.malformed - s.lastMalformed; n > 0 {
+					s.lastMalformed = s.malformed
+					s.log.Warn().Uint64("count", n).Str("example_peer", s.malformedPeer).Msg("dropped malformed messages")
+				}
 				if n := s.monitorDropped - s.lastMonitorDropped; n > 0 {
 					s.lastMonitorDropped = s.monitorDropped
 					s.log.Warn().Uint64("count", n).Uint64("total", s.monitorDropped).
 						Msg("a monitor subscriber is not reading: status messages dropped for all subscribers")
 				}
 			}
-			if n := s.malformed - s.lastMalformed; n > 0 {
-				s.lastMalformed = s.malformed
-				s.log.Warn().Uint64("count", n).Msg("dropped malformed messages")
+			if n := s.undelivered - s.lastUndelivered; n > 0 {
+				s.lastUndelivered = s.undelivered
+				s.log.Warn().Uint64("count", n).Msg("messages to clients (or unknown peers) that are not connected dropped")
 			}
 
 		}
 		s.flush()
+		s.deliverLosses()
 		if s.core.ShutdownAccepted() {
 			s.log.Info().Msg("shutdown accepted; exiting")
 			return nil
@@ -358,15 +383,11 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("scheduler: router socket failed: %w", err)
 		}
 		wait := max(time.Until(nextTick), 0)
-		if readable || len(s.scaled) > 0 {
+		if readable || len(s.scaled) > 0 || len(s.outQueues) > 0 {
 			wait = 0
 		} else if unsent {
 			_ = s.router.Flush()
 			wait = min(wait, 10*time.Millisecond)
-		}
-		if len(s.stalled) > 0 {
-			// zmq does not say when a peer's queue has room again: retry soon.
-			wait = min(wait, time.Millisecond)
 		}
 		ready, err := s.poller.Wait(wait)
 		if err != nil {
@@ -388,12 +409,16 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) handle(frames [][]byte) {
 	if len(frames) != 2 || len(frames[0]) == 0 {
 		s.malformed++
+		if len(frames) > 0 {
+			s.malformedPeer = string(frames[0])
+		}
 		s.log.Debug().Int("frames", len(frames)).Msg("message with wrong frame count dropped")
 		return
 	}
 	m, err := protocol.Decode(frames[1])
 	if err != nil {
 		s.malformed++
+		s.malformedPeer = string(frames[0])
 		s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message dropped")
 		return
 	}
@@ -408,6 +433,7 @@ func (s *Server) handle(frames [][]byte) {
 	b.Each(func(_ []byte, m protocol.Message, err error) {
 		if err != nil {
 			s.malformed++
+			s.malformedPeer = string(frames[0])
 			s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message in a Batch dropped")
 			return
 		}
@@ -450,60 +476,23 @@ func (s *Server) queue(to []byte, frame []byte) {
 	s.outQueues[i].frames = append(s.outQueues[i].frames, frame)
 }
 
-// backlog is what a peer at its send HWM has not taken yet.
-type backlog struct {
-	to       []byte
-	frames   [][]byte
-	bytes    int
-	progress time.Time // last time zmq took one of its messages, or first refusal
-}
-
 // flush sends everything queued, in order per peer: a lone message as it
-// is, several as Batch messages. A peer whose queue in zmq is full (routerHWM)
-// gets its messages kept in a backlog, retried at every flush before anything
-// newer; work is never dropped silently. A peer whose backlog outgrows
-// peerBacklogBytes, or that takes nothing for the client timeout, has stopped
-// reading: it is dropped as a client or a worker (stalledPeer).
+// is, several as Batch messages. A peer at routerHWM gets its messages kept
+// in the router's backlog (transport RouterMandatory); see deliverLosses.
 func (s *Server) flush() {
-	if len(s.outQueues) == 0 && len(s.stalled) == 0 {
+	if len(s.outQueues) == 0 {
 		return
-	}
-	now := time.Now()
-	for _, b := range s.stalled {
-		s.sendBacklog(b, now)
 	}
 	for i := range s.outQueues {
 		q := &s.outQueues[i]
-		frames := protocol.Coalesce(q.frames)
-		for _, f := range frames {
+		for _, f := range protocol.Coalesce(q.frames) {
 			if protocol.Kind(f[0]) == protocol.KindBatch {
 				if k := protocol.KindBatch; s.sent[k] == 0 {
 					s.sentOrder = append(s.sentOrder, k)
 				}
 				s.sent[protocol.KindBatch]++
 			}
-		}
-		b := s.stalled[string(q.to)]
-		for j, f := range frames {
-			if b != nil {
-				b.frames = append(b.frames, frames[j:]...)
-				for _, g := range frames[j:] {
-					b.bytes += len(g)
-				}
-				break
-			}
-			if err := s.router.TrySend(q.to, f); errors.Is(err, transport.ErrFull) {
-				b = &backlog{to: q.to, progress: now}
-				if s.stalled == nil {
-					s.stalled = make(map[string]*backlog)
-				}
-				s.stalled[string(q.to)] = b
-				b.frames = append(b.frames, frames[j:]...)
-				for _, g := range frames[j:] {
-					b.bytes += len(g)
-				}
-				break
-			}
+			_ = s.router.Send(q.to, f)
 		}
 		clear(q.frames)
 		q.frames = q.frames[:0]
@@ -511,49 +500,6 @@ func (s *Server) flush() {
 	}
 	clear(s.outPeers)
 	s.outQueues = s.outQueues[:0]
-	timeout := time.Duration(s.cfg.ClientTimeoutSeconds) * time.Second
-	for id, b := range s.stalled {
-		if b.bytes > peerBacklogBytes || now.Sub(b.progress) > timeout {
-			s.stalledPeer(id, b, now)
-		}
-	}
-}
-
-// sendBacklog hands b's messages to zmq until it refuses again; an emptied
-// backlog is removed.
-func (s *Server) sendBacklog(b *backlog, now time.Time) {
-	n := 0
-	for n < len(b.frames) {
-		if err := s.router.TrySend(b.to, b.frames[n]); errors.Is(err, transport.ErrFull) {
-			break
-		}
-		b.bytes -= len(b.frames[n])
-		b.frames[n] = nil
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	b.progress = now
-	b.frames = b.frames[n:]
-	if len(b.frames) == 0 {
-		delete(s.stalled, string(b.to))
-	}
-}
-
-// stalledPeer drops a peer that stopped reading: its backlog is freed and the
-// core removes it (a client's tasks are cancelled, a worker's placed again).
-// One line per peer and drop; zmq still holds up to routerHWM messages for it
-// until it reads or disconnects.
-func (s *Server) stalledPeer(id string, b *backlog, now time.Time) {
-	delete(s.stalled, id)
-	was := s.core.DropPeer(b.to, now)
-	if was == "" {
-		was = "peer"
-	}
-	s.log.Warn().Str(was, id).Int("backlog_messages", len(b.frames)).Int("backlog_bytes", b.bytes).
-		Dur("no_progress", now.Sub(b.progress)).
-		Msgf("%s stopped reading: its queue stayed full (%d messages in zmq, %d bytes kept); dropped", was, routerHWM, b.bytes)
 }
 
 // releaseMemory gives the heap's and the C heap's free pages back to the
@@ -566,6 +512,46 @@ func (s *Server) releaseMemory() {
 	after := currentRSS()
 	s.log.Debug().Uint64("rss_before", before).Uint64("rss_after", after).Dur("took", time.Since(start)).
 		Msg("idle: free memory returned to the system")
+}
+
+// deliverLosses tells the core about the peers the ROUTER could not
+// deliver to: a worker is removed (its tasks placed again, which queues
+// more messages, flushed here too); messages to anyone else are counted.
+// A few rounds at most: whatever is still queued goes at the next
+// iteration, which then does not sleep.
+func (s *Server) deliverLosses() {
+	for round := 0; round < 4; round++ {
+		lost := s.router.TakeUnreachable()
+		if len(lost) == 0 {
+			return
+		}
+		now := time.Now()
+		for _, u := range lost {
+			if u.Full {
+				s.stalledPeer(u, now)
+				continue
+			}
+			if !s.core.PeerUnreachable(u.Peer, now) {
+				s.undelivered += uint64(u.Messages)
+				s.log.Debug().Str("peer", string(u.Peer)).Int("messages", u.Messages).Msg("messages to a peer that is not connected dropped")
+			}
+		}
+		s.flush()
+	}
+}
+
+// stalledPeer drops a peer that stopped reading: its backlog (past
+// peerBacklogBytes) is gone, and the core removes it: a client's tasks are
+// cancelled, a worker's placed again. One line per peer and drop; zmq still
+// holds up to routerHWM messages for it until it reads or disconnects.
+func (s *Server) stalledPeer(u transport.Unreachable, now time.Time) {
+	was := s.core.DropPeer(u.Peer, now)
+	if was == "" {
+		was = "peer"
+		s.undelivered += uint64(u.Messages)
+	}
+	s.log.Warn().Str(was, string(u.Peer)).Int("dropped_messages", u.Messages).
+		Msgf("%s stopped reading: its queue stayed full (%d messages in zmq, a backlog past %d bytes); dropped", was, routerHWM, peerBacklogBytes)
 }
 
 func (s *Server) publishStatus(now time.Time) {

@@ -157,7 +157,11 @@ func TestClientVanishes(t *testing.T) {
 			case *protocol.TaskCancel:
 				cancel = cancel || bytes.Equal(m.TaskID, running.TaskID)
 			case *protocol.ObjectInstruction:
-				del = del || m.Type == protocol.InstructionDelete && len(m.Metadata.ObjectIDs) == 1 && bytes.Equal(m.Metadata.ObjectIDs[0], obj)
+				if m.Type == protocol.InstructionDelete {
+					for _, id := range m.Metadata.ObjectIDs {
+						del = del || bytes.Equal(id, obj)
+					}
+				}
 			}
 		}
 		return

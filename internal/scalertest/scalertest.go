@@ -208,6 +208,9 @@ func (p *Peer) Close() { _ = p.ep.Close() }
 type Client struct {
 	*Peer
 	Storage protocol.Address
+
+	mu        sync.Mutex
+	announced map[string]bool // objects sent in ObjectInstruction{create}
 }
 
 // NewClient connects a client with a `<pid>|Client|<hex>` identity and
@@ -230,6 +233,69 @@ func NewClient(addr string) (*Client, error) {
 	return c, nil
 }
 
+// FuncObjectID is the function object of the tasks Client.Task builds.
+var FuncObjectID = bytes.Repeat([]byte{1}, 32)
+
+// Send sends m. Like a real client it first announces, once each, the
+// objects a Task or GraphTask names (ObjectInstruction{create}): the
+// scheduler refuses tasks naming objects their client did not announce.
+// Use Peer.Send to send a task as it is.
+func (c *Client) Send(m protocol.Message) error {
+	var ids [][]byte
+	switch m := m.(type) {
+	case *protocol.Task:
+		ids = append(argumentObjects(m), m.FuncObjectID)
+	case *protocol.GraphTask:
+		for i := range m.Graph {
+			ids = append(append(ids, argumentObjects(&m.Graph[i])...), m.Graph[i].FuncObjectID)
+		}
+	}
+	// Held until m is sent: another goroutine's task naming the same
+	// objects must not overtake their announcement.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.announceLocked(ids); err != nil {
+		return err
+	}
+	return c.Peer.Send(m)
+}
+
+// Announce sends ObjectInstruction{create} for the ids not announced yet
+// (for tests that send tasks with SendRaw or Peer.Send).
+func (c *Client) Announce(ids ...[]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.announceLocked(ids)
+}
+
+func (c *Client) announceLocked(ids [][]byte) error {
+	var fresh [][]byte
+	for _, id := range ids {
+		if len(id) > 0 && !c.announced[string(id)] {
+			if c.announced == nil {
+				c.announced = map[string]bool{}
+			}
+			c.announced[string(id)] = true
+			fresh = append(fresh, id)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	return c.Peer.Send(&protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: c.ID,
+		Metadata: protocol.ObjectMetadata{ObjectIDs: fresh}})
+}
+
+func argumentObjects(t *protocol.Task) [][]byte {
+	var ids [][]byte
+	for _, a := range t.Arguments {
+		if a.Type == protocol.ArgumentObjectID {
+			ids = append(ids, a.Data)
+		}
+	}
+	return ids
+}
+
 // Task builds a task owned by c with a 16-byte id derived from n.
 func (c *Client) Task(n uint64) *protocol.Task {
 	id := make([]byte, 16)
@@ -237,7 +303,7 @@ func (c *Client) Task(n uint64) *protocol.Task {
 		id[i] = byte(n >> (8 * i))
 	}
 	copy(id[8:], c.ID[len(c.ID)-8:])
-	return &protocol.Task{TaskID: id, Source: c.ID, FuncObjectID: bytes.Repeat([]byte{1}, 32)}
+	return &protocol.Task{TaskID: id, Source: c.ID, FuncObjectID: FuncObjectID}
 }
 
 // WorkerOptions configure a test worker.
@@ -250,6 +316,12 @@ type WorkerOptions struct {
 	Hold bool
 	// Heartbeat is the heartbeat interval (default 200 ms).
 	Heartbeat time.Duration
+	// DropResult > 0 loses the DropResult-th task received (counting from
+	// 1): no result is sent and the worker forgets it, as if the task or
+	// its result had vanished on the way. Heartbeats report the tasks
+	// held and the last echo seq, so the scheduler's reconciliation
+	// notices (docs/protocol.md).
+	DropResult int
 }
 
 // Worker is a Go echo worker: it answers every Task with a successful
@@ -261,11 +333,13 @@ type Worker struct {
 	quit chan struct{}
 	done chan struct{}
 
-	mu    sync.Mutex
-	tasks [][]byte // ids received, in order
-	held  map[string]bool
-	got   []protocol.Message
-	once  sync.Once
+	mu      sync.Mutex
+	tasks   [][]byte // ids received, in order
+	held    map[string]bool
+	got     []protocol.Message
+	echoSeq uint64 // Seq of the last WorkerHeartbeatEcho
+	dropped [][]byte
+	once    sync.Once
 }
 
 // StartWorker connects and registers a worker.
@@ -292,7 +366,14 @@ func StartWorker(addr string, opt WorkerOptions) (*Worker, error) {
 }
 
 func (w *Worker) heartbeat() error {
-	return w.Send(&protocol.WorkerHeartbeat{QueueSize: w.opt.QueueSize, Capabilities: w.opt.Capabilities, TaskLock: true})
+	hb := &protocol.WorkerHeartbeat{QueueSize: w.opt.QueueSize, Capabilities: w.opt.Capabilities, TaskLock: true, Tasks: [][]byte{}}
+	w.mu.Lock()
+	hb.EchoSeq = w.echoSeq
+	for id := range w.held {
+		hb.Tasks = append(hb.Tasks, []byte(id))
+	}
+	w.mu.Unlock()
+	return w.Send(hb)
 }
 
 func (w *Worker) run() {
@@ -336,11 +417,15 @@ func (w *Worker) handle(m protocol.Message, buf []byte) []byte {
 	case *protocol.Task:
 		w.mu.Lock()
 		w.tasks = append(w.tasks, m.TaskID)
-		if w.opt.Hold {
+		drop := len(w.tasks) == w.opt.DropResult
+		if drop {
+			w.dropped = append(w.dropped, m.TaskID)
+		}
+		if w.opt.Hold && !drop {
 			w.held[string(m.TaskID)] = true
 		}
 		w.mu.Unlock()
-		if !w.opt.Hold {
+		if !w.opt.Hold && !drop {
 			r := protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess, Results: [][]byte{m.FuncObjectID}}
 			buf, _ = protocol.Encode(buf[:0], &r)
 			_ = w.ep.Send(append([]byte(nil), buf...))
@@ -358,6 +443,11 @@ func (w *Worker) handle(m protocol.Message, buf []byte) []byte {
 		w.got = append(w.got, m)
 		w.mu.Unlock()
 		_ = w.Send(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: typ})
+	case *protocol.WorkerHeartbeatEcho:
+		w.mu.Lock()
+		w.echoSeq = m.Seq
+		w.got = append(w.got, m)
+		w.mu.Unlock()
 	default:
 		w.mu.Lock()
 		w.got = append(w.got, m)
@@ -371,6 +461,13 @@ func (w *Worker) Tasks() [][]byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([][]byte(nil), w.tasks...)
+}
+
+// Dropped returns the ids of the tasks lost on purpose (DropResult).
+func (w *Worker) Dropped() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.dropped...)
 }
 
 // Received returns the non-task messages received so far.

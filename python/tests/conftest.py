@@ -35,6 +35,8 @@ class FakeScheduler(threading.Thread):
         self.inline_only = inline_only
         self.hold = False
         self.silent = False  # stop answering heartbeats (to test client timeouts)
+        self.max_object = None  # refuse sets of larger objects, as object storage over --max-memory does
+        self.drop_gets = False  # object storage never answers a get (to test fetch deadlines)
         self.port = free_port()
         self.storage_port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
@@ -114,10 +116,19 @@ class FakeScheduler(threading.Thread):
     def _on_storage(self, store, frames):
         ident, header = frames[0], p.decode(frames[1])
         if header.type == p.ObjectRequestType.Set:
+            if self.max_object is not None and len(frames[2]) > self.max_object:
+                error = (f"set refused: storing {len(frames[2])} bytes would exceed the memory limit of "
+                         f"{self.max_object} bytes (0 bytes in use)")
+                reply = p.ObjectResponse(request_id=header.request_id, type=p.ObjectResponseType.Error,
+                                         object_id=header.object_id, error=error)
+                store.send_multipart([ident, p.encode(reply)])
+                return
             self.objects[header.object_id] = bytes(frames[2])
             reply = p.ObjectResponse(request_id=header.request_id, type=p.ObjectResponseType.SetOK, object_id=header.object_id)
             store.send_multipart([ident, p.encode(reply)])
         elif header.type == p.ObjectRequestType.Get:
+            if self.drop_gets:
+                return
             data = self.objects.get(header.object_id)
             if data is None:
                 reply = p.ObjectResponse(request_id=header.request_id, type=p.ObjectResponseType.Error, error="missing")

@@ -14,7 +14,8 @@ from scaler.client.client import _fold_arguments
 from scaler.client.object_reference import ObjectReference
 from scaler.client.serializer.default import DefaultSerializer
 from scaler.protocol import ClientDisconnect, GraphTask, Task, TaskCancel
-from scaler.utility.exceptions import ClientQuitException, MissingObjects
+from scaler.io import storage as storage_module
+from scaler.utility.exceptions import ClientQuitException, MissingObjects, ObjectNotFoundError
 from scaler.utility.graph.optimization import cull_graph
 
 from conftest import FakeScheduler, wait_for
@@ -134,6 +135,20 @@ def test_lazy_fetch(fake_scheduler, client):
     fut = client.submit(noop, 7)
     assert wait_for(fut.done, 5)  # done before anybody asked: the result waits in storage
     assert fut.result(timeout=5) == 7
+
+
+def test_result_fetch_deadline(fake_scheduler, client, monkeypatch):
+    """Object storage never answers the result fetch: result() raises at the client's deadline."""
+    monkeypatch.setattr(storage_module, "FETCH_TIMEOUT_SECONDS", 0.5)
+    fake_scheduler.drop_gets = True
+    fut = client.submit(noop, 7)
+    start = time.monotonic()
+    with pytest.raises(ObjectNotFoundError, match=r"result [0-9a-f]{64} of task [0-9a-f]+ not received from object "
+                                                  r"storage within 0.5 s"):
+        fut.result(timeout=10)
+    assert time.monotonic() - start < 5
+    fake_scheduler.drop_gets = False
+    assert client.submit(noop, 8).result(timeout=5) == 8
 
 
 def test_inline_results(fake_scheduler, client):

@@ -5,9 +5,12 @@ import subprocess
 import time
 
 import pytest
+import zmq
 
 from _scaler_binary import free_port, scaler_binary
 from scaler.io import ObjectStorageClient, new_object_id, serializer_object_id, client_id
+from scaler.io import storage as storage_module
+from scaler.utility.exceptions import ObjectNotFoundError
 from scaler.io.ids import OBJECT_ID_LENGTH
 
 
@@ -54,3 +57,58 @@ def test_set_get_delete_duplicate(storage_address):
         assert c.get_many(ids) == ids
         assert c.delete_many(ids) == [True] * 50
         assert c.stats().objects >= 1
+
+
+@pytest.fixture(scope="module")
+def short_wait_storage():
+    """A server whose parked gets end after 1 s."""
+    binary = scaler_binary()
+    if binary is None:
+        pytest.skip("no scaler binary (set SCALER_BINARY or put go on PATH)")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([binary, "object_storage_server", address, "--wait-timeout-seconds", "1"],
+                            stdout=subprocess.DEVNULL)
+    time.sleep(0.2)
+    yield address
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_missing_object_ends_at_the_server_deadline(short_wait_storage):
+    cid = client_id()
+    with ObjectStorageClient(short_wait_storage) as c:
+        present, missing, copy = new_object_id(cid), new_object_id(cid), new_object_id(cid)
+        c.set_object(present, b"here")
+        start = time.monotonic()
+        with pytest.raises(ObjectNotFoundError, match=f"get: object {missing.hex()} did not appear within 1s"):
+            c.get_object(missing)
+        waited = time.monotonic() - start
+        print(f"notFound after {waited:.2f} s (server deadline 1 s)")
+        assert 0.9 <= waited < 10
+        with pytest.raises(ObjectNotFoundError, match=f"source object {missing.hex()} did not appear"):
+            c.duplicate_object(copy, missing)
+        # In a batch the first missing object raises; the replies still owed are dropped, and the
+        # connection keeps matching replies to requests.
+        with pytest.raises(ObjectNotFoundError, match=missing.hex()):
+            c.get_many([present, missing, present])
+        assert c.get_object(present) == b"here"
+        assert c.stats().waiting_requests == 0
+
+
+def test_fetch_deadline_without_server_answer(monkeypatch):
+    """A server that never answers: the client's own deadline ends the get."""
+    monkeypatch.setattr(storage_module, "FETCH_TIMEOUT_SECONDS", 0.5)
+    ctx = zmq.Context()
+    silent = ctx.socket(zmq.ROUTER)
+    silent.setsockopt(zmq.LINGER, 0)
+    port = silent.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        with ObjectStorageClient(f"tcp://127.0.0.1:{port}", context=ctx) as c:
+            oid = new_object_id(client_id())
+            start = time.monotonic()
+            with pytest.raises(ObjectNotFoundError, match=f"object {oid.hex()} not received within 0.5 s"):
+                c.get_object(oid)
+            assert time.monotonic() - start < 5
+    finally:
+        silent.close()
+        ctx.term()

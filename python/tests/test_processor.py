@@ -19,6 +19,7 @@ from _scaler_binary import free_port, scaler_binary
 from scaler.client.serializer.default import DefaultSerializer
 from scaler.io import ObjectStorageClient
 from scaler.protocol import ProcessorResult, TaskResultType, encode
+from scaler.utility.exceptions import ObjectNotFoundError
 from scaler.worker import processor as processor_module
 
 _LENGTH = struct.Struct("<I")
@@ -88,13 +89,17 @@ class Channel:
             assert data, "processor closed the channel"
             self.buffer += data
 
-    def task(self, fn, *args, keep_result=False, stream_output=False) -> tuple:
+    def task(self, fn, *args, keep_result=False, stream_output=False, arguments=None) -> tuple:
+        """``arguments``: the wire arguments as given (default: ``args``, inline)."""
         task_id = os.urandom(16)
         body = {
             "task_id": task_id, "source": SOURCE, "serializer_id": self.serializer_id,
             "func_object_id": self.functions[fn], "argument_ids": [], "metadata": b"", "priority": 0,
             "stream_output": stream_output, "object_storage": {"host": "127.0.0.1", "port": self.port},
-            "arguments": [{"type": 2, "data": self.serializer.serialize(a)} for a in args], "keep_result": keep_result,
+            "arguments": arguments if arguments is not None else [
+                {"type": 2, "data": self.serializer.serialize(a)} for a in args
+            ],
+            "keep_result": keep_result,
         }
         frame = bytes((65,)) + msgpack.packb(body, use_bin_type=True)
         return task_id, _LENGTH.pack(len(frame)) + frame
@@ -178,3 +183,69 @@ def test_processor_frames_split_joined_and_large(storage_port):
     finally:
         channel.close()
     assert channel.proc.returncode == 0
+
+
+def test_result_over_the_storage_limit_fails_with_object_storage_exception():
+    """A result object storage refuses (over --max-memory) fails the task with a pickled
+    ObjectStorageException inline, which names the limit, and no result object."""
+    from scaler.utility.exceptions import ObjectStorageException
+
+    binary = scaler_binary()
+    if binary is None:
+        pytest.skip("no scaler binary (set SCALER_BINARY or put go on PATH)")
+    port, limit = free_port(), 1024 * 1024
+    storage = subprocess.Popen([binary, "object_storage_server", f"tcp://127.0.0.1:{port}", "--max-memory", str(limit)],
+                               stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        channel = Channel(port)
+        try:
+            task_id, frame = channel.task(echo, os.urandom(2 * limit))
+            channel.sock.sendall(frame)
+            result = channel.result()
+            assert result["task_id"] == task_id and result["type"] == 1 and result["result_object_id"] == b""
+            assert "memory limit" in result["message"]
+            error = pickle.loads(result["inline"])
+            assert isinstance(error, ObjectStorageException), error
+            assert f"memory limit of {limit} bytes" in str(error)
+        finally:
+            channel.close()
+    finally:
+        storage.terminate()
+        storage.wait(10)
+
+
+def test_missing_argument_object_fails_the_task():
+    """Object storage answers the get of an argument that never appears "not found" at its deadline:
+    the task fails naming the object, and the processor runs the next task."""
+    binary = scaler_binary()
+    if binary is None:
+        pytest.skip("no scaler binary (set SCALER_BINARY or put go on PATH)")
+    port = free_port()
+    proc = subprocess.Popen([binary, "object_storage_server", f"tcp://127.0.0.1:{port}", "--wait-timeout-seconds", "1"],
+                            stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        channel = Channel(port)
+        try:
+            missing = hashlib.md5(SOURCE).digest() + os.urandom(16)
+            task_id, frame = channel.task(echo, arguments=[{"type": 1, "data": missing}])
+            start = time.monotonic()
+            channel.sock.sendall(frame)
+            result = channel.result()
+            waited = time.monotonic() - start
+            assert result["task_id"] == task_id and result["type"] == 1
+            error = pickle.loads(result["inline"])
+            assert isinstance(error, ObjectNotFoundError), repr(error)
+            assert f"task {task_id.hex()}: argument 0 object {missing.hex()} is missing" in str(error), str(error)
+            assert "did not appear within 1s" in str(error)
+            assert 0.9 <= waited < 10
+            task_id, frame = channel.task(echo, "next")
+            channel.sock.sendall(frame)
+            result = channel.result()
+            assert result["task_id"] == task_id and pickle.loads(result["inline"]) == "next"
+        finally:
+            channel.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -88,6 +88,11 @@ class Router:
     def __init__(self, port=None, options=()):
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
+        # A ROUTER silently drops what it cannot queue: at the default send limit (1,000
+        # messages) a burst the peer has not read yet loses messages (the old flake of
+        # test_round_trips_with_libzmq). No limit, and a send to an unknown peer raises.
+        self.socket.setsockopt(zmq.SNDHWM, 0)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         for option, value in options:
             self.socket.setsockopt(option, value)
         self.port = port or free_port()
@@ -139,6 +144,24 @@ def test_round_trips_with_libzmq(router):
         got = [wait_recv(dealer)[0] for _ in range(1000)]
         assert got == [b"%d" % i for i in range(1000)]
         assert dealer.recv() is None and not dealer.has_message()
+    finally:
+        dealer.close()
+
+
+def test_a_burst_beyond_the_kernel_buffers_arrives_whole(router):
+    """More than the kernel's socket buffers hold while the DEALER does not read: the rest waits
+    in the ROUTER's queue, which must not drop (with libzmq's default limit of 1,000 it did)."""
+    dealer = zmtp.ZmtpDealer(router.address, b"burst")
+    try:
+        dealer.connect(2)
+        dealer.send(b"hello")
+        assert router.recv() == [b"burst", b"hello"]
+        payload = b"x" * 8192
+        count = 6000  # 48 MiB: more than tcp_rmem's and tcp_wmem's maxima together here
+        for i in range(count):
+            router.socket.send_multipart([b"burst", b"%d" % i, payload])
+        got = [wait_recv(dealer, timeout=30)[0] for _ in range(count)]
+        assert got == [b"%d" % i for i in range(count)]
     finally:
         dealer.close()
 

@@ -64,6 +64,7 @@ OBJ_GET_OK = 1
 OBJ_DEL_OK = 2
 OBJ_DEL_NOT_EXISTS = 3
 OBJ_ERROR = 6
+OBJ_NOT_FOUND = 7  # a get whose object did not appear within the server's wait deadline
 
 _packb = msgpack.Packer(use_bin_type=True).pack
 

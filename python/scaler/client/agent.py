@@ -29,13 +29,17 @@ import msgpack
 import zmq
 
 from scaler.client import _wire as w
+from scaler.io import storage as _storage
 from scaler.io.zmtp import ConnectionLost, ZmtpDealer, ZmtpError
 from scaler.utility.exceptions import (
     ClientQuitException,
     ClientShutdownException,
+    ObjectNotFoundError,
     ObjectStorageException,
     ProcessorDiedError,
+    SchedulerLostError,
     TaskRejectedError,
+    TaskTimeoutError,
     WorkerDiedError,
 )
 from scaler.client.future import MapTask
@@ -58,6 +62,10 @@ _CONNECT_RETRY_SECONDS = 0.1
 _CONNECT_SECONDS = 1.0
 _DROPPED = object()  # _recv_one: a multi-part message, which no scheduler sends
 _LOST = object()  # _read_scheduler: the connection broke
+# Object ids object storage refused, remembered so that a task using one (a function id taken
+# from the client's cache just before the refusal arrived) fails at once instead of waiting for
+# an object that never comes. Bounded: the client forgets refused ids itself (on_refused).
+_REFUSED_LIMIT = 1024
 
 # Who reads the scheduler socket (``_rx_owner``): the agent, the ident of a waiting user thread,
 # or None while nobody does. A socket left free this long is taken back by the agent, so that
@@ -75,7 +83,8 @@ _RECENT_SECONDS = 0.1
 class Batch:
     """Work built by a user thread: objects to store, then scheduler frames to send once stored."""
 
-    __slots__ = ("sets", "create_ids", "frames", "task_ids", "entries", "graph", "remaining", "owned")
+    __slots__ = ("sets", "create_ids", "frames", "task_ids", "entries", "graph", "remaining", "owned", "depends",
+                 "error", "stored", "unacked", "abandoned")
 
     def __init__(self):
         self.sets: List[tuple] = []  # (request id, object id, header frame, payload)
@@ -89,6 +98,16 @@ class Batch:
         self.graph: Optional["GraphEntry"] = None
         self.remaining = 0
         self.owned: List[bytes] = []
+        # Objects stored by other batches that this batch's tasks read (their function, object
+        # references): if storage refuses one, these tasks fail too.
+        self.depends: set = set()
+        self.error: Optional[BaseException] = None  # why the batch was refused
+        # A "store" batch (send_object, the serializer): its creation is announced to the
+        # scheduler only once storage acknowledged every set; ``stored`` is set then, or with
+        # ``error`` when it is refused (or the client stops).
+        self.stored: Optional[threading.Event] = None
+        self.unacked = 0
+        self.abandoned = False  # the waiting user thread gave up: delete the object when it lands
 
 
 class GraphEntry:
@@ -175,6 +194,18 @@ class ClientAgent(threading.Thread):
         self._graphs: Dict[bytes, GraphEntry] = {}
         self._graph_nodes: Dict[bytes, bytes] = {}
         self._storage_requests: Dict[int, tuple] = {}
+        # Object id of every set not yet acknowledged -> the batches (other than its own) whose
+        # tasks read it. Changed under _sock_lock (submit_batch reads it there).
+        self._in_flight: Dict[bytes, list] = {}
+        self._refused: Dict[bytes, BaseException] = {}  # bounded by _REFUSED_LIMIT, oldest first out
+        # A weak reference to the client's method that forgets refused object ids (its caches).
+        self.on_refused: Optional[Callable[[], Optional[Callable[[List[bytes]], None]]]] = None
+        # (entry, error) of refused tasks, failed once _sock_lock is released: failing a future
+        # runs its callbacks, user code that must not run holding the socket.
+        self._to_fail: List[tuple] = []
+        # (deadline, request id) of result fetches, in deadline order (one timeout for all): a
+        # fetch the server never answers fails at its deadline instead of leaving result() waiting.
+        self._fetch_deadlines: Deque[tuple] = collections.deque()
         self._outbox: Deque[Batch] = collections.deque()
         self._to_release: List[bytes] = []
         self._owned: set = set()
@@ -252,9 +283,9 @@ class ClientAgent(threading.Thread):
                 if self._ever_connected:
                     # A TCP connection does not break while both ends live: the scheduler is
                     # gone, and its tasks and objects with it. Stop now rather than after
-                    # timeout_seconds, with the TimeoutError that user code expects then.
-                    raise _Stop(TimeoutError(f"lost the connection to the scheduler at {self._address} "
-                                             f"({self._lost or 'closed'})"), False)
+                    # timeout_seconds, with the TimeoutError (subclass) that user code expects then.
+                    raise _Stop(SchedulerLostError(f"lost the connection to the scheduler at {self._address} "
+                                                   f"({self._lost or 'closed'})"), False)
                 now = time.monotonic()
                 if now >= self._next_connect:
                     with lock:
@@ -294,13 +325,15 @@ class ClientAgent(threading.Thread):
             now = time.monotonic()
             if now - self._last_contact > self._timeout:
                 if self._ever_connected:
-                    reason = f"scheduler at {self._address} silent for more than {self._timeout:g} seconds"
-                else:
-                    reason = (f"no scheduler reached at {self._address} in {self._timeout:g} seconds "
-                              f"({self._connect_error or 'no answer'})")
+                    raise _Stop(SchedulerLostError(f"scheduler at {self._address} silent for more than "
+                                                   f"{self._timeout:g} seconds"), False)
+                reason = (f"no scheduler reached at {self._address} in {self._timeout:g} seconds "
+                          f"({self._connect_error or 'no answer'})")
                 raise _Stop(TimeoutError(reason), False)
             if now >= self._next_heartbeat:
                 self._send_heartbeat(now)
+            if self._fetch_deadlines and now >= self._fetch_deadlines[0][0]:
+                self._expire_fetches(now)
 
     def _sleep_ms(self, now: float) -> int:
         wait_ms = max(0, int((self._next_heartbeat - now) * 1000) + 1)
@@ -373,6 +406,8 @@ class ClientAgent(threading.Thread):
         if not self.storage_ready.is_set():
             self.storage_ready.set()  # the constructor reads exit_reason
         # Resolve everything still pending, so that no user thread waits forever.
+        if self._to_fail:
+            self._fail_refused()
         futures = list(self._tasks.values())
         for graph in self._graphs.values():
             futures.append(graph.umbrella)
@@ -380,6 +415,9 @@ class ClientAgent(threading.Thread):
         for request in self._storage_requests.values():
             if request[0] == "get":
                 futures.append(request[1])
+            elif request[0] == "set" and request[1].stored is not None:
+                request[1].error = request[1].error or reason
+                request[1].stored.set()
         for batch in self._outbox:
             futures.extend(batch.entries)
             if batch.graph is not None:
@@ -398,6 +436,9 @@ class ClientAgent(threading.Thread):
                 command[2].set()
             elif command[0] == "fetch":
                 futures.append(command[1])
+            elif command[0] == "store":
+                command[1].error = reason
+                command[1].stored.set()
         if self._shutdown_waiter is not None:
             self._shutdown_waiter[0].append((False, str(reason)))
             self._shutdown_waiter[1].set()
@@ -471,7 +512,7 @@ class ClientAgent(threading.Thread):
         if not batch.sets and not batch.owned and batch.graph is None and self._direct:
             sock = self._scheduler
             with self._sock_lock:
-                if not self._commands and not self._outbox and not self.stopped.is_set():
+                if not self._commands and not self._outbox and not self.stopped.is_set() and not self._watched(batch):
                     self._tasks.update(zip(batch.task_ids, batch.entries))
                     for frame in w.batched(batch.frames):
                         try:
@@ -480,6 +521,27 @@ class ClientAgent(threading.Thread):
                             self._send_failed(error)  # the agent stops the client
                     return
         self.post(("submit", batch))
+
+    def _watched(self, batch: Batch) -> bool:
+        """Whether ``batch`` reads an object whose set is unacknowledged or was refused (under
+        _sock_lock): then the agent handles it (see _submit)."""
+        in_flight, refused = self._in_flight, self._refused
+        if not in_flight and not refused:
+            return False
+        return any(oid in in_flight or oid in refused for oid in batch.depends)
+
+    def store_wait(self, batch: Batch, timeout: float) -> None:
+        """Wait (user thread) until the "store" command of ``batch`` is acknowledged; raises the
+        ObjectStorageException of a refusal, or one after ``timeout`` seconds without an answer
+        (the object is then deleted if it lands later, and never announced)."""
+        if not batch.stored.wait(timeout):
+            with self._sock_lock:
+                if not batch.stored.is_set():
+                    batch.abandoned = True
+                    raise ObjectStorageException(f"object storage at {self.storage_address} did not acknowledge "
+                                                 f"an object within {timeout:g} seconds")
+        if batch.error is not None:
+            raise batch.error
 
     def _send_heartbeat(self, now: float) -> None:
         self._next_heartbeat = now + self._heartbeat_interval
@@ -840,7 +902,7 @@ class ClientAgent(threading.Thread):
         if result_type == w.RESULT_FAILED_WORKER_DIED:
             return WorkerDiedError(text)
         if result_type == w.RESULT_FAILED_TIMEOUT:
-            return TimeoutError(message or f"task {task_id.hex()} ran longer than the task timeout")
+            return TaskTimeoutError(message or f"task {task_id.hex()} ran longer than the task timeout")
         if result_type == w.RESULT_FAILED_PROCESSOR_DIED:
             return ProcessorDiedError(text)
         if result_type == w.RESULT_REJECTED:
@@ -936,7 +998,25 @@ class ClientAgent(threading.Thread):
     def _fetch(self, future, object_id: bytes, failed: bool) -> None:
         request_id = next(self.request_ids)
         self._storage_requests[request_id] = ("get", future, object_id, failed)
+        deadlines = self._fetch_deadlines
+        if len(deadlines) > 2 * len(self._storage_requests) + 1024:  # most were answered long ago
+            requests = self._storage_requests
+            self._fetch_deadlines = deadlines = collections.deque(e for e in deadlines if e[1] in requests)
+        deadlines.append((time.monotonic() + _storage.FETCH_TIMEOUT_SECONDS, request_id))
         self._storage_send(w.encode(w.OBJECT_REQUEST, {"request_id": request_id, "type": w.OBJ_GET, "object_id": object_id}))
+
+    def _expire_fetches(self, now: float) -> None:
+        """Fail the result fetches past their deadline (a late reply is then ignored)."""
+        deadlines = self._fetch_deadlines
+        while deadlines and now >= deadlines[0][0]:
+            _, request_id = deadlines.popleft()
+            request = self._storage_requests.get(request_id)
+            if request is None or request[0] != "get":
+                continue  # answered in time
+            del self._storage_requests[request_id]
+            _, future, object_id, _ = request
+            future._fail(ObjectNotFoundError(f"result {object_id.hex()} of task {future._task_id.hex()} not received "
+                                             f"from object storage within {_storage.FETCH_TIMEOUT_SECONDS:g} s"))
 
     def _drain_storage(self) -> None:
         sock = self._storage
@@ -955,18 +1035,10 @@ class ClientAgent(threading.Thread):
                 continue
             response = body.get("type")
             if request[0] == "set":
-                batch = request[1]
-                if response != w.OBJ_SET_OK:
-                    logger.error("scaler client: storing object %s failed: %s", request[2].hex(), body.get("error"))
-                    error = ObjectStorageException(f"object storage refused an object: {body.get('error', '')}")
-                    for task_id, entry in zip(batch.task_ids, batch.entries):
-                        if self._tasks.pop(task_id, None) is not None:
-                            self._send(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
-                        entry._fail(error)
-                    if batch.graph is not None and batch.graph.graph_id in self._graphs:
-                        self._send(w.encode(w.TASK_CANCEL, {"task_id": batch.graph.graph_id, "force": True}))
-                        batch.graph.umbrella._fail(error)
-                    batch.task_ids, batch.entries = [], []
+                with self._sock_lock:  # _in_flight and _refused are read by submit_batch
+                    self._on_set_reply(request[1], request[2], response == w.OBJ_SET_OK, body.get("error", ""))
+                if self._to_fail:
+                    self._fail_refused()
             elif request[0] == "get":
                 _, future, object_id, failed = request
                 if response == w.OBJ_GET_OK:
@@ -974,14 +1046,110 @@ class ClientAgent(threading.Thread):
                     self._release_result(future._group_task_id, object_id)
                     self._owned.discard(object_id)
                     future._set_payload(payload, failed, None)
+                elif response == w.OBJ_NOT_FOUND:
+                    future._fail(ObjectNotFoundError(f"result {object_id.hex()} of task {future._task_id.hex()} is "
+                                                     f"missing in object storage: {body.get('error', '')}"))
                 else:
                     future._fail(ObjectStorageException(f"fetching result {object_id.hex()} failed: {body.get('error', '')}"))
+
+    def _on_set_reply(self, batch: Batch, object_id: bytes, ok: bool, error_text: str) -> None:
+        """Storage answered the set of ``object_id`` (a set of ``batch``), under _sock_lock."""
+        dependents = self._in_flight.pop(object_id, None) or ()
+        if ok:
+            if batch.stored is not None:
+                batch.unacked -= 1
+                if batch.unacked == 0 and batch.error is None:
+                    self._stored(batch)
+            return
+        # The storage's own words name the reason (for the memory limit: "set refused: storing N
+        # bytes would exceed the memory limit of M bytes (U bytes in use)").
+        error = ObjectStorageException(f"object storage refused object {object_id.hex()}: {error_text}")
+        if batch.error is None:  # once per batch, not per object: a map may store thousands
+            logger.error("scaler client: %s", error)
+        refused = self._refused
+        refused[object_id] = error
+        while len(refused) > _REFUSED_LIMIT:
+            del refused[next(iter(refused))]
+        self._owned.discard(object_id)
+        if batch.stored is None:
+            self._release((object_id,))  # announced with its batch: the scheduler forgets it
+        forget = self.on_refused() if self.on_refused is not None else None
+        if forget is not None:
+            try:
+                forget([object_id])
+            except Exception:
+                logger.exception("scaler client: error forgetting a refused object")
+        self._refuse_batch(batch, error)
+        for other in dependents:
+            self._refuse_batch(other, error)
+
+    def _refuse_batch(self, batch: Batch, error: BaseException) -> None:
+        """Fail every task of ``batch`` with ``error``: cancel what was sent, release what it
+        stored for itself (its arguments, a graph's data), and wake a waiting send_object."""
+        if batch.error is not None:
+            return
+        batch.error = error
+        for task_id, entry in zip(batch.task_ids, batch.entries):
+            if self._tasks.pop(task_id, None) is not None:
+                self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": task_id, "force": True}))
+                if entry._release:
+                    self._release(entry._release)
+        to_fail = self._to_fail
+        to_fail.extend((entry, error) for entry in batch.entries)
+        graph = batch.graph
+        if graph is not None:
+            if graph.graph_id in self._graphs:
+                self._send_after_outbox(w.encode(w.TASK_CANCEL, {"task_id": graph.graph_id, "force": True}))
+                self._forget_graph(graph)
+            to_fail.append((graph.umbrella, error))
+            to_fail.extend((future, error) for future in graph.targets.values())
+        batch.task_ids, batch.entries = [], []
+        if batch.stored is not None:
+            batch.stored.set()
+
+    def _fail_refused(self) -> None:
+        """Fail the entries _refuse_batch collected (agent thread, not holding _sock_lock)."""
+        to_fail, self._to_fail = self._to_fail, []
+        for entry, error in to_fail:
+            try:
+                entry._fail(error)
+            except Exception:
+                logger.exception("scaler client: error failing a refused task")
+
+    def _stored(self, batch: Batch) -> None:
+        """Every set of a "store" batch was acknowledged (under _sock_lock): announce it."""
+        if batch.abandoned:  # its user thread gave up: nobody holds a reference to it
+            for object_id, _, _ in batch.create_ids:
+                request_id = next(self.request_ids)
+                self._storage_requests[request_id] = ("delete",)
+                self._storage_send(w.encode(w.OBJECT_REQUEST, {"request_id": request_id, "type": w.OBJ_DELETE,
+                                                               "object_id": object_id}))
+            return
+        self._owned.update(batch.owned)
+        for frame in batch.frames:
+            self._send_after_outbox(frame)
+        batch.frames = []
+        batch.stored.set()
+
+    def _store(self, batch: Batch) -> None:
+        """Store the objects of ``batch`` (send_object, the serializer); they are announced to
+        the scheduler once acknowledged (see _stored), so a refused object is never registered."""
+        batch.unacked = len(batch.sets)
+        for request_id, object_id, header, payload in batch.sets:
+            self._storage_requests[request_id] = ("set", batch, object_id)
+            self._in_flight[object_id] = []
+            self._storage_send(header, payload)
+        batch.sets = []
+        if batch.unacked == 0:
+            self._stored(batch)
 
     # ---------------------------------------------------------------- commands
 
     def _drain_commands(self) -> None:
         with self._sock_lock:  # submit_batch sends directly only once this round is out
             self._drain_commands_locked()
+        if self._to_fail:
+            self._fail_refused()
 
     def _drain_commands_locked(self) -> None:
         try:
@@ -996,6 +1164,8 @@ class ClientAgent(threading.Thread):
             op = command[0]
             if op == "submit":
                 self._submit(command[1])
+            elif op == "store":
+                self._store(command[1])
             elif op == "cancel":
                 self._cancel(command[1])
             elif op == "cancel_tasks":
@@ -1016,6 +1186,15 @@ class ClientAgent(threading.Thread):
         self._flush_outbox()
 
     def _submit(self, batch: Batch) -> None:
+        if batch.depends and (self._in_flight or self._refused):
+            for object_id in batch.depends:
+                error = self._refused.get(object_id)
+                if error is not None:  # nothing of it is sent: its tasks could never run
+                    self._refuse_batch(batch, error)
+                    return
+                dependents = self._in_flight.get(object_id)
+                if dependents is not None:
+                    dependents.append(batch)
         self._tasks.update(zip(batch.task_ids, batch.entries))
         if batch.graph is not None:
             graph = batch.graph
@@ -1026,8 +1205,10 @@ class ClientAgent(threading.Thread):
         # Object storage parks a get until the object exists, so a task may go out before its
         # objects are acknowledged: sets and task messages are pipelined. A refused set fails the
         # batch's futures and cancels their tasks (see _drain_storage).
+        in_flight = self._in_flight
         for request_id, object_id, header, payload in batch.sets:
             self._storage_requests[request_id] = ("set", batch, object_id)
+            in_flight[object_id] = []
             self._storage_send(header, payload)
         batch.sets = []
         self._outbox.append(batch)
@@ -1107,6 +1288,11 @@ class ClientAgent(threading.Thread):
                 if batch.frames and batch.create_ids:
                     self._send(batch.frames[0])
             self._outbox.clear()
+            for request in list(self._storage_requests.values()):
+                batch = request[1] if request[0] == "set" else None
+                if batch is not None and batch.stored is not None and batch.frames:
+                    self._send(batch.frames[0])  # its set may still land
+                    batch.frames = []
             if self._to_release:
                 self._flush_release()
             self._send(w.encode(w.CLIENT_DISCONNECT, {"type": w.DISCONNECT_CLIENT}))

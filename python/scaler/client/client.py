@@ -38,6 +38,9 @@ _FUNCTION_CACHE_LIMIT = 4096
 # scheduler memory for deep queues of large-argument tasks.
 INLINE_ARGUMENT_LIMIT = 64 * 1024
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+# send_object waits for object storage's acknowledgement at most timeout_seconds plus this long
+# per byte (1 s per 10 MiB), so that a large object on a slow link is not given up on early.
+_STORE_SECONDS_PER_BYTE = 1.0 / (10 * 1024 * 1024)
 
 
 def _check_address(address: str) -> None:
@@ -150,6 +153,8 @@ class Client:
 
         agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds, self._future_condition,
                             connect_address=local_endpoint(address))
+        # Weakly: the running agent thread must not keep the client alive (__del__ disconnects).
+        agent.on_refused = weakref.WeakMethod(self.__forget_refused)
         agent.start()
         if not agent.storage_ready.wait(timeout_seconds) or agent.storage_address is None:
             reason = agent.exit_reason
@@ -163,11 +168,17 @@ class Client:
             raise TimeoutError(f"no answer from the scheduler at {address} within {timeout_seconds} seconds")
         self._agent = agent
 
-        # Store the serializer first: workers load it to read every object of this client.
+        # Store the serializer first: workers load it to read every object of this client. Its
+        # acknowledgement is awaited: without it no task of this client could ever run.
         batch = Batch()
-        self.__add_object(batch, self._serializer_id, cloudpickle.dumps(serializer), b"serializer", w.CONTENT_SERIALIZER)
+        payload = cloudpickle.dumps(serializer)
+        self.__add_object(batch, self._serializer_id, payload, b"serializer", w.CONTENT_SERIALIZER)
         self.__finish_batch(batch, [])
-        self._agent.post(("submit", batch))
+        try:
+            self.__store(batch, len(payload))
+        except BaseException:
+            self.__stop_agent()
+            raise
 
     # ------------------------------------------------------------------ dunder and properties
 
@@ -224,6 +235,7 @@ class Client:
         batch = Batch()
         arguments, release = self.__argument_objects(batch, folded)
         function_id = self.__function_object(batch, fn)  # last: only cache what gets sent
+        batch.depends.add(function_id)
         task_id = self._task_id_prefix + next(self._task_counter).to_bytes(8, "big")
         future = ScalerFuture(task_id, True, None, self._serializer, self._agent, self._future_condition)
         future._release = release
@@ -251,6 +263,7 @@ class Client:
         batch = Batch()
         encoded_arguments, releases = self.__map_arguments(batch, items)
         function_id = self.__function_object(batch, fn)  # last: only cache what gets sent
+        batch.depends.add(function_id)
         head, middle, tail = self.__task_pieces(function_id, capabilities, self.__priority())
         ids = os.urandom(16 * n)  # one system call for all task ids
         task_ids = [ids[i : i + 16] for i in range(0, 16 * n, 16)]
@@ -346,6 +359,7 @@ class Client:
         for key, value in data_values.items():
             if isinstance(value, ObjectReference):
                 data_ids[key] = value.object_id
+                batch.depends.add(value.object_id)
                 continue
             object_id = self.__new_object_id()
             self.__add_object(batch, object_id, self._serializer.serialize(value), key.encode(), w.CONTENT_OBJECT)
@@ -358,6 +372,7 @@ class Client:
         nodes = []
         for key, node in calls.items():
             function_id = self.__function_object(batch, node[0])
+            batch.depends.add(function_id)
             arguments = [
                 {"type": w.ARG_TASK, "data": task_ids[dep]} if dep in calls else {"type": w.ARG_OBJECT, "data": data_ids[dep]}
                 for dep in node[1:]
@@ -399,7 +414,14 @@ class Client:
     # ------------------------------------------------------------------ objects
 
     def send_object(self, obj: Any, name: Optional[str] = None) -> ObjectReference:
-        """Store ``obj`` once; pass the returned reference as an argument to many tasks."""
+        """Store ``obj`` once; pass the returned reference as an argument to many tasks.
+
+        Waits until object storage has acknowledged the object (at most ``timeout_seconds``,
+        plus 1 s per 10 MiB), and raises ``ObjectStorageException`` if storage refuses it (the
+        message gives storage's reason, e.g. its memory limit); a refused object is not
+        announced to the scheduler. Called in the client's background thread (from a
+        done-callback) it cannot wait: it returns at once and a refusal is only logged.
+        """
         self.__check_alive()
         payload = self._serializer.serialize(obj)
         object_id = self.__new_object_id()
@@ -410,10 +432,31 @@ class Client:
         batch = Batch()
         self.__add_object(batch, object_id, payload, name_bytes, w.CONTENT_OBJECT)
         self.__finish_batch(batch, [])
-        with self._lock:
-            self._valid_references.add(object_id)
-        self._agent.post(("submit", batch))
+        if self._agent is threading.current_thread():
+            with self._lock:  # tasks using it fail if storage refuses it (agent: _in_flight)
+                self._valid_references.add(object_id)
+            self._agent.post(("store", batch))
+        else:
+            self.__store(batch, len(payload))
+            with self._lock:
+                self._valid_references.add(object_id)
         return ObjectReference(name_bytes, len(payload), object_id)
+
+    def __store(self, batch: Batch, size: int) -> None:
+        """Store the objects of ``batch`` and wait for the acknowledgement (see send_object)."""
+        batch.stored = threading.Event()
+        self._agent.post(("store", batch))
+        self._agent.store_wait(batch, float(self._timeout_seconds) + size * _STORE_SECONDS_PER_BYTE)
+
+    def __forget_refused(self, object_ids: List[bytes]) -> None:
+        """Object storage refused these objects (client agent thread): no cache may hand them out."""
+        refused = set(object_ids)
+        with self._lock:
+            self._valid_references.difference_update(refused)
+            for digest in [d for d, oid in self._function_cache.items() if oid in refused]:
+                del self._function_cache[digest]
+            for key in [k for k, (_, oid) in self._function_ids.items() if oid in refused]:
+                del self._function_ids[key]
 
     def clear(self) -> None:
         """Cancel every unfinished future and release every object this client stored."""
@@ -565,6 +608,7 @@ class Client:
                 if not known:
                     raise MissingObjects(f"object {arg!r} is unknown to this client (cleared or never sent)")
                 arguments.append((w.ARG_OBJECT, arg.object_id))
+                batch.depends.add(arg.object_id)
                 continue
             payload = serialize(arg)
             if len(payload) <= INLINE_ARGUMENT_LIMIT:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import weakref
@@ -15,23 +16,39 @@ from typing import Dict, List, Optional, Sequence
 BINARY_ENV = "SCALER_BINARY"
 
 
+def installed_binary() -> Optional[str]:
+    """Where ``pip install`` put the binary: the environment's scripts directory (``bin/``)."""
+    candidates = [sysconfig.get_path("scripts")]
+    try:
+        candidates.append(sysconfig.get_path("scripts", f"{os.name}_user"))  # pip install --user
+    except KeyError:
+        pass
+    for directory in candidates:
+        if directory:
+            path = os.path.join(directory, "scaler")
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+    return None
+
+
 def find_binary() -> str:
-    """The scaler binary: $SCALER_BINARY, else ``scaler`` on PATH, else the repository's bin/scaler."""
+    """The scaler binary: $SCALER_BINARY, else the one pip installed, else ``scaler`` on PATH."""
     path = os.environ.get(BINARY_ENV)
     if path:
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             raise FileNotFoundError(f"{BINARY_ENV}={path!r} is not an executable file")
         return path
+    installed = installed_binary()
+    if installed:
+        return installed
     found = shutil.which("scaler")
     if found:
         return found
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidate = os.path.normpath(os.path.join(here, "..", "..", "..", "bin", "scaler"))
-    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-        return candidate
+    scripts = sysconfig.get_path("scripts")
     raise FileNotFoundError(
-        "cannot find the scaler binary: set SCALER_BINARY to its path or put `scaler` on PATH "
-        "(build it with `go build -o bin/scaler .` in the repository)"
+        f"cannot find the scaler binary: ${BINARY_ENV} is not set, there is no {os.path.join(scripts, 'scaler')} "
+        f"(pip install ./python builds and installs it when Go and libzmq are present), and no `scaler` on PATH; "
+        f"build it with `go build -o bin/scaler .` in the repository and set {BINARY_ENV}"
     )
 
 

@@ -9,7 +9,8 @@ from typing import Dict, Optional, Tuple
 
 from scaler.cluster._process import address_string
 from scaler.cluster.cluster import Cluster
-from scaler.cluster.scheduler import ObjectStorageServerProcess, SchedulerProcess
+from scaler.cluster.object_storage_server import ObjectStorageServerProcess
+from scaler.cluster.scheduler import SchedulerProcess
 from scaler.utility.network_util import (
     get_available_tcp_port,
     register_local_endpoint,
@@ -86,6 +87,7 @@ class SchedulerClusterCombo:
                     self._storage_address, logging_paths=logging_paths, logging_level=logging_level
                 )
                 self._object_storage.start()
+                self._object_storage.wait_until_ready()  # as 1.12.5: storage is up before the rest
             self._scheduler = SchedulerProcess(
                 self._address,
                 storage_address=self._storage_address,

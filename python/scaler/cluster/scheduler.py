@@ -1,30 +1,36 @@
 from typing import Optional, Tuple
 
 from scaler.cluster._process import RoleProcess, address_string, child_environment
+from scaler.cluster.object_storage_server import ObjectStorageServerProcess
+from scaler.config import defaults
 
 
 class SchedulerProcess(RoleProcess):
-    """The scheduler role (``scaler scheduler``) as a child process, with upstream's settings."""
+    """The scheduler role (``scaler scheduler``) as a child process, with upstream's settings.
+
+    The parameters are 1.12.5's, in its order; ``local_address`` (ours) adds a second listening
+    endpoint (an ``ipc://`` path).
+    """
 
     def __init__(
         self,
         address,
         storage_address=None,
         monitor_address=None,
-        io_threads: int = 1,
-        max_number_of_tasks_waiting: int = -1,
-        client_timeout_seconds: int = 60,
-        worker_timeout_seconds: int = 60,
-        object_retention_seconds: int = 60,
-        load_balance_seconds: int = 1,
-        load_balance_trigger_times: int = 2,
+        adapter_webhook_url: Optional[str] = None,
+        io_threads: int = defaults.DEFAULT_IO_THREADS,
+        max_number_of_tasks_waiting: int = defaults.DEFAULT_MAX_NUMBER_OF_TASKS_WAITING,
+        client_timeout_seconds: int = defaults.DEFAULT_CLIENT_TIMEOUT_SECONDS,
+        worker_timeout_seconds: int = defaults.DEFAULT_WORKER_TIMEOUT_SECONDS,
+        object_retention_seconds: int = defaults.DEFAULT_OBJECT_RETENTION_SECONDS,
+        load_balance_seconds: int = defaults.DEFAULT_LOAD_BALANCE_SECONDS,
+        load_balance_trigger_times: int = defaults.DEFAULT_LOAD_BALANCE_TRIGGER_TIMES,
         protected: bool = True,
         allocate_policy="even",
         event_loop: str = "builtin",
-        logging_paths: Tuple[str, ...] = ("/dev/stdout",),
+        logging_paths: Tuple[str, ...] = defaults.DEFAULT_LOGGING_PATHS,
         logging_config_file: Optional[str] = None,
-        logging_level: str = "INFO",
-        adapter_webhook_url: Optional[str] = None,
+        logging_level: str = defaults.DEFAULT_LOGGING_LEVEL,
         local_address: Optional[str] = None,
     ):
         self._address = address
@@ -57,16 +63,7 @@ class SchedulerProcess(RoleProcess):
         super().__init__("scheduler", arguments, env=child_environment())
 
 
-class ObjectStorageServerProcess(RoleProcess):
-    """A standalone object storage server (``scaler object_storage_server``)."""
-
-    def __init__(self, address, logging_paths: Tuple[str, ...] = ("/dev/stdout",), logging_level: str = "INFO"):
-        self._address = address
-        super().__init__(
-            "object_storage_server",
-            [address_string(address), "-ll", logging_level, "-lp", *tuple(logging_paths)],
-            env=child_environment(),
-        )
-
 
 Scheduler = SchedulerProcess
+
+__all__ = ["SchedulerProcess", "Scheduler", "ObjectStorageServerProcess"]

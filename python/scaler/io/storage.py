@@ -6,11 +6,17 @@ set. A reply is ``[ObjectResponse frame]`` plus one payload frame for a getOK wh
 echoes, so requests can be pipelined: :meth:`ObjectStorageClient.set_many` sends
 all requests first and then collects the replies.
 
+A get of an object that does not exist yet waits on the server until some client sets it, at most
+the server's wait deadline (60 s by default), then it is answered notFound. The client bounds the
+wait too (``FETCH_TIMEOUT_SECONDS``), for a server that never answers. Either way the get raises
+:class:`scaler.utility.exceptions.ObjectNotFoundError` naming the object and the deadline.
+
 The client is not thread-safe: use one per thread.
 """
 
 import os
 import threading
+import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import msgpack
@@ -25,10 +31,20 @@ from scaler.protocol.messages import (
     decode,
     encode,
 )
+from scaler.utility.exceptions import ObjectNotFoundError, ObjectStorageException
+
+# How long a get waits for its reply before giving up on its own. Object storage answers a get of
+# an object that never appears "not found" at its wait deadline (60 s by default, see
+# docs/protocol.md §9.5); this bound is twice that, so it only ends a wait the server never answers.
+# Read at each get, so a test (or a program) can lower it.
+FETCH_TIMEOUT_SECONDS = 120.0
 
 
-class ObjectStorageError(RuntimeError):
-    """The server answered with an error, or the connection failed."""
+class ObjectStorageError(ObjectStorageException, RuntimeError):
+    """The server answered with an error, or the connection failed.
+
+    An ObjectStorageException (what the client raises for storage failures), so one ``except``
+    covers both; still a RuntimeError, as before."""
 
 
 def address_string(host: str, port: int) -> str:
@@ -42,8 +58,8 @@ class ObjectStorageClient:
     def __init__(self, address: str, context: Optional[zmq.Context] = None, timeout_s: Optional[float] = None):
         """Connect to the object storage server at ``address`` (``tcp://host:port``).
 
-        ``timeout_s`` bounds every wait for a reply (None: wait forever, as a get of
-        an object that does not exist yet must).
+        ``timeout_s`` bounds every wait for a reply (None: no bound but, for gets,
+        ``FETCH_TIMEOUT_SECONDS``).
         """
         self._address = address
         self._own_context = context is None
@@ -57,6 +73,7 @@ class ObjectStorageClient:
         self._timeout_ms = None if timeout_s is None else int(timeout_s * 1000)
         self._next_id = 0
         self._early: Dict[int, Tuple[ObjectResponse, Optional[bytes]]] = {}
+        self._abandoned: set = set()  # gets given up on: their late replies are dropped
         self._lock = threading.Lock()
 
     @property
@@ -81,7 +98,7 @@ class ObjectStorageClient:
 
     def get_object(self, object_id: bytes, max_length: int = 0) -> bytes:
         rid = self._send(ObjectRequestType.Get, object_id, max_length=max_length)
-        return self._wait(rid, ObjectRequestType.Get)
+        return self._wait_get(rid, object_id, self._get_deadline())
 
     def delete_object(self, object_id: bytes) -> bool:
         """Delete ``object_id``; returns whether it existed."""
@@ -127,7 +144,7 @@ class ObjectStorageClient:
                 return
             body = _decode_response(frames[0].buffer)
             if body is not None:
-                self._early[body.get("request_id", -1)] = (body, frames[1].bytes if len(frames) > 1 else None)
+                self._keep(body, frames[1].bytes if len(frames) > 1 else None)
 
     # Pipelined requests.
 
@@ -137,8 +154,19 @@ class ObjectStorageClient:
             self._wait(rid, ObjectRequestType.Set)
 
     def get_many(self, object_ids: Sequence[bytes]) -> List[bytes]:
+        """The contents of ``object_ids``, fetched pipelined; all of them within one deadline. On
+        the first failure the other replies still owed are dropped when they come."""
         ids = [self._send(ObjectRequestType.Get, oid) for oid in object_ids]
-        return [self._wait(rid, ObjectRequestType.Get) for rid in ids]
+        deadline = self._get_deadline()
+        out = []
+        try:
+            for rid, oid in zip(ids, object_ids):
+                out.append(self._wait_get(rid, oid, deadline))
+        except BaseException:
+            for rid in ids[len(out) + 1:]:
+                self._abandon(rid)
+            raise
+        return out
 
     def delete_many(self, object_ids: Sequence[bytes]) -> List[bool]:
         ids = [self._send(ObjectRequestType.Delete, oid) for oid in object_ids]
@@ -168,11 +196,42 @@ class ObjectStorageClient:
             self._socket.send(header)
         return rid
 
-    def _recv(self, rid: int):
+    def _get_deadline(self) -> Tuple[float, float]:
+        """(monotonic deadline, seconds) for the gets sent now."""
+        seconds = FETCH_TIMEOUT_SECONDS
+        if self._timeout_ms is not None:
+            seconds = min(seconds, self._timeout_ms / 1000)
+        return time.monotonic() + seconds, seconds
+
+    def _wait_get(self, rid: int, object_id: bytes, deadline: Tuple[float, float]) -> bytes:
+        try:
+            return self._wait(rid, ObjectRequestType.Get, deadline[0])
+        except TimeoutError:
+            self._abandon(rid)
+            raise ObjectNotFoundError(
+                f"object storage {self._address}: object {object_id.hex()} not received within {deadline[1]:g} s"
+            ) from None
+
+    def _abandon(self, rid: int) -> None:
+        if self._early.pop(rid, None) is None:
+            self._abandoned.add(rid)
+
+    def _keep(self, body: dict, payload: Optional[bytes]) -> None:
+        rid = body.get("request_id", -1)
+        if rid in self._abandoned:
+            self._abandoned.discard(rid)
+            return
+        self._early[rid] = (body, payload)
+
+    def _recv(self, rid: int, deadline: Optional[float] = None):
         if rid in self._early:
             return self._early.pop(rid)
         while True:
-            if self._timeout_ms is not None and not self._socket.poll(self._timeout_ms):
+            if deadline is not None:
+                left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+                if not self._socket.poll(left_ms):
+                    raise TimeoutError
+            elif self._timeout_ms is not None and not self._socket.poll(self._timeout_ms):
                 raise ObjectStorageError(f"object storage {self._address}: no reply within {self._timeout_ms} ms")
             frames = self._socket.recv_multipart(copy=False)
             body = _decode_response(frames[0].buffer)
@@ -181,13 +240,15 @@ class ObjectStorageClient:
             payload = frames[1].bytes if len(frames) > 1 else None
             if body.get("request_id") == rid:
                 return body, payload
-            self._early[body.get("request_id", -1)] = (body, payload)
+            self._keep(body, payload)
 
-    def _wait(self, rid: int, typ):
-        resp, payload = self._recv(rid)
+    def _wait(self, rid: int, typ, deadline: Optional[float] = None):
+        resp, payload = self._recv(rid, deadline)
         rtype = resp.get("type")
         if rtype == ObjectResponseType.Error:
             raise ObjectStorageError(f"object storage {typ.name.lower()}: {resp.get('error', '')}")
+        if rtype == ObjectResponseType.NotFound and typ in (ObjectRequestType.Get, ObjectRequestType.Duplicate):
+            raise ObjectNotFoundError(f"object storage {self._address}: {resp.get('error', '')}")
         if typ == ObjectRequestType.Delete:
             if rtype == ObjectResponseType.DelOK:
                 return True

@@ -148,6 +148,7 @@ class ObjectResponseType(enum.IntEnum):
     DuplicateOK = 4
     StatsOK = 5
     Error = 6
+    NotFound = 7  # get/duplicate: the object did not appear within the server's wait deadline
 
 
 class DecodeError(ValueError):
@@ -320,16 +321,20 @@ ObjectInstruction = _struct(
 ClientHeartbeat = _struct(
     "ClientHeartbeat", [("resource", Resource), ("latency_us", I), ("nested", Z)], Kind.ClientHeartbeat
 )
-ClientHeartbeatEcho = _struct("ClientHeartbeatEcho", [("object_storage", Address)], Kind.ClientHeartbeatEcho)
+ClientHeartbeatEcho = _struct(
+    "ClientHeartbeatEcho", [("object_storage", Address), ("instance_id", B)], Kind.ClientHeartbeatEcho
+)
 WorkerHeartbeat = _struct(
     "WorkerHeartbeat",
     [
         ("agent", Resource), ("rss_free", I), ("queued_tasks", I), ("queue_size", I), ("latency_us", I),
-        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M),
+        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M), ("tasks", [B]), ("echo_seq", I),
     ],
     Kind.WorkerHeartbeat,
 )
-WorkerHeartbeatEcho = _struct("WorkerHeartbeatEcho", [("object_storage", Address)], Kind.WorkerHeartbeatEcho)
+WorkerHeartbeatEcho = _struct(
+    "WorkerHeartbeatEcho", [("object_storage", Address), ("seq", I), ("instance_id", B)], Kind.WorkerHeartbeatEcho
+)
 DisconnectRequest = _struct("DisconnectRequest", [("worker", B)], Kind.DisconnectRequest)
 DisconnectResponse = _struct("DisconnectResponse", [("worker", B)], Kind.DisconnectResponse)
 ClientDisconnect = _struct("ClientDisconnect", [("type", I)], Kind.ClientDisconnect)

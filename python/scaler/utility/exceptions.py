@@ -37,6 +37,14 @@ class ObjectStorageException(Exception):
     """Object storage refused a request or could not be reached."""
 
 
+class ObjectNotFoundError(ObjectStorageException):
+    """An object (a task's function or argument, a result) did not appear in object storage within
+    the deadline; the message names the object id and the deadline.
+
+    Not in upstream 1.12.5, whose fetches waited forever.
+    """
+
+
 class TaskNotFoundError(Exception):
     pass
 
@@ -53,4 +61,26 @@ class TaskRejectedError(Exception):
     """The scheduler refused the task or graph (it never ran); the message says why.
 
     Not in upstream 1.12.5, which had no rejection path.
+    """
+
+
+class SchedulerLostError(TimeoutError):
+    """The scheduler this client was connected to is gone: its connection broke, or it stayed
+    silent for more than the client's ``timeout_seconds``. Every pending future fails with it,
+    and later calls on the client raise ``ClientQuitException``.
+
+    Not in upstream 1.12.5, which raised a plain ``TimeoutError`` here: it subclasses
+    ``TimeoutError`` so that ``except TimeoutError`` still catches it, while
+    ``ScalerFuture.result(timeout=...)`` running out raises the plain
+    ``concurrent.futures.TimeoutError`` (not this class).
+    """
+
+
+class TaskTimeoutError(TimeoutError):
+    """The task ran longer than the cluster's task timeout (``--task-timeout-seconds``) and was
+    stopped on its worker.
+
+    Not in upstream 1.12.5 (which accepted the option and never applied it). A ``TimeoutError``,
+    as scaler raised there before, but not the ``concurrent.futures.TimeoutError`` of
+    ``result(timeout=...)`` running out, nor a ``SchedulerLostError``.
     """

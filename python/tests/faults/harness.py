@@ -37,6 +37,9 @@ import zmq
 from scaler import protocol as p
 from scaler.protocol import messages as wire_types  # the field type tags B, S, Z, I, F, M
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _scaler_binary import free_port  # noqa: E402  (one port chooser for every test)
+
 HOST = "127.0.0.1"
 
 
@@ -63,44 +66,9 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str = "con
         time.sleep(interval)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def free_ports(n: int) -> List[int]:
-    """n distinct free ports (kept bound together while choosing, so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def scheduler_ports() -> int:
     """A port P with P, P+1 and P+2 free (scheduler, its in-process storage, its monitor)."""
-    for _ in range(200):
-        port = free_port()
-        if port + 2 > 65535:
-            continue
-        ok = True
-        for q in (port, port + 1, port + 2):
-            with socket.socket() as s:
-                try:
-                    s.bind((HOST, q))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return port
-    raise RuntimeError("no three consecutive free ports on 127.0.0.1")
+    return free_port(3)
 
 
 def listening(port: int, host: str = HOST) -> bool:
@@ -399,6 +367,30 @@ class Stack:
         argv = [self.binary, "cluster", "-n", str(n), f"tcp://{HOST}:{scheduler.port}", *args]
         role = self._add(Cluster(self, name, argv, n))
         return role.start(wait=wait, timeout=timeout)
+
+    def start_python(self, name: str, code: str, *args: str, wait_for_line: Optional[str] = None,
+                     timeout: float = 60.0) -> Role:
+        """``python -c code args`` as a role of its own (a client process to kill, say); with
+        wait_for_line, waits until its log has a line containing it."""
+        argv = [self.env["SCALER_PYTHON"], "-c", code, *args]
+        role = self._add(Role(self, name, argv, None)).start()
+        if wait_for_line:
+            def seen():
+                if not role.running() and not role.count(wait_for_line):
+                    raise AssertionError(f"{name} exited with {role.proc.returncode}:\n{role.tail()}")
+                return role.count(wait_for_line)
+            wait_until(seen, timeout, f"{name} to print {wait_for_line!r}")
+        return role
+
+    def storage_stats(self, address: Optional[str] = None):
+        """Object storage statistics (objects, bytes, waiting_requests, max_memory) of the stack's
+        storage: the external one if started, else the scheduler's in-process one at P+1."""
+        from scaler.io.storage import ObjectStorageClient
+
+        if address is None:
+            address = self.storage_address if self.storage else f"tcp://{HOST}:{self.scheduler.port + 1}"
+        with ObjectStorageClient(address, timeout_s=30) as client:
+            return client.stats()
 
     @property
     def address(self) -> str:

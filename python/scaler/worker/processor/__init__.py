@@ -49,6 +49,7 @@ import msgpack
 import zmq
 
 from scaler.io.storage import ObjectStorageClient, address_string
+from scaler.utility.exceptions import ObjectNotFoundError
 from scaler.protocol.messages import (
     LogType,
     ObjectInstruction,
@@ -63,6 +64,7 @@ from scaler.protocol.messages import (
     decode,
     encode,
 )
+from scaler.utility.exceptions import ObjectStorageException
 from scaler.utility.msgpack_pieces import BIN8, bin_header
 from scaler.worker.preload import execute_preload
 
@@ -583,9 +585,17 @@ class Processor:
                 args[i] = cache[data]
             else:
                 arg_missing.append(i)
-        fetched = self._client(task).get_many(missing + [arguments[i][1] for i in arg_missing]) if (
-            missing or arg_missing
-        ) else []
+        wanted = missing + [arguments[i][1] for i in arg_missing]
+        try:
+            fetched = self._client(task).get_many(wanted) if wanted else []
+        except ObjectNotFoundError as exc:
+            # Bounded wait (docs/protocol.md §9.5): the task fails, naming what is missing, and
+            # the processor is free for the next one.
+            roles = (["serializer"] if serializer is None else []) + (["function"] if function is None else [])
+            roles += [f"argument {i}" for i in arg_missing]
+            what = next((f"{role} object {oid.hex()}" for role, oid in zip(roles, wanted) if oid.hex() in str(exc)),
+                        "an object")
+            raise ObjectNotFoundError(f"task {task.task_id.hex()}: {what} is missing in object storage ({exc})") from None
         pos = 0
         if serializer is None:
             serializer = cloudpickle.loads(fetched[pos])
@@ -664,8 +674,10 @@ class Processor:
             result_name = b"<res " + result_id.hex().encode() + b">"
         except Exception as exc:  # storing failed: report without a result object
             result_type = 1
-            inline = b""
             message = f"storing the result failed: {type(exc).__name__}: {exc}"
+            # The failure itself travels inline, as a task's exception does, so that the client
+            # raises ObjectStorageException (naming the storage's refusal, e.g. its memory limit).
+            inline = _pickle_exception(ObjectStorageException(message))
         # ProcessorResult, packed directly in the order of docs/protocol.md §7.5.
         self.send_frame(
             _KIND_RESULT
