@@ -18,7 +18,7 @@ import uuid
 import zmq
 
 from scaler import protocol as p
-from scaler.io.ids import serializer_object_id
+from scaler.io.ids import new_object_id, serializer_object_id
 from scaler.io.storage import ObjectStorageClient
 
 from .harness import long_form, rss_bytes
@@ -99,8 +99,8 @@ def blob(i):
 
 
 def task_template(client):
-    """A Task message of ``blob`` as ``client`` sends it (its function object stays stored while
-    ``client`` lives): captured from the client's socket."""
+    """The Task message of ``blob`` as ``client`` sends it and the ObjectInstruction that announced
+    its function object, captured from the client's socket."""
     frames = []
     link = client._agent._scheduler
     send = link.send
@@ -114,12 +114,16 @@ def task_template(client):
         assert client.submit(blob, 0).result(timeout=60) == b"r" * 3900
     finally:
         link.send = send
+    task, instruction = None, None
     for frame in frames:
         m = p.decode(frame)
         for sub in ([x for x, _ in p.unbatch(m)] if isinstance(m, p.Batch) else [m]):
-            if isinstance(sub, p.Task):
-                return sub
-    raise AssertionError("no Task message captured")
+            if isinstance(sub, p.Task) and task is None:
+                task = sub
+            if isinstance(sub, p.ObjectInstruction) and instruction is None:
+                instruction = sub
+    assert task is not None and instruction is not None, "no Task and ObjectInstruction captured"
+    return task, instruction
 
 
 def test_stalled_client(stack):
@@ -129,20 +133,28 @@ def test_stalled_client(stack):
     sched = stack.start_scheduler("-ct", "600")
     stack.start_cluster(2)
     with stack.client(timeout_seconds=120) as client:
-        template = task_template(client)
+        template, announce = task_template(client)
         assert client.map(trivial, [(i,) for i in range(1000)]) == list(range(1000))  # warm-up
         time.sleep(1)
         start = rss_bytes(sched.pid)
         sampler = RssSampler(sched.pid)
         identity = f"{os.getpid()}|Client|stalled{uuid.uuid4().hex[:8]}".encode()
-        # Processors load a task's function with its client's serializer, stored under an id of
-        # the client (scaler.io.ids): give the stalled identity a copy of the real client's.
+        # A peer acts only for itself: the stalled identity gets its own copies of the real client's
+        # function object and serializer (processors load a function with its client's serializer,
+        # scaler.io.ids), under ids of its own, and announces the function like a client.
+        func_id = new_object_id(identity)
         storage = ObjectStorageClient(f"tcp://127.0.0.1:{sched.port + 1}", timeout_s=30)
         try:
             storage.set_object(serializer_object_id(identity),
                                storage.get_object(serializer_object_id(client._identity)))
+            storage.set_object(func_id, storage.get_object(template.func_object_id))
         finally:
             storage.close()
+        at = list(announce.metadata.object_ids).index(template.func_object_id)
+        meta = announce.metadata
+        announce = p.ObjectInstruction(type=announce.type, object_user=identity, metadata=p.ObjectMetadata(
+            object_ids=[func_id], content_types=meta.content_types[at:at + 1], names=meta.names[at:at + 1],
+            contents=meta.contents[at:at + 1]))
         ctx = zmq.Context()
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.IDENTITY, identity)
@@ -155,13 +167,14 @@ def test_stalled_client(stack):
         t0 = time.monotonic()
         try:
             dealer.send(p.encode(p.ClientHeartbeat()))
+            dealer.send(p.encode(announce))
             next_beat = time.monotonic() + 1
             # About 4,000 tasks a second, less than two workers run: few wait in the scheduler, and
             # every result goes to a peer that does not read. Stop once the scheduler drops it.
             while sent < n_tasks and not sched.count("stopped reading") and time.monotonic() - t0 < 60:
                 for _ in range(200):
                     fields = {name: getattr(template, name) for name, _ in p.Task.FIELDS}
-                    fields.update(task_id=uuid.uuid4().bytes, source=identity)  # 16 bytes, as the client
+                    fields.update(task_id=uuid.uuid4().bytes, source=identity, func_object_id=func_id)  # 16 bytes, as the client
                     dealer.send(p.encode(p.Task(**fields)))
                     sent += 1
                 if time.monotonic() >= next_beat:
