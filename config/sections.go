@@ -205,7 +205,7 @@ type ObjectStorageServer struct {
 	ObjectStorageAddress string `toml:"object_storage_address" pos:"true" arg:"ADDRESS" help:"address to listen on, e.g. tcp://127.0.0.1:6379"`
 	MaxMemory            string `toml:"max_memory" arg:"SIZE" help:"refuse writes beyond this many bytes in total (suffixes K, M, G, T); 0 means no limit"`
 	WaitTimeoutSeconds   int    `toml:"wait_timeout_seconds" arg:"SECONDS" help:"answer a get or duplicate of an object that does not appear within this long \"not found\" (a get waits only for a set still in flight on another connection)"`
-	MaxMessageSize       string `toml:"max_message_size" arg:"SIZE" help:"largest message frame (an object's bytes) a client may send; a peer that sends a bigger one is disconnected; 0: max_memory plus 1M, or the machine's memory when max_memory is 0"`
+	MaxMessageSize       string `toml:"max_message_size" arg:"SIZE" help:"largest message frame (an object's bytes) a client may send; a peer that sends a bigger one is disconnected; 0: the machine's memory (a set over max_memory is refused with an error instead)"`
 	Logging
 }
 

@@ -29,16 +29,13 @@ type Config struct {
 	MaxMessageSize int64
 }
 
-// maxMessageSize is cfg.MaxMessageSize, or when 0: an object (one frame)
-// larger than MaxMemory could never be stored, so MaxMemory plus 1 MiB for
-// the header frame; without a memory limit, the machine's memory, which no
-// object can exceed either.
+// maxMessageSize is cfg.MaxMessageSize, or when 0 the machine's memory,
+// which no object can exceed. Not MaxMemory: a set over MaxMemory must be
+// answered with the store's error naming the limit (docs/protocol.md), which
+// a disconnect would not give.
 func (cfg Config) maxMessageSize() int64 {
 	if cfg.MaxMessageSize > 0 {
 		return cfg.MaxMessageSize
-	}
-	if cfg.MaxMemory > 0 {
-		return cfg.MaxMemory + 1<<20
 	}
 	var si syscall.Sysinfo_t
 	if err := syscall.Sysinfo(&si); err == nil && si.Totalram > 0 {
