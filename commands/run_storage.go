@@ -13,9 +13,10 @@ import (
 func runObjectStorageServer(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.ObjectStorageServer)
 	srv, err := storage.NewServer(storage.Config{
-		Address:     cfg.ObjectStorageAddress,
-		MaxMemory:   cfg.MaxMemoryBytes(),
-		WaitTimeout: time.Duration(cfg.WaitTimeoutSeconds) * time.Second,
+		Address:        cfg.ObjectStorageAddress,
+		MaxMemory:      cfg.MaxMemoryBytes(),
+		MaxMessageSize: cfg.MaxMessageSizeBytes(),
+		WaitTimeout:    time.Duration(cfg.WaitTimeoutSeconds) * time.Second,
 	}, log)
 	if err != nil {
 		return err

@@ -76,6 +76,7 @@ type Scheduler struct {
 	MonitorAddress          string `toml:"monitor_address" short:"ma" arg:"ADDRESS" help:"where to publish status for scaler_top and scaler_ui; default: scheduler port + 2"`
 	LocalAddress            string `toml:"local_address" arg:"ADDRESS" help:"also accept clients and workers at this address, e.g. ipc:///tmp/scaler.sock for workers on this machine (cheaper than TCP loopback)"`
 	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
+	MaxMessageSize          string `toml:"max_message_size" arg:"SIZE" help:"largest message frame a client or worker may send (suffixes K, M, G); a peer that sends a bigger one is disconnected"`
 	Logging
 }
 
@@ -93,6 +94,7 @@ func DefaultScheduler() *Scheduler {
 		EventLoop:               "builtin",
 		Protected:               true,
 		AllocatePolicy:          "even",
+		MaxMessageSize:          defaultSchedulerMaxMessageSize,
 		Logging:                 defaultLogging(),
 	}
 }
@@ -116,9 +118,16 @@ func (s *Scheduler) Validate() error {
 		oneOf("event_loop", s.EventLoop, "builtin", "uvloop"),
 		oneOf("allocate_policy", s.AllocatePolicy, "even", "capability"),
 		optionalURL("adapter_webhook_url", s.AdapterWebhookURL),
+		positiveSize("max_message_size", s.MaxMessageSize),
 		s.Logging.validate(),
 	)
 }
+
+// defaultSchedulerMaxMessageSize: the scheduler's messages are control
+// messages with ids and small inline payloads (arguments of at most 64 KiB,
+// results of at most 4 KiB, Batches of at most 1 MiB); 64 MiB leaves room for
+// a task with many inline arguments or a large graph in one message.
+const defaultSchedulerMaxMessageSize = "64M"
 
 // Cluster is the [cluster] section of scaler_cluster.
 type Cluster struct {
@@ -196,12 +205,13 @@ type ObjectStorageServer struct {
 	ObjectStorageAddress string `toml:"object_storage_address" pos:"true" arg:"ADDRESS" help:"address to listen on, e.g. tcp://127.0.0.1:6379"`
 	MaxMemory            string `toml:"max_memory" arg:"SIZE" help:"refuse writes beyond this many bytes in total (suffixes K, M, G, T); 0 means no limit"`
 	WaitTimeoutSeconds   int    `toml:"wait_timeout_seconds" arg:"SECONDS" help:"answer a get or duplicate of an object that does not appear within this long \"not found\" (a get waits only for a set still in flight on another connection)"`
+	MaxMessageSize       string `toml:"max_message_size" arg:"SIZE" help:"largest message frame (an object's bytes) a client may send; a peer that sends a bigger one is disconnected; 0: the machine's memory (a set over max_memory is refused with an error instead)"`
 	Logging
 }
 
 // DefaultObjectStorageServer returns the built-in defaults.
 func DefaultObjectStorageServer() *ObjectStorageServer {
-	return &ObjectStorageServer{MaxMemory: "0", WaitTimeoutSeconds: 60, Logging: defaultLogging()}
+	return &ObjectStorageServer{MaxMemory: "0", MaxMessageSize: "0", WaitTimeoutSeconds: 60, Logging: defaultLogging()}
 }
 
 func (*ObjectStorageServer) SectionName() string { return "object_storage_server" }
@@ -209,6 +219,9 @@ func (*ObjectStorageServer) SectionName() string { return "object_storage_server
 func (o *ObjectStorageServer) Validate() error {
 	if _, err := ParseSize(o.MaxMemory); err != nil {
 		return fieldError("max_memory", err)
+	}
+	if _, err := ParseSize(o.MaxMessageSize); err != nil && o.MaxMessageSize != "" {
+		return fieldError("max_message_size", err) // "" is 0: derived
 	}
 	return firstError(
 		requireAddress("object_storage_address", o.ObjectStorageAddress, "tcp"),
@@ -220,6 +233,13 @@ func (o *ObjectStorageServer) Validate() error {
 // MaxMemoryBytes is max_memory in bytes (0: no limit). Valid after Validate.
 func (o *ObjectStorageServer) MaxMemoryBytes() int64 {
 	n, _ := ParseSize(o.MaxMemory)
+	return n
+}
+
+// MaxMessageSizeBytes is max_message_size in bytes, 0 when it is to be
+// derived from max_memory (storage.Config). Valid after Validate.
+func (o *ObjectStorageServer) MaxMessageSizeBytes() int64 {
+	n, _ := ParseSize(o.MaxMessageSize)
 	return n
 }
 

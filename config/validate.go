@@ -50,6 +50,18 @@ func atLeast64(key string, v, min int64) error {
 	return nil
 }
 
+// positiveSize checks a size (ParseSize) that must be at least one byte.
+func positiveSize(key, v string) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return fieldError(key, err)
+	}
+	if n < 1 {
+		return fieldError(key, errorf("must be at least 1 byte, got %q", v))
+	}
+	return nil
+}
+
 func port(key string, v int) error {
 	if v < 1 || v > 65535 {
 		return fieldError(key, errorf("must be a port between 1 and 65535, got %d", v))

@@ -4,7 +4,10 @@
 // docs/protocol.md ("Object storage").
 package storage
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 // Config configures a Server.
 type Config struct {
@@ -20,4 +23,23 @@ type Config struct {
 	// MaxWaitingPerPeer bounds the parked requests of one peer; 0 means
 	// DefaultMaxWaitingPerPeer.
 	MaxWaitingPerPeer int
+	// MaxMessageSize is the longest frame a client may send (ZMQ_MAXMSGSIZE);
+	// libzmq disconnects a client that sends a longer one. 0 derives it (see
+	// maxMessageSize).
+	MaxMessageSize int64
+}
+
+// maxMessageSize is cfg.MaxMessageSize, or when 0 the machine's memory,
+// which no object can exceed. Not MaxMemory: a set over MaxMemory must be
+// answered with the store's error naming the limit (docs/protocol.md), which
+// a disconnect would not give.
+func (cfg Config) maxMessageSize() int64 {
+	if cfg.MaxMessageSize > 0 {
+		return cfg.MaxMessageSize
+	}
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err == nil && si.Totalram > 0 {
+		return int64(si.Totalram) * int64(si.Unit)
+	}
+	return 0 // unknown: no limit
 }

@@ -22,6 +22,9 @@ const (
 	trimTick       = time.Second
 )
 
+// recvHWM is the ROUTER's receive high-water mark per client, in messages.
+const recvHWM = 1000
+
 // expireTick is how often parked requests are checked against their
 // deadline: a request waits its timeout plus at most a quarter of it (and at
 // most a second). Each check costs O(expired), not O(parked).
@@ -55,9 +58,15 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	// ZeroCopyRecv: a set's payload stays in the libzmq message it arrived
 	// in, and gets send that message again (shared, not copied).
+	// The receive HWM pushes back on a client that sends faster than the
+	// server handles (libzmq stops reading its connection). The send HWM
+	// stays unlimited: a ROUTER drops silently at the mark, and a get's reply
+	// shares the stored object's memory (it is not copied), so a client that
+	// does not read costs the headers of its replies.
 	// WatchClosed: a peer whose connection closed has its parked requests
 	// dropped at once (nobody would receive their replies).
-	ep, err := transport.Bind(transport.Router, cfg.Address, transport.Options{ZeroCopyRecv: true, WatchClosed: true})
+	opt := transport.Options{ZeroCopyRecv: true, WatchClosed: true, RecvHWM: recvHWM, MaxMsgSize: cfg.maxMessageSize()}
+	ep, err := transport.Bind(transport.Router, cfg.Address, opt)
 	if err != nil {
 		return nil, fmt.Errorf("object storage server: %w", err)
 	}

@@ -6,8 +6,8 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
-// openZMQ creates the zmq socket behind an Endpoint or a Socket: unlimited
-// queues, the linger of Close, IPv6 when the host is an IPv6 literal, the
+// openZMQ creates the zmq socket behind an Endpoint or a Socket: the
+// high-water marks and message size limit of opt, the linger of Close, IPv6 when the host is an IPv6 literal, the
 // identity and subscriptions of opt, then bound to or connected to addr.
 // It returns the resolved address (the real port of a "tcp://host:0" bind).
 func openZMQ(t SocketType, addr string, bind bool, opt Options) (_ *zmq.Socket, resolved string, err error) {
@@ -44,13 +44,27 @@ func openZMQ(t SocketType, addr string, bind bool, opt Options) (_ *zmq.Socket, 
 			_ = sock.Close()
 		}
 	}()
-	// Unlimited queues: zmq must never drop (ROUTER/PUB drop at the HWM)
-	// nor refuse a send; memory is the bound.
-	if err := sock.SetSndhwm(0); err != nil {
-		return nil, "", err
+	// HWM 0 (unlimited) unless opt says otherwise: at a finite mark
+	// ROUTER and PUB drop silently, so a caller that sets one also says how
+	// it learns about it (RouterMandatory's backlog, XPubNoDrop with TrySend).
+	if opt.SendHWM < 0 || opt.RecvHWM < 0 || opt.MaxMsgSize < 0 {
+		return nil, "", fmt.Errorf("transport: negative HWM or message size limit")
 	}
-	if err := sock.SetRcvhwm(0); err != nil {
-		return nil, "", err
+	if err := sock.SetSndhwm(opt.SendHWM); err != nil {
+		return nil, "", fmt.Errorf("transport: set send HWM: %w", err)
+	}
+	if err := sock.SetRcvhwm(opt.RecvHWM); err != nil {
+		return nil, "", fmt.Errorf("transport: set receive HWM: %w", err)
+	}
+	if opt.MaxMsgSize > 0 {
+		if err := sock.SetMaxmsgsize(opt.MaxMsgSize); err != nil {
+			return nil, "", fmt.Errorf("transport: set max message size: %w", err)
+		}
+	}
+	if opt.XPubNoDrop && t == XPub {
+		if err := sock.SetXpubNodrop(true); err != nil {
+			return nil, "", fmt.Errorf("transport: set xpub nodrop: %w", err)
+		}
 	}
 	if err := sock.SetLinger(linger); err != nil {
 		return nil, "", fmt.Errorf("transport: set linger: %w", err)

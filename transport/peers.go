@@ -235,6 +235,10 @@ const MaxPeerBacklog = 1 << 16
 type Unreachable struct {
 	Peer     []byte
 	Messages int
+	// Full: the peer is connected but its backlog overflowed
+	// (MaxPeerBacklog messages or Options.MaxPeerBacklogBytes): it does not
+	// read. Otherwise it was not connected.
+	Full bool
 }
 
 // TakeUnreachable returns the peers messages could not be delivered to
@@ -247,16 +251,32 @@ func (s *Socket) TakeUnreachable() []Unreachable {
 	return out
 }
 
-func (s *Socket) lost(peer []byte, n int) {
+func (s *Socket) lost(peer []byte, n int, full bool) {
 	if s.unreachIdx == nil {
 		s.unreachIdx = map[string]int{}
 	}
 	if i, ok := s.unreachIdx[string(peer)]; ok {
 		s.unreachable[i].Messages += n
+		s.unreachable[i].Full = s.unreachable[i].Full || full
 		return
 	}
 	s.unreachIdx[string(peer)] = len(s.unreachable)
-	s.unreachable = append(s.unreachable, Unreachable{Peer: peer, Messages: n})
+	s.unreachable = append(s.unreachable, Unreachable{Peer: peer, Messages: n, Full: full})
+}
+
+func msgBytes(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
+}
+
+// dropBacklog forgets key's backlog (reported as lost).
+func (s *Socket) dropBacklog(key string, peer []byte, extra int, full bool) {
+	s.lost(peer, len(s.backlog[key])+extra, full)
+	delete(s.backlog, key)
+	delete(s.backlogBytes, key)
 }
 
 var errWouldBlock = errors.New("transport: peer at its high-water mark")
@@ -265,12 +285,13 @@ var errWouldBlock = errors.New("transport: peer at its high-water mark")
 func (s *Socket) sendRouted(frames [][]byte) error {
 	key := string(frames[0])
 	if q, ok := s.backlog[key]; ok {
-		if len(q) >= MaxPeerBacklog {
-			delete(s.backlog, key)
-			s.lost(frames[0], len(q)+1)
+		size := s.backlogBytes[key] + msgBytes(frames)
+		if len(q) >= MaxPeerBacklog || (s.maxBacklogBytes > 0 && size > s.maxBacklogBytes) {
+			s.dropBacklog(key, frames[0], 1, true)
 			return ErrUnreachable
 		}
 		s.backlog[key] = append(q, frames)
+		s.backlogBytes[key] = size
 		return nil
 	}
 	switch err := s.sendNow(frames); {
@@ -279,11 +300,13 @@ func (s *Socket) sendRouted(frames [][]byte) error {
 	case errors.Is(err, errWouldBlock):
 		if s.backlog == nil {
 			s.backlog = map[string][][][]byte{}
+			s.backlogBytes = map[string]int{}
 		}
 		s.backlog[key] = [][][]byte{frames}
+		s.backlogBytes[key] = msgBytes(frames)
 		return nil
 	case errors.Is(err, ErrUnreachable):
-		s.lost(frames[0], 1)
+		s.lost(frames[0], 1, false)
 		return ErrUnreachable
 	default:
 		return err
@@ -301,18 +324,20 @@ func (s *Socket) flushBacklog() error {
 				break
 			}
 			if errors.Is(err, ErrUnreachable) {
-				s.lost(q[n][0], len(q)-n)
+				s.lost(q[n][0], len(q)-n, false)
 				n = len(q)
 				break
 			}
 			if err != nil {
 				return err
 			}
+			s.backlogBytes[key] -= msgBytes(q[n])
 			q[n] = nil
 			n++
 		}
 		if n == len(q) {
 			delete(s.backlog, key)
+			delete(s.backlogBytes, key)
 		} else {
 			s.backlog[key] = q[n:]
 		}

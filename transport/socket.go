@@ -35,10 +35,12 @@ type Socket struct {
 	// With Options.RouterMandatory (peers.go has the rest): messages
 	// to peers at their high-water mark, in order per peer, and the peers
 	// found unreachable since the last TakeUnreachable.
-	mandatory   bool
-	backlog     map[string][][][]byte
-	unreachable []Unreachable
-	unreachIdx  map[string]int // peer -> index in unreachable
+	mandatory       bool
+	backlog         map[string][][][]byte
+	backlogBytes    map[string]int // bytes of each backlog
+	maxBacklogBytes int            // Options.MaxPeerBacklogBytes
+	unreachable     []Unreachable
+	unreachIdx      map[string]int // peer -> index in unreachable
 
 	watch *closeWatch // Options.WatchClosed; nil otherwise
 }
@@ -55,7 +57,8 @@ func Open(t SocketType, addr string, bind bool, opt Options) (*Socket, error) {
 		_ = sock.Close()
 		return nil, fmt.Errorf("transport: ZMQ_FD of %s: %w", addr, err)
 	}
-	so := &Socket{typ: t, addr: resolved, sock: sock, fd: fd, mandatory: opt.RouterMandatory && t == Router}
+	so := &Socket{typ: t, addr: resolved, sock: sock, fd: fd, mandatory: opt.RouterMandatory && t == Router,
+		maxBacklogBytes: opt.MaxPeerBacklogBytes}
 	if opt.WatchClosed {
 		if t != Router || !bind {
 			_ = sock.SetLinger(0)
@@ -113,6 +116,60 @@ func (s *Socket) Send(frames ...[]byte) error {
 	}
 	s.pending = append(s.pending, frames)
 	return s.Flush()
+}
+
+// TrySend hands one message to zmq without blocking and without keeping
+// it: if zmq cannot take it now (an XPUB with Options.XPubNoDrop whose
+// subscriber is at its send HWM) it returns ErrFull, and the caller decides
+// what to do with the message (the scheduler counts it as dropped status).
+// Messages left by Send are flushed first; while some remain, TrySend
+// returns ErrFull too, so that order is kept. Not for a RouterMandatory
+// socket, whose Send already keeps a per-peer backlog.
+func (s *Socket) TrySend(frames ...[]byte) error {
+	if len(frames) == 0 {
+		return ErrEmptyMessage
+	}
+	if s.typ == Sub {
+		return ErrCannotSend
+	}
+	if s.sock == nil {
+		return ErrClosed
+	}
+	if s.mandatory {
+		return s.sendRouted(frames)
+	}
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	if len(s.pending) > 0 {
+		return ErrFull
+	}
+	for i := 0; i < len(frames); {
+		flags := zmq.DONTWAIT
+		if i < len(frames)-1 {
+			flags |= zmq.SNDMORE
+		}
+		if _, err := s.sock.SendBytes(frames[i], flags); err != nil {
+			switch {
+			case isErrno(err, syscall.EINTR):
+				continue
+			case isErrno(err, syscall.EAGAIN) && i == 0:
+				return ErrFull
+			case isErrno(err, syscall.EHOSTUNREACH) && i == 0:
+				return nil
+			case isErrno(err, syscall.EAGAIN):
+				// zmq took the first frames of a message: ROUTER and
+				// XPUB decide on the first frame, so this does not happen;
+				// keep the rest for Flush rather than corrupt the stream.
+				s.pending = append(s.pending, frames)
+				s.partial = i
+				return nil
+			}
+			return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
+		}
+		i++
+	}
+	return nil
 }
 
 // Flush sends the messages zmq refused earlier, in order (per peer for a

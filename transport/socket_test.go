@@ -305,3 +305,134 @@ func TestSocketReceivesEveryPartShape(t *testing.T) {
 		got++
 	}, func() bool { return got == len(messages) })
 }
+
+// A RouterMandatory ROUTER with a finite send HWM keeps a backlog for a
+// peer that does not read, up to MaxPeerBacklogBytes; past it the backlog is
+// dropped and the peer reported as Full (connected, not reading). A peer it
+// never heard of is reported as not Full.
+func TestSocketBacklogBytesBound(t *testing.T) {
+	const hwm = 4
+	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true,
+		MaxPeerBacklogBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("slow"), RecvHWM: hwm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Send([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got := false
+	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { got = true }, func() bool { return got })
+	payload := bytes.Repeat([]byte{'p'}, 64<<10)
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := r.Send([]byte("slow"), payload)
+		if err == ErrUnreachable {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if time.Now().After(deadline) || sent > 100000 {
+			t.Fatalf("backlog never dropped after %d messages", sent)
+		}
+		if sent%hwm == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	lost := r.TakeUnreachable()
+	if len(lost) != 1 || string(lost[0].Peer) != "slow" || !lost[0].Full || lost[0].Messages < 16 {
+		t.Fatalf("unreachable %+v, want slow, Full, >= 16 messages (1 MiB of 64 KiB)", lost)
+	}
+	if err := r.Send([]byte("nobody"), []byte("x")); err != ErrUnreachable {
+		t.Fatalf("Send to an unknown peer: %v", err)
+	}
+	if lost := r.TakeUnreachable(); len(lost) != 1 || lost[0].Full {
+		t.Fatalf("unknown peer reported as %+v, want not Full", lost)
+	}
+	t.Logf("backlog dropped after %d messages of 64 KiB", sent)
+}
+
+// An XPUB with XPubNoDrop refuses (ErrFull) while a subscriber does not read.
+func TestSocketTrySendXPubFull(t *testing.T) {
+	const hwm = 4
+	x, err := Open(XPub, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, XPubNoDrop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	sub, err := Open(Sub, x.Addr(), false, Options{RecvHWM: hwm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	subscribed := false
+	pump(t, 10*time.Second, []*Socket{x}, func(_ *Socket, m [][]byte) { subscribed = true }, func() bool { return subscribed })
+	payload := bytes.Repeat([]byte{'s'}, 64<<10)
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := x.TrySend(payload)
+		if err == ErrFull {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if time.Now().After(deadline) || sent > 100000 {
+			t.Fatalf("no ErrFull after %d messages", sent)
+		}
+		if sent%hwm == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	n := 0
+	pump(t, 20*time.Second, []*Socket{sub}, func(_ *Socket, m [][]byte) { n++ }, func() bool { return n >= sent })
+	if n != sent {
+		t.Fatalf("subscriber got %d messages, want %d", n, sent)
+	}
+}
+
+// A peer that sends a frame over MaxMsgSize is disconnected by libzmq and
+// its message never arrives; other peers are served.
+func TestSocketMaxMsgSize(t *testing.T) {
+	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{MaxMsgSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	big, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	small, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("small")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if err := big.Send(bytes.Repeat([]byte{'b'}, 1025)); err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Send(bytes.Repeat([]byte{'s'}, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	var from []string
+	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { from = append(from, string(m[0])) },
+		func() bool { return len(from) > 0 })
+	// Give the big frame time to arrive, had it been accepted.
+	end := time.Now().Add(300 * time.Millisecond)
+	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { from = append(from, string(m[0])) },
+		func() bool { return time.Now().After(end) })
+	if fmt.Sprint(from) != "[small]" {
+		t.Fatalf("received from %v, want only [small]", from)
+	}
+}

@@ -17,8 +17,10 @@
 // network input nor Send waits for a polling tick. Received messages are
 // delivered on the Recv channel in order.
 //
-// Backpressure: high-water marks are 0 (unlimited) in both directions, so
-// zmq never drops or blocks on queue length; memory is the limit. Send never
+// Backpressure: high-water marks are 0 (unlimited) in both directions unless
+// Options set them, so by default zmq never drops or blocks on queue length;
+// memory is the limit. (The scheduler sets finite ones on the sockets peers
+// can fill and uses Socket.TrySend there; see core/server.) Send never
 // blocks. If the Recv channel is full the owner stops reading the socket
 // (zmq then buffers input, and once its buffers grow, TCP flow control pushes
 // back on the peer) but keeps sending whatever Send queues, so a consumer that
@@ -80,6 +82,18 @@ type Options struct {
 	Subscribe [][]byte
 	// RecvBuffer is the capacity of the Recv channel; 0 means DefaultRecvBuffer.
 	RecvBuffer int
+	// SendHWM and RecvHWM are libzmq's high-water marks (ZMQ_SNDHWM,
+	// ZMQ_RCVHWM): the most messages queued per peer in each direction. 0
+	// means unlimited, the default: the callers that bind the sockets a
+	// remote peer can fill (the scheduler) set finite ones and say what
+	// happens at the mark.
+	SendHWM, RecvHWM int
+	// MaxMsgSize is ZMQ_MAXMSGSIZE: libzmq disconnects a peer that sends a
+	// frame longer than this many bytes. 0 means no limit.
+	MaxMsgSize int64
+	// XPubNoDrop (XPUB) makes a send that zmq would drop at a subscriber's
+	// send HWM fail instead: Socket.TrySend then returns ErrFull.
+	XPubNoDrop bool
 	// ZeroCopyRecv delivers received frames of at least ZeroCopyMin bytes
 	// as views of libzmq's memory instead of copies. The receiver must then
 	// call ReleaseMessage on every message it takes from Recv (also those
@@ -97,6 +111,10 @@ type Options struct {
 	// (Socket.TakeUnreachable), and one to a peer at its high-water mark
 	// waits in a per-peer backlog (see Socket.Send).
 	RouterMandatory bool
+	// MaxPeerBacklogBytes bounds the bytes of one peer's backlog
+	// (RouterMandatory) besides MaxPeerBacklog messages; 0: no byte bound.
+	// A peer past it is reported with Unreachable.Full.
+	MaxPeerBacklogBytes int
 }
 
 // DefaultRecvBuffer is the Recv channel capacity used when Options.RecvBuffer is 0.
@@ -110,6 +128,10 @@ var (
 	ErrEmptyMessage = errors.New("transport: message has no frames")
 	// ErrCannotSend is returned by Send on a SUB endpoint.
 	ErrCannotSend = errors.New("transport: socket type cannot send")
+	// ErrFull is returned by Socket.TrySend when zmq cannot take the
+	// message now: a subscriber's queue (XPUB with XPubNoDrop) is at its
+	// send HWM. Nothing was sent or kept.
+	ErrFull = errors.New("transport: peer queue full")
 	// ErrUnreachable is returned by Send on a ROUTER Socket with
 	// Options.RouterMandatory when the message was not queued: its peer is
 	// not connected, or its backlog is full (MaxPeerBacklog). The peer is

@@ -66,6 +66,7 @@ type Scheduler struct {
 	clientTasks map[string]map[string]struct{} // owner -> outstanding task and graph ids
 	workers     workerSet
 	tasks       map[string]*task
+	tasksPeak   int // most tasks seen at a tick since tasks was made (shrink.go)
 	nextSeq     uint64
 
 	waiting    map[string]*waitGroup
@@ -210,6 +211,30 @@ func (s *Scheduler) Tick(now time.Time) {
 	s.scale(now)
 	s.flushObjects(now, false)
 	s.flushDrops(now)
+	s.shrinkTables()
+}
+
+// DropPeer removes the client or worker id because its owner can no longer
+// send to it (core/server: its outgoing queue stayed full). A client goes as
+// if it had timed out (its tasks cancelled), a worker as if it had missed its
+// heartbeats (its tasks placed again). It returns what id was: "client",
+// "worker", or "" when it is neither.
+func (s *Scheduler) DropPeer(id []byte, now time.Time) string {
+	if s.shutdown {
+		return ""
+	}
+	// A peer that owns tasks counts as a client even if it is not
+	// registered (no heartbeat yet, or timed out).
+	if _, ok := s.clients[string(id)]; ok || len(s.clientTasks[string(id)]) > 0 {
+		s.dropClient(string(id), now)
+		s.flushObjects(now, false)
+		return "client"
+	}
+	if w := s.workers.byID[string(id)]; w != nil {
+		s.removeWorker(w)
+		return "worker"
+	}
+	return ""
 }
 
 // ---- clients ----

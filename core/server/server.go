@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +26,26 @@ import (
 const (
 	tickInterval   = 100 * time.Millisecond
 	statusInterval = time.Second
+
+	// routerHWM is the ROUTER's high-water mark per peer in each direction,
+	// in messages (a message is at most one Batch of protocol.MaxBatchBytes
+	// or one large message). At the receive mark libzmq stops reading that
+	// peer's connection (TCP pushes back on it); at the send mark it refuses
+	// the message (ROUTER_MANDATORY) and the transport keeps it in the peer's
+	// backlog. Measured with bench/bench_client.py: no loss of throughput
+	// against unlimited queues (docs/scheduler.md).
+	routerHWM = 32
+	// peerBacklogBytes bounds what the transport keeps for a peer whose
+	// queue is at routerHWM. A peer past it has stopped reading and is
+	// dropped (stalledPeer).
+	peerBacklogBytes = 8 << 20
+	// monitorHWM is the monitor's send mark per subscriber, in messages
+	// (status snapshots and task/worker state changes). At the mark status
+	// is dropped for every subscriber (XPUB_NODROP lets us count it) and the
+	// count is logged once a second.
+	monitorHWM = 10000
+	// monitorMaxMsgSize: subscribers send only (un)subscriptions to topics.
+	monitorMaxMsgSize = 4 << 10
 )
 
 // Server is a bound scheduler. Create it with New, then call Run once.
@@ -74,6 +95,10 @@ type Server struct {
 	outPeers  map[string]int // peer -> index in outQueues
 	outQueues []outQueue
 
+	monitorDropped, lastMonitorDropped uint64 // status messages dropped at monitorHWM
+
+	mem memRelease
+
 	runOnce sync.Once
 }
 
@@ -105,11 +130,17 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 			srv.closeAll() // s itself is nil on the error returns
 		}
 	}()
+	maxMsg, err := config.ParseSize(cfg.MaxMessageSize)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: max_message_size: %w", err)
+	}
 	// RouterMandatory: nothing to a peer is dropped silently (see
-	// deliverLosses). WatchClosed: a peer whose connection closes is
+	// deliverLosses); a peer at routerHWM gets a backlog of at most
+	// peerBacklogBytes. WatchClosed: a peer whose connection closes is
 	// noticed within milliseconds, not at its heartbeat timeout.
-	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true,
-		transport.Options{RouterMandatory: true, WatchClosed: true}); err != nil {
+	routerOpt := transport.Options{RouterMandatory: true, WatchClosed: true, SendHWM: routerHWM, RecvHWM: routerHWM,
+		MaxMsgSize: maxMsg, MaxPeerBacklogBytes: peerBacklogBytes}
+	if s.router, err = transport.Open(transport.Router, cfg.SchedulerAddress, true, routerOpt); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	if cfg.LocalAddress != "" {
@@ -145,7 +176,8 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: monitor address: %w", err)
 	}
-	if s.monitor, err = transport.Open(transport.XPub, monAddr, true, transport.Options{}); err != nil {
+	monOpt := transport.Options{SendHWM: monitorHWM, RecvHWM: monitorHWM, MaxMsgSize: monitorMaxMsgSize, XPubNoDrop: true}
+	if s.monitor, err = transport.Open(transport.XPub, monAddr, true, monOpt); err != nil {
 		return nil, fmt.Errorf("scheduler: monitor: %w", err)
 	}
 	if err = s.poller.Add(s.monitor.Fd(), false); err != nil {
@@ -316,6 +348,9 @@ func (s *Server) Run(ctx context.Context) error {
 			// subscriptions are also read once a tick.
 			s.readSubscriptions()
 			s.core.Tick(now)
+			if s.mem.due(s.core.NumTasks() == 0, now) {
+				s.releaseMemory()
+			}
 			if !now.Before(nextStatus) {
 				nextStatus = now.Add(statusInterval)
 				s.publishStatus(now)
@@ -325,11 +360,17 @@ func (s *Server) Run(ctx context.Context) error {
 					s.lastMalformed = s.malformed
 					s.log.Warn().Uint64("count", n).Str("example_peer", s.malformedPeer).Msg("dropped malformed messages")
 				}
+				if n := s.monitorDropped - s.lastMonitorDropped; n > 0 {
+					s.lastMonitorDropped = s.monitorDropped
+					s.log.Warn().Uint64("count", n).Uint64("total", s.monitorDropped).
+						Msg("a monitor subscriber is not reading: status messages dropped for all subscribers")
+				}
 			}
 			if n := s.undelivered - s.lastUndelivered; n > 0 {
 				s.lastUndelivered = s.undelivered
 				s.log.Warn().Uint64("count", n).Msg("messages to clients (or unknown peers) that are not connected dropped")
 			}
+
 		}
 		s.flush()
 		s.deliverLosses()
@@ -436,7 +477,8 @@ func (s *Server) queue(to []byte, frame []byte) {
 }
 
 // flush sends everything queued, in order per peer: a lone message as it
-// is, several as Batch messages.
+// is, several as Batch messages. A peer at routerHWM gets its messages kept
+// in the router's backlog (transport RouterMandatory); see deliverLosses.
 func (s *Server) flush() {
 	if len(s.outQueues) == 0 {
 		return
@@ -460,6 +502,18 @@ func (s *Server) flush() {
 	s.outQueues = s.outQueues[:0]
 }
 
+// releaseMemory gives the heap's and the C heap's free pages back to the
+// system (see memRelease); it costs one GC of the (small) live heap.
+func (s *Server) releaseMemory() {
+	start := time.Now()
+	before := currentRSS()
+	debug.FreeOSMemory()
+	transport.TrimMemory()
+	after := currentRSS()
+	s.log.Debug().Uint64("rss_before", before).Uint64("rss_after", after).Dur("took", time.Since(start)).
+		Msg("idle: free memory returned to the system")
+}
+
 // deliverLosses tells the core about the peers the ROUTER could not
 // deliver to: a worker is removed (its tasks placed again, which queues
 // more messages, flushed here too); messages to anyone else are counted.
@@ -473,6 +527,10 @@ func (s *Server) deliverLosses() {
 		}
 		now := time.Now()
 		for _, u := range lost {
+			if u.Full {
+				s.stalledPeer(u, now)
+				continue
+			}
 			if !s.core.PeerUnreachable(u.Peer, now) {
 				s.undelivered += uint64(u.Messages)
 				s.log.Debug().Str("peer", string(u.Peer)).Int("messages", u.Messages).Msg("messages to a peer that is not connected dropped")
@@ -480,6 +538,20 @@ func (s *Server) deliverLosses() {
 		}
 		s.flush()
 	}
+}
+
+// stalledPeer drops a peer that stopped reading: its backlog (past
+// peerBacklogBytes) is gone, and the core removes it: a client's tasks are
+// cancelled, a worker's placed again. One line per peer and drop; zmq still
+// holds up to routerHWM messages for it until it reads or disconnects.
+func (s *Server) stalledPeer(u transport.Unreachable, now time.Time) {
+	was := s.core.DropPeer(u.Peer, now)
+	if was == "" {
+		was = "peer"
+		s.undelivered += uint64(u.Messages)
+	}
+	s.log.Warn().Str(was, string(u.Peer)).Int("dropped_messages", u.Messages).
+		Msgf("%s stopped reading: its queue stayed full (%d messages in zmq, a backlog past %d bytes); dropped", was, routerHWM, peerBacklogBytes)
 }
 
 func (s *Server) publishStatus(now time.Time) {
@@ -529,7 +601,9 @@ func (s *Server) publish(m protocol.Message) {
 		s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding status failed")
 		return
 	}
-	_ = s.monitor.Send(b)
+	if err := s.monitor.TrySend(b); errors.Is(err, transport.ErrFull) {
+		s.monitorDropped++ // a subscriber at monitorHWM; logged once a second
+	}
 }
 
 func (s *Server) closeAll() {
