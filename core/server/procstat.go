@@ -24,14 +24,6 @@ func (p *procSampler) sample(now time.Time) (cpu uint16, rss, free uint64) {
 
 // currentRSS is this process's resident memory in bytes (0 without /proc).
 func currentRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := bytes.Fields(b)
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseUint(string(f[1]), 10, 64)
-	return pages * uint64(os.Getpagesize())
+	_, rss := procstat.Read(0)
+	return rss
 }
