@@ -18,7 +18,7 @@ import pytest
 from _scaler_binary import free_port, scaler_binary
 from scaler.client.serializer.default import DefaultSerializer
 from scaler.io import ObjectStorageClient
-from scaler.protocol import ProcessorResult, TaskResultType, encode
+from scaler.protocol import ProcessorResult, TaskResultType, encode, wire
 from scaler.utility.exceptions import ObjectNotFoundError
 from scaler.worker import processor as processor_module
 
@@ -35,7 +35,7 @@ def test_inline_result_frames_match_codec():
     for result_type in (TaskResultType.Success, TaskResultType.Failed):
         for size in (0, 1, 255, 256, 4096, 65535, 65536, 70000):
             task_id, payload = os.urandom(16), os.urandom(size)
-            frame = processor_module._inline_result_frame(task_id, int(result_type), payload)
+            frame = wire.inline_result(task_id, int(result_type), payload)
             expected = encode(ProcessorResult(task_id=task_id, type=result_type, result_object_id=b"",
                                               result_object_name=b"", inline=payload, message=""))
             assert frame == _LENGTH.pack(len(expected)) + expected

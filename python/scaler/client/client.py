@@ -11,7 +11,7 @@ import uuid
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from scaler.client import _wire as w
+from scaler.protocol import wire as w
 from scaler.client.agent import Batch, ClientAgent, GraphEntry
 from scaler.client.future import MapCall, MapTask, ScalerFuture
 from scaler.client.object_reference import ObjectReference
