@@ -488,7 +488,7 @@ class Processor:
         try:
             if task is None:
                 deserialize = serializer.deserialize
-                args = [deserialize(item) for item in inline]
+                args = (deserialize(inline[0]),) if len(inline) == 1 else [deserialize(item) for item in inline]
             else:
                 serializer, function, args = self._load(task)
             _current = current
