@@ -292,7 +292,7 @@ class Client:
     def __map_arguments(self, batch: Batch, items: list) -> Tuple[List[bytes], list]:
         """The encoded ``arguments`` field of each item's Task, and the objects to release after it."""
         serialize = self._serializer.serialize
-        inline_prefix = b"\x91" + w.ARG_INLINE_PREFIX  # one inline argument
+        inline_prefix = w.ONE_INLINE_ARGUMENT_PREFIX
         bin_header = w.bin_header
         encoded: List[bytes] = []
         releases: list = []

@@ -155,22 +155,22 @@ BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]  # bin 8 headers, by length
 FIXARRAY = [bytes((0x90 | n,)) for n in range(16)]
 
 
+def _header(n: int, short: list, code16: bytes, code32: bytes) -> bytes:
+    if n < len(short):
+        return short[n]
+    if n < 65536:
+        return code16 + n.to_bytes(2, "big")
+    return code32 + n.to_bytes(4, "big")
+
+
 def bin_header(n: int) -> bytes:
     """The msgpack bin header for n bytes."""
-    if n < 256:
-        return BIN8[n]
-    if n < 65536:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
+    return BIN8[n] if n < 256 else _header(n, BIN8, b"\xc5", b"\xc6")
 
 
 def array_header(n: int) -> bytes:
     """The msgpack array header for n elements."""
-    if n < 16:
-        return FIXARRAY[n]
-    if n < 65536:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
+    return _header(n, FIXARRAY, b"\xdc", b"\xdd")
 
 
 def _read_bin(frame: bytes, position: int) -> Tuple[int, int]:
@@ -228,6 +228,7 @@ def _argument_prefix(arg_type: int) -> bytes:
 
 _ARGUMENT_PREFIX = {t: _argument_prefix(t) for t in (ARG_TASK, ARG_OBJECT, ARG_INLINE)}
 ARG_INLINE_PREFIX = _ARGUMENT_PREFIX[ARG_INLINE]  # + bin_header(len(data)) + data
+ONE_INLINE_ARGUMENT_PREFIX = FIXARRAY[1] + ARG_INLINE_PREFIX  # a Task's arguments: one inline argument
 
 
 def encode_arguments(arguments: list) -> bytes:

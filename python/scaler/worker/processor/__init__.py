@@ -71,12 +71,6 @@ ARGUMENT_CACHE_SIZE = 256  # deserialized object-id arguments kept per processor
 SETTLE_AFTER = 64  # unacknowledged small-result writes before the processor collects acknowledgements
 MAX_PENDING_SETS = 256  # unacknowledged small-result writes before the processor waits
 
-_KIND_PROCESSOR_TASK = wire.PROCESSOR_TASK
-_KIND_PROCESSOR_CANCEL = wire.PROCESSOR_CANCEL
-_KIND_OBJECT_INSTRUCTION = wire.OBJECT_INSTRUCTION
-_ARGUMENT_INLINE = wire.ARG_INLINE
-_SUCCESS = wire.RESULT_SUCCESS
-_FAILED = wire.RESULT_FAILED
 _LENGTH = wire.LENGTH
 _unpackb = msgpack.unpackb
 _READ_BUFFER = 1 << 18  # bytes read from the agent per system call at most (larger frames get their own)
@@ -112,7 +106,7 @@ class _Task:
         body = self._body
         arguments = body.get(b"arguments")
         if arguments:
-            return [(a[b"type"] == _ARGUMENT_INLINE, bytes(a[b"data"])) for a in arguments]
+            return [(a[b"type"] == wire.ARG_INLINE, bytes(a[b"data"])) for a in arguments]
         return [(False, bytes(oid)) for oid in body.get(b"argument_ids") or ()]
 
     @property
@@ -260,7 +254,7 @@ class Processor:
                 if available - 4 >= length:
                     first = start + 4
                     start = first + length
-                    if length == 0 or buffer[first] != _KIND_PROCESSOR_TASK:
+                    if length == 0 or buffer[first] != wire.PROCESSOR_TASK:
                         self._on_frame(view[first:start])
                         continue
                     frame = bytes(view[first:start])
@@ -309,7 +303,7 @@ class Processor:
             (length,) = _LENGTH.unpack_from(buffer, position)
             if end - position - 4 < length:
                 break
-            if length > 1 and buffer[position + 4] == _KIND_PROCESSOR_CANCEL:
+            if length > 1 and buffer[position + 4] == wire.PROCESSOR_CANCEL:
                 if task_id is None:
                     task_id = wire.processor_task_id(frame) or _task_of(frame).task_id
                 try:
@@ -324,12 +318,12 @@ class Processor:
 
     def _on_frame(self, frame: memoryview) -> None:
         kind = frame[0] if len(frame) else 0
-        if kind == _KIND_PROCESSOR_CANCEL:
+        if kind == wire.PROCESSOR_CANCEL:
             return  # its task was withdrawn before it started (_withdrawn), or has already run
-        if kind == _KIND_PROCESSOR_TASK:
+        if kind == wire.PROCESSOR_TASK:
             self._on_task(bytes(frame))
             return
-        if kind == _KIND_OBJECT_INSTRUCTION:
+        if kind == wire.OBJECT_INSTRUCTION:
             # Forwarded deletes (one per batch of released results): read directly too.
             try:
                 body = _unpackb(frame[1:], raw=True)
@@ -392,7 +386,7 @@ class Processor:
             deserialize = serializer.deserialize
             args = []
             for argument in task._body.get(b"arguments") or ():
-                if argument[b"type"] != _ARGUMENT_INLINE:
+                if argument[b"type"] != wire.ARG_INLINE:
                     break
                 args.append(deserialize(argument[b"data"]))
             else:
@@ -504,11 +498,11 @@ class Processor:
                 result = function(*args)
             _current = None
             payload = serializer.serialize(result)
-            result_type = _SUCCESS
+            result_type = wire.RESULT_SUCCESS
         except Exception as exc:
             _current = None
             payload = _pickle_exception(exc)
-            result_type = _FAILED
+            result_type = wire.RESULT_FAILED
         if type(payload) is not bytes:
             payload = bytes(payload)
         if len(payload) <= INLINE_LIMIT and (task is None or not task.keep_result):
@@ -540,7 +534,7 @@ class Processor:
             result_object_id = result_id
             result_name = b"<res " + result_id.hex().encode() + b">"
         except Exception as exc:  # storing failed: report without a result object
-            result_type = _FAILED
+            result_type = wire.RESULT_FAILED
             message = f"storing the result failed: {type(exc).__name__}: {exc}"
             # The failure itself travels inline, as a task's exception does, so that the client
             # raises ObjectStorageException (naming the storage's refusal, e.g. its memory limit).
