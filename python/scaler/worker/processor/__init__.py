@@ -30,7 +30,6 @@ import argparse
 import datetime
 import gc
 import socket
-import struct
 import hashlib
 import logging
 import os
