@@ -388,7 +388,7 @@ def test_task_frame_pieces_match_codec():
     """Task frames built from pre-encoded pieces are the bytes the generic encoders write."""
     import os
 
-    from scaler.client import _wire as w
+    from scaler.protocol import wire as w
     from scaler.protocol import decode, encode
 
     function_id = os.urandom(32)

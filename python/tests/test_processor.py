@@ -18,7 +18,7 @@ import pytest
 from _scaler_binary import free_port, scaler_binary
 from scaler.client.serializer.default import DefaultSerializer
 from scaler.io import ObjectStorageClient
-from scaler.protocol import ProcessorResult, TaskResultType, encode
+from scaler.protocol import ProcessorResult, TaskResultType, encode, wire
 from scaler.utility.exceptions import ObjectNotFoundError
 from scaler.worker import processor as processor_module
 
@@ -35,7 +35,7 @@ def test_inline_result_frames_match_codec():
     for result_type in (TaskResultType.Success, TaskResultType.Failed):
         for size in (0, 1, 255, 256, 4096, 65535, 65536, 70000):
             task_id, payload = os.urandom(16), os.urandom(size)
-            frame = processor_module._inline_result_frame(task_id, int(result_type), payload)
+            frame = wire.inline_result(task_id, int(result_type), payload)
             expected = encode(ProcessorResult(task_id=task_id, type=result_type, result_object_id=b"",
                                               result_object_name=b"", inline=payload, message=""))
             assert frame == _LENGTH.pack(len(expected)) + expected
@@ -89,8 +89,9 @@ class Channel:
             assert data, "processor closed the channel"
             self.buffer += data
 
-    def task(self, fn, *args, keep_result=False, stream_output=False, arguments=None) -> tuple:
-        """``arguments``: the wire arguments as given (default: ``args``, inline)."""
+    def task(self, fn, *args, keep_result=False, stream_output=False, arguments=None, extra=None) -> tuple:
+        """``arguments``: the wire arguments as given (default: ``args``, inline). ``extra``:
+        (position, name, value) of a field inserted into the map, as a later Go might send."""
         task_id = os.urandom(16)
         body = {
             "task_id": task_id, "source": SOURCE, "serializer_id": self.serializer_id,
@@ -101,6 +102,10 @@ class Channel:
             ],
             "keep_result": keep_result,
         }
+        if extra is not None:
+            fields = list(body.items())
+            fields.insert(extra[0], extra[1:])
+            body = dict(fields)
         frame = bytes((65,)) + msgpack.packb(body, use_bin_type=True)
         return task_id, _LENGTH.pack(len(frame)) + frame
 
@@ -249,3 +254,25 @@ def test_missing_argument_object_fails_the_task():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_processor_reads_other_layouts_in_full(storage_port):
+    """Tasks laid out as a later Go might write them (a new field anywhere, here with a value the
+    template of the current layout would misread as an argument or the task id) run as decoded,
+    between tasks read by the template."""
+    channel = Channel(storage_port)
+    try:
+        for position in range(12):
+            for value, extra in ((position, None), (-position, (position, "later", 7)), ("again", None)):
+                task_id, frame = channel.task(echo, value, extra=extra)
+                channel.sock.sendall(frame)
+                result = channel.result()
+                assert result["task_id"] == task_id and result["type"] == 0, pickle.loads(result["inline"])
+                assert pickle.loads(result["inline"]) == value
+        task_id, frame = channel.task(echo, 5, extra=(11, "later", {"type": 2, "data": b"not an argument"}))
+        channel.sock.sendall(frame)
+        result = channel.result()
+        assert result["task_id"] == task_id and pickle.loads(result["inline"]) == 5
+    finally:
+        channel.close()
+    assert channel.proc.returncode == 0

@@ -28,7 +28,7 @@ from typing import Callable, Deque, Dict, List, Optional
 import msgpack
 import zmq
 
-from scaler.client import _wire as w
+from scaler.protocol import wire as w
 from scaler.io import storage as _storage
 from scaler.io.zmtp import ConnectionLost, ZmtpDealer, ZmtpError
 from scaler.utility.exceptions import (

@@ -11,7 +11,7 @@ import uuid
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from scaler.client import _wire as w
+from scaler.protocol import wire as w
 from scaler.client.agent import Batch, ClientAgent, GraphEntry
 from scaler.client.future import MapCall, MapTask, ScalerFuture
 from scaler.client.object_reference import ObjectReference
@@ -292,7 +292,7 @@ class Client:
     def __map_arguments(self, batch: Batch, items: list) -> Tuple[List[bytes], list]:
         """The encoded ``arguments`` field of each item's Task, and the objects to release after it."""
         serialize = self._serializer.serialize
-        inline_prefix = b"\x91" + w.ARG_INLINE_PREFIX  # one inline argument
+        inline_prefix = w.ONE_INLINE_ARGUMENT_PREFIX
         bin_header = w.bin_header
         encoded: List[bytes] = []
         releases: list = []

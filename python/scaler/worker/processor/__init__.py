@@ -30,7 +30,6 @@ import argparse
 import datetime
 import gc
 import socket
-import struct
 import hashlib
 import logging
 import os
@@ -50,22 +49,18 @@ import zmq
 
 from scaler.io.storage import ObjectStorageClient, address_string
 from scaler.utility.exceptions import ObjectNotFoundError
+from scaler.protocol import wire
 from scaler.protocol.messages import (
     LogType,
-    ObjectInstruction,
     ObjectInstructionType,
     ProcessorCanceled,
     ProcessorInitialized,
     ProcessorLog,
-    ProcessorResult,
-    ProcessorTask,
-    TaskResultType,
     DecodeError,
     decode,
     encode,
 )
 from scaler.utility.exceptions import ObjectStorageException
-from scaler.utility.msgpack_pieces import BIN8, bin_header
 from scaler.worker.preload import execute_preload
 
 __all__ = ["current_task", "main"]
@@ -75,48 +70,10 @@ ARGUMENT_CACHE_SIZE = 256  # deserialized object-id arguments kept per processor
 SETTLE_AFTER = 64  # unacknowledged small-result writes before the processor collects acknowledgements
 MAX_PENDING_SETS = 256  # unacknowledged small-result writes before the processor waits
 
-_KIND_PROCESSOR_TASK = 65
-_KIND_PROCESSOR_CANCEL = 68
-_KIND_OBJECT_INSTRUCTION = 7
-_KIND_RESULT = bytes((66,))
-_ARGUMENT_INLINE = 2
-_LENGTH = struct.Struct("<I")
-_pack = msgpack.Packer(use_bin_type=True).pack
+_LENGTH = wire.LENGTH
 _unpackb = msgpack.unpackb
 _READ_BUFFER = 1 << 18  # bytes read from the agent per system call at most (larger frames get their own)
-
-# A ProcessorResult with no result object is the same bytes as _pack of its map (fields in the
-# order of docs/protocol.md §7.5) but joined from pieces encoded once:
-#   _RESULT_HEAD + task id (16 bytes) + _RESULT_INLINE_ONLY[type] + bin header + inline + _RESULT_NO_MESSAGE
-_RESULT_HEAD = bytes((66,)) + b"\x86" + _pack("task_id") + b"\xc4\x10"
-_RESULT_INLINE_ONLY = {
-    t: _pack("type") + _pack(t) + _pack("result_object_id") + _pack(b"") + _pack("result_object_name") + _pack(b"")
-    + _pack("inline")
-    for t in (0, 1)  # TaskResultType success, failed
-}
-_RESULT_NO_MESSAGE = _pack("message") + _pack("")
-# ProcessorTask templates (see Processor._match_template), as the Go agent writes the fields.
-_TASK_HEAD = bytes((65,)) + b"\x8b" + _pack("task_id") + b"\xc4\x10"  # then the 16-byte task id, at 12
-_ARGUMENTS_KEY = _pack("arguments")
-_INLINE_ARGUMENT = _pack({"type": 2, "data": b""})[:-2]  # then a bin header and the bytes
-_KEEP_RESULT_FALSE = _pack("keep_result") + _pack(False)
-_TEMPLATE_KEYS = [b"source", b"serializer_id", b"func_object_id", b"argument_ids", b"metadata", b"priority",
-                  b"stream_output", b"object_storage"]
-_TEMPLATES = 4
-_RESULT_FIXED = len(_RESULT_HEAD) + 16 + len(_RESULT_INLINE_ONLY[0]) + len(_RESULT_NO_MESSAGE)
-
-
-def _inline_result_frame(task_id: bytes, result_type: int, payload: bytes) -> bytes:
-    """The length-prefixed ProcessorResult of an inline-only outcome."""
-    if len(task_id) != 16:
-        frame = _KIND_RESULT + _pack({"task_id": task_id, "type": result_type, "result_object_id": b"",
-                                      "result_object_name": b"", "inline": payload, "message": ""})
-        return _LENGTH.pack(len(frame)) + frame
-    header = bin_header(len(payload))
-    return b"".join((
-        _LENGTH.pack(_RESULT_FIXED + len(header) + len(payload)), _RESULT_HEAD, task_id,
-        _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
-    ))
+_TEMPLATES = 4  # ProcessorTask templates kept (wire.TaskTemplates): one per client and function in use
 
 
 class _Task:
@@ -148,7 +105,7 @@ class _Task:
         body = self._body
         arguments = body.get(b"arguments")
         if arguments:
-            return [(a[b"type"] == _ARGUMENT_INLINE, bytes(a[b"data"])) for a in arguments]
+            return [(a[b"type"] == wire.ARG_INLINE, bytes(a[b"data"])) for a in arguments]
         return [(False, bytes(oid)) for oid in body.get(b"argument_ids") or ()]
 
     @property
@@ -175,9 +132,8 @@ class _Task:
         return (host.decode() if isinstance(host, bytes) else str(host), int(storage.get(b"port", 0)))
 
 
-_current_task: Optional["_Task"] = None
 _serving = False  # this process is a processor (main() runs), not merely a process that imported this module
-_current_body = None  # the running task's map (or its frame), when it runs on the fast path
+_current = None  # the running task: a _Task, or its frame when it was read by a template (decoded if asked)
 logger = logging.getLogger("scaler.processor")
 
 
@@ -188,12 +144,12 @@ def in_processor() -> bool:
 
 def current_task() -> Optional["_Task"]:
     """The task this processor is running, or None outside a processor task."""
-    task = _current_task
-    if task is None:
-        body = _current_body
-        if body is not None:
-            task = _Task(body if type(body) is dict else _unpackb(body[1:], raw=True))
-    return task
+    current = _current
+    return current if current is None or type(current) is _Task else _task_of(current)
+
+
+def _task_of(frame: bytes) -> "_Task":
+    return _Task(_unpackb(memoryview(frame)[1:], raw=True))
 
 
 def _on_suspend(signum, frame):
@@ -247,7 +203,7 @@ class Processor:
         self._arguments: "OrderedDict[bytes, object]" = OrderedDict()  # LRU by object id
         self._since_settle = 0
         self._owner_prefix: Dict[bytes, bytes] = {}  # client id -> MD5, the first half of its object ids
-        self._templates: list = []  # (bytes after the task id up to the arguments, serializer, function)
+        self._templates = wire.TaskTemplates(_TEMPLATES)  # values: (serializer, function)
         self._gc_interval = gc_interval
         self._trim_threshold = trim_threshold
 
@@ -280,17 +236,10 @@ class Processor:
         """Handle the agent's frames until it closes the channel.
 
         One system call reads as many frames as have arrived (up to _READ_BUFFER bytes); a frame
-        larger than that is read into a buffer of its own. The common task (serializer and
-        function cached, arguments inline, no output streaming, small result not to be kept) runs
-        right here, without building a _Task; anything else goes through _on_frame and _run.
+        larger than that is read into a buffer of its own.
         """
-        global _current_body
         recv_into = self._socket.recv_into
-        sendall = self._socket.sendall
-        send_lock = self._send_lock
         unpack_length = _LENGTH.unpack_from
-        serializers, functions = self._serializers, self._functions
-        join = b"".join
         buffer = bytearray(_READ_BUFFER)
         view = memoryview(buffer)
         start = end = 0
@@ -304,7 +253,7 @@ class Processor:
                 if available - 4 >= length:
                     first = start + 4
                     start = first + length
-                    if length == 0 or buffer[first] != _KIND_PROCESSOR_TASK:
+                    if length == 0 or buffer[first] != wire.PROCESSOR_TASK:
                         self._on_frame(view[first:start])
                         continue
                     frame = bytes(view[first:start])
@@ -318,64 +267,7 @@ class Processor:
                             pass
                     if end - start > 4 and self._withdrawn(frame, buffer, start, end):
                         continue
-                    quick = self._match_template(frame) if frame.startswith(_TASK_HEAD) else None
-                    if quick is not None:
-                        task_id, data, serializer, function = quick
-                        body = frame  # current_task() decodes it if asked
-                    else:
-                        try:
-                            body = _unpackb(memoryview(frame)[1:], raw=True)
-                            get = body.get
-                            task_id = get(b"task_id")
-                            serializer = serializers.get(get(b"source"))
-                            function = functions.get(get(b"func_object_id"))
-                            fast = (
-                                serializer is not None and function is not None and type(task_id) is bytes
-                                and len(task_id) == 16 and not get(b"stream_output") and not get(b"keep_result")
-                                and not get(b"argument_ids") and not self._pending_sets
-                            )
-                            if fast:
-                                data = []
-                                for argument in get(b"arguments") or ():
-                                    if argument[b"type"] != _ARGUMENT_INLINE:
-                                        fast = False
-                                        break
-                                    data.append(argument[b"data"])
-                                if fast:
-                                    self._learn_template(frame, body, serializer, function)
-                        except Exception:
-                            fast = False  # malformed: _on_frame reports it
-                        if not fast:
-                            self._on_frame(view[first:start])
-                            continue
-                    _current_body = body
-                    try:
-                        deserialize = serializer.deserialize
-                        if len(data) == 1:
-                            result = function(deserialize(data[0]))
-                        else:
-                            result = function(*[deserialize(item) for item in data])
-                        _current_body = None
-                        payload = serializer.serialize(result)
-                        result_type = 0  # TaskResultType.Success
-                    except Exception as exc:
-                        _current_body = None
-                        payload = _pickle_exception(exc)
-                        result_type = 1  # TaskResultType.Failed
-                    if type(payload) is not bytes:
-                        payload = bytes(payload)
-                    size = len(payload)
-                    if size > INLINE_LIMIT:
-                        self._report(_Task(body if type(body) is dict else _unpackb(body[1:], raw=True)), payload,
-                                     result_type)
-                        continue
-                    header = BIN8[size] if size < 256 else bin_header(size)
-                    frame = join((
-                        _LENGTH.pack(_RESULT_FIXED + len(header) + size), _RESULT_HEAD, task_id,
-                        _RESULT_INLINE_ONLY[result_type], header, payload, _RESULT_NO_MESSAGE,
-                    ))
-                    with send_lock:
-                        sendall(frame)
+                    self._on_task(frame)
                     continue
                 if 4 + length > _READ_BUFFER:
                     frame = bytearray(length)
@@ -400,68 +292,6 @@ class Processor:
                 return
             end += n
 
-    # ProcessorTask templates. For one client and function, ProcessorTask frames differ only in the
-    # task id and the arguments: the bytes between them (source, serializer, function, metadata,
-    # priority, flags, object storage) repeat. A template is those bytes, checked once against
-    # the decoded map; a frame that starts with the fixed head, has a template's bytes right
-    # after its task id and ends in inline arguments and keep_result false is read by slicing
-    # (no map, no objects besides the task id and argument bytes). Anything else is decoded.
-
-    def _match_template(self, frame: bytes):
-        """(task id, [argument bytes], serializer, function) for a frame matching a template."""
-        for middle, serializer, function in self._templates:
-            if frame.startswith(middle, 28):
-                break
-        else:
-            return None
-        position = 28 + len(middle)
-        count = frame[position] - 0x90  # fixarray
-        if not 0 <= count < 16 or self._pending_sets:
-            return None
-        position += 1
-        data = []
-        for _ in range(count):
-            if not frame.startswith(_INLINE_ARGUMENT, position):
-                return None
-            position += len(_INLINE_ARGUMENT)
-            header = frame[position]
-            if header == 0xC4:
-                size = frame[position + 1]
-                position += 2
-            elif header == 0xC5:
-                size = int.from_bytes(frame[position + 1 : position + 3], "big")
-                position += 3
-            elif header == 0xC6:
-                size = int.from_bytes(frame[position + 1 : position + 5], "big")
-                position += 5
-            else:
-                return None
-            data.append(frame[position : position + size])
-            position += size
-        if len(frame) - position != len(_KEEP_RESULT_FALSE) or not frame.startswith(_KEEP_RESULT_FALSE, position):
-            return None
-        return frame[12:28], data, serializer, function
-
-    def _learn_template(self, frame: bytes, body: dict, serializer, function) -> None:
-        """Remember the bytes after this (fast-path) task's id as a template, once checked."""
-        position = frame.find(_ARGUMENTS_KEY, 28)
-        if not frame.startswith(_TASK_HEAD) or position < 0:
-            return
-        middle = frame[28:position] + _ARGUMENTS_KEY
-        try:
-            fields = _unpackb(b"\x88" + middle[: -len(_ARGUMENTS_KEY)], raw=True)
-        except Exception:
-            return  # the guess at where the arguments start was wrong
-        if (
-            list(fields) != _TEMPLATE_KEYS or fields[b"source"] != body.get(b"source")
-            or fields[b"func_object_id"] != body.get(b"func_object_id") or fields[b"stream_output"] is not False
-            or fields[b"argument_ids"] != []
-        ):
-            return
-        templates = self._templates
-        templates[:] = [t for t in templates if t[0] != middle][: _TEMPLATES - 1]
-        templates.insert(0, (middle, serializer, function))
-
     def _withdrawn(self, frame: bytes, buffer: bytearray, start: int, end: int) -> bool:
         """Whether a ProcessorCancel among the whole frames in buffer[start:end] withdraws the task
         in frame; if so it is answered with ProcessorCanceled. A cancel frame is looked at again
@@ -472,9 +302,9 @@ class Processor:
             (length,) = _LENGTH.unpack_from(buffer, position)
             if end - position - 4 < length:
                 break
-            if length > 1 and buffer[position + 4] == _KIND_PROCESSOR_CANCEL:
+            if length > 1 and buffer[position + 4] == wire.PROCESSOR_CANCEL:
                 if task_id is None:
-                    task_id = frame[12:28] if frame.startswith(_TASK_HEAD) else _Task(_unpackb(frame[1:], raw=True)).task_id
+                    task_id = wire.processor_task_id(frame) or _task_of(frame).task_id
                 try:
                     cancelled = _unpackb(buffer[position + 5 : position + 4 + length], raw=True).get(b"task_id")
                 except Exception:
@@ -487,18 +317,12 @@ class Processor:
 
     def _on_frame(self, frame: memoryview) -> None:
         kind = frame[0] if len(frame) else 0
-        if kind == _KIND_PROCESSOR_CANCEL:
+        if kind == wire.PROCESSOR_CANCEL:
             return  # its task was withdrawn before it started (_withdrawn), or has already run
-        if kind == _KIND_PROCESSOR_TASK:
-            # The hot path reads the map directly (the generic codec costs ~50 us a frame).
-            try:
-                task = _Task(_unpackb(frame[1:], raw=True))
-            except Exception as exc:
-                logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
-                return
-            self._run(task)
+        if kind == wire.PROCESSOR_TASK:
+            self._on_task(bytes(frame))
             return
-        if kind == _KIND_OBJECT_INSTRUCTION:
+        if kind == wire.OBJECT_INSTRUCTION:
             # Forwarded deletes (one per batch of released results): read directly too.
             try:
                 body = _unpackb(frame[1:], raw=True)
@@ -561,7 +385,7 @@ class Processor:
             deserialize = serializer.deserialize
             args = []
             for argument in task._body.get(b"arguments") or ():
-                if argument[b"type"] != _ARGUMENT_INLINE:
+                if argument[b"type"] != wire.ARG_INLINE:
                     break
                 args.append(deserialize(argument[b"data"]))
             else:
@@ -617,43 +441,79 @@ class Processor:
             args[i] = deserialize(arguments[i][1])
         return serializer, function, args
 
-    def _run(self, task: "_Task") -> None:
-        global _current_task
+    def _on_task(self, frame: bytes) -> None:
+        """Run the ProcessorTask in ``frame``.
+
+        The common task (serializer and function cached, arguments inline, no output streaming,
+        small result not to be kept) is read by a template (wire.TaskTemplates: no map, no _Task);
+        any other is decoded, and teaches a template when it is a common one."""
+        quick = self._templates.match(frame)
+        if quick is not None:
+            task_id, data, (serializer, function) = quick
+            self._run(frame, task_id, serializer, function, data, None)
+            return
+        try:
+            # The map read directly, raw (the generic codec costs ~50 us a frame).
+            body = _unpackb(memoryview(frame)[1:], raw=True)
+            task = _Task(body)
+        except Exception as exc:
+            logger.warning("dropped malformed ProcessorTask from the agent: %s", exc)
+            return
+        serializer = self._serializers.get(task.source)
+        function = self._functions.get(task.func_object_id)
+        if (
+            serializer is not None and function is not None and len(task.task_id) == 16 and not task.stream_output
+            and not task.keep_result and not body.get(b"argument_ids")
+        ):
+            self._templates.learn(frame, body, (serializer, function))
+        self._run(task, task.task_id, None, None, None, task)
+
+    def _run(self, current, task_id: bytes, serializer, function, inline: Optional[list],
+             task: Optional["_Task"]) -> None:
+        """Run one task and report its outcome: the one place that calls task functions.
+
+        Read by a template (``task`` None): ``serializer`` and ``function`` are the cached ones and
+        ``inline`` holds the serialized arguments. Decoded: ``_load`` gets what it needs.
+        ``current`` is what current_task() reads while the function runs."""
+        global _current
         if self._pending_sets:
             self._settle_sets()
-        serializer = None
         try:
-            serializer, function, args = self._load(task)
-            _current_task = task
-            if task.stream_output:
+            if task is None:
+                deserialize = serializer.deserialize
+                args = (deserialize(inline[0]),) if len(inline) == 1 else [deserialize(item) for item in inline]
+            else:
+                serializer, function, args = self._load(task)
+            _current = current
+            if task is not None and task.stream_output:
                 saved = sys.stdout, sys.stderr
-                sys.stdout = _StreamingWriter(self, task.task_id, LogType.Stdout, saved[0])
-                sys.stderr = _StreamingWriter(self, task.task_id, LogType.Stderr, saved[1])
+                sys.stdout = _StreamingWriter(self, task_id, LogType.Stdout, saved[0])
+                sys.stderr = _StreamingWriter(self, task_id, LogType.Stderr, saved[1])
                 try:
                     result = function(*args)
                 finally:
                     sys.stdout, sys.stderr = saved
             else:
                 result = function(*args)
-            _current_task = None
+            _current = None
             payload = serializer.serialize(result)
-            result_type = 0  # TaskResultType.Success
+            result_type = wire.RESULT_SUCCESS
         except Exception as exc:
-            _current_task = None
+            _current = None
             payload = _pickle_exception(exc)
-            result_type = 1  # TaskResultType.Failed
+            result_type = wire.RESULT_FAILED
         if type(payload) is not bytes:
             payload = bytes(payload)
-        self._report(task, payload, result_type)
-
-    def _report(self, task: "_Task", payload: bytes, result_type: int) -> None:
-        """Send the ProcessorResult of ``task``, storing the outcome first when needed."""
-        if len(payload) <= INLINE_LIMIT and not task.keep_result:
+        if len(payload) <= INLINE_LIMIT and (task is None or not task.keep_result):
             # Inline only: no object, nothing for anybody to release (docs/protocol.md §7.5).
-            data = _inline_result_frame(task.task_id, result_type, payload)
+            data = wire.inline_result(task_id, result_type, payload)
             with self._send_lock:
                 self._socket.sendall(data)
             return
+        self._store_result(task if task is not None else _task_of(current), payload, result_type)
+
+    def _store_result(self, task: "_Task", payload: bytes, result_type: int) -> None:
+        """Store the outcome of ``task`` as an object, then send its ProcessorResult."""
         storage = self._client(task)
         prefix = self._owner_prefix.get(task.source)
         if prefix is None:
@@ -673,19 +533,14 @@ class Processor:
             result_object_id = result_id
             result_name = b"<res " + result_id.hex().encode() + b">"
         except Exception as exc:  # storing failed: report without a result object
-            result_type = 1
+            result_type = wire.RESULT_FAILED
             message = f"storing the result failed: {type(exc).__name__}: {exc}"
             # The failure itself travels inline, as a task's exception does, so that the client
             # raises ObjectStorageException (naming the storage's refusal, e.g. its memory limit).
             inline = _pickle_exception(ObjectStorageException(message))
-        # ProcessorResult, packed directly in the order of docs/protocol.md §7.5.
-        self.send_frame(
-            _KIND_RESULT
-            + _pack(
-                {"task_id": task.task_id, "type": result_type, "result_object_id": result_object_id,
-                 "result_object_name": result_name, "inline": inline, "message": message}
-            )
-        )
+        data = wire.processor_result(task.task_id, result_type, result_object_id, result_name, inline, message)
+        with self._send_lock:
+            self._socket.sendall(data)
 
     # Housekeeping thread: periodic gc.collect() and malloc_trim.
 
