@@ -131,10 +131,8 @@ class _Stop(Exception):
 
 class ClientAgent(threading.Thread):
     def __init__(self, client_id: bytes, address: str, heartbeat_interval_seconds: float, timeout_seconds: float,
-                 condition: Optional[threading.Condition] = None, connect_address: Optional[str] = None):
+                 connect_address: Optional[str] = None):
         super().__init__(name="scaler-client-agent", daemon=True)
-        # The condition the client's futures share: notified when the scheduler socket is free.
-        self.condition = condition if condition is not None else threading.Condition()
         self.client_id = client_id
         self._address = address  # the scheduler's address as the user gave it (messages, storage host)
         self._connect_address = connect_address or address  # where the socket connects
@@ -182,6 +180,9 @@ class ClientAgent(threading.Thread):
         self._rx_wanted = False  # a user thread waits for the agent to let go of the socket
         self._rx_changed = 0.0  # monotonic time of the last change of reader
         self._rx_released_at = -1.0  # monotonic time a user thread last let go of the socket
+        # The conditions of the futures user threads wait on in wait_until (one entry per waiting
+        # call): notified whenever the socket becomes free, so that one of them takes it.
+        self._socket_waiters: List[threading.Condition] = []
         self._agent_sleeps_long = False  # the agent polls without a short deadline: wake it on release
         self._reader_wake_r, self._reader_wake_w = os.pipe()  # wakes the user thread that reads the socket
         os.set_blocking(self._reader_wake_r, False)
@@ -385,8 +386,7 @@ class ClientAgent(threading.Thread):
             elif owner is None and not self._rx_wanted and now - self._rx_changed >= _RECLAIM_SECONDS:
                 self._rx_owner, self._rx_changed = _AGENT, now
         if handed:
-            with self.condition:
-                self.condition.notify_all()
+            self._notify_socket_waiters()
 
     def _drain_inbox(self) -> None:
         """Messages a user thread read but left to the agent, in the order they arrived."""
@@ -687,32 +687,38 @@ class ClientAgent(threading.Thread):
         """Block the calling user thread until ``done()`` or ``timeout``. While it waits, the thread
         reads the scheduler socket itself when it can (see the module docstring); otherwise it
         sleeps on ``condition``, which the agent notifies."""
-        if not self._direct or condition is not self.condition or threading.get_ident() == self.ident:
+        if not self._direct or threading.get_ident() == self.ident:
             with condition:
                 condition.wait_for(done, timeout)
             return
         me = threading.get_ident()
         deadline = None if timeout is None else time.monotonic() + timeout
         socket_free = self._socket_free
-        while not done() and not self.stopped.is_set():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return
-            ask = False
-            with self._rx_lock:
-                owner = self._rx_owner
+        with self._rx_lock:
+            self._socket_waiters.append(condition)
+        try:
+            while not done() and not self.stopped.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                ask = False
+                with self._rx_lock:
+                    owner = self._rx_owner
+                    if owner is None:
+                        self._rx_owner = me
+                        self._rx_changed = time.monotonic()
+                    elif owner is _AGENT and not self._rx_wanted:
+                        self._rx_wanted = ask = True
                 if owner is None:
-                    self._rx_owner = me
-                    self._rx_changed = time.monotonic()
-                elif owner is _AGENT and not self._rx_wanted:
-                    self._rx_wanted = ask = True
-            if owner is None:
-                self._read_results(done, deadline)
-                continue
-            if ask:
-                self._wake()
-            with condition:
-                condition.wait_for(lambda: done() or socket_free(), remaining)
+                    self._read_results(done, deadline)
+                    continue
+                if ask:
+                    self._wake()
+                with condition:
+                    condition.wait_for(lambda: done() or socket_free(), remaining)
+        finally:
+            with self._rx_lock:
+                self._socket_waiters.remove(condition)
         if not done():  # stopped: the agent resolves every future as it stops
             with condition:
                 condition.wait_for(done, None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -770,8 +776,14 @@ class ClientAgent(threading.Thread):
                     wake = self._agent_sleeps_long
             if wake:
                 self._wake()
-            with self.condition:
-                self.condition.notify_all()  # another waiting thread may read the socket now
+            self._notify_socket_waiters()  # another waiting thread may read the socket now
+
+    def _notify_socket_waiters(self) -> None:
+        with self._rx_lock:
+            waiters = tuple(self._socket_waiters)
+        for condition in waiters:
+            with condition:
+                condition.notify_all()
 
     def _read_scheduler(self, done: Callable[[], bool]) -> bool:
         """Read what the scheduler sent and resolve plain task results in this user thread
@@ -831,7 +843,7 @@ class ClientAgent(threading.Thread):
                 return index
             entry = tasks.get(result[0])
             if entry is not None:
-                if type(entry) is not MapTask and (entry._done_callbacks or entry._waiters):
+                if type(entry) is not MapTask and entry._listened:
                     return index
                 del tasks[result[0]]
                 self._resolve(entry, result)
