@@ -175,12 +175,7 @@ class ScalerFuture(Future):
         self._ready = None
 
     def __repr__(self) -> str:
-        if self.cancelled():
-            state = "cancelled"
-        elif Future.done(self):
-            state = "finished"
-        else:
-            state = "ready" if self._ready is not None else "running"
+        state = "CANCELLED" if self.cancelled() else "FINISHED" if Future.done(self) else "RUNNING"
         return f"<ScalerFuture {self._task_id.hex()} state={state}>"
 
     # ---- used by the client agent ----
