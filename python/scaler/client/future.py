@@ -43,30 +43,32 @@ class ScalerFuture(Future):
     """
 
     _wants_profile = True  # the client agent builds a ProfileResult for it
+    # Defaults as class attributes, set on the instance when they change: a future is built per
+    # submit, and each attribute set costs.
+    _profiling_info: Optional[ProfileResult] = None
+    _ready: Optional[tuple] = None  # (object_id, failed) while the result waits in storage
+    # A done-callback or a waiter subscribed: the result is handled by the agent thread, where
+    # callbacks run (a thread reading the socket for its own future leaves it alone).
+    _listened = False
+    _cancel_sent = False
+    # Set (under the condition) by the one set_canceled call that cancels: a second
+    # set_running_or_notify_cancel would raise. Results need no such flag: Future.set_result
+    # refuses a future that ended.
+    _cancelling = False
+    _value = _UNSET  # the deserialized result, once a caller asked
+    _decode_error: Optional[BaseException] = None
+    _release = ()  # object ids the client agent releases once the task is done
 
     def __init__(self, task_id: bytes, is_delayed: bool, group_task_id: Optional[bytes], serializer, agent):
         super().__init__()
         if is_delayed:
             self._waiters = _Waiters(self)
         self._task_id = task_id
-        self._is_delayed = is_delayed
         self._group_task_id = group_task_id
         self._serializer = serializer
         self._agent = agent
-        self._profiling_info: Optional[ProfileResult] = None
-        self._ready: Optional[tuple] = None  # (object_id, failed) when the result waits in storage
         self._fetch_requested = not is_delayed
-        # Whoever sets _settled (under the condition) is the one thread that ends the future: the
-        # stdlib transitions then never race (a second set_running_or_notify_cancel would raise).
-        self._settled = False
-        # A done-callback or a waiter subscribed: the result is handled by the agent thread, where
-        # callbacks run (a thread reading the socket for its own future leaves it alone).
-        self._listened = False
-        self._cancel_sent = False
-        self._value = _UNSET  # the deserialized result, once a caller asked
-        self._decode_error: Optional[BaseException] = None
         self._decode_lock = threading.Lock()
-        self._release = ()  # object ids the client agent releases once the task is done
 
     # ---- public API ----
 
@@ -159,19 +161,21 @@ class ScalerFuture(Future):
 
     def set_result(self, result: Any, profiling_info: Optional[ProfileResult] = None) -> None:
         """Future.set_result, with the profiling info; InvalidStateError once the future ended."""
-        self._claim(profiling_info, True)
+        self._check_settable(profiling_info)
         Future.set_result(self, result)
 
     def set_exception(self, exception: Optional[BaseException], profiling_info: Optional[ProfileResult] = None) -> None:
-        self._claim(profiling_info, True)
+        self._check_settable(profiling_info)
         Future.set_exception(self, exception)
 
     def set_canceled(self) -> None:
         """Mark the future cancelled (no-op when it already ended)."""
-        if not self._claim(None, False):
-            return
-        Future.cancel(self)  # PENDING -> CANCELLED; runs the callbacks
-        self.set_running_or_notify_cancel()  # -> CANCELLED_AND_NOTIFIED: wait/as_completed see it
+        with self._condition:
+            if self._cancelling or Future.done(self):
+                return
+            self._cancelling = True
+        if Future.cancel(self):  # PENDING -> CANCELLED, and runs the callbacks; False if a result won
+            self.set_running_or_notify_cancel()  # -> CANCELLED_AND_NOTIFIED: wait/as_completed see it
         self._ready = None
 
     def __repr__(self) -> str:
@@ -180,26 +184,21 @@ class ScalerFuture(Future):
 
     # ---- used by the client agent ----
 
-    def _claim(self, profile, strict: bool) -> bool:
-        """Make this thread the one that ends the future (False, or InvalidStateError when
-        ``strict``, if another did); stores ``profile`` if none is known."""
+    def _check_settable(self, profile) -> None:
+        """For the public setters: InvalidStateError if the future ended or ``profile`` would be a
+        second profile; else stores it."""
         with self._condition:
-            if self._settled:
-                if strict:
-                    raise InvalidStateError(f"{self!r} already ended")
-                return False
+            if Future.done(self):
+                raise InvalidStateError(f"{self!r} already ended")
             if profile is not None:
-                if self._profiling_info is None:
-                    self._profiling_info = profile
-                elif strict:
+                if self._profiling_info is not None:
                     raise InvalidStateError("profiling info already set")
-            self._settled = True
-            return True
+                self._profiling_info = profile
 
     def _mark_ready(self, object_id: bytes, failed: bool, profile: Optional[ProfileResult]) -> bool:
         """Result is in storage; returns True if it must be fetched now (someone is waiting)."""
         with self._condition:
-            if self._settled:
+            if Future.done(self):
                 return False
             if profile is not None and self._profiling_info is None:
                 self._profiling_info = profile
@@ -234,17 +233,22 @@ class ScalerFuture(Future):
 
     def _finish(self, result: Any, exception: Optional[BaseException], profile: Optional[ProfileResult]) -> None:
         """End the future with a result or an exception; no-op if it already ended."""
-        if not self._claim(profile, False):
-            return
-        if exception is None:
-            Future.set_result(self, result)
-        else:
-            Future.set_exception(self, exception)
+        if profile is not None and self._profiling_info is None:
+            self._profiling_info = profile  # before the result: whoever sees the result sees it
+        try:
+            if exception is None:
+                Future.set_result(self, result)
+            else:
+                Future.set_exception(self, exception)
+        except InvalidStateError:
+            return  # cancelled, or ended by another thread
         self._ready = None
 
     def _decode(self, value: Any) -> Any:
         if type(value) is not _Raw:
             return value
+        if self._value is not _UNSET:
+            return self._value
         with self._decode_lock:
             if self._value is _UNSET and self._decode_error is None:
                 try:
