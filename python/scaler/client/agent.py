@@ -6,13 +6,68 @@ DEALER, pipelined with request ids), keeps the heartbeat, and resolves futures. 
 blocks on the network: every wait is a poll with a deadline, so heartbeats keep flowing while
 large objects move.
 
-Two shortcuts let a user thread use the scheduler socket itself, under ``_sock_lock``:
-- ``submit_batch`` sends a task from the submitting thread when nothing is queued before it;
-- ``wait_until`` (``ScalerFuture.result``) lets the waiting thread read the scheduler socket and
-  resolve plain task results itself, which saves a thread hand-off per result. Exactly one thread
-  reads the socket at a time: ``_rx_owner`` says which (the agent, a user thread, or nobody for a
-  moment). Any message other than a plain result is left to the agent, in order, together with
-  the socket (see ``_read_scheduler``).
+Who owns the scheduler socket
+-----------------------------
+Object storage's socket belongs to the agent thread alone. The scheduler socket is shared, so
+that a single task needs no thread hand-off on its way out or back (each measured: one thread
+wake-up is about as costly as the rest of a small task's client work). The rules, in one place:
+
+Writing. Every send happens under ``_sock_lock`` (an RLock), by:
+  - the agent thread (tasks posted to it, cancels, releases, heartbeats, disconnect), which also
+    holds it for a whole round of commands (``_drain_commands``), so a round goes out in order;
+  - a user thread in ``submit_batch``, for a batch of tasks only, and only when ``_direct`` (set
+    once the agent polls the socket; never inside a processor, where the worker may suspend the
+    thread), nothing is queued before it (``_commands`` and ``_outbox`` empty) and no object it
+    reads is unacknowledged or refused. Anything else is posted to the agent.
+  ``_tasks``, ``_in_flight`` and ``_refused`` change under ``_sock_lock`` too (submit_batch reads
+  them there).
+
+Reading. Exactly one thread reads, the one ``_rx_owner`` names (guarded by ``_rx_lock``); each
+read is also under ``_sock_lock``, as the socket's buffers are shared with sends:
+  - ``_AGENT``: the agent polls the socket's descriptor (``_poller``) and reads;
+  - a user thread's ident: a thread in ``wait_until`` (``ScalerFuture.result``/``exception``)
+    polls the descriptor and its nudge pipe, and resolves plain results itself (inline, of
+    futures without callbacks or waiters: callbacks run in the agent thread);
+  - ``None``: nobody, for at most ``_RECLAIM_SECONDS``.
+  While it does not own the socket the agent polls only storage and its wake pipe
+  (``_side_poller``), so a result is never awaited by two threads.
+
+Ownership passes (nowhere else):
+  1. agent -> None: ``_pass_socket``, when a user thread asked (``_rx_wanted``), the connection
+     is up and the agent has nothing left in ``_inbox``;
+  2. None -> user thread: ``wait_until``, the first waiting thread that sees it free takes it;
+  3. user thread -> None: ``_read_results`` returns (its future ended, its timeout, the client
+     stopped); ``_rx_released_at`` records when;
+  4. user thread -> agent: ``_read_scheduler`` met a message only the agent handles (anything
+     but a plain result, or the connection broke): it puts that message and every one after it in
+     ``_inbox`` (which only the reader writes, and only the agent drains, before anything else)
+     and hands the socket over with them, so arrival order is kept;
+  5. None -> agent: ``_pass_socket``, when nobody took it for ``_RECLAIM_SECONDS``, so results for
+     callbacks and heartbeat echoes are read when no user thread waits. A thread that waits
+     again sooner (submit/result in a loop) takes the socket without waking the agent.
+
+What wakes whom:
+  - the agent's wake pipe (``_wake``): a posted command; a user thread asking for the socket; a
+    hand-back with ``_inbox`` (4); a release (3) while the agent sleeps long
+    (``_agent_sleeps_long``); a send that found the connection broken. While releases are
+    recent (``_RECENT_SECONDS``) the agent polls every ``_RECLAIM_SECONDS`` instead, so that a
+    release in a submit/result loop costs no wake-up;
+  - the reader's nudge pipe (``_nudge_reader``): a storage reply (a fetched result may be the
+    one it waits for), a broken connection, the agent stopping;
+  - ``_socket_waiters``, the conditions of the futures user threads wait on in ``wait_until``:
+    notified when the socket becomes free (1, 3), so one of them takes it;
+  - a future's own condition (``concurrent.futures.Future``'s): it ended, or its result became
+    ready in storage.
+
+Lock order: ``_sock_lock`` before ``_rx_lock`` and before a future's condition; ``_rx_lock`` is
+never held while taking another lock (``_notify_socket_waiters`` copies the list first). The agent
+runs user callbacks without ``_sock_lock`` (``_to_fail``, ``_drain_scheduler``); a reading user
+thread resolves futures under it, so a callback added just as its future ends may run there (the
+lock is re-entrant: it may submit).
+When the agent stops it sets ``stopped``, clears ``_direct``, waits for ``_sock_lock`` (a user
+thread's send or read in progress ends; none starts after), nudges the reader and ends every
+future, which wakes every waiting thread through its future's condition.
+python/tests/test_client_stress.py runs many threads through all of this at once.
 """
 
 import collections
@@ -67,17 +122,10 @@ _LOST = object()  # _read_scheduler: the connection broke
 # an object that never comes. Bounded: the client forgets refused ids itself (on_refused).
 _REFUSED_LIMIT = 1024
 
-# Who reads the scheduler socket (``_rx_owner``): the agent, the ident of a waiting user thread,
-# or None while nobody does. A socket left free this long is taken back by the agent, so that
-# results for callbacks and heartbeat echoes are read when no user thread waits; a user thread
-# that waits again sooner takes it without waking the agent.
+# The scheduler socket's reader (see "Who owns the scheduler socket" above).
 _AGENT = "agent"
-_RECLAIM_SECONDS = 0.002
-# While user threads take and release the socket in quick succession (a release less than this
-# long ago: submit/result in a loop), the agent polls every _RECLAIM_SECONDS instead of sleeping
-# until its next heartbeat, so that a release needs no wake-up. Otherwise (one long wait) it
-# sleeps, and the release wakes it.
-_RECENT_SECONDS = 0.1
+_RECLAIM_SECONDS = 0.002  # a socket nobody reads is taken back by the agent after this long
+_RECENT_SECONDS = 0.1  # a release less recent than this wakes the agent; a more recent one needs no wake-up
 
 
 class Batch:
@@ -131,10 +179,8 @@ class _Stop(Exception):
 
 class ClientAgent(threading.Thread):
     def __init__(self, client_id: bytes, address: str, heartbeat_interval_seconds: float, timeout_seconds: float,
-                 condition: Optional[threading.Condition] = None, connect_address: Optional[str] = None):
+                 connect_address: Optional[str] = None):
         super().__init__(name="scaler-client-agent", daemon=True)
-        # The condition the client's futures share: notified when the scheduler socket is free.
-        self.condition = condition if condition is not None else threading.Condition()
         self.client_id = client_id
         self._address = address  # the scheduler's address as the user gave it (messages, storage host)
         self._connect_address = connect_address or address  # where the socket connects
@@ -182,6 +228,9 @@ class ClientAgent(threading.Thread):
         self._rx_wanted = False  # a user thread waits for the agent to let go of the socket
         self._rx_changed = 0.0  # monotonic time of the last change of reader
         self._rx_released_at = -1.0  # monotonic time a user thread last let go of the socket
+        # The conditions of the futures user threads wait on in wait_until (one entry per waiting
+        # call): notified whenever the socket becomes free, so that one of them takes it.
+        self._socket_waiters: List[threading.Condition] = []
         self._agent_sleeps_long = False  # the agent polls without a short deadline: wake it on release
         self._reader_wake_r, self._reader_wake_w = os.pipe()  # wakes the user thread that reads the socket
         os.set_blocking(self._reader_wake_r, False)
@@ -385,8 +434,7 @@ class ClientAgent(threading.Thread):
             elif owner is None and not self._rx_wanted and now - self._rx_changed >= _RECLAIM_SECONDS:
                 self._rx_owner, self._rx_changed = _AGENT, now
         if handed:
-            with self.condition:
-                self.condition.notify_all()
+            self._notify_socket_waiters()
 
     def _drain_inbox(self) -> None:
         """Messages a user thread read but left to the agent, in the order they arrived."""
@@ -687,32 +735,38 @@ class ClientAgent(threading.Thread):
         """Block the calling user thread until ``done()`` or ``timeout``. While it waits, the thread
         reads the scheduler socket itself when it can (see the module docstring); otherwise it
         sleeps on ``condition``, which the agent notifies."""
-        if not self._direct or condition is not self.condition or threading.get_ident() == self.ident:
+        if not self._direct or threading.get_ident() == self.ident:
             with condition:
                 condition.wait_for(done, timeout)
             return
         me = threading.get_ident()
         deadline = None if timeout is None else time.monotonic() + timeout
         socket_free = self._socket_free
-        while not done() and not self.stopped.is_set():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return
-            ask = False
-            with self._rx_lock:
-                owner = self._rx_owner
+        with self._rx_lock:
+            self._socket_waiters.append(condition)
+        try:
+            while not done() and not self.stopped.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                ask = False
+                with self._rx_lock:
+                    owner = self._rx_owner
+                    if owner is None:
+                        self._rx_owner = me
+                        self._rx_changed = time.monotonic()
+                    elif owner is _AGENT and not self._rx_wanted:
+                        self._rx_wanted = ask = True
                 if owner is None:
-                    self._rx_owner = me
-                    self._rx_changed = time.monotonic()
-                elif owner is _AGENT and not self._rx_wanted:
-                    self._rx_wanted = ask = True
-            if owner is None:
-                self._read_results(done, deadline)
-                continue
-            if ask:
-                self._wake()
-            with condition:
-                condition.wait_for(lambda: done() or socket_free(), remaining)
+                    self._read_results(done, deadline)
+                    continue
+                if ask:
+                    self._wake()
+                with condition:
+                    condition.wait_for(lambda: done() or socket_free(), remaining)
+        finally:
+            with self._rx_lock:
+                self._socket_waiters.remove(condition)
         if not done():  # stopped: the agent resolves every future as it stops
             with condition:
                 condition.wait_for(done, None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -770,8 +824,14 @@ class ClientAgent(threading.Thread):
                     wake = self._agent_sleeps_long
             if wake:
                 self._wake()
-            with self.condition:
-                self.condition.notify_all()  # another waiting thread may read the socket now
+            self._notify_socket_waiters()  # another waiting thread may read the socket now
+
+    def _notify_socket_waiters(self) -> None:
+        with self._rx_lock:
+            waiters = tuple(self._socket_waiters)
+        for condition in waiters:
+            with condition:
+                condition.notify_all()
 
     def _read_scheduler(self, done: Callable[[], bool]) -> bool:
         """Read what the scheduler sent and resolve plain task results in this user thread
@@ -831,7 +891,7 @@ class ClientAgent(threading.Thread):
                 return index
             entry = tasks.get(result[0])
             if entry is not None:
-                if type(entry) is not MapTask and (entry._done_callbacks or entry._waiters):
+                if type(entry) is not MapTask and entry._listened:
                     return index
                 del tasks[result[0]]
                 self._resolve(entry, result)

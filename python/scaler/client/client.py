@@ -141,7 +141,6 @@ class Client:
         self._owner_digest = hashlib.md5(self._identity).digest()
         self._serializer_id = self._owner_digest + _SERIALIZER_NAME_DIGEST
         self._lock = threading.Lock()
-        self._future_condition = threading.Condition()  # shared by this client's futures
         self._function_cache: Dict[bytes, bytes] = {}  # blake2b of a function's bytes -> object id
         self._function_ids: Dict[int, tuple] = {}  # id(bytes) -> (bytes, object id), for reused bytes
         self._task_pieces_cache: Dict[tuple, tuple] = {}
@@ -151,7 +150,7 @@ class Client:
         self._task_counter = itertools.count(1)
         self._valid_references: set = set()
 
-        agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds, self._future_condition,
+        agent = ClientAgent(self._identity, address, heartbeat_interval_seconds, timeout_seconds,
                             connect_address=local_endpoint(address))
         # Weakly: the running agent thread must not keep the client alive (__del__ disconnects).
         agent.on_refused = weakref.WeakMethod(self.__forget_refused)
@@ -237,7 +236,7 @@ class Client:
         function_id = self.__function_object(batch, fn)  # last: only cache what gets sent
         batch.depends.add(function_id)
         task_id = self._task_id_prefix + next(self._task_counter).to_bytes(8, "big")
-        future = ScalerFuture(task_id, True, None, self._serializer, self._agent, self._future_condition)
+        future = ScalerFuture(task_id, True, None, self._serializer, self._agent)
         future._release = release
         head, middle, tail = self.__task_pieces(function_id, capabilities, self.__priority())
         batch.task_ids.append(task_id)
@@ -348,7 +347,7 @@ class Client:
         data_values = {key: value for key, value in culled.items() if key not in calls}
         if not calls:
             for key in keys:
-                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent, self._future_condition)
+                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent)
                 future._set_value(data_values[key], ProfileResult())
                 results[key] = future
             return {key: f.result() for key, f in results.items()} if block else results
@@ -379,16 +378,16 @@ class Client:
             ]
             nodes.append(self.__task_body(task_ids[key], function_id, arguments, caps, priority))
         delayed = not block
-        umbrella = ScalerFuture(graph_id, delayed, None, self._serializer, self._agent, self._future_condition)
+        umbrella = ScalerFuture(graph_id, delayed, None, self._serializer, self._agent)
         targets: Dict[bytes, ScalerFuture] = {}
         for key in keys:
             if key in calls:
-                future = ScalerFuture(task_ids[key], delayed, graph_id, self._serializer, self._agent, self._future_condition)
+                future = ScalerFuture(task_ids[key], delayed, graph_id, self._serializer, self._agent)
                 targets[task_ids[key]] = future
                 batch.task_ids.append(task_ids[key])
                 batch.entries.append(future)
             else:
-                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent, self._future_condition)
+                future = ScalerFuture(os.urandom(16), False, None, self._serializer, self._agent)
                 future._set_value(data_values[key], ProfileResult())
             results[key] = future
         batch.graph = GraphEntry(graph_id, umbrella, targets, list(task_ids.values()), release)

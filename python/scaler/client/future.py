@@ -2,63 +2,73 @@ import logging
 import pickle
 import threading
 from concurrent.futures import CancelledError, Future, InvalidStateError
-from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, RUNNING
 from typing import Any, Callable, Optional
 
 from scaler.utility.metadata.profile_result import ProfileResult
 
 _UNSET = object()
-_FINAL = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
 
 class _Waiters(list):
-    """``Future._waiters`` that asks for the result when ``as_completed``/``wait`` subscribes."""
+    """``Future._waiters`` that asks for the result when ``as_completed``/``wait`` subscribes.
+
+    ``wait`` and ``as_completed`` append their waiter to this list (the one private attribute of
+    ``Future`` this module touches, as 1.12.5's EventList did): a delayed future's result is
+    fetched on first demand, and a waiter is a demand."""
 
     def __init__(self, future: "ScalerFuture"):
         self._future = future  # list.__new__ made the empty list
 
     def append(self, waiter) -> None:
         super().append(waiter)
+        self._future._listened = True
         self._future._on_listener()
 
 
 class ScalerFuture(Future):
     """The future of one task (``Client.submit``) or one graph target (``Client.get``).
 
-    It is RUNNING from creation. Results of ``submit`` futures are fetched from object storage the
-    first time somebody asks (``result``, ``exception``, a callback or a waiter) unless they came
-    inline with the task result; so ``done()`` may be True while ``result()`` still has to fetch.
-    Callbacks added before completion run in the client's background thread.
+    Built on ``concurrent.futures.Future``'s own state and condition: it ends through
+    ``set_result``/``set_exception``, or ``cancel`` followed by ``set_running_or_notify_cancel``
+    (which is what tells ``wait``/``as_completed``), so everything that works on a Future works on
+    it. The stdlib state stays PENDING while the task is out (only a pending Future can be
+    cancelled); ``running()`` is True until ``done()``, as in 1.12.5, where futures were RUNNING
+    from creation.
+
+    Results of ``submit`` futures are fetched from object storage the first time somebody asks
+    (``result``, ``exception``, a callback or a waiter) unless they came inline with the task
+    result; so ``done()`` may be True while ``result()`` still has to fetch. Callbacks added before
+    completion run in the client's background thread. Results are deserialized by the first caller
+    of ``result``/``exception``, not by the thread that resolved the future.
     """
 
     _wants_profile = True  # the client agent builds a ProfileResult for it
+    # Defaults as class attributes, set on the instance when they change: a future is built per
+    # submit, and each attribute set costs.
+    _profiling_info: Optional[ProfileResult] = None
+    _ready: Optional[tuple] = None  # (object_id, failed) while the result waits in storage
+    # A done-callback or a waiter subscribed: the result is handled by the agent thread, where
+    # callbacks run (a thread reading the socket for its own future leaves it alone).
+    _listened = False
+    _cancel_sent = False
+    # Set (under the condition) by the one set_canceled call that cancels: a second
+    # set_running_or_notify_cancel would raise. Results need no such flag: Future.set_result
+    # refuses a future that ended.
+    _cancelling = False
+    _value = _UNSET  # the deserialized result, once a caller asked
+    _decode_error: Optional[BaseException] = None
+    _release = ()  # object ids the client agent releases once the task is done
 
-    def __init__(
-        self, task_id: bytes, is_delayed: bool, group_task_id: Optional[bytes], serializer, agent, condition=None
-    ):
-        # Future.__init__ is not called: it builds a threading.Condition per future, which cost more
-        # than a small task. A client's futures share one Condition (``condition``); every wait on
-        # it below re-checks its own future's state, so a notification for another future is
-        # harmless. The attributes are Future's own, set as Future.__init__ and
-        # set_running_or_notify_cancel would.
-        self._condition = threading.Condition() if condition is None else condition
-        self._state = RUNNING
-        self._result = None
-        self._exception = None
-        self._waiters = _Waiters(self) if is_delayed else []
-        self._done_callbacks = []
+    def __init__(self, task_id: bytes, is_delayed: bool, group_task_id: Optional[bytes], serializer, agent):
+        super().__init__()
+        if is_delayed:
+            self._waiters = _Waiters(self)
         self._task_id = task_id
-        self._is_delayed = is_delayed
         self._group_task_id = group_task_id
         self._serializer = serializer
         self._agent = agent
-        self._profiling_info: Optional[ProfileResult] = None
-        self._ready: Optional[tuple] = None  # (object_id, failed) when the result waits in storage
         self._fetch_requested = not is_delayed
-        self._cancel_sent = False
-        self._decoded = False
         self._decode_lock = threading.Lock()
-        self._release = ()  # object ids the client agent releases once the task is done
 
     # ---- public API ----
 
@@ -67,18 +77,17 @@ class ScalerFuture(Future):
         return self._task_id
 
     def done(self) -> bool:
-        with self._condition:
-            return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED) or self._ready is not None
+        return self._ready is not None or Future.done(self)
 
     def running(self) -> bool:
-        with self._condition:
-            return self._state == RUNNING and self._ready is None
+        return not self.done()
 
     def _finished(self) -> bool:
-        return self._state in _FINAL
+        """Ended (result, exception or cancelled), not merely ready in storage."""
+        return Future.done(self)
 
     def _wait_finished(self, timeout: Optional[float]) -> None:
-        if self._state in _FINAL:
+        if Future.done(self):
             return
         self._on_listener()
         if self._agent is None:
@@ -89,15 +98,14 @@ class ScalerFuture(Future):
 
     def result(self, timeout: Optional[float] = None) -> Any:
         self._wait_finished(timeout)
-        value = super().result(0)
-        return self._decode(value)
+        return self._decode(super().result(0))  # CancelledError, TimeoutError, or the task's exception
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         self._wait_finished(timeout)
         exc = super().exception(0)
-        if exc is None and not self._decoded:
+        if exc is None:
             try:
-                self._decode(self._result)
+                self._decode(super().result(0))
             except BaseException as error:  # a result that cannot be deserialized is the exception
                 return error
         return exc
@@ -108,10 +116,10 @@ class ScalerFuture(Future):
         Returns True if the task ended cancelled. Cancelling any target of a graph cancels the
         whole graph. ``timeout`` bounds the wait (default: the client's ``timeout_seconds``).
         """
+        if self.cancelled():
+            return True
         with self._condition:
-            if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED):
-                return True
-            if self._state == FINISHED or self._ready is not None:
+            if self.done():
                 return False
             send = not self._cancel_sent
             self._cancel_sent = True
@@ -123,20 +131,15 @@ class ScalerFuture(Future):
         if timeout is None:
             timeout = self._agent.cancel_timeout
         with self._condition:
-            self._condition.wait_for(
-                lambda: self._state in (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED) or self._ready is not None,
-                timeout,
-            )
-            return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED)
+            self._condition.wait_for(self.done, timeout)
+        return self.cancelled()
 
     def add_done_callback(self, fn: Callable[["ScalerFuture"], Any]) -> None:
-        with self._condition:
-            finished = self._state in (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
-            if not finished:
-                self._done_callbacks.append(fn)
-        if finished:
+        if Future.done(self):
             fn(self)  # like upstream: an error of the callback reaches the caller
             return
+        self._listened = True
+        super().add_done_callback(fn)  # calls fn at once if the future ended meanwhile
         self._on_listener()
 
     def _wait_done(self, timeout: Optional[float]) -> None:
@@ -156,51 +159,51 @@ class ScalerFuture(Future):
                 )
             return info
 
-    def _store_profiling_info(self, profiling_info: Optional[ProfileResult]) -> None:
-        # caller holds self._condition
-        if profiling_info is not None:
-            if self._profiling_info is not None:
-                raise InvalidStateError("profiling info already set")
-            self._profiling_info = profiling_info
-
     def set_result(self, result: Any, profiling_info: Optional[ProfileResult] = None) -> None:
-        with self._condition:
-            self._store_profiling_info(profiling_info)
-            self._decoded = True
-        super().set_result(result)
+        """Future.set_result, with the profiling info; InvalidStateError once the future ended."""
+        self._check_settable(profiling_info)
+        Future.set_result(self, result)
 
     def set_exception(self, exception: Optional[BaseException], profiling_info: Optional[ProfileResult] = None) -> None:
-        with self._condition:
-            self._store_profiling_info(profiling_info)
-            self._ready = None
-        super().set_exception(exception)
+        self._check_settable(profiling_info)
+        Future.set_exception(self, exception)
 
     def set_canceled(self) -> None:
-        """Mark the future cancelled (no-op when it already finished)."""
+        """Mark the future cancelled (no-op when it already ended)."""
         with self._condition:
-            if self._state in (FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED):
+            if self._cancelling or Future.done(self):
                 return
-            self._ready = None
-            self._state = CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
-        self._invoke_callbacks()
+            self._cancelling = True
+        if Future.cancel(self):  # PENDING -> CANCELLED, and runs the callbacks; False if a result won
+            self.set_running_or_notify_cancel()  # -> CANCELLED_AND_NOTIFIED: wait/as_completed see it
+        self._ready = None
 
     def __repr__(self) -> str:
-        return f"<ScalerFuture {self._task_id.hex()} state={self._state}>"
+        state = "CANCELLED" if self.cancelled() else "FINISHED" if Future.done(self) else "RUNNING"
+        return f"<ScalerFuture {self._task_id.hex()} state={state}>"
 
     # ---- used by the client agent ----
+
+    def _check_settable(self, profile) -> None:
+        """For the public setters: InvalidStateError if the future ended or ``profile`` would be a
+        second profile; else stores it."""
+        with self._condition:
+            if Future.done(self):
+                raise InvalidStateError(f"{self!r} already ended")
+            if profile is not None:
+                if self._profiling_info is not None:
+                    raise InvalidStateError("profiling info already set")
+                self._profiling_info = profile
 
     def _mark_ready(self, object_id: bytes, failed: bool, profile: Optional[ProfileResult]) -> bool:
         """Result is in storage; returns True if it must be fetched now (someone is waiting)."""
         with self._condition:
-            if self._state != RUNNING:
+            if Future.done(self):
                 return False
             if profile is not None and self._profiling_info is None:
                 self._profiling_info = profile
             self._ready = (object_id, failed)
-            fetch = self._fetch_requested or bool(self._done_callbacks) or bool(self._waiters)
+            fetch = self._fetch_requested or self._listened
             self._fetch_requested = fetch
             self._condition.notify_all()  # cancel() waiters: the task is no longer cancellable
             return fetch
@@ -223,53 +226,40 @@ class ScalerFuture(Future):
             self._finish(_Raw(payload), None, profile)
 
     def _set_value(self, value: Any, profile: Optional[ProfileResult] = None) -> None:
-        self._finish(value, None, profile, True)
+        self._finish(value, None, profile)
 
     def _fail(self, exception: BaseException, profile: Optional[ProfileResult] = None) -> None:
         self._finish(None, exception, profile)
 
-    def _finish(self, result: Any, exception: Optional[BaseException], profile: Optional[ProfileResult],
-                decoded: bool = False) -> None:
-        """Future.set_result/set_exception in one hold of the condition; no-op unless RUNNING."""
-        with self._condition:
-            if self._state != RUNNING:
-                return
-            if profile is not None and self._profiling_info is None:
-                self._profiling_info = profile
-            self._ready = None
-            if decoded:
-                self._decoded = True
-            self._result = result
-            self._exception = exception
-            self._state = FINISHED
-            if self._waiters:
-                for waiter in self._waiters:
-                    if exception is None:
-                        waiter.add_result(self)
-                    else:
-                        waiter.add_exception(self)
-            self._condition.notify_all()
-        if self._done_callbacks:
-            self._invoke_callbacks()
+    def _finish(self, result: Any, exception: Optional[BaseException], profile: Optional[ProfileResult]) -> None:
+        """End the future with a result or an exception; no-op if it already ended."""
+        if profile is not None and self._profiling_info is None:
+            self._profiling_info = profile  # before the result: whoever sees the result sees it
+        try:
+            if exception is None:
+                Future.set_result(self, result)
+            else:
+                Future.set_exception(self, exception)
+        except InvalidStateError:
+            return  # cancelled, or ended by another thread
+        self._ready = None
 
     def _decode(self, value: Any) -> Any:
-        if not isinstance(value, _Raw):
+        if type(value) is not _Raw:
             return value
+        if self._value is not _UNSET:
+            return self._value
         with self._decode_lock:
-            if isinstance(self._result, _Raw):
+            if self._value is _UNSET and self._decode_error is None:
                 try:
-                    self._result = self._serializer.deserialize(self._result.payload)
+                    self._value = self._serializer.deserialize(value.payload)
                 except BaseException as error:
                     logging.exception("scaler: cannot deserialize the result of task %s", self._task_id.hex())
-                    with self._condition:
-                        self._exception = error
-                        self._result = None
-                        self._decoded = True
-                    raise
-                self._decoded = True
-            elif self._exception is not None:
-                raise self._exception
-            return self._result
+                    self._decode_error = error
+                value.payload = None  # the Future keeps the _Raw: let the bytes go
+        if self._decode_error is not None:
+            raise self._decode_error
+        return self._value
 
 
 class _Raw:
@@ -422,10 +412,6 @@ class MapTask:
         self.call = call
         self.index = index
         self._release = release
-
-    @property
-    def _condition(self):
-        return self.call.condition
 
     def done(self) -> bool:
         return self.call.values[self.index] is not _PENDING
