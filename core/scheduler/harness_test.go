@@ -173,6 +173,21 @@ func (h *harness) worker(id string, queue uint32, caps ...string) {
 	h.handle(id, hb)
 }
 
+// beat is a heartbeat of the registered worker id that acknowledges the
+// last echo it was sent and lists the tasks it was given, as a live
+// worker's does (only such heartbeats keep it alive).
+func (h *harness) beat(id string, queue uint32) {
+	hb := &protocol.WorkerHeartbeat{QueueSize: queue}
+	if w := h.s.workers.byID[id]; w != nil {
+		hb.EchoSeq = w.echoSeq
+		hb.Tasks = [][]byte{} // and it holds what it was given
+		for e := w.tasks.Front(); e != nil; e = e.Next() {
+			hb.Tasks = append(hb.Tasks, e.Value.(*task).msg.TaskID)
+		}
+	}
+	h.handle(id, hb)
+}
+
 // createObjects registers objects owned by client c.
 func (h *harness) createObjects(c string, ids ...string) {
 	m := &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte(c)}

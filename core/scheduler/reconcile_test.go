@@ -188,3 +188,44 @@ func TestPeerClosed(t *testing.T) {
 	}
 	checkInvariants(t, h.s)
 }
+
+// TestOnlyAcknowledgingHeartbeatsKeepAWorkerAlive pins the liveness rule of
+// onWorkerHeartbeat: a heartbeat counts as a sign of life only when its
+// EchoSeq acknowledges an echo newer than the last one acknowledged (and one
+// that was sent). A peer repeating heartbeats that ignore the echoes times
+// out, and the tasks it was given are placed again.
+func TestOnlyAcknowledgingHeartbeatsKeepAWorkerAlive(t *testing.T) {
+	cases := []struct {
+		name  string
+		seq   func(sent uint64) uint64 // EchoSeq of each keep-alive heartbeat, given the last echo sent
+		alive bool
+	}{
+		{"acknowledges every echo", func(sent uint64) uint64 { return sent }, true},
+		{"never acknowledges (EchoSeq 0)", func(uint64) uint64 { return 0 }, false},
+		{"repeats the first echo", func(uint64) uint64 { return 1 }, false},
+		{"claims an echo never sent", func(sent uint64) uint64 { return sent + 5 }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.client("c")
+			h.handle("w", hb(0))
+			h.submit("c", "t1")
+			for i := 0; i < 15; i++ { // 15 s, past the 10 s worker timeout
+				h.client("c")
+				w := h.s.workers.byID["w"]
+				if w == nil {
+					break
+				}
+				h.handle("w", hb(c.seq(w.echoSeq), "t1"))
+				h.advance(time.Second)
+			}
+			if alive := h.s.workers.byID["w"] != nil; alive != c.alive {
+				t.Fatalf("worker registered after 15 s: %v, want %v", alive, c.alive)
+			}
+			if t1 := h.s.tasks["t1"]; !c.alive && (t1 == nil || t1.worker != nil) {
+				t.Fatalf("t1 of the timed-out worker not waiting for another worker: %+v", t1)
+			}
+		})
+	}
+}

@@ -365,7 +365,7 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 	id := string(from)
 	w := s.workers.byID[id]
 	if w == nil {
-		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities, echoSeq: m.EchoSeq}
+		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities, echoSeq: m.EchoSeq, ackedSeq: m.EchoSeq}
 		s.workers.add(w)
 		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
@@ -383,7 +383,18 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 	}
 	s.reconcile(w, m)
 	w.last = *m
-	w.lastSeen = now
+	// Only a heartbeat that acknowledges an echo newer than the last one
+	// acknowledged is a sign of life. A worker sends its next heartbeat
+	// after the echo of the previous one (or resends after three
+	// intervals), so a live worker's EchoSeq advances within a few
+	// intervals; a peer that registers and then repeats heartbeats without
+	// reading the echoes (EchoSeq 0 for ever: nothing to reconcile it by)
+	// would otherwise hold its tasks for good. It times out instead, and its
+	// tasks are placed again.
+	if m.EchoSeq > w.ackedSeq && m.EchoSeq <= w.echoSeq {
+		w.ackedSeq = m.EchoSeq
+		w.lastSeen = now
+	}
 	s.echo(w)
 }
 

@@ -302,7 +302,7 @@ func TestWorkerDeath(t *testing.T) { // items 37, 38, 39: the worker-death crash
 			h.takePub()
 			if how == "timeout" {
 				h.now = h.now.Add(5 * time.Second)
-				h.handle("b", &protocol.WorkerHeartbeat{})
+				h.beat("b", 0)
 				h.client("c")
 				h.advance(6 * time.Second)
 			} else {
@@ -340,7 +340,7 @@ func TestClientDisconnect(t *testing.T) { // items 27, 40, 41, 49
 			if how == "timeout" {
 				h.now = h.now.Add(6 * time.Second)
 				h.client("d")
-				h.handle("w", &protocol.WorkerHeartbeat{})
+				h.beat("w", 0)
 				h.take()
 				h.advance(5 * time.Second)
 			} else {

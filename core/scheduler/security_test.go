@@ -292,7 +292,7 @@ func TestDeadClientRunningTaskForced(t *testing.T) {
 	equal(t, "only one slot", describe(noEchoes(h.take())), []string{"w:Task(long)"})
 	for i := 0; i < 11; i++ { // c goes silent; d and w keep heartbeating
 		h.client("d")
-		h.handle("w", &protocol.WorkerHeartbeat{QueueSize: 1})
+		h.beat("w", 1)
 		h.advance(time.Second)
 	}
 	equal(t, "forced cancel", describe(noEchoes(h.take())), []string{"w:TaskCancel(long,force=true)"})

@@ -23,6 +23,9 @@ type worker struct {
 	// starts at the EchoSeq of the registering heartbeat, so that a worker
 	// that registers again (or with a new scheduler) keeps counting up.
 	echoSeq uint64
+	// ackedSeq is the highest echo Seq w's heartbeats acknowledged; only a
+	// heartbeat that advances it keeps w alive (onWorkerHeartbeat).
+	ackedSeq uint64
 	// owners counts w's tasks per owning client: a worker may announce
 	// result objects only for the clients whose tasks it holds.
 	owners map[string]int
