@@ -32,13 +32,18 @@ const (
 	MaxRunning = 10000
 	// Seconds is the length of State.Finished.
 	Seconds = 300
-	// maxIDLen and maxNameLen cap the bytes kept from a task id, a worker
-	// id and a function name.
-	maxIDLen   = 64
-	maxNameLen = 256
+	// maxIDLen, maxWorkerLen and maxNameLen cap the bytes kept from a task
+	// id, a worker id and a function name. Worker ids ("pid|Worker|host|
+	// hex") must stay whole: they are matched against the status.
+	maxIDLen     = 64
+	maxWorkerLen = 512
+	maxNameLen   = 256
 	// maxMsgSize is the largest frame accepted from the scheduler: a status
 	// of a few hundred workers with their processors is well under it.
 	maxMsgSize = 64 << 20
+	// maxReconcileWorkers: a status listing more workers than this is not
+	// used to correct the running table (a bound on the work per status).
+	maxReconcileWorkers = 100000
 	// recvHWM bounds what libzmq queues for us when we fall behind.
 	recvHWM = 10000
 	// DefaultTimeout is used when Options.Timeout is 0.
