@@ -166,10 +166,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			m.mu.Lock()
-			turned := m.m.checkStale(m.now(), m.opt.Timeout)
+			turned, last := m.m.checkStale(m.now(), m.opt.Timeout), m.m.updated
 			m.mu.Unlock()
 			if turned {
-				m.opt.Log.Warn().Str("address", m.opt.Address).Msg("status feed stopped")
+				ev := m.opt.Log.Warn().Str("address", m.opt.Address)
+				if !last.IsZero() {
+					ev = ev.Time("last_update", last)
+				}
+				ev.Msgf("status feed stopped: nothing for %v", m.opt.Timeout)
 				m.notify()
 			}
 		case msg, ok := <-sub.Recv():
@@ -185,21 +189,23 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.mu.Lock()
 			now := m.now()
 			back, bad := m.m.handle(now, m.opt.Timeout, msg)
+		batch:
 			for i := 0; i < 256; i++ {
-				var more [][]byte
 				select {
-				case more, ok = <-sub.Recv():
+				case more, ok := <-sub.Recv():
+					if !ok {
+						break batch // seen closed on the next turn
+					}
+					b2, bad2 := m.m.handle(now, m.opt.Timeout, more)
+					back, bad = back || b2, bad+bad2
 				default:
+					break batch
 				}
-				if more == nil {
-					break
-				}
-				b2, bad2 := m.m.handle(now, m.opt.Timeout, more)
-				back, bad = back || b2, bad+bad2
 			}
+			restarts := m.m.restarts
 			m.mu.Unlock()
 			if back {
-				m.opt.Log.Info().Str("address", m.opt.Address).Msg("status feed is back")
+				m.opt.Log.Info().Str("address", m.opt.Address).Int("restarts", restarts).Msg("status feed is back")
 			}
 			if bad > 0 {
 				if badFrames == 0 {
@@ -208,9 +214,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 				badFrames += uint64(bad)
 			}
 			m.notify()
-			if !ok {
-				continue // the closed channel is seen on the next turn
-			}
 		}
 	}
 }
