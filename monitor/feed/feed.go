@@ -7,7 +7,15 @@
 // few megabytes: the feed is network input and is treated as untrusted.
 // The model survives the scheduler going away and coming back: zmq
 // reconnects the SUB socket by itself, the Monitor marks the State Stale
-// while nothing arrives and counts the returns in Restarts.
+// while nothing arrives and counts the returns in Restarts (a restart
+// faster than the timeout is seen by the status's instance id).
+//
+// The scheduler drops monitor messages for a subscriber that falls 10,000
+// behind, so task events can be missing. The status's counts are
+// cumulative, so Totals and Finished are corrected from them and stay exact
+// while the scheduler runs, and the running table is corrected from the
+// per-worker counts; only the task log (Tasks) lacks the lost tasks.
+// State.Missed says how many messages this monitor lost.
 package feed
 
 import (
