@@ -46,14 +46,17 @@ const (
 	maxIDLen     = 64
 	maxWorkerLen = 512
 	maxNameLen   = 256
-	// maxMsgSize is the largest frame accepted from the scheduler: a status
-	// of a few hundred workers with their processors is well under it.
-	maxMsgSize = 64 << 20
+	// maxMsgSize is the largest frame accepted from the scheduler (libzmq
+	// disconnects a publisher that sends more): a status of 1,000 workers
+	// with 32 processors each is about 2.3 MiB.
+	maxMsgSize = 16 << 20
 	// maxReconcileWorkers: a status listing more workers than this is not
 	// used to correct the running table (a bound on the work per status).
 	maxReconcileWorkers = 100000
-	// recvHWM bounds what libzmq queues for us when we fall behind.
-	recvHWM = 10000
+	// recvHWM and recvBuffer bound what libzmq and the transport queue for
+	// us when we fall behind, in messages (the scheduler keeps 10,000 more).
+	recvHWM    = 2000
+	recvBuffer = 256
 	// DefaultTimeout is used when Options.Timeout is 0.
 	DefaultTimeout = 5 * time.Second
 )
@@ -153,6 +156,7 @@ func (m *Monitor) State() State {
 func (m *Monitor) Run(ctx context.Context) error {
 	sub, err := transport.Connect(transport.Sub, m.opt.Address, transport.Options{
 		RecvHWM:    recvHWM,
+		RecvBuffer: recvBuffer,
 		MaxMsgSize: maxMsgSize,
 	})
 	if err != nil {
