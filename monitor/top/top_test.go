@@ -66,7 +66,9 @@ func startSession(t *testing.T, addr string, w, h int) *session {
 	s.SetSize(w, h)
 	ss := &session{t: t, screen: s, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { ss.done <- Run(ctx, Options{Address: addr, Timeout: 2 * time.Second, Log: zerolog.Nop(), Screen: s}) }()
+	go func() {
+		ss.done <- Run(ctx, Options{Address: addr, Timeout: 2 * time.Second, Log: zerolog.Nop(), Screen: s})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
