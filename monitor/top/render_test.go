@@ -174,7 +174,7 @@ func TestSortKeys(t *testing.T) {
 	a, b, c := hex1[:4], hex2[:4], hex3[:4]
 	want := map[rune][]string{
 		'g': {a, c, b}, // "" < "" < group-long-name; ties by id
-		'n': {a, c, b}, // by full id: ...0a1b < ...1234 < ...ffee
+		'n': {b, c, a}, // by label: …5544 < …5678 < …a4b5
 		'C': {b, a, c}, // 9, 5, 3
 		'M': {c, a, b}, // 110M, 100M, 90M
 		'c': {a, b, c}, // 1000, 250, 10

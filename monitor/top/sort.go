@@ -20,7 +20,9 @@ type sortKey struct {
 // sortKeys is in the order the Shortcuts line lists them.
 var sortKeys = []sortKey{
 	{key: 'g', column: "group", text: true, name: func(r *workerRow) string { return r.group }},
-	{key: 'n', column: "worker", text: true, name: func(r *workerRow) string { return r.id }},
+	// By the label shown, so the column reads in order (the ids of one
+	// cluster differ only after the shared pid).
+	{key: 'n', column: "worker", text: true, name: func(r *workerRow) string { return r.label }},
 	{key: 'C', column: "agt_cpu", value: func(r *workerRow) uint64 { return r.agentCPU }},
 	{key: 'M', column: "agt_rss", value: func(r *workerRow) uint64 { return r.agentRSS }},
 	{key: 'c', column: "cpu", value: func(r *workerRow) uint64 { return r.cpu }},
