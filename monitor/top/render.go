@@ -56,14 +56,14 @@ func Render(st feed.State, v View, now time.Time) []Line {
 			Line{Text: "q quits"})
 		return fit(lines, v)
 	}
-	block := topBlock(st.Status)
+	block, fits := topBlock(st.Status, v.Width)
 	blockWidth := 0
 	for _, l := range block {
 		blockWidth = max(blockWidth, runeLen(l))
 	}
 	// Below the block: separator, two lines of shortcuts, blank, total,
 	// header and one row.
-	if need := 1 + 1 + len(block) + 7; v.Width < blockWidth || v.Height < need {
+	if need := 1 + 1 + len(block) + 6 + len(wrap(shortcuts(), v.Width)); !fits || v.Height < need {
 		return tooSmall(v, max(blockWidth, 1), need)
 	}
 	lines = append(lines, Line{})
@@ -72,7 +72,11 @@ func Render(st feed.State, v View, now time.Time) []Line {
 	}
 	lines = append(lines,
 		Line{Text: strings.Repeat("-", blockWidth)},
-		Line{Text: shortcuts()},
+	)
+	for _, l := range wrap(shortcuts(), v.Width) {
+		lines = append(lines, Line{Text: l})
+	}
+	lines = append(lines,
 		Line{Text: order(v)},
 		Line{},
 		Line{Text: fmt.Sprintf("Total %d worker group(s) with %d worker(s)", len(st.Status.WorkerGroups), len(st.Status.Workers))},
@@ -108,10 +112,14 @@ func statusLine(st feed.State, now time.Time) Line {
 }
 
 func tooSmall(v View, width, height int) []Line {
-	return fit([]Line{
-		{Text: "Your terminal is too small to show scaler_top", Style: StyleAlert},
-		{Text: fmt.Sprintf("it needs %dx%d, this one is %dx%d (q quits)", width, height, v.Width, v.Height)},
-	}, v)
+	var lines []Line
+	for _, l := range wrap("Your terminal is too small to show scaler_top", v.Width) {
+		lines = append(lines, Line{Text: l, Style: StyleAlert})
+	}
+	for _, l := range wrap(fmt.Sprintf("it needs %dx%d, this one is %dx%d (q quits)", width, height, v.Width, v.Height), v.Width) {
+		lines = append(lines, Line{Text: l})
+	}
+	return fit(lines, v)
 }
 
 // fit cuts the lines to the terminal.
@@ -134,8 +142,10 @@ type table struct {
 }
 
 // topBlock lays the five status tables side by side, '|' between them,
-// shorter ones padded with blank rows.
-func topBlock(s *protocol.StateScheduler) []string {
+// shorter ones padded with blank rows. Tables that do not fit beside the
+// others in width start a new band below, so an 80-column terminal still
+// shows everything; fits is false when one table alone is too wide.
+func topBlock(s *protocol.StateScheduler, width int) (block []string, fits bool) {
 	states := make([][2]string, 0, len(s.TaskStates))
 	for _, c := range s.TaskStates {
 		states = append(states, [2]string{c.State.String(), Integer(c.Count)})
@@ -159,21 +169,39 @@ func topBlock(s *protocol.StateScheduler) []string {
 		{"scheduler_sent", counts(s.Binder.Sent)},
 		{"scheduler_received", counts(s.Binder.Received)},
 	}
+	fits = true
+	var band [][]string
+	bandWidth := 0
+	for _, t := range tables {
+		lines := t.lines()
+		w := runeLen(lines[0])
+		fits = fits && w <= width
+		if len(band) > 0 && bandWidth+3+w > width {
+			block = append(block, joinTables(band)...)
+			band, bandWidth = nil, 0
+		}
+		if len(band) > 0 {
+			bandWidth += 3
+		}
+		band, bandWidth = append(band, lines), bandWidth+w
+	}
+	return append(block, joinTables(band)...), fits
+}
+
+// joinTables puts tables side by side with " | " between them.
+func joinTables(cols [][]string) []string {
 	height := 0
-	cols := make([][]string, len(tables))
-	for i, t := range tables {
-		cols[i] = t.lines()
-		height = max(height, len(cols[i]))
+	for _, c := range cols {
+		height = max(height, len(c))
 	}
 	out := make([]string, height)
 	for r := range height {
 		parts := make([]string, len(cols))
 		for i, c := range cols {
-			w := runeLen(c[0])
 			if r < len(c) {
 				parts[i] = c[r]
 			} else {
-				parts[i] = strings.Repeat(" ", w)
+				parts[i] = strings.Repeat(" ", runeLen(c[0]))
 			}
 		}
 		out[r] = strings.TrimRight(strings.Join(parts, " | "), " ")
@@ -211,6 +239,25 @@ func shortcuts() string {
 		fmt.Fprintf(&b, " %s[%c]", sk.column, sk.key)
 	}
 	return b.String()
+}
+
+// wrap breaks text at spaces into lines of at most width runes (longer
+// words are cut by fit later).
+func wrap(text string, width int) []string {
+	var out []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = w
+		case runeLen(line)+1+runeLen(w) <= width:
+			line += " " + w
+		default:
+			out = append(out, line)
+			line = w
+		}
+	}
+	return append(out, line)
 }
 
 // order says how the worker table is sorted.
@@ -332,27 +379,52 @@ func workerTable(s *protocol.StateScheduler, v View, room int) []Line {
 	for _, l := range left {
 		width = max(width, runeLen(l))
 	}
-	n := max(len(left), len(right))
-	out := make([]Line, 0, n)
-	for i := range n {
-		l, r := "", ""
-		if i < len(left) {
-			l = left[i]
-		}
-		if i < len(right) {
-			r = right[i]
-		}
-		style := StyleNormal
+	header := func(l []string, i int) Style {
 		if i == 0 {
-			style = StyleHeader
+			return StyleHeader
 		}
-		out = append(out, Line{Text: strings.TrimRight(padRight(l, width)+" | "+r, " "), Style: style})
+		return StyleNormal
 	}
-	if room >= 1 && len(out) > room {
-		hidden := len(rows) - (room - 2) // header and the note take two lines
-		out = append(out[:room-1], Line{Text: fmt.Sprintf("... %d more worker(s) below; enlarge the terminal to see them", max(hidden, 0))})
+	if width+3+runeLen(right[0]) <= v.Width {
+		// Side by side, as upstream.
+		n := max(len(left), len(right))
+		out := make([]Line, 0, n)
+		for i := range n {
+			l, r := "", ""
+			if i < len(left) {
+				l = left[i]
+			}
+			if i < len(right) {
+				r = right[i]
+			}
+			out = append(out, Line{Text: strings.TrimRight(padRight(l, width)+" | "+r, " "), Style: header(left, i)})
+		}
+		return cutWorkers(out, len(rows), room)
 	}
-	return out
+	// Too narrow for both: the clients go below the workers, and are left
+	// out when the workers would get fewer than a header and two rows.
+	var workers, clients []Line
+	for i, l := range left {
+		workers = append(workers, Line{Text: l, Style: header(left, i)})
+	}
+	clients = append(clients, Line{})
+	for i, r := range right {
+		clients = append(clients, Line{Text: r, Style: header(right, i)})
+	}
+	if room-len(clients) >= min(len(workers), 3) {
+		return append(cutWorkers(workers, len(rows), room-len(clients)), clients...)
+	}
+	return cutWorkers(workers, len(rows), room)
+}
+
+// cutWorkers keeps the table within room lines; the last one then says how
+// many workers did not fit.
+func cutWorkers(lines []Line, workers, room int) []Line {
+	if room < 1 || len(lines) <= room {
+		return lines
+	}
+	hidden := workers - (room - 2) // header and the note take two lines
+	return append(lines[:room-1], Line{Text: fmt.Sprintf("... %d more worker(s) below; enlarge the terminal to see them", max(hidden, 0))})
 }
 
 // clientLines is the client_manager table: clients with unfinished tasks.

@@ -109,7 +109,9 @@ func TestGolden(t *testing.T) {
 		{"stale", stale, NewView(200, 50)},
 		{"no_workers", noWorkers, NewView(200, 50)},
 		{"many_workers_cut", many, NewView(200, 40)},
-		{"too_narrow", live(), NewView(80, 50)},
+		{"narrow_bands", live(), NewView(80, 50)},
+		{"too_narrow", live(), NewView(20, 50)},
+		{"narrow_many_workers", many, NewView(100, 40)},
 		{"too_short", live(), NewView(200, 15)},
 	}
 	for _, c := range cases {

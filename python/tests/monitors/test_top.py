@@ -101,6 +101,11 @@ def wait_screen(tmux, cond, what: str, timeout: float = 30.0) -> str:
     return last[0]
 
 
+def exited(screen: str):
+    """The shell's line after top returned (the typed command line also says "top exited")."""
+    return re.search(r"^top exited \d+$", screen, re.M)
+
+
 def two_workers(screen: str) -> bool:
     _, rows = worker_table(screen)
     return "with 2 worker(s)" in screen and len(rows) == 2
@@ -162,8 +167,8 @@ def test_top_shows_the_cluster_sorts_and_quits(stack, tmux):
             assert got == sorted(got, reverse=descending), (key, press, got, screen)
 
     tmux.type("q")
-    screen = wait_screen(tmux, lambda s: "top exited" in s, "top to exit after q", timeout=15)
-    assert "top exited 0" in screen
+    screen = wait_screen(tmux, exited, "top to exit after q", timeout=15)
+    assert exited(screen).group(0) == "top exited 0"
     # The terminal is restored: top's screen is gone, the shell prompt is back.
     assert not tmux.alternate_on()
     assert "Shortcuts:" not in screen
@@ -196,6 +201,6 @@ def test_top_survives_a_scheduler_restart(stack, tmux):
     assert not stopped.search(screen)
 
     tmux.key("C-c")
-    screen = wait_screen(tmux, lambda s: "top exited" in s, "top to exit after Ctrl-C", timeout=15)
-    assert "top exited 0" in screen
+    screen = wait_screen(tmux, exited, "top to exit after Ctrl-C", timeout=15)
+    assert exited(screen).group(0) == "top exited 0"
     assert not tmux.alternate_on()
