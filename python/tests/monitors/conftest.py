@@ -49,6 +49,9 @@ class Tmux:
         """A named key (C-c, Enter) as tmux spells it."""
         self.cmd("send-keys", "-t", "top", name)
 
+    def resize(self, width: int, height: int) -> None:
+        self.cmd("resize-window", "-t", "top", "-x", str(width), "-y", str(height))
+
     def screen(self) -> str:
         return self.cmd("capture-pane", "-p", "-t", "top")
 

@@ -166,6 +166,12 @@ def test_top_shows_the_cluster_sorts_and_quits(stack, tmux):
                 got = [value(column, r[column]) for r in rows]
             assert got == sorted(got, reverse=descending), (key, press, got, screen)
 
+    # A resize redraws: too small says so, and the table comes back when the room does.
+    tmux.resize(40, 12)
+    wait_screen(tmux, lambda s: "too small" in s and "Shortcuts:" not in s, "the too-small message", timeout=10)
+    tmux.resize(200, 50)
+    wait_screen(tmux, two_workers, "the table after growing again", timeout=10)
+
     tmux.type("q")
     screen = wait_screen(tmux, exited, "top to exit after q", timeout=15)
     assert exited(screen).group(0) == "top exited 0"
