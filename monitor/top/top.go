@@ -83,7 +83,10 @@ func Run(ctx context.Context, o Options) error {
 				return err
 			}
 			return nil
-		case ev := <-events:
+		case ev, ok := <-events:
+			if !ok { // the screen was finalised under us
+				return nil
+			}
 			switch ev := ev.(type) {
 			case *tcell.EventKey:
 				if quits(ev) {
