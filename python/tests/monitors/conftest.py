@@ -59,8 +59,14 @@ class Tmux:
         return self.cmd("display-message", "-p", "-t", "top", "#{alternate_on}").strip() == "1"
 
     def close(self) -> None:
-        # Killing the server hangs up the pane, which ends a scaler_top still in it.
+        # Killing the server hangs up the pane, which ends a scaler_top still in it. The server
+        # leaves its socket file behind; remove it so repeated runs do not pile them up.
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=20)
+        path = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.socket)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 @pytest.fixture
