@@ -50,10 +50,10 @@ var roles = []*role{
 		notBuiltYet: "the web ui role is not built yet",
 	},
 	{
-		sub:         "top",
-		usage:       "monitor the scheduler like top",
-		newSection:  func() config.Section { return config.DefaultTop() },
-		notBuiltYet: "the top role is not built yet",
+		sub:        "top",
+		usage:      "monitor the scheduler like top",
+		newSection: func() config.Section { return config.DefaultTop() },
+		run:        runTopMonitor,
 	},
 	{
 		sub:         "worker_adapter_native",
