@@ -103,10 +103,10 @@ func (s *stream) add(t *feed.Task) {
 		return
 	}
 	s.done[t.Worker]++
-	start := t.Start
-	if start.IsZero() || start.After(t.End) {
-		start = t.End.Add(-t.Duration)
-	}
+	// Not t.Start: the scheduler reports a task Running once it is queued
+	// on a worker, so Start includes time in the worker's queue. Duration
+	// is the profile's run time when there is one.
+	start := t.End.Add(-t.Duration)
 	o := outcomeOf(t.State)
 	if i, ok := s.last[t.Worker]; ok && i >= s.pruned {
 		b := &s.bars[i-s.pruned]

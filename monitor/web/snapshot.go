@@ -107,10 +107,10 @@ type LogEntry struct {
 // Outcomes, function indexes Functions and n counts the tasks merged into
 // the bar. Arrays, not objects, because a busy stream has a thousand bars.
 type Stream struct {
-	WindowS   int       `json:"window_s"`
-	Rows      []string  `json:"rows"` // worker labels
-	Outcomes  []string  `json:"outcomes"`
-	Functions []string  `json:"functions"`
+	WindowS   int        `json:"window_s"`
+	Rows      []string   `json:"rows"` // worker labels
+	Outcomes  []string   `json:"outcomes"`
+	Functions []string   `json:"functions"`
 	Bars      [][6]int64 `json:"bars"`
 }
 

@@ -162,8 +162,11 @@ function renderThroughput(tp) {
 }
 
 function renderCharts(h) {
-  const span = 5 * 60 * 1000;
-  const cpuMax = niceMax(Math.max(1000, ...h.sched_cpu, ...h.agent_cpu, ...h.proc_cpu));
+  // The time axis grows with the history, from 1 to 5 minutes, in whole minutes.
+  const oldest = h.at.length ? -h.at[0] : 0;
+  const span = Math.min(5, Math.max(1, Math.ceil(oldest / 60000))) * 60000;
+  // At least 10% so that an idle cluster does not draw noise full height.
+  const cpuMax = niceMax(Math.max(100, ...h.sched_cpu, ...h.agent_cpu, ...h.proc_cpu));
   lineChart($("cpu"), h.at, [
     { name: "scheduler", color: color("sched"), values: h.sched_cpu },
     { name: "agents", color: color("agent"), values: h.agent_cpu },
@@ -197,7 +200,7 @@ function renderStream(st) {
   if (!st.rows.length) add(s, "text", { x: L, y: T + 14 }, "no workers");
   for (const [row, start, end, o, f, n] of st.bars) {
     const outcome = st.outcomes[o];
-    const x0 = x(start), x1 = Math.max(x(end), x0 + 1.5);
+    const x0 = x(start), x1 = Math.max(x(end), x0 + 2); // a short task stays visible
     const r = add(s, "rect", {
       class: "bar " + outcome, x: x0, y: T + row * rowH + 3, width: x1 - x0, height: rowH - 6, rx: 2,
       fill: color(outcome),
@@ -244,7 +247,7 @@ function renderLog(snap) {
     ? snap.log.map((t) => `<tr>
       <td>${t.end_ms ? clock(t.end_ms) : ""}</td><td>${esc(t.function || "(unknown)")}</td><td>${esc(t.worker)}</td>
       <td>${duration(t.duration_ms)}</td><td>${t.peak_mem ? bytes(t.peak_mem) : "–"}</td>
-      <td><span class="badge ${t.outcome}">${esc(t.state)}</span></td><td class="id">${esc(t.id.slice(0, 12))}</td>
+      <td><span class="badge ${t.outcome}">${esc(t.state)}</span></td><td class="id" title="${esc(t.id)}">…${esc(t.id.slice(-10))}</td>
     </tr>`).join("")
     : `<tr><td class="empty" colspan="7">no task has finished yet</td></tr>`;
 }

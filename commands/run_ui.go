@@ -1,0 +1,39 @@
+package commands
+
+import (
+	"context"
+	"net"
+	"strconv"
+
+	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/monitor/feed"
+	"github.com/opengris/scaler/monitor/web"
+)
+
+// runWebUI is scaler_ui: it subscribes to the scheduler's monitor address
+// and serves the page on web_host:web_port until ctx is done.
+func runWebUI(ctx context.Context, section config.Section, log zerolog.Logger) error {
+	cfg := section.(*config.WebUI)
+	mon := feed.New(feed.Options{Address: cfg.MonitorAddress, Log: log})
+	srv := web.New(web.Options{Source: mon, Log: log})
+
+	addr := net.JoinHostPort(cfg.WebHost, strconv.Itoa(cfg.WebPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("monitor", cfg.MonitorAddress).Str("url", "http://"+ln.Addr().String()+"/").Msg("web ui serving")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	feedDone := make(chan error, 1)
+	go func() { feedDone <- mon.Run(ctx) }()
+	err = srv.Serve(ctx, ln)
+	cancel()
+	if ferr := <-feedDone; err == nil {
+		err = ferr
+	}
+	return err
+}
