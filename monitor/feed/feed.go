@@ -65,6 +65,10 @@ type State struct {
 	Finished []Second                 // tasks finished per second, last Seconds seconds, oldest first
 	Totals   Totals                   // cumulative counters since this monitor started
 	Dropped  uint64                   // status messages the scheduler dropped for slow subscribers (from the status)
+	// Missed counts the messages this monitor did not receive although the
+	// scheduler published them (from the status's MonitorSent): exact,
+	// while Dropped is the scheduler's lower bound over all subscribers.
+	Missed uint64
 }
 
 // Task is one task as seen on the feed.

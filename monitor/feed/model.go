@@ -30,6 +30,18 @@ type model struct {
 	secs [Seconds]Second
 
 	totals map[protocol.TaskState]uint64
+
+	// Reconciliation with the status (see status): the terminal counts of
+	// the previous status, the terminal task events counted since it, and
+	// the messages received since it.
+	prevTerminal  [protocol.NumTaskStates]uint64
+	haveTerminal  bool
+	eventsSince   [protocol.NumTaskStates]uint64
+	recvSince     uint64
+	prevSent      uint64 // MonitorSent of the previous status
+	prevInstance  string
+	missed        uint64
+	backUncounted bool // the feed came back; its first status must not count a restart again
 }
 
 func (m *model) init(addr string) {
@@ -52,6 +64,7 @@ func (m *model) checkStale(now time.Time, timeout time.Duration) bool {
 // handle applies one received message. It reports whether the feed came
 // back after being stale, and how many frames could not be decoded.
 func (m *model) handle(now time.Time, timeout time.Duration, frames [][]byte) (back bool, bad int) {
+	m.recvSince++ // received, whether or not it decodes (see Missed)
 	if len(frames) != 1 {
 		return false, 1 // the scheduler sends one frame per message, no topic
 	}
@@ -61,16 +74,71 @@ func (m *model) handle(now time.Time, timeout time.Duration, frames [][]byte) (b
 	}
 	if m.seen && (m.stale || now.Sub(m.updated) > timeout) {
 		m.restarts++
+		m.backUncounted = true
 		back = true
 	}
 	m.seen, m.stale, m.updated = true, false, now
 	switch v := msg.(type) {
 	case *protocol.StateScheduler:
-		m.status = v
+		m.schedulerStatus(now, v)
 	case *protocol.StateTask:
 		m.task(now, v)
 	}
 	return back, 0
+}
+
+// schedulerStatus takes a new status. Task events can be lost (the
+// scheduler drops them for a slow subscriber, and zmq drops what a
+// subscriber gets before it has joined), but the status's terminal counts
+// are cumulative: whatever finished since the previous status and was not
+// seen as an event is added to the totals and to the current second, so
+// Totals and Finished are exact while the scheduler runs.
+func (m *model) schedulerStatus(now time.Time, st *protocol.StateScheduler) {
+	prev := m.status
+	m.status = st
+	var cur [protocol.NumTaskStates]uint64
+	for _, c := range st.TaskStates {
+		if c.State.Valid() && c.State.Terminal() {
+			cur[c.State] = c.Count
+		}
+	}
+	restarted := prev != nil && string(st.InstanceID) != m.prevInstance
+	m.prevInstance = string(st.InstanceID)
+	if restarted {
+		if !m.backUncounted {
+			m.restarts++ // restarted faster than the timeout
+		}
+		// The old scheduler's tasks are gone with it.
+		m.running.init(MaxRunning)
+	}
+	m.backUncounted = false
+	if m.haveTerminal {
+		for s := range cur {
+			base := m.prevTerminal[s]
+			if restarted {
+				base = 0
+			}
+			if cur[s] < base {
+				continue // a counter went back without a new instance: not trusted
+			}
+			if extra := cur[s] - base; extra > m.eventsSince[s] {
+				extra -= m.eventsSince[s]
+				m.totals[protocol.TaskState(s)] += extra
+				m.countN(now, protocol.TaskState(s), extra)
+			}
+		}
+		// Messages published since the previous status minus those
+		// received (this one included) were lost on the way to us.
+		if !restarted && st.MonitorSent >= m.prevSent {
+			if d := st.MonitorSent - m.prevSent; d > m.recvSince {
+				m.missed += d - m.recvSince
+			}
+		}
+	}
+	m.prevTerminal, m.haveTerminal = cur, true
+	m.eventsSince = [protocol.NumTaskStates]uint64{}
+	m.recvSince = 0
+	m.prevSent = st.MonitorSent
 }
 
 func clip(b []byte, n int) []byte {
@@ -87,11 +155,17 @@ func (m *model) task(now time.Time, st *protocol.StateTask) {
 	switch {
 	case st.State == protocol.TaskStateRunning:
 		t := Task{ID: id, Function: fn, Worker: worker, State: st.State, Start: now}
-		if old, ok := m.running.get(id); ok {
-			// Seen again (a retry elsewhere): keep what the new event lacks.
+		if old, ok := m.running.get(id); ok && old.Worker == worker {
+			// Running again on the same worker (a cancel that failed, a
+			// balance move refused): it has been running since then.
+			if !old.Start.IsZero() {
+				t.Start = old.Start
+			}
 			if t.Function == "" {
 				t.Function = old.Function
 			}
+			m.running.update(t)
+			return
 		}
 		m.running.put(t)
 	case st.State.Terminal():
@@ -118,13 +192,18 @@ func (m *model) task(now time.Time, st *protocol.StateTask) {
 			m.n++
 		}
 		m.totals[st.State]++
-		m.count(now, st.State)
-	default:
-		// Inactive, Canceling, BalanceCanceling, WorkerDisconnecting: the
-		// task is not (or no longer surely) running there; a Running or
-		// terminal event follows. Canceling keeps it on its worker.
-		if st.State == protocol.TaskStateInactive {
-			m.running.take(id)
+		m.eventsSince[st.State]++
+		m.countN(now, st.State, 1)
+	case st.State == protocol.TaskStateInactive:
+		m.running.take(id) // back in the scheduler's queue
+	case st.State.Valid():
+		// Canceling, BalanceCanceling: still on its worker until the
+		// answer; a Running or terminal event follows.
+		if old, ok := m.running.get(id); ok {
+			old.State = st.State
+			m.running.update(old)
+		} else if worker != "" {
+			m.running.put(Task{ID: id, Function: fn, Worker: worker, State: st.State})
 		}
 	}
 }
@@ -151,7 +230,7 @@ func OutcomeOf(s protocol.TaskState) Outcome {
 	return OutcomeFailed
 }
 
-func (m *model) count(now time.Time, s protocol.TaskState) {
+func (m *model) countN(now time.Time, s protocol.TaskState, n uint64) {
 	sec := now.Unix()
 	slot := &m.secs[uint64(sec)%Seconds]
 	if slot.At.Unix() != sec || slot.At.IsZero() {
@@ -159,11 +238,11 @@ func (m *model) count(now time.Time, s protocol.TaskState) {
 	}
 	switch OutcomeOf(s) {
 	case OutcomeSuccess:
-		slot.Success++
+		slot.Success += n
 	case OutcomeCanceled:
-		slot.Canceled++
+		slot.Canceled += n
 	default:
-		slot.Failed++
+		slot.Failed += n
 	}
 }
 
@@ -175,7 +254,9 @@ func (m *model) snapshot(now time.Time, timeout time.Duration) State {
 		Restarts: m.restarts,
 		Totals:   Totals{Finished: make(map[protocol.TaskState]uint64, len(m.totals))},
 	}
+	s.Missed = m.missed
 	if m.status != nil {
+		s.Dropped = m.status.MonitorDropped
 		// Decode gave a message that nobody else holds and the model never
 		// changes it: a shallow copy of the pointer would be shared with
 		// consumers, so hand out a copy of the struct and its slices.
@@ -226,6 +307,7 @@ type orderEntry struct {
 func (r *runningTable) init(max int) {
 	r.max = max
 	r.m = make(map[string]runEntry)
+	r.order, r.head = nil, 0
 }
 
 func (r *runningTable) get(id string) (Task, bool) {
@@ -254,6 +336,14 @@ func (r *runningTable) put(t Task) {
 			}
 		}
 		r.order, r.head = live, 0
+	}
+}
+
+// update replaces the task of an entry in place (its age is kept).
+func (r *runningTable) update(t Task) {
+	if e, ok := r.m[t.ID]; ok {
+		e.t = t
+		r.m[t.ID] = e
 	}
 }
 
