@@ -38,14 +38,17 @@ func outcomeOf(s protocol.TaskState) outcome {
 }
 
 // bar is one stretch of a worker's row in the task stream: one task, or
-// several back-to-back tasks of one function with one outcome merged.
+// several back-to-back tasks with one outcome merged.
 type bar struct {
 	worker     string
 	start, end time.Time
 	outcome    outcome
-	function   string
-	n          int // tasks merged into this bar
+	function   string // severalFunctions when the merged tasks differ
+	n          int    // tasks merged into this bar
 }
+
+// severalFunctions names the function of a bar of tasks of several.
+const severalFunctions = "(several functions)"
 
 // streamConfig bounds the task stream.
 type streamConfig struct {
@@ -110,9 +113,17 @@ func (s *stream) add(t *feed.Task) {
 	o := outcomeOf(t.State)
 	if i, ok := s.last[t.Worker]; ok && i >= s.pruned {
 		b := &s.bars[i-s.pruned]
-		if b.outcome == o && b.function == t.Function && start.Sub(b.end) <= s.cfg.MergeGap {
+		// While the stream is sparse every task has its own bar. When it
+		// fills up (a thousand tasks a second would make bars thinner
+		// than a pixel), back-to-back tasks with one outcome share a bar
+		// whatever their functions: the colour is the outcome.
+		dense := len(s.bars) >= s.cfg.MaxBars/4
+		if dense && b.outcome == o && start.Sub(b.end) <= s.cfg.MergeGap {
 			if t.End.After(b.end) {
 				b.end = t.End
+			}
+			if b.function != t.Function {
+				b.function = severalFunctions
 			}
 			b.n++
 			return

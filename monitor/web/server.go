@@ -50,7 +50,7 @@ const (
 	historyWindow       = 5 * time.Minute
 )
 
-var defaultStream = streamConfig{Window: time.Minute, MaxBars: 1500, MergeGap: 100 * time.Millisecond}
+var defaultStream = streamConfig{Window: time.Minute, MaxBars: 3000, MergeGap: 100 * time.Millisecond}
 
 // Server serves the page, its assets, the event stream and the metrics.
 type Server struct {

@@ -91,6 +91,7 @@ func sampleState(now time.Time) feed.State {
 		Updated:  now.Add(-300 * time.Millisecond),
 		Restarts: 1,
 		Dropped:  4,
+		Missed:   2,
 		Tasks: []feed.Task{ // newest first
 			task("a5", "score_model", w2, protocol.TaskStateSuccess, -100*time.Millisecond, 200*time.Millisecond, 0),
 			task("a4", "score_model", w2, protocol.TaskStateSuccess, -300*time.Millisecond, 190*time.Millisecond, 2<<20),
@@ -166,7 +167,19 @@ func TestStreamCountsEachTaskOnce(t *testing.T) {
 func TestStreamMergesBackToBackTasksAndStaysBounded(t *testing.T) {
 	cfg := streamConfig{Window: time.Minute, MaxBars: 50, MergeGap: 100 * time.Millisecond}
 	s := newStream(cfg)
-	// 1,000 tasks of one function back to back on one worker: one bar.
+	// While sparse, every task has its own bar.
+	for i := range 5 {
+		end := t0.Add(time.Duration(i+1) * 10 * time.Millisecond)
+		st := feed.State{Tasks: []feed.Task{{ID: fmt.Sprint("s", i), Function: "f", Worker: w1, State: protocol.TaskStateSuccess,
+			End: end, Duration: 10 * time.Millisecond}}}
+		s.observe(&st, t0)
+	}
+	if len(s.bars) != 5 {
+		t.Fatalf("%d bars for 5 tasks in a sparse stream, want 5", len(s.bars))
+	}
+	s = newStream(cfg)
+	// 1,000 tasks back to back on one worker fill the stream: from then
+	// on they share bars.
 	var tasks []feed.Task
 	for i := range 1000 {
 		end := t0.Add(time.Duration(i+1) * 10 * time.Millisecond)
@@ -175,8 +188,9 @@ func TestStreamMergesBackToBackTasksAndStaysBounded(t *testing.T) {
 	}
 	st := feed.State{Tasks: tasks}
 	s.observe(&st, t0.Add(10*time.Second))
-	if len(s.bars) != 1 || s.bars[0].n != 1000 {
-		t.Fatalf("bars = %d (first n %d), want 1 bar of 1000 tasks", len(s.bars), s.bars[0].n)
+	if dense := cfg.MaxBars / 4; len(s.bars) != dense || s.bars[dense-1].n != 1000-dense+1 {
+		t.Fatalf("bars = %d (last n %d), want %d: single ones, then one of the other %d tasks",
+			len(s.bars), s.bars[len(s.bars)-1].n, dense, 1000-dense+1)
 	}
 	// Alternating outcomes cannot merge: the bar count hits MaxBars.
 	for round := range 5 {
@@ -464,4 +478,111 @@ func TestAssetsAreSelfContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// scaleState is a feed state of a busy cluster: 100 workers of 8
+// processors, and the tasks of tick (500 ms at 1,000 tasks/s) on top of
+// the previous ones, 2% failing.
+func scaleState(now time.Time, tick int, prev []feed.Task) feed.State {
+	status := &protocol.StateScheduler{TaskStates: []protocol.TaskStateCount{{State: protocol.TaskStateSuccess, Count: uint64(tick * 500)}}}
+	ids := make([]string, 100)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%d|Worker|host%02d|%032x", 1000+i/10, i/10, i*7919)
+		w := protocol.WorkerStatus{WorkerID: []byte(ids[i]), ITL: "111"}
+		for p := range 8 {
+			w.Processors = append(w.Processors, protocol.ProcessorStatus{PID: uint32(i*8 + p), Initialized: true, HasTask: true})
+		}
+		status.Workers = append(status.Workers, w)
+	}
+	fns := []string{"resize_image", "score_model", "flaky_fetch"}
+	var fresh []feed.Task
+	for k := range 500 {
+		n := tick*500 + k
+		state := protocol.TaskStateSuccess
+		if n%50 == 7 {
+			state = protocol.TaskStateFailed
+		}
+		end := now.Add(-500*time.Millisecond + time.Duration(k)*time.Millisecond)
+		fresh = append([]feed.Task{{ID: fmt.Sprintf("%032x", n), Function: fns[n%3], Worker: ids[n%100], State: state,
+			End: end, Duration: 100 * time.Millisecond}}, fresh...)
+	}
+	tasks := append(fresh, prev...)
+	if len(tasks) > feed.MaxTasks {
+		tasks = tasks[:feed.MaxTasks]
+	}
+	var running []feed.Task
+	for i := range 800 {
+		running = append(running, feed.Task{ID: fmt.Sprintf("r%d", i), Function: "score_model", Worker: ids[i%100],
+			State: protocol.TaskStateRunning, Start: now.Add(-50 * time.Millisecond)})
+	}
+	return feed.State{Address: "tcp://x:1", Status: status, Updated: now, Tasks: tasks, Running: running}
+}
+
+// At 100 workers and 1,000 tasks/s the frame stays small and cheap: the
+// browser's work does not grow with the task rate.
+func TestSnapshotAtScale(t *testing.T) {
+	s := newStream(defaultStream)
+	h := &history{window: historyWindow, every: 900 * time.Millisecond}
+	var prev []feed.Task
+	var frame []byte
+	var worst time.Duration
+	for tick := range 130 { // 65 s at 2 Hz: the stream window fills and rolls
+		now := t0.Add(time.Duration(tick) * 500 * time.Millisecond)
+		st := scaleState(now, tick, prev)
+		prev = st.Tasks
+		began := time.Now()
+		s.observe(&st, now)
+		h.observe(&st, now)
+		snap := buildSnapshot(&st, s, h, now)
+		b, err := json.Marshal(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(began))
+		frame = b
+	}
+	var snap Snapshot
+	_ = json.Unmarshal(frame, &snap)
+	t.Logf("last frame %d KB, %d bars, %d workers, %d log rows; slowest tick %s", len(frame)>>10,
+		len(snap.Stream.Bars), len(snap.Workers), len(snap.Log), worst)
+	if len(s.bars) > defaultStream.MaxBars || len(snap.Stream.Bars) > defaultStream.MaxBars+maxRunningBars {
+		t.Errorf("%d stream bars kept, %d sent; bounds %d and %d", len(s.bars), len(snap.Stream.Bars), defaultStream.MaxBars, maxRunningBars)
+	}
+	if len(frame) > 512<<10 {
+		t.Errorf("frame of %d KB at 1,000 tasks/s: the page would not keep up", len(frame)>>10)
+	}
+	if s.done[snap.Workers[0].ID] == 0 || s.missed != 0 {
+		t.Errorf("done %v, missed %d", s.done[snap.Workers[0].ID], s.missed)
+	}
+	// Every task of the 65 s was counted exactly once.
+	var total uint64
+	for _, n := range s.done {
+		total += n
+	}
+	if total != 130*500 {
+		t.Errorf("stream counted %d finished tasks, want %d", total, 130*500)
+	}
+}
+
+func BenchmarkStepAtScale(b *testing.B) {
+	s := newStream(defaultStream)
+	h := &history{window: historyWindow, every: 900 * time.Millisecond}
+	var prev []feed.Task
+	states := make([]feed.State, 0, 200)
+	for tick := range 200 {
+		st := scaleState(t0.Add(time.Duration(tick)*500*time.Millisecond), tick, prev)
+		prev = st.Tasks
+		states = append(states, st)
+	}
+	b.ResetTimer()
+	var size int
+	for i := range b.N {
+		st := states[i%len(states)]
+		now := t0.Add(time.Duration(i%len(states)) * 500 * time.Millisecond)
+		s.observe(&st, now)
+		h.observe(&st, now)
+		frame, _ := json.Marshal(buildSnapshot(&st, s, h, now))
+		size = len(frame)
+	}
+	b.ReportMetric(float64(size), "frame-bytes")
 }

@@ -33,6 +33,7 @@ type FeedStatus struct {
 	Updated  int64  `json:"updated_ms"` // arrival of the newest message; 0 = never
 	Restarts int    `json:"restarts"`   // times the feed came back after stopping
 	Dropped  uint64 `json:"dropped"`    // status messages the scheduler dropped for slow subscribers
+	Missed   uint64 `json:"missed"`     // messages published but not received by this UI
 }
 
 // SchedulerCard is the scheduler process and its bookkeeping.
@@ -147,7 +148,7 @@ func buildSnapshot(st *feed.State, s *stream, h *history, now time.Time) Snapsho
 	snap := Snapshot{
 		Address: st.Address,
 		Now:     now.UnixMilli(),
-		Feed:    FeedStatus{State: "live", Restarts: st.Restarts, Dropped: st.Dropped},
+		Feed:    FeedStatus{State: "live", Restarts: st.Restarts, Dropped: st.Dropped, Missed: st.Missed},
 		Workers: []Worker{},
 		Clients: []Client{},
 	}

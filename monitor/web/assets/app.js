@@ -113,7 +113,8 @@ function renderScheduler(snap) {
     ["CPU", pct(sc.cpu)], ["RSS", bytes(sc.rss)], ["Free memory", bytes(sc.rss_free)],
     ["Objects", int(sc.objects)], ["Workers", int(snap.workers.length)], ["Clients", int(snap.clients.length)],
     ["Feed restarts", int(snap.feed.restarts)],
-    ["Dropped reports", int(snap.feed.dropped), snap.feed.dropped ? "" : "zero"],
+    ["Feed dropped", int(snap.feed.dropped), snap.feed.dropped ? "" : "zero"],
+    ["Feed missed here", int(snap.feed.missed), snap.feed.missed ? "" : "zero"],
   ]);
 }
 
@@ -198,11 +199,14 @@ function renderStream(st) {
     add(s, "text", { x: L - 8, y: T + i * rowH + 14, "text-anchor": "end", class: "row-label" }, label);
   });
   if (!st.rows.length) add(s, "text", { x: L, y: T + 14 }, "no workers");
-  for (const [row, start, end, o, f, n] of st.bars) {
+  // Successes first, so that the rarer failures and cancels are drawn on top.
+  const order = (b) => (st.outcomes[b[3]] === "success" ? 0 : 1);
+  for (const [row, start, end, o, f, n] of [...st.bars].sort((a, b) => order(a) - order(b))) {
     const outcome = st.outcomes[o];
-    const x0 = x(start), x1 = Math.max(x(end), x0 + 2); // a short task stays visible
+    // A short task stays visible; a wide bar leaves a pixel between tasks.
+    const x0 = x(start), w = Math.max(x(end) - x0, outcome === "success" ? 2 : 3);
     const r = add(s, "rect", {
-      class: "bar " + outcome, x: x0, y: T + row * rowH + 3, width: x1 - x0, height: rowH - 6, rx: 2,
+      class: "bar " + outcome, x: x0, y: T + row * rowH + 3, width: w > 4 ? w - 1 : w, height: rowH - 6, rx: 1.5,
       fill: color(outcome),
     });
     const what = st.functions[f] || "(unknown function)";
