@@ -9,15 +9,17 @@ import (
 
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/monitor/feed"
+	"github.com/opengris/scaler/monitor/metrics"
 	"github.com/opengris/scaler/monitor/web"
 )
 
 // runWebUI is scaler_ui: it subscribes to the scheduler's monitor address
-// and serves the page on web_host:web_port until ctx is done.
+// and serves the page, and the feed in the Prometheus format at /metrics,
+// on web_host:web_port until ctx is done.
 func runWebUI(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.WebUI)
 	mon := feed.New(feed.Options{Address: cfg.MonitorAddress, Log: log})
-	srv := web.New(web.Options{Source: mon, Log: log})
+	srv := web.New(web.Options{Source: mon, Metrics: metrics.Handler(mon), Log: log})
 
 	addr := net.JoinHostPort(cfg.WebHost, strconv.Itoa(cfg.WebPort))
 	ln, err := net.Listen("tcp", addr)

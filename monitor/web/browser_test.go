@@ -125,9 +125,13 @@ func TestBrowser(t *testing.T) {
 	s := waitSnapshot(t, base, 30*time.Second, "the feed to count the restart", func(s snapshot) bool { return s.Feed.Restarts >= 1 })
 	t.Logf("feed restarts: %d", s.Feed.Restarts)
 
-	// /metrics is served by the same server.
-	if body := get(t, base+"/metrics"); !strings.Contains(body, "# TYPE") {
-		t.Errorf("/metrics does not look like the Prometheus text format:\n%.300s", body)
+	// /metrics is served by the same server (its counts are tested in
+	// monitor/metrics); the feed is live again, so scaler_feed_up is 1.
+	body := get(t, base+"/metrics")
+	for _, want := range []string{"# TYPE scaler_tasks_finished_total counter", "\nscaler_feed_up 1\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%.1000s", want, body)
+		}
 	}
 }
 
