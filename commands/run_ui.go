@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"net"
+	"os"
 	"strconv"
 
 	"github.com/rs/zerolog"
@@ -26,7 +27,7 @@ func runWebUI(ctx context.Context, section config.Section, log zerolog.Logger) e
 	if err != nil {
 		return err
 	}
-	log.Info().Str("monitor", cfg.MonitorAddress).Str("url", "http://"+ln.Addr().String()+"/").Msg("web ui serving")
+	log.Info().Str("monitor", cfg.MonitorAddress).Str("url", pageURL(ln.Addr())).Msg("web ui serving")
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -38,4 +39,19 @@ func runWebUI(ctx context.Context, section config.Section, log zerolog.Logger) e
 		err = ferr
 	}
 	return err
+}
+
+// pageURL is the address to open in a browser: a wildcard listen address
+// (0.0.0.0, the default) is named by the host name instead.
+func pageURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil && name != "" {
+			host = name
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
