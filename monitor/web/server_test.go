@@ -129,6 +129,7 @@ func TestSnapshotGolden(t *testing.T) {
 		{"stopped", func(now time.Time) feed.State {
 			st := sampleState(now)
 			st.Stale, st.Updated = true, now.Add(-42*time.Second)
+			st.Running[0].Start = now.Add(-45 * time.Second) // its bar ends at the last update
 			return st
 		}},
 	}

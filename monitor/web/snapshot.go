@@ -330,15 +330,21 @@ func buildStream(st *feed.State, s *stream, labels map[string]string, now time.T
 		b := &s.bars[i]
 		out.Bars = append(out.Bars, [6]int64{addRow(b.worker), rel(b.start), rel(b.end), int64(b.outcome), fn(b.function), int64(b.n)})
 	}
+	// A running task's bar grows until now, or, while the feed is down,
+	// until the last update: past that nobody knows it is still running.
+	runEnd := int64(0)
+	if st.Stale && !st.Updated.IsZero() {
+		runEnd = rel(st.Updated)
+	}
 	for i := range st.Running {
 		if i == maxRunningBars {
 			break
 		}
 		t := &st.Running[i]
-		if t.Worker == "" || t.Start.IsZero() {
+		if t.Worker == "" || t.Start.IsZero() || rel(t.Start) > runEnd {
 			continue
 		}
-		out.Bars = append(out.Bars, [6]int64{addRow(t.Worker), rel(t.Start), 0, int64(outcomeRunning), fn(t.Function), 1})
+		out.Bars = append(out.Bars, [6]int64{addRow(t.Worker), rel(t.Start), runEnd, int64(outcomeRunning), fn(t.Function), 1})
 	}
 	out.Rows = make([]string, len(rows))
 	for i, id := range rows {
