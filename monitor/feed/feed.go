@@ -7,7 +7,15 @@
 // few megabytes: the feed is network input and is treated as untrusted.
 // The model survives the scheduler going away and coming back: zmq
 // reconnects the SUB socket by itself, the Monitor marks the State Stale
-// while nothing arrives and counts the returns in Restarts.
+// while nothing arrives and counts the returns in Restarts (a restart
+// faster than the timeout is seen by the status's instance id).
+//
+// The scheduler drops monitor messages for a subscriber that falls 10,000
+// behind, so task events can be missing. The status's counts are
+// cumulative, so Totals and Finished are corrected from them and stay exact
+// while the scheduler runs, and the running table is corrected from the
+// per-worker counts; only the task log (Tasks) lacks the lost tasks.
+// State.Missed says how many messages this monitor lost.
 package feed
 
 import (
@@ -32,15 +40,23 @@ const (
 	MaxRunning = 10000
 	// Seconds is the length of State.Finished.
 	Seconds = 300
-	// maxIDLen and maxNameLen cap the bytes kept from a task id, a worker
-	// id and a function name.
-	maxIDLen   = 64
-	maxNameLen = 256
-	// maxMsgSize is the largest frame accepted from the scheduler: a status
-	// of a few hundred workers with their processors is well under it.
-	maxMsgSize = 64 << 20
-	// recvHWM bounds what libzmq queues for us when we fall behind.
-	recvHWM = 10000
+	// maxIDLen, maxWorkerLen and maxNameLen cap the bytes kept from a task
+	// id, a worker id and a function name. Worker ids ("pid|Worker|host|
+	// hex") must stay whole: they are matched against the status.
+	maxIDLen     = 64
+	maxWorkerLen = 512
+	maxNameLen   = 256
+	// maxMsgSize is the largest frame accepted from the scheduler (libzmq
+	// disconnects a publisher that sends more): a status of 1,000 workers
+	// with 32 processors each is about 2.3 MiB.
+	maxMsgSize = 16 << 20
+	// maxReconcileWorkers: a status listing more workers than this is not
+	// used to correct the running table (a bound on the work per status).
+	maxReconcileWorkers = 100000
+	// recvHWM and recvBuffer bound what libzmq and the transport queue for
+	// us when we fall behind, in messages (the scheduler keeps 10,000 more).
+	recvHWM    = 2000
+	recvBuffer = 256
 	// DefaultTimeout is used when Options.Timeout is 0.
 	DefaultTimeout = 5 * time.Second
 )
@@ -140,6 +156,7 @@ func (m *Monitor) State() State {
 func (m *Monitor) Run(ctx context.Context) error {
 	sub, err := transport.Connect(transport.Sub, m.opt.Address, transport.Options{
 		RecvHWM:    recvHWM,
+		RecvBuffer: recvBuffer,
 		MaxMsgSize: maxMsgSize,
 	})
 	if err != nil {
@@ -161,10 +178,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			m.mu.Lock()
-			turned := m.m.checkStale(m.now(), m.opt.Timeout)
+			turned, last := m.m.checkStale(m.now(), m.opt.Timeout), m.m.updated
 			m.mu.Unlock()
 			if turned {
-				m.opt.Log.Warn().Str("address", m.opt.Address).Msg("status feed stopped")
+				ev := m.opt.Log.Warn().Str("address", m.opt.Address)
+				if !last.IsZero() {
+					ev = ev.Time("last_update", last)
+				}
+				ev.Msgf("status feed stopped: nothing for %v", m.opt.Timeout)
 				m.notify()
 			}
 		case msg, ok := <-sub.Recv():
@@ -180,21 +201,23 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.mu.Lock()
 			now := m.now()
 			back, bad := m.m.handle(now, m.opt.Timeout, msg)
+		batch:
 			for i := 0; i < 256; i++ {
-				var more [][]byte
 				select {
-				case more, ok = <-sub.Recv():
+				case more, ok := <-sub.Recv():
+					if !ok {
+						break batch // seen closed on the next turn
+					}
+					b2, bad2 := m.m.handle(now, m.opt.Timeout, more)
+					back, bad = back || b2, bad+bad2
 				default:
+					break batch
 				}
-				if more == nil {
-					break
-				}
-				b2, bad2 := m.m.handle(now, m.opt.Timeout, more)
-				back, bad = back || b2, bad+bad2
 			}
+			restarts := m.m.restarts
 			m.mu.Unlock()
 			if back {
-				m.opt.Log.Info().Str("address", m.opt.Address).Msg("status feed is back")
+				m.opt.Log.Info().Str("address", m.opt.Address).Int("restarts", restarts).Msg("status feed is back")
 			}
 			if bad > 0 {
 				if badFrames == 0 {
@@ -203,9 +226,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 				badFrames += uint64(bad)
 			}
 			m.notify()
-			if !ok {
-				continue // the closed channel is seen on the next turn
-			}
 		}
 	}
 }

@@ -77,7 +77,17 @@ func TestSimpleSubscriber(t *testing.T) {
 		t.Fatalf("before any message: %+v", s)
 	}
 	st := &protocol.StateScheduler{ObjectCount: 7}
-	s := until(t, m, func() { send(t, p, st) }, func(s State) bool { return s.Status != nil })
+	junk := func() {
+		// Garbage, an unknown kind, a truncated status and a two-frame
+		// message: skipped, the feed goes on.
+		for _, frames := range [][][]byte{{{0xff, 1}}, {{}}, {protocol.MustEncode(st)[:5]}, {{1}, {2}}} {
+			if err := p.Send(frames...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(t, p, st)
+	}
+	s := until(t, m, junk, func(s State) bool { return s.Status != nil })
 	if s.Stale || s.Updated.IsZero() || s.Status.ObjectCount != 7 || s.Address != p.Addr() {
 		t.Fatalf("after a status: %+v", s)
 	}

@@ -38,7 +38,7 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("bounds: %d %d %d", len(s.Tasks), len(s.Running), len(s.Finished))
 		}
 		for _, x := range append(s.Running, s.Tasks...) {
-			if len(x.Function) > maxNameLen || len(x.Worker) > maxIDLen || len(x.ID) > 2*maxIDLen || x.Duration < 0 {
+			if len(x.Function) > maxNameLen || len(x.Worker) > maxWorkerLen || len(x.ID) > 2*maxIDLen || x.Duration < 0 {
 				t.Fatalf("task %+v", x)
 			}
 		}

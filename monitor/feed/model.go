@@ -112,6 +112,7 @@ func (m *model) schedulerStatus(now time.Time, st *protocol.StateScheduler) {
 		m.running.init(MaxRunning)
 	}
 	m.backUncounted = false
+	m.reconcileRunning(st)
 	if m.haveTerminal {
 		for s := range cur {
 			base := m.prevTerminal[s]
@@ -151,7 +152,7 @@ func clip(b []byte, n int) []byte {
 func (m *model) task(now time.Time, st *protocol.StateTask) {
 	id := hex.EncodeToString(clip(st.TaskID, maxIDLen))
 	fn := string(clip(st.FunctionName, maxNameLen))
-	worker := string(clip(st.Worker, maxIDLen))
+	worker := string(clip(st.Worker, maxWorkerLen))
 	switch {
 	case st.State == protocol.TaskStateRunning:
 		t := Task{ID: id, Function: fn, Worker: worker, State: st.State, Start: now}
@@ -206,6 +207,22 @@ func (m *model) task(now time.Time, st *protocol.StateTask) {
 			m.running.put(Task{ID: id, Function: fn, Worker: worker, State: st.State})
 		}
 	}
+}
+
+// reconcileRunning drops the tasks the status says are no longer on their
+// worker: the worker is gone, or the table holds more tasks for it than
+// the scheduler has assigned to it (finish events were lost: the oldest
+// entries go). The table reflects exactly the events published before
+// the status, so after this it never shows more than the scheduler does.
+func (m *model) reconcileRunning(st *protocol.StateScheduler) {
+	if m.running.len() == 0 || len(st.Workers) > maxReconcileWorkers {
+		return
+	}
+	assigned := make(map[string]int, len(st.Workers))
+	for _, w := range st.Workers {
+		assigned[string(clip(w.WorkerID, maxWorkerLen))] = int(w.Sent)
+	}
+	m.running.trim(func(worker string) int { return assigned[worker] })
 }
 
 // Outcome groups a terminal state for the per-second counts.
@@ -356,6 +373,24 @@ func (r *runningTable) take(id string) (Task, bool) {
 }
 
 func (r *runningTable) len() int { return len(r.m) }
+
+// trim keeps at most keep(worker) tasks per worker, the newest.
+func (r *runningTable) trim(keep func(worker string) int) {
+	byWorker := map[string][]runEntry{}
+	for _, e := range r.m {
+		byWorker[e.t.Worker] = append(byWorker[e.t.Worker], e)
+	}
+	for w, es := range byWorker {
+		n := keep(w)
+		if len(es) <= n {
+			continue
+		}
+		sort.Slice(es, func(i, j int) bool { return es[i].seq < es[j].seq })
+		for _, e := range es[:len(es)-n] {
+			delete(r.m, e.t.ID)
+		}
+	}
+}
 
 // list returns the tasks, oldest Start first.
 func (r *runningTable) list() []Task {

@@ -200,7 +200,7 @@ func TestModelBounds(t *testing.T) {
 		t.Fatalf("running %d tasks %d seconds %d", len(s.Running), len(s.Tasks), len(s.Finished))
 	}
 	for _, x := range append(s.Running, s.Tasks...) {
-		if len(x.ID) > 2*maxIDLen || len(x.Function) > maxNameLen || len(x.Worker) > maxIDLen {
+		if len(x.ID) > 2*maxIDLen || len(x.Function) > maxNameLen || len(x.Worker) > maxWorkerLen {
 			t.Fatalf("unclipped task %d %d %d", len(x.ID), len(x.Function), len(x.Worker))
 		}
 	}
@@ -256,4 +256,21 @@ func TestStale(t *testing.T) {
 	if s := m.snapshot(t0.Add(9*time.Second), time.Second); !s.Stale || s.Restarts != 1 {
 		t.Fatalf("after garbage: %+v", s)
 	}
+}
+
+// The status corrects the running table when finish events were lost: a
+// worker that left takes its tasks along, and a worker keeps at most the
+// tasks the scheduler has assigned to it, the newest.
+func TestModelRunningFollowsStatus(t *testing.T) {
+	st := status("i", 1, 0)
+	st.Workers = []protocol.WorkerStatus{{WorkerID: []byte("w1"), Sent: 1}, {WorkerID: []byte("w3"), Sent: 5}}
+	m := run([]step{
+		{0, ev("a", running, "f", "w1")}, {time.Second, ev("b", running, "f", "w1")}, {2 * time.Second, ev("c", running, "f", "w1")},
+		{0, ev("d", running, "f", "w2")}, {0, ev("e", running, "f", "w3")}, {3 * time.Second, st},
+	})
+	s := m.snapshot(t0.Add(3*time.Second), 5*time.Second)
+	equalTasks(t, "Running", s.Running, []Task{
+		{ID: hexID("e"), Function: "f", Worker: "w3", State: running, Start: t0},
+		{ID: hexID("c"), Function: "f", Worker: "w1", State: running, Start: t0.Add(2 * time.Second)},
+	})
 }

@@ -93,7 +93,11 @@ func TestMonitorAgainstScheduler(t *testing.T) {
 	}
 	// The Monitor is served although another subscriber is stalled: its
 	// total becomes exact (from the status counts), with fresh statuses.
-	st := until(t, m, nil, func(s State) bool { return s.Totals.Finished[protocol.TaskStateSuccess] == n })
+	// Nothing is left running (lost finish events are corrected by the
+	// status's per-worker counts).
+	st := until(t, m, nil, func(s State) bool {
+		return s.Totals.Finished[protocol.TaskStateSuccess] == n && len(s.Running) == 0
+	})
 	if st.Stale || time.Since(st.Updated) > 5*time.Second {
 		t.Fatalf("stale feed: %+v", st.Updated)
 	}
