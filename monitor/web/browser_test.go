@@ -101,6 +101,15 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, filepath.Join(out, "scaler_ui.png"))
 
+	// A second page watches at the same time (its own event stream).
+	tab, closeTab := chromedp.NewContext(ctx)
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(1000, 800), chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("open a second page: %v", err)
+	}
+	pollDOM(t, tab, 30*time.Second, "the second page to fill", `document.querySelectorAll("#workers tbody tr[data-worker]").length === 2 &&
+		document.querySelectorAll("#log tbody tr td .badge").length > 0 ? {} : null`)
+	closeTab()
+
 	// Outage: kill the scheduler; the page says so with the last update's time.
 	scheduler.kill()
 	stopped := pollDOM(t, ctx, 30*time.Second, "the page to show the outage", `(() => {
