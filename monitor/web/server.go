@@ -148,15 +148,20 @@ func (s *Server) step(now time.Time, encode bool) []byte {
 	return b
 }
 
-// serveSnapshot answers one snapshot as JSON (for scripts and tests).
-func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+// current builds a snapshot of the aggregates as they are, without
+// advancing them (that is Run's job).
+func (s *Server) current() Snapshot {
 	st := s.opt.Source.State()
 	s.mu.Lock()
-	snap := buildSnapshot(&st, s.stream, s.history, time.Now())
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return buildSnapshot(&st, s.stream, s.history, time.Now())
+}
+
+// serveSnapshot answers one snapshot as JSON (for scripts and tests).
+func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(snap)
+	_ = json.NewEncoder(w).Encode(s.current())
 }
 
 // serveEvents streams frames to one page until it goes away, a write
@@ -177,6 +182,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	// retry: how long the browser waits before reconnecting after a drop.
 	if _, err := w.Write([]byte("retry: 2000\n\n")); err != nil {
 		return
+	}
+	// A first frame at once, so that a new page does not wait for the tick.
+	if first, err := json.Marshal(s.current()); err == nil {
+		if writeEvent(w, "snapshot", first) != nil {
+			return
+		}
 	}
 	if err := rc.Flush(); err != nil {
 		return

@@ -358,8 +358,8 @@ func TestEventsStreamSnapshots(t *testing.T) {
 		}
 		if i == 0 {
 			first = snap
-		} else if snap.Now <= first.Now {
-			t.Errorf("frame %d is not newer than the first", i)
+		} else if snap.Now < first.Now {
+			t.Errorf("frame %d is older than the first", i)
 		}
 	}
 	if len(first.Workers) != 2 || len(first.Log) != 5 || first.Feed.State != "live" {

@@ -266,7 +266,9 @@ function renderStatus() {
   const pill = $("feed-status"), banner = $("banner");
   let state = last ? last.feed.state : "waiting", text, warn = "";
   const addr = last ? last.address : "";
-  if (!connected || Date.now() - lastArrival > 5000) {
+  if (!last && connected) {
+    text = "connecting…"; // the first frame comes within a second
+  } else if (!connected || Date.now() - lastArrival > 5000) {
     state = "lost";
     text = "scaler_ui unreachable";
     warn = "Lost the connection to scaler_ui; retrying. The numbers below are from " +
