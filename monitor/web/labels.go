@@ -11,11 +11,12 @@ const minTail = 4
 // shortLabels gives every id a short label that tells it apart from the
 // others in ids. Worker ids look like "<pid>|Worker|<name>|<hex>" and
 // every worker of one cluster shares the pid and (by default) the name,
-// so only the random hex tail tells them apart: the label is
-// "<name>·<shortest unique hex prefix>". Client ids "<pid>|Client|<hex>"
-// become "<pid>·<prefix>". Any other id is its own label.
+// so only the hex part tells them apart: the label is "<name>·<the
+// shortest prefix of the hex that is unique>", or "<name>·…<suffix>"
+// when a shorter suffix is unique (ids ending in a counter). Client ids
+// "<pid>|Client|<hex>" become "<pid>·<prefix>". Any other id is its own
+// label.
 func shortLabels(ids []string) map[string]string {
-	type parsed struct{ head, tail string }
 	ps := make(map[string]parsed, len(ids))
 	for _, id := range ids {
 		f := strings.Split(id, "|")
@@ -28,26 +29,14 @@ func shortLabels(ids []string) map[string]string {
 			ps[id] = parsed{head: id}
 		}
 	}
-	// The shortest prefix length k that keeps every (head, tail[:k]) pair
-	// distinct: grow k while two ids collide.
-	k := minTail
-	for {
-		seen := make(map[string]bool, len(ps))
-		collide, longer := false, false
-		for _, p := range ps {
-			if len(p.tail) > k {
-				longer = true
-			}
-			key := p.head + "|" + prefix(p.tail, k)
-			if seen[key] {
-				collide = true
-			}
-			seen[key] = true
-		}
-		if !collide || !longer {
-			break
-		}
-		k++
+	// The random part of a worker id is unique at its start, a counter at
+	// its end: take the shortest prefix or, if shorter, suffix of the tails
+	// that keeps every label distinct.
+	kp, kpOK := uniqueLen(ps, prefix)
+	ks, ksOK := uniqueLen(ps, suffix)
+	cut, k, mark := prefix, kp, ""
+	if ksOK && (!kpOK || ks < kp) {
+		cut, k, mark = suffix, ks, "…"
 	}
 	out := make(map[string]string, len(ps))
 	for id, p := range ps {
@@ -55,9 +44,36 @@ func shortLabels(ids []string) map[string]string {
 			out[id] = p.head
 			continue
 		}
-		out[id] = p.head + "·" + prefix(p.tail, k)
+		out[id] = p.head + "·" + mark + cut(p.tail, k)
 	}
 	return out
+}
+
+type parsed struct{ head, tail string }
+
+// uniqueLen is the smallest k >= minTail for which the labels
+// head·cut(tail, k) are distinct, and whether any k makes them so (the
+// largest tried is the longest tail).
+func uniqueLen(ps map[string]parsed, cut func(string, int) string) (int, bool) {
+	longest := 0
+	for _, p := range ps {
+		longest = max(longest, len(p.tail))
+	}
+	for k := minTail; ; k++ {
+		seen := make(map[string]bool, len(ps))
+		collide := false
+		for _, p := range ps {
+			key := p.head + "|" + cut(p.tail, k)
+			collide = collide || seen[key]
+			seen[key] = true
+		}
+		if !collide {
+			return k, true
+		}
+		if k >= longest {
+			return k, false
+		}
+	}
 }
 
 func prefix(s string, k int) string {
@@ -65,6 +81,13 @@ func prefix(s string, k int) string {
 		return s
 	}
 	return s[:k]
+}
+
+func suffix(s string, k int) string {
+	if len(s) <= k {
+		return s
+	}
+	return s[len(s)-k:]
 }
 
 func isHex(s string) bool {

@@ -227,11 +227,16 @@ func TestShortLabels(t *testing.T) {
 		want []string
 	}{
 		{[]string{w1}, []string{"node7·3fa9"}},
-		// Same pid and host: the hex tail grows until they differ.
-		{[]string{w1, w2}, []string{"node7·3fa90", "node7·3fa9d"}},
+		// Same pid and host and the same first 4 hex digits: the last 4
+		// tell them apart.
+		{[]string{w1, w2}, []string{"node7·…5d6e", "node7·…4e5f"}},
+		// Neither end tells them apart in 4: the prefix grows until it does.
+		{[]string{"1|Worker|h|aaaa1bbbb", "1|Worker|h|aaaa2bbbb"}, []string{"h·aaaa1", "h·aaaa2"}},
 		// Different hosts need no longer tail.
 		{[]string{w1, w3}, []string{"node7·3fa9", "gpu-1·07c1"}},
 		{[]string{c1}, []string{"777·9b1f"}},
+		// Ids that differ only at the end (a counter) are told apart by it.
+		{[]string{"9|Worker|h|00000000000000a1", "9|Worker|h|00000000000000b2"}, []string{"h·…00a1", "h·…00b2"}},
 		{[]string{"some-custom-id", "4242|Worker|x|nothex"}, []string{"some-custom-id", "4242|Worker|x|nothex"}},
 		// Identical ids cannot be told apart; the loop still ends.
 		{[]string{"1|Worker|a|abcd", "1|Worker|a|abcd"}, []string{"a·abcd", "a·abcd"}},
@@ -516,7 +521,11 @@ func scaleState(now time.Time, tick int, prev []feed.Task) feed.State {
 		running = append(running, feed.Task{ID: fmt.Sprintf("r%d", i), Function: "score_model", Worker: ids[i%100],
 			State: protocol.TaskStateRunning, Start: now.Add(-50 * time.Millisecond)})
 	}
-	return feed.State{Address: "tcp://x:1", Status: status, Updated: now, Tasks: tasks, Running: running}
+	var finished []feed.Second // 980 successes and 20 failures a second since tick 0
+	for sec := now.Add(-time.Duration(tick) * 500 * time.Millisecond).Unix(); sec <= now.Unix(); sec++ {
+		finished = append(finished, feed.Second{At: time.Unix(sec, 0), Success: 980, Failed: 20})
+	}
+	return feed.State{Address: "tcp://x:1", Status: status, Updated: now, Tasks: tasks, Running: running, Finished: finished}
 }
 
 // At 100 workers and 1,000 tasks/s the frame stays small and cheap: the

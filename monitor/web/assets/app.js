@@ -182,8 +182,11 @@ function renderCharts(h) {
 }
 
 // One row per worker, one rectangle per task (or run of equal tasks).
+// Labels longer than this are cut (the table and the tooltips have them whole).
+const clip = (s, n = 22) => (s.length > n ? s.slice(0, n - 1) + "…" : s);
+
 function renderStream(st) {
-  const rowH = 20, L = 150, R = 8, T = 4, B = 18;
+  const rowH = st.rows.length > 20 ? 15 : 20, L = 150, R = 8, T = 4, B = 18;
   const rows = Math.max(1, st.rows.length);
   const H = T + rows * rowH + B;
   const [s, W] = svg($("stream"), H);
@@ -196,7 +199,8 @@ function renderStream(st) {
   }
   st.rows.forEach((label, i) => {
     add(s, "rect", { x: L, y: T + i * rowH, width: W - L - R, height: rowH, fill: i % 2 ? "#fafbfc" : "#f3f5f8" });
-    add(s, "text", { x: L - 8, y: T + i * rowH + 14, "text-anchor": "end", class: "row-label" }, label);
+    const t = add(s, "text", { x: L - 8, y: T + i * rowH + rowH * 0.7, "text-anchor": "end", class: "row-label" }, clip(label));
+    add(t, "title", {}, label);
   });
   if (!st.rows.length) add(s, "text", { x: L, y: T + 14 }, "no workers");
   // Successes first, so that the rarer failures and cancels are drawn on top.
@@ -206,7 +210,7 @@ function renderStream(st) {
     // A short task stays visible; a wide bar leaves a pixel between tasks.
     const x0 = x(start), w = Math.max(x(end) - x0, outcome === "success" ? 2 : 3);
     const r = add(s, "rect", {
-      class: "bar " + outcome, x: x0, y: T + row * rowH + 3, width: w > 4 ? w - 1 : w, height: rowH - 6, rx: 1.5,
+      class: "bar " + outcome, x: x0, y: T + row * rowH + 2, width: w > 4 ? w - 1 : w, height: rowH - 4, rx: 1.5,
       fill: color(outcome),
     });
     const what = st.functions[f] || "(unknown function)";
@@ -292,7 +296,11 @@ function renderStatus() {
   document.body.classList.toggle("stale", state === "stopped" || state === "lost");
 }
 
+// How long drawing takes, for the scale test and for anyone curious (console: scalerStats).
+const scalerStats = (window.scalerStats = { renders: 0, lastMs: 0, maxMs: 0 });
+
 function render(snap) {
+  const began = performance.now();
   $("address").textContent = snap.address;
   renderScheduler(snap);
   renderTasks(snap);
@@ -302,6 +310,9 @@ function render(snap) {
   renderWorkers(snap);
   renderClients(snap);
   renderLog(snap);
+  scalerStats.renders++;
+  scalerStats.lastMs = performance.now() - began;
+  scalerStats.maxMs = Math.max(scalerStats.maxMs, scalerStats.lastMs);
 }
 
 const events = new EventSource("events");
