@@ -118,7 +118,7 @@ function renderScheduler(snap) {
   ]);
 }
 
-// States a task passes through are always listed; terminal ones only once seen.
+// The common states are always listed; the rarer ones once they are non-zero.
 const ALWAYS = new Set(["Inactive", "Running", "Success", "Failed", "Canceled"]);
 function renderTasks(snap) {
   dl($("tasks"), snap.tasks.filter((t) => ALWAYS.has(t.state) || t.count > 0).map((t) => [
