@@ -44,10 +44,10 @@ var roles = []*role{
 		run:        runObjectStorageServer,
 	},
 	{
-		sub:         "ui",
-		usage:       "web ui for scaler monitoring",
-		newSection:  func() config.Section { return config.DefaultWebUI() },
-		notBuiltYet: "the web ui role is not built yet",
+		sub:        "ui",
+		usage:      "web ui for scaler monitoring",
+		newSection: func() config.Section { return config.DefaultWebUI() },
+		run:        runWebUI,
 	},
 	{
 		sub:        "top",
