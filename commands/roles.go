@@ -56,10 +56,10 @@ var roles = []*role{
 		notBuiltYet: "the top role is not built yet",
 	},
 	{
-		sub:         "worker_adapter_native",
-		usage:       "HTTP webhook that starts and stops workers on this machine on demand",
-		newSection:  func() config.Section { return config.DefaultNativeWorkerAdapter() },
-		notBuiltYet: "the native worker adapter role is not built yet",
+		sub:        "worker_adapter_native",
+		usage:      "HTTP webhook that starts and stops workers on this machine on demand",
+		newSection: func() config.Section { return config.DefaultNativeWorkerAdapter() },
+		run:        runNativeAdapter,
 	},
 	{
 		sub:         "worker_adapter_symphony",
