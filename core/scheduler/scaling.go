@@ -35,7 +35,9 @@ import (
 // Unlike 1.12.5 it does not ask for another group while the workers of the
 // last one are still connecting (up to ScalingStartTimeout), never shuts
 // down a group whose workers run tasks, backs off ScalingRetry after a
-// failed call, and survives any answer. A failure is logged once; the same
+// failed call, forgets a group the adapter answers 404 for (it cannot be
+// shut down, and keeping it would block rule 1), and survives any answer.
+// A failure is logged once; the same
 // failure again (same action, same status or error) is logged at DEBUG,
 // with a summary at most every scalingLogEvery, and the first success after
 // failures says how many there were.
@@ -182,8 +184,18 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 				Msg("scaling: started worker group")
 		}
 	case ScaleShutdown:
+		if r.Err == "" && r.Status == 404 {
+			// The adapter does not know the group (it was restarted, or
+			// the group went another way): asking again cannot succeed,
+			// and keeping it would have rule 1 ask forever instead of
+			// starting workers. 1.12.5 kept it.
+			failed("adapter does not know the worker group; forgetting it")
+			sc.notBefore = time.Time{}
+			s.forgetGroup(req.GroupID)
+			return
+		}
 		if !ok {
-			// 404 (unknown group), 500 and anything else keep the group.
+			// 500 and anything else keep the group; it is asked again.
 			failed("adapter could not shut the worker group down; keeping it")
 			return
 		}

@@ -260,13 +260,12 @@ func TestScalingShutdownChoice(t *testing.T) { // items 66, 67
 	h.handle("wg3", &protocol.WorkerHeartbeat{QueueSize: 1})
 	h.advance(time.Second)
 	equal(t, "g3 is busy: g2 has the fewest queued", h.scales(), []string{"shutdown(g2)"})
-	h.answer(ScaleResponse{Status: 404, Message: "Worker group not found"})
-	equal(t, "404 keeps the group", groups(h), []string{"g1:wg1", "g2:wg2", "g3:wg3", "g4:wg4"})
-	h.advance(5 * time.Second)
-	equal(t, "retried after the pause", h.scales(), []string{"shutdown(g2)"})
 	h.answer(ScaleResponse{Status: 500, Message: "boom"})
-	h.advance(5 * time.Second)
-	h.scales()
+	equal(t, "500 keeps the group", groups(h), []string{"g1:wg1", "g2:wg2", "g3:wg3", "g4:wg4"})
+	h.advance(4 * time.Second)
+	equal(t, "pause after a failure", h.scales(), nil)
+	h.advance(time.Second)
+	equal(t, "retried after the pause", h.scales(), []string{"shutdown(g2)"})
 	h.answer(shutDown)
 	h.handle("wg2", &protocol.DisconnectRequest{Worker: []byte("wg2")})
 	h.advance(time.Second)
@@ -454,4 +453,26 @@ func TestScalingFailureLog(t *testing.T) {
 	if !strings.Contains(buf.String(), "the adapter webhook answers again") || !strings.Contains(buf.String(), "failed_calls=9") {
 		t.Fatalf("no recovery line:\n%s", buf.String())
 	}
+}
+
+// TestScalingUnknownGroup: a 404 to a shutdown (the adapter was restarted
+// and lost its groups) forgets the group, so the reaping rule does not ask
+// forever and new groups can start.
+func TestScalingUnknownGroup(t *testing.T) {
+	h := scalingHarness(t)
+	h.client("c")
+	h.submit("c", "t1")
+	h.advance(time.Second)
+	h.scales()
+	h.answer(started("g1", "w1"))
+	h.worker("w1", 10)
+	h.advance(time.Second)
+	equal(t, "settled", h.scales(), nil)
+	h.handle("w1", &protocol.DisconnectRequest{Worker: []byte("w1")}) // the adapter died with its worker
+	h.advance(time.Second)
+	equal(t, "reap", h.scales(), []string{"shutdown(g1)"})
+	h.answer(ScaleResponse{Status: 404, Message: "Worker group with ID g1 does not exist."})
+	equal(t, "forgotten", groups(h), nil)
+	h.advance(time.Second)
+	equal(t, "a new group at once", h.scales(), []string{"start_worker_group"})
 }
