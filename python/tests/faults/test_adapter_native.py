@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from .harness import HOST, free_port, wait_until
+from .harness import HOST, free_port, processors_of, wait_until
 
 
 def slow_double(x):
@@ -298,3 +298,19 @@ def test_scheduler_serves_cluster_while_adapter_fails(stack, fault):
     finally:
         if fake is not None:
             fake.close()
+
+
+def test_adapter_killed_takes_its_workers(stack):
+    """kill -9 of the adapter: its workers (each in a process group of its own, so a signal to the
+    adapter's group does not reach them) die with it, processors included."""
+    stack.start_scheduler()
+    adapter = stack.start_adapter("-mw", "2", "-hi", "1")
+    for _ in range(2):
+        assert adapter.start_group()[0] == 200
+    wait_until(lambda: len(adapter.agents()) == 2 and all(processors_of(a) for a in adapter.agents()), 30,
+               "two workers with processors")
+    tree = adapter.descendants()
+    stack._remember_tree(adapter.pid)
+    adapter.kill(signal.SIGKILL)
+    adapter.wait_exit(10)
+    wait_until(lambda: not any(_alive(p) for p in tree), 30, "the workers and processors of the killed adapter to exit")
