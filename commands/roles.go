@@ -62,10 +62,10 @@ var roles = []*role{
 		run:        runNativeAdapter,
 	},
 	{
-		sub:         "worker_adapter_symphony",
-		usage:       "worker adapter for IBM Spectrum Symphony",
-		newSection:  func() config.Section { return config.DefaultSymphonyWorkerAdapter() },
-		notBuiltYet: "the Symphony worker adapter is not available: it needs IBM Spectrum Symphony's SOAM client library, which this build does not include",
+		sub:        "worker_adapter_symphony",
+		usage:      "worker adapter for IBM Spectrum Symphony (needs its Python API, soamapi)",
+		newSection: func() config.Section { return config.DefaultSymphonyWorkerAdapter() },
+		run:        runSymphonyAdapter,
 	},
 }
 

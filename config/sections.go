@@ -371,6 +371,7 @@ type SymphonyWorkerAdapter struct {
 	DeathTimeoutSeconds  int    `toml:"death_timeout_seconds" short:"ds" arg:"SECONDS" help:"exit after this long without scheduler contact"`
 	EventLoop            string `toml:"event_loop" short:"el" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
 	ObjectStorageAddress string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"object storage server address (required)"`
+	Python               string `toml:"python" arg:"PATH" help:"Python interpreter that runs the Symphony worker; it must import soamapi (default: $SCALER_PYTHON, else python3)"`
 	Logging
 }
 

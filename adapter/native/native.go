@@ -63,12 +63,20 @@ type group struct {
 	stopping bool          // shut down on request
 }
 
+// Spec says what groups an Adapter starts (the native adapter's from its
+// section; the Symphony adapter's one Symphony worker).
+type Spec struct {
+	Template     worker.Config // the started workers' configuration, without ids
+	MaxWorkers   int           // -1: no limit
+	GroupPrefix  string        // group ids are GroupPrefix + 32 hex digits
+	LimitMessage string        // the 429 text at MaxWorkers (default: upstream's native text)
+}
+
 // Adapter is the native adapter's Backend.
 type Adapter struct {
-	cfg  *config.NativeWorkerAdapter
+	spec Spec
 	opt  Options
 	log  zerolog.Logger
-	tmpl worker.Config // the started workers' configuration, without ids
 
 	ctx    context.Context // the adapter's life; every group's context derives from it
 	wg     sync.WaitGroup  // one per group goroutine
@@ -80,17 +88,11 @@ type Adapter struct {
 
 // New makes an adapter whose workers live at most as long as ctx.
 func New(ctx context.Context, cfg *config.NativeWorkerAdapter, opt Options, log zerolog.Logger) (*Adapter, error) {
-	if len(opt.Command) == 0 {
-		return nil, errors.New("native adapter: no worker command")
-	}
 	caps, err := config.ParseCapabilities(cfg.PerWorkerCapabilities)
 	if err != nil {
 		return nil, fmt.Errorf("per_worker_capabilities: %w", err)
 	}
-	if opt.StopGrace <= 0 {
-		opt.StopGrace = 8 * time.Second
-	}
-	tmpl := worker.Config{
+	return NewWith(ctx, Spec{Template: worker.Config{
 		SchedulerAddress:     cfg.SchedulerAddress,
 		ObjectStorageAddress: cfg.ObjectStorageAddress,
 		Capabilities:         caps,
@@ -105,8 +107,21 @@ func New(ctx context.Context, cfg *config.NativeWorkerAdapter, opt Options, log 
 		Python:               opt.Python,
 		LoggingLevel:         cfg.LoggingLevel,
 		LoggingPaths:         cfg.LoggingPaths,
+	}, MaxWorkers: cfg.MaxWorkers, GroupPrefix: "native-"}, opt, log)
+}
+
+// NewWith makes an adapter that starts the groups spec describes.
+func NewWith(ctx context.Context, spec Spec, opt Options, log zerolog.Logger) (*Adapter, error) {
+	if len(opt.Command) == 0 {
+		return nil, errors.New("adapter: no worker command")
 	}
-	return &Adapter{cfg: cfg, opt: opt, log: log, tmpl: tmpl, ctx: ctx, groups: map[string]*group{}}, nil
+	if opt.StopGrace <= 0 {
+		opt.StopGrace = 8 * time.Second
+	}
+	if spec.LimitMessage == "" {
+		spec.LimitMessage = fmt.Sprintf("Maximum number of workers (%d) reached.", spec.MaxWorkers)
+	}
+	return &Adapter{spec: spec, opt: opt, log: log, ctx: ctx, groups: map[string]*group{}}, nil
 }
 
 func randomHex() string {
@@ -122,17 +137,17 @@ func (a *Adapter) StartGroup(ctx context.Context) (adapter.Group, error) {
 	case a.closed:
 		a.mu.Unlock()
 		return adapter.Group{}, errors.New("the adapter is shutting down")
-	case a.cfg.MaxWorkers != -1 && a.live >= a.cfg.MaxWorkers:
+	case a.spec.MaxWorkers != -1 && a.live >= a.spec.MaxWorkers:
 		a.mu.Unlock()
-		return adapter.Group{}, &adapter.LimitError{Msg: fmt.Sprintf("Maximum number of workers (%d) reached.", a.cfg.MaxWorkers)}
+		return adapter.Group{}, &adapter.LimitError{Msg: a.spec.LimitMessage}
 	case len(a.groups) >= MaxGroups:
 		a.mu.Unlock()
 		return adapter.Group{}, &adapter.LimitError{Msg: fmt.Sprintf("Maximum number of worker groups (%d) reached; shut some down first.", MaxGroups)}
 	}
 	// Upstream's shapes: group "native-<hex>", worker name "<hex>".
 	name := randomHex()
-	g := &group{id: "native-" + randomHex(), done: make(chan struct{}), alive: true, started: time.Now()}
-	cfg := a.tmpl
+	g := &group{id: a.spec.GroupPrefix + randomHex(), done: make(chan struct{}), alive: true, started: time.Now()}
+	cfg := a.spec.Template
 	cfg.Name = name
 	cfg.WorkerID = worker.NewWorkerID(name)
 	g.workerID = cfg.WorkerID
