@@ -25,6 +25,7 @@ against a real Symphony cluster.
 
 import argparse
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import heapq
@@ -181,7 +182,7 @@ class SymphonyWorker:
         self.wake_w, self.wake_r = None, None
         self.serializers: Dict[bytes, object] = {}
         self.functions: Dict[bytes, object] = {}
-        self.local = threading.local()
+        self.clients: list = []  # idle object storage clients
         self.stop = threading.Event()
         self.exit = EXIT_SIGNAL
         self.instance = b""
@@ -269,6 +270,8 @@ class SymphonyWorker:
             sock.send(p.encode(p.DisconnectRequest(worker=self.worker_id)))
             sock.close()
             context.term()
+            for client in self.clients:
+                client.close()
             self.symphony.close()
             logger.info("Symphony worker %s stopped", self.worker_id.decode())
         return self.exit
@@ -384,13 +387,25 @@ class SymphonyWorker:
 
     # -------------------------------------------------------------- one task (its own thread)
 
+    @contextlib.contextmanager
     def _storage(self):
-        client = getattr(self.local, "client", None)
+        """An object storage client for this thread's use: clients are not shared between
+        threads at once, and are kept for reuse (at most one per task running at a time)."""
+        with self.lock:
+            client = self.clients.pop() if self.clients else None
         if client is None or client.address != self.storage_address:
+            if client is not None:
+                client.close()
             from scaler.io.storage import ObjectStorageClient
 
-            client = self.local.client = ObjectStorageClient(self.storage_address)
-        return client
+            client = ObjectStorageClient(self.storage_address)
+        try:
+            yield client
+        except BaseException:
+            client.close()  # its state after a failure is unknown
+            raise
+        with self.lock:
+            self.clients.append(client)
 
     def _load(self, task):
         source = bytes(task.source)
@@ -403,7 +418,10 @@ class SymphonyWorker:
             wanted.append(bytes(task.func_object_id))
         by_id = [a for a in task.arguments if a.type != p.ArgumentType.Inline]
         wanted += [bytes(a.data) for a in by_id]
-        fetched = self._storage().get_many(wanted) if wanted else []
+        fetched = []
+        if wanted:
+            with self._storage() as storage:
+                fetched = storage.get_many(wanted)
         pos = 0
         if serializer is None:
             serializer = self.serializers[source] = cloudpickle.loads(fetched[pos])
@@ -453,7 +471,8 @@ class SymphonyWorker:
         source = bytes(task.source)
         result_id = hashlib.md5(source).digest() + os.urandom(16)
         try:
-            self._storage().set_object(result_id, outcome)
+            with self._storage() as storage:
+                storage.set_object(result_id, outcome)
         except Exception as exc:
             message = f"storing the result failed: {type(exc).__name__}: {exc}"
             self.send(p.TaskResult(task_id=task.task_id, type=p.TaskResultType.Failed, profile=profile, message=message))
