@@ -77,29 +77,6 @@ func TestHelpStatesEachDefaultOnce(t *testing.T) {
 	}
 }
 
-// A role that is not built prints nothing but its error, so the error must
-// not refer to output "above".
-func TestNotBuiltRolesSayWhatWasChecked(t *testing.T) {
-	for _, r := range roles {
-		if r.notBuiltYet == "" {
-			continue
-		}
-		argv := map[string][]string{
-			"ui":                      {"tcp://127.0.0.1:2347"},
-			"top":                     {"tcp://127.0.0.1:2347"},
-			"worker_adapter_native":   {"tcp://127.0.0.1:1"},
-			"worker_adapter_symphony": {"tcp://127.0.0.1:1", "-p", "8080", "-sn", "svc", "-osa", "tcp://127.0.0.1:2"},
-		}[r.sub]
-		out, errOut, code := run(t, append([]string{r.Program()}, argv...)...)
-		if code != exitFailure || out != "" {
-			t.Errorf("%s: exit %d, stdout %q", r.Program(), code, out)
-		}
-		if strings.Contains(errOut, "above") || !strings.Contains(errOut, "configuration is valid") {
-			t.Errorf("%s: %q", r.Program(), errOut)
-		}
-	}
-}
-
 // README's list of upstream flags that "work" names no flag whose help says
 // it is unused (README and -h must agree, issue 13: --log-hub-address/-la).
 func TestReadmeAgreesWithHelpOnUnusedFlags(t *testing.T) {

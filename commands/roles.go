@@ -14,11 +14,10 @@ type runFunc func(ctx context.Context, cfg config.Section, log zerolog.Logger) e
 
 // role is one of the programs the binary can be.
 type role struct {
-	sub         string // subcommand: scaler <sub> ...
-	usage       string // one-line description
-	newSection  func() config.Section
-	run         runFunc
-	notBuiltYet string // non-empty: the role parses its configuration, then says so and exits 1
+	sub        string // subcommand: scaler <sub> ...
+	usage      string // one-line description
+	newSection func() config.Section
+	run        runFunc
 }
 
 // Program is the name the role is known by on the command line and in help.
