@@ -3,6 +3,8 @@ module github.com/opengris/scaler
 go 1.26.8
 
 require (
+	// transport/zmqhandle.go reads zmq4.Socket's unexported soc field; checked against v1.4.0
+	// (TestSocketHandleLayout, TestZMQ4VersionPinned): read the new layout before changing this.
 	github.com/pebbe/zmq4 v1.4.0
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/rs/zerolog v1.35.1
