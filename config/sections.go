@@ -61,7 +61,7 @@ func (l *Logging) validate() error {
 // Scheduler is the [scheduler] section of scaler_scheduler.
 type Scheduler struct {
 	SchedulerAddress        string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"address to listen on for clients and workers, e.g. tcp://127.0.0.1:6378"`
-	IOThreads               int    `toml:"io_threads" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads               int    `toml:"io_threads" arg:"N" help:"zmq I/O threads of the scheduler process"`
 	MaxNumberOfTasksWaiting int    `toml:"max_number_of_tasks_waiting" short:"mt" arg:"N" help:"most tasks that may wait in the scheduler while all workers are full; -1 for no limit"`
 	ClientTimeoutSeconds    int    `toml:"client_timeout_seconds" short:"ct" arg:"SECONDS" help:"drop a client that sent no heartbeat for this long"`
 	WorkerTimeoutSeconds    int    `toml:"worker_timeout_seconds" short:"wt" arg:"SECONDS" help:"drop a worker that sent no heartbeat for this long and re-place its tasks"`
@@ -143,7 +143,7 @@ type Cluster struct {
 	DeathTimeoutSeconds           int    `toml:"death_timeout_seconds" short:"ds,dts" arg:"SECONDS" help:"a worker exits after this long without scheduler contact"`
 	TrimMemoryThresholdBytes      int64  `toml:"trim_memory_threshold_bytes" short:"tm" arg:"BYTES" help:"processor memory above which libc is asked to return free memory"`
 	EventLoop                     string `toml:"event_loop" short:"el" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
-	IOThreads                     int    `toml:"io_threads" short:"it" alias:"worker_io_threads" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads                     int    `toml:"io_threads" short:"it" alias:"worker_io_threads" arg:"N" help:"zmq I/O threads of each worker process"`
 	HardProcessorSuspend          bool   `toml:"hard_processor_suspend" short:"hps" help:"suspend processors with SIGSTOP instead of cooperatively; may break tasks holding network connections"`
 	LogHubAddress                 string `toml:"log_hub_address" short:"la" arg:"ADDRESS" help:"accepted for compatibility and unused: workers log through --logging-paths"`
 	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`

@@ -15,10 +15,14 @@ import (
 
 const testIOThreads = 2
 
+// TestMain runs the package's tests on a context with two io threads, as
+// commands would make it; a child process of runChild makes its own.
 func TestMain(m *testing.M) {
-	if err := SetIOThreads(testIOThreads); err != nil {
-		fmt.Fprintln(os.Stderr, "SetIOThreads:", err)
-		os.Exit(1)
+	if os.Getenv(childEnv) == "" {
+		if err := Init(testIOThreads); err != nil {
+			fmt.Fprintln(os.Stderr, "transport.Init:", err)
+			os.Exit(1)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -79,17 +83,16 @@ func echo(r *Endpoint) {
 
 // --- tests ---
 
-func TestSetIOThreadsAfterFirstSocket(t *testing.T) {
+// TestInitAfterFirstSocketRefused: once a socket runs on the context, Init
+// cannot change its io threads any more, and says so.
+func TestInitAfterFirstSocketRefused(t *testing.T) {
 	bind(t, Router, Options{})
 	n, err := zctx.GetIoThreads()
 	if err != nil || n != testIOThreads {
 		t.Fatalf("io threads = %d, %v; want %d", n, err, testIOThreads)
 	}
-	if err := SetIOThreads(4); err == nil || !strings.Contains(err.Error(), "before the first socket") {
-		t.Fatalf("SetIOThreads after first socket: %v, want error", err)
-	}
-	if err := SetIOThreads(0); err == nil {
-		t.Fatal("SetIOThreads(0) succeeded")
+	if err := Init(4); err == nil || !strings.Contains(err.Error(), "before the first socket") {
+		t.Fatalf("Init after first socket: %v, want error", err)
 	}
 }
 

@@ -1,0 +1,56 @@
+package transport
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestInitSetsIOThreads checks in a fresh process that the io threads given
+// to Init are the ones libzmq runs once a socket starts them.
+func TestInitSetsIOThreads(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		out := runChild(t, "TestInitChild", fmt.Sprint(n))
+		if want := fmt.Sprintf("io threads: %d\n", n); !strings.Contains(out, want) {
+			t.Fatalf("Init(%d): want %q, got:\n%s", n, want, out)
+		}
+	}
+}
+
+// TestInitChild is the child of TestInitSetsIOThreads.
+func TestInitChild(t *testing.T) {
+	var n int
+	fmt.Sscan(childMode(t), &n)
+	if err := Init(0); err == nil {
+		t.Fatal("Init(0) accepted")
+	}
+	if err := Init(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := Init(n); err == nil {
+		t.Fatal("a second Init accepted")
+	}
+	s, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fmt.Printf("io threads: %d\n", zmqIOThreads(t))
+}
+
+// zmqIOThreads counts this process's libzmq io threads by name.
+func zmqIOThreads(t *testing.T) int {
+	comms, err := filepath.Glob("/proc/self/task/*/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range comms {
+		if b, err := os.ReadFile(c); err == nil && strings.HasPrefix(string(b), "ZMQbg/IO/") {
+			n++
+		}
+	}
+	return n
+}
