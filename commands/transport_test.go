@@ -1,15 +1,13 @@
 package commands
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/opengris/scaler/internal/procstat"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -59,22 +57,10 @@ func TestRolesRunTheirIOThreads(t *testing.T) {
 					t.Fatalf("%s did not say it listens within 60s\n%s", tc.name, out.String())
 				}
 			}
-			got := ioThreadsOf(cmd.Process.Pid)
+			got := procstat.WaitThreads(cmd.Process.Pid, "ZMQbg/IO/", tc.want, 30*time.Second)
 			if got != tc.want {
 				t.Fatalf("%s runs %d zmq io threads, want %d\n%s", tc.name, got, tc.want, out.String())
 			}
 		})
 	}
-}
-
-// ioThreadsOf counts the libzmq io threads of process pid.
-func ioThreadsOf(pid int) int {
-	comms, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "comm"))
-	n := 0
-	for _, c := range comms {
-		if b, err := os.ReadFile(c); err == nil && strings.HasPrefix(string(b), "ZMQbg/IO/") {
-			n++
-		}
-	}
-	return n
 }

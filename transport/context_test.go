@@ -2,10 +2,11 @@ package transport
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/opengris/scaler/internal/procstat"
 )
 
 // TestInitSetsIOThreads checks in a fresh process that the io threads given
@@ -37,20 +38,5 @@ func TestInitChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	fmt.Printf("io threads: %d\n", zmqIOThreads(t))
-}
-
-// zmqIOThreads counts this process's libzmq io threads by name.
-func zmqIOThreads(t *testing.T) int {
-	comms, err := filepath.Glob("/proc/self/task/*/comm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, c := range comms {
-		if b, err := os.ReadFile(c); err == nil && strings.HasPrefix(string(b), "ZMQbg/IO/") {
-			n++
-		}
-	}
-	return n
+	fmt.Printf("io threads: %d\n", procstat.WaitThreads(0, "ZMQbg/IO/", n, 30*time.Second))
 }

@@ -347,26 +347,13 @@ func (s *Socket) flushBacklog() error {
 
 // sendNow hands a whole message to a RouterMandatory ROUTER or reports why
 // not: errWouldBlock (peer at its high-water mark) or ErrUnreachable (peer
-// not connected); libzmq decides both on the identity frame, and once that
-// is taken the rest of the message fits.
+// not connected). libzmq decides both on the identity frame, and once that
+// is taken the rest of the message fits: a refusal after it is an error,
+// since a backlog only holds whole messages.
 func (s *Socket) sendNow(frames [][]byte) error {
-	for i := 0; i < len(frames); {
-		flags := zmq.DONTWAIT
-		if i < len(frames)-1 {
-			flags |= zmq.SNDMORE
-		}
-		if _, err := s.sock.SendBytes(frames[i], flags); err != nil {
-			switch {
-			case isErrno(err, syscall.EINTR):
-				continue
-			case i == 0 && isErrno(err, syscall.EAGAIN):
-				return errWouldBlock
-			case i == 0 && isErrno(err, syscall.EHOSTUNREACH):
-				return ErrUnreachable
-			}
-			return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
-		}
-		i++
+	n, err := s.sendFrames(frames, 0)
+	if n > 0 && errors.Is(err, errWouldBlock) {
+		return fmt.Errorf("transport: send on %v %s: refused after %d of %d frames", s.typ, s.addr, n, len(frames))
 	}
-	return nil
+	return err
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -102,20 +103,27 @@ func (s *Socket) Fd() int { return s.fd }
 // message beyond that drops the peer's whole backlog, which is reported
 // as unreachable (so the caller knows exactly what did not go out).
 func (s *Socket) Send(frames ...[]byte) error {
-	if len(frames) == 0 {
-		return ErrEmptyMessage
-	}
-	if s.typ == Sub {
-		return ErrCannotSend
-	}
-	if s.sock == nil {
-		return ErrClosed
+	if err := s.checkSend(frames); err != nil {
+		return err
 	}
 	if s.mandatory {
 		return s.sendRouted(frames)
 	}
 	s.pending = append(s.pending, frames)
 	return s.Flush()
+}
+
+// checkSend says why Send or TrySend cannot take a message, or nil.
+func (s *Socket) checkSend(frames [][]byte) error {
+	switch {
+	case len(frames) == 0:
+		return ErrEmptyMessage
+	case s.typ == Sub:
+		return ErrCannotSend
+	case s.sock == nil:
+		return ErrClosed
+	}
+	return nil
 }
 
 // TrySend hands one message to zmq without blocking and without keeping
@@ -126,14 +134,8 @@ func (s *Socket) Send(frames ...[]byte) error {
 // returns ErrFull too, so that order is kept. Not for a RouterMandatory
 // socket, whose Send already keeps a per-peer backlog.
 func (s *Socket) TrySend(frames ...[]byte) error {
-	if len(frames) == 0 {
-		return ErrEmptyMessage
-	}
-	if s.typ == Sub {
-		return ErrCannotSend
-	}
-	if s.sock == nil {
-		return ErrClosed
+	if err := s.checkSend(frames); err != nil {
+		return err
 	}
 	if s.mandatory {
 		return s.sendRouted(frames)
@@ -144,32 +146,21 @@ func (s *Socket) TrySend(frames ...[]byte) error {
 	if len(s.pending) > 0 {
 		return ErrFull
 	}
-	for i := 0; i < len(frames); {
-		flags := zmq.DONTWAIT
-		if i < len(frames)-1 {
-			flags |= zmq.SNDMORE
-		}
-		if _, err := s.sock.SendBytes(frames[i], flags); err != nil {
-			switch {
-			case isErrno(err, syscall.EINTR):
-				continue
-			case isErrno(err, syscall.EAGAIN) && i == 0:
-				return ErrFull
-			case isErrno(err, syscall.EHOSTUNREACH) && i == 0:
-				return nil
-			case isErrno(err, syscall.EAGAIN):
-				// zmq took the first frames of a message: ROUTER and
-				// XPUB decide on the first frame, so this does not happen;
-				// keep the rest for Flush rather than corrupt the stream.
-				s.pending = append(s.pending, frames)
-				s.partial = i
-				return nil
-			}
-			return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
-		}
-		i++
+	n, err := s.sendFrames(frames, 0)
+	switch {
+	case n == 0 && errors.Is(err, errWouldBlock):
+		return ErrFull
+	case errors.Is(err, ErrUnreachable):
+		return nil // zmq dropped it, as it drops for a peer that is gone
+	case errors.Is(err, errWouldBlock):
+		// zmq took the first frames of a message: ROUTER and XPUB decide
+		// on the first frame, so this does not happen; keep the rest for
+		// Flush rather than corrupt the stream.
+		s.pending = append(s.pending, frames)
+		s.partial = n
+		return nil
 	}
-	return nil
+	return err
 }
 
 // Flush sends the messages zmq refused earlier, in order (per peer for a
@@ -180,32 +171,51 @@ func (s *Socket) Flush() error {
 		return s.flushBacklog()
 	}
 	for len(s.pending) > 0 {
-		msg := s.pending[0]
-		for s.partial < len(msg) {
-			flags := zmq.DONTWAIT
-			if s.partial < len(msg)-1 {
-				flags |= zmq.SNDMORE
-			}
-			if _, err := s.sock.SendBytes(msg[s.partial], flags); err != nil {
-				switch {
-				case isErrno(err, syscall.EAGAIN):
-					return nil
-				case isErrno(err, syscall.EINTR):
-					continue
-				case isErrno(err, syscall.EHOSTUNREACH) && s.partial == 0:
-					s.partial = len(msg) // not with RouterMandatory, which sends through sendRouted
-					continue
-				}
-				return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
-			}
-			s.partial++
+		n, err := s.sendFrames(s.pending[0], s.partial)
+		s.partial = n
+		switch {
+		case errors.Is(err, errWouldBlock):
+			return nil
+		case err != nil && !errors.Is(err, ErrUnreachable):
+			return err
 		}
+		// Sent, or dropped by zmq for a peer that is gone (not with
+		// RouterMandatory, which sends through sendRouted).
 		s.pending[0] = nil
 		s.pending = s.pending[1:]
 		s.partial = 0
 	}
 	s.pending = nil
 	return nil
+}
+
+// sendFrames hands msg[from:] to zmq without blocking, retrying after
+// EINTR, and returns the index of the first frame zmq did not take
+// (len(msg) when all went) with why: errWouldBlock (EAGAIN: the peer or
+// subscriber is at its high-water mark), ErrUnreachable (EHOSTUNREACH on
+// the first frame: no such ROUTER peer), or a fatal error. What a refusal
+// means is the caller's: Flush and TrySend keep the rest, sendNow keeps
+// the whole message in the peer's backlog.
+func (s *Socket) sendFrames(msg [][]byte, from int) (int, error) {
+	for i := from; i < len(msg); {
+		flags := zmq.DONTWAIT
+		if i < len(msg)-1 {
+			flags |= zmq.SNDMORE
+		}
+		_, err := s.sock.SendBytes(msg[i], flags)
+		switch {
+		case err == nil:
+			i++
+		case isErrno(err, syscall.EINTR):
+		case isErrno(err, syscall.EAGAIN):
+			return i, errWouldBlock
+		case i == 0 && isErrno(err, syscall.EHOSTUNREACH):
+			return i, ErrUnreachable
+		default:
+			return i, fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
+		}
+	}
+	return len(msg), nil
 }
 
 // TryRecv returns the next whole message, or nil when none is ready.

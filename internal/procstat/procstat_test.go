@@ -108,3 +108,15 @@ func TestMemAvailable(t *testing.T) {
 		t.Errorf("MemAvailable %d bytes, want >= 1 MiB", m)
 	}
 }
+
+func TestThreadsByName(t *testing.T) {
+	if err := os.WriteFile("/proc/thread-self/comm", []byte("procstat-test"), 0); err != nil {
+		t.Skip("cannot name a thread:", err)
+	}
+	if n := Threads(0, "procstat-test"); n < 1 {
+		t.Errorf("Threads(0, procstat-test) = %d after naming this thread so", n)
+	}
+	if n := Threads(0, "no thread is named so"); n != 0 {
+		t.Errorf("Threads(0, unused prefix) = %d, want 0", n)
+	}
+}
