@@ -33,10 +33,6 @@ func TestInitChild(t *testing.T) {
 	if err := Init(n); err == nil {
 		t.Fatal("a second Init accepted")
 	}
-	s, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{})
 	fmt.Printf("io threads: %d\n", procstat.WaitThreads(0, "ZMQbg/IO/", n, 30*time.Second))
 }

@@ -72,11 +72,7 @@ func dealer(t *testing.T, addr, id string) *Endpoint {
 }
 
 func TestSocketReportsClosedPeer(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{WatchClosed: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{WatchClosed: true})
 	if r.ClosedFd() < 0 {
 		t.Fatal("no ClosedFd with WatchClosed")
 	}
@@ -148,11 +144,7 @@ func TestWatchClosedNeedsBoundRouter(t *testing.T) {
 }
 
 func TestRouterMandatoryReportsUnreachable(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
 	if err := r.Send([]byte("nobody"), []byte("x")); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("send to unknown peer: %v", err)
 	}
@@ -183,11 +175,7 @@ func TestRouterMandatoryReportsUnreachable(t *testing.T) {
 // TestRouterMandatoryBacklog: a peer at its high-water mark gets its
 // messages queued (in order, none lost) while others are served.
 func TestRouterMandatoryBacklog(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
 	// libzmq copies the options into a listener when it binds: bind a
 	// second endpoint after setting a small high-water mark.
 	if err := r.sock.SetSndhwm(2); err != nil {
@@ -203,15 +191,7 @@ func TestRouterMandatoryBacklog(t *testing.T) {
 	// A plain zmq DEALER that reads nothing for now, with a small queue of
 	// its own (an Endpoint's is unlimited), and frames large enough that
 	// the TCP buffers fill up too.
-	ctx, err := sharedContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow, err := ctx.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	slow := rawSocket(t, zmq.DEALER)
 	for _, err := range []error{slow.SetLinger(0), slow.SetRcvhwm(2), slow.SetIdentity("slow"), slow.Connect(addr)} {
 		if err != nil {
 			t.Fatal(err)

@@ -12,11 +12,7 @@ import (
 // the deadline passes, calling onMsg for every message received.
 func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Socket, [][]byte), done func() bool) {
 	t.Helper()
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	for _, s := range socks {
 		if err := p.Add(s.Fd(), false); err != nil {
 			t.Fatal(err)
@@ -58,16 +54,8 @@ func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Soc
 }
 
 func TestSocketDealerRouterThroughPoller(t *testing.T) {
-	router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer router.Close()
-	dealer, err := Open(Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dealer.Close()
+	router := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{})
+	dealer := openSocket(t, Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
 
 	const n = 20000
 	for i := 0; i < n; i++ {
@@ -98,14 +86,8 @@ func TestSocketDealerRouterThroughPoller(t *testing.T) {
 }
 
 func TestSocketErrors(t *testing.T) {
-	pub, err := Open(Pub, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := Open(Sub, pub.Addr(), false, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := openSocket(t, Pub, "tcp://127.0.0.1:0", true, Options{})
+	sub := openSocket(t, Sub, pub.Addr(), false, Options{})
 	tests := []struct {
 		name string
 		do   func() error
@@ -208,19 +190,8 @@ func TestWakerWakesAnotherGoroutine(t *testing.T) {
 // An XPUB socket receives its subscribers' subscriptions: [1 topic...] when
 // one subscribes, [0 topic...] when the last one for the topic leaves.
 func TestXPubSeesSubscriptions(t *testing.T) {
-	pub, err := Open(XPub, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Add(pub.Fd(), false); err != nil {
-		t.Fatal(err)
-	}
+	pub := openSocket(t, XPub, "tcp://127.0.0.1:0", true, Options{})
+	p := newPoller(t, pub.Fd())
 	next := func() []byte {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -257,16 +228,8 @@ func TestXPubSeesSubscriptions(t *testing.T) {
 // ZeroCopyMin), arrive whole and in order, and a received part is its own:
 // appending to it leaves the next part alone.
 func TestSocketReceivesEveryPartShape(t *testing.T) {
-	router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer router.Close()
-	dealer, err := Open(Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dealer.Close()
+	router := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{})
+	dealer := openSocket(t, Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
 	part := func(size int, seed byte) []byte {
 		b := make([]byte, size)
 		for i := range b {
@@ -318,11 +281,7 @@ func TestSocketBacklogBytesBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	d, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("slow"), RecvHWM: hwm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("slow"), RecvHWM: hwm})
 	if err := d.Send([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -363,16 +322,8 @@ func TestSocketBacklogBytesBound(t *testing.T) {
 // An XPUB with XPubNoDrop refuses (ErrFull) while a subscriber does not read.
 func TestSocketTrySendXPubFull(t *testing.T) {
 	const hwm = 4
-	x, err := Open(XPub, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, XPubNoDrop: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	sub, err := Open(Sub, x.Addr(), false, Options{RecvHWM: hwm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	x := openSocket(t, XPub, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, XPubNoDrop: true})
+	sub := openSocket(t, Sub, x.Addr(), false, Options{RecvHWM: hwm})
 	subscribed := false
 	pump(t, 10*time.Second, []*Socket{x}, func(_ *Socket, m [][]byte) { subscribed = true }, func() bool { return subscribed })
 	payload := bytes.Repeat([]byte{'s'}, 64<<10)
@@ -404,21 +355,9 @@ func TestSocketTrySendXPubFull(t *testing.T) {
 // A peer that sends a frame over MaxMsgSize is disconnected by libzmq and
 // its message never arrives; other peers are served.
 func TestSocketMaxMsgSize(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{MaxMsgSize: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	big, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("big")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Close()
-	small, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("small")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer small.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{MaxMsgSize: 1024})
+	big := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("big")})
+	small := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("small")})
 	if err := big.Send(bytes.Repeat([]byte{'b'}, 1025)); err != nil {
 		t.Fatal(err)
 	}
