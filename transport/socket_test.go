@@ -25,16 +25,7 @@ func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Soc
 		}
 		wait := 50 * time.Millisecond
 		for _, s := range socks {
-			for {
-				msg, err := s.TryRecv()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if msg == nil {
-					break
-				}
-				onMsg(s, msg)
-			}
+			drain(t, s, func(msg [][]byte) { onMsg(s, msg) })
 			readable, unsent, err := s.Pending()
 			if err != nil {
 				t.Fatal(err)
@@ -49,6 +40,45 @@ func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Soc
 		}
 		if _, err := p.Wait(wait); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// drain hands every message s has ready to onMsg.
+func drain(t *testing.T, s *Socket, onMsg func([][]byte)) {
+	t.Helper()
+	for {
+		msg, err := s.TryRecv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg == nil {
+			return
+		}
+		onMsg(msg)
+	}
+}
+
+// sendUntilRefused calls send until it returns refusal and returns how many
+// messages went before; any other error, or no refusal within 100,000
+// messages or 20 s, fails the test. It pauses after every hwm messages so
+// that the peer's side can fill up.
+func sendUntilRefused(t *testing.T, send func() error, refusal error, hwm int) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for sent := 0; ; sent++ {
+		err := send()
+		if err == refusal {
+			return sent
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) || sent > 100000 {
+			t.Fatalf("no %v after %d messages", refusal, sent)
+		}
+		if (sent+1)%hwm == 0 {
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
@@ -288,24 +318,7 @@ func TestSocketBacklogBytesBound(t *testing.T) {
 	got := false
 	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { got = true }, func() bool { return got })
 	payload := bytes.Repeat([]byte{'p'}, 64<<10)
-	sent := 0
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := r.Send([]byte("slow"), payload)
-		if err == ErrUnreachable {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent++
-		if time.Now().After(deadline) || sent > 100000 {
-			t.Fatalf("backlog never dropped after %d messages", sent)
-		}
-		if sent%hwm == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	sent := sendUntilRefused(t, func() error { return r.Send([]byte("slow"), payload) }, ErrUnreachable, hwm)
 	lost := r.TakeUnreachable()
 	if len(lost) != 1 || string(lost[0].Peer) != "slow" || !lost[0].Full || lost[0].Messages < 16 {
 		t.Fatalf("unreachable %+v, want slow, Full, >= 16 messages (1 MiB of 64 KiB)", lost)
@@ -327,24 +340,7 @@ func TestSocketTrySendXPubFull(t *testing.T) {
 	subscribed := false
 	pump(t, 10*time.Second, []*Socket{x}, func(_ *Socket, m [][]byte) { subscribed = true }, func() bool { return subscribed })
 	payload := bytes.Repeat([]byte{'s'}, 64<<10)
-	sent := 0
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := x.TrySend(payload)
-		if err == ErrFull {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent++
-		if time.Now().After(deadline) || sent > 100000 {
-			t.Fatalf("no ErrFull after %d messages", sent)
-		}
-		if sent%hwm == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	sent := sendUntilRefused(t, func() error { return x.TrySend(payload) }, ErrFull, hwm)
 	n := 0
 	pump(t, 20*time.Second, []*Socket{sub}, func(_ *Socket, m [][]byte) { n++ }, func() bool { return n >= sent })
 	if n != sent {

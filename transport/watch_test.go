@@ -41,6 +41,19 @@ func quiet(t *testing.T, w *Watch, d time.Duration) {
 	}
 }
 
+// neverConnects checks that w reports neither a connection nor a loss for
+// 1.5 s, and closes it.
+func neverConnects(t *testing.T, w *Watch, why string) {
+	t.Helper()
+	quiet(t, w, 1500*time.Millisecond)
+	select {
+	case <-w.Connected():
+		t.Fatal("connected to " + why)
+	default:
+	}
+	closeWithin(t, w, 5*time.Second)
+}
+
 func awaitLost(t *testing.T, w *Watch, d time.Duration) error {
 	t.Helper()
 	select {
@@ -109,14 +122,7 @@ func TestWatchReportsLossOnHeartbeatTimeout(t *testing.T) {
 }
 
 func TestWatchNeverConnectedIsNotLost(t *testing.T) {
-	w := watch(t, freePort(t))
-	quiet(t, w, 1500*time.Millisecond)
-	select {
-	case <-w.Connected():
-		t.Fatal("connected to a port where nothing listens")
-	default:
-	}
-	closeWithin(t, w, 5*time.Second)
+	neverConnects(t, watch(t, freePort(t)), "a port where nothing listens")
 }
 
 // A listener that is not a zmq peer accepts the TCP connection but never
@@ -153,13 +159,7 @@ func TestWatchNonZMQPeerIsNotConnected(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch did not connect to the listener")
 	}
-	quiet(t, w, 1500*time.Millisecond)
-	select {
-	case <-w.Connected():
-		t.Fatal("connected to a listener that does not speak zmq")
-	default:
-	}
-	closeWithin(t, w, 5*time.Second)
+	neverConnects(t, w, "a listener that does not speak zmq")
 }
 
 func TestWatchRejectsNonTCP(t *testing.T) {
