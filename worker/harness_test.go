@@ -402,6 +402,16 @@ func (e *workerEnv) run(task *protocol.Task, d time.Duration) *protocol.TaskResu
 	return e.sched.result(task.TaskID, d)
 }
 
+// call runs fn on args (Python expressions) as a task of priority 0 and
+// returns its result, which must come within 20 s.
+func (e *workerEnv) call(fn []byte, args ...string) *protocol.TaskResult {
+	ids := make([][]byte, len(args))
+	for i, a := range args {
+		ids[i] = e.h.arg(a)
+	}
+	return e.run(e.h.task(fn, 0, ids...), 20*time.Second)
+}
+
 // stop cancels the worker and returns Run's result.
 func (e *workerEnv) stop() error {
 	e.cancel()
