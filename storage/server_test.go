@@ -718,3 +718,15 @@ func TestDepartedPeerDropped(t *testing.T) {
 		t.Fatalf("remaining waiter: %q, %v", r.Data, r.Err)
 	}
 }
+
+// Owners close whatever a failed start-up left nil without checking.
+func TestCloseNil(t *testing.T) {
+	var c *Client
+	var s *Server
+	if err := c.Close(); err != nil {
+		t.Errorf("Close of a nil *Client: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close of a nil *Server: %v", err)
+	}
+}

@@ -270,9 +270,10 @@ func (s *Socket) Pending() (readable bool, unsent bool, err error) {
 
 // Close closes the socket. Messages handed to zmq are flushed in the
 // background for up to a second (ZMQ_LINGER); messages zmq refused are
-// retried for up to that long first.
+// retried for up to that long first. Close on a nil *Socket does nothing,
+// so that owners can close what a failed start-up left half made.
 func (s *Socket) Close() error {
-	if s.sock == nil {
+	if s == nil || s.sock == nil {
 		return nil
 	}
 	if len(s.pending) > 0 || len(s.backlog) > 0 {

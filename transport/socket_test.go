@@ -371,3 +371,15 @@ func TestSocketMaxMsgSize(t *testing.T) {
 		t.Fatalf("received from %v, want only [small]", from)
 	}
 }
+
+// Owners close whatever a failed start-up left nil without checking.
+func TestCloseNil(t *testing.T) {
+	var s *Socket
+	var p *Poller
+	var w *Waker
+	for name, err := range map[string]error{"Socket": s.Close(), "Poller": p.Close(), "Waker": w.Close()} {
+		if err != nil {
+			t.Errorf("Close of a nil *%s: %v", name, err)
+		}
+	}
+}

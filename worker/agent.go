@@ -142,17 +142,12 @@ func (a *agent) open() (err error) {
 	return nil
 }
 
-// closeSockets releases the scheduler socket, the poller and the waker.
+// closeSockets releases the scheduler socket, the poller and the waker
+// (each Close takes a nil receiver, for what a failed start did not make).
 func (a *agent) closeSockets() {
-	if a.sched != nil {
-		_ = a.sched.Close()
-	}
-	if a.poller != nil {
-		_ = a.poller.Close()
-	}
-	if a.waker != nil {
-		_ = a.waker.Close()
-	}
+	_ = a.sched.Close()
+	_ = a.poller.Close()
+	_ = a.waker.Close()
 }
 
 func (a *agent) run(ctx context.Context) error {

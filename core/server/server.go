@@ -606,25 +606,15 @@ func (s *Server) publish(m protocol.Message) {
 	}
 }
 
+// closeAll closes what start-up made; each Close takes a nil receiver, for
+// what a failed start-up did not make.
 func (s *Server) closeAll() {
-	if s.router != nil {
-		_ = s.router.Close()
-	}
-	if s.monitor != nil {
-		_ = s.monitor.Close()
-	}
-	if s.poller != nil {
-		_ = s.poller.Close()
-	}
-	if s.waker != nil {
-		_ = s.waker.Close()
-	}
-	if s.ossCli != nil {
-		_ = s.ossCli.Close()
-	}
-	if s.oss != nil {
-		_ = s.oss.Close()
-	}
+	_ = s.router.Close()
+	_ = s.monitor.Close()
+	_ = s.poller.Close()
+	_ = s.waker.Close()
+	_ = s.ossCli.Close()
+	_ = s.oss.Close()
 }
 
 // outbox is the scheduler's Outbox over the server's sockets. It runs on
