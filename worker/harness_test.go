@@ -76,8 +76,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startStorage runs an in-process object storage server.
+// startStorage runs an in-process object storage server, stopped when the
+// test ends.
 func startStorage(t testing.TB) string {
+	addr, _ := startStoppableStorage(t)
+	return addr
+}
+
+// startStoppableStorage is startStorage whose server the test can also stop
+// earlier: stop returns once the server has stopped (later calls at once).
+func startStoppableStorage(t testing.TB) (addr string, stop func()) {
 	srv, err := storage.NewServer(storage.Config{Address: "tcp://127.0.0.1:0"}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +93,9 @@ func startStorage(t testing.TB) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv.Addr()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return srv.Addr(), stop
 }
 
 // helper drives testdata/worker/taskhelper.py: it stores functions and

@@ -14,13 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
-	"github.com/opengris/scaler/storage"
 )
 
 // startStorageProcess runs "scaler object_storage_server" on a free port of
@@ -200,17 +197,9 @@ func runAgentLogging(t *testing.T, sched *fakeScheduler, mod func(*Config), w io
 // the scheduler it leaves.
 func TestAgentStopsOnStorageLoss(t *testing.T) {
 	python := findPython(t)
-	srv, err := storage.NewServer(storage.Config{Address: "tcp://127.0.0.1:0"}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stCtx, stopStorage := context.WithCancel(context.Background())
-	stDone := make(chan struct{})
-	go func() { _ = srv.Run(stCtx); close(stDone) }()
-	t.Cleanup(func() { stopStorage(); <-stDone })
-
-	sched := newFakeScheduler(t, srv.Addr())
-	h := newHelper(t, python, srv.Addr())
+	addr, stopStorage := startStoppableStorage(t)
+	sched := newFakeScheduler(t, addr)
+	h := newHelper(t, python, addr)
 	done, _ := runAgent(t, sched, nil)
 	task := h.task(h.fn(srcAdd, "add"), 0, h.arg("1"), h.arg("2"))
 	sched.send(task)
@@ -219,11 +208,10 @@ func TestAgentStopsOnStorageLoss(t *testing.T) {
 	}
 
 	stopStorage()
-	<-stDone
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrStorageLost) || !strings.Contains(err.Error(), srv.Addr()) {
-			t.Fatalf("Run returned %v, want ErrStorageLost naming %s", err, srv.Addr())
+		if !errors.Is(err, ErrStorageLost) || !strings.Contains(err.Error(), addr) {
+			t.Fatalf("Run returned %v, want ErrStorageLost naming %s", err, addr)
 		}
 		done <- err
 	case <-time.After(15 * time.Second):
