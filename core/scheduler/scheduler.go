@@ -564,16 +564,11 @@ func (s *Scheduler) replaceTasks(held []*task) {
 // ---- tasks ----
 
 func (s *Scheduler) onTask(from []byte, m *protocol.Task, now time.Time) {
-	if len(m.TaskID) == 0 {
-		s.dropped(dropNoID, from, m.Kind())
+	dropped, r, why := s.checkSubmission(from, m.TaskID, m.Source, m.Kind())
+	if dropped {
 		return
 	}
-	id := string(m.TaskID)
-	if s.taskIDUsed(id) {
-		s.dropped(dropDuplicate, from, m.Kind())
-		return
-	}
-	if r, why := s.checkSubmitter(from, m.Source); why != "" {
+	if why != "" {
 		s.refuseTask(from, m.TaskID, r, why)
 		return
 	}
@@ -606,6 +601,23 @@ func (s *Scheduler) taskIDUsed(id string) bool {
 	}
 	_, parked := s.parkedIDs[id]
 	return parked
+}
+
+// checkSubmission applies the checks every Task and GraphTask passes before
+// its own: one without an id, or with an id in use, is dropped (dropped
+// true, counted, no reply: the reply would carry that id); otherwise r and
+// why are checkSubmitter's, for the caller to refuse in its own way.
+func (s *Scheduler) checkSubmission(from, id, source []byte, kind protocol.Kind) (dropped bool, r dropReason, why string) {
+	switch {
+	case len(id) == 0:
+		s.dropped(dropNoID, from, kind)
+		return true, 0, ""
+	case s.taskIDUsed(string(id)):
+		s.dropped(dropDuplicate, from, kind)
+		return true, 0, ""
+	}
+	r, why = s.checkSubmitter(from, source)
+	return false, r, why
 }
 
 // checkSubmitter is why a Task or GraphTask from peer from with the given
