@@ -939,22 +939,25 @@ func (s *Scheduler) cancelTask(t *task, force bool) {
 	}
 }
 
-// fromAssigned reports whether the message about t came from its worker.
-func (s *Scheduler) fromAssigned(from []byte, t *task, what string) bool {
-	if t.worker != nil && t.worker.id == string(from) {
-		return true
+// workerTask is the task id that a message of kind what from worker from
+// is about, or nil (logged at debug, the message dropped) when the task is
+// unknown or not the sender's.
+func (s *Scheduler) workerTask(from, id []byte, what string) *task {
+	t := s.tasks[string(id)]
+	if t == nil {
+		s.log.Debug().Str("from", string(from)).Hex("task", id).Msgf("%s for unknown task dropped", what)
+		return nil
 	}
-	s.log.Debug().Str("from", string(from)).Hex("task", t.msg.TaskID).Str("state", t.state.String()).Msgf("%s not from the task's worker; dropped", what)
-	return false
+	if t.worker == nil || t.worker.id != string(from) {
+		s.log.Debug().Str("from", string(from)).Hex("task", id).Str("state", t.state.String()).Msgf("%s not from the task's worker; dropped", what)
+		return nil
+	}
+	return t
 }
 
 func (s *Scheduler) onCancelConfirm(from []byte, m *protocol.TaskCancelConfirm) {
-	t := s.tasks[string(m.TaskID)]
+	t := s.workerTask(from, m.TaskID, "TaskCancelConfirm")
 	if t == nil {
-		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskCancelConfirm for unknown task dropped")
-		return
-	}
-	if !s.fromAssigned(from, t, "TaskCancelConfirm") {
 		return
 	}
 	if t.cancelsInFlight > 0 {
@@ -998,12 +1001,8 @@ func (s *Scheduler) onCancelConfirm(from []byte, m *protocol.TaskCancelConfirm) 
 }
 
 func (s *Scheduler) onTaskResult(from []byte, m *protocol.TaskResult) {
-	t := s.tasks[string(m.TaskID)]
+	t := s.workerTask(from, m.TaskID, "TaskResult")
 	if t == nil {
-		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskResult for unknown task dropped")
-		return
-	}
-	if !s.fromAssigned(from, t, "TaskResult") {
 		return
 	}
 	if _, ok := s.transition(t, resultTransition(m.Type)); !ok {
@@ -1013,12 +1012,8 @@ func (s *Scheduler) onTaskResult(from []byte, m *protocol.TaskResult) {
 }
 
 func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
-	t := s.tasks[string(m.TaskID)]
-	if t == nil || t.silent {
-		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskLog for unknown task dropped")
-		return
-	}
-	if !s.fromAssigned(from, t, "TaskLog") {
+	t := s.workerTask(from, m.TaskID, "TaskLog")
+	if t == nil || t.silent { // silent: its graph was answered already
 		return
 	}
 	s.out.Send([]byte(t.owner), m)
