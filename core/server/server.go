@@ -417,9 +417,7 @@ func (s *Server) handle(frames [][]byte) {
 	}
 	m, err := protocol.Decode(frames[1])
 	if err != nil {
-		s.malformed++
-		s.malformedPeer = string(frames[0])
-		s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message dropped")
+		s.dropMalformed(frames[0], err, "undecodable message dropped")
 		return
 	}
 	s.count(m.Kind())
@@ -432,14 +430,20 @@ func (s *Server) handle(frames [][]byte) {
 	// arrived alone, in order; a bad element is dropped on its own.
 	b.Each(func(_ []byte, m protocol.Message, err error) {
 		if err != nil {
-			s.malformed++
-			s.malformedPeer = string(frames[0])
-			s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message in a Batch dropped")
+			s.dropMalformed(frames[0], err, "undecodable message in a Batch dropped")
 			return
 		}
 		s.count(m.Kind())
 		s.core.Handle(frames[0], m, time.Now())
 	})
+}
+
+// dropMalformed counts a message (or Batch element) from peer that does not
+// decode; the count and the last such peer go into the periodic report.
+func (s *Server) dropMalformed(peer []byte, err error, what string) {
+	s.malformed++
+	s.malformedPeer = string(peer)
+	s.log.Debug().Err(err).Str("from", string(peer)).Msg(what)
 }
 
 func (s *Server) count(k protocol.Kind) {
