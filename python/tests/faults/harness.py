@@ -45,6 +45,15 @@ HOST = "127.0.0.1"
 
 # ---------------------------------------------------------------- sizes and waits
 
+def sleep_for(seconds):
+    """A task that sleeps, for the tests that need one running while they break something.
+
+    Here, in an importable module, so that processors load it by reference (their PYTHONPATH has
+    this package, see Stack)."""
+    time.sleep(seconds)
+    return seconds
+
+
 def long_form(short, long):
     """``long`` when the long form is asked for (env SCALER_FAULTS_LONG=1), else ``short``."""
     return long if os.environ.get("SCALER_FAULTS_LONG", "") not in ("", "0") else short
