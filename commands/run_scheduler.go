@@ -13,7 +13,6 @@ import (
 func runScheduler(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.Scheduler)
 	tuneGCForMessageLoop()
-	transport.TuneMalloc() // before the first socket: the scheduler forwards large task messages
 	if err := transport.Init(cfg.IOThreads); err != nil {
 		return err
 	}

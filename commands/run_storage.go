@@ -13,9 +13,7 @@ import (
 
 func runObjectStorageServer(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.ObjectStorageServer)
-	// Before the first socket: objects are the largest messages. Upstream's
-	// storage server has no io_threads option: one io thread.
-	transport.TuneMalloc()
+	// Upstream's storage server has no io_threads option: one io thread.
 	if err := transport.Init(1); err != nil {
 		return err
 	}

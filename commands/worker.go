@@ -52,7 +52,6 @@ func runWorkerProcess(stdin io.Reader, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tuneGCForMessageLoop()
-	transport.TuneMalloc() // before the first socket: task arguments and results pass through
 	if err := transport.Init(max(cfg.IOThreads, 1)); err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
 		return worker.StopFailed.ExitStatus()
