@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/opengris/scaler/internal/mallocprobe"
@@ -12,7 +10,7 @@ import (
 // (internal/malloctune does, for the scaler binary only), so in this test
 // process a 64 MiB block is mmap'd as glibc does by default.
 func TestLinkingLeavesMallocAlone(t *testing.T) {
-	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
+	if mallocprobe.TunablesSetMalloc() {
 		t.Skip("GLIBC_TUNABLES sets malloc")
 	}
 	mapped, err := mallocprobe.Mmaps(64 << 20)

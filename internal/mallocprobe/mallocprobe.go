@@ -23,7 +23,18 @@ static int mallocprobe_mmaps(size_t n) {
 */
 import "C"
 
-import "errors"
+import (
+	"errors"
+	"os"
+	"strings"
+)
+
+// TunablesSetMalloc reports whether GLIBC_TUNABLES sets a malloc tunable,
+// in which case internal/malloctune leaves glibc to it and what a probe
+// shows depends on those settings.
+func TunablesSetMalloc() bool {
+	return strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.")
+}
 
 // Mmaps mallocs, touches and frees n bytes on the calling thread and
 // reports whether glibc mapped them apart from its heaps.

@@ -39,6 +39,7 @@ package malloctune
 #include <string.h>
 
 __attribute__((constructor)) static void malloctune_init(void) {
+	// mallocprobe.TunablesSetMalloc makes the same test for the tests.
 	const char *t = getenv("GLIBC_TUNABLES");
 	if (t != NULL && strstr(t, "glibc.malloc.") != NULL) {
 		return;

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -15,7 +14,7 @@ import (
 // comes from the heap on every thread, also on threads the Go runtime
 // started before any Go code ran.
 func TestEveryThreadUsesTheHeap(t *testing.T) {
-	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
+	if mallocprobe.TunablesSetMalloc() {
 		t.Skip("GLIBC_TUNABLES sets malloc: the constructor stands aside")
 	}
 	var wg sync.WaitGroup
