@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
@@ -249,6 +250,28 @@ func (s *Socket) TryRecv() ([][]byte, error) {
 		}
 		return nil, fmt.Errorf("transport: recv on %v %s: %w", s.typ, s.addr, err)
 	}
+}
+
+// unsentRetry bounds how long a loop sleeps while its socket keeps messages
+// that zmq refused: it tries them again at least this often.
+const unsentRetry = 10 * time.Millisecond
+
+// PollWait is how long the owning loop may block in Poller.Wait when its
+// next timer is due in timer: 0 when a message is ready to read or the loop
+// has work of its own (busy); while messages that zmq refused wait, it
+// tries Flush and allows at most unsentRetry; otherwise until the timer.
+func (s *Socket) PollWait(timer time.Duration, busy bool) (time.Duration, error) {
+	readable, unsent, err := s.Pending()
+	switch {
+	case err != nil:
+		return 0, err
+	case readable || busy:
+		return 0, nil
+	case unsent:
+		_ = s.Flush()
+		return min(max(timer, 0), unsentRetry), nil
+	}
+	return max(timer, 0), nil
 }
 
 // Pending reports whether the loop must not block yet: a message is ready

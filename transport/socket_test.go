@@ -383,3 +383,51 @@ func TestCloseNil(t *testing.T) {
 		}
 	}
 }
+
+// PollWait: sleep until the timer only when nothing is waiting on either
+// side; at most unsentRetry while zmq refuses messages the socket keeps.
+func TestSocketPollWait(t *testing.T) {
+	const timer = time.Hour
+	lone := openSocket(t, Dealer, "tcp://127.0.0.1:0", true, Options{})
+	for _, tc := range []struct {
+		name  string
+		timer time.Duration
+		busy  bool
+		want  time.Duration
+	}{
+		{"idle", timer, false, timer},
+		{"timer past", -time.Second, false, 0},
+		{"busy", timer, true, 0},
+	} {
+		if got, err := lone.PollWait(tc.timer, tc.busy); err != nil || got != tc.want {
+			t.Errorf("%s: PollWait = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	// A bound DEALER with no peer refuses sends: the message waits.
+	if err := lone.Send([]byte("queued")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lone.PollWait(timer, false); err != nil || got != unsentRetry {
+		t.Errorf("unsent: PollWait = %v, %v; want %v", got, err, unsentRetry)
+	}
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{})
+	d := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("d")})
+	if err := d.Send([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := r.PollWait(timer, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == 0 {
+			break // the message is ready to read
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a message arrived but PollWait still says wait")
+		}
+		_ = d.Flush()
+		time.Sleep(10 * time.Millisecond)
+	}
+}

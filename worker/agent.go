@@ -190,19 +190,11 @@ func (a *agent) run(ctx context.Context) error {
 			break
 		}
 		a.flushOut()
-		readable, unsent, err := a.sched.Pending()
+		now = time.Now()
+		wait, err := a.sched.PollWait(earliest(nextHeartbeat, nextProfile, nextDeathCheck, a.deadline).Sub(now), false)
 		if err != nil {
 			a.stop(StopFailed, "scheduler socket failed", fmt.Errorf("worker: %w", err))
 			break
-		}
-		now = time.Now()
-		wake := earliest(nextHeartbeat, nextProfile, nextDeathCheck, a.deadline)
-		wait := max(wake.Sub(now), 0)
-		if readable {
-			wait = 0
-		} else if unsent {
-			_ = a.sched.Flush()
-			wait = min(wait, 10*time.Millisecond)
 		}
 		ready, err := a.poller.Wait(wait)
 		if err != nil {

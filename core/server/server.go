@@ -378,16 +378,9 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Info().Msg("shutdown accepted; exiting")
 			return nil
 		}
-		readable, unsent, err := s.router.Pending()
+		wait, err := s.router.PollWait(time.Until(nextTick), len(s.scaled) > 0 || len(s.outQueues) > 0)
 		if err != nil {
 			return fmt.Errorf("scheduler: router socket failed: %w", err)
-		}
-		wait := max(time.Until(nextTick), 0)
-		if readable || len(s.scaled) > 0 || len(s.outQueues) > 0 {
-			wait = 0
-		} else if unsent {
-			_ = s.router.Flush()
-			wait = min(wait, 10*time.Millisecond)
 		}
 		ready, err := s.poller.Wait(wait)
 		if err != nil {
