@@ -32,23 +32,30 @@ func drainUntilClosed(t *testing.T, r *Socket, want string, within time.Duration
 	return nil
 }
 
-// recvFrom reads r until a message from id arrives.
+// recvFrom reads r until a message from id arrives (10 s at most).
 func recvFrom(t *testing.T, r *Socket, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		m, err := r.TryRecv()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if m := recvSocket(t, r, time.Until(deadline)); string(m[0]) == id {
+			return
+		}
+	}
+}
+
+// recvSocket returns the next message of s, which must come within d.
+func recvSocket(t *testing.T, s *Socket, d time.Duration) [][]byte {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		m, err := s.TryRecv()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m != nil && string(m[0]) == id {
-			return
-		}
-		if m == nil {
-			time.Sleep(time.Millisecond)
+		if m != nil {
+			return m
 		}
 	}
-	t.Fatalf("no message from %q", id)
+	t.Fatalf("no message on %v %s within %v", s.typ, s.addr, d)
+	return nil
 }
 
 func dealer(t *testing.T, addr, id string) *Endpoint {

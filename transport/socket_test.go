@@ -221,25 +221,7 @@ func TestWakerWakesAnotherGoroutine(t *testing.T) {
 // one subscribes, [0 topic...] when the last one for the topic leaves.
 func TestXPubSeesSubscriptions(t *testing.T) {
 	pub := openSocket(t, XPub, "tcp://127.0.0.1:0", true, Options{})
-	p := newPoller(t, pub.Fd())
-	next := func() []byte {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			frames, err := pub.TryRecv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if frames != nil {
-				return bytes.Join(frames, nil)
-			}
-			if _, err := p.Wait(100 * time.Millisecond); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Fatal("no subscription message")
-		return nil
-	}
+	next := func() []byte { t.Helper(); return bytes.Join(recvSocket(t, pub, 10*time.Second), nil) }
 	sub, err := Connect(Sub, pub.Addr(), Options{Subscribe: [][]byte{[]byte("st")}})
 	if err != nil {
 		t.Fatal(err)
