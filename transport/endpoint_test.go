@@ -5,12 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 )
 
 const testIOThreads = 2
@@ -301,15 +302,7 @@ func TestPubSub(t *testing.T) {
 
 // Connect before Bind: zmq connects lazily; the DEALER queues until the ROUTER exists.
 func TestConnectBeforeBind(t *testing.T) {
-	// Find a free port, then release it (synchronously, unlike a zmq close).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "tcp://" + l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := freeport.Addr(t)
 	d := connect(t, Dealer, addr, Options{Identity: []byte("early")})
 	for i := range 10 {
 		mustSend(t, d, u64(uint64(i)))

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 )
 
 func watch(t *testing.T, addr string) *Watch {
@@ -65,18 +67,6 @@ func awaitLost(t *testing.T, w *Watch, d time.Duration) error {
 	}
 }
 
-// freePort returns a tcp address on 127.0.0.1 where nothing listens.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "tcp://" + l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 func TestWatchReportsLossWhenPeerCloses(t *testing.T) {
 	peer, err := Bind(Router, "tcp://127.0.0.1:0", Options{})
 	if err != nil {
@@ -122,7 +112,7 @@ func TestWatchReportsLossOnHeartbeatTimeout(t *testing.T) {
 }
 
 func TestWatchNeverConnectedIsNotLost(t *testing.T) {
-	neverConnects(t, watch(t, freePort(t)), "a port where nothing listens")
+	neverConnects(t, watch(t, freeport.Addr(t)), "a port where nothing listens")
 }
 
 // A listener that is not a zmq peer accepts the TCP connection but never
@@ -178,7 +168,7 @@ func TestWatchRejectsNonTCP(t *testing.T) {
 func TestWatchOpenCloseCycles(t *testing.T) {
 	peer := bind(t, Router, Options{})
 	echo(peer)
-	down := freePort(t)
+	down := freeport.Addr(t)
 	runtime.GC()
 	before := runtime.NumGoroutine()
 	for i := 0; i < 30; i++ {

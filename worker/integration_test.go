@@ -3,7 +3,6 @@ package worker
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -408,12 +408,7 @@ func TestClusterPreloadFailureExits(t *testing.T) {
 }
 
 func TestClusterDeathTimeout(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "tcp://" + l.Addr().String()
-	_ = l.Close() // nothing listens there: the workers never hear from a scheduler
+	addr := freeport.Addr(t) // nothing listens there: the workers never hear from a scheduler
 	start := time.Now()
 	cl := startCluster(t, "-n", "2", addr, "-ds", "2")
 	if !cl.wait(20 * time.Second) {

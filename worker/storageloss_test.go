@@ -17,6 +17,7 @@ import (
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -25,8 +26,8 @@ import (
 // test at the latest.
 func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncbuf.Buffer) {
 	t.Helper()
-	hostPort := freeTCPPort(t)
-	addr = "tcp://" + hostPort
+	addr = freeport.Addr(t)
+	hostPort := strings.TrimPrefix(addr, "tcp://")
 	out = &syncbuf.Buffer{}
 	cmd = exec.Command(scalerBinary(t), "object_storage_server", addr, "-ll", "INFO")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -229,7 +230,7 @@ func TestAgentStopsOnStorageLoss(t *testing.T) {
 // keeps running until it is stopped, and says once, after storageWarnAfter,
 // that it cannot reach the server.
 func TestAgentKeepsRunningWithUnreachableStorage(t *testing.T) {
-	addr := "tcp://" + freeTCPPort(t)
+	addr := freeport.Addr(t)
 	sched := newFakeScheduler(t, addr)
 	out := &syncbuf.Buffer{}
 	done, cancel := runAgentLogging(t, sched, func(c *Config) { c.ObjectStorageAddress = addr },
@@ -258,13 +259,4 @@ func TestAgentKeepsRunningWithUnreachableStorage(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("worker did not stop")
 	}
-}
-
-func freeTCPPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
