@@ -31,37 +31,34 @@ func repoRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-var (
-	pythonOnce sync.Once
-	pythonPath string
-	pythonWhy  string
-)
-
 // findPython returns an interpreter that can import scaler.worker.processor:
 // $SCALER_PYTHON, else <repo>/.venv/bin/python. Tests skip without one.
 func findPython(t testing.TB) string {
-	pythonOnce.Do(func() {
-		cands := []string{}
-		if p := os.Getenv("SCALER_PYTHON"); p != "" {
-			cands = append(cands, p)
-		}
-		cands = append(cands, filepath.Join(repoRoot(), ".venv", "bin", "python"))
-		var whys []string
-		for _, c := range cands {
-			out, err := exec.Command(c, "-c", "import scaler.worker.processor, cloudpickle, zmq, msgpack").CombinedOutput()
-			if err == nil {
-				pythonPath = c
-				return
-			}
-			whys = append(whys, fmt.Sprintf("%s: %v %s", c, err, strings.TrimSpace(string(out))))
-		}
-		pythonWhy = strings.Join(whys, "; ")
-	})
-	if pythonPath == "" {
-		t.Skipf("no Python interpreter with the scaler package (set SCALER_PYTHON or create .venv at the repo root): %s", pythonWhy)
+	path, why := python()
+	if path == "" {
+		t.Skipf("no Python interpreter with the scaler package (set SCALER_PYTHON or create .venv at the repo root): %s", why)
 	}
-	return pythonPath
+	return path
 }
+
+// python looks for findPython's interpreter once per test binary: the
+// interpreter, or why there is none.
+var python = sync.OnceValues(func() (path, why string) {
+	cands := []string{}
+	if p := os.Getenv("SCALER_PYTHON"); p != "" {
+		cands = append(cands, p)
+	}
+	cands = append(cands, filepath.Join(repoRoot(), ".venv", "bin", "python"))
+	var whys []string
+	for _, c := range cands {
+		out, err := exec.Command(c, "-c", "import scaler.worker.processor, cloudpickle, zmq, msgpack").CombinedOutput()
+		if err == nil {
+			return c, ""
+		}
+		whys = append(whys, fmt.Sprintf("%s: %v %s", c, err, strings.TrimSpace(string(out))))
+	}
+	return "", strings.Join(whys, "; ")
+})
 
 // testLog returns a logger writing to the test log (and to stderr with -v).
 func testLog(t testing.TB, component string) zerolog.Logger {

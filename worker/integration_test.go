@@ -24,31 +24,24 @@ import (
 // binary running "scaler cluster" with worker processes, and real Python
 // processors.
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
+// scalerBinary is the scaler binary, built once per test binary.
 func scalerBinary(t testing.TB) string {
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "scaler-worker-test-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "scaler")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	path, err := buildScaler()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return path
 }
+
+var buildScaler = sync.OnceValues(func() (string, error) {
+	path := filepath.Join(binDir, "scaler")
+	cmd := exec.Command("go", "build", "-o", path, ".")
+	cmd.Dir = repoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return path, nil
+})
 
 // cluster is a running "scaler cluster" process.
 type cluster struct {
@@ -436,11 +429,18 @@ func TestSchedulerShutdownStopsCluster(t *testing.T) {
 	expectGone(t, pids)
 }
 
+// binDir holds the scaler binary the tests build; TestMain removes it.
+var binDir string
+
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
+	dir, err := os.MkdirTemp("", "scaler-worker-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
