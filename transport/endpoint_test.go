@@ -189,32 +189,44 @@ func TestMultipleDealersRouted(t *testing.T) {
 	r := bind(t, Router, Options{})
 	echo(r)
 
+	ds := make([]*Endpoint, dealers)
+	for i := range ds {
+		ds[i] = connect(t, Dealer, r.Addr(), Options{Identity: []byte(fmt.Sprintf("worker-%d", i))})
+	}
+	inParallel(t, dealers, func(i int) error {
+		d, id := ds[i], fmt.Sprintf("worker-%d", i)
+		for s := range perDealer {
+			if err := d.Send([]byte(id), u64(uint64(s))); err != nil {
+				return err
+			}
+		}
+		timeout := time.After(20 * time.Second)
+		for s := range perDealer {
+			select {
+			case msg := <-d.Recv():
+				if len(msg) != 2 || string(msg[0]) != id || binary.BigEndian.Uint64(msg[1]) != uint64(s) {
+					return fmt.Errorf("%s got %q, want seq %d", id, msg, s)
+				}
+			case <-timeout:
+				return fmt.Errorf("%s: timeout at %d", id, s)
+			}
+		}
+		return nil
+	})
+}
+
+// inParallel runs f(0), ..., f(n-1) in n goroutines, waits for them all and
+// reports every error they return.
+func inParallel(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	errs := make(chan error, n)
 	var wg sync.WaitGroup
-	errs := make(chan error, dealers)
-	for i := range dealers {
-		id := fmt.Sprintf("worker-%d", i)
-		d := connect(t, Dealer, r.Addr(), Options{Identity: []byte(id)})
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for s := range perDealer {
-				if err := d.Send([]byte(id), u64(uint64(s))); err != nil {
-					errs <- err
-					return
-				}
-			}
-			timeout := time.After(20 * time.Second)
-			for s := range perDealer {
-				select {
-				case msg := <-d.Recv():
-					if len(msg) != 2 || string(msg[0]) != id || binary.BigEndian.Uint64(msg[1]) != uint64(s) {
-						errs <- fmt.Errorf("%s got %q, want seq %d", id, msg, s)
-						return
-					}
-				case <-timeout:
-					errs <- fmt.Errorf("%s: timeout at %d", id, s)
-					return
-				}
+			if err := f(i); err != nil {
+				errs <- err
 			}
 		}()
 	}

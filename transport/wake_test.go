@@ -68,36 +68,24 @@ func TestConcurrentRoundTripsNoLostWakeup(t *testing.T) {
 			}
 		}
 	}()
-	var wg sync.WaitGroup
-	errs := make(chan error, senders)
-	for g := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range per {
-				key := uint64(g)<<32 | uint64(s)
-				ch := make(chan struct{})
-				mu.Lock()
-				waiting[key] = ch
-				mu.Unlock()
-				if err := d.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
-					errs <- err
-					return
-				}
-				select {
-				case <-ch:
-				case <-time.After(5 * time.Second):
-					errs <- fmt.Errorf("sender %d: no reply to %d", g, s)
-					return
-				}
+	inParallel(t, senders, func(g int) error {
+		for s := range per {
+			key := uint64(g)<<32 | uint64(s)
+			ch := make(chan struct{})
+			mu.Lock()
+			waiting[key] = ch
+			mu.Unlock()
+			if err := d.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				return fmt.Errorf("sender %d: no reply to %d", g, s)
+			}
+		}
+		return nil
+	})
 }
 
 // Senders flood a DEALER whose Recv channel nobody reads (the owner blocks
@@ -127,20 +115,14 @@ func TestPendingSendsConcurrentThenPeer(t *testing.T) {
 // [sender, seq] as two 8-byte frames, and waits for them all.
 func sendConcurrently(t *testing.T, e *Endpoint, senders, per int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	for g := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range per {
-				if err := e.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
-					t.Errorf("sender %d: Send: %v", g, err)
-					return
-				}
+	inParallel(t, senders, func(g int) error {
+		for s := range per {
+			if err := e.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
+				return fmt.Errorf("sender %d: Send: %w", g, err)
 			}
-		}()
-	}
-	wg.Wait()
+		}
+		return nil
+	})
 }
 
 // expectInOrder receives the senders*per messages of sendConcurrently on e
