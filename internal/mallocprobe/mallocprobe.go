@@ -1,7 +1,3 @@
-// Package mallocprobe tells tests whether glibc serves a large malloc with
-// an mmap of its own: the sign of whether internal/malloctune's settings
-// are in effect in the process (and on the calling thread's arena). It has
-// no settings of its own, so linking it changes nothing.
 package mallocprobe
 
 /*
@@ -23,18 +19,7 @@ static int mallocprobe_mmaps(size_t n) {
 */
 import "C"
 
-import (
-	"errors"
-	"os"
-	"strings"
-)
-
-// TunablesSetMalloc reports whether GLIBC_TUNABLES sets a malloc tunable,
-// in which case internal/malloctune leaves glibc to it and what a probe
-// shows depends on those settings.
-func TunablesSetMalloc() bool {
-	return strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.")
-}
+import "errors"
 
 // Mmaps mallocs, touches and frees n bytes on the calling thread and
 // reports whether glibc mapped them apart from its heaps.
