@@ -286,7 +286,7 @@ type NativeWorkerAdapter struct {
 	SchedulerAddress              string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"scheduler address the started workers connect to, e.g. tcp://127.0.0.1:6378"`
 	AdapterWebHost                string `toml:"adapter_web_host" alias:"host" arg:"HOST" help:"host of the adapter's HTTP server"`
 	AdapterWebPort                int    `toml:"adapter_web_port" short:"p" alias:"port" arg:"PORT" help:"port of the adapter's HTTP server"`
-	IOThreads                     int    `toml:"io_threads" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads                     int    `toml:"io_threads" arg:"N" help:"accepted for compatibility; this adapter does not apply it (see README)"`
 	PerWorkerCapabilities         string `toml:"per_worker_capabilities" short:"pwc" arg:"CAPS" help:"comma-separated capabilities of every worker, e.g. \"linux,cpu=4\""`
 	WorkerTaskQueueSize           int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks a worker may hold queued"`
 	MaxWorkers                    int    `toml:"max_workers" short:"mw" arg:"N" help:"most workers the adapter starts; -1 for no limit (default: cores - 1, at least 1)"`
@@ -354,7 +354,7 @@ type SymphonyWorkerAdapter struct {
 	ServerHTTPPort       int    `toml:"server_http_port" short:"p" arg:"PORT" help:"port of the adapter's HTTP server (required)"`
 	ServiceName          string `toml:"service_name" short:"sn" arg:"NAME" help:"Symphony service name (required)"`
 	BaseConcurrency      int    `toml:"base_concurrency" short:"n" arg:"N" help:"base task concurrency (default: cores - 1, at least 1)"`
-	IOThreads            int    `toml:"io_threads" short:"it" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads            int    `toml:"io_threads" short:"it" arg:"N" help:"accepted for compatibility; this adapter does not apply it (see README)"`
 	WorkerCapabilities   string `toml:"worker_capabilities" short:"wc" arg:"CAPS" help:"comma-separated capabilities of the worker, e.g. \"linux,cpu=4\""`
 	WorkerTaskQueueSize  int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks the worker may hold queued"`
 	HeartbeatInterval    int    `toml:"heartbeat_interval" short:"hi" arg:"SECONDS" help:"interval between heartbeats"`
