@@ -66,7 +66,7 @@ func newContext(ioThreads int) (*zmq.Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: new zmq context: %w", err)
 	}
-	c.SetRetryAfterEINTR(true)
+	c.SetRetryAfterEINTR(true) // pebbe/zmq4's calls retry after EINTR: the callers here rely on it
 	if ioThreads > 0 {
 		if err := c.SetIoThreads(ioThreads); err != nil {
 			_ = c.Term()

@@ -116,14 +116,11 @@ func (w *closeWatch) seen(fd int, id []byte) error {
 // drain reads every pending monitor event.
 func (w *closeWatch) drain() error {
 	for {
-		ev, _, value, err := w.mon.RecvEvent(zmq.DONTWAIT)
+		ev, _, value, err := w.mon.RecvEvent(zmq.DONTWAIT) // EINTR is retried by pebbe/zmq4 (see drainWake)
+		if isErrno(err, syscall.EAGAIN) {
+			return nil
+		}
 		if err != nil {
-			switch {
-			case isErrno(err, syscall.EAGAIN):
-				return nil
-			case isErrno(err, syscall.EINTR):
-				continue
-			}
 			return fmt.Errorf("transport: monitor events: %w", err)
 		}
 		switch ev {
