@@ -394,13 +394,10 @@ func (e *Endpoint) flush() error {
 func (e *Endpoint) drainInput() (ok bool, err error) {
 	for i := 0; i < maxRecvBatch; i++ {
 		msg, err := e.recvMessage()
-		if err != nil {
-			switch {
-			case isErrno(err, syscall.EAGAIN):
-				return true, nil
-			case isErrno(err, syscall.EINTR):
-				continue
-			}
+		switch {
+		case isErrno(err, syscall.EAGAIN):
+			return true, nil
+		case err != nil: // recvMessage retries after EINTR itself
 			return false, fmt.Errorf("transport: recv on %v %s: %w", e.typ, e.addr, err)
 		}
 		if e.watch != nil && len(msg) > 0 {

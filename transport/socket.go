@@ -224,32 +224,26 @@ func (s *Socket) TryRecv() ([][]byte, error) {
 	if s.sock == nil {
 		return nil, ErrClosed
 	}
-	h := socketHandle(s.sock)
-	for {
-		var msg [][]byte
-		var err error
-		if h != nil {
-			msg, err = recvParts(h, &s.recv, s.watch != nil)
-		} else {
-			msg, err = s.sock.RecvMessageBytes(zmq.DONTWAIT)
-			s.recv.srcfd = -1 // no descriptor without the handle: not watched
-		}
-		if err == nil {
-			if s.watch != nil && len(msg) > 0 {
-				if err := s.watch.seen(int(s.recv.srcfd), msg[0]); err != nil {
-					return nil, err
-				}
-			}
-			return msg, nil
-		}
-		switch {
-		case isErrno(err, syscall.EAGAIN):
-			return nil, nil
-		case isErrno(err, syscall.EINTR):
-			continue
-		}
+	var msg [][]byte
+	var err error
+	if h := socketHandle(s.sock); h != nil {
+		msg, err = recvParts(h, &s.recv, s.watch != nil)
+	} else {
+		msg, err = s.sock.RecvMessageBytes(zmq.DONTWAIT)
+		s.recv.srcfd = -1 // no descriptor without the handle: not watched
+	}
+	switch {
+	case isErrno(err, syscall.EAGAIN):
+		return nil, nil
+	case err != nil: // both receivers retry after EINTR themselves
 		return nil, fmt.Errorf("transport: recv on %v %s: %w", s.typ, s.addr, err)
 	}
+	if s.watch != nil && len(msg) > 0 {
+		if err := s.watch.seen(int(s.recv.srcfd), msg[0]); err != nil {
+			return nil, err
+		}
+	}
+	return msg, nil
 }
 
 // unsentRetry bounds how long a loop sleeps while its socket keeps messages
