@@ -190,8 +190,8 @@ func (s *Socket) Flush() error {
 	return nil
 }
 
-// sendFrames hands msg[from:] to zmq without blocking, retrying after
-// EINTR, and returns the index of the first frame zmq did not take
+// sendFrames hands msg[from:] to zmq without blocking (pebbe/zmq4 retries
+// after EINTR) and returns the index of the first frame zmq did not take
 // (len(msg) when all went) with why: errWouldBlock (EAGAIN: the peer or
 // subscriber is at its high-water mark), ErrUnreachable (EHOSTUNREACH on
 // the first frame: no such ROUTER peer), or a fatal error. What a refusal
@@ -207,7 +207,6 @@ func (s *Socket) sendFrames(msg [][]byte, from int) (int, error) {
 		switch {
 		case err == nil:
 			i++
-		case isErrno(err, syscall.EINTR):
 		case isErrno(err, syscall.EAGAIN):
 			return i, errWouldBlock
 		case i == 0 && isErrno(err, syscall.EHOSTUNREACH):
