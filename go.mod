@@ -5,6 +5,8 @@ go 1.26.8
 require (
 	github.com/chromedp/chromedp v0.24.0
 	github.com/gdamore/tcell/v2 v2.13.10
+	// transport/zmqhandle.go reads zmq4.Socket's unexported soc field; checked against v1.4.0
+	// (TestSocketHandleLayout, TestZMQ4VersionPinned): read the new layout before changing this.
 	github.com/pebbe/zmq4 v1.4.0
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/prometheus/client_golang v1.25.0

@@ -186,9 +186,6 @@ type ignoredOption struct {
 func notApplied(cfg config.Section) []ignoredOption {
 	options := []struct{ key, inEffect, why string }{
 		{"logging_config_file", "", "--logging-config-file is not applied: it is a Python logging configuration in upstream Scaler; logging goes to --logging-paths at --logging-level"},
-		// Applying it needs the transport's zmq context to take it
-		// (transport.SetIOThreads, before the first socket).
-		{"io_threads", "1", "--io-threads is not applied: every scaler process runs one zmq I/O thread"},
 		{"event_loop", "builtin", "--event-loop is not applied: the Go runtime has one scheduler for everything"},
 	}
 	var out []ignoredOption

@@ -8,10 +8,15 @@ import (
 
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/storage"
+	"github.com/opengris/scaler/transport"
 )
 
 func runObjectStorageServer(ctx context.Context, section config.Section, log zerolog.Logger) error {
 	cfg := section.(*config.ObjectStorageServer)
+	// Upstream's storage server has no io_threads option: one io thread.
+	if err := transport.Init(1); err != nil {
+		return err
+	}
 	srv, err := storage.NewServer(storage.Config{
 		Address:        cfg.ObjectStorageAddress,
 		MaxMemory:      cfg.MaxMemoryBytes(),

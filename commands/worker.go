@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/opengris/scaler/core/logging"
+	"github.com/opengris/scaler/transport"
 	"github.com/opengris/scaler/worker"
 )
 
@@ -51,6 +52,10 @@ func runWorkerProcess(stdin io.Reader, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tuneGCForMessageLoop()
+	if err := transport.Init(max(cfg.IOThreads, 1)); err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
+		return worker.StopFailed.ExitStatus()
+	}
 	// The exit status tells the cluster why the worker stopped, and so
 	// whether to start it again (worker.StopCause).
 	cause, err := worker.RunWithCause(ctx, cfg, log)

@@ -61,7 +61,7 @@ func (l *Logging) validate() error {
 // Scheduler is the [scheduler] section of scaler_scheduler.
 type Scheduler struct {
 	SchedulerAddress        string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"address to listen on for clients and workers, e.g. tcp://127.0.0.1:6378"`
-	IOThreads               int    `toml:"io_threads" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads               int    `toml:"io_threads" arg:"N" help:"zmq I/O threads of the scheduler process"`
 	MaxNumberOfTasksWaiting int    `toml:"max_number_of_tasks_waiting" short:"mt" arg:"N" help:"most tasks that may wait in the scheduler while all workers are full; -1 for no limit"`
 	ClientTimeoutSeconds    int    `toml:"client_timeout_seconds" short:"ct" arg:"SECONDS" help:"drop a client that sent no heartbeat for this long"`
 	WorkerTimeoutSeconds    int    `toml:"worker_timeout_seconds" short:"wt" arg:"SECONDS" help:"drop a worker that sent no heartbeat for this long and re-place its tasks"`
@@ -146,7 +146,7 @@ type Cluster struct {
 	DeathTimeoutSeconds           int    `toml:"death_timeout_seconds" short:"ds,dts" arg:"SECONDS" help:"a worker exits after this long without scheduler contact"`
 	TrimMemoryThresholdBytes      int64  `toml:"trim_memory_threshold_bytes" short:"tm" arg:"BYTES" help:"processor memory above which libc is asked to return free memory"`
 	EventLoop                     string `toml:"event_loop" short:"el" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
-	IOThreads                     int    `toml:"io_threads" short:"it" alias:"worker_io_threads" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads                     int    `toml:"io_threads" short:"it" alias:"worker_io_threads" arg:"N" help:"zmq I/O threads of each worker process"`
 	HardProcessorSuspend          bool   `toml:"hard_processor_suspend" short:"hps" help:"suspend processors with SIGSTOP instead of cooperatively; may break tasks holding network connections"`
 	LogHubAddress                 string `toml:"log_hub_address" short:"la" arg:"ADDRESS" help:"accepted for compatibility and unused: workers log through --logging-paths"`
 	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`
@@ -289,7 +289,7 @@ type NativeWorkerAdapter struct {
 	SchedulerAddress              string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"scheduler address the started workers connect to, e.g. tcp://127.0.0.1:6378"`
 	AdapterWebHost                string `toml:"adapter_web_host" alias:"host" arg:"HOST" help:"host of the adapter's HTTP server"`
 	AdapterWebPort                int    `toml:"adapter_web_port" short:"p" alias:"port" arg:"PORT" help:"port of the adapter's HTTP server"`
-	IOThreads                     int    `toml:"io_threads" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads                     int    `toml:"io_threads" arg:"N" help:"accepted for compatibility; this adapter does not apply it (see README)"`
 	PerWorkerCapabilities         string `toml:"per_worker_capabilities" short:"pwc" arg:"CAPS" help:"comma-separated capabilities of every worker, e.g. \"linux,cpu=4\""`
 	WorkerTaskQueueSize           int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks a worker may hold queued"`
 	MaxWorkers                    int    `toml:"max_workers" short:"mw" arg:"N" help:"most workers the adapter starts; -1 for no limit (default: cores - 1, at least 1)"`
@@ -364,7 +364,7 @@ type SymphonyWorkerAdapter struct {
 	ServerHTTPPort       int    `toml:"server_http_port" short:"p" arg:"PORT" help:"port of the adapter's HTTP server (required)"`
 	ServiceName          string `toml:"service_name" short:"sn" arg:"NAME" help:"Symphony service name (required)"`
 	BaseConcurrency      int    `toml:"base_concurrency" short:"n" arg:"N" help:"base task concurrency (default: cores - 1, at least 1)"`
-	IOThreads            int    `toml:"io_threads" short:"it" arg:"N" help:"accepted for compatibility and not applied: every scaler process runs one zmq I/O thread (see README)"`
+	IOThreads            int    `toml:"io_threads" short:"it" arg:"N" help:"accepted for compatibility; this adapter does not apply it (see README)"`
 	WorkerCapabilities   string `toml:"worker_capabilities" short:"wc" arg:"CAPS" help:"comma-separated capabilities of the worker, e.g. \"linux,cpu=4\""`
 	WorkerTaskQueueSize  int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks the worker may hold queued"`
 	HeartbeatInterval    int    `toml:"heartbeat_interval" short:"hi" arg:"SECONDS" help:"interval between heartbeats"`

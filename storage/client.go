@@ -86,8 +86,12 @@ func Dial(addr string) (*Client, error) {
 	return c, nil
 }
 
-// Close closes the socket. Calls still waiting return ErrClosed.
+// Close closes the socket. Calls still waiting return ErrClosed. On a nil
+// *Client it does nothing.
 func (c *Client) Close() error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	already := c.closed
 	c.closed = true

@@ -164,8 +164,12 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Close releases the socket of a server whose Run was never called; Run
-// calls it on its way out. It is idempotent.
+// calls it on its way out. It is idempotent, and does nothing on a nil
+// *Server.
 func (s *Server) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

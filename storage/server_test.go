@@ -25,11 +25,18 @@ const testTimeout = 10 * time.Second
 // startServer runs a server on a free loopback port until the test ends.
 func startServer(tb testing.TB, maxMemory int64) *Server {
 	tb.Helper()
+	return startServerCfg(tb, Config{MaxMemory: maxMemory})
+}
+
+// startServerCfg is startServer with a full Config (address filled in).
+func startServerCfg(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
 	log := zerolog.Nop()
 	if t, ok := tb.(*testing.T); ok {
 		log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	}
-	srv, err := NewServer(Config{Address: "tcp://127.0.0.1:0", MaxMemory: maxMemory}, log)
+	cfg.Address = "tcp://127.0.0.1:0"
+	srv, err := NewServer(cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -122,9 +129,7 @@ func TestSetGetDelete(t *testing.T) {
 	ctx := testCtx(t)
 	a := oid("a")
 
-	if err := c.Set(ctx, a, []byte("hello world")); err != nil {
-		t.Fatal(err)
-	}
+	mustSet(t, ctx, c, a, []byte("hello world"))
 	got, err := c.Get(ctx, a)
 	if err != nil || string(got) != "hello world" {
 		t.Fatalf("Get = %q, %v", got, err)
@@ -139,21 +144,15 @@ func TestSetGetDelete(t *testing.T) {
 	}
 
 	// Overwrite.
-	if err := c.Set(ctx, a, []byte("bye")); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := c.Get(ctx, a); string(got) != "bye" {
-		t.Fatalf("after overwrite Get = %q", got)
-	}
+	mustSet(t, ctx, c, a, []byte("bye"))
+	expectGet(t, ctx, c, a, "bye")
 	if st := mustStats(t, c); st.Objects != 1 || st.Bytes != 3 || st.UniqueContents != 1 {
 		t.Fatalf("stats after overwrite = %+v", st)
 	}
 
 	// Empty object: getOK with no payload frame.
 	e := oid("empty")
-	if err := c.Set(ctx, e, nil); err != nil {
-		t.Fatal(err)
-	}
+	mustSet(t, ctx, c, e, nil)
 	got, err = c.Get(ctx, e)
 	if err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("Get(empty) = %q (nil=%v), %v", got, got == nil, err)
@@ -238,15 +237,11 @@ func TestDuplicate(t *testing.T) {
 	c := dial(t, srv.Addr())
 	ctx := testCtx(t)
 	a, b := oid("a"), oid("b")
-	if err := c.Set(ctx, a, []byte("shared")); err != nil {
-		t.Fatal(err)
-	}
+	mustSet(t, ctx, c, a, []byte("shared"))
 	if err := c.Duplicate(ctx, b, a); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := c.Get(ctx, b); err != nil || string(got) != "shared" {
-		t.Fatalf("Get(dup) = %q, %v", got, err)
-	}
+	expectGet(t, ctx, c, b, "shared")
 	if st := mustStats(t, c); st.Objects != 2 || st.UniqueContents != 1 || st.Bytes != 6 {
 		t.Fatalf("stats = %+v, want 2 objects sharing one 6-byte content", st)
 	}
@@ -309,9 +304,7 @@ func TestDeleteSharedContent(t *testing.T) {
 	c := dial(t, srv.Addr())
 	ctx := testCtx(t)
 	a, b, d := oid("a"), oid("b"), oid("d")
-	if err := c.Set(ctx, a, []byte("0123456789")); err != nil {
-		t.Fatal(err)
-	}
+	mustSet(t, ctx, c, a, []byte("0123456789"))
 	if err := c.Duplicate(ctx, b, a); err != nil {
 		t.Fatal(err)
 	}
@@ -323,17 +316,11 @@ func TestDeleteSharedContent(t *testing.T) {
 		t.Fatalf("Delete(a) = %v, %v", existed, err)
 	}
 	for _, id := range [][]byte{b, d} {
-		if got, err := c.Get(ctx, id); err != nil || string(got) != "0123456789" {
-			t.Fatalf("Get after deleting original = %q, %v", got, err)
-		}
+		expectGet(t, ctx, c, id, "0123456789")
 	}
 	// Overwriting one sharer does not touch the other.
-	if err := c.Set(ctx, b, []byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := c.Get(ctx, d); string(got) != "0123456789" {
-		t.Fatalf("Get(d) after overwriting b = %q", got)
-	}
+	mustSet(t, ctx, c, b, []byte("new"))
+	expectGet(t, ctx, c, d, "0123456789")
 	if st := mustStats(t, c); st.Objects != 2 || st.UniqueContents != 2 || st.Bytes != 13 {
 		t.Fatalf("stats = %+v", st)
 	}
@@ -430,9 +417,7 @@ func TestMaxMemory(t *testing.T) {
 	ctx := testCtx(t)
 	a, b := oid("a"), oid("b")
 	first := bytes.Repeat([]byte{1}, 600<<10)
-	if err := c.Set(ctx, a, first); err != nil {
-		t.Fatal(err)
-	}
+	mustSet(t, ctx, c, a, first)
 	err := c.Set(ctx, b, make([]byte, 600<<10))
 	var se *ServerError
 	if !errors.As(err, &se) || !strings.Contains(se.Message, "1048576") {
@@ -541,12 +526,8 @@ func TestMalformedRequests(t *testing.T) {
 	// A good client is still served, and so is the garbage sender.
 	c := dial(t, srv.Addr())
 	ctx := testCtx(t)
-	if err := c.Set(ctx, id, []byte("ok")); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := c.Get(ctx, id); err != nil || string(got) != "ok" {
-		t.Fatalf("Get = %q, %v", got, err)
-	}
+	mustSet(t, ctx, c, id, []byte("ok"))
+	expectGet(t, ctx, c, id, "ok")
 	if err := raw.Send(hdr(protocol.ObjectRequest{RequestID: 1000, Type: protocol.ObjectGet, ObjectID: id})); err != nil {
 		t.Fatal(err)
 	}
@@ -588,9 +569,7 @@ func TestLargeObject(t *testing.T) {
 	want := sha256.Sum256(data)
 	start := time.Now()
 	big := oid("big")
-	if err := c.Set(ctx, big, data); err != nil {
-		t.Fatal(err)
-	}
+	mustSet(t, ctx, c, big, data)
 	setDone := time.Now()
 	got, err := c.Get(ctx, big)
 	if err != nil {
@@ -603,28 +582,6 @@ func TestLargeObject(t *testing.T) {
 	if st := mustStats(t, c); st.Bytes != size {
 		t.Fatalf("stats bytes = %d", st.Bytes)
 	}
-}
-
-// startServerCfg is startServer with a full Config (address filled in).
-func startServerCfg(t *testing.T, cfg Config) *Server {
-	t.Helper()
-	cfg.Address = "tcp://127.0.0.1:0"
-	srv, err := NewServer(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(testTimeout):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
-	return srv
 }
 
 // Over real sockets: parked requests end at their deadline with notFound
@@ -665,20 +622,9 @@ func TestWaitDeadlineAndPeerLimit(t *testing.T) {
 	}
 	_ = gone.GetAsync(oid("g1"), 0)
 	_ = gone.GetAsync(oid("g2"), 0)
-	deadline := time.Now().Add(testTimeout)
-	for mustStats(t, c).WaitingRequests != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the departing client's gets never parked")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitWaiting(t, c, 2, "the departing client's gets parked")
 	_ = gone.Close()
-	for st := mustStats(t, c); st.WaitingRequests != 0; st = mustStats(t, c) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests of a departed client still parked", st.WaitingRequests)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitWaiting(t, c, 0, "the departed client's requests dropped")
 }
 
 // With a deadline far away, the parked requests of a client whose
@@ -695,26 +641,56 @@ func TestDepartedPeerDropped(t *testing.T) {
 		_ = gone.GetAsync(oid(fmt.Sprint("g", i)), 0)
 	}
 	_ = gone.GetAsync(oid("shared"), 0)
-	deadline := time.Now().Add(testTimeout)
-	for mustStats(t, c).WaitingRequests != 102 {
-		if time.Now().After(deadline) {
-			t.Fatal("the gets never parked")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitWaiting(t, c, 102, "the gets parked")
 	closedAt := time.Now()
 	_ = gone.Close()
-	for st := mustStats(t, c); st.WaitingRequests != 1; st = mustStats(t, c) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests still parked, want the remaining client's 1", st.WaitingRequests)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	awaitWaiting(t, c, 1, "only the remaining client's get left")
 	t.Logf("101 parked gets of a closed client dropped %v after its close", time.Since(closedAt))
 	if err := c.Set(testCtx(t), oid("shared"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	if r := await(t, stay); r.Err != nil || string(r.Data) != "v" {
 		t.Fatalf("remaining waiter: %q, %v", r.Data, r.Err)
+	}
+}
+
+// Owners close whatever a failed start-up left nil without checking.
+func TestCloseNil(t *testing.T) {
+	var c *Client
+	var s *Server
+	if err := c.Close(); err != nil {
+		t.Errorf("Close of a nil *Client: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close of a nil *Server: %v", err)
+	}
+}
+
+// awaitWaiting polls c's stats until the server has n parked requests
+// (testTimeout at most); what says what that means.
+func awaitWaiting(t *testing.T, c *Client, n uint64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for st := mustStats(t, c); st.WaitingRequests != n; st = mustStats(t, c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d requests parked, want %d", what, st.WaitingRequests, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// mustSet stores data under id, failing the test on an error.
+func mustSet(t *testing.T, ctx context.Context, c *Client, id, data []byte) {
+	t.Helper()
+	if err := c.Set(ctx, id, data); err != nil {
+		t.Fatalf("Set(%x): %v", id, err)
+	}
+}
+
+// expectGet fails the test unless id holds want.
+func expectGet(t *testing.T, ctx context.Context, c *Client, id []byte, want string) {
+	t.Helper()
+	if got, err := c.Get(ctx, id); err != nil || string(got) != want {
+		t.Fatalf("Get(%x) = %q, %v; want %q", id, got, err, want)
 	}
 }

@@ -44,20 +44,26 @@ type content struct {
 // parked request of the store: in each waiter list seqs increase (appended in
 // arrival order, removed without reordering).
 type getWaiter struct {
-	peer     []byte
-	reqID    uint64
+	parkedReq
 	objectID []byte
 	max      uint64
-	seq      uint64
 }
 
 // dupWaiter is a duplicate parked until its source id exists.
 type dupWaiter struct {
+	parkedReq
+	newID []byte
+}
+
+// parkedReq is what every parked request has: who asked, its request id,
+// and its place in the store's order.
+type parkedReq struct {
 	peer  []byte
 	reqID uint64
-	newID []byte
 	seq   uint64
 }
+
+func (r parkedReq) request() parkedReq { return r }
 
 // deadline is one parked request's expiry. Every request waits the same
 // waitTimeout and the clock only moves forward, so deadlines in arrival order
@@ -283,7 +289,7 @@ func (s *store) get(peer []byte, req *protocol.ObjectRequest) {
 		s.bad.report(peer, "get", err)
 		return
 	}
-	s.gets[key] = append(s.gets[key], getWaiter{peer: peer, reqID: req.RequestID, objectID: req.ObjectID, max: req.MaxLength, seq: seq})
+	s.gets[key] = append(s.gets[key], getWaiter{parkedReq{peer, req.RequestID, seq}, req.ObjectID, req.MaxLength})
 }
 
 func (s *store) delete(peer []byte, req *protocol.ObjectRequest) {
@@ -306,7 +312,7 @@ func (s *store) duplicate(peer []byte, req *protocol.ObjectRequest) {
 			s.bad.report(peer, "duplicate", err)
 			return
 		}
-		s.dups[key] = append(s.dups[key], dupWaiter{peer: peer, reqID: req.RequestID, newID: req.ObjectID, seq: seq})
+		s.dups[key] = append(s.dups[key], dupWaiter{parkedReq{peer, req.RequestID, seq}, req.ObjectID})
 		return
 	}
 	key := string(req.ObjectID)

@@ -82,49 +82,35 @@ func (s *store) expire() {
 // first of its list: the list is in seq order and every request parked
 // before it has reached its deadline earlier (and left).
 func (s *store) expireOne(d deadline) {
+	var req parkedReq
+	var resp *protocol.ObjectResponse
 	if d.dup {
-		ds := s.dups[d.key]
-		if len(ds) == 0 || ds[0].seq != d.seq {
+		w, ok := takeFirst(s.dups, d.key, d.seq)
+		if !ok {
 			return
 		}
-		w := ds[0]
-		if len(ds) == 1 {
-			delete(s.dups, d.key)
-		} else {
-			s.dups[d.key] = ds[1:]
-		}
-		s.unpark(w.peer, d.key)
-		s.expired++
-		s.reply(w.peer, &protocol.ObjectResponse{RequestID: w.reqID, Type: protocol.ObjectNotFound, ObjectID: w.newID,
-			Error: fmt.Sprintf("duplicate: source object %x did not appear within %v", d.key, s.waitTimeout)})
-		return
-	}
-	ws := s.gets[d.key]
-	if len(ws) == 0 || ws[0].seq != d.seq {
-		return
-	}
-	w := ws[0]
-	if len(ws) == 1 {
-		delete(s.gets, d.key)
+		req, resp = w.parkedReq, &protocol.ObjectResponse{ObjectID: w.newID,
+			Error: fmt.Sprintf("duplicate: source object %x did not appear within %v", d.key, s.waitTimeout)}
 	} else {
-		s.gets[d.key] = ws[1:]
+		w, ok := takeFirst(s.gets, d.key, d.seq)
+		if !ok {
+			return
+		}
+		req, resp = w.parkedReq, &protocol.ObjectResponse{ObjectID: w.objectID,
+			Error: fmt.Sprintf("get: object %x did not appear within %v", d.key, s.waitTimeout)}
 	}
-	s.unpark(w.peer, d.key)
+	resp.RequestID, resp.Type = req.reqID, protocol.ObjectNotFound
+	s.unpark(req.peer, d.key)
 	s.expired++
-	s.reply(w.peer, &protocol.ObjectResponse{RequestID: w.reqID, Type: protocol.ObjectNotFound, ObjectID: w.objectID,
-		Error: fmt.Sprintf("get: object %x did not appear within %v", d.key, s.waitTimeout)})
+	s.reply(req.peer, resp)
 }
 
 // parked reports whether the request of d is still waiting.
 func (s *store) parked(d deadline) bool {
 	if d.dup {
-		ds := s.dups[d.key]
-		i := sort.Search(len(ds), func(i int) bool { return ds[i].seq >= d.seq })
-		return i < len(ds) && ds[i].seq == d.seq
+		return holds(s.dups[d.key], d.seq)
 	}
-	ws := s.gets[d.key]
-	i := sort.Search(len(ws), func(i int) bool { return ws[i].seq >= d.seq })
-	return i < len(ws) && ws[i].seq == d.seq
+	return holds(s.gets[d.key], d.seq)
 }
 
 // dropPeer forgets every parked request of peer, whose connection closed:
@@ -137,41 +123,60 @@ func (s *store) dropPeer(peer []byte) int {
 	}
 	n := 0
 	for key := range pw.keys {
-		if ws, ok := s.gets[key]; ok {
-			kept := ws[:0]
-			for _, w := range ws {
-				if string(w.peer) != string(peer) {
-					kept = append(kept, w)
-				}
-			}
-			n += len(ws) - len(kept)
-			clear(ws[len(kept):])
-			if len(kept) == 0 {
-				delete(s.gets, key)
-			} else {
-				s.gets[key] = kept
-			}
-		}
-		if ds, ok := s.dups[key]; ok {
-			kept := ds[:0]
-			for _, d := range ds {
-				if string(d.peer) != string(peer) {
-					kept = append(kept, d)
-				}
-			}
-			n += len(ds) - len(kept)
-			clear(ds[len(kept):])
-			if len(kept) == 0 {
-				delete(s.dups, key)
-			} else {
-				s.dups[key] = kept
-			}
-		}
+		n += dropWaiters(s.gets, key, peer) + dropWaiters(s.dups, key, peer)
 	}
 	delete(s.peers, string(peer))
 	s.waiting -= n
 	s.dropped += n
 	return n
+}
+
+// waiter is a parked get (getWaiter) or duplicate (dupWaiter): the lists of
+// both are kept alike, by the functions below.
+type waiter interface{ request() parkedReq }
+
+// takeFirst removes and returns the first waiter on key if it is request
+// seq.
+func takeFirst[W waiter](lists map[string][]W, key string, seq uint64) (W, bool) {
+	ws := lists[key]
+	if len(ws) == 0 || ws[0].request().seq != seq {
+		var none W
+		return none, false
+	}
+	w := ws[0]
+	if len(ws) == 1 {
+		delete(lists, key)
+	} else {
+		lists[key] = ws[1:]
+	}
+	return w, true
+}
+
+// holds reports whether request seq is in ws, which is in seq order.
+func holds[W waiter](ws []W, seq uint64) bool {
+	i := sort.Search(len(ws), func(i int) bool { return ws[i].request().seq >= seq })
+	return i < len(ws) && ws[i].request().seq == seq
+}
+
+// dropWaiters removes the waiters of peer on key and returns how many.
+func dropWaiters[W waiter](lists map[string][]W, key string, peer []byte) int {
+	ws, ok := lists[key]
+	if !ok {
+		return 0
+	}
+	kept := ws[:0]
+	for _, w := range ws {
+		if string(w.request().peer) != string(peer) {
+			kept = append(kept, w)
+		}
+	}
+	clear(ws[len(kept):])
+	if len(kept) == 0 {
+		delete(lists, key)
+	} else {
+		lists[key] = kept
+	}
+	return len(ws) - len(kept)
 }
 
 // reportWaits logs, at most once per call (the server calls it once per

@@ -9,24 +9,12 @@ import (
 // Baseline: raw blocking zmq4 sockets, each owned by its goroutine, no
 // wake-up machinery. Only for comparing BenchmarkRoundTripRouterDealer.
 func BenchmarkRawZmqRoundTrip(b *testing.B) {
-	ctx, err := sharedContext()
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := ctx.NewSocket(zmq.ROUTER)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := rawSocket(b, zmq.ROUTER)
 	if err := r.Bind("tcp://127.0.0.1:0"); err != nil {
 		b.Fatal(err)
 	}
 	addr, _ := r.GetLastEndpoint()
-	d, err := ctx.NewSocket(zmq.DEALER)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
+	d := rawSocket(b, zmq.DEALER)
 	if err := d.Connect(addr); err != nil {
 		b.Fatal(err)
 	}

@@ -9,46 +9,69 @@ import (
 )
 
 // One zmq context per process: inproc endpoints only work within a context,
-// and io threads are a process-wide resource.
+// and io threads are a process-wide resource. It stays private to this
+// package and is made either by Init, which commands calls before a role
+// opens its first socket, or at the first socket of a process that never
+// calls Init (tests, tools), with libzmq's default of one io thread.
+//
+// Init rather than a context handed to every Bind/Connect/Open: the
+// context's only setting is the io threads, which libzmq reads when the
+// first socket starts them, so one call before that point is all that
+// passing it down would decide, without changing the constructors that
+// every role and test calls.
 var (
-	ctxMu     sync.Mutex
-	zctx      *zmq.Context
-	ioThreads int // 0 = libzmq default (1)
+	ctxMu sync.Mutex
+	zctx  *zmq.Context
 )
 
-// SetIOThreads sets the number of io threads of the shared zmq context. It
-// must be called before the first Endpoint is created.
-func SetIOThreads(n int) error {
-	if n < 1 {
-		return fmt.Errorf("transport: io threads must be >= 1, got %d", n)
+// Init creates the process's zmq context with ioThreads io threads. It is
+// refused once the context exists (Init was called, or a socket was made):
+// libzmq fixes the io threads when the first socket starts them.
+func Init(ioThreads int) error {
+	if ioThreads < 1 {
+		return fmt.Errorf("transport: io threads must be >= 1, got %d", ioThreads)
 	}
 	ctxMu.Lock()
 	defer ctxMu.Unlock()
 	if zctx != nil {
-		return errors.New("transport: SetIOThreads must be called before the first socket is created")
+		return errors.New("transport: Init must be called once, before the first socket is created")
 	}
-	ioThreads = n
+	c, err := newContext(ioThreads)
+	if err != nil {
+		return err
+	}
+	zctx = c
 	return nil
 }
 
-// sharedContext returns the process-wide context, creating it on first use.
+// sharedContext returns the process-wide context, creating it with the
+// default io threads on first use if Init was not called.
 func sharedContext() (*zmq.Context, error) {
 	ctxMu.Lock()
 	defer ctxMu.Unlock()
 	if zctx != nil {
 		return zctx, nil
 	}
-	c, err := zmq.NewContext() // retries after EINTR by default
+	c, err := newContext(0)
+	if err != nil {
+		return nil, err
+	}
+	zctx = c
+	return zctx, nil
+}
+
+// newContext makes a zmq context; ioThreads 0 keeps libzmq's default (1).
+func newContext(ioThreads int) (*zmq.Context, error) {
+	c, err := zmq.NewContext()
 	if err != nil {
 		return nil, fmt.Errorf("transport: new zmq context: %w", err)
 	}
-	c.SetRetryAfterEINTR(true)
+	c.SetRetryAfterEINTR(true) // pebbe/zmq4's calls retry after EINTR: the callers here rely on it
 	if ioThreads > 0 {
 		if err := c.SetIoThreads(ioThreads); err != nil {
 			_ = c.Term()
 			return nil, fmt.Errorf("transport: set io threads %d: %w", ioThreads, err)
 		}
 	}
-	zctx = c
-	return zctx, nil
+	return c, nil
 }

@@ -322,20 +322,19 @@ func (e *Endpoint) run() {
 	}
 }
 
-// drainWake consumes all wake-up messages.
+// drainWake consumes all wake-up messages. (pebbe/zmq4 retries calls that
+// EINTR interrupts on the shared context, see newContext; only the raw
+// libzmq calls of zerocopy.go see EINTR.)
 func (e *Endpoint) drainWake() error {
 	for {
 		_, err := e.wakeRx.RecvBytes(zmq.DONTWAIT)
-		if err == nil {
-			continue
-		}
 		switch {
+		case err == nil:
 		case isErrno(err, syscall.EAGAIN):
 			return nil
-		case isErrno(err, syscall.EINTR):
-			continue
+		default:
+			return fmt.Errorf("transport: wake socket: %w", err)
 		}
-		return fmt.Errorf("transport: wake socket: %w", err)
 	}
 }
 
@@ -395,13 +394,10 @@ func (e *Endpoint) flush() error {
 func (e *Endpoint) drainInput() (ok bool, err error) {
 	for i := 0; i < maxRecvBatch; i++ {
 		msg, err := e.recvMessage()
-		if err != nil {
-			switch {
-			case isErrno(err, syscall.EAGAIN):
-				return true, nil
-			case isErrno(err, syscall.EINTR):
-				continue
-			}
+		switch {
+		case isErrno(err, syscall.EAGAIN):
+			return true, nil
+		case err != nil: // recvMessage retries after EINTR itself
 			return false, fmt.Errorf("transport: recv on %v %s: %w", e.typ, e.addr, err)
 		}
 		if e.watch != nil && len(msg) > 0 {

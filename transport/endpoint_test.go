@@ -5,20 +5,25 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 )
 
 const testIOThreads = 2
 
+// TestMain runs the package's tests on a context with two io threads, as
+// commands would make it; a child process of runChild makes its own.
 func TestMain(m *testing.M) {
-	if err := SetIOThreads(testIOThreads); err != nil {
-		fmt.Fprintln(os.Stderr, "SetIOThreads:", err)
-		os.Exit(1)
+	if os.Getenv(childEnv) == "" {
+		if err := Init(testIOThreads); err != nil {
+			fmt.Fprintln(os.Stderr, "transport.Init:", err)
+			os.Exit(1)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -79,17 +84,16 @@ func echo(r *Endpoint) {
 
 // --- tests ---
 
-func TestSetIOThreadsAfterFirstSocket(t *testing.T) {
+// TestInitAfterFirstSocketRefused: once a socket runs on the context, Init
+// cannot change its io threads any more, and says so.
+func TestInitAfterFirstSocketRefused(t *testing.T) {
 	bind(t, Router, Options{})
 	n, err := zctx.GetIoThreads()
 	if err != nil || n != testIOThreads {
 		t.Fatalf("io threads = %d, %v; want %d", n, err, testIOThreads)
 	}
-	if err := SetIOThreads(4); err == nil || !strings.Contains(err.Error(), "before the first socket") {
-		t.Fatalf("SetIOThreads after first socket: %v, want error", err)
-	}
-	if err := SetIOThreads(0); err == nil {
-		t.Fatal("SetIOThreads(0) succeeded")
+	if err := Init(4); err == nil || !strings.Contains(err.Error(), "before the first socket") {
+		t.Fatalf("Init after first socket: %v, want error", err)
 	}
 }
 
@@ -185,32 +189,44 @@ func TestMultipleDealersRouted(t *testing.T) {
 	r := bind(t, Router, Options{})
 	echo(r)
 
+	ds := make([]*Endpoint, dealers)
+	for i := range ds {
+		ds[i] = connect(t, Dealer, r.Addr(), Options{Identity: []byte(fmt.Sprintf("worker-%d", i))})
+	}
+	inParallel(t, dealers, func(i int) error {
+		d, id := ds[i], fmt.Sprintf("worker-%d", i)
+		for s := range perDealer {
+			if err := d.Send([]byte(id), u64(uint64(s))); err != nil {
+				return err
+			}
+		}
+		timeout := time.After(20 * time.Second)
+		for s := range perDealer {
+			select {
+			case msg := <-d.Recv():
+				if len(msg) != 2 || string(msg[0]) != id || binary.BigEndian.Uint64(msg[1]) != uint64(s) {
+					return fmt.Errorf("%s got %q, want seq %d", id, msg, s)
+				}
+			case <-timeout:
+				return fmt.Errorf("%s: timeout at %d", id, s)
+			}
+		}
+		return nil
+	})
+}
+
+// inParallel runs f(0), ..., f(n-1) in n goroutines, waits for them all and
+// reports every error they return.
+func inParallel(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	errs := make(chan error, n)
 	var wg sync.WaitGroup
-	errs := make(chan error, dealers)
-	for i := range dealers {
-		id := fmt.Sprintf("worker-%d", i)
-		d := connect(t, Dealer, r.Addr(), Options{Identity: []byte(id)})
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for s := range perDealer {
-				if err := d.Send([]byte(id), u64(uint64(s))); err != nil {
-					errs <- err
-					return
-				}
-			}
-			timeout := time.After(20 * time.Second)
-			for s := range perDealer {
-				select {
-				case msg := <-d.Recv():
-					if len(msg) != 2 || string(msg[0]) != id || binary.BigEndian.Uint64(msg[1]) != uint64(s) {
-						errs <- fmt.Errorf("%s got %q, want seq %d", id, msg, s)
-						return
-					}
-				case <-timeout:
-					errs <- fmt.Errorf("%s: timeout at %d", id, s)
-					return
-				}
+			if err := f(i); err != nil {
+				errs <- err
 			}
 		}()
 	}
@@ -298,15 +314,7 @@ func TestPubSub(t *testing.T) {
 
 // Connect before Bind: zmq connects lazily; the DEALER queues until the ROUTER exists.
 func TestConnectBeforeBind(t *testing.T) {
-	// Find a free port, then release it (synchronously, unlike a zmq close).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "tcp://" + l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := freeport.Addr(t)
 	d := connect(t, Dealer, addr, Options{Identity: []byte("early")})
 	for i := range 10 {
 		mustSend(t, d, u64(uint64(i)))

@@ -116,14 +116,11 @@ func (w *closeWatch) seen(fd int, id []byte) error {
 // drain reads every pending monitor event.
 func (w *closeWatch) drain() error {
 	for {
-		ev, _, value, err := w.mon.RecvEvent(zmq.DONTWAIT)
+		ev, _, value, err := w.mon.RecvEvent(zmq.DONTWAIT) // EINTR is retried by pebbe/zmq4 (see drainWake)
+		if isErrno(err, syscall.EAGAIN) {
+			return nil
+		}
 		if err != nil {
-			switch {
-			case isErrno(err, syscall.EAGAIN):
-				return nil
-			case isErrno(err, syscall.EINTR):
-				continue
-			}
 			return fmt.Errorf("transport: monitor events: %w", err)
 		}
 		switch ev {
@@ -347,26 +344,13 @@ func (s *Socket) flushBacklog() error {
 
 // sendNow hands a whole message to a RouterMandatory ROUTER or reports why
 // not: errWouldBlock (peer at its high-water mark) or ErrUnreachable (peer
-// not connected); libzmq decides both on the identity frame, and once that
-// is taken the rest of the message fits.
+// not connected). libzmq decides both on the identity frame, and once that
+// is taken the rest of the message fits: a refusal after it is an error,
+// since a backlog only holds whole messages.
 func (s *Socket) sendNow(frames [][]byte) error {
-	for i := 0; i < len(frames); {
-		flags := zmq.DONTWAIT
-		if i < len(frames)-1 {
-			flags |= zmq.SNDMORE
-		}
-		if _, err := s.sock.SendBytes(frames[i], flags); err != nil {
-			switch {
-			case isErrno(err, syscall.EINTR):
-				continue
-			case i == 0 && isErrno(err, syscall.EAGAIN):
-				return errWouldBlock
-			case i == 0 && isErrno(err, syscall.EHOSTUNREACH):
-				return ErrUnreachable
-			}
-			return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
-		}
-		i++
+	n, err := s.sendFrames(frames, 0)
+	if n > 0 && errors.Is(err, errWouldBlock) {
+		return fmt.Errorf("transport: send on %v %s: refused after %d of %d frames", s.typ, s.addr, n, len(frames))
 	}
-	return nil
+	return err
 }

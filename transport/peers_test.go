@@ -15,15 +15,7 @@ func drainUntilClosed(t *testing.T, r *Socket, want string, within time.Duration
 	var got []string
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		for {
-			m, err := r.TryRecv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m == nil {
-				break
-			}
-		}
+		drain(t, r, func([][]byte) {})
 		ids, err := r.TakeClosed()
 		if err != nil {
 			t.Fatal(err)
@@ -40,23 +32,30 @@ func drainUntilClosed(t *testing.T, r *Socket, want string, within time.Duration
 	return nil
 }
 
-// recvFrom reads r until a message from id arrives.
+// recvFrom reads r until a message from id arrives (10 s at most).
 func recvFrom(t *testing.T, r *Socket, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		m, err := r.TryRecv()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if m := recvSocket(t, r, time.Until(deadline)); string(m[0]) == id {
+			return
+		}
+	}
+}
+
+// recvSocket returns the next message of s, which must come within d.
+func recvSocket(t *testing.T, s *Socket, d time.Duration) [][]byte {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		m, err := s.TryRecv()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m != nil && string(m[0]) == id {
-			return
-		}
-		if m == nil {
-			time.Sleep(time.Millisecond)
+		if m != nil {
+			return m
 		}
 	}
-	t.Fatalf("no message from %q", id)
+	t.Fatalf("no message on %v %s within %v", s.typ, s.addr, d)
+	return nil
 }
 
 // dealerHeard connects a dealer with identity id and returns it once r has
@@ -103,11 +102,7 @@ func dealer(t *testing.T, addr, id string) *Endpoint {
 }
 
 func TestSocketReportsClosedPeer(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{WatchClosed: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{WatchClosed: true})
 	if r.ClosedFd() < 0 {
 		t.Fatal("no ClosedFd with WatchClosed")
 	}
@@ -178,11 +173,7 @@ func TestWatchClosedNeedsBoundRouter(t *testing.T) {
 }
 
 func TestRouterMandatoryReportsUnreachable(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
 	if err := r.Send([]byte("nobody"), []byte("x")); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("send to unknown peer: %v", err)
 	}
@@ -213,11 +204,7 @@ func TestRouterMandatoryReportsUnreachable(t *testing.T) {
 // TestRouterMandatoryBacklog: a peer at its high-water mark gets its
 // messages queued (in order, none lost) while others are served.
 func TestRouterMandatoryBacklog(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{RouterMandatory: true})
 	// libzmq copies the options into a listener when it binds: bind a
 	// second endpoint after setting a small high-water mark.
 	if err := r.sock.SetSndhwm(2); err != nil {
@@ -233,15 +220,7 @@ func TestRouterMandatoryBacklog(t *testing.T) {
 	// A plain zmq DEALER that reads nothing for now, with a small queue of
 	// its own (an Endpoint's is unlimited), and frames large enough that
 	// the TCP buffers fill up too.
-	ctx, err := sharedContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow, err := ctx.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	slow := rawSocket(t, zmq.DEALER)
 	for _, err := range []error{slow.SetLinger(0), slow.SetRcvhwm(2), slow.SetIdentity("slow"), slow.Connect(addr)} {
 		if err != nil {
 			t.Fatal(err)

@@ -90,9 +90,9 @@ func (p *Poller) Wait(timeout time.Duration) ([]Ready, error) {
 	return p.ready, nil
 }
 
-// Close releases the epoll descriptor.
+// Close releases the epoll descriptor; on a nil *Poller it does nothing.
 func (p *Poller) Close() error {
-	if p.epfd < 0 {
+	if p == nil || p.epfd < 0 {
 		return nil
 	}
 	err := syscall.Close(p.epfd)
@@ -141,8 +141,11 @@ func (w *Waker) Drain() {
 	}
 }
 
-// Close closes both ends.
+// Close closes both ends; on a nil *Waker it does nothing.
 func (w *Waker) Close() error {
+	if w == nil {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {

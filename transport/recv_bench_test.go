@@ -15,16 +15,8 @@ func BenchmarkRouterRecv(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			// parts-watched: with WatchClosed, as the scheduler's ROUTER
 			// (the source descriptor of each message is read and checked).
-			router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{WatchClosed: mode == "parts-watched"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer router.Close()
-			dealer, err := Open(Dealer, router.Addr(), false, Options{Identity: []byte("client-identity-0123456789")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer dealer.Close()
+			router := openSocket(b, Router, "tcp://127.0.0.1:0", true, Options{WatchClosed: mode == "parts-watched"})
+			dealer := openSocket(b, Dealer, router.Addr(), false, Options{Identity: []byte("client-identity-0123456789")})
 			payload := make([]byte, 200)
 			recv := func() [][]byte {
 				if mode == "pebbe" {

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
@@ -102,20 +104,27 @@ func (s *Socket) Fd() int { return s.fd }
 // message beyond that drops the peer's whole backlog, which is reported
 // as unreachable (so the caller knows exactly what did not go out).
 func (s *Socket) Send(frames ...[]byte) error {
-	if len(frames) == 0 {
-		return ErrEmptyMessage
-	}
-	if s.typ == Sub {
-		return ErrCannotSend
-	}
-	if s.sock == nil {
-		return ErrClosed
+	if err := s.checkSend(frames); err != nil {
+		return err
 	}
 	if s.mandatory {
 		return s.sendRouted(frames)
 	}
 	s.pending = append(s.pending, frames)
 	return s.Flush()
+}
+
+// checkSend says why Send or TrySend cannot take a message, or nil.
+func (s *Socket) checkSend(frames [][]byte) error {
+	switch {
+	case len(frames) == 0:
+		return ErrEmptyMessage
+	case s.typ == Sub:
+		return ErrCannotSend
+	case s.sock == nil:
+		return ErrClosed
+	}
+	return nil
 }
 
 // TrySend hands one message to zmq without blocking and without keeping
@@ -126,14 +135,8 @@ func (s *Socket) Send(frames ...[]byte) error {
 // returns ErrFull too, so that order is kept. Not for a RouterMandatory
 // socket, whose Send already keeps a per-peer backlog.
 func (s *Socket) TrySend(frames ...[]byte) error {
-	if len(frames) == 0 {
-		return ErrEmptyMessage
-	}
-	if s.typ == Sub {
-		return ErrCannotSend
-	}
-	if s.sock == nil {
-		return ErrClosed
+	if err := s.checkSend(frames); err != nil {
+		return err
 	}
 	if s.mandatory {
 		return s.sendRouted(frames)
@@ -144,32 +147,21 @@ func (s *Socket) TrySend(frames ...[]byte) error {
 	if len(s.pending) > 0 {
 		return ErrFull
 	}
-	for i := 0; i < len(frames); {
-		flags := zmq.DONTWAIT
-		if i < len(frames)-1 {
-			flags |= zmq.SNDMORE
-		}
-		if _, err := s.sock.SendBytes(frames[i], flags); err != nil {
-			switch {
-			case isErrno(err, syscall.EINTR):
-				continue
-			case isErrno(err, syscall.EAGAIN) && i == 0:
-				return ErrFull
-			case isErrno(err, syscall.EHOSTUNREACH) && i == 0:
-				return nil
-			case isErrno(err, syscall.EAGAIN):
-				// zmq took the first frames of a message: ROUTER and
-				// XPUB decide on the first frame, so this does not happen;
-				// keep the rest for Flush rather than corrupt the stream.
-				s.pending = append(s.pending, frames)
-				s.partial = i
-				return nil
-			}
-			return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
-		}
-		i++
+	n, err := s.sendFrames(frames, 0)
+	switch {
+	case n == 0 && errors.Is(err, errWouldBlock):
+		return ErrFull
+	case errors.Is(err, ErrUnreachable):
+		return nil // zmq dropped it, as it drops for a peer that is gone
+	case errors.Is(err, errWouldBlock):
+		// zmq took the first frames of a message: ROUTER and XPUB decide
+		// on the first frame, so this does not happen; keep the rest for
+		// Flush rather than corrupt the stream.
+		s.pending = append(s.pending, frames)
+		s.partial = n
+		return nil
 	}
-	return nil
+	return err
 }
 
 // SendLossy sends a one-frame message on an XPUB with Options.XPubNoDrop
@@ -212,26 +204,16 @@ func (s *Socket) Flush() error {
 		return s.flushBacklog()
 	}
 	for len(s.pending) > 0 {
-		msg := s.pending[0]
-		for s.partial < len(msg) {
-			flags := zmq.DONTWAIT
-			if s.partial < len(msg)-1 {
-				flags |= zmq.SNDMORE
-			}
-			if _, err := s.sock.SendBytes(msg[s.partial], flags); err != nil {
-				switch {
-				case isErrno(err, syscall.EAGAIN):
-					return nil
-				case isErrno(err, syscall.EINTR):
-					continue
-				case isErrno(err, syscall.EHOSTUNREACH) && s.partial == 0:
-					s.partial = len(msg) // not with RouterMandatory, which sends through sendRouted
-					continue
-				}
-				return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
-			}
-			s.partial++
+		n, err := s.sendFrames(s.pending[0], s.partial)
+		s.partial = n
+		switch {
+		case errors.Is(err, errWouldBlock):
+			return nil
+		case err != nil && !errors.Is(err, ErrUnreachable):
+			return err
 		}
+		// Sent, or dropped by zmq for a peer that is gone (not with
+		// RouterMandatory, which sends through sendRouted).
 		s.pending[0] = nil
 		s.pending = s.pending[1:]
 		s.partial = 0
@@ -240,37 +222,81 @@ func (s *Socket) Flush() error {
 	return nil
 }
 
+// sendFrames hands msg[from:] to zmq without blocking (pebbe/zmq4 retries
+// after EINTR) and returns the index of the first frame zmq did not take
+// (len(msg) when all went) with why: errWouldBlock (EAGAIN: the peer or
+// subscriber is at its high-water mark), ErrUnreachable (EHOSTUNREACH on
+// the first frame: no such ROUTER peer), or a fatal error. What a refusal
+// means is the caller's: Flush and TrySend keep the rest, sendNow keeps
+// the whole message in the peer's backlog.
+func (s *Socket) sendFrames(msg [][]byte, from int) (int, error) {
+	for i := from; i < len(msg); {
+		flags := zmq.DONTWAIT
+		if i < len(msg)-1 {
+			flags |= zmq.SNDMORE
+		}
+		_, err := s.sock.SendBytes(msg[i], flags)
+		switch {
+		case err == nil:
+			i++
+		case isErrno(err, syscall.EAGAIN):
+			return i, errWouldBlock
+		case i == 0 && isErrno(err, syscall.EHOSTUNREACH):
+			return i, ErrUnreachable
+		default:
+			return i, fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
+		}
+	}
+	return len(msg), nil
+}
+
 // TryRecv returns the next whole message, or nil when none is ready.
 func (s *Socket) TryRecv() ([][]byte, error) {
 	if s.sock == nil {
 		return nil, ErrClosed
 	}
-	h := socketHandle(s.sock)
-	for {
-		var msg [][]byte
-		var err error
-		if h != nil {
-			msg, err = recvParts(h, &s.recv, s.watch != nil)
-		} else {
-			msg, err = s.sock.RecvMessageBytes(zmq.DONTWAIT)
-			s.recv.srcfd = -1 // no descriptor without the handle: not watched
-		}
-		if err == nil {
-			if s.watch != nil && len(msg) > 0 {
-				if err := s.watch.seen(int(s.recv.srcfd), msg[0]); err != nil {
-					return nil, err
-				}
-			}
-			return msg, nil
-		}
-		switch {
-		case isErrno(err, syscall.EAGAIN):
-			return nil, nil
-		case isErrno(err, syscall.EINTR):
-			continue
-		}
+	var msg [][]byte
+	var err error
+	if h := socketHandle(s.sock); h != nil {
+		msg, err = recvParts(h, &s.recv, s.watch != nil)
+	} else {
+		msg, err = s.sock.RecvMessageBytes(zmq.DONTWAIT)
+		s.recv.srcfd = -1 // no descriptor without the handle: not watched
+	}
+	switch {
+	case isErrno(err, syscall.EAGAIN):
+		return nil, nil
+	case err != nil: // both receivers retry after EINTR themselves
 		return nil, fmt.Errorf("transport: recv on %v %s: %w", s.typ, s.addr, err)
 	}
+	if s.watch != nil && len(msg) > 0 {
+		if err := s.watch.seen(int(s.recv.srcfd), msg[0]); err != nil {
+			return nil, err
+		}
+	}
+	return msg, nil
+}
+
+// unsentRetry bounds how long a loop sleeps while its socket keeps messages
+// that zmq refused: it tries them again at least this often.
+const unsentRetry = 10 * time.Millisecond
+
+// PollWait is how long the owning loop may block in Poller.Wait when its
+// next timer is due in timer: 0 when a message is ready to read or the loop
+// has work of its own (busy); while messages that zmq refused wait, it
+// tries Flush and allows at most unsentRetry; otherwise until the timer.
+func (s *Socket) PollWait(timer time.Duration, busy bool) (time.Duration, error) {
+	readable, unsent, err := s.Pending()
+	switch {
+	case err != nil:
+		return 0, err
+	case readable || busy:
+		return 0, nil
+	case unsent:
+		_ = s.Flush()
+		return min(max(timer, 0), unsentRetry), nil
+	}
+	return max(timer, 0), nil
 }
 
 // Pending reports whether the loop must not block yet: a message is ready
@@ -292,9 +318,10 @@ func (s *Socket) Pending() (readable bool, unsent bool, err error) {
 
 // Close closes the socket. Messages handed to zmq are flushed in the
 // background for up to a second (ZMQ_LINGER); messages zmq refused are
-// retried for up to that long first.
+// retried for up to that long first. Close on a nil *Socket does nothing,
+// so that owners can close what a failed start-up left half made.
 func (s *Socket) Close() error {
-	if s.sock == nil {
+	if s == nil || s.sock == nil {
 		return nil
 	}
 	if len(s.pending) > 0 || len(s.backlog) > 0 {

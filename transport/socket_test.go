@@ -12,11 +12,7 @@ import (
 // the deadline passes, calling onMsg for every message received.
 func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Socket, [][]byte), done func() bool) {
 	t.Helper()
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPoller(t)
 	for _, s := range socks {
 		if err := p.Add(s.Fd(), false); err != nil {
 			t.Fatal(err)
@@ -29,16 +25,7 @@ func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Soc
 		}
 		wait := 50 * time.Millisecond
 		for _, s := range socks {
-			for {
-				msg, err := s.TryRecv()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if msg == nil {
-					break
-				}
-				onMsg(s, msg)
-			}
+			drain(t, s, func(msg [][]byte) { onMsg(s, msg) })
 			readable, unsent, err := s.Pending()
 			if err != nil {
 				t.Fatal(err)
@@ -57,17 +44,48 @@ func pump(t *testing.T, deadline time.Duration, socks []*Socket, onMsg func(*Soc
 	}
 }
 
+// drain hands every message s has ready to onMsg.
+func drain(t *testing.T, s *Socket, onMsg func([][]byte)) {
+	t.Helper()
+	for {
+		msg, err := s.TryRecv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg == nil {
+			return
+		}
+		onMsg(msg)
+	}
+}
+
+// sendUntilRefused calls send until it returns refusal and returns how many
+// messages went before; any other error, or no refusal within 100,000
+// messages or 20 s, fails the test. It pauses after every hwm messages so
+// that the peer's side can fill up.
+func sendUntilRefused(t *testing.T, send func() error, refusal error, hwm int) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for sent := 0; ; sent++ {
+		err := send()
+		if err == refusal {
+			return sent
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) || sent > 100000 {
+			t.Fatalf("no %v after %d messages", refusal, sent)
+		}
+		if (sent+1)%hwm == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
 func TestSocketDealerRouterThroughPoller(t *testing.T) {
-	router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer router.Close()
-	dealer, err := Open(Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dealer.Close()
+	router := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{})
+	dealer := openSocket(t, Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
 
 	const n = 20000
 	for i := 0; i < n; i++ {
@@ -98,14 +116,8 @@ func TestSocketDealerRouterThroughPoller(t *testing.T) {
 }
 
 func TestSocketErrors(t *testing.T) {
-	pub, err := Open(Pub, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := Open(Sub, pub.Addr(), false, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := openSocket(t, Pub, "tcp://127.0.0.1:0", true, Options{})
+	sub := openSocket(t, Sub, pub.Addr(), false, Options{})
 	tests := []struct {
 		name string
 		do   func() error
@@ -208,37 +220,8 @@ func TestWakerWakesAnotherGoroutine(t *testing.T) {
 // An XPUB socket receives its subscribers' subscriptions: [1 topic...] when
 // one subscribes, [0 topic...] when the last one for the topic leaves.
 func TestXPubSeesSubscriptions(t *testing.T) {
-	pub, err := Open(XPub, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	p, err := NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Add(pub.Fd(), false); err != nil {
-		t.Fatal(err)
-	}
-	next := func() []byte {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			frames, err := pub.TryRecv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if frames != nil {
-				return bytes.Join(frames, nil)
-			}
-			if _, err := p.Wait(100 * time.Millisecond); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Fatal("no subscription message")
-		return nil
-	}
+	pub := openSocket(t, XPub, "tcp://127.0.0.1:0", true, Options{})
+	next := func() []byte { t.Helper(); return bytes.Join(recvSocket(t, pub, 10*time.Second), nil) }
 	sub, err := Connect(Sub, pub.Addr(), Options{Subscribe: [][]byte{[]byte("st")}})
 	if err != nil {
 		t.Fatal(err)
@@ -257,16 +240,8 @@ func TestXPubSeesSubscriptions(t *testing.T) {
 // ZeroCopyMin), arrive whole and in order, and a received part is its own:
 // appending to it leaves the next part alone.
 func TestSocketReceivesEveryPartShape(t *testing.T) {
-	router, err := Open(Router, "tcp://127.0.0.1:0", true, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer router.Close()
-	dealer, err := Open(Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dealer.Close()
+	router := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{})
+	dealer := openSocket(t, Dealer, router.Addr(), false, Options{Identity: []byte("d1")})
 	part := func(size int, seed byte) []byte {
 		b := make([]byte, size)
 		for i := range b {
@@ -318,35 +293,14 @@ func TestSocketBacklogBytesBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	d, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("slow"), RecvHWM: hwm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("slow"), RecvHWM: hwm})
 	if err := d.Send([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	got := false
 	pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { got = true }, func() bool { return got })
 	payload := bytes.Repeat([]byte{'p'}, 64<<10)
-	sent := 0
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := r.Send([]byte("slow"), payload)
-		if err == ErrUnreachable {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent++
-		if time.Now().After(deadline) || sent > 100000 {
-			t.Fatalf("backlog never dropped after %d messages", sent)
-		}
-		if sent%hwm == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	sent := sendUntilRefused(t, func() error { return r.Send([]byte("slow"), payload) }, ErrUnreachable, hwm)
 	lost := r.TakeUnreachable()
 	if len(lost) != 1 || string(lost[0].Peer) != "slow" || !lost[0].Full || lost[0].Messages < 16 {
 		t.Fatalf("unreachable %+v, want slow, Full, >= 16 messages (1 MiB of 64 KiB)", lost)
@@ -363,37 +317,12 @@ func TestSocketBacklogBytesBound(t *testing.T) {
 // An XPUB with XPubNoDrop refuses (ErrFull) while a subscriber does not read.
 func TestSocketTrySendXPubFull(t *testing.T) {
 	const hwm = 4
-	x, err := Open(XPub, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, XPubNoDrop: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	sub, err := Open(Sub, x.Addr(), false, Options{RecvHWM: hwm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	x := openSocket(t, XPub, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, XPubNoDrop: true})
+	sub := openSocket(t, Sub, x.Addr(), false, Options{RecvHWM: hwm})
 	subscribed := false
 	pump(t, 10*time.Second, []*Socket{x}, func(_ *Socket, m [][]byte) { subscribed = true }, func() bool { return subscribed })
 	payload := bytes.Repeat([]byte{'s'}, 64<<10)
-	sent := 0
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := x.TrySend(payload)
-		if err == ErrFull {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent++
-		if time.Now().After(deadline) || sent > 100000 {
-			t.Fatalf("no ErrFull after %d messages", sent)
-		}
-		if sent%hwm == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	sent := sendUntilRefused(t, func() error { return x.TrySend(payload) }, ErrFull, hwm)
 	n := 0
 	pump(t, 20*time.Second, []*Socket{sub}, func(_ *Socket, m [][]byte) { n++ }, func() bool { return n >= sent })
 	if n != sent {
@@ -466,21 +395,9 @@ func TestSocketSendLossyServesOthers(t *testing.T) {
 // A peer that sends a frame over MaxMsgSize is disconnected by libzmq and
 // its message never arrives; other peers are served.
 func TestSocketMaxMsgSize(t *testing.T) {
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{MaxMsgSize: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	big, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("big")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Close()
-	small, err := Open(Dealer, r.Addr(), false, Options{Identity: []byte("small")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer small.Close()
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{MaxMsgSize: 1024})
+	big := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("big")})
+	small := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("small")})
 	if err := big.Send(bytes.Repeat([]byte{'b'}, 1025)); err != nil {
 		t.Fatal(err)
 	}
@@ -496,5 +413,65 @@ func TestSocketMaxMsgSize(t *testing.T) {
 		func() bool { return time.Now().After(end) })
 	if fmt.Sprint(from) != "[small]" {
 		t.Fatalf("received from %v, want only [small]", from)
+	}
+}
+
+// Owners close whatever a failed start-up left nil without checking.
+func TestCloseNil(t *testing.T) {
+	var s *Socket
+	var p *Poller
+	var w *Waker
+	for name, err := range map[string]error{"Socket": s.Close(), "Poller": p.Close(), "Waker": w.Close()} {
+		if err != nil {
+			t.Errorf("Close of a nil *%s: %v", name, err)
+		}
+	}
+}
+
+// PollWait: sleep until the timer only when nothing is waiting on either
+// side; at most unsentRetry while zmq refuses messages the socket keeps.
+func TestSocketPollWait(t *testing.T) {
+	const timer = time.Hour
+	lone := openSocket(t, Dealer, "tcp://127.0.0.1:0", true, Options{})
+	for _, tc := range []struct {
+		name  string
+		timer time.Duration
+		busy  bool
+		want  time.Duration
+	}{
+		{"idle", timer, false, timer},
+		{"timer past", -time.Second, false, 0},
+		{"busy", timer, true, 0},
+	} {
+		if got, err := lone.PollWait(tc.timer, tc.busy); err != nil || got != tc.want {
+			t.Errorf("%s: PollWait = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	// A bound DEALER with no peer refuses sends: the message waits.
+	if err := lone.Send([]byte("queued")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lone.PollWait(timer, false); err != nil || got != unsentRetry {
+		t.Errorf("unsent: PollWait = %v, %v; want %v", got, err, unsentRetry)
+	}
+	r := openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{})
+	d := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("d")})
+	if err := d.Send([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := r.PollWait(timer, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == 0 {
+			break // the message is ready to read
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a message arrived but PollWait still says wait")
+		}
+		_ = d.Flush()
+		time.Sleep(10 * time.Millisecond)
 	}
 }

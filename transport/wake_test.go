@@ -68,36 +68,24 @@ func TestConcurrentRoundTripsNoLostWakeup(t *testing.T) {
 			}
 		}
 	}()
-	var wg sync.WaitGroup
-	errs := make(chan error, senders)
-	for g := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range per {
-				key := uint64(g)<<32 | uint64(s)
-				ch := make(chan struct{})
-				mu.Lock()
-				waiting[key] = ch
-				mu.Unlock()
-				if err := d.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
-					errs <- err
-					return
-				}
-				select {
-				case <-ch:
-				case <-time.After(5 * time.Second):
-					errs <- fmt.Errorf("sender %d: no reply to %d", g, s)
-					return
-				}
+	inParallel(t, senders, func(g int) error {
+		for s := range per {
+			key := uint64(g)<<32 | uint64(s)
+			ch := make(chan struct{})
+			mu.Lock()
+			waiting[key] = ch
+			mu.Unlock()
+			if err := d.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+				return fmt.Errorf("sender %d: no reply to %d", g, s)
+			}
+		}
+		return nil
+	})
 }
 
 // Senders flood a DEALER whose Recv channel nobody reads (the owner blocks
@@ -108,29 +96,8 @@ func TestSendersWhileOwnerBlockedOnRecv(t *testing.T) {
 	r := bind(t, Router, Options{})
 	echo(r)
 	d := connect(t, Dealer, r.Addr(), Options{RecvBuffer: 1})
-	var wg sync.WaitGroup
-	for g := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range per {
-				if err := d.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
-					t.Errorf("Send: %v", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	next := make([]uint64, senders)
-	for range senders * per {
-		msg := recvWithin(t, d, 10*time.Second)
-		g, s := binary.BigEndian.Uint64(msg[0]), binary.BigEndian.Uint64(msg[1])
-		if s != next[g] {
-			t.Fatalf("sender %d: got %d, want %d", g, s, next[g])
-		}
-		next[g]++
-	}
+	sendConcurrently(t, d, senders, per)
+	expectInOrder(t, d, senders, per, 0, 10*time.Second)
 }
 
 // zmq refuses sends on a bound DEALER without peers (EAGAIN); concurrent
@@ -139,22 +106,34 @@ func TestSendersWhileOwnerBlockedOnRecv(t *testing.T) {
 func TestPendingSendsConcurrentThenPeer(t *testing.T) {
 	const senders, per = 4, 100
 	d := bind(t, Dealer, Options{})
-	var wg sync.WaitGroup
-	for g := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range per {
-				mustSend(t, d, u64(uint64(g)), u64(uint64(s)))
-			}
-		}()
-	}
-	wg.Wait()
+	sendConcurrently(t, d, senders, per)
 	r := connect(t, Router, d.Addr(), Options{})
+	expectInOrder(t, r, senders, per, 1, 10*time.Second) // after the ROUTER's identity frame
+}
+
+// sendConcurrently has senders goroutines Send per messages each through e,
+// [sender, seq] as two 8-byte frames, and waits for them all.
+func sendConcurrently(t *testing.T, e *Endpoint, senders, per int) {
+	t.Helper()
+	inParallel(t, senders, func(g int) error {
+		for s := range per {
+			if err := e.Send(u64(uint64(g)), u64(uint64(s))); err != nil {
+				return fmt.Errorf("sender %d: Send: %w", g, err)
+			}
+		}
+		return nil
+	})
+}
+
+// expectInOrder receives the senders*per messages of sendConcurrently on e
+// (their [sender, seq] frames start at frame first) and checks that each
+// sender's arrive whole and in order, each within d.
+func expectInOrder(t *testing.T, e *Endpoint, senders, per, first int, d time.Duration) {
+	t.Helper()
 	next := make([]uint64, senders)
 	for range senders * per {
-		msg := recvWithin(t, r, 5*time.Second)
-		g, s := binary.BigEndian.Uint64(msg[1]), binary.BigEndian.Uint64(msg[2])
+		msg := recvWithin(t, e, d)
+		g, s := binary.BigEndian.Uint64(msg[first]), binary.BigEndian.Uint64(msg[first+1])
 		if s != next[g] {
 			t.Fatalf("sender %d: got %d, want %d", g, s, next[g])
 		}

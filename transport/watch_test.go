@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 )
 
 func watch(t *testing.T, addr string) *Watch {
@@ -41,6 +43,19 @@ func quiet(t *testing.T, w *Watch, d time.Duration) {
 	}
 }
 
+// neverConnects checks that w reports neither a connection nor a loss for
+// 1.5 s, and closes it.
+func neverConnects(t *testing.T, w *Watch, why string) {
+	t.Helper()
+	quiet(t, w, 1500*time.Millisecond)
+	select {
+	case <-w.Connected():
+		t.Fatal("connected to " + why)
+	default:
+	}
+	closeWithin(t, w, 5*time.Second)
+}
+
 func awaitLost(t *testing.T, w *Watch, d time.Duration) error {
 	t.Helper()
 	select {
@@ -50,18 +65,6 @@ func awaitLost(t *testing.T, w *Watch, d time.Duration) error {
 		t.Fatalf("loss of %s not reported within %s", w.Addr(), d)
 		return nil
 	}
-}
-
-// freePort returns a tcp address on 127.0.0.1 where nothing listens.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "tcp://" + l.Addr().String()
-	_ = l.Close()
-	return addr
 }
 
 func TestWatchReportsLossWhenPeerCloses(t *testing.T) {
@@ -109,14 +112,7 @@ func TestWatchReportsLossOnHeartbeatTimeout(t *testing.T) {
 }
 
 func TestWatchNeverConnectedIsNotLost(t *testing.T) {
-	w := watch(t, freePort(t))
-	quiet(t, w, 1500*time.Millisecond)
-	select {
-	case <-w.Connected():
-		t.Fatal("connected to a port where nothing listens")
-	default:
-	}
-	closeWithin(t, w, 5*time.Second)
+	neverConnects(t, watch(t, freeport.Addr(t)), "a port where nothing listens")
 }
 
 // A listener that is not a zmq peer accepts the TCP connection but never
@@ -153,13 +149,7 @@ func TestWatchNonZMQPeerIsNotConnected(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch did not connect to the listener")
 	}
-	quiet(t, w, 1500*time.Millisecond)
-	select {
-	case <-w.Connected():
-		t.Fatal("connected to a listener that does not speak zmq")
-	default:
-	}
-	closeWithin(t, w, 5*time.Second)
+	neverConnects(t, w, "a listener that does not speak zmq")
 }
 
 func TestWatchRejectsNonTCP(t *testing.T) {
@@ -178,7 +168,7 @@ func TestWatchRejectsNonTCP(t *testing.T) {
 func TestWatchOpenCloseCycles(t *testing.T) {
 	peer := bind(t, Router, Options{})
 	echo(peer)
-	down := freePort(t)
+	down := freeport.Addr(t)
 	runtime.GC()
 	before := runtime.NumGoroutine()
 	for i := 0; i < 30; i++ {

@@ -128,15 +128,7 @@ func BenchmarkCrossProcessRoundTrip(b *testing.B) {
 	for _, peer := range []string{"raw", "transport"} {
 		b.Run("client=raw/peer="+peer, func(b *testing.B) {
 			addr := startEcho(b, peer)
-			ctx, err := sharedContext()
-			if err != nil {
-				b.Fatal(err)
-			}
-			d, err := ctx.NewSocket(zmq.DEALER)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.Close()
+			d := rawSocket(b, zmq.DEALER)
 			_ = d.SetLinger(0)
 			if err := d.Connect(addr); err != nil {
 				b.Fatal(err)

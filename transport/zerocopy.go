@@ -323,8 +323,8 @@ func (e *Endpoint) recvMessage() ([][]byte, error) {
 		// inside the zmq_msg_t): clear it, cgo refuses Go pointers in p.
 		p = C.tp_part{}
 		if rc, err := C.tp_recv(h, C.int(zmq.DONTWAIT), shareMin, m.c(), &p); rc != 0 {
-			if len(msg) > 0 && errors.Is(err, syscall.EINTR) {
-				continue // the rest of a message is already queued
+			if errors.Is(err, syscall.EINTR) {
+				continue // as pebbe/zmq4 does; the rest of a message is already queued
 			}
 			ReleaseMessage(msg)
 			return nil, zmqErr(err)
@@ -393,6 +393,9 @@ func recvParts(h unsafe.Pointer, buf *partsBuf, wantFd bool) ([][]byte, error) {
 		buf.parts = [len(buf.parts)]C.tp_part{}
 		rc, err := C.tp_recv_parts(h, C.int(zmq.DONTWAIT), buf.msgs[0].c(), &buf.parts[0], C.int(len(buf.parts)), srcfd)
 		if rc < 0 {
+			if errors.Is(err, syscall.EINTR) {
+				continue // as pebbe/zmq4 does
+			}
 			return nil, zmqErr(err) // only the first call of a message can fail
 		}
 		n := int(rc)

@@ -13,18 +13,36 @@ package transport
 import "C"
 
 import (
+	"fmt"
 	"reflect"
 	"unsafe"
 
 	zmq "github.com/pebbe/zmq4"
 )
 
-// handleLayoutOK reports whether zmq.Socket starts with the libzmq socket
-// pointer (pebbe/zmq4 v1.4: type Socket struct { soc unsafe.Pointer; ... }).
-var handleLayoutOK = func() bool {
+// zmq4Checked is the pebbe/zmq4 version whose zmq.Socket layout socketHandle
+// was checked against; go.mod requires exactly this version, and
+// TestSocketHandleLayout fails if the two part.
+const zmq4Checked = "v1.4.0"
+
+// handleLayoutProblem says what is wrong with zmq.Socket's layout for
+// socketHandle, or "" if it still starts with the libzmq socket pointer
+// (pebbe/zmq4 v1.4.0: type Socket struct { soc unsafe.Pointer; ... }).
+func handleLayoutProblem() string {
 	f, ok := reflect.TypeFor[zmq.Socket]().FieldByName("soc")
-	return ok && f.Offset == 0 && f.Type == reflect.TypeFor[unsafe.Pointer]()
-}()
+	switch {
+	case !ok:
+		return "has no field soc"
+	case f.Type != reflect.TypeFor[unsafe.Pointer]():
+		return "has field soc of type " + f.Type.String() + ", not unsafe.Pointer"
+	case f.Offset != 0:
+		return fmt.Sprintf("has field soc at offset %d, not 0", f.Offset)
+	}
+	return ""
+}
+
+// handleLayoutOK is checked once: socketHandle runs on every zero-copy call.
+var handleLayoutOK = handleLayoutProblem() == ""
 
 // socketHandle returns the libzmq socket (the void* of zmq_socket) that s
 // wraps, or nil if the layout check failed. Only the goroutine that owns s

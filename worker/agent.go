@@ -142,17 +142,12 @@ func (a *agent) open() (err error) {
 	return nil
 }
 
-// closeSockets releases the scheduler socket, the poller and the waker.
+// closeSockets releases the scheduler socket, the poller and the waker
+// (each Close takes a nil receiver, for what a failed start did not make).
 func (a *agent) closeSockets() {
-	if a.sched != nil {
-		_ = a.sched.Close()
-	}
-	if a.poller != nil {
-		_ = a.poller.Close()
-	}
-	if a.waker != nil {
-		_ = a.waker.Close()
-	}
+	_ = a.sched.Close()
+	_ = a.poller.Close()
+	_ = a.waker.Close()
 }
 
 func (a *agent) run(ctx context.Context) error {
@@ -195,19 +190,11 @@ func (a *agent) run(ctx context.Context) error {
 			break
 		}
 		a.flushOut()
-		readable, unsent, err := a.sched.Pending()
+		now = time.Now()
+		wait, err := a.sched.PollWait(earliest(nextHeartbeat, nextProfile, nextDeathCheck, a.deadline).Sub(now), false)
 		if err != nil {
 			a.stop(StopFailed, "scheduler socket failed", fmt.Errorf("worker: %w", err))
 			break
-		}
-		now = time.Now()
-		wake := earliest(nextHeartbeat, nextProfile, nextDeathCheck, a.deadline)
-		wait := max(wake.Sub(now), 0)
-		if readable {
-			wait = 0
-		} else if unsent {
-			_ = a.sched.Flush()
-			wait = min(wait, 10*time.Millisecond)
 		}
 		ready, err := a.poller.Wait(wait)
 		if err != nil {

@@ -237,9 +237,7 @@ func TestTaskTimeout(t *testing.T) {
 		t.Errorf("timeout took %s", d)
 	}
 	// The replacement processor runs the next task.
-	task = e.h.task(sleep, 0, e.h.arg("0"))
-	e.sched.send(task)
-	if res := e.sched.result(task.TaskID, 20*time.Second); res.Type != protocol.ResultSuccess {
+	if res := e.call(sleep, "0"); res.Type != protocol.ResultSuccess {
 		t.Fatalf("after timeout: %+v", res)
 	}
 }
@@ -247,14 +245,11 @@ func TestTaskTimeout(t *testing.T) {
 func TestProcessorCrashMidTask(t *testing.T) {
 	e := startWorker(t, nil)
 	crash := e.h.fn("import os\ndef crash():\n    os._exit(3)\n", "crash")
-	task := e.h.task(crash, 0)
-	res := e.run(task, 20*time.Second)
+	res := e.call(crash)
 	if res.Type != protocol.ResultFailedProcessorDied || !strings.Contains(res.Message, "exit status 3") {
 		t.Fatalf("result %+v", res)
 	}
-	fn := e.h.fn(srcAdd, "add")
-	task = e.h.task(fn, 0, e.h.arg("1"), e.h.arg("2"))
-	res = e.run(task, 20*time.Second)
+	res = e.call(e.h.fn(srcAdd, "add"), "1", "2")
 	if res.Type != protocol.ResultSuccess || e.h.result(res.Results[0]) != "3" {
 		t.Fatalf("after crash: %+v", res)
 	}
@@ -263,8 +258,7 @@ func TestProcessorCrashMidTask(t *testing.T) {
 func TestIdleProcessorDeathIsReplaced(t *testing.T) {
 	e := startWorker(t, nil)
 	pidFn := e.h.fn("import os\ndef pid():\n    return os.getpid()\n", "pid")
-	task := e.h.task(pidFn, 0)
-	res := e.run(task, 20*time.Second)
+	res := e.call(pidFn)
 	var pid int
 	if _, err := fmtSscan(e.h.result(res.Results[0]), &pid); err != nil {
 		t.Fatal(err)
@@ -284,8 +278,7 @@ func TestIdleProcessorDeathIsReplaced(t *testing.T) {
 		}
 		return replaced
 	})
-	task = e.h.task(pidFn, 0)
-	res = e.run(task, 20*time.Second)
+	res = e.call(pidFn)
 	if res.Type != protocol.ResultSuccess {
 		t.Fatalf("after idle death: %+v", res)
 	}

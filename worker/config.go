@@ -37,6 +37,9 @@ type Config struct {
 	Python               string // interpreter that runs processors
 	LoggingLevel         string
 	LoggingPaths         []string // for the worker process's own logger
+	// IOThreads is the zmq io threads of the worker process (0: one);
+	// commands applies it before the worker's first socket.
+	IOThreads int
 	// KillDelay is how long a processor gets between SIGTERM and SIGKILL
 	// (default 3s).
 	KillDelay time.Duration
@@ -77,6 +80,7 @@ func FromCluster(c *config.Cluster, python string) ([]Config, error) {
 			Python:               python,
 			LoggingLevel:         c.LoggingLevel,
 			LoggingPaths:         c.LoggingPaths,
+			IOThreads:            c.IOThreads,
 		}
 	}
 	return out, nil

@@ -31,37 +31,34 @@ func repoRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-var (
-	pythonOnce sync.Once
-	pythonPath string
-	pythonWhy  string
-)
-
 // findPython returns an interpreter that can import scaler.worker.processor:
 // $SCALER_PYTHON, else <repo>/.venv/bin/python. Tests skip without one.
 func findPython(t testing.TB) string {
-	pythonOnce.Do(func() {
-		cands := []string{}
-		if p := os.Getenv("SCALER_PYTHON"); p != "" {
-			cands = append(cands, p)
-		}
-		cands = append(cands, filepath.Join(repoRoot(), ".venv", "bin", "python"))
-		var whys []string
-		for _, c := range cands {
-			out, err := exec.Command(c, "-c", "import scaler.worker.processor, cloudpickle, zmq, msgpack").CombinedOutput()
-			if err == nil {
-				pythonPath = c
-				return
-			}
-			whys = append(whys, fmt.Sprintf("%s: %v %s", c, err, strings.TrimSpace(string(out))))
-		}
-		pythonWhy = strings.Join(whys, "; ")
-	})
-	if pythonPath == "" {
-		t.Skipf("no Python interpreter with the scaler package (set SCALER_PYTHON or create .venv at the repo root): %s", pythonWhy)
+	path, why := python()
+	if path == "" {
+		t.Skipf("no Python interpreter with the scaler package (set SCALER_PYTHON or create .venv at the repo root): %s", why)
 	}
-	return pythonPath
+	return path
 }
+
+// python looks for findPython's interpreter once per test binary: the
+// interpreter, or why there is none.
+var python = sync.OnceValues(func() (path, why string) {
+	cands := []string{}
+	if p := os.Getenv("SCALER_PYTHON"); p != "" {
+		cands = append(cands, p)
+	}
+	cands = append(cands, filepath.Join(repoRoot(), ".venv", "bin", "python"))
+	var whys []string
+	for _, c := range cands {
+		out, err := exec.Command(c, "-c", "import scaler.worker.processor, cloudpickle, zmq, msgpack").CombinedOutput()
+		if err == nil {
+			return c, ""
+		}
+		whys = append(whys, fmt.Sprintf("%s: %v %s", c, err, strings.TrimSpace(string(out))))
+	}
+	return "", strings.Join(whys, "; ")
+})
 
 // testLog returns a logger writing to the test log (and to stderr with -v).
 func testLog(t testing.TB, component string) zerolog.Logger {
@@ -76,8 +73,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startStorage runs an in-process object storage server.
+// startStorage runs an in-process object storage server, stopped when the
+// test ends.
 func startStorage(t testing.TB) string {
+	addr, _ := startStoppableStorage(t)
+	return addr
+}
+
+// startStoppableStorage is startStorage whose server the test can also stop
+// earlier: stop returns once the server has stopped (later calls at once).
+func startStoppableStorage(t testing.TB) (addr string, stop func()) {
 	srv, err := storage.NewServer(storage.Config{Address: "tcp://127.0.0.1:0"}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +90,9 @@ func startStorage(t testing.TB) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = srv.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv.Addr()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return srv.Addr(), stop
 }
 
 // helper drives testdata/worker/taskhelper.py: it stores functions and
@@ -400,6 +406,16 @@ func startWorker(t testing.TB, mod func(*Config)) *workerEnv {
 func (e *workerEnv) run(task *protocol.Task, d time.Duration) *protocol.TaskResult {
 	e.sched.send(task)
 	return e.sched.result(task.TaskID, d)
+}
+
+// call runs fn on args (Python expressions) as a task of priority 0 and
+// returns its result, which must come within 20 s.
+func (e *workerEnv) call(fn []byte, args ...string) *protocol.TaskResult {
+	ids := make([][]byte, len(args))
+	for i, a := range args {
+		ids[i] = e.h.arg(a)
+	}
+	return e.run(e.h.task(fn, 0, ids...), 20*time.Second)
 }
 
 // stop cancels the worker and returns Run's result.

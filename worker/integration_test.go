@@ -3,7 +3,6 @@ package worker
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -24,31 +24,24 @@ import (
 // binary running "scaler cluster" with worker processes, and real Python
 // processors.
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
+// scalerBinary is the scaler binary, built once per test binary.
 func scalerBinary(t testing.TB) string {
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "scaler-worker-test-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "scaler")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	path, err := buildScaler()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return path
 }
+
+var buildScaler = sync.OnceValues(func() (string, error) {
+	path := filepath.Join(binDir, "scaler")
+	cmd := exec.Command("go", "build", "-o", path, ".")
+	cmd.Dir = repoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return path, nil
+})
 
 // cluster is a running "scaler cluster" process.
 type cluster struct {
@@ -408,12 +401,7 @@ func TestClusterPreloadFailureExits(t *testing.T) {
 }
 
 func TestClusterDeathTimeout(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "tcp://" + l.Addr().String()
-	_ = l.Close() // nothing listens there: the workers never hear from a scheduler
+	addr := freeport.Addr(t) // nothing listens there: the workers never hear from a scheduler
 	start := time.Now()
 	cl := startCluster(t, "-n", "2", addr, "-ds", "2")
 	if !cl.wait(20 * time.Second) {
@@ -441,11 +429,18 @@ func TestSchedulerShutdownStopsCluster(t *testing.T) {
 	expectGone(t, pids)
 }
 
+// binDir holds the scaler binary the tests build; TestMain removes it.
+var binDir string
+
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
+	dir, err := os.MkdirTemp("", "scaler-worker-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 

@@ -14,13 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
-	"github.com/opengris/scaler/storage"
 )
 
 // startStorageProcess runs "scaler object_storage_server" on a free port of
@@ -28,8 +26,8 @@ import (
 // test at the latest.
 func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncbuf.Buffer) {
 	t.Helper()
-	hostPort := freeTCPPort(t)
-	addr = "tcp://" + hostPort
+	addr = freeport.Addr(t)
+	hostPort := strings.TrimPrefix(addr, "tcp://")
 	out = &syncbuf.Buffer{}
 	cmd = exec.Command(scalerBinary(t), "object_storage_server", addr, "-ll", "INFO")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -200,17 +198,9 @@ func runAgentLogging(t *testing.T, sched *fakeScheduler, mod func(*Config), w io
 // the scheduler it leaves.
 func TestAgentStopsOnStorageLoss(t *testing.T) {
 	python := findPython(t)
-	srv, err := storage.NewServer(storage.Config{Address: "tcp://127.0.0.1:0"}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stCtx, stopStorage := context.WithCancel(context.Background())
-	stDone := make(chan struct{})
-	go func() { _ = srv.Run(stCtx); close(stDone) }()
-	t.Cleanup(func() { stopStorage(); <-stDone })
-
-	sched := newFakeScheduler(t, srv.Addr())
-	h := newHelper(t, python, srv.Addr())
+	addr, stopStorage := startStoppableStorage(t)
+	sched := newFakeScheduler(t, addr)
+	h := newHelper(t, python, addr)
 	done, _ := runAgent(t, sched, nil)
 	task := h.task(h.fn(srcAdd, "add"), 0, h.arg("1"), h.arg("2"))
 	sched.send(task)
@@ -219,11 +209,10 @@ func TestAgentStopsOnStorageLoss(t *testing.T) {
 	}
 
 	stopStorage()
-	<-stDone
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrStorageLost) || !strings.Contains(err.Error(), srv.Addr()) {
-			t.Fatalf("Run returned %v, want ErrStorageLost naming %s", err, srv.Addr())
+		if !errors.Is(err, ErrStorageLost) || !strings.Contains(err.Error(), addr) {
+			t.Fatalf("Run returned %v, want ErrStorageLost naming %s", err, addr)
 		}
 		done <- err
 	case <-time.After(15 * time.Second):
@@ -241,7 +230,7 @@ func TestAgentStopsOnStorageLoss(t *testing.T) {
 // keeps running until it is stopped, and says once, after storageWarnAfter,
 // that it cannot reach the server.
 func TestAgentKeepsRunningWithUnreachableStorage(t *testing.T) {
-	addr := "tcp://" + freeTCPPort(t)
+	addr := freeport.Addr(t)
 	sched := newFakeScheduler(t, addr)
 	out := &syncbuf.Buffer{}
 	done, cancel := runAgentLogging(t, sched, func(c *Config) { c.ObjectStorageAddress = addr },
@@ -270,13 +259,4 @@ func TestAgentKeepsRunningWithUnreachableStorage(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("worker did not stop")
 	}
-}
-
-func freeTCPPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -26,21 +26,26 @@ const ComponentKey = "component"
 // Level returns the zerolog level of a configuration level name (any case:
 // NOTSET, DEBUG, INFO, WARNING, ERROR, CRITICAL).
 func Level(name string) (zerolog.Level, bool) {
-	switch strings.ToUpper(name) {
-	case "NOTSET":
-		return zerolog.TraceLevel, true
-	case "DEBUG":
-		return zerolog.DebugLevel, true
-	case "INFO":
-		return zerolog.InfoLevel, true
-	case "WARNING":
-		return zerolog.WarnLevel, true
-	case "ERROR":
-		return zerolog.ErrorLevel, true
-	case "CRITICAL":
-		return zerolog.FatalLevel, true
+	for _, l := range configLevels {
+		if strings.EqualFold(name, l.name) {
+			return l.level, true
+		}
 	}
 	return zerolog.NoLevel, false
+}
+
+// configLevels are the level names of the configuration and the zerolog
+// level each stands for.
+var configLevels = [...]struct {
+	name  string
+	level zerolog.Level
+}{
+	{"NOTSET", zerolog.TraceLevel},
+	{"DEBUG", zerolog.DebugLevel},
+	{"INFO", zerolog.InfoLevel},
+	{"WARNING", zerolog.WarnLevel},
+	{"ERROR", zerolog.ErrorLevel},
+	{"CRITICAL", zerolog.FatalLevel},
 }
 
 // Upstream's four-letter level names.

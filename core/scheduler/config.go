@@ -101,55 +101,35 @@ func FromConfig(c *config.Scheduler, storage protocol.Address) (Config, error) {
 	return cfg, nil
 }
 
+// fill gives every unset (zero or negative) setting its default.
 func (c *Config) fill() {
-	if c.ClientTimeout <= 0 {
-		c.ClientTimeout = 60 * time.Second
-	}
-	if c.WorkerTimeout <= 0 {
-		c.WorkerTimeout = 60 * time.Second
-	}
-	if c.BalanceInterval <= 0 {
-		c.BalanceInterval = time.Second
-	}
-	if c.BalanceTriggerTimes <= 0 {
-		c.BalanceTriggerTimes = 2
-	}
-	if c.ObjectFlushInterval <= 0 {
-		c.ObjectFlushInterval = time.Second
-	}
-	if c.AnnounceGrace <= 0 {
-		c.AnnounceGrace = 10 * time.Second
-	}
-	if c.MaxParkedPerClient <= 0 {
-		c.MaxParkedPerClient = 4096
-	}
-	if c.MaxTasksPerClient <= 0 {
-		c.MaxTasksPerClient = 1 << 22
-	}
-	if c.MaxObjectsPerClient <= 0 {
-		c.MaxObjectsPerClient = 1 << 20
-	}
-	if c.DropLogInterval <= 0 {
-		c.DropLogInterval = time.Second
-	}
-	if c.MaxDeleteBatch <= 0 {
-		c.MaxDeleteBatch = 4096
-	}
-	if c.ScalingInterval <= 0 {
-		c.ScalingInterval = time.Second
-	}
-	if c.ScalingStartTimeout <= 0 {
-		c.ScalingStartTimeout = time.Minute
-	}
-	if c.ScalingRetry <= 0 {
-		c.ScalingRetry = 5 * time.Second
-	}
+	defaultTo(&c.ClientTimeout, 60*time.Second)
+	defaultTo(&c.WorkerTimeout, 60*time.Second)
+	defaultTo(&c.BalanceInterval, time.Second)
+	defaultTo(&c.BalanceTriggerTimes, 2)
+	defaultTo(&c.ObjectFlushInterval, time.Second)
+	defaultTo(&c.AnnounceGrace, 10*time.Second)
+	defaultTo(&c.MaxParkedPerClient, 4096)
+	defaultTo(&c.MaxTasksPerClient, 1<<22)
+	defaultTo(&c.MaxObjectsPerClient, 1<<20)
+	defaultTo(&c.DropLogInterval, time.Second)
+	defaultTo(&c.MaxDeleteBatch, 4096)
+	defaultTo(&c.ScalingInterval, time.Second)
+	defaultTo(&c.ScalingStartTimeout, time.Minute)
+	defaultTo(&c.ScalingRetry, 5*time.Second)
 	if c.NewObjectID == nil {
 		c.NewObjectID = randomObjectID
 	}
 	if len(c.InstanceID) == 0 {
 		c.InstanceID = make([]byte, 16)
 		_, _ = rand.Read(c.InstanceID)
+	}
+}
+
+// defaultTo sets *p to v when it is not positive.
+func defaultTo[T int | int64 | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
 	}
 }
 

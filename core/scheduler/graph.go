@@ -89,19 +89,15 @@ func (s *Scheduler) rejectGraph(to []byte, m *protocol.GraphTask, r dropReason, 
 }
 
 func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
-	if len(m.TaskID) == 0 {
-		s.dropped(dropNoID, from, m.Kind())
+	dropped, r, why := s.checkSubmission(from, m.TaskID, m.Source, m.Kind())
+	if dropped {
 		return
 	}
-	id := string(m.TaskID)
-	if s.taskIDUsed(id) {
-		s.dropped(dropDuplicate, from, m.Kind())
-		return
-	}
-	if r, why := s.checkSubmitter(from, m.Source); why != "" {
+	if why != "" {
 		s.rejectGraph(from, m, r, why)
 		return
 	}
+	id := string(m.TaskID)
 	if len(m.Graph) > s.cfg.MaxTasksPerClient {
 		s.rejectGraph(from, m, dropTooMany, "the graph has more nodes than the "+strconv.Itoa(s.cfg.MaxTasksPerClient)+" tasks one client may have")
 		return

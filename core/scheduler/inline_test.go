@@ -28,11 +28,7 @@ func checkInlineArgs(t *testing.T, what string, m protocol.Message, want []proto
 // Inline arguments (docs/protocol.md §7.1) reach the worker unchanged, also
 // when the task is placed again after its worker died.
 func TestInlineArgumentsSurviveReplacement(t *testing.T) {
-	h := newHarness(t, nil)
-	h.client("c")
-	h.worker("a", 3)
-	h.take()
-	h.takePub()
+	h := oneWorker(t, "a", 3)
 	task := newTask("t1", "c")
 	task.Arguments = []protocol.Argument{inlineArg, {Type: protocol.ArgumentObjectID, Data: []byte("obj")}}
 	want := []protocol.Argument{inlineArg, {Type: protocol.ArgumentObjectID, Data: []byte("obj")}}
@@ -56,11 +52,7 @@ func TestInlineArgumentsSurviveReplacement(t *testing.T) {
 // A graph node's inline argument passes through; only task arguments become
 // object ids.
 func TestInlineArgumentsInGraphNodes(t *testing.T) {
-	h := newHarness(t, nil)
-	h.client("c")
-	h.worker("w", 10)
-	h.take()
-	h.takePub()
+	h := oneWorker(t, "w", 10)
 	a := *newTask("a", "c")
 	a.Arguments = []protocol.Argument{inlineArg}
 	b := *newTask("b", "c")
@@ -93,11 +85,7 @@ func keepResult(t *testing.T, what string, m protocol.Message) bool {
 // a client's request is forwarded. An inline-only result (no result ids)
 // is accepted and forwarded as is.
 func TestKeepResultOnlyWhereNeeded(t *testing.T) {
-	h := newHarness(t, nil)
-	h.client("c")
-	h.worker("w", 10)
-	h.take()
-	h.takePub()
+	h := oneWorker(t, "w", 10)
 
 	h.submit("c", "t1")
 	got := h.take()
@@ -198,11 +186,7 @@ func TestGraphInlineOnlyFailurePropagates(t *testing.T) {
 // argument; a stored one as its object id. The bytes are dropped once every
 // dependent has finished.
 func TestGraphPassesInlineResultsToDependents(t *testing.T) {
-	h := newHarness(t, nil)
-	h.client("c")
-	h.worker("w", 10)
-	h.take()
-	h.takePub()
+	h := oneWorker(t, "w", 10)
 	h.handle("c", diamond())
 	equal(t, "a", describe(h.take()), []string{"w:Task(a)"})
 	small := []byte{0x80, 0x05, 0x4b, 0x2a, 0x2e}
@@ -231,4 +215,15 @@ func TestGraphPassesInlineResultsToDependents(t *testing.T) {
 		t.Fatal("a's inline result still held after both dependents finished")
 	}
 	checkInvariants(t, h.s)
+}
+
+// oneWorker is a harness with client c and worker id of the given capacity
+// registered, their replies and status taken.
+func oneWorker(t *testing.T, id string, capacity uint32) *harness {
+	h := newHarness(t, nil)
+	h.client("c")
+	h.worker(id, capacity)
+	h.take()
+	h.takePub()
+	return h
 }

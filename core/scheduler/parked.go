@@ -40,15 +40,10 @@ func (s *Scheduler) unparkReady(owner string) {
 	if len(list) == 0 {
 		return
 	}
-	kept := list[:0]
-	var ready []*parkedTask
-	for _, p := range list {
-		if _, why := s.checkTaskObjects(owner, p.m, nil); why == "" {
-			ready = append(ready, p)
-		} else {
-			kept = append(kept, p)
-		}
-	}
+	kept, ready := splitParked(list, func(p *parkedTask) bool {
+		_, why := s.checkTaskObjects(owner, p.m, nil)
+		return why != ""
+	})
 	s.setParked(owner, kept)
 	for _, p := range ready {
 		delete(s.parkedIDs, string(p.m.TaskID))
@@ -59,15 +54,7 @@ func (s *Scheduler) unparkReady(owner string) {
 // expireParked refuses the parked tasks whose grace is over.
 func (s *Scheduler) expireParked(now time.Time) {
 	for owner, list := range s.parked {
-		kept := list[:0]
-		var due []*parkedTask
-		for _, p := range list {
-			if now.Before(p.until) {
-				kept = append(kept, p)
-			} else {
-				due = append(due, p)
-			}
-		}
+		kept, due := splitParked(list, func(p *parkedTask) bool { return now.Before(p.until) })
 		s.setParked(owner, kept)
 		for _, p := range due {
 			delete(s.parkedIDs, string(p.m.TaskID))
@@ -79,6 +66,20 @@ func (s *Scheduler) expireParked(now time.Time) {
 			s.refuseTask([]byte(owner), p.m.TaskID, r, why+" within "+s.cfg.AnnounceGrace.String())
 		}
 	}
+}
+
+// splitParked splits list, in order, into the tasks that stay parked and
+// those that leave; kept reuses list's array.
+func splitParked(list []*parkedTask, stay func(*parkedTask) bool) (kept, leaving []*parkedTask) {
+	kept = list[:0]
+	for _, p := range list {
+		if stay(p) {
+			kept = append(kept, p)
+		} else {
+			leaving = append(leaving, p)
+		}
+	}
+	return kept, leaving
 }
 
 // unpark removes the parked task id; false when it is not parked.

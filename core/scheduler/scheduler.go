@@ -564,16 +564,11 @@ func (s *Scheduler) replaceTasks(held []*task) {
 // ---- tasks ----
 
 func (s *Scheduler) onTask(from []byte, m *protocol.Task, now time.Time) {
-	if len(m.TaskID) == 0 {
-		s.dropped(dropNoID, from, m.Kind())
+	dropped, r, why := s.checkSubmission(from, m.TaskID, m.Source, m.Kind())
+	if dropped {
 		return
 	}
-	id := string(m.TaskID)
-	if s.taskIDUsed(id) {
-		s.dropped(dropDuplicate, from, m.Kind())
-		return
-	}
-	if r, why := s.checkSubmitter(from, m.Source); why != "" {
+	if why != "" {
 		s.refuseTask(from, m.TaskID, r, why)
 		return
 	}
@@ -606,6 +601,23 @@ func (s *Scheduler) taskIDUsed(id string) bool {
 	}
 	_, parked := s.parkedIDs[id]
 	return parked
+}
+
+// checkSubmission applies the checks every Task and GraphTask passes before
+// its own: one without an id, or with an id in use, is dropped (dropped
+// true, counted, no reply: the reply would carry that id); otherwise r and
+// why are checkSubmitter's, for the caller to refuse in its own way.
+func (s *Scheduler) checkSubmission(from, id, source []byte, kind protocol.Kind) (dropped bool, r dropReason, why string) {
+	switch {
+	case len(id) == 0:
+		s.dropped(dropNoID, from, kind)
+		return true, 0, ""
+	case s.taskIDUsed(string(id)):
+		s.dropped(dropDuplicate, from, kind)
+		return true, 0, ""
+	}
+	r, why = s.checkSubmitter(from, source)
+	return false, r, why
 }
 
 // checkSubmitter is why a Task or GraphTask from peer from with the given
@@ -936,22 +948,25 @@ func (s *Scheduler) cancelTask(t *task, force bool) {
 	}
 }
 
-// fromAssigned reports whether the message about t came from its worker.
-func (s *Scheduler) fromAssigned(from []byte, t *task, what string) bool {
-	if t.worker != nil && t.worker.id == string(from) {
-		return true
+// workerTask is the task id that a message of kind what from worker from
+// is about, or nil (logged at debug, the message dropped) when the task is
+// unknown or not the sender's.
+func (s *Scheduler) workerTask(from, id []byte, what string) *task {
+	t := s.tasks[string(id)]
+	if t == nil {
+		s.log.Debug().Str("from", string(from)).Hex("task", id).Msgf("%s for unknown task dropped", what)
+		return nil
 	}
-	s.log.Debug().Str("from", string(from)).Hex("task", t.msg.TaskID).Str("state", t.state.String()).Msgf("%s not from the task's worker; dropped", what)
-	return false
+	if t.worker == nil || t.worker.id != string(from) {
+		s.log.Debug().Str("from", string(from)).Hex("task", id).Str("state", t.state.String()).Msgf("%s not from the task's worker; dropped", what)
+		return nil
+	}
+	return t
 }
 
 func (s *Scheduler) onCancelConfirm(from []byte, m *protocol.TaskCancelConfirm) {
-	t := s.tasks[string(m.TaskID)]
+	t := s.workerTask(from, m.TaskID, "TaskCancelConfirm")
 	if t == nil {
-		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskCancelConfirm for unknown task dropped")
-		return
-	}
-	if !s.fromAssigned(from, t, "TaskCancelConfirm") {
 		return
 	}
 	if t.cancelsInFlight > 0 {
@@ -995,12 +1010,8 @@ func (s *Scheduler) onCancelConfirm(from []byte, m *protocol.TaskCancelConfirm) 
 }
 
 func (s *Scheduler) onTaskResult(from []byte, m *protocol.TaskResult) {
-	t := s.tasks[string(m.TaskID)]
+	t := s.workerTask(from, m.TaskID, "TaskResult")
 	if t == nil {
-		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskResult for unknown task dropped")
-		return
-	}
-	if !s.fromAssigned(from, t, "TaskResult") {
 		return
 	}
 	if _, ok := s.transition(t, resultTransition(m.Type)); !ok {
@@ -1010,12 +1021,8 @@ func (s *Scheduler) onTaskResult(from []byte, m *protocol.TaskResult) {
 }
 
 func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
-	t := s.tasks[string(m.TaskID)]
-	if t == nil || t.silent {
-		s.log.Debug().Str("from", string(from)).Hex("task", m.TaskID).Msg("TaskLog for unknown task dropped")
-		return
-	}
-	if !s.fromAssigned(from, t, "TaskLog") {
+	t := s.workerTask(from, m.TaskID, "TaskLog")
+	if t == nil || t.silent { // silent: its graph was answered already
 		return
 	}
 	s.out.Send([]byte(t.owner), m)

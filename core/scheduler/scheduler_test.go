@@ -480,8 +480,9 @@ func TestObjects(t *testing.T) { // items 45-48, 50
 	}
 }
 
-func TestBalanceEven(t *testing.T) { // items 28, 29, 30, 31, 32, 34; balance cancel not-found crash path
-	h := newHarness(t, nil)
+// lopsided gives worker a all eight tasks t0..t7 of client c, then brings
+// up three idle workers b, c1 and d: the start of the balance tests.
+func (h *harness) lopsided() {
 	h.client("c")
 	h.worker("a", 10)
 	for _, id := range []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"} {
@@ -491,6 +492,11 @@ func TestBalanceEven(t *testing.T) { // items 28, 29, 30, 31, 32, 34; balance ca
 	h.worker("c1", 10)
 	h.worker("d", 10)
 	h.take()
+}
+
+func TestBalanceEven(t *testing.T) { // items 28, 29, 30, 31, 32, 34; balance cancel not-found crash path
+	h := newHarness(t, nil)
+	h.lopsided()
 	h.takePub()
 	// queued=7, mean=ceil(7/4)=2, count=5: the five newest tasks.
 	h.advance(time.Second)
@@ -551,15 +557,7 @@ func TestBalanceTrigger(t *testing.T) { // item 28
 
 func TestBalanceCapability(t *testing.T) { // item 36
 	h := newHarness(t, func(c *Config) { c.Policy = PolicyCapability })
-	h.client("c")
-	h.worker("a", 10)
-	for _, id := range []string{"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"} {
-		h.submit("c", id)
-	}
-	h.worker("b", 10)
-	h.worker("c1", 10)
-	h.worker("d", 10)
-	h.take()
+	h.lopsided()
 	h.advance(time.Second)
 	got := describe(h.take())
 	equal(t, "youngest first", got, []string{"a:TaskCancel(t7,force=false)", "a:TaskCancel(t6,force=false)",

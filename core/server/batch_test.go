@@ -29,12 +29,9 @@ func sendBatch(t *testing.T, c *scalertest.Client, tasks []*protocol.Task, extra
 
 func TestBatchOfTasksPlacedAndAnswered(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
-	w1 := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "a"}))
-	defer w1.Stop()
-	w2 := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "b"}))
-	defer w2.Stop()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	w1 := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Name: "a"})
+	w2 := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Name: "b"})
+	c := scalertest.ClientFor(t, s.Addr())
 	// Both workers registered before the batch arrives.
 	if !scalertest.WaitFor(wait, func() bool {
 		task := c.Task(1 << 40)
@@ -63,10 +60,8 @@ func TestBatchOfTasksPlacedAndAnswered(t *testing.T) {
 
 func TestBatchGarbageElementSkipped(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
-	defer w.Stop()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
+	c := scalertest.ClientFor(t, s.Addr())
 	tasks := []*protocol.Task{c.Task(1), c.Task(2), c.Task(3)}
 	nested := protocol.MustEncode(&protocol.Batch{Messages: [][]byte{
 		protocol.MustEncode(c.Task(100)), protocol.MustEncode(c.Task(101)),

@@ -75,10 +75,8 @@ func checkOnce(t *testing.T, ids [][]byte, got map[string]int) {
 // client gets exactly one result for each task, long before any timeout.
 func TestDroppedResultRecoveredByReconciliation(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil) // worker timeout: the default 60 s
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{DropResult: 3}))
-	defer w.Stop()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	w := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{DropResult: 3})
+	c := scalertest.ClientFor(t, s.Addr())
 	start := time.Now()
 	ids := sendTasks(t, c, 10)
 	got := collectResults(t, c, ids, 20*time.Second)
@@ -106,14 +104,12 @@ func TestKilledWorkerNoticedAtOnce(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
 	hold := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "hold", Hold: true}))
 	defer hold.Kill()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	c := scalertest.ClientFor(t, s.Addr())
 	ids := sendTasks(t, c, 5)
 	if !scalertest.WaitFor(wait, func() bool { return len(hold.Tasks()) == 5 }) {
 		t.Fatalf("holding worker got %d tasks", len(hold.Tasks()))
 	}
-	echo := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "echo"}))
-	defer echo.Stop()
+	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Name: "echo"})
 	start := time.Now()
 	hold.Kill()
 	got := collectResults(t, c, ids, 20*time.Second)
@@ -131,8 +127,7 @@ func TestKilledWorkerNoticedAtOnce(t *testing.T) {
 // after the client timeout.
 func TestClosedClientDropped(t *testing.T) {
 	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.ClientTimeoutSeconds = 3600 })
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Hold: true}))
-	defer w.Stop()
+	w := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Hold: true})
 	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
 	ids := sendTasks(t, c, 1)
 	if !scalertest.WaitFor(wait, func() bool { return len(w.Tasks()) == 1 }) {

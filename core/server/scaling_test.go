@@ -70,8 +70,7 @@ func TestScalingWebhook(t *testing.T) {
 	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.AdapterWebhookURL = adapter.URL })
 	adapter.SetScheduler(s.Addr())
 	status := watchStatus(t, s.MonitorAddr())
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	c := scalertest.ClientFor(t, s.Addr())
 	task := c.Task(1)
 	must[struct{}](t)(struct{}{}, c.Send(task))
 
@@ -153,8 +152,7 @@ func TestScalingWebhookUnreachable(t *testing.T) {
 	}()
 	t.Cleanup(func() { _ = l.Close(); <-accepting })
 	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.AdapterWebhookURL = "http://" + l.Addr().String() + "/" })
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	c := scalertest.ClientFor(t, s.Addr())
 	task := c.Task(1)
 	must[struct{}](t)(struct{}{}, c.Send(task))
 	if !scalertest.WaitFor(wait, func() bool { return attempts.Load() > 0 }) {
@@ -164,8 +162,7 @@ func TestScalingWebhookUnreachable(t *testing.T) {
 	// worker comes, runs the task.
 	must[struct{}](t)(struct{}{}, c.Send(&protocol.ClientHeartbeat{}))
 	must[protocol.Message](t)(c.Expect(wait, func(m protocol.Message) bool { return m.Kind() == protocol.KindClientHeartbeatEcho }))
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
-	defer w.Stop()
+	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
 	must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
 	select {
 	case <-s.Done():

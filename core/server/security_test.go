@@ -18,8 +18,7 @@ func TestBogusWorkerRemoved(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil) // worker timeout 60 s: no help from it
 	bogus := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "bogus", Hold: true, QueueSize: 100}))
 	defer bogus.Kill()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	c := scalertest.ClientFor(t, s.Addr())
 	var ids [][]byte
 	for i := uint64(0); i < 5; i++ {
 		task := c.Task(i)
@@ -29,8 +28,7 @@ func TestBogusWorkerRemoved(t *testing.T) {
 	if !scalertest.WaitFor(wait, func() bool { return len(bogus.Tasks()) == 5 }) {
 		t.Fatalf("the bogus worker got %d tasks", len(bogus.Tasks()))
 	}
-	real := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "real"}))
-	defer real.Stop()
+	real := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Name: "real"})
 	must[struct{}](t)(struct{}{}, bogus.Send(&protocol.TaskCancel{TaskID: ids[0]})) // a client's message
 	for _, id := range ids {
 		m := must[protocol.Message](t)(c.Expect(wait, isResult(id)))

@@ -382,16 +382,9 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Info().Msg("shutdown accepted; exiting")
 			return nil
 		}
-		readable, unsent, err := s.router.Pending()
+		wait, err := s.router.PollWait(time.Until(nextTick), len(s.scaled) > 0 || len(s.outQueues) > 0)
 		if err != nil {
 			return fmt.Errorf("scheduler: router socket failed: %w", err)
-		}
-		wait := max(time.Until(nextTick), 0)
-		if readable || len(s.scaled) > 0 || len(s.outQueues) > 0 {
-			wait = 0
-		} else if unsent {
-			_ = s.router.Flush()
-			wait = min(wait, 10*time.Millisecond)
 		}
 		ready, err := s.poller.Wait(wait)
 		if err != nil {
@@ -421,9 +414,7 @@ func (s *Server) handle(frames [][]byte) {
 	}
 	m, err := protocol.Decode(frames[1])
 	if err != nil {
-		s.malformed++
-		s.malformedPeer = string(frames[0])
-		s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message dropped")
+		s.dropMalformed(frames[0], err, "undecodable message dropped")
 		return
 	}
 	s.count(m.Kind())
@@ -436,14 +427,20 @@ func (s *Server) handle(frames [][]byte) {
 	// arrived alone, in order; a bad element is dropped on its own.
 	b.Each(func(_ []byte, m protocol.Message, err error) {
 		if err != nil {
-			s.malformed++
-			s.malformedPeer = string(frames[0])
-			s.log.Debug().Err(err).Str("from", string(frames[0])).Msg("undecodable message in a Batch dropped")
+			s.dropMalformed(frames[0], err, "undecodable message in a Batch dropped")
 			return
 		}
 		s.count(m.Kind())
 		s.core.Handle(frames[0], m, time.Now())
 	})
+}
+
+// dropMalformed counts a message (or Batch element) from peer that does not
+// decode; the count and the last such peer go into the periodic report.
+func (s *Server) dropMalformed(peer []byte, err error, what string) {
+	s.malformed++
+	s.malformedPeer = string(peer)
+	s.log.Debug().Err(err).Str("from", string(peer)).Msg(what)
 }
 
 func (s *Server) count(k protocol.Kind) {
@@ -625,25 +622,15 @@ func (s *Server) publish(m protocol.Message) {
 	}
 }
 
+// closeAll closes what start-up made; each Close takes a nil receiver, for
+// what a failed start-up did not make.
 func (s *Server) closeAll() {
-	if s.router != nil {
-		_ = s.router.Close()
-	}
-	if s.monitor != nil {
-		_ = s.monitor.Close()
-	}
-	if s.poller != nil {
-		_ = s.poller.Close()
-	}
-	if s.waker != nil {
-		_ = s.waker.Close()
-	}
-	if s.ossCli != nil {
-		_ = s.ossCli.Close()
-	}
-	if s.oss != nil {
-		_ = s.oss.Close()
-	}
+	_ = s.router.Close()
+	_ = s.monitor.Close()
+	_ = s.poller.Close()
+	_ = s.waker.Close()
+	_ = s.ossCli.Close()
+	_ = s.oss.Close()
 }
 
 // outbox is the scheduler's Outbox over the server's sockets. It runs on

@@ -40,10 +40,8 @@ func isResult(id []byte) func(protocol.Message) bool {
 
 func TestSubmitResult(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
-	defer w.Stop()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
+	c := scalertest.ClientFor(t, s.Addr())
 	if c.Storage.Port == 0 {
 		t.Fatal("echo without object storage address")
 	}
@@ -136,8 +134,7 @@ func TestMonitorFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
-	defer w.Stop()
+	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
 	deadline := time.After(wait)
 	for {
 		select {
@@ -161,15 +158,13 @@ func TestMonitorFeed(t *testing.T) {
 func TestWorkerKilledMidTask(t *testing.T) {
 	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.WorkerTimeoutSeconds = 1 })
 	a := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "a", Hold: true}))
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	c := scalertest.ClientFor(t, s.Addr())
 	task := c.Task(1)
 	must[struct{}](t)(struct{}{}, c.Send(task))
 	if !scalertest.WaitFor(wait, func() bool { return len(a.Tasks()) == 1 }) {
 		t.Fatal("worker a never got the task")
 	}
-	b := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "b"}))
-	defer b.Stop()
+	b := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Name: "b"})
 	a.Kill()
 	m := must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
 	if m.(*protocol.TaskResult).Type != protocol.ResultSuccess || len(b.Tasks()) != 1 {
@@ -187,8 +182,7 @@ func TestWorkerKilledMidTask(t *testing.T) {
 func TestClientVanishes(t *testing.T) {
 	t.Parallel()
 	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.ClientTimeoutSeconds, c.ObjectRetentionSeconds = 1, 1 })
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Hold: true, QueueSize: 1}))
-	defer w.Stop()
+	w := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Hold: true, QueueSize: 1})
 	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
 	sc := must[*storage.Client](t)(storage.Dial(s.StorageAddr()))
 	defer sc.Close()
@@ -252,8 +246,7 @@ func TestClientVanishes(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	t.Run("protected", func(t *testing.T) {
 		s := scalertest.StartScheduler(t, nil)
-		c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-		defer c.Close()
+		c := scalertest.ClientFor(t, s.Addr())
 		must[struct{}](t)(struct{}{}, c.Send(&protocol.ClientDisconnect{Type: protocol.DisconnectShutdown}))
 		m := must[protocol.Message](t)(c.Expect(wait, func(m protocol.Message) bool { return m.Kind() == protocol.KindClientShutdownResponse }))
 		if r := m.(*protocol.ClientShutdownResponse); r.Accepted || r.Reason == "" {
@@ -267,8 +260,7 @@ func TestShutdown(t *testing.T) {
 		s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.Protected = false })
 		w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
 		defer w.Kill()
-		c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-		defer c.Close()
+		c := scalertest.ClientFor(t, s.Addr())
 		// Make sure the worker is registered before asking.
 		task := c.Task(1)
 		must[struct{}](t)(struct{}{}, c.Send(task))
@@ -319,10 +311,8 @@ func TestGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
-	defer w.Stop()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
+	c := scalertest.ClientFor(t, s.Addr())
 	task := c.Task(1)
 	must[struct{}](t)(struct{}{}, c.Send(task))
 	must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
@@ -387,10 +377,8 @@ func TestNewFailsCleanlyOnBusyPort(t *testing.T) {
 // tasks, and the status.
 func TestMonitorFeedAfterLateSubscription(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
-	defer w.Stop()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
+	c := scalertest.ClientFor(t, s.Addr())
 	run := func(i uint64) []byte {
 		task := c.Task(i)
 		if err := c.Send(task); err != nil {
@@ -431,10 +419,8 @@ func TestMonitorFeedAfterLateSubscription(t *testing.T) {
 func TestLocalAddressServesWorkers(t *testing.T) {
 	local := "ipc://" + t.TempDir() + "/scheduler.sock"
 	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.LocalAddress = local })
-	w := must[*scalertest.Worker](t)(scalertest.StartWorker(local, scalertest.WorkerOptions{}))
-	defer w.Stop()
-	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
-	defer c.Close()
+	scalertest.WorkerFor(t, local, scalertest.WorkerOptions{})
+	c := scalertest.ClientFor(t, s.Addr())
 	runTasks(t, c, 5)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -107,6 +108,35 @@ func Read(pid int) (cpuNS, rss uint64) {
 	p := Open(pid)
 	defer p.Close()
 	return p.CPU(), p.RSS()
+}
+
+// Threads counts the threads of process pid (0: this process) whose name
+// (/proc/<pid>/task/<tid>/comm) starts with prefix: how tests see libzmq's
+// io threads, which are named ZMQbg/IO/<n>.
+func Threads(pid int, prefix string) int {
+	dir := "/proc/self/task"
+	if pid != 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/task"
+	}
+	tasks, _ := os.ReadDir(dir)
+	n := 0
+	for _, task := range tasks {
+		if b, err := os.ReadFile(dir + "/" + task.Name() + "/comm"); err == nil && bytes.HasPrefix(b, []byte(prefix)) {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitThreads polls Threads until it counts want threads or timeout has
+// passed, and returns the last count: a thread names itself once it runs,
+// a little after it was started.
+func WaitThreads(pid int, prefix string, want int, timeout time.Duration) int {
+	n := Threads(pid, prefix)
+	for deadline := time.Now().Add(timeout); n < want && time.Now().Before(deadline); n = Threads(pid, prefix) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return n
 }
 
 // MemAvailable returns the host's MemAvailable from /proc/meminfo, in

@@ -342,6 +342,31 @@ type Worker struct {
 	once    sync.Once
 }
 
+// ClientFor is NewClient for a test: the test fails if the client cannot
+// connect, and the client is closed when the test ends.
+func ClientFor(t testing.TB, addr string) *Client {
+	t.Helper()
+	c, err := NewClient(addr)
+	if err != nil {
+		t.Fatalf("scalertest client of %s: %v", addr, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// WorkerFor is StartWorker for a test: the test fails if the worker cannot
+// register, and it leaves (Stop) when the test ends, unless it was stopped
+// or killed before.
+func WorkerFor(t testing.TB, addr string, opt WorkerOptions) *Worker {
+	t.Helper()
+	w, err := StartWorker(addr, opt)
+	if err != nil {
+		t.Fatalf("scalertest worker on %s: %v", addr, err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
 // StartWorker connects and registers a worker.
 func StartWorker(addr string, opt WorkerOptions) (*Worker, error) {
 	if opt.Name == "" {

@@ -268,6 +268,19 @@ def fake_scheduler():
     fake.stop()
 
 
+@pytest.fixture
+def breakable():
+    """``(fake, client)``: a client (30 s timeout, 1 s heartbeats) of an inline-only fake
+    scheduler that the test may stop to break the connection; both end after the test."""
+    from scaler import Client
+
+    fake = FakeScheduler(inline_only=True).start()
+    client = Client(fake.address, timeout_seconds=30, heartbeat_interval_seconds=1)
+    yield fake, client
+    client.disconnect()
+    fake.stop()
+
+
 # ---------------------------------------------------------------- the real binary
 
 @pytest.fixture(scope="session")

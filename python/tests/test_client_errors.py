@@ -160,24 +160,20 @@ def test_send_object_gives_up_after_the_timeout():
         fake.stop()
 
 
-def test_lost_scheduler_raises_scheduler_lost_error():
-    fake = FakeScheduler(inline_only=True).start()
-    client = Client(fake.address, timeout_seconds=30, heartbeat_interval_seconds=1)
-    try:
-        fake.hold = True
-        pending = client.submit(noop, 1)
-        with pytest.raises(concurrent.futures.TimeoutError) as waited:
-            pending.result(timeout=0.1)
-        assert not isinstance(waited.value, SchedulerLostError)
-        start = time.monotonic()
-        fake.stop()
-        with pytest.raises(SchedulerLostError, match="lost the connection"):
-            pending.result(timeout=10)
-        assert time.monotonic() - start < 5
-        with pytest.raises(ClientQuitException):
-            client.submit(noop, 2)
-    finally:
-        client.disconnect()
+def test_lost_scheduler_raises_scheduler_lost_error(breakable):
+    fake, client = breakable
+    fake.hold = True
+    pending = client.submit(noop, 1)
+    with pytest.raises(concurrent.futures.TimeoutError) as waited:
+        pending.result(timeout=0.1)
+    assert not isinstance(waited.value, SchedulerLostError)
+    start = time.monotonic()
+    fake.stop()
+    with pytest.raises(SchedulerLostError, match="lost the connection"):
+        pending.result(timeout=10)
+    assert time.monotonic() - start < 5
+    with pytest.raises(ClientQuitException):
+        client.submit(noop, 2)
 
 
 def test_silent_scheduler_raises_scheduler_lost_error(fake_scheduler):

@@ -26,6 +26,14 @@ def fake():
     fake.stop()
 
 
+@pytest.fixture
+def client(fake):
+    """A client of ``fake`` (10 s timeout, 1 s heartbeats), disconnected after the test."""
+    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
+    yield client
+    client.disconnect()
+
+
 def _reading(client, thread: threading.Thread) -> bool:
     return client._agent._rx_owner == thread.ident
 
@@ -43,23 +51,19 @@ def _release_once_reading(fake, client, thread, after: float = 0.0):
     return releaser
 
 
-def test_waiting_thread_reads_results_and_leaves_callbacks_to_the_agent(fake):
-    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
-    try:
-        fake.hold = True
-        ran_in = []
-        called = threading.Event()
-        with_callback = client.submit(noop, 1)
-        with_callback.add_done_callback(lambda f: (ran_in.append(threading.current_thread().name), called.set()))
-        waited = client.submit(noop, 2)
-        releaser = _release_once_reading(fake, client, threading.current_thread())
-        assert waited.result(timeout=10) == 2
-        releaser.join(10)
-        assert called.wait(10)
-        assert ran_in == ["scaler-client-agent"]  # not the thread that was reading
-        assert with_callback.result(timeout=10) == 1
-    finally:
-        client.disconnect()
+def test_waiting_thread_reads_results_and_leaves_callbacks_to_the_agent(fake, client):
+    fake.hold = True
+    ran_in = []
+    called = threading.Event()
+    with_callback = client.submit(noop, 1)
+    with_callback.add_done_callback(lambda f: (ran_in.append(threading.current_thread().name), called.set()))
+    waited = client.submit(noop, 2)
+    releaser = _release_once_reading(fake, client, threading.current_thread())
+    assert waited.result(timeout=10) == 2
+    releaser.join(10)
+    assert called.wait(10)
+    assert ran_in == ["scaler-client-agent"]  # not the thread that was reading
+    assert with_callback.result(timeout=10) == 1
 
 
 def test_heartbeats_go_on_while_a_thread_reads(fake):
@@ -78,54 +82,42 @@ def test_heartbeats_go_on_while_a_thread_reads(fake):
         client.disconnect()
 
 
-def test_socket_goes_back_to_the_agent(fake):
-    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
-    try:
-        assert client.submit(noop, 1).result(timeout=10) == 1  # this thread read the result
-        done = threading.Event()
-        future = client.submit(noop, 2)
-        future.add_done_callback(lambda f: done.set())
-        assert done.wait(10), "nobody read the result of a future that no thread waits on"
-        assert future.result(timeout=10) == 2
-        assert wait_for(lambda: client._agent._rx_owner == "agent")
-    finally:
-        client.disconnect()
+def test_socket_goes_back_to_the_agent(fake, client):
+    assert client.submit(noop, 1).result(timeout=10) == 1  # this thread read the result
+    done = threading.Event()
+    future = client.submit(noop, 2)
+    future.add_done_callback(lambda f: done.set())
+    assert done.wait(10), "nobody read the result of a future that no thread waits on"
+    assert future.result(timeout=10) == 2
+    assert wait_for(lambda: client._agent._rx_owner == "agent")
 
 
-def test_timeout_while_reading_then_result(fake):
-    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
-    try:
-        fake.hold = True
-        future = client.submit(noop, 3)
-        with pytest.raises(concurrent.futures.TimeoutError):
-            future.result(timeout=0.3)
-        assert client._agent._rx_owner != threading.get_ident()  # it let go of the socket
-        fake.release_held()
-        assert future.result(timeout=10) == 3
-    finally:
-        client.disconnect()
+def test_timeout_while_reading_then_result(fake, client):
+    fake.hold = True
+    future = client.submit(noop, 3)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0.3)
+    assert client._agent._rx_owner != threading.get_ident()  # it let go of the socket
+    fake.release_held()
+    assert future.result(timeout=10) == 3
 
 
-def test_threads_waiting_on_their_own_futures(fake):
-    client = Client(fake.address, timeout_seconds=10, heartbeat_interval_seconds=1)
-    try:
-        fake.hold = True
-        futures = [client.submit(noop, i) for i in range(8)]
-        results = [None] * 8
+def test_threads_waiting_on_their_own_futures(fake, client):
+    fake.hold = True
+    futures = [client.submit(noop, i) for i in range(8)]
+    results = [None] * 8
 
-        def wait(i):
-            results[i] = futures[i].result(timeout=20)
+    def wait(i):
+        results[i] = futures[i].result(timeout=20)
 
-        threads = [threading.Thread(target=wait, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        assert wait_for(lambda: client._agent._rx_owner not in (None, "agent"))
-        fake.release_held()
-        for t in threads:
-            t.join(20)
-        assert results == list(range(8))
-    finally:
-        client.disconnect()
+    threads = [threading.Thread(target=wait, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: client._agent._rx_owner not in (None, "agent"))
+    fake.release_held()
+    for t in threads:
+        t.join(20)
+    assert results == list(range(8))
 
 
 def test_agent_sleeps_during_a_lone_long_wait(fake):

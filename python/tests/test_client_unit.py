@@ -314,49 +314,41 @@ def test_scheduler_that_starts_after_the_client():
         fake.stop()
 
 
-def test_broken_connection_fails_pending_futures_at_once():
-    fake = FakeScheduler(inline_only=True).start()
-    c = Client(fake.address, timeout_seconds=30, heartbeat_interval_seconds=1)
-    try:
-        assert c.submit(noop, 1).result(timeout=5) == 1
-        fake.hold = True  # the next task never finishes
-        pending = c.submit(noop, 2)
-        time.sleep(0.2)  # the agent reads the socket (no thread waits)
-        start = time.monotonic()
-        fake.stop()
-        with pytest.raises(TimeoutError, match="lost the connection to the scheduler"):
+def test_broken_connection_fails_pending_futures_at_once(breakable):
+    fake, c = breakable
+    assert c.submit(noop, 1).result(timeout=5) == 1
+    fake.hold = True  # the next task never finishes
+    pending = c.submit(noop, 2)
+    time.sleep(0.2)  # the agent reads the socket (no thread waits)
+    start = time.monotonic()
+    fake.stop()
+    with pytest.raises(TimeoutError, match="lost the connection to the scheduler"):
+        pending.result(timeout=10)
+    assert time.monotonic() - start < 5  # not after timeout_seconds (30)
+    with pytest.raises(ClientQuitException):
+        c.submit(noop, 3)
+
+
+def test_broken_connection_seen_by_a_waiting_thread(breakable):
+    fake, c = breakable
+    fake.hold = True
+    pending = c.submit(noop, 1)
+    outcome = []
+
+    def wait():
+        try:
             pending.result(timeout=10)
-        assert time.monotonic() - start < 5  # not after timeout_seconds (30)
-        with pytest.raises(ClientQuitException):
-            c.submit(noop, 3)
-    finally:
-        c.disconnect()
+        except BaseException as error:  # recorded for the assertion below
+            outcome.append(error)
 
-
-def test_broken_connection_seen_by_a_waiting_thread():
-    fake = FakeScheduler(inline_only=True).start()
-    c = Client(fake.address, timeout_seconds=30, heartbeat_interval_seconds=1)
-    try:
-        fake.hold = True
-        pending = c.submit(noop, 1)
-        outcome = []
-
-        def wait():
-            try:
-                pending.result(timeout=10)
-            except BaseException as error:  # recorded for the assertion below
-                outcome.append(error)
-
-        waiter = threading.Thread(target=wait)
-        waiter.start()
-        assert wait_for(lambda: c._agent._rx_owner == waiter.ident, 5)  # it reads the socket
-        fake.stop()
-        waiter.join(5)
-        assert not waiter.is_alive()
-        assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)
-        assert "lost the connection" in str(outcome[0])
-    finally:
-        c.disconnect()
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert wait_for(lambda: c._agent._rx_owner == waiter.ident, 5)  # it reads the socket
+    fake.stop()
+    waiter.join(5)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)
+    assert "lost the connection" in str(outcome[0])
 
 
 def test_pickled_client_reconnects(fake_scheduler, client):

@@ -14,17 +14,22 @@ from scaler.utility.exceptions import ObjectNotFoundError
 from scaler.io.ids import OBJECT_ID_LENGTH
 
 
-@pytest.fixture(scope="module")
-def storage_address():
+def _storage_server(*options):
+    """Run ``scaler object_storage_server`` with options on a free port; yield its address."""
     binary = scaler_binary()
     if binary is None:
         pytest.skip("no scaler binary (set SCALER_BINARY or put go on PATH)")
     address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([binary, "object_storage_server", address], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([binary, "object_storage_server", address, *options], stdout=subprocess.DEVNULL)
     time.sleep(0.2)
     yield address
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def storage_address():
+    yield from _storage_server()
 
 
 def test_ids():
@@ -62,16 +67,7 @@ def test_set_get_delete_duplicate(storage_address):
 @pytest.fixture(scope="module")
 def short_wait_storage():
     """A server whose parked gets end after 1 s."""
-    binary = scaler_binary()
-    if binary is None:
-        pytest.skip("no scaler binary (set SCALER_BINARY or put go on PATH)")
-    address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([binary, "object_storage_server", address, "--wait-timeout-seconds", "1"],
-                            stdout=subprocess.DEVNULL)
-    time.sleep(0.2)
-    yield address
-    proc.terminate()
-    proc.wait(10)
+    yield from _storage_server("--wait-timeout-seconds", "1")
 
 
 def test_missing_object_ends_at_the_server_deadline(short_wait_storage):

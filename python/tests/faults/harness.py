@@ -45,6 +45,15 @@ HOST = "127.0.0.1"
 
 # ---------------------------------------------------------------- sizes and waits
 
+def sleep_for(seconds):
+    """A task that sleeps, for the tests that need one running while they break something.
+
+    Here, in an importable module, so that processors load it by reference (their PYTHONPATH has
+    this package, see Stack)."""
+    time.sleep(seconds)
+    return seconds
+
+
 def long_form(short, long):
     """``long`` when the long form is asked for (env SCALER_FAULTS_LONG=1), else ``short``."""
     return long if os.environ.get("SCALER_FAULTS_LONG", "") not in ("", "0") else short
@@ -372,21 +381,21 @@ class Stack:
         self.roles[role.name] = role
         return role
 
+    def _add_listener(self, subcommand: str, name: str, port: int, args) -> Role:
+        """A role that listens on tcp://127.0.0.1:port: ``scaler subcommand tcp://127.0.0.1:port args``."""
+        return self._add(Role(self, name, [self.binary, subcommand, f"tcp://{HOST}:{port}", *args], port))
+
     def start_scheduler(self, *args: str, port: Optional[int] = None, name: str = "scheduler",
                         wait: bool = True) -> Role:
         """``scheduler tcp://127.0.0.1:P args``; P (and P+1, P+2 for its storage and monitor) free."""
-        port = port or scheduler_ports()
-        argv = [self.binary, "scheduler", f"tcp://{HOST}:{port}", *args]
-        role = self._add(Role(self, name, argv, port))
+        role = self._add_listener("scheduler", name, port or scheduler_ports(), args)
         if self.scheduler is None:
             self.scheduler = role
         return role.start(wait=wait)
 
     def start_storage(self, *args: str, port: Optional[int] = None, name: str = "storage", wait: bool = True) -> Role:
         """``object_storage_server tcp://127.0.0.1:P args`` (pass its address to the scheduler with -osa)."""
-        port = port or free_port()
-        argv = [self.binary, "object_storage_server", f"tcp://{HOST}:{port}", *args]
-        role = self._add(Role(self, name, argv, port))
+        role = self._add_listener("object_storage_server", name, port or free_port(), args)
         if self.storage is None:
             self.storage = role
         return role.start(wait=wait)

@@ -8,12 +8,7 @@ import time
 
 import pytest
 
-from .harness import alive, wait_until
-
-
-def sleep_for(seconds):
-    time.sleep(seconds)
-    return seconds
+from .harness import alive, wait_until, sleep_for
 
 
 def test_scheduler_kill9(stack):

@@ -5,12 +5,7 @@ restarted storage is empty, and a task whose objects were lost never succeeds.""
 
 import time
 
-from .harness import alive, wait_until
-
-
-def sleep_for(seconds):
-    time.sleep(seconds)
-    return seconds
+from .harness import alive, wait_until, sleep_for
 
 
 def test_storage_kill9_stops_the_workers(stack):

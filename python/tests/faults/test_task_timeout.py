@@ -5,12 +5,7 @@ import time
 
 import pytest
 
-from .harness import wait_until
-
-
-def sleep_for(seconds):
-    time.sleep(seconds)
-    return seconds
+from .harness import wait_until, sleep_for
 
 
 def test_task_timeout_fires(stack):

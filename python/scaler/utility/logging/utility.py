@@ -9,17 +9,11 @@ import sys
 from typing import List, Optional, Tuple, Union
 
 from scaler.config.defaults import DEFAULT_LOGGING_PATHS
+from scaler.utility.logging.tags import LEVEL_TAGS
 
 _FORMAT = "[%(levelname)s]%(asctime)s: %(message)s"
 _FILE_FORMAT = "[%(levelname)s]%(asctime)s:%(module)s:%(funcName)s:%(lineno)s: %(message)s"
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S%z"
-_LEVEL_TAGS = {
-    logging.DEBUG: "DEBG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARN",
-    logging.ERROR: "EROR",
-    logging.CRITICAL: "CTIC",
-}
 
 
 class LoggingLevel(enum.Enum):
@@ -49,8 +43,7 @@ def setup_logger(
         return
     if isinstance(log_paths, str):
         log_paths = (log_paths,)
-    # The four-letter level tags of 1.12.5's lines and of the Go roles' ([WARN], [EROR], ...).
-    for number, tag in _LEVEL_TAGS.items():
+    for number, tag in LEVEL_TAGS.items():
         logging.addLevelName(number, tag)
     level = logging_level.upper() if isinstance(logging_level, str) else logging_level
     if isinstance(level, str):

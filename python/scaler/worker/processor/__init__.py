@@ -61,6 +61,7 @@ from scaler.protocol.messages import (
     encode,
 )
 from scaler.utility.exceptions import ObjectStorageException
+from scaler.utility.logging.tags import LEVEL_TAGS
 from scaler.worker.preload import execute_preload
 
 __all__ = ["current_task", "main"]
@@ -589,20 +590,11 @@ def _rss() -> int:
         return 0
 
 
-_LEVEL_TAGS = {
-    logging.DEBUG: "DEBG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARN",
-    logging.ERROR: "EROR",
-    logging.CRITICAL: "CTIC",
-}
-
-
 class _LineFormatter(logging.Formatter):
     """The Go side's line: ``[INFO]2026-01-02 13:13:15+0000: processor: message``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        tag = _LEVEL_TAGS.get(record.levelno)
+        tag = LEVEL_TAGS.get(record.levelno)
         if tag is None:
             tag = "DEBG" if record.levelno < logging.INFO else "INFO" if record.levelno < logging.WARNING else "EROR"
         stamp = datetime.datetime.fromtimestamp(record.created).astimezone().strftime("%Y-%m-%d %H:%M:%S%z")
