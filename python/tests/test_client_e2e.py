@@ -276,10 +276,15 @@ def test_scheduler_crash_times_out(scaler_bin):
         combo.shutdown()
 
 
-def mark_sleep_and_return(marker, seconds, value):
+def mark_and_return(marker, value):
+    """Marks each start; the first run sleeps long enough that its worker cannot finish it while
+    the test stops that worker (a 2 s sleep did, under load, and the task never ran again)."""
     with open(marker, "a") as f:
         f.write("started\n")
-    time.sleep(seconds)
+    with open(marker) as f:
+        first = f.read().count("started") == 1
+    if first:
+        time.sleep(120)
     return value
 
 
@@ -295,7 +300,7 @@ def test_inline_argument_survives_worker_loss(scaler_bin, tmp_path):
     try:
         with Client(combo.get_address()) as client:
             marker = str(tmp_path / "started")
-            fut = client.submit_verbose(mark_sleep_and_return, (marker, 2, value), {}, capabilities={"inline_test": 1})
+            fut = client.submit_verbose(mark_and_return, (marker, value), {}, capabilities={"inline_test": 1})
             first = Cluster(address=combo.get_address(), worker_names=["first"],
                             per_worker_capabilities={"inline_test": -1}, logging_level="WARNING")
             first.start()
