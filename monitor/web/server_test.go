@@ -87,12 +87,12 @@ func sampleState(now time.Time) feed.State {
 		return feed.Task{ID: id, Function: fn, Worker: worker, State: s, End: now.Add(end), Duration: d, PeakMem: mem}
 	}
 	return feed.State{
-		Address:  "tcp://127.0.0.1:2347",
-		Status:   status,
-		Updated:  now.Add(-300 * time.Millisecond),
-		Restarts: 1,
-		Dropped:  4,
-		Missed:   2,
+		Address:   "tcp://127.0.0.1:2347",
+		Status:    status,
+		Updated:   now.Add(-300 * time.Millisecond),
+		Restarts:  1,
+		Overflows: 4,
+		Missed:    2,
 		Tasks: []feed.Task{ // newest first
 			task("a5", "score_model", w2, protocol.TaskStateSuccess, -100*time.Millisecond, 200*time.Millisecond, 0),
 			task("a4", "score_model", w2, protocol.TaskStateSuccess, -300*time.Millisecond, 190*time.Millisecond, 2<<20),
