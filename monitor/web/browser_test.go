@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/opengris/scaler/monitor/feed"
 
+	"github.com/opengris/scaler/internal/scalertest"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -40,8 +39,8 @@ func TestBrowser(t *testing.T) {
 	bin := buildScaler(t)
 	out := outputDir(t)
 
-	port := freePorts(t, 3) // scheduler P, object storage P+1, monitor P+2
-	webPort := freePorts(t, 1)
+	port := scalertest.FreePorts(t, 3) // scheduler P, object storage P+1, monitor P+2
+	webPort := scalertest.FreePorts(t, 1)
 	sched := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	monitor := fmt.Sprintf("tcp://127.0.0.1:%d", port+2)
 	base := fmt.Sprintf("http://127.0.0.1:%d", webPort)
@@ -352,28 +351,6 @@ func outputDir(t *testing.T) string {
 	}
 	t.Logf("test output: %s", dir)
 	return dir
-}
-
-// freePorts returns P with P..P+n-1 free on 127.0.0.1 a moment ago, below
-// the ephemeral range so that no outgoing connection takes one meanwhile.
-func freePorts(t *testing.T, n int) int {
-	for range 1000 {
-		p := 20000 + rand.IntN(12000)
-		ok := true
-		for q := p; q < p+n && ok; q++ {
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
 }
 
 // proc is a child process in its own process group, stopped when the test
