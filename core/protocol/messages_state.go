@@ -63,9 +63,10 @@ type StateScheduler struct {
 	TaskStates   []TaskStateCount  `msg:"task_states"` // every TaskState, in numeric order
 	Workers      []WorkerStatus    `msg:"workers"`
 	WorkerGroups []WorkerGroup     `msg:"worker_groups"`
-	// MonitorDropped counts the monitor messages (status and state events)
-	// refused since start because a subscriber's queue was at the send
-	// limit; a lower bound of what subscribers missed (docs/protocol.md).
+	// MonitorDropped counts overflow events since start: monitor messages
+	// refused because a subscriber's queue was at the send limit, about one
+	// per stall (the full subscriber is then skipped uncounted), not the
+	// messages lost; a subscriber's exact loss comes from MonitorSent.
 	MonitorDropped uint64 `msg:"monitor_dropped"`
 	// MonitorSent counts the monitor messages published since start, this
 	// one included. A subscriber to everything that received R messages

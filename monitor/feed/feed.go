@@ -80,10 +80,15 @@ type State struct {
 	Running  []Task                   // tasks currently on a worker, oldest first, at most MaxRunning
 	Finished []Second                 // tasks finished per second, last Seconds seconds, oldest first
 	Totals   Totals                   // cumulative counters since this monitor started
-	Dropped  uint64                   // status messages the scheduler dropped for slow subscribers (from the status)
+	// Overflows is the status's monitor_dropped: how many times the
+	// scheduler found a subscriber's queue full (this one or another) and
+	// refused it a monitor message. About one per stall, not one per lost
+	// message: libzmq then skips the full subscriber, uncounted, until it
+	// reads again.
+	Overflows uint64
 	// Missed counts the messages this monitor did not receive although the
-	// scheduler published them (from the status's MonitorSent): exact,
-	// while Dropped is the scheduler's lower bound over all subscribers.
+	// scheduler published them (from the status's MonitorSent): the exact
+	// loss of this monitor.
 	Missed uint64
 }
 

@@ -273,7 +273,7 @@ func (m *model) snapshot(now time.Time, timeout time.Duration) State {
 	}
 	s.Missed = m.missed
 	if m.status != nil {
-		s.Dropped = m.status.MonitorDropped
+		s.Overflows = m.status.MonitorDropped
 		// Decode gave a message that nobody else holds and the model never
 		// changes it: a shallow copy of the pointer would be shared with
 		// consumers, so hand out a copy of the struct and its slices.

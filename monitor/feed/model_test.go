@@ -161,9 +161,9 @@ func TestModelReconcilesWithStatus(t *testing.T) {
 				perSec += sec.Success
 			}
 			if got := s.Totals.Finished[success]; got != c.success || perSec != c.perSec || s.Missed != c.missed ||
-				s.Restarts != c.restarts || s.Dropped != c.dropped {
+				s.Restarts != c.restarts || s.Overflows != c.dropped {
 				t.Errorf("totals %d per-second %d missed %d restarts %d dropped %d; want %d %d %d %d %d",
-					got, perSec, s.Missed, s.Restarts, s.Dropped, c.success, c.perSec, c.missed, c.restarts, c.dropped)
+					got, perSec, s.Missed, s.Restarts, s.Overflows, c.success, c.perSec, c.missed, c.restarts, c.dropped)
 			}
 			if len(s.Finished) != Seconds || !s.Finished[Seconds-1].At.Equal(t0.Add(last).Truncate(time.Second)) {
 				t.Errorf("Finished: %d seconds ending %v", len(s.Finished), s.Finished[len(s.Finished)-1].At)

@@ -75,18 +75,18 @@ func TestMonitorAgainstScheduler(t *testing.T) {
 	for n < 400_000 && time.Now().Before(deadline) {
 		runBatch(t, c, n, batch)
 		n += batch
-		if m.State().Dropped > 0 {
+		if m.State().Overflows > 0 {
 			break
 		}
 		select {
 		case <-m.Changed(): // let a status through
 		case <-time.After(1500 * time.Millisecond):
 		}
-		if m.State().Dropped > 0 {
+		if m.State().Overflows > 0 {
 			break
 		}
 	}
-	sawDrops := m.State().Dropped
+	sawDrops := m.State().Overflows
 	t.Logf("%d tasks; scheduler dropped %d monitor messages (lower bound); this monitor missed %d", n, sawDrops, m.State().Missed)
 	if sawDrops == 0 {
 		t.Fatalf("no drops reported after %d tasks", n)

@@ -48,7 +48,7 @@ var (
 	dFeedRestart = desc("feed_restarts_total", "Times the status feed came back after stopping, or a restarted scheduler was seen.")
 	dFeedMissed  = desc("feed_missed_messages_total", "Monitor messages this exporter did not receive although the scheduler published them (exact, from the status).")
 
-	dDropped   = desc("monitor_dropped_messages_total", "Monitor messages the scheduler refused because a subscriber's queue was full, since the scheduler started (a lower bound of what slow subscribers missed).")
+	dOverflows = desc("monitor_overflows_total", "Times the scheduler found a monitor subscriber's queue full and refused it a message, since the scheduler started: overflow events (about one per stall), not lost messages; this exporter's own loss is scaler_feed_missed_messages_total.")
 	dTasks     = desc("tasks", "Tasks in each unfinished state now.", "state")
 	dFinished  = desc("tasks_finished_total", "Tasks finished since the scheduler started, by terminal state.", "outcome")
 	dQueued    = desc("tasks_queued", "Tasks waiting in the scheduler for a worker (state Inactive).")
@@ -74,7 +74,7 @@ var (
 	dWLag       = desc("worker_heartbeat_latency_seconds", "Heartbeat round-trip latency the worker reported.", "worker")
 	dWLast      = desc("worker_last_heartbeat_age_seconds", "Seconds since the scheduler heard from the worker (at most 255).", "worker")
 
-	allDescs = []*prometheus.Desc{dFeedUp, dFeedAge, dFeedRestart, dFeedMissed, dDropped, dTasks, dFinished, dQueued,
+	allDescs = []*prometheus.Desc{dFeedUp, dFeedAge, dFeedRestart, dFeedMissed, dOverflows, dTasks, dFinished, dQueued,
 		dWorkers, dClients, dObjects, dSchedCPU, dSchedRSS, dSchedFree, dMsgsIn, dMsgsOut,
 		dWQueued, dWFree, dWSent, dWSuspended, dWAgentRSS, dWAgentCPU, dWProcRSS, dWProcCPU, dWProcs, dWFreeMem, dWLag, dWLast}
 )
@@ -124,7 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if st == nil || s.Stale {
 		return
 	}
-	counter(dDropped, float64(st.MonitorDropped))
+	counter(dOverflows, float64(st.MonitorDropped))
 	// The scheduler's counts: current for unfinished states, cumulative
 	// since its start for terminal ones (core/scheduler, docs/protocol.md).
 	// The finished counter comes from there and not from task events, so

@@ -202,8 +202,26 @@ func TestFinishedCounterExact(t *testing.T) {
 	}) {
 		t.Fatalf("finished counter never reached %d:\n%s", n, out)
 	}
-	// Exactly n, and still n a status later.
-	time.Sleep(1500 * time.Millisecond)
+	// The status counts a worker's tasks until its heartbeat after the
+	// last result, so Running reaches 0 a status or two later, on a
+	// loaded machine maybe more.
+	if !scalertest.WaitFor(30*time.Second, func() bool {
+		out = scrape(t, h)
+		v, ok := value(out, `scaler_tasks{state="Running"}`)
+		time.Sleep(100 * time.Millisecond)
+		return ok && v == 0
+	}) {
+		t.Fatalf("Running never reached 0:\n%s", out)
+	}
+	// Exactly n, and still n a status later: wait for a status newer than
+	// the one seen (monitor_sent grew: only statuses are published now).
+	sent := m.State().Status.MonitorSent
+	if !scalertest.WaitFor(30*time.Second, func() bool {
+		time.Sleep(100 * time.Millisecond)
+		return m.State().Status.MonitorSent > sent
+	}) {
+		t.Fatalf("no status after monitor_sent %d", sent)
+	}
 	out = scrape(t, h)
 	checks := map[string]float64{
 		`scaler_tasks_finished_total{outcome="Success"}`: n,

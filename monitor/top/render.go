@@ -163,9 +163,9 @@ func topBlock(s *protocol.StateScheduler, width int) (block []string, fits bool)
 			{"cpu", Percentage(uint64(s.Scheduler.CPU))},
 			{"rss", Bytes(s.Scheduler.RSS)},
 			{"rss_free", Bytes(s.RSSFree)},
-			// Status and task events the scheduler refused to slow
-			// subscribers (this one or another) instead of queueing them.
-			{"feed_dropped", Integer(s.MonitorDropped)},
+			// Times the scheduler found a subscriber's queue full (this
+			// one or another): overflow events, not lost messages.
+			{"feed_overflows", Integer(s.MonitorDropped)},
 		}},
 		{"object_manager", [][2]string{{"num_of_objs", Integer(s.ObjectCount)}}},
 		{"task_manager", states},

@@ -32,6 +32,9 @@ type Options struct {
 const (
 	tick       = 200 * time.Millisecond
 	clockEvery = time.Second
+	// feedStopTimeout bounds the wait for the feed to close its socket
+	// when Run returns.
+	feedStopTimeout = 5 * time.Second
 )
 
 // Run shows the feed until ctx is done or the user quits (q, Q, Ctrl-C),
@@ -56,6 +59,20 @@ func Run(ctx context.Context, o Options) error {
 	mon := feed.New(feed.Options{Address: o.Address, Timeout: o.Timeout, Log: o.Log})
 	feedDone := make(chan error, 1)
 	go func() { feedDone <- mon.Run(ctx) }()
+	// The feed and its SUB socket must not outlive Run: cancel it and
+	// wait, bounded in case closing the socket hangs.
+	feedEnded := false
+	defer func() {
+		if feedEnded {
+			return
+		}
+		cancel()
+		select {
+		case <-feedDone:
+		case <-time.After(feedStopTimeout):
+			o.Log.Warn().Str("address", o.Address).Msgf("the status feed did not stop within %v", feedStopTimeout)
+		}
+	}()
 
 	events := make(chan tcell.Event, 64)
 	quitEvents := make(chan struct{})
@@ -78,6 +95,7 @@ func Run(ctx context.Context, o Options) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-feedDone:
+			feedEnded = true
 			// Only a socket that cannot be made at all ends the feed.
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package top
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,7 @@ func TestRunOnSimulatedTerminal(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("q did not quit")
 	}
+	checkFeedEnded(t)
 	ss.done <- nil // for the cleanup
 }
 
@@ -173,5 +175,17 @@ func TestCtrlCQuits(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Ctrl-C did not quit")
 	}
+	checkFeedEnded(t)
 	ss.done <- nil
+}
+
+// checkFeedEnded fails if a feed goroutine (and so its SUB socket) is
+// still there once Run has returned: Run must wait for it.
+func checkFeedEnded(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	if strings.Contains(stacks, "monitor/feed.(*Monitor).Run(") {
+		t.Errorf("the feed still runs after Run returned:\n%s", stacks)
+	}
 }

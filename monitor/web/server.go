@@ -179,6 +179,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // a proxy in front must not hold frames back
 	w.WriteHeader(http.StatusOK)
+	// The first writes are bounded like the later frames: a client that
+	// never reads must not hold its viewer slot forever.
+	_ = rc.SetWriteDeadline(time.Now().Add(s.opt.WriteTimeout))
 	// retry: how long the browser waits before reconnecting after a drop.
 	if _, err := w.Write([]byte("retry: 2000\n\n")); err != nil {
 		return
@@ -226,7 +229,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Bounds every other response (page, snapshot, metrics) against a
+		// client that stops reading; /events moves its own deadline per frame.
+		WriteTimeout: s.opt.WriteTimeout,
+		BaseContext:  func(net.Listener) context.Context { return ctx },
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -244,6 +250,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = srv.Shutdown(sctx)
 		scancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			// A response stuck in a write (a client that stopped reading,
+			// within WriteTimeout) is not the server failing: cut it.
+			s.opt.Log.Debug().Msg("closing the connections still busy after 5 s of shutdown")
+			err = srv.Close()
+		}
 		<-errc
 	}
 	cancel()

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,12 +87,12 @@ func sampleState(now time.Time) feed.State {
 		return feed.Task{ID: id, Function: fn, Worker: worker, State: s, End: now.Add(end), Duration: d, PeakMem: mem}
 	}
 	return feed.State{
-		Address:  "tcp://127.0.0.1:2347",
-		Status:   status,
-		Updated:  now.Add(-300 * time.Millisecond),
-		Restarts: 1,
-		Dropped:  4,
-		Missed:   2,
+		Address:   "tcp://127.0.0.1:2347",
+		Status:    status,
+		Updated:   now.Add(-300 * time.Millisecond),
+		Restarts:  1,
+		Overflows: 4,
+		Missed:    2,
 		Tasks: []feed.Task{ // newest first
 			task("a5", "score_model", w2, protocol.TaskStateSuccess, -100*time.Millisecond, 200*time.Millisecond, 0),
 			task("a4", "score_model", w2, protocol.TaskStateSuccess, -300*time.Millisecond, 190*time.Millisecond, 2<<20),
@@ -297,26 +298,41 @@ func (f *fakeSource) State() feed.State { f.mu.Lock(); defer f.mu.Unlock(); retu
 
 func startServer(t *testing.T, opt Options) (*Server, string) {
 	t.Helper()
-	srv := New(opt)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv, _ := serveOn(t, opt, ln)
+	return srv, "http://" + ln.Addr().String()
+}
+
+// serveOn runs a Server on ln until the test ends; cancel stops it early
+// (Serve's error is then checked at cleanup all the same).
+func serveOn(t *testing.T, opt Options, ln net.Listener) (srv *Server, stop func() error) {
+	t.Helper()
+	srv = New(opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
+	var once sync.Once
+	var serr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serr = <-done:
+			case <-time.After(20 * time.Second):
+				serr = fmt.Errorf("Serve did not return within 20 s of cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return within 10 s of cancel")
+		})
+		return serr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
 		}
 	})
-	return srv, "http://" + ln.Addr().String()
+	return srv, stop
 }
 
 // readEvent reads one event from an SSE stream: its name and data.
@@ -400,28 +416,89 @@ func TestViewersAreBounded(t *testing.T) {
 	}
 }
 
-// A page that stops reading (a stalled browser) is dropped once a write
-// stalls for WriteTimeout, and costs at most one frame meanwhile.
-func TestStalledViewerIsDropped(t *testing.T) {
-	st := sampleState(time.Now())
-	for i := range feed.MaxTasks { // large frames fill the socket buffers quickly
-		st.Tasks = append(st.Tasks, feed.Task{ID: fmt.Sprintf("%032x", i), Function: strings.Repeat("f", 200),
-			Worker: w1, State: protocol.TaskStateSuccess, End: time.Now(), Duration: time.Millisecond})
+// smallSendBuffers wraps a listener so that every accepted connection has
+// a small kernel send buffer: with a small receive buffer at the client
+// too, a frame of a megabyte cannot fit in the socket buffers, so a
+// client that never reads makes even the first write block.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
 	}
-	src := &fakeSource{st: st}
-	srv, base := startServer(t, Options{Source: src, Interval: 2 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	return c, err
+}
+
+// stalledViewer opens /events with a small receive buffer, set before
+// connecting so the advertised window is small from the start, and never
+// reads.
+func stalledViewer(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetReadBuffer(4096)
-	}
+	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+	return conn
+}
+
+// bigFrameState is a feed state whose snapshot is several megabytes (100
+// log rows with 40 kB function names), far more than the socket buffers
+// stalledViewer and smallSendBuffers leave.
+func bigFrameState() feed.State {
+	st := sampleState(time.Now())
+	for i := range feed.MaxTasks {
+		st.Tasks = append(st.Tasks, feed.Task{ID: fmt.Sprintf("%032x", i), Function: fmt.Sprintf("%d%s", i, strings.Repeat("f", 40000)),
+			Worker: w1, State: protocol.TaskStateSuccess, End: time.Now(), Duration: time.Millisecond})
+	}
+	return st
+}
+
+// A page that stops reading (a stalled browser) is dropped once a write
+// stalls for WriteTimeout, the first frame included: the interval is an
+// hour, so the first frame is the only write, and it cannot fit in the
+// socket buffers.
+func TestStalledViewerIsDropped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{st: bigFrameState()}
+	srv, _ := serveOn(t, Options{Source: src, Interval: time.Hour, WriteTimeout: 300 * time.Millisecond}, smallSendBuffers{ln})
+	stalledViewer(t, ln.Addr().String())
 	waitFor(t, "the viewer to join", func() bool { return srv.hub.count() == 1 })
-	// Never read: the server's writes stall, then it gives up.
+	// Never read: the server's first write stalls, then it gives up.
 	waitFor(t, "the stalled viewer to be dropped", func() bool { return srv.hub.count() == 0 })
+}
+
+// A viewer stalled in a write must not make Ctrl-C an error: Serve closes
+// the connections that Shutdown could not wait out, and returns nil.
+func TestStalledViewerDoesNotBlockShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{st: bigFrameState()}
+	srv, stop := serveOn(t, Options{Source: src, Interval: time.Hour, WriteTimeout: time.Hour}, smallSendBuffers{ln})
+	stalledViewer(t, ln.Addr().String())
+	waitFor(t, "the viewer to join", func() bool { return srv.hub.count() == 1 })
+	time.Sleep(200 * time.Millisecond) // let the handler reach its blocked write
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Serve after cancel with a stalled viewer: %v", err)
+	}
+	t.Logf("Serve returned %v after cancel", time.Since(start).Round(time.Millisecond))
+	waitFor(t, "the stalled viewer's handler to end", func() bool { return srv.hub.count() == 0 })
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -29,11 +29,11 @@ type Snapshot struct {
 
 // FeedStatus says whether status reports arrive.
 type FeedStatus struct {
-	State    string `json:"state"`      // "waiting" (nothing yet), "live" or "stopped"
-	Updated  int64  `json:"updated_ms"` // arrival of the newest message; 0 = never
-	Restarts int    `json:"restarts"`   // times the feed came back after stopping
-	Dropped  uint64 `json:"dropped"`    // status messages the scheduler dropped for slow subscribers
-	Missed   uint64 `json:"missed"`     // messages published but not received by this UI
+	State     string `json:"state"`      // "waiting" (nothing yet), "live" or "stopped"
+	Updated   int64  `json:"updated_ms"` // arrival of the newest message; 0 = never
+	Restarts  int    `json:"restarts"`   // times the feed came back after stopping
+	Overflows uint64 `json:"overflows"`  // times the scheduler found a subscriber's queue full (feed.State.Overflows)
+	Missed    uint64 `json:"missed"`     // messages published but not received by this UI
 }
 
 // SchedulerCard is the scheduler process and its bookkeeping.
@@ -148,7 +148,7 @@ func buildSnapshot(st *feed.State, s *stream, h *history, now time.Time) Snapsho
 	snap := Snapshot{
 		Address: st.Address,
 		Now:     now.UnixMilli(),
-		Feed:    FeedStatus{State: "live", Restarts: st.Restarts, Dropped: st.Dropped, Missed: st.Missed},
+		Feed:    FeedStatus{State: "live", Restarts: st.Restarts, Overflows: st.Overflows, Missed: st.Missed},
 		Workers: []Worker{},
 		Clients: []Client{},
 	}

@@ -113,7 +113,7 @@ function renderScheduler(snap) {
     ["CPU", pct(sc.cpu)], ["RSS", bytes(sc.rss)], ["Free memory", bytes(sc.rss_free)],
     ["Objects", int(sc.objects)], ["Workers", int(snap.workers.length)], ["Clients", int(snap.clients.length)],
     ["Feed restarts", int(snap.feed.restarts)],
-    ["Feed dropped", int(snap.feed.dropped), snap.feed.dropped ? "" : "zero"],
+    ["Feed overflows", int(snap.feed.overflows), snap.feed.overflows ? "" : "zero"],
     ["Feed missed here", int(snap.feed.missed), snap.feed.missed ? "" : "zero"],
   ]);
 }

@@ -86,13 +86,24 @@ def clock_seconds(hms: str) -> int:
     return h * 3600 + m * 60 + s
 
 
-def wait_screen(tmux, cond, what: str, timeout: float = 30.0) -> str:
-    """Poll capture-pane until cond(screen); the last screen goes into the failure message."""
+def wait_screen(tmux, cond, what: str, timeout: float = 30.0, stable: bool = False) -> str:
+    """Poll capture-pane until cond(screen); the last screen goes into the failure message.
+
+    With stable, the screen must also be the same in two captures 0.15 s apart: one capture can
+    catch a frame half drawn, rows of the new frame mixed with rows of the old one."""
     last = [""]
 
     def check():
         last[0] = tmux.screen()
-        return cond(last[0])
+        if not cond(last[0]):
+            return False
+        if not stable:
+            return True
+        time.sleep(0.15)
+        again = tmux.screen()
+        same = again == last[0]
+        last[0] = again
+        return same
 
     try:
         wait_until(check, timeout, what, interval=0.1)
@@ -155,9 +166,10 @@ def test_top_shows_the_cluster_sorts_and_quits(stack, tmux):
         for press, descending in ((1, column not in TEXT_COLUMNS), (2, column in TEXT_COLUMNS)):
             tmux.type(key)
             order = "descending" if descending else "ascending"
+            # The order is checked on a settled frame only (see wait_screen).
             screen = wait_screen(
                 tmux, lambda s: f"Sorted by {column}, {order}" in s and two_workers(s),
-                f"{key} (press {press}) to sort by {column}, {order}", timeout=10)
+                f"{key} (press {press}) to sort by {column}, {order}", timeout=20, stable=True)
             header, rows = worker_table(screen)
             assert marked(header) == [column], header
             if column in TEXT_COLUMNS:
