@@ -20,7 +20,7 @@ import (
 
 	"github.com/opengris/scaler/monitor/feed"
 
-	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/freeport"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -39,8 +39,8 @@ func TestBrowser(t *testing.T) {
 	bin := buildScaler(t)
 	out := outputDir(t)
 
-	port := scalertest.FreePorts(t, 3) // scheduler P, object storage P+1, monitor P+2
-	webPort := scalertest.FreePorts(t, 1)
+	port := freeport.Ports(t, 3) // scheduler P, object storage P+1, monitor P+2
+	webPort := freeport.Ports(t, 1)
 	sched := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	monitor := fmt.Sprintf("tcp://127.0.0.1:%d", port+2)
 	base := fmt.Sprintf("http://127.0.0.1:%d", webPort)

@@ -5,23 +5,14 @@
 package freeport
 
 import (
-	"net"
+	"strconv"
 	"testing"
 )
 
 // Addr returns "tcp://127.0.0.1:<port>" for a port that was free a moment
-// ago: the listener that found it is closed before Addr returns (unlike a
-// zmq close, synchronously). Another process may take the port meanwhile,
-// as with any such helper; the port chooser is the kernel's.
+// ago and that no Ports or Addr call of this process returned before.
+// Another process may take it meanwhile, as with any such helper.
 func Addr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "tcp://" + l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return "tcp://127.0.0.1:" + strconv.Itoa(Ports(t, 1))
 }

@@ -1,4 +1,4 @@
-package scalertest
+package freeport
 
 import (
 	"math/rand/v2"
@@ -22,13 +22,13 @@ var (
 	given   = map[int]bool{} // every port handed out by this process
 )
 
-// FreePorts returns P such that P..P+n-1 were free on 127.0.0.1 a moment
-// ago and overlap no port FreePorts returned before in this process: a
+// Ports returns P such that P..P+n-1 were free on 127.0.0.1 a moment
+// ago and overlap no port Ports returned before in this process: a
 // test that asks for a scheduler's three ports (P, P+1 object storage, P+2
 // monitor) and then for a web port gets four different ports although
 // nothing listens on them yet. Another process may still take one; tests
 // that can bind port 0 should do that instead.
-func FreePorts(t testing.TB, n int) int {
+func Ports(t testing.TB, n int) int {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
