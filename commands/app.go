@@ -207,7 +207,7 @@ func notApplied(cfg config.Section) []ignoredOption {
 }
 
 // loggingOf returns the section's logging settings, or defaults for the
-// roles that have none in upstream (top, ui): console at INFO.
+// roles that have none in upstream: console at INFO (ui), nothing (top).
 func loggingOf(cfg config.Section) config.Logging {
 	switch c := cfg.(type) {
 	case *config.Scheduler:
@@ -220,6 +220,9 @@ func loggingOf(cfg config.Section) config.Logging {
 		return c.Logging
 	case *config.SymphonyWorkerAdapter:
 		return c.Logging
+	case *config.Top:
+		// The screen is the console: a log line there would tear it.
+		return config.Logging{LoggingLevel: "INFO"}
 	}
 	return config.Logging{LoggingPaths: []string{"/dev/stdout"}, LoggingLevel: "INFO"}
 }

@@ -269,7 +269,7 @@ func (w *WebUI) Validate() error {
 // Top is the [top] section of scaler_top.
 type Top struct {
 	MonitorAddress string `toml:"monitor_address" pos:"true" arg:"ADDRESS" help:"scheduler monitor address to subscribe to, e.g. tcp://127.0.0.1:6380"`
-	Timeout        int    `toml:"timeout" short:"t" arg:"SECONDS" help:"give up when no status arrives for this long"`
+	Timeout        int    `toml:"timeout" short:"t" arg:"SECONDS" help:"after this long without a message, show that the feed stopped (top keeps waiting for it)"`
 }
 
 // DefaultTop returns the built-in defaults of [top].

@@ -172,6 +172,38 @@ func (s *Socket) TrySend(frames ...[]byte) error {
 	return nil
 }
 
+// SendLossy sends a one-frame message on an XPUB with Options.XPubNoDrop
+// to the subscribers that have room and drops it for those at their send
+// HWM, as a plain PUB would. It is the fallback after TrySend returned
+// ErrFull: libzmq's no-drop mode refuses a message for everybody as soon
+// as one subscriber is full, so without it a single subscriber that stops
+// reading would blind all the others. The socket is in no-drop mode again
+// on return.
+func (s *Socket) SendLossy(frame []byte) error {
+	if s.typ != XPub {
+		return fmt.Errorf("transport: SendLossy on %v", s.typ)
+	}
+	if s.sock == nil {
+		return ErrClosed
+	}
+	if err := s.sock.SetXpubNodrop(false); err != nil {
+		return fmt.Errorf("transport: clear xpub nodrop: %w", err)
+	}
+	var err error
+	for {
+		if _, err = s.sock.SendBytes(frame, zmq.DONTWAIT); err == nil || !isErrno(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err2 := s.sock.SetXpubNodrop(true); err2 != nil {
+		return fmt.Errorf("transport: set xpub nodrop: %w", err2)
+	}
+	if err != nil && !isErrno(err, syscall.EAGAIN) {
+		return fmt.Errorf("transport: send on %v %s: %w", s.typ, s.addr, err)
+	}
+	return nil
+}
+
 // Flush sends the messages zmq refused earlier, in order (per peer for a
 // RouterMandatory socket), until it refuses again. It returns only fatal
 // errors.

@@ -401,6 +401,68 @@ func TestSocketTrySendXPubFull(t *testing.T) {
 	}
 }
 
+// SendLossy: while one subscriber does not read (TrySend says ErrFull), a
+// second one that reads still receives every message sent with SendLossy.
+// The reader subscribes to topic "x" only, so the fill messages ('s...')
+// concern the stalled subscriber alone and the reader's queue is empty at
+// each SendLossy. (After a lossy send libzmq skips the full subscriber
+// until it reads again, so TrySend may then succeed: it is not asserted.)
+func TestSocketSendLossyServesOthers(t *testing.T) {
+	const hwm = 4
+	x, err := Open(XPub, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, XPubNoDrop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	stalled, err := Open(Sub, x.Addr(), false, Options{RecvHWM: hwm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	reader, err := Open(Sub, x.Addr(), false, Options{Subscribe: [][]byte{[]byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	subs := 0
+	pump(t, 10*time.Second, []*Socket{x}, func(_ *Socket, m [][]byte) { subs++ }, func() bool { return subs >= 2 })
+	payload := bytes.Repeat([]byte{'s'}, 64<<10)
+	deadline := time.Now().Add(20 * time.Second)
+	for x.TrySend(payload) != ErrFull {
+		if time.Now().After(deadline) {
+			t.Fatal("no ErrFull")
+		}
+	}
+	if err := x.TrySend([]byte("x")); err != ErrFull {
+		t.Fatalf("TrySend to a full subscriber: %v, want ErrFull", err)
+	}
+	xs := 0
+	onMsg := func(_ *Socket, m [][]byte) {
+		if string(m[0]) == "x" {
+			xs++
+		}
+	}
+	const n = 30
+	for i := 0; i < n; i++ {
+		if err := x.SendLossy([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		pump(t, 20*time.Second, []*Socket{reader}, onMsg, func() bool { return xs > i })
+	}
+	// SendLossy restored the no-drop mode: a TrySend fails again once the
+	// stalled subscriber is full (libzmq offers it messages again when it
+	// has read, so let it read, then fill it).
+	drainUntil := time.Now().Add(300 * time.Millisecond)
+	pump(t, 20*time.Second, []*Socket{stalled}, func(*Socket, [][]byte) {}, func() bool { return time.Now().After(drainUntil) })
+	deadline = time.Now().Add(20 * time.Second)
+	for x.TrySend(payload) != ErrFull {
+		if time.Now().After(deadline) {
+			t.Fatal("TrySend never refused again: no-drop mode lost")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // A peer that sends a frame over MaxMsgSize is disconnected by libzmq and
 // its message never arrives; other peers are served.
 func TestSocketMaxMsgSize(t *testing.T) {

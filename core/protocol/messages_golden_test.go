@@ -120,7 +120,10 @@ func init() {
 			ITL:        "111",
 			Processors: []ProcessorStatus{gProc},
 		}},
-		WorkerGroups: []WorkerGroup{{GroupID: []byte("native-0a1b"), WorkerIDs: [][]byte{gWorker}}},
+		WorkerGroups:   []WorkerGroup{{GroupID: []byte("native-0a1b"), WorkerIDs: [][]byte{gWorker}}},
+		MonitorDropped: 3,
+		MonitorSent:    5000,
+		InstanceID:     seq(16, 0x40),
 	})
 	addGolden(&StateWorker{WorkerID: gWorker, State: WorkerDisconnected, Capabilities: map[string]int64{"gpu": 2}})
 	addGolden(&StateTask{

@@ -63,6 +63,18 @@ type StateScheduler struct {
 	TaskStates   []TaskStateCount  `msg:"task_states"` // every TaskState, in numeric order
 	Workers      []WorkerStatus    `msg:"workers"`
 	WorkerGroups []WorkerGroup     `msg:"worker_groups"`
+	// MonitorDropped counts the monitor messages (status and state events)
+	// refused since start because a subscriber's queue was at the send
+	// limit; a lower bound of what subscribers missed (docs/protocol.md).
+	MonitorDropped uint64 `msg:"monitor_dropped"`
+	// MonitorSent counts the monitor messages published since start, this
+	// one included. A subscriber to everything that received R messages
+	// since the previous status it saw (this one included) missed
+	// MonitorSent minus that status's MonitorSent minus R.
+	MonitorSent uint64 `msg:"monitor_sent"`
+	// InstanceID is random per scheduler process start (as in the
+	// heartbeat echoes): a monitor tells a restarted scheduler by it.
+	InstanceID []byte `msg:"instance_id"`
 }
 
 // StateWorker is published when a worker connects or disconnects.

@@ -1235,6 +1235,24 @@ func (z *StateScheduler) DecodeMsg(dc *msgp.Reader) (err error) {
 					}
 				}
 			}
+		case "monitor_dropped":
+			z.MonitorDropped, err = dc.ReadUint64()
+			if err != nil {
+				err = msgp.WrapError(err, "MonitorDropped")
+				return
+			}
+		case "monitor_sent":
+			z.MonitorSent, err = dc.ReadUint64()
+			if err != nil {
+				err = msgp.WrapError(err, "MonitorSent")
+				return
+			}
+		case "instance_id":
+			z.InstanceID, err = dc.ReadBytes(z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -1248,9 +1266,9 @@ func (z *StateScheduler) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *StateScheduler) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 8
+	// map header, size 11
 	// write "binder"
-	err = en.Append(0x88, 0xa6, 0x62, 0x69, 0x6e, 0x64, 0x65, 0x72)
+	err = en.Append(0x8b, 0xa6, 0x62, 0x69, 0x6e, 0x64, 0x65, 0x72)
 	if err != nil {
 		return
 	}
@@ -1412,15 +1430,45 @@ func (z *StateScheduler) EncodeMsg(en *msgp.Writer) (err error) {
 			}
 		}
 	}
+	// write "monitor_dropped"
+	err = en.Append(0xaf, 0x6d, 0x6f, 0x6e, 0x69, 0x74, 0x6f, 0x72, 0x5f, 0x64, 0x72, 0x6f, 0x70, 0x70, 0x65, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteUint64(z.MonitorDropped)
+	if err != nil {
+		err = msgp.WrapError(err, "MonitorDropped")
+		return
+	}
+	// write "monitor_sent"
+	err = en.Append(0xac, 0x6d, 0x6f, 0x6e, 0x69, 0x74, 0x6f, 0x72, 0x5f, 0x73, 0x65, 0x6e, 0x74)
+	if err != nil {
+		return
+	}
+	err = en.WriteUint64(z.MonitorSent)
+	if err != nil {
+		err = msgp.WrapError(err, "MonitorSent")
+		return
+	}
+	// write "instance_id"
+	err = en.Append(0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.InstanceID)
+	if err != nil {
+		err = msgp.WrapError(err, "InstanceID")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *StateScheduler) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 8
+	// map header, size 11
 	// string "binder"
-	o = append(o, 0x88, 0xa6, 0x62, 0x69, 0x6e, 0x64, 0x65, 0x72)
+	o = append(o, 0x8b, 0xa6, 0x62, 0x69, 0x6e, 0x64, 0x65, 0x72)
 	o, err = z.Binder.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "Binder")
@@ -1492,6 +1540,15 @@ func (z *StateScheduler) MarshalMsg(b []byte) (o []byte, err error) {
 			o = msgp.AppendBytes(o, z.WorkerGroups[za0004].WorkerIDs[za0005])
 		}
 	}
+	// string "monitor_dropped"
+	o = append(o, 0xaf, 0x6d, 0x6f, 0x6e, 0x69, 0x74, 0x6f, 0x72, 0x5f, 0x64, 0x72, 0x6f, 0x70, 0x70, 0x65, 0x64)
+	o = msgp.AppendUint64(o, z.MonitorDropped)
+	// string "monitor_sent"
+	o = append(o, 0xac, 0x6d, 0x6f, 0x6e, 0x69, 0x74, 0x6f, 0x72, 0x5f, 0x73, 0x65, 0x6e, 0x74)
+	o = msgp.AppendUint64(o, z.MonitorSent)
+	// string "instance_id"
+	o = append(o, 0xab, 0x69, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x69, 0x64)
+	o = msgp.AppendBytes(o, z.InstanceID)
 	return
 }
 
@@ -1713,6 +1770,24 @@ func (z *StateScheduler) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					}
 				}
 			}
+		case "monitor_dropped":
+			z.MonitorDropped, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "MonitorDropped")
+				return
+			}
+		case "monitor_sent":
+			z.MonitorSent, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "MonitorSent")
+				return
+			}
+		case "instance_id":
+			z.InstanceID, bts, err = msgp.ReadBytesBytes(bts, z.InstanceID)
+			if err != nil {
+				err = msgp.WrapError(err, "InstanceID")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1746,6 +1821,7 @@ func (z *StateScheduler) Msgsize() (s int) {
 			s += msgp.BytesPrefixSize + len(z.WorkerGroups[za0004].WorkerIDs[za0005])
 		}
 	}
+	s += 16 + msgp.Uint64Size + 13 + msgp.Uint64Size + 12 + msgp.BytesPrefixSize + len(z.InstanceID)
 	return
 }
 

@@ -835,12 +835,19 @@ func (s *Scheduler) transition(t *task, tr Transition) (protocol.TaskState, bool
 	return next, true
 }
 
+// publishTask publishes t's state. Every event carries the function name
+// (a monitor that joined late or missed the Running event still labels the
+// task); worker is the worker the task is on, or was on when it finished.
 func (s *Scheduler) publishTask(t *task, worker []byte) {
-	st := &protocol.StateTask{TaskID: t.msg.TaskID, State: t.state, Worker: worker}
-	if t.state == protocol.TaskStateRunning || t.state == protocol.TaskStateInactive {
-		st.FunctionName = t.funcName
+	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
+}
+
+// workerOf is the id of t's worker, nil when it is on none.
+func workerOf(t *task) []byte {
+	if t.worker == nil {
+		return nil
 	}
-	s.out.Publish(st)
+	return t.worker.idb
 }
 
 // forget removes a terminal task.
@@ -855,13 +862,14 @@ func (s *Scheduler) forget(t *task) {
 
 // finishResult ends t (already in its terminal state) with result r.
 func (s *Scheduler) finishResult(t *task, r *protocol.TaskResult) {
+	worker := workerOf(t) // forget takes t off its worker
 	s.forget(t)
 	if !t.silent {
 		s.out.Send([]byte(t.owner), r)
 	} else if len(r.Results) > 0 {
 		s.releaseObjects(t.owner, r.Results)
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, State: t.state, Profile: r.Profile})
+	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker, Profile: r.Profile})
 	if t.graph != nil {
 		s.nodeFinished(t.graph, t, r)
 	}
@@ -870,11 +878,12 @@ func (s *Scheduler) finishResult(t *task, r *protocol.TaskResult) {
 
 // finishCanceled ends t (already Canceled or CanceledNotFound) and confirms.
 func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
+	worker := workerOf(t)
 	s.forget(t)
 	if !t.silent {
 		s.out.Send([]byte(t.owner), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, State: t.state})
+	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
 	if t.graph != nil {
 		s.nodeCanceled(t.graph, t, c)
 	}

@@ -193,7 +193,19 @@ func TestStateTaskPublished(t *testing.T) { // items 20, 21
 	h.handle("w", &protocol.TaskResult{TaskID: []byte("t1"), Type: protocol.ResultSuccess, Profile: protocol.TaskProfile{DurationS: 2}})
 	pub = h.takePub()
 	st = pub[0].(*protocol.StateTask)
-	if st.State != protocol.TaskStateSuccess || len(st.Worker) != 0 || st.Profile.DurationS != 2 {
+	// The finish event names the function and the worker too: a monitor's
+	// task log needs them even when it missed the Running event.
+	if st.State != protocol.TaskStateSuccess || string(st.Worker) != "w" || string(st.FunctionName) != "square" || st.Profile.DurationS != 2 {
+		t.Fatalf("StateTask %+v", st)
+	}
+	// A running task canceled: the Canceled event names its worker too.
+	h.submit("c", "t2")
+	h.takePub()
+	h.handle("c", &protocol.TaskCancel{TaskID: []byte("t2")})
+	h.handle("w", &protocol.TaskCancelConfirm{TaskID: []byte("t2"), Type: protocol.CancelConfirmCanceled})
+	pub = h.takePub()
+	st = pub[len(pub)-1].(*protocol.StateTask)
+	if st.State != protocol.TaskStateCanceled || string(st.Worker) != "w" || string(st.FunctionName) != "square" {
 		t.Fatalf("StateTask %+v", st)
 	}
 }

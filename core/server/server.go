@@ -40,9 +40,9 @@ const (
 	// dropped (stalledPeer).
 	peerBacklogBytes = 8 << 20
 	// monitorHWM is the monitor's send mark per subscriber, in messages
-	// (status snapshots and task/worker state changes). At the mark status
-	// is dropped for every subscriber (XPUB_NODROP lets us count it) and the
-	// count is logged once a second.
+	// (status snapshots and task/worker state changes). A message refused at
+	// the mark (XPUB_NODROP lets us see it) is counted, logged once a second
+	// and sent on to the subscribers that have room (see publish).
 	monitorHWM = 10000
 	// monitorMaxMsgSize: subscribers send only (un)subscriptions to topics.
 	monitorMaxMsgSize = 4 << 10
@@ -95,7 +95,11 @@ type Server struct {
 	outPeers  map[string]int // peer -> index in outQueues
 	outQueues []outQueue
 
-	monitorDropped, lastMonitorDropped uint64 // status messages dropped at monitorHWM
+	// monitorDropped counts monitor messages refused at monitorHWM since
+	// start, monitorSent those published (with a subscriber); both go out
+	// in StateScheduler.
+	monitorDropped, lastMonitorDropped uint64
+	monitorSent                        uint64
 
 	mem memRelease
 
@@ -363,7 +367,7 @@ func (s *Server) Run(ctx context.Context) error {
 				if n := s.monitorDropped - s.lastMonitorDropped; n > 0 {
 					s.lastMonitorDropped = s.monitorDropped
 					s.log.Warn().Uint64("count", n).Uint64("total", s.monitorDropped).
-						Msg("a monitor subscriber is not reading: status messages dropped for all subscribers")
+						Msg("a monitor subscriber is not reading: monitor messages dropped for it")
 				}
 			}
 			if n := s.undelivered - s.lastUndelivered; n > 0 {
@@ -560,6 +564,9 @@ func (s *Server) publishStatus(now time.Time) {
 	}
 	st := s.core.Snapshot(now) // includes the worker groups
 	st.Scheduler.CPU, st.Scheduler.RSS, st.RSSFree = s.proc.sample(now)
+	st.MonitorDropped = s.monitorDropped
+	st.MonitorSent = s.monitorSent + 1 // this status included
+	st.InstanceID = s.core.InstanceID()
 	for _, k := range s.recvOrder {
 		st.Binder.Received = append(st.Binder.Received, protocol.MessageCount{Name: k.String(), Count: s.received[k]})
 	}
@@ -601,8 +608,20 @@ func (s *Server) publish(m protocol.Message) {
 		s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding status failed")
 		return
 	}
+	s.monitorSent++
 	if err := s.monitor.TrySend(b); errors.Is(err, transport.ErrFull) {
-		s.monitorDropped++ // a subscriber at monitorHWM; logged once a second
+		// A subscriber is at monitorHWM; counted, logged once a second.
+		// libzmq's no-drop mode refuses the message for everybody, so
+		// send it again to those with room: one monitor that stops
+		// reading must not blind the others. libzmq then skips the full
+		// subscriber until it reads again, so later messages it misses
+		// are not refused and not counted here: MonitorDropped is a lower
+		// bound, and a subscriber finds its own exact loss from
+		// MonitorSent (docs/protocol.md).
+		s.monitorDropped++
+		if err := s.monitor.SendLossy(b); err != nil {
+			s.log.Error().Err(err).Msg("monitor send failed")
+		}
 	}
 }
 

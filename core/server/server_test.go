@@ -73,6 +73,62 @@ func runTasks(t *testing.T, c *scalertest.Client, n uint64) {
 	}
 }
 
+// Every status says how many monitor messages were published (this one
+// included): a subscriber that reads everything finds no gap between two
+// statuses, while tasks run. The status also names the instance and counts
+// no drops.
+func TestMonitorSentCounts(t *testing.T) {
+	s := scalertest.StartScheduler(t, nil)
+	sub, err := transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
+	defer w.Stop()
+	c := must[*scalertest.Client](t)(scalertest.NewClient(s.Addr()))
+	defer c.Close()
+	go func() {
+		for i := uint64(0); i < 300; i++ {
+			_ = c.Send(c.Task(i))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var prev *protocol.StateScheduler
+	received, intervals, events := uint64(0), 0, uint64(0)
+	deadline := time.After(3 * wait)
+	for intervals < 3 || events == 0 {
+		select {
+		case frames := <-sub.Recv():
+			received++
+			m, err := protocol.Decode(frames[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, ok := m.(*protocol.StateScheduler)
+			if !ok {
+				events++
+				continue
+			}
+			if len(st.InstanceID) != 16 || st.MonitorDropped != 0 || st.MonitorSent == 0 {
+				t.Fatalf("status: instance %x dropped %d sent %d", st.InstanceID, st.MonitorDropped, st.MonitorSent)
+			}
+			if prev != nil {
+				if d := st.MonitorSent - prev.MonitorSent; d != received {
+					t.Fatalf("monitor_sent grew by %d, %d messages received", d, received)
+				}
+				if string(st.InstanceID) != string(prev.InstanceID) {
+					t.Fatal("instance id changed")
+				}
+				intervals++
+			}
+			prev, received = st, 0
+		case <-deadline:
+			t.Fatalf("%d intervals, %d task events", intervals, events)
+		}
+	}
+}
+
 func TestMonitorFeed(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
 	sub, err := transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{})

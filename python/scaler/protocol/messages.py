@@ -351,7 +351,8 @@ StateScheduler = _struct(
     [
         ("binder", BinderStatus), ("scheduler", Resource), ("rss_free", I), ("clients", [ClientTaskCount]),
         ("object_count", I), ("task_states", [TaskStateCount]), ("workers", [WorkerStatus]),
-        ("worker_groups", [WorkerGroup]),
+        ("worker_groups", [WorkerGroup]), ("monitor_dropped", I),
+        ("monitor_sent", I), ("instance_id", B),
     ],
     Kind.StateScheduler,
 )
