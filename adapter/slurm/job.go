@@ -89,27 +89,25 @@ func Script(s JobSpec, nonce string) string {
 		names = append(names, WorkerName("$J", i))
 		ids = append(ids, fmt.Sprintf("$J|Worker|%s|%s", WorkerName("$J", i), nonce))
 	}
-	argv := []string{shellQuote(s.ScalerBinary), "cluster", shellQuote(s.SchedulerAddress),
-		"--num-of-workers", strconv.Itoa(s.WorkersPerJob),
+	// One option and its value a line, so that the script reads well in
+	// scontrol show job / the job's record.
+	argv := []string{shellQuote(s.ScalerBinary) + " cluster " + shellQuote(s.SchedulerAddress),
+		"--num-of-workers " + strconv.Itoa(s.WorkersPerJob),
 		`--worker-names "` + strings.Join(names, ",") + `"`,
 		`--worker-ids "` + strings.Join(ids, ",") + `"`,
-		"--python", shellQuote(s.Python),
-		"--per-worker-task-queue-size", strconv.Itoa(s.QueueSize),
-		"--heartbeat-interval-seconds", strconv.Itoa(s.HeartbeatSeconds),
-		"--task-timeout-seconds", strconv.Itoa(s.TaskTimeout),
-		"--death-timeout-seconds", strconv.Itoa(s.DeathTimeout),
+		"--python " + shellQuote(s.Python),
+		"--per-worker-task-queue-size " + strconv.Itoa(s.QueueSize),
+		"--heartbeat-interval-seconds " + strconv.Itoa(s.HeartbeatSeconds),
+		"--task-timeout-seconds " + strconv.Itoa(s.TaskTimeout),
+		"--death-timeout-seconds " + strconv.Itoa(s.DeathTimeout),
 	}
-	if s.StorageAddress != "" {
-		argv = append(argv, "--object-storage-address", shellQuote(s.StorageAddress))
-	}
-	if s.Capabilities != "" {
-		argv = append(argv, "--per-worker-capabilities", shellQuote(s.Capabilities))
-	}
-	if s.Preload != "" {
-		argv = append(argv, "--preload", shellQuote(s.Preload))
-	}
-	if s.LoggingLevel != "" {
-		argv = append(argv, "--logging-level", s.LoggingLevel)
+	for _, o := range []struct{ flag, v string }{
+		{"--object-storage-address", s.StorageAddress}, {"--per-worker-capabilities", s.Capabilities},
+		{"--preload", s.Preload}, {"--logging-level", s.LoggingLevel},
+	} {
+		if o.v != "" {
+			argv = append(argv, o.flag+" "+shellQuote(o.v))
+		}
 	}
 	return "#!/bin/sh\n" +
 		"# scaler worker job, submitted by scaler_worker_adapter_slurm.\n" +
