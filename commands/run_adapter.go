@@ -77,7 +77,8 @@ func runSlurmAdapter(ctx context.Context, section config.Section, log zerolog.Lo
 		HeartbeatSeconds: cfg.HeartbeatInterval, TaskTimeout: cfg.TaskTimeoutSeconds,
 		DeathTimeout: cfg.DeathTimeoutSeconds, Preload: cfg.Preload, LoggingLevel: cfg.LoggingLevel,
 	}
-	opt := slurm.Options{Spec: spec, MaxJobs: cfg.MaxJobs, Poll: time.Duration(cfg.PollSeconds) * time.Second}
+	opt := slurm.Options{Spec: spec, MaxJobs: cfg.MaxJobs, Poll: time.Duration(cfg.PollSeconds) * time.Second,
+		StopGrace: time.Duration(cfg.StopGraceSeconds) * time.Second}
 	return slurm.Run(ctx, opt, cfg.AdapterWebHost, cfg.AdapterWebPort, nil, log)
 }
 

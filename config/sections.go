@@ -449,6 +449,7 @@ type SlurmWorkerAdapter struct {
 	ScalerBinary          string `toml:"scaler_binary" arg:"PATH" help:"path of the scaler binary on the nodes (default: this executable's path; put it on a shared file system)"`
 	Python                string `toml:"python" arg:"PATH" help:"Python interpreter on the nodes that runs processors and has the scaler package (default: $SCALER_PYTHON, else the python beside this executable, else python3)"`
 	PollSeconds           int    `toml:"poll_seconds" arg:"SECONDS" help:"interval between squeue checks for jobs Slurm ended by itself"`
+	StopGraceSeconds      int    `toml:"stop_grace_seconds" arg:"SECONDS" help:"a running job being shut down gets SIGTERM to its cluster, which stops its workers in order; still running this long after, it is cancelled outright (scancel)"`
 	PerWorkerCapabilities string `toml:"per_worker_capabilities" short:"pwc" arg:"CAPS" help:"comma-separated capabilities of every worker, e.g. \"linux,cpu=4\""`
 	WorkerTaskQueueSize   int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks a worker may hold queued"`
 	HeartbeatInterval     int    `toml:"heartbeat_interval" short:"hi" arg:"SECONDS" help:"interval between worker heartbeats"`
@@ -468,6 +469,7 @@ func DefaultSlurmWorkerAdapter() *SlurmWorkerAdapter {
 		CPUsPerJob:          1,
 		JobName:             "scaler-workers",
 		PollSeconds:         5,
+		StopGraceSeconds:    30,
 		WorkerTaskQueueSize: 10,
 		HeartbeatInterval:   2,
 		DeathTimeoutSeconds: 300,
@@ -488,6 +490,7 @@ func (s *SlurmWorkerAdapter) Validate() error {
 		atLeast("cpus_per_job", s.CPUsPerJob, 1),
 		nonEmpty("job_name", s.JobName),
 		atLeast("poll_seconds", s.PollSeconds, 1),
+		atLeast("stop_grace_seconds", s.StopGraceSeconds, 1),
 		atLeast("worker_task_queue_size", s.WorkerTaskQueueSize, 1),
 		atLeast("heartbeat_interval", s.HeartbeatInterval, 1),
 		atLeast("task_timeout_seconds", s.TaskTimeoutSeconds, 0),

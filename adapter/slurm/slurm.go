@@ -41,8 +41,12 @@ type Slurm interface {
 	// Submit runs sbatch with args and the script on its standard input
 	// and returns the job id.
 	Submit(ctx context.Context, args []string, script string) (string, error)
-	// Cancel cancels the jobs.
+	// Cancel cancels the jobs (scancel: SIGTERM to every process of
+	// the job, SIGKILL after Slurm's KillWait).
 	Cancel(ctx context.Context, ids []string) error
+	// Terminate sends SIGTERM to the batch script of running jobs only
+	// (scancel --batch --signal=TERM); the job ends when the script exits.
+	Terminate(ctx context.Context, ids []string) error
 	// Queue lists the jobs named name that Slurm still has: id -> state.
 	Queue(ctx context.Context, name string) (map[string]string, error)
 }
@@ -85,6 +89,11 @@ func (CLI) Cancel(ctx context.Context, ids []string) error {
 	return err
 }
 
+func (CLI) Terminate(ctx context.Context, ids []string) error {
+	_, err := run(ctx, "", "scancel", append([]string{"--batch", "--signal=TERM"}, ids...)...)
+	return err
+}
+
 func (CLI) Queue(ctx context.Context, name string) (map[string]string, error) {
 	out, err := run(ctx, "", "squeue", "--noheader", "--name="+name, "--format="+QueueFormat)
 	if err != nil {
@@ -99,7 +108,10 @@ type Options struct {
 	MaxJobs  int           // -1: no limit
 	Poll     time.Duration // squeue interval (default 5 s)
 	StopWait time.Duration // how long Close waits for cancelled jobs to leave squeue (default 60 s)
-	Slurm    Slurm         // default CLI{}
+	// StopGrace is how long a running job's cluster has after SIGTERM to
+	// stop its workers before the job is cancelled outright (default 30 s).
+	StopGrace time.Duration
+	Slurm     Slurm // default CLI{}
 }
 
 // Adapter is the Slurm adapter's Backend.
@@ -129,6 +141,9 @@ func New(opt Options, log zerolog.Logger) *Adapter {
 	}
 	if opt.StopWait <= 0 {
 		opt.StopWait = time.Minute
+	}
+	if opt.StopGrace <= 0 {
+		opt.StopGrace = 30 * time.Second
 	}
 	if opt.Slurm == nil {
 		opt.Slurm = CLI{}
@@ -197,7 +212,8 @@ func (a *Adapter) ShutdownGroup(id string) error {
 	}
 	ctx, stop := context.WithTimeout(context.Background(), commandTimeout)
 	defer stop()
-	if err := a.opt.Slurm.Cancel(ctx, []string{j.id}); err != nil {
+	how, err := a.stop(ctx, []*job{j})
+	if err != nil {
 		// scancel fails for a job that has just ended: then it is fine.
 		if q, qerr := a.opt.Slurm.Queue(ctx, a.spec.JobName); qerr == nil {
 			if _, listed := q[j.id]; !listed {
@@ -210,8 +226,71 @@ func (a *Adapter) ShutdownGroup(id string) error {
 		a.mu.Unlock()
 		return fmt.Errorf("cancelling Slurm job %s: %v", j.id, err)
 	}
-	a.log.Info().Str("group", id).Str("job", j.id).Msg("cancelled Slurm job of the worker group")
+	a.log.Info().Str("group", id).Str("job", j.id).Str("how", how).Msg("stopping Slurm job of the worker group")
 	return nil
+}
+
+// stop stops jobs: the running ones by SIGTERM to their cluster (which
+// stops its workers in order; the poll cancels them outright if they are
+// still listed StopGrace later), the others by scancel. how says which.
+func (a *Adapter) stop(ctx context.Context, jobs []*job) (how string, err error) {
+	var term, cancel []string
+	a.mu.Lock()
+	for _, j := range jobs {
+		j.cancelled = true
+		if j.graceful() {
+			term = append(term, j.id)
+		} else {
+			j.forced = true
+			cancel = append(cancel, j.id)
+		}
+	}
+	a.mu.Unlock()
+	how = "scancel"
+	if len(term) > 0 {
+		how = "SIGTERM to its cluster (scancel --batch --signal=TERM)"
+		if terr := a.opt.Slurm.Terminate(ctx, term); terr != nil {
+			// Perhaps it is not running after all (squeue's state is
+			// up to a poll old): cancel it outright.
+			a.log.Debug().Strs("jobs", term).Err(terr).Msg("SIGTERM to the batch script failed; cancelling")
+			cancel, how = append(cancel, term...), "scancel"
+			term = nil
+		}
+	}
+	now := time.Now()
+	a.mu.Lock()
+	for _, j := range jobs {
+		for _, id := range term {
+			if j.id == id {
+				j.signalled = now
+			}
+		}
+		if j.signalled.IsZero() {
+			j.forced = true
+		}
+	}
+	a.mu.Unlock()
+	if len(cancel) > 0 {
+		err = a.opt.Slurm.Cancel(ctx, cancel)
+	}
+	return how, err
+}
+
+// forceOverdue cancels outright the jobs whose cluster had StopGrace to
+// stop after SIGTERM and that squeue still lists.
+func (a *Adapter) forceOverdue() {
+	a.mu.Lock()
+	late := a.t.overdue(time.Now(), a.opt.StopGrace)
+	a.mu.Unlock()
+	if len(late) == 0 {
+		return
+	}
+	ids := make([]string, len(late))
+	for i, j := range late {
+		ids[i] = j.id
+	}
+	a.log.Warn().Strs("jobs", ids).Dur("grace", a.opt.StopGrace).Msg("Slurm jobs still running after SIGTERM to their cluster; cancelling them outright")
+	a.cancel(ids)
 }
 
 func (a *Adapter) cancel(ids []string) {
@@ -234,6 +313,7 @@ func (a *Adapter) pollLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		err := a.poll(ctx)
+		a.forceOverdue()
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			a.log.Warn().Err(err).Msg("squeue failed; jobs Slurm ends are noticed once it answers again")
@@ -284,23 +364,37 @@ func (a *Adapter) Jobs() map[string]string {
 	return out
 }
 
-// Close refuses new starts, cancels every job the adapter submitted and
-// still holds, and waits up to StopWait for squeue to stop listing them.
+// Close refuses new starts, stops every job the adapter submitted and
+// still holds (as ShutdownGroup does) and waits up to StopWait for squeue
+// to stop listing them.
 func (a *Adapter) Close() {
 	a.mu.Lock()
 	a.closed = true
-	ids := a.t.liveIDs()
-	for _, id := range ids {
-		a.t.live[id].cancelled = true
+	var jobs []*job
+	for _, id := range a.t.liveIDs() {
+		if j := a.t.live[id]; !j.cancelled {
+			jobs = append(jobs, j)
+		}
 	}
+	left := len(a.t.live)
 	a.mu.Unlock()
 	a.stopPoll()
 	<-a.pollDone
-	if len(ids) == 0 {
+	if left == 0 {
 		return
 	}
-	a.log.Info().Strs("jobs", ids).Msg("cancelling the adapter's Slurm jobs")
-	a.cancel(ids)
+	if len(jobs) > 0 {
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.id
+		}
+		a.log.Info().Strs("jobs", ids).Msg("stopping the adapter's Slurm jobs")
+		ctx, stop := context.WithTimeout(context.Background(), commandTimeout)
+		if _, err := a.stop(ctx, jobs); err != nil {
+			a.log.Warn().Err(err).Msg("scancel failed")
+		}
+		stop()
+	}
 	deadline := time.Now().Add(a.opt.StopWait)
 	for {
 		ctx, stop := context.WithTimeout(context.Background(), commandTimeout)
@@ -313,7 +407,7 @@ func (a *Adapter) Close() {
 			left := a.t.liveIDs()
 			a.mu.Unlock()
 			if len(left) == 0 {
-				a.log.Info().Int("jobs", len(ids)).Msg("every Slurm job of the adapter has left the queue")
+				a.log.Info().Msg("every Slurm job of the adapter has left the queue")
 				return
 			}
 			if time.Now().After(deadline) {
@@ -324,6 +418,7 @@ func (a *Adapter) Close() {
 			a.log.Warn().Err(err).Msg("squeue failed; cannot tell whether the cancelled jobs have ended")
 			return
 		}
+		a.forceOverdue()
 		time.Sleep(500 * time.Millisecond)
 	}
 }

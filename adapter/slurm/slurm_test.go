@@ -123,6 +123,37 @@ type fakeSlurm struct {
 	maxListed int
 	delay     time.Duration // each sbatch takes this long
 	failNext  error
+	termed    []string // jobs whose batch script got SIGTERM
+	deaf      bool     // SIGTERM does not end a job
+}
+
+func (f *fakeSlurm) Terminate(ctx context.Context, ids []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if f.jobs[id] != "RUNNING" {
+			return fmt.Errorf("scancel: error: Kill job error on job id %s: Job is pending execution", id)
+		}
+	}
+	for _, id := range ids {
+		f.termed = append(f.termed, id)
+		if !f.deaf {
+			delete(f.jobs, id) // its cluster stopped its workers and exited
+		}
+	}
+	return nil
+}
+
+func (f *fakeSlurm) start(id string) {
+	f.mu.Lock()
+	f.jobs[id] = "RUNNING"
+	f.mu.Unlock()
+}
+
+func (f *fakeSlurm) record() (cancelled, termed []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.cancelled...), append([]string(nil), f.termed...)
 }
 
 func newFake() *fakeSlurm { return &fakeSlurm{next: 100, jobs: map[string]string{}} }
@@ -182,7 +213,7 @@ func (f *fakeSlurm) listed() int {
 
 func newAdapter(f *fakeSlurm, max int) *Adapter {
 	s := spec()
-	return New(Options{Spec: s, MaxJobs: max, Poll: 10 * time.Millisecond, StopWait: 5 * time.Second, Slurm: f}, zerolog.Nop())
+	return New(Options{Spec: s, MaxJobs: max, Poll: 10 * time.Millisecond, StopWait: 5 * time.Second, StopGrace: 200 * time.Millisecond, Slurm: f}, zerolog.Nop())
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -295,6 +326,35 @@ func TestSubmitFailureGivesTheSlotBack(t *testing.T) {
 	}
 }
 
+// A running job is stopped by SIGTERM to its cluster, which stops its
+// workers in order; one still listed StopGrace later is cancelled outright.
+func TestRunningJobsGetSIGTERMThenScancel(t *testing.T) {
+	for _, deaf := range []bool{false, true} {
+		f := newFake()
+		f.deaf = deaf
+		a := newAdapter(f, -1)
+		g, err := a.StartGroup(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.start("101")
+		waitFor(t, "the poll to see it running", func() bool { return a.Jobs()["101"] == "RUNNING" })
+		if err := a.ShutdownGroup(g.ID); err != nil {
+			t.Fatal(err)
+		}
+		cancelled, termed := f.record()
+		if len(termed) != 1 || len(cancelled) != 0 {
+			t.Fatalf("deaf=%v: termed %v cancelled %v, want a SIGTERM only", deaf, termed, cancelled)
+		}
+		waitFor(t, "the job to leave", func() bool { return f.listed() == 0 && len(a.Jobs()) == 0 })
+		cancelled, _ = f.record()
+		if want := map[bool]int{false: 0, true: 1}[deaf]; len(cancelled) != want {
+			t.Errorf("deaf=%v: cancelled %v, want %d scancel", deaf, cancelled, want)
+		}
+		a.Close()
+	}
+}
+
 func TestCloseCancelsEveryJob(t *testing.T) {
 	f := newFake()
 	a := newAdapter(f, -1)
@@ -303,9 +363,12 @@ func TestCloseCancelsEveryJob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	f.start("102")
+	waitFor(t, "the poll to see it running", func() bool { return a.Jobs()["102"] == "RUNNING" })
 	a.Close()
-	if f.listed() != 0 || len(f.cancelled) != 3 {
-		t.Fatalf("after Close: %d jobs listed, cancelled %v", f.listed(), f.cancelled)
+	cancelled, termed := f.record()
+	if f.listed() != 0 || len(cancelled) != 2 || len(termed) != 1 || termed[0] != "102" {
+		t.Fatalf("after Close: %d jobs listed, cancelled %v, SIGTERM %v", f.listed(), cancelled, termed)
 	}
 	if _, err := a.StartGroup(context.Background()); err == nil {
 		t.Fatal("started after Close")

@@ -19,8 +19,17 @@ type job struct {
 	workers   []string
 	submitted time.Time // when sbatch answered: from then on squeue lists it
 	state     string    // last state squeue showed ("" before the first poll)
-	cancelled bool      // scancel sent (shutdown or adapter stopping)
+	cancelled bool      // being stopped (shutdown or adapter stopping)
+	signalled time.Time // when its cluster got SIGTERM (zero: it was cancelled outright)
+	forced    bool      // cancelled outright after the grace (or at once)
 }
+
+// graceful says whether stopping j should SIGTERM its cluster only, so
+// that it stops its workers in order, rather than scancel the job, which
+// signals every process of the job at once: a processor killed while its
+// worker still runs looks like a failure to the worker. A job not known to
+// run yet is cancelled outright.
+func (j *job) graceful() bool { return j.state == "RUNNING" }
 
 // table is the slot accounting, with no I/O so that it can be tested as a
 // table: a slot is taken from before sbatch runs (so concurrent starts
@@ -109,6 +118,20 @@ func (t *table) observe(queue map[string]string, asOf time.Time) []transition {
 		case !listed && j.submitted.Before(asOf):
 			delete(t.live, id)
 			out = append(out, transition{j, j.state, ""})
+		}
+	}
+	return out
+}
+
+// overdue returns the jobs whose cluster got SIGTERM at least grace ago
+// and that squeue still lists; they are to be cancelled outright, once.
+func (t *table) overdue(now time.Time, grace time.Duration) []*job {
+	var out []*job
+	for _, id := range t.liveIDs() {
+		j := t.live[id]
+		if j.cancelled && !j.forced && !j.signalled.IsZero() && now.Sub(j.signalled) >= grace {
+			j.forced = true
+			out = append(out, j)
 		}
 	}
 	return out
