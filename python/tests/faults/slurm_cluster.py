@@ -29,6 +29,17 @@ from _scaler_binary import free_port  # noqa: E402  python/tests/_scaler_binary.
 COMMANDS = ("slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, so that a test run
+    killed with SIGKILL leaves no controller or node daemon behind (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except Exception:
+        pass
+
+
 class SlurmUnavailable(Exception):
     """Slurm cannot run here; the message says why."""
 
@@ -111,7 +122,7 @@ class SlurmCluster:
             try:
                 self.procs[name] = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                                     stdin=subprocess.DEVNULL, env=self.env,
-                                                    start_new_session=True)
+                                                    start_new_session=True, preexec_fn=_die_with_parent)
             finally:
                 out.close()
         deadline = time.monotonic() + timeout
