@@ -110,14 +110,16 @@ class SlurmCluster:
 
     # -- life cycle
     def start(self, timeout: float = 60.0) -> "SlurmCluster":
-        missing = [c for c in COMMANDS if shutil.which(c) is None]
+        # The daemons live in /usr/sbin, which a user's PATH may lack.
+        found = {c: shutil.which(c) or shutil.which(c, path="/usr/sbin:/sbin") for c in COMMANDS}
+        missing = [c for c, path in found.items() if path is None]
         if missing:
             raise SlurmUnavailable(f"Slurm is not installed (no {', '.join(missing)}); .ci/setup installs Debian's slurm-wlm")
         if os.geteuid() != 0:
             raise SlurmUnavailable("slurmd must run as root to start jobs, and these tests do not run as root")
         self.write_conf()
-        for name, argv in (("slurmctld", ["slurmctld", "-D", "-f", self.conf]),
-                           ("slurmd", ["slurmd", "-D", "-N", "localhost", "-f", self.conf])):
+        for name, argv in (("slurmctld", [found["slurmctld"], "-D", "-f", self.conf]),
+                           ("slurmd", [found["slurmd"], "-D", "-N", "localhost", "-f", self.conf])):
             out = open(os.path.join(self.dir, f"{name}.out"), "ab")
             try:
                 self.procs[name] = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
