@@ -207,3 +207,31 @@ def test_api_on_slurm_jobs_and_stop_cancels_every_job(stack, slurm, tmp_path):
     assert adapter.stop(timeout=60) == 0
     assert not slurm.jobs(adapter.job_name), slurm.jobs(adapter.job_name)
     assert adapter.count("every Slurm job of the adapter has left the queue") == 1
+
+
+@pytest.mark.parametrize("start_timeout", [3, 120])
+def test_a_pending_job_and_the_start_timeout(stack, slurm, tmp_path, start_timeout):
+    """A job that waits in Slurm's queue longer than the scheduler's --adapter-start-timeout-seconds is
+    reaped (cancelled) and submitted again, losing its place in the queue; a longer timeout keeps it."""
+    # Every CPU of the node taken by a job of someone else: the adapter's job pends.
+    blocker = slurm.run("sbatch", "--parsable", f"--cpus-per-task={slurm.cpus}", "--job-name=blocker",
+                        "--output=/dev/null", "--wrap", "sleep 300").strip().split(";")[0]
+    try:
+        wait_until(lambda: slurm.jobs("blocker").get(blocker) == "RUNNING", 30, "the blocker to run")
+        scheduler, adapter = start_pair(stack, slurm, tmp_path, "--max-jobs", "1",
+                                        scheduler_args=("--adapter-start-timeout-seconds", str(start_timeout)))
+        with stack.client() as client:
+            futures = [client.submit(slow_double, i) for i in range(5)]
+            wait_until(lambda: "PENDING" in slurm.jobs(adapter.job_name).values(), 30, "a pending job")
+            submitted = lambda: adapter.count("submitted Slurm job")  # noqa: E731
+            if start_timeout < 10:
+                wait_until(lambda: submitted() >= 2, 30, "the pending job to be reaped and submitted again")
+                assert scheduler.count("did not all connect") >= 1
+            else:
+                time.sleep(8)
+                assert submitted() == 1, adapter.log()
+                assert "PENDING" in slurm.jobs(adapter.job_name).values()
+            slurm.run("scancel", blocker)
+            assert [f.result(timeout=90) for f in futures] == [2 * i for i in range(5)]
+    finally:
+        slurm.run("scancel", blocker, check=False)
