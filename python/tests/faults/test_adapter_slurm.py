@@ -115,8 +115,11 @@ def test_map_through_slurm(stack, slurm, tmp_path):
         wait_until(lambda: not slurm.jobs(adapter.job_name), 90, "every job to leave squeue after the load")
     finally:
         sampler.stop()
-    print(f"\nslurm: 200 x 50 ms tasks in {total:.1f} s; first result after {first:.2f} s; "
-          f"{len(sampler.seen)} jobs, at most {sampler.max_jobs} listed at once ({sampler.samples} squeue samples)")
+    pended = re.search(r"Slurm job running after=(\d+)", adapter.log())
+    print(f"\nslurm: 200 x 50 ms tasks in {total:.1f} s; first result after {first:.2f} s "
+          f"(first job seen RUNNING {int(pended.group(1)) / 1000 if pended else float('nan'):.1f} s after sbatch, "
+          f"to a 1 s poll); {len(sampler.seen)} jobs, at most {sampler.max_jobs} listed at once "
+          f"({sampler.samples} squeue samples)")
     submitted = set(re.findall(r"submitted Slurm job .*job=(\d+)", adapter.log()))
     assert sampler.seen, "no job of the adapter ever showed in squeue"
     assert sampler.seen <= submitted, (sampler.seen, submitted)
