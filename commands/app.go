@@ -213,6 +213,8 @@ func loggingOf(cfg config.Section) config.Logging {
 		return c.Logging
 	case *config.SymphonyWorkerAdapter:
 		return c.Logging
+	case *config.SlurmWorkerAdapter:
+		return c.Logging
 	case *config.Top:
 		// The screen is the console: a log line there would tear it.
 		return config.Logging{LoggingLevel: "INFO"}

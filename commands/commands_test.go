@@ -100,6 +100,9 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"scaler_scheduler", "localhost:1"}, []string{"scheduler_address", "tcp://"}},
 		{[]string{"scaler_cluster", "tcp://127.0.0.1:1", "--preload", "pkg:f(x)"}, []string{"--preload", "literal"}},
 		{[]string{"scaler_cluster", "tcp://127.0.0.1:1", "-n", "2", "-wn", "a,b,c"}, []string{"--worker-names", "3 names given for 2 workers"}},
+		{[]string{"scaler_cluster", "tcp://127.0.0.1:1", "-n", "2", "--worker-ids", "a"}, []string{"--worker-ids", "1 ids given for 2 workers"}},
+		{[]string{"scaler_cluster", "tcp://127.0.0.1:1", "-n", "2", "--worker-ids", "a,a"}, []string{"--worker-ids", "given twice"}},
+		{[]string{"scaler_worker_adapter_slurm", "tcp://127.0.0.1:1", "--max-jobs", "0"}, []string{"--max-jobs", "at least 1"}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.argv, " "), func(t *testing.T) {
@@ -214,6 +217,7 @@ func TestLinksAndSubcommandsPrintTheSameHelp(t *testing.T) {
 		"top":                     {"-t, --timeout"},
 		"worker_adapter_native":   {"-p, --adapter-web-port", "--adapter-web-host", "-mw,", "-hi,", "-tt,", "-dt,", "-wtqs,"},
 		"worker_adapter_symphony": {"-p, --server-http-port", "-sn,", "-n,", "-wc,", "-osa,", "--server-http-host"},
+		"worker_adapter_slurm":    {"-p, --adapter-web-port", "-mj, --max-jobs", "-wpj, --workers-per-job", "--partition", "--account", "--time-limit", "--cpus-per-job", "--memory-per-job", "--sbatch-arguments", "--scaler-binary", "--python"},
 	}
 	for _, r := range roles {
 		viaLink, err := exec.Command(filepath.Join(linkDir, r.Program()), "-h").Output()

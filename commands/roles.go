@@ -66,6 +66,12 @@ var roles = []*role{
 		newSection: func() config.Section { return config.DefaultSymphonyWorkerAdapter() },
 		run:        runSymphonyAdapter,
 	},
+	{
+		sub:        "worker_adapter_slurm",
+		usage:      "HTTP webhook that asks Slurm for workers on demand: one batch job per worker group",
+		newSection: func() config.Section { return config.DefaultSlurmWorkerAdapter() },
+		run:        runSlurmAdapter,
+	},
 }
 
 // roleByProgram finds a role by program name (scaler_scheduler) or

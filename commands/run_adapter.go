@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/adapter/native"
+	"github.com/opengris/scaler/adapter/slurm"
 	"github.com/opengris/scaler/adapter/symphony"
 	"github.com/opengris/scaler/config"
 )
@@ -41,6 +43,43 @@ func runSymphonyAdapter(ctx context.Context, section config.Section, log zerolog
 		return fmt.Errorf("the Symphony adapter needs IBM Spectrum Symphony's Python API: %v; install it into that interpreter from your Symphony installation (upstream says: pip install soamapi), or choose another with --python PATH or SCALER_PYTHON", err)
 	}
 	return symphony.Run(ctx, cfg, python, log)
+}
+
+// runSlurmAdapter serves the Slurm adapter's webhook. The binary and the
+// interpreter are paths on the nodes; the adapter cannot check them there,
+// so it only checks that Slurm's commands are here.
+func runSlurmAdapter(ctx context.Context, section config.Section, log zerolog.Logger) error {
+	cfg := section.(*config.SlurmWorkerAdapter)
+	for _, c := range []string{"sbatch", "squeue", "scancel"} {
+		if _, err := exec.LookPath(c); err != nil {
+			return fmt.Errorf("the Slurm adapter needs Slurm's %s on PATH (Debian: apt-get install slurm-client; SLURM_CONF names the cluster's slurm.conf): %v", c, err)
+		}
+	}
+	binary := cfg.ScalerBinary
+	if binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("cannot find the scaler executable for the nodes; give --scaler-binary: %w", err)
+		}
+		binary = exe
+	}
+	workers := cfg.WorkersPerJob
+	if workers == 0 {
+		workers = cfg.CPUsPerJob
+	}
+	spec := slurm.JobSpec{
+		JobName: cfg.JobName, Partition: cfg.Partition, Account: cfg.Account, TimeLimit: cfg.TimeLimit,
+		CPUs: cfg.CPUsPerJob, Memory: cfg.MemoryPerJob, Output: cfg.JobOutput,
+		ExtraArgs: strings.Fields(cfg.SbatchArguments), WorkersPerJob: workers,
+		ScalerBinary: binary, Python: pythonInterpreter(cfg.Python),
+		SchedulerAddress: cfg.SchedulerAddress, StorageAddress: cfg.ObjectStorageAddress,
+		Capabilities: cfg.PerWorkerCapabilities, QueueSize: cfg.WorkerTaskQueueSize,
+		HeartbeatSeconds: cfg.HeartbeatInterval, TaskTimeout: cfg.TaskTimeoutSeconds,
+		DeathTimeout: cfg.DeathTimeoutSeconds, Preload: cfg.Preload, LoggingLevel: cfg.LoggingLevel,
+	}
+	opt := slurm.Options{Spec: spec, MaxJobs: cfg.MaxJobs, Poll: time.Duration(cfg.PollSeconds) * time.Second,
+		StopGrace: time.Duration(cfg.StopGraceSeconds) * time.Second}
+	return slurm.Run(ctx, opt, cfg.AdapterWebHost, cfg.AdapterWebPort, nil, log)
 }
 
 // checkModule makes sure python can import module.

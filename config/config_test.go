@@ -22,7 +22,7 @@ func writeTOML(t *testing.T, text string) string {
 func allSections() []Section {
 	return []Section{
 		DefaultScheduler(), DefaultCluster(), DefaultObjectStorageServer(), DefaultWebUI(),
-		DefaultTop(), DefaultNativeWorkerAdapter(), DefaultSymphonyWorkerAdapter(),
+		DefaultTop(), DefaultNativeWorkerAdapter(), DefaultSymphonyWorkerAdapter(), DefaultSlurmWorkerAdapter(),
 	}
 }
 

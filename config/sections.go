@@ -17,6 +17,7 @@ package config
 
 import (
 	"runtime"
+	"strings"
 )
 
 // Section is implemented by every section struct.
@@ -77,6 +78,7 @@ type Scheduler struct {
 	LocalAddress            string `toml:"local_address" arg:"ADDRESS" help:"also accept clients and workers at this address, e.g. ipc:///tmp/scaler.sock for workers on this machine (cheaper than TCP loopback)"`
 	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
 	AdapterWebhookTimeout   int    `toml:"adapter_webhook_timeout_seconds" arg:"SECONDS" help:"give up on an adapter webhook call that has not answered within this long (it is retried later)"`
+	AdapterStartTimeout     int    `toml:"adapter_start_timeout_seconds" arg:"SECONDS" help:"how long the workers of a group the adapter started may take to connect; until then no other group is asked for, after it a group none of whose workers came is shut down (raise it for batch systems whose jobs wait in a queue, e.g. Slurm)"`
 	MaxMessageSize          string `toml:"max_message_size" arg:"SIZE" help:"largest message frame a client or worker may send (suffixes K, M, G); a peer that sends a bigger one is disconnected"`
 	Logging
 }
@@ -93,6 +95,7 @@ func DefaultScheduler() *Scheduler {
 		LoadBalanceSeconds:      1,
 		LoadBalanceTriggerTimes: 2,
 		AdapterWebhookTimeout:   30,
+		AdapterStartTimeout:     60,
 		EventLoop:               "builtin",
 		Protected:               true,
 		AllocatePolicy:          "even",
@@ -121,6 +124,7 @@ func (s *Scheduler) Validate() error {
 		oneOf("allocate_policy", s.AllocatePolicy, "even", "capability"),
 		optionalURL("adapter_webhook_url", s.AdapterWebhookURL),
 		atLeast("adapter_webhook_timeout_seconds", s.AdapterWebhookTimeout, 1),
+		atLeast("adapter_start_timeout_seconds", s.AdapterStartTimeout, 1),
 		positiveSize("max_message_size", s.MaxMessageSize),
 		s.Logging.validate(),
 	)
@@ -138,6 +142,7 @@ type Cluster struct {
 	Preload                       string `toml:"preload" arg:"SPEC" help:"run \"pkg.mod:func(arg1, key=value)\" once in each processor before it takes tasks"`
 	NumOfWorkers                  int    `toml:"num_of_workers" short:"n" arg:"N" help:"number of workers to start (default: cores - 1, at least 1)"`
 	WorkerNames                   string `toml:"worker_names" short:"wn" arg:"NAMES" help:"comma-separated worker names, one per worker (default: the short host name)"`
+	WorkerIDs                     string `toml:"worker_ids" arg:"IDS" help:"comma-separated worker identities with the scheduler, one per worker, used as given, for adapters that must know them in advance (default: \"<pid>|Worker|<name>|<random hex>\")"`
 	PerWorkerCapabilities         string `toml:"per_worker_capabilities" short:"pwc" arg:"CAPS" help:"comma-separated capabilities of every worker, e.g. \"linux,cpu=4\""`
 	PerWorkerTaskQueueSize        int    `toml:"per_worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks a worker may hold queued"`
 	HeartbeatIntervalSeconds      int    `toml:"heartbeat_interval_seconds" short:"hi" arg:"SECONDS" help:"interval between worker heartbeats"`
@@ -199,6 +204,18 @@ func (c *Cluster) Validate() error {
 	}
 	if names := SplitNames(c.WorkerNames); len(names) > 0 && len(names) != c.NumOfWorkers {
 		return fieldError("worker_names", errorf("%d names given for %d workers (num_of_workers); give one name per worker", len(names), c.NumOfWorkers))
+	}
+	if ids := SplitNames(c.WorkerIDs); len(ids) > 0 {
+		if len(ids) != c.NumOfWorkers {
+			return fieldError("worker_ids", errorf("%d ids given for %d workers (num_of_workers); give one id per worker", len(ids), c.NumOfWorkers))
+		}
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				return fieldError("worker_ids", errorf("%q is given twice; every worker needs its own id", id))
+			}
+			seen[id] = true
+		}
 	}
 	return nil
 }
@@ -411,6 +428,94 @@ func (s *SymphonyWorkerAdapter) Validate() error {
 	}
 	if _, err := ParseCapabilities(s.WorkerCapabilities); err != nil {
 		return fieldError("worker_capabilities", err)
+	}
+	return nil
+}
+
+// SlurmWorkerAdapter is the [slurm_worker_adapter] section: a worker
+// adapter that submits one Slurm batch job per worker group, running
+// "scaler cluster" on the allocated node (docs/slurm.md).
+type SlurmWorkerAdapter struct {
+	SchedulerAddress      string `toml:"scheduler_address" pos:"true" arg:"ADDRESS" help:"scheduler address the workers on the Slurm nodes connect to, e.g. tcp://login1:6378 (not 127.0.0.1 unless the nodes are this machine)"`
+	AdapterWebHost        string `toml:"adapter_web_host" alias:"host" arg:"HOST" help:"host of the adapter's HTTP server"`
+	AdapterWebPort        int    `toml:"adapter_web_port" short:"p" alias:"port" arg:"PORT" help:"port of the adapter's HTTP server"`
+	MaxJobs               int    `toml:"max_jobs" short:"mj" arg:"N" help:"most Slurm jobs (pending, running or ending) the adapter has at once; -1 for no limit"`
+	WorkersPerJob         int    `toml:"workers_per_job" short:"wpj" arg:"N" help:"workers each job runs (default: cpus_per_job)"`
+	Partition             string `toml:"partition" arg:"NAME" help:"Slurm partition to submit to (sbatch --partition; default: the cluster's default partition)"`
+	Account               string `toml:"account" arg:"NAME" help:"Slurm account to charge (sbatch --account)"`
+	TimeLimit             string `toml:"time_limit" arg:"TIME" help:"wall-clock limit of each job in Slurm's format, e.g. 60 or 1-00:00:00 (sbatch --time; default: the partition's)"`
+	CPUsPerJob            int    `toml:"cpus_per_job" arg:"N" help:"CPUs of each job (sbatch --cpus-per-task)"`
+	MemoryPerJob          string `toml:"memory_per_job" arg:"SIZE" help:"memory of each job in Slurm's format, e.g. 4G (sbatch --mem; default: the partition's)"`
+	JobName               string `toml:"job_name" arg:"NAME" help:"name of the jobs in squeue; the adapter adds a suffix of its own to find its jobs"`
+	JobOutput             string `toml:"job_output" arg:"PATH" help:"where each job's output goes, with Slurm's %j for the job id (sbatch --output; default: Slurm's slurm-%j.out in the adapter's directory)"`
+	SbatchArguments       string `toml:"sbatch_arguments" arg:"ARGS" help:"more sbatch options, split at spaces, e.g. \"--qos=short --exclusive\""`
+	ScalerBinary          string `toml:"scaler_binary" arg:"PATH" help:"path of the scaler binary on the nodes (default: this executable's path; put it on a shared file system)"`
+	Python                string `toml:"python" arg:"PATH" help:"Python interpreter on the nodes that runs processors and has the scaler package (default: $SCALER_PYTHON, else the python beside this executable, else python3)"`
+	PollSeconds           int    `toml:"poll_seconds" arg:"SECONDS" help:"interval between squeue checks for jobs Slurm ended by itself"`
+	StopGraceSeconds      int    `toml:"stop_grace_seconds" arg:"SECONDS" help:"a running job being shut down gets SIGTERM to its cluster, which stops its workers in order; still running this long after, it is cancelled outright (scancel)"`
+	PerWorkerCapabilities string `toml:"per_worker_capabilities" short:"pwc" arg:"CAPS" help:"comma-separated capabilities of every worker, e.g. \"linux,cpu=4\""`
+	WorkerTaskQueueSize   int    `toml:"worker_task_queue_size" short:"wtqs" arg:"N" help:"tasks a worker may hold queued"`
+	HeartbeatInterval     int    `toml:"heartbeat_interval" short:"hi" arg:"SECONDS" help:"interval between worker heartbeats"`
+	TaskTimeoutSeconds    int    `toml:"task_timeout_seconds" short:"tt" arg:"SECONDS" help:"fail a task that runs longer than this; 0 means never"`
+	DeathTimeoutSeconds   int    `toml:"death_timeout_seconds" short:"dt" arg:"SECONDS" help:"a worker exits after this long without scheduler contact"`
+	ObjectStorageAddress  string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"object storage server address for the workers; default: the one the scheduler announces"`
+	Preload               string `toml:"preload" arg:"SPEC" help:"run \"pkg.mod:func(arg1, key=value)\" once in each processor of the started workers before it takes tasks"`
+	Logging
+}
+
+// DefaultSlurmWorkerAdapter returns the built-in defaults.
+func DefaultSlurmWorkerAdapter() *SlurmWorkerAdapter {
+	return &SlurmWorkerAdapter{
+		AdapterWebHost:      "localhost",
+		AdapterWebPort:      8080,
+		MaxJobs:             4,
+		CPUsPerJob:          1,
+		JobName:             "scaler-workers",
+		PollSeconds:         5,
+		StopGraceSeconds:    30,
+		WorkerTaskQueueSize: 10,
+		HeartbeatInterval:   2,
+		DeathTimeoutSeconds: 300,
+		Logging:             defaultLogging(),
+	}
+}
+
+func (*SlurmWorkerAdapter) SectionName() string { return "slurm_worker_adapter" }
+
+func (s *SlurmWorkerAdapter) Validate() error {
+	err := firstError(
+		requireAddress("scheduler_address", s.SchedulerAddress, "tcp"),
+		optionalAddress("object_storage_address", s.ObjectStorageAddress, "tcp"),
+		nonEmpty("adapter_web_host", s.AdapterWebHost),
+		port("adapter_web_port", s.AdapterWebPort),
+		atLeast("max_jobs", s.MaxJobs, -1),
+		atLeast("workers_per_job", s.WorkersPerJob, 0),
+		atLeast("cpus_per_job", s.CPUsPerJob, 1),
+		nonEmpty("job_name", s.JobName),
+		atLeast("poll_seconds", s.PollSeconds, 1),
+		atLeast("stop_grace_seconds", s.StopGraceSeconds, 1),
+		atLeast("worker_task_queue_size", s.WorkerTaskQueueSize, 1),
+		atLeast("heartbeat_interval", s.HeartbeatInterval, 1),
+		atLeast("task_timeout_seconds", s.TaskTimeoutSeconds, 0),
+		atLeast("death_timeout_seconds", s.DeathTimeoutSeconds, 1),
+		s.Logging.validate(),
+	)
+	if err != nil {
+		return err
+	}
+	if s.MaxJobs == 0 {
+		return fieldError("max_jobs", errorf("0 would refuse every start; give at least 1, or -1 for no limit"))
+	}
+	if strings.ContainsAny(s.JobName, " ,'\"\n") {
+		return fieldError("job_name", errorf("%q: no spaces, commas or quotes (squeue --name takes a list)", s.JobName))
+	}
+	if _, err := ParseCapabilities(s.PerWorkerCapabilities); err != nil {
+		return fieldError("per_worker_capabilities", err)
+	}
+	if s.Preload != "" {
+		if _, err := ParsePreload(s.Preload); err != nil {
+			return fieldError("preload", err)
+		}
 	}
 	return nil
 }

@@ -57,14 +57,22 @@ func FromCluster(c *config.Cluster, python string) ([]Config, error) {
 	if len(names) > 0 && len(names) != c.NumOfWorkers {
 		return nil, fmt.Errorf("worker_names: %d names for %d workers", len(names), c.NumOfWorkers)
 	}
+	ids := config.SplitNames(c.WorkerIDs)
+	if len(ids) > 0 && len(ids) != c.NumOfWorkers {
+		return nil, fmt.Errorf("worker_ids: %d ids for %d workers", len(ids), c.NumOfWorkers)
+	}
 	out := make([]Config, c.NumOfWorkers)
 	for i := range out {
 		name := ShortHostname()
 		if len(names) > 0 {
 			name = names[i]
 		}
+		id := NewWorkerID(name)
+		if len(ids) > 0 {
+			id = ids[i] // an adapter announced these ids to the scheduler already
+		}
 		out[i] = Config{
-			WorkerID:             NewWorkerID(name),
+			WorkerID:             id,
 			Name:                 name,
 			SchedulerAddress:     c.SchedulerAddress,
 			ObjectStorageAddress: c.ObjectStorageAddress,

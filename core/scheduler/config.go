@@ -89,6 +89,7 @@ func FromConfig(c *config.Scheduler, storage protocol.Address) (Config, error) {
 		ObjectRetention:     time.Duration(c.ObjectRetentionSeconds) * time.Second,
 		ObjectStorage:       storage,
 		Scaling:             c.AdapterWebhookURL != "",
+		ScalingStartTimeout: time.Duration(c.AdapterStartTimeout) * time.Second,
 	}
 	switch c.AllocatePolicy {
 	case "", "even":
