@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 )
 
@@ -106,12 +107,10 @@ type scaling struct {
 	reason    string
 	notBefore time.Time
 	nextCheck time.Time
-	// Failure log rate limit: the last failure logged, when, and how many
-	// identical failures were not logged since.
-	failKey    string
-	failLogged time.Time
-	failQuiet  int
-	failTotal  int // failures since the last success
+	// Failure log rate limit: identical failures are logged once a
+	// scalingLogEvery, with the count of those held back.
+	failLog   logging.Repeats
+	failTotal int // failures since the last success
 }
 
 // OnScaleResponse applies the answer to the last ScaleRequest. Answers to
@@ -132,14 +131,11 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 		if r.Status == 500 || r.Status == 0 {
 			ev = s.log.Error()
 		}
-		if key == sc.failKey && now.Sub(sc.failLogged) < scalingLogEvery {
-			sc.failQuiet++
+		sc.failLog.Every = scalingLogEvery
+		if loud, repeated := sc.failLog.Allow(key, now); !loud {
 			ev = s.log.Debug()
-		} else {
-			if key == sc.failKey && sc.failQuiet > 0 {
-				ev = ev.Int("repeated", sc.failQuiet)
-			}
-			sc.failKey, sc.failLogged, sc.failQuiet = key, now, 0
+		} else if repeated > 0 {
+			ev = ev.Int("repeated", repeated)
 		}
 		ev = ev.Str("action", req.Action.String())
 		if req.GroupID != "" {
@@ -160,7 +156,8 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 		if sc.failTotal > 0 {
 			s.log.Info().Int("failed_calls", sc.failTotal).Msg("scaling: the adapter webhook answers again")
 		}
-		sc.failKey, sc.failQuiet, sc.failTotal = "", 0, 0
+		sc.failLog.Reset()
+		sc.failTotal = 0
 	}
 	ok := r.Err == "" && r.Status >= 200 && r.Status < 300
 	switch req.Action {
