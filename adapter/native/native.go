@@ -214,11 +214,8 @@ func (a *Adapter) ended(g *group, err error) {
 		// StartGroup reports the failure.
 	case stopping:
 		a.log.Info().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).Msg("worker group stopped")
-	case err != nil:
-		a.log.Warn().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).Err(err).
-			Msg("worker of the group ended by itself; its slot is free (the group stays listed until shut down)")
 	default:
-		a.log.Warn().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).
+		a.log.Warn().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).Err(err).
 			Msg("worker of the group ended by itself; its slot is free (the group stays listed until shut down)")
 	}
 }
