@@ -178,6 +178,14 @@ func (h *handler) start(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		h.log.Error().Err(err).Str("remote", r.RemoteAddr).Msg("could not start a worker group")
 		reply(w, http.StatusInternalServerError, answer{"error": err.Error()})
+	case r.Context().Err() != nil:
+		// The caller is gone (its webhook call timed out): it will never
+		// learn the group's id, so the group would hold a slot forever.
+		h.log.Warn().Str("group", g.ID).Str("remote", r.RemoteAddr).
+			Msg("the start request ended before the answer; shutting the new worker group down")
+		if err := h.b.ShutdownGroup(g.ID); err != nil {
+			h.log.Error().Err(err).Str("group", g.ID).Msg("could not shut the abandoned worker group down")
+		}
 	default:
 		ids := g.WorkerIDs
 		if ids == nil {

@@ -17,7 +17,10 @@ import (
 )
 
 // fakeBackend answers by the group id asked for, so every branch shows.
-type fakeBackend struct{ startErr error }
+type fakeBackend struct {
+	startErr error
+	shut     []string // groups shut down
+}
 
 func (f *fakeBackend) StartGroup(context.Context) (Group, error) {
 	if f.startErr != nil {
@@ -27,6 +30,7 @@ func (f *fakeBackend) StartGroup(context.Context) (Group, error) {
 }
 
 func (f *fakeBackend) ShutdownGroup(id string) error {
+	f.shut = append(f.shut, id)
 	switch id {
 	case "native-1":
 		return nil
@@ -142,5 +146,18 @@ func TestRefusalsLoggedOnceAMinute(t *testing.T) {
 		if n != 2 || !strings.Contains(lines[1], "repeated=19") {
 			t.Fatalf("%s a minute later: %d lines %q, want a second one with repeated=19", what, n, lines)
 		}
+	}
+}
+
+// A group started for a request that ended meanwhile (the scheduler's call
+// timed out) is shut down: nobody would learn its id.
+func TestStartForAGoneRequest(t *testing.T) {
+	b := &fakeBackend{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest("POST", "/", strings.NewReader(`{"action":"start_worker_group"}`)).WithContext(ctx)
+	Handler(b, logging.ForTest("adapter", io.Discard)).ServeHTTP(httptest.NewRecorder(), req)
+	if len(b.shut) != 1 || b.shut[0] != "native-1" {
+		t.Fatalf("groups shut down: %v, want [native-1]", b.shut)
 	}
 }

@@ -152,3 +152,16 @@ func TestStartFailure(t *testing.T) {
 		t.Fatalf("failed start left live=%d groups=%v", a.Live(), a.Groups())
 	}
 }
+
+// A start whose request ended (the scheduler's webhook call timed out)
+// does not leave a worker behind that nobody knows the group of: the start
+// fails and the worker is stopped, its slot freed.
+func TestStartAbandoned(t *testing.T) {
+	a, _ := newTestAdapter(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if g, err := a.StartGroup(ctx); err == nil {
+		t.Fatalf("a start with its request gone succeeded: %+v", g)
+	}
+	waitFor(t, "the abandoned worker to stop and free its slot", func() bool { return a.Live() == 0 && len(a.Groups()) == 0 })
+}
