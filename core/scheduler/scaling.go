@@ -18,11 +18,13 @@ import (
 // outstanding (at most one at a time), first rule that applies:
 //
 //  1. shut down a group that has settled and none of whose workers is
-//     registered any more (killed, timed out): the adapter frees it and
-//     the scheduler stops listing it;
+//     registered any more (killed, timed out), or whose start answer was
+//     refused (no worker ids, or beyond the bounds below): the adapter
+//     frees it and the scheduler stops listing it;
 //  2. start a group when there are more tasks than workers (each worker
 //     runs one task at a time, so every task beyond that waits), unless
-//     the last group started is still connecting;
+//     the last group started is still connecting or maxWorkerGroups are
+//     listed;
 //  3. shut down one group when no task waits and there are fewer tasks
 //     than workers (or none at all): among the groups whose workers have
 //     all connected (or whose start timed out) and hold no task, the one
@@ -91,13 +93,23 @@ type ScaleResponse struct {
 // this often.
 const scalingLogEvery = time.Minute
 
+// Bounds on what an adapter's answer may make the scheduler keep (each
+// group is carried in every StateScheduler): the groups listed, the worker
+// ids of one group and the length of an id. An answer beyond them is
+// refused; a started group beyond them is shut down again.
+const (
+	maxWorkerGroups = 1024 // the native adapter's own bound
+	maxGroupWorkers = 256
+	maxScalingIDLen = 512 // bytes, group and worker ids alike
+)
+
 // workerGroup is a group the adapter started for us.
 type workerGroup struct {
 	id        string
 	workers   []string
 	startedAt time.Time
-	seqAt     uint64 // workers.nextSeq when it was started
-	starting  bool   // its workers have not all connected yet
+	starting  bool // its workers have not all connected yet
+	refused   bool // its start answer was refused: shut it down first
 }
 
 type scaling struct {
@@ -110,7 +122,8 @@ type scaling struct {
 	// Failure log rate limit: identical failures are logged once a
 	// scalingLogEvery, with the count of those held back.
 	failLog   logging.Repeats
-	failTotal int // failures since the last success
+	failTotal int  // failures since the last success
+	full      bool // maxWorkerGroups reached (logged once until below)
 }
 
 // OnScaleResponse applies the answer to the last ScaleRequest. Answers to
@@ -171,9 +184,19 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 			failed("adapter could not start a worker group")
 		case r.GroupID == "":
 			failed("adapter answer lacks worker_group_id; no worker group recorded")
+		case len(r.GroupID) > maxScalingIDLen:
+			failed(fmt.Sprintf("adapter answer's worker_group_id is longer than %d bytes; no worker group recorded", maxScalingIDLen))
+		case badWorkerIDs(r.WorkerIDs) != "":
+			// Without usable worker ids the group's workers cannot be told
+			// from others (is it busy? gone?), and an adapter that starts
+			// nothing would get a group recorded every start timeout,
+			// forever. Keep it only to shut it down (rule 1).
+			failed("adapter answer " + badWorkerIDs(r.WorkerIDs) + "; shutting the worker group down")
+			s.forgetGroup(r.GroupID)
+			sc.groups = append(sc.groups, &workerGroup{id: r.GroupID, startedAt: now, refused: true})
 		default:
 			succeeded()
-			g := &workerGroup{id: r.GroupID, workers: r.WorkerIDs, startedAt: now, seqAt: s.workers.nextSeq, starting: true}
+			g := &workerGroup{id: r.GroupID, workers: r.WorkerIDs, startedAt: now, starting: true}
 			s.forgetGroup(g.id)
 			sc.groups = append(sc.groups, g)
 			s.updateStarting(g, now)
@@ -202,6 +225,23 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 	}
 }
 
+// badWorkerIDs says what is wrong with a start answer's worker_ids; "" if
+// nothing.
+func badWorkerIDs(ids []string) string {
+	if len(ids) == 0 {
+		return "lists no worker_ids"
+	}
+	if len(ids) > maxGroupWorkers {
+		return fmt.Sprintf("lists %d worker_ids, more than %d", len(ids), maxGroupWorkers)
+	}
+	for _, id := range ids {
+		if len(id) > maxScalingIDLen || id == "" {
+			return fmt.Sprintf("has a worker id that is empty or longer than %d bytes", maxScalingIDLen)
+		}
+	}
+	return ""
+}
+
 func (s *Scheduler) forgetGroup(id string) {
 	gs := s.scaling.groups
 	for i, g := range gs {
@@ -213,20 +253,16 @@ func (s *Scheduler) forgetGroup(id string) {
 }
 
 // updateStarting clears g.starting once its workers are there (every listed
-// id registered; with no ids listed, any worker registered since) or the
-// start timeout passed.
+// id registered) or the start timeout passed.
 func (s *Scheduler) updateStarting(g *workerGroup, now time.Time) {
 	if !g.starting {
 		return
 	}
-	connected := s.workers.nextSeq > g.seqAt
-	if len(g.workers) > 0 {
-		connected = true
-		for _, id := range g.workers {
-			if s.workers.byID[id] == nil {
-				connected = false
-				break
-			}
+	connected := true
+	for _, id := range g.workers {
+		if s.workers.byID[id] == nil {
+			connected = false
+			break
 		}
 	}
 	if connected {
@@ -257,13 +293,25 @@ func (s *Scheduler) scale(now time.Time) {
 	}
 	tasks, workers := len(s.tasks), len(s.workers.order)
 	if g := s.goneGroup(); g != nil {
-		s.requestScale(ScaleShutdown, g.id, "its workers are gone ("+counts(tasks, workers)+")")
+		why := "its workers are gone"
+		if g.refused {
+			why = "its start answer was refused"
+		}
+		s.requestScale(ScaleShutdown, g.id, why+" ("+counts(tasks, workers)+")")
 		return
 	}
 	if tasks > workers {
 		if starting {
 			return // the last group is still coming up
 		}
+		if len(sc.groups) >= maxWorkerGroups {
+			if !sc.full {
+				sc.full = true
+				s.log.Warn().Int("groups", len(sc.groups)).Msg("scaling: as many worker groups as the scheduler lists; no more starts until some are shut down")
+			}
+			return
+		}
+		sc.full = false
 		reason := "more tasks than workers"
 		if workers == 0 {
 			reason = "tasks but no worker"
@@ -283,7 +331,10 @@ func (s *Scheduler) scale(now time.Time) {
 // of them is registered now; nil if none.
 func (s *Scheduler) goneGroup() *workerGroup {
 	for _, g := range s.scaling.groups {
-		if g.starting || len(g.workers) == 0 {
+		if g.refused {
+			return g
+		}
+		if g.starting {
 			continue
 		}
 		gone := true
