@@ -77,6 +77,7 @@ type Scheduler struct {
 	LocalAddress            string `toml:"local_address" arg:"ADDRESS" help:"also accept clients and workers at this address, e.g. ipc:///tmp/scaler.sock for workers on this machine (cheaper than TCP loopback)"`
 	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
 	AdapterWebhookTimeout   int    `toml:"adapter_webhook_timeout_seconds" arg:"SECONDS" help:"give up on an adapter webhook call that has not answered within this long (it is retried later)"`
+	AdapterIdleSeconds      int    `toml:"adapter_idle_seconds" arg:"SECONDS" help:"shut a worker group the adapter started down only once its workers have had no task for this long"`
 	MaxMessageSize          string `toml:"max_message_size" arg:"SIZE" help:"largest message frame a client or worker may send (suffixes K, M, G); a peer that sends a bigger one is disconnected"`
 	Logging
 }
@@ -93,6 +94,7 @@ func DefaultScheduler() *Scheduler {
 		LoadBalanceSeconds:      1,
 		LoadBalanceTriggerTimes: 2,
 		AdapterWebhookTimeout:   30,
+		AdapterIdleSeconds:      30,
 		EventLoop:               "builtin",
 		Protected:               true,
 		AllocatePolicy:          "even",
@@ -121,6 +123,7 @@ func (s *Scheduler) Validate() error {
 		oneOf("allocate_policy", s.AllocatePolicy, "even", "capability"),
 		optionalURL("adapter_webhook_url", s.AdapterWebhookURL),
 		atLeast("adapter_webhook_timeout_seconds", s.AdapterWebhookTimeout, 1),
+		atLeast("adapter_idle_seconds", s.AdapterIdleSeconds, 1),
 		positiveSize("max_message_size", s.MaxMessageSize),
 		s.Logging.validate(),
 	)

@@ -46,6 +46,11 @@ type Config struct {
 	ScalingStartTimeout time.Duration
 	// ScalingRetry is the pause after a failed webhook call (5 s).
 	ScalingRetry time.Duration
+	// ScalingIdle is how long a group's workers must have had no task
+	// before the group is shut down for being idle (30 s), so that a load
+	// hovering around the worker count does not start and stop workers
+	// every few seconds.
+	ScalingIdle time.Duration
 	// ObjectStorage is announced in heartbeat echoes.
 	ObjectStorage protocol.Address
 	// ObjectFlushInterval is the least time between two object deletion
@@ -89,6 +94,7 @@ func FromConfig(c *config.Scheduler, storage protocol.Address) (Config, error) {
 		ObjectRetention:     time.Duration(c.ObjectRetentionSeconds) * time.Second,
 		ObjectStorage:       storage,
 		Scaling:             c.AdapterWebhookURL != "",
+		ScalingIdle:         time.Duration(c.AdapterIdleSeconds) * time.Second,
 	}
 	switch c.AllocatePolicy {
 	case "", "even":
@@ -143,6 +149,9 @@ func (c *Config) fill() {
 	}
 	if c.ScalingRetry <= 0 {
 		c.ScalingRetry = 5 * time.Second
+	}
+	if c.ScalingIdle <= 0 {
+		c.ScalingIdle = 30 * time.Second
 	}
 	if c.NewObjectID == nil {
 		c.NewObjectID = randomObjectID

@@ -27,7 +27,9 @@ import (
 //     listed;
 //  3. shut down one group when no task waits and there are fewer tasks
 //     than workers (or none at all): among the groups whose workers have
-//     all connected (or whose start timed out) and hold no task, the one
+//     all connected (or whose start timed out) and have had no task for
+//     ScalingIdle (no hysteresis, and a load hovering around the worker
+//     count would start and stop workers every few seconds), the one
 //     whose workers report the fewest queued tasks, oldest first on ties.
 //
 // So with an adapter that allows N workers and at least N tasks, N workers
@@ -109,7 +111,11 @@ type workerGroup struct {
 	workers   []string
 	startedAt time.Time
 	starting  bool // its workers have not all connected yet
-	refused   bool // its start answer was refused: shut it down first
+	// busyAt is when the group was last seen with a task (or settled);
+	// assigned the sum of its workers' assigned counts then.
+	busyAt   time.Time
+	assigned uint64
+	refused  bool // its start answer was refused: shut it down first
 }
 
 type scaling struct {
@@ -266,11 +272,11 @@ func (s *Scheduler) updateStarting(g *workerGroup, now time.Time) {
 		}
 	}
 	if connected {
-		g.starting = false
+		g.starting, g.busyAt = false, now
 		return
 	}
 	if now.Sub(g.startedAt) >= s.cfg.ScalingStartTimeout {
-		g.starting = false
+		g.starting, g.busyAt = false, now
 		s.log.Warn().Str("group", g.id).Strs("workers", g.workers).Dur("waited", now.Sub(g.startedAt)).
 			Msg("scaling: workers of the started group did not all connect; no longer waiting for them")
 	}
@@ -287,6 +293,7 @@ func (s *Scheduler) scale(now time.Time) {
 	for _, g := range sc.groups {
 		s.updateStarting(g, now)
 		starting = starting || g.starting
+		s.updateBusy(g, now)
 	}
 	if sc.inFlight != nil || now.Before(sc.notBefore) {
 		return
@@ -322,9 +329,26 @@ func (s *Scheduler) scale(now time.Time) {
 	if s.numWaiting > 0 || (tasks > 0 && tasks >= workers) {
 		return
 	}
-	if g := s.idlestGroup(); g != nil {
+	if g := s.idlestGroup(now); g != nil {
 		s.requestScale(ScaleShutdown, g.id, "fewer tasks than workers ("+counts(tasks, workers)+")")
 	}
+}
+
+// updateBusy moves g.busyAt to now if a worker of g holds a task or was
+// assigned one since the last check.
+func (s *Scheduler) updateBusy(g *workerGroup, now time.Time) {
+	var assigned uint64
+	busy := false
+	for _, id := range g.workers {
+		if w := s.workers.byID[id]; w != nil {
+			assigned += w.assigned
+			busy = busy || w.tasks.Len() > 0
+		}
+	}
+	if busy || assigned != g.assigned {
+		g.busyAt = now
+	}
+	g.assigned = assigned
 }
 
 // goneGroup is the oldest settled group that listed its workers and none
@@ -353,13 +377,14 @@ func (s *Scheduler) goneGroup() *workerGroup {
 
 func counts(tasks, workers int) string { return fmt.Sprintf("%d tasks, %d workers", tasks, workers) }
 
-// idlestGroup is the settled group whose live workers hold no task and
-// report the fewest queued tasks (oldest first on ties); nil if none.
-func (s *Scheduler) idlestGroup() *workerGroup {
+// idlestGroup is the settled group whose live workers have had no task for
+// ScalingIdle and report the fewest queued tasks (oldest first on ties);
+// nil if none.
+func (s *Scheduler) idlestGroup(now time.Time) *workerGroup {
 	var best *workerGroup
 	var bestQueued uint64
 	for _, g := range s.scaling.groups {
-		if g.starting {
+		if g.starting || now.Sub(g.busyAt) < s.cfg.ScalingIdle {
 			continue
 		}
 		var queued uint64

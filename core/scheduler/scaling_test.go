@@ -17,6 +17,9 @@ func scalingHarness(t *testing.T) *harness {
 		c.Scaling = true
 		c.ClientTimeout, c.WorkerTimeout = time.Hour, time.Hour
 		c.BalanceInterval = time.Hour
+		// An idle group goes at the next check, so the other rules show
+		// plainly; TestScalingIdleTime tests the idle time.
+		c.ScalingIdle = time.Nanosecond
 	})
 }
 
@@ -541,4 +544,68 @@ func TestScalingUnknownGroup(t *testing.T) {
 	equal(t, "forgotten", groups(h), nil)
 	h.advance(time.Second)
 	equal(t, "a new group at once", h.scales(), []string{"start_worker_group"})
+}
+
+// TestScalingIdleTime: an idle group is shut down only once its workers
+// have had no task for ScalingIdle, counted from when it settled or last
+// had a task, including a task that came and went between two checks.
+func TestScalingIdleTime(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// load runs after the group settled, at the given seconds;
+		// "hold" keeps a task on its worker across one check, "flash"
+		// assigns and finishes one between two checks.
+		load map[int]string
+		want int // seconds after settling at which it is shut down
+	}{
+		{name: "idle from the start", want: 30},
+		{name: "a task held at 10 s", load: map[int]string{10: "hold"}, want: 40},
+		{name: "a task between two checks at 20 s", load: map[int]string{20: "flash"}, want: 50},
+		{name: "load hovering every 20 s", load: map[int]string{15: "flash", 35: "flash", 55: "hold"}, want: 85},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.Scaling = true
+				c.ClientTimeout, c.WorkerTimeout = time.Hour, time.Hour
+				c.BalanceInterval = time.Hour
+				c.ScalingIdle = 30 * time.Second
+			})
+			h.client("c")
+			h.submit("c", "t0")
+			h.advance(time.Second)
+			equal(t, "start", h.scales(), []string{"start_worker_group"})
+			h.answer(started("g1", "w1"))
+			h.worker("w1", 10)
+			h.result("w1", "t0", protocol.ResultSuccess)
+			h.take()
+			h.advance(time.Second) // settles: idle from here
+			equal(t, "settled", h.scales(), nil)
+			n := 0
+			for sec := 1; sec <= 120; sec++ {
+				switch tc.load[sec] {
+				case "hold":
+					n++
+					h.submit("c", "h"+strconv.Itoa(n))
+					h.advance(time.Second)
+					h.result("w1", "h"+strconv.Itoa(n), protocol.ResultSuccess)
+				case "flash":
+					n++
+					h.submit("c", "f"+strconv.Itoa(n))
+					h.result("w1", "f"+strconv.Itoa(n), protocol.ResultSuccess)
+					h.advance(time.Second)
+				default:
+					h.advance(time.Second)
+				}
+				h.take()
+				if got := h.scales(); len(got) > 0 {
+					equal(t, "shut down", got, []string{"shutdown(g1)"})
+					if sec != tc.want {
+						t.Fatalf("shut down %d s after settling, want %d", sec, tc.want)
+					}
+					return
+				}
+			}
+			t.Fatal("never shut down")
+		})
+	}
 }

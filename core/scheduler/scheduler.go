@@ -802,6 +802,7 @@ func (s *Scheduler) assign(t *task, w *worker) {
 	}
 	t.worker = w
 	t.welem = w.tasks.PushBack(t)
+	w.assigned++
 	t.echoAtAssign = w.echoSeq
 	w.addOwner(t.owner)
 	s.workers.fix(w)

@@ -170,8 +170,9 @@ class PeakWatcher:
 
 def start_scaling_stack(stack, max_workers=4, *scheduler_args):
     adapter_port = free_port()
+    # A short idle time: the groups go soon after the load (the default 30 s would be most of the wait).
     scheduler = stack.start_scheduler("--adapter-webhook-url", f"http://{HOST}:{adapter_port}/", "-wt", "5",
-                                      *scheduler_args)
+                                      "--adapter-idle-seconds", "2", *scheduler_args)
     adapter = stack.start_adapter("-mw", str(max_workers), "-hi", "1", port=adapter_port)
     return scheduler, adapter
 
