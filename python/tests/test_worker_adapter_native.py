@@ -102,3 +102,25 @@ def _alive(pid):
     except OSError:
         return False
     return data[data.rindex(")") + 2:].split()[0] not in ("Z", "X")
+
+
+def test_native_worker_adapter_start_on_a_taken_port(scaler_bin, monkeypatch):
+    """Something else listens on the port: start() must not take its connections for the adapter's
+    (the adapter exits on its bind error) but raise."""
+    import socket
+
+    monkeypatch.setenv("SCALER_BINARY", scaler_bin)
+    port = free_port(3)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(16)
+    try:
+        adapter = NativeWorkerAdapter(f"tcp://127.0.0.1:{port}", max_workers=1)
+        try:
+            with pytest.raises(RuntimeError, match="exited with status"):
+                adapter.start("127.0.0.1", taken.getsockname()[1], timeout_seconds=60)
+        finally:
+            adapter.shutdown()
+        assert not adapter.is_alive()
+    finally:
+        taken.close()
