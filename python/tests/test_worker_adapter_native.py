@@ -7,6 +7,7 @@ upstream's coroutines against the running adapter, and shutdown() leaves no proc
 
 import asyncio
 import os
+import threading
 import time
 
 import pytest
@@ -68,9 +69,23 @@ def test_native_worker_adapter_scales_workers(scaler_bin, monkeypatch):
     try:
         adapter.start("127.0.0.1", web_port)
         assert adapter.webhook_url == f"http://127.0.0.1:{web_port}/"
-        with Client(address, timeout_seconds=60) as client:
-            assert client.map(square, [(i,) for i in range(50)]) == [i * i for i in range(50)]
-        tree = _descendants(adapter.pid)
+        # The workers are sampled while the map runs: once it is done, the idle groups may be shut down
+        # before a look afterwards.
+        mapped = threading.Event()
+
+        def sample():
+            while not mapped.is_set():
+                tree.extend(p for p in _descendants(adapter.pid) if p not in tree)
+                mapped.wait(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            with Client(address, timeout_seconds=60) as client:
+                assert client.map(square, [(i,) for i in range(50)]) == [i * i for i in range(50)]
+        finally:
+            mapped.set()
+            sampler.join(30)
         assert tree, "the adapter started no worker"
 
         async def coroutines():
