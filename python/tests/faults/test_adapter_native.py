@@ -134,6 +134,9 @@ def test_shutdown_does_not_block_the_adapter(stack):
         assert adapter.post({}) == (400, {"error": "No action specified"})
         assert time.monotonic() - began < 5, "the adapter blocked on the stopping worker"
         wait_until(lambda: not _alive(agent), 40, "the stopped worker to be killed after the grace period")
+        # Dead is not yet reaped: the slot frees when the adapter has waited for the process, which it
+        # logs.
+        wait_until(lambda: adapter.count("worker group stopped") >= 1, 30, "the adapter to free the slot")
     finally:
         try:
             os.kill(agent, signal.SIGCONT)
