@@ -294,7 +294,8 @@ def test_scheduler_serves_cluster_while_adapter_fails(stack, fault):
                 wait_until(lambda: fake.requests >= 2, 30, "a retry")
             loud = [line for line in scheduler.log_lines("scaling: adapter")
                     if not line.startswith("[DEBG]")]
-            assert len(loud) == 1, loud
+            # Once a minute the limiter logs the repeat again, with the count: a slow run may see that.
+            assert len(loud) == 1 or (len(loud) == 2 and "repeated=" in loud[1]), loud
             assert client.map(double, [(i,) for i in range(10)]) == [2 * i for i in range(10)]
         assert scheduler.running()
         if fault == "hangs":
