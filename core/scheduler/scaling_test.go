@@ -609,3 +609,23 @@ func TestScalingIdleTime(t *testing.T) {
 		})
 	}
 }
+
+// TestScalingStartsBackToBack: when the last worker of a connecting group
+// registers, the next group is asked for at the next tick, not a whole
+// ScalingInterval later; a peak of N workers comes that much sooner.
+func TestScalingStartsBackToBack(t *testing.T) {
+	h := scalingHarness(t)
+	h.client("c")
+	for i := 0; i < 10; i++ {
+		h.submit("c", "t"+strconv.Itoa(i))
+	}
+	h.advance(time.Second)
+	equal(t, "start", h.scales(), []string{"start_worker_group"})
+	h.answer(started("g1", "w1"))
+	h.advance(100 * time.Millisecond)
+	equal(t, "connecting", h.scales(), nil)
+	h.worker("w1", 10)
+	h.advance(100 * time.Millisecond) // one server tick
+	equal(t, "the next group at once", h.scales(), []string{"start_worker_group"})
+	checkInvariants(t, h.s)
+}

@@ -155,6 +155,8 @@ class PeakWatcher:
         self.adapter = adapter
         self.peak = 0
         self.samples = []
+        self.began = time.monotonic()
+        self.reached = {}  # worker count -> seconds after the start when first seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -163,6 +165,7 @@ class PeakWatcher:
         while not self._stop.is_set():
             n = len(self.adapter.agents()) if self.adapter.running() else 0
             self.peak = max(self.peak, n)
+            self.reached.setdefault(n, round(time.monotonic() - self.began, 1))
             self.samples.append(n)
             self._stop.wait(0.05)
 
@@ -229,7 +232,8 @@ def test_scaling_end_to_end(stack, kills):
     if kills:
         assert scheduler.count("its workers are gone") >= 1 or stops >= starts
     print(f"\nscaling e2e kills={kills}: {n} tasks in {took:.1f}s, peak {watcher.peak} workers, "
-          f"{starts} groups started, {stops} shut down, results done at the kills: {done_at_kill}")
+          f"{starts} groups started, {stops} shut down, results done at the kills: {done_at_kill}, "
+          f"workers first seen at (s): {dict(sorted(watcher.reached.items()))}")
 
 
 # ---------------------------------------------------------------- a failing adapter never hurts the scheduler

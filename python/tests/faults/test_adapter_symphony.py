@@ -70,6 +70,9 @@ def symphony_workers(adapter):
 def test_symphony_runs_tasks_through_soamapi(stack, tmp_path):
     scheduler, adapter, log = start_symphony(stack, tmp_path)
     with stack.client(timeout_seconds=60) as client:
+        # A long task in flight through the assertions: with no task at all (between two of them) the
+        # scheduler could shut the idle group down and start it again.
+        keeper = client.submit(nap, 600, "kept")
         futures = [client.submit(slow_double, i) for i in range(40)]
         assert [f.result(timeout=60) for f in futures] == [2 * i for i in range(40)]
         # Large results are stored as objects (not inline); exceptions come back as exceptions.
@@ -81,12 +84,14 @@ def test_symphony_runs_tasks_through_soamapi(stack, tmp_path):
             raise AssertionError("no exception")
         except ValueError as exc:
             assert "from Symphony" in str(exc)
-    assert len(standin_lines(log, "start ")) == 42, "not every task went through soamapi"
-    assert scheduler.count("scaling: started worker group") == 1
-    assert "group=symphony-" in scheduler.log_lines("scaling: started worker group")[0]
-    # Only one Symphony worker at a time.
-    assert adapter.start_group() == (429, {"error": "Symphony worker already started"})
-    assert len(symphony_workers(adapter)) == 1
+        assert len(standin_lines(log, "start ")) == 43, "not every task went through soamapi"
+        assert scheduler.count("scaling: started worker group") == 1
+        assert "group=symphony-" in scheduler.log_lines("scaling: started worker group")[0]
+        # Only one Symphony worker at a time.
+        assert adapter.start_group() == (429, {"error": "Symphony worker already started"})
+        assert len(symphony_workers(adapter)) == 1
+        assert not keeper.done()
+        assert keeper.cancel(timeout=30), "the long task was not cancelled"
     # Stopping the adapter stops its worker.
     (worker,) = symphony_workers(adapter)
     assert adapter.stop() == 0
