@@ -14,7 +14,9 @@ import (
 // Scheduler performs the HTTP call (Outbox.Scale) off the scheduler's
 // goroutine and hands the answer back with OnScaleResponse.
 //
-// Policy, checked every ScalingInterval while no webhook call is
+// Policy, checked every ScalingInterval, and at the next Tick after a
+// worker registers (it may complete a connecting group: the next group is
+// asked for without waiting out the interval), while no webhook call is
 // outstanding (at most one at a time), first rule that applies:
 //
 //  1. shut down a group that has settled and none of whose workers is
