@@ -5,8 +5,8 @@
   ids the workers register with, --max-workers counts live workers only, a group shutdown does not block
   the adapter, stopping the adapter stops every worker.
 - A scheduler with --adapter-webhook-url and an adapter with --max-workers 4, no cluster: 200 tasks of
-  50 ms; four workers at the peak, every result right, every group shut down afterwards; the same with two
-  groups killed by kill -9 mid-run.
+  50 ms; four workers at the peak, every result right, every group shut down afterwards; the same (600
+  tasks, so that replacements are needed) with two groups killed by kill -9 mid-run.
 - The scheduler keeps serving a cluster's workers while its adapter is down, answers 500, or hangs past
   the webhook timeout; each failure is logged once (rate-limited), not once per retry.
 """
@@ -190,7 +190,10 @@ def scaling_counts(scheduler):
 @pytest.mark.parametrize("kills", [0, 2])
 def test_scaling_end_to_end(stack, kills):
     scheduler, adapter = start_scaling_stack(stack)
-    n = 200
+    # With kills, enough work is left for the replacements to be started: the scheduler notices the
+    # dead workers (up to -wt 5 s) and may be in its 5 s pause after the 429 at the peak, while 180
+    # tasks of 50 ms on two workers take 4.5 s.
+    n = 600 if kills else 200
     began = time.monotonic()
     with stack.client(timeout_seconds=60) as client:
         watcher = PeakWatcher(adapter)
