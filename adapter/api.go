@@ -31,9 +31,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/opengris/scaler/core/logging"
 )
 
 // Backend starts and stops worker groups. Its methods are called from
@@ -68,12 +71,40 @@ const MaxBody = 64 << 10
 
 // Handler serves the API on "/" for b.
 func Handler(b Backend, log zerolog.Logger) http.Handler {
-	return &handler{b: b, log: log}
+	return &handler{b: b, log: log, now: time.Now,
+		refused: logging.Repeats{Every: logEvery}, unknown: logging.Repeats{Every: logEvery}}
 }
+
+// logEvery: a refusal (429) or a shutdown of an unknown group (404) is
+// logged at WARN at most this often, with the count held back since. At
+// max_workers the scheduler asks again every few seconds, and any HTTP
+// client can send these; the rest go to DEBUG.
+const logEvery = time.Minute
 
 type handler struct {
 	b   Backend
 	log zerolog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex // guards the two limiters
+	refused logging.Repeats
+	unknown logging.Repeats
+}
+
+// warn is h.log.Warn(), or Debug() when r held this key back within
+// logEvery; the WARN after held-back ones carries repeated=N.
+func (h *handler) warn(r *logging.Repeats, key string) *zerolog.Event {
+	h.mu.Lock()
+	loud, repeated := r.Allow(key, h.now())
+	h.mu.Unlock()
+	if !loud {
+		return h.log.Debug()
+	}
+	ev := h.log.Warn()
+	if repeated > 0 {
+		ev = ev.Int("repeated", repeated)
+	}
+	return ev
 }
 
 type answer map[string]any
@@ -142,11 +173,19 @@ func (h *handler) start(w http.ResponseWriter, r *http.Request) {
 	var limit *LimitError
 	switch {
 	case errors.As(err, &limit):
-		h.log.Warn().Str("remote", r.RemoteAddr).Msg("refused to start a worker group: " + limit.Msg)
+		h.warn(&h.refused, limit.Msg).Str("remote", r.RemoteAddr).Msg("refused to start a worker group: " + limit.Msg)
 		reply(w, http.StatusTooManyRequests, answer{"error": limit.Msg})
 	case err != nil:
 		h.log.Error().Err(err).Str("remote", r.RemoteAddr).Msg("could not start a worker group")
 		reply(w, http.StatusInternalServerError, answer{"error": err.Error()})
+	case r.Context().Err() != nil:
+		// The caller is gone (its webhook call timed out): it will never
+		// learn the group's id, so the group would hold a slot forever.
+		h.log.Warn().Str("group", g.ID).Str("remote", r.RemoteAddr).
+			Msg("the start request ended before the answer; shutting the new worker group down")
+		if err := h.b.ShutdownGroup(g.ID); err != nil {
+			h.log.Error().Err(err).Str("group", g.ID).Msg("could not shut the abandoned worker group down")
+		}
 	default:
 		ids := g.WorkerIDs
 		if ids == nil {
@@ -161,7 +200,9 @@ func (h *handler) shutdown(w http.ResponseWriter, id string) {
 	var unknown *UnknownGroupError
 	switch {
 	case errors.As(err, &unknown):
-		h.log.Warn().Str("group", id).Msg("asked to shut down an unknown worker group")
+		// One key for every unknown id: a client cannot defeat the limit
+		// by varying it.
+		h.warn(&h.unknown, "unknown").Str("group", id).Msg("asked to shut down an unknown worker group")
 		reply(w, http.StatusNotFound, answer{"error": unknown.Error()})
 	case err != nil:
 		h.log.Error().Err(err).Str("group", id).Msg("could not shut the worker group down")

@@ -1,20 +1,26 @@
 package adapter
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opengris/scaler/core/logging"
 )
 
 // fakeBackend answers by the group id asked for, so every branch shows.
-type fakeBackend struct{ startErr error }
+type fakeBackend struct {
+	startErr error
+	shut     []string // groups shut down
+}
 
 func (f *fakeBackend) StartGroup(context.Context) (Group, error) {
 	if f.startErr != nil {
@@ -24,6 +30,7 @@ func (f *fakeBackend) StartGroup(context.Context) (Group, error) {
 }
 
 func (f *fakeBackend) ShutdownGroup(id string) error {
+	f.shut = append(f.shut, id)
 	switch id {
 	case "native-1":
 		return nil
@@ -94,4 +101,63 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("answer %q is not a JSON object", out)
 		}
 	})
+}
+
+// A 429 or an unknown group repeated (the scheduler asks every few seconds
+// at max_workers; any client can send them) is logged at WARN once a
+// minute, the next WARN with the count held back; a 429 and a 404 do not
+// reset each other's limit.
+func TestRefusalsLoggedOnceAMinute(t *testing.T) {
+	var buf bytes.Buffer
+	h := Handler(&fakeBackend{startErr: &LimitError{Msg: "Maximum number of workers (4) reached."}},
+		logging.ForTest("adapter", &buf)).(*handler)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	h.now = func() time.Time { return now }
+	post := func(body string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader(body)))
+	}
+	warns := func(what string) (n int, lines []string) {
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, what) && !strings.Contains(l, "DEBG") && !strings.Contains(l, "debug") {
+				n++
+				lines = append(lines, l)
+			}
+		}
+		return n, lines
+	}
+	for i := 0; i < 20; i++ {
+		now = t0.Add(time.Duration(i) * time.Second)
+		post(`{"action":"start_worker_group"}`)
+		post(`{"action":"shutdown_worker_group","worker_group_id":"g` + strconv.Itoa(i) + `"}`)
+	}
+	if n, lines := warns("refused to start"); n != 1 {
+		t.Fatalf("20 refusals in 20 s: %d WARN lines %q", n, lines)
+	}
+	if n, lines := warns("unknown worker group"); n != 1 {
+		t.Fatalf("20 unknown groups in 20 s: %d WARN lines %q", n, lines)
+	}
+	now = t0.Add(61 * time.Second)
+	post(`{"action":"start_worker_group"}`)
+	post(`{"action":"shutdown_worker_group","worker_group_id":"late"}`)
+	for _, what := range []string{"refused to start", "unknown worker group"} {
+		n, lines := warns(what)
+		if n != 2 || !strings.Contains(lines[1], "repeated=19") {
+			t.Fatalf("%s a minute later: %d lines %q, want a second one with repeated=19", what, n, lines)
+		}
+	}
+}
+
+// A group started for a request that ended meanwhile (the scheduler's call
+// timed out) is shut down: nobody would learn its id.
+func TestStartForAGoneRequest(t *testing.T) {
+	b := &fakeBackend{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest("POST", "/", strings.NewReader(`{"action":"start_worker_group"}`)).WithContext(ctx)
+	Handler(b, logging.ForTest("adapter", io.Discard)).ServeHTTP(httptest.NewRecorder(), req)
+	if len(b.shut) != 1 || b.shut[0] != "native-1" {
+		t.Fatalf("groups shut down: %v, want [native-1]", b.shut)
+	}
 }

@@ -79,6 +79,7 @@ type Scheduler struct {
 	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
 	AdapterWebhookTimeout   int    `toml:"adapter_webhook_timeout_seconds" arg:"SECONDS" help:"give up on an adapter webhook call that has not answered within this long (it is retried later)"`
 	AdapterStartTimeout     int    `toml:"adapter_start_timeout_seconds" arg:"SECONDS" help:"how long the workers of a group the adapter started may take to connect; until then no other group is asked for, after it a group none of whose workers came is shut down (raise it for batch systems whose jobs wait in a queue, e.g. Slurm)"`
+	AdapterIdleSeconds      int    `toml:"adapter_idle_seconds" arg:"SECONDS" help:"shut a worker group the adapter started down only once its workers have had no task for this long"`
 	MaxMessageSize          string `toml:"max_message_size" arg:"SIZE" help:"largest message frame a client or worker may send (suffixes K, M, G); a peer that sends a bigger one is disconnected"`
 	Logging
 }
@@ -96,6 +97,7 @@ func DefaultScheduler() *Scheduler {
 		LoadBalanceTriggerTimes: 2,
 		AdapterWebhookTimeout:   30,
 		AdapterStartTimeout:     60,
+		AdapterIdleSeconds:      30,
 		EventLoop:               "builtin",
 		Protected:               true,
 		AllocatePolicy:          "even",
@@ -125,6 +127,7 @@ func (s *Scheduler) Validate() error {
 		optionalURL("adapter_webhook_url", s.AdapterWebhookURL),
 		atLeast("adapter_webhook_timeout_seconds", s.AdapterWebhookTimeout, 1),
 		atLeast("adapter_start_timeout_seconds", s.AdapterStartTimeout, 1),
+		atLeast("adapter_idle_seconds", s.AdapterIdleSeconds, 1),
 		positiveSize("max_message_size", s.MaxMessageSize),
 		s.Logging.validate(),
 	)

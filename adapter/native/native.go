@@ -184,18 +184,39 @@ func (a *Adapter) StartGroup(ctx context.Context) (adapter.Group, error) {
 	defer wait.Stop()
 	select {
 	case pid := <-pids:
+		if ctx.Err() != nil {
+			// The request ended while the process started (the webhook
+			// call timed out): nobody would learn the group's id, so it
+			// would hold a slot forever.
+			a.abandon(g, "the start request ended as the worker started")
+			return adapter.Group{}, fmt.Errorf("start request ended: %w", ctx.Err())
+		}
 		a.log.Info().Str("group", g.id).Str("worker", g.workerID).Int("pid", pid).
 			Int("workers", a.Live()).Msg("started worker group")
 		return adapter.Group{ID: g.id, WorkerIDs: []string{g.workerID}}, nil
 	case <-g.done:
 		a.forget(g.id)
 		return adapter.Group{}, fmt.Errorf("starting the worker: %v", g.exitErr)
+	case <-ctx.Done():
+		a.abandon(g, "the start request ended before the worker started")
+		return adapter.Group{}, fmt.Errorf("start request ended: %w", ctx.Err())
 	case <-wait.C:
 		// Leave it to its goroutine; the group stops and forgets itself.
 		a.forget(g.id)
 		cancel()
 		return adapter.Group{}, fmt.Errorf("the worker process did not start within %s", startTimeout)
 	}
+}
+
+// abandon stops the worker of a group whose start nobody will hear of;
+// like a shutdown, it frees the slot once the process is gone.
+func (a *Adapter) abandon(g *group, why string) {
+	a.mu.Lock()
+	delete(a.groups, g.id)
+	g.stopping = true
+	a.mu.Unlock()
+	g.cancel()
+	a.log.Warn().Str("group", g.id).Str("worker", g.workerID).Msg("stopping the worker of an abandoned start: " + why)
 }
 
 // ended records that g's worker process is gone.
@@ -214,11 +235,8 @@ func (a *Adapter) ended(g *group, err error) {
 		// StartGroup reports the failure.
 	case stopping:
 		a.log.Info().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).Msg("worker group stopped")
-	case err != nil:
-		a.log.Warn().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).Err(err).
-			Msg("worker of the group ended by itself; its slot is free (the group stays listed until shut down)")
 	default:
-		a.log.Warn().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).
+		a.log.Warn().Str("group", g.id).Str("worker", g.workerID).Dur("ran", ran).Err(err).
 			Msg("worker of the group ended by itself; its slot is free (the group stays listed until shut down)")
 	}
 }

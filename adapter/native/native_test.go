@@ -47,15 +47,25 @@ func newTestAdapter(t *testing.T, maxWorkers int, command ...string) (*Adapter, 
 
 func post(t *testing.T, url, body string) (int, map[string]any) {
 	t.Helper()
-	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	code, out, err := tryPost(url, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, out
+}
+
+// tryPost is post for goroutines other than the test's, which must not
+// call t.Fatal.
+func tryPost(url, body string) (int, map[string]any, error) {
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
 	defer res.Body.Close()
 	var out map[string]any
 	raw, _ := io.ReadAll(res.Body)
 	_ = json.Unmarshal(raw, &out)
-	return res.StatusCode, out
+	return res.StatusCode, out, nil
 }
 
 const start = `{"action":"start_worker_group"}`
@@ -81,16 +91,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestLiveWorkersCount(t *testing.T) {
 	a, url := newTestAdapter(t, 3)
 	var wg sync.WaitGroup
-	codes := make(chan int, 10)
+	type result struct {
+		code int
+		err  error
+	}
+	results := make(chan result, 10)
 	for i := 0; i < 10; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); c, _ := post(t, url, start); codes <- c }()
+		go func() { defer wg.Done(); c, _, err := tryPost(url, start); results <- result{c, err} }()
 	}
 	wg.Wait()
-	close(codes)
+	close(results)
 	got := map[int]int{}
-	for c := range codes {
-		got[c]++
+	for r := range results {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		got[r.code]++
 	}
 	if got[200] != 3 || got[429] != 7 {
 		t.Fatalf("10 concurrent starts with max 3: %v", got)
@@ -134,4 +151,17 @@ func TestStartFailure(t *testing.T) {
 	if a.Live() != 0 || len(a.Groups()) != 0 {
 		t.Fatalf("failed start left live=%d groups=%v", a.Live(), a.Groups())
 	}
+}
+
+// A start whose request ended (the scheduler's webhook call timed out)
+// does not leave a worker behind that nobody knows the group of: the start
+// fails and the worker is stopped, its slot freed.
+func TestStartAbandoned(t *testing.T) {
+	a, _ := newTestAdapter(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if g, err := a.StartGroup(ctx); err == nil {
+		t.Fatalf("a start with its request gone succeeded: %+v", g)
+	}
+	waitFor(t, "the abandoned worker to stop and free its slot", func() bool { return a.Live() == 0 && len(a.Groups()) == 0 })
 }

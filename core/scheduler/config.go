@@ -46,6 +46,11 @@ type Config struct {
 	ScalingStartTimeout time.Duration
 	// ScalingRetry is the pause after a failed webhook call (5 s).
 	ScalingRetry time.Duration
+	// ScalingIdle is how long a group's workers must have had no task
+	// before the group is shut down for being idle (30 s), so that a load
+	// hovering around the worker count does not start and stop workers
+	// every few seconds.
+	ScalingIdle time.Duration
 	// ObjectStorage is announced in heartbeat echoes.
 	ObjectStorage protocol.Address
 	// ObjectFlushInterval is the least time between two object deletion
@@ -90,6 +95,7 @@ func FromConfig(c *config.Scheduler, storage protocol.Address) (Config, error) {
 		ObjectStorage:       storage,
 		Scaling:             c.AdapterWebhookURL != "",
 		ScalingStartTimeout: time.Duration(c.AdapterStartTimeout) * time.Second,
+		ScalingIdle:         time.Duration(c.AdapterIdleSeconds) * time.Second,
 	}
 	switch c.AllocatePolicy {
 	case "", "even":
@@ -118,6 +124,7 @@ func (c *Config) fill() {
 	defaultTo(&c.ScalingInterval, time.Second)
 	defaultTo(&c.ScalingStartTimeout, time.Minute)
 	defaultTo(&c.ScalingRetry, 5*time.Second)
+	defaultTo(&c.ScalingIdle, 30*time.Second)
 	if c.NewObjectID == nil {
 		c.NewObjectID = randomObjectID
 	}

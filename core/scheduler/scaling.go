@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 )
 
@@ -13,18 +14,24 @@ import (
 // Scheduler performs the HTTP call (Outbox.Scale) off the scheduler's
 // goroutine and hands the answer back with OnScaleResponse.
 //
-// Policy, checked every ScalingInterval while no webhook call is
+// Policy, checked every ScalingInterval, and at the next Tick after a
+// worker registers (it may complete a connecting group: the next group is
+// asked for without waiting out the interval), while no webhook call is
 // outstanding (at most one at a time), first rule that applies:
 //
 //  1. shut down a group that has settled and none of whose workers is
-//     registered any more (killed, timed out): the adapter frees it and
-//     the scheduler stops listing it;
+//     registered any more (killed, timed out), or whose start answer was
+//     refused (no worker ids, or beyond the bounds below): the adapter
+//     frees it and the scheduler stops listing it;
 //  2. start a group when there are more tasks than workers (each worker
 //     runs one task at a time, so every task beyond that waits), unless
-//     the last group started is still connecting;
+//     the last group started is still connecting or maxWorkerGroups are
+//     listed;
 //  3. shut down one group when no task waits and there are fewer tasks
 //     than workers (or none at all): among the groups whose workers have
-//     all connected (or whose start timed out) and hold no task, the one
+//     all connected (or whose start timed out) and have had no task for
+//     ScalingIdle (no hysteresis, and a load hovering around the worker
+//     count would start and stop workers every few seconds), the one
 //     whose workers report the fewest queued tasks, oldest first on ties.
 //
 // So with an adapter that allows N workers and at least N tasks, N workers
@@ -90,13 +97,27 @@ type ScaleResponse struct {
 // this often.
 const scalingLogEvery = time.Minute
 
+// Bounds on what an adapter's answer may make the scheduler keep (each
+// group is carried in every StateScheduler): the groups listed, the worker
+// ids of one group and the length of an id. An answer beyond them is
+// refused; a started group beyond them is shut down again.
+const (
+	maxWorkerGroups = 1024 // the native adapter's own bound
+	maxGroupWorkers = 256
+	maxScalingIDLen = 512 // bytes, group and worker ids alike
+)
+
 // workerGroup is a group the adapter started for us.
 type workerGroup struct {
 	id        string
 	workers   []string
 	startedAt time.Time
-	seqAt     uint64 // workers.nextSeq when it was started
-	starting  bool   // its workers have not all connected yet
+	starting  bool // its workers have not all connected yet
+	// busyAt is when the group was last seen with a task (or settled);
+	// assigned the sum of its workers' assigned counts then.
+	busyAt   time.Time
+	assigned uint64
+	refused  bool // its start answer was refused: shut it down first
 }
 
 type scaling struct {
@@ -106,12 +127,11 @@ type scaling struct {
 	reason    string
 	notBefore time.Time
 	nextCheck time.Time
-	// Failure log rate limit: the last failure logged, when, and how many
-	// identical failures were not logged since.
-	failKey    string
-	failLogged time.Time
-	failQuiet  int
-	failTotal  int // failures since the last success
+	// Failure log rate limit: identical failures are logged once a
+	// scalingLogEvery, with the count of those held back.
+	failLog   logging.Repeats
+	failTotal int  // failures since the last success
+	full      bool // maxWorkerGroups reached (logged once until below)
 }
 
 // OnScaleResponse applies the answer to the last ScaleRequest. Answers to
@@ -132,14 +152,11 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 		if r.Status == 500 || r.Status == 0 {
 			ev = s.log.Error()
 		}
-		if key == sc.failKey && now.Sub(sc.failLogged) < scalingLogEvery {
-			sc.failQuiet++
+		sc.failLog.Every = scalingLogEvery
+		if loud, repeated := sc.failLog.Allow(key, now); !loud {
 			ev = s.log.Debug()
-		} else {
-			if key == sc.failKey && sc.failQuiet > 0 {
-				ev = ev.Int("repeated", sc.failQuiet)
-			}
-			sc.failKey, sc.failLogged, sc.failQuiet = key, now, 0
+		} else if repeated > 0 {
+			ev = ev.Int("repeated", repeated)
 		}
 		ev = ev.Str("action", req.Action.String())
 		if req.GroupID != "" {
@@ -160,7 +177,8 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 		if sc.failTotal > 0 {
 			s.log.Info().Int("failed_calls", sc.failTotal).Msg("scaling: the adapter webhook answers again")
 		}
-		sc.failKey, sc.failQuiet, sc.failTotal = "", 0, 0
+		sc.failLog.Reset()
+		sc.failTotal = 0
 	}
 	ok := r.Err == "" && r.Status >= 200 && r.Status < 300
 	switch req.Action {
@@ -174,9 +192,19 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 			failed("adapter could not start a worker group")
 		case r.GroupID == "":
 			failed("adapter answer lacks worker_group_id; no worker group recorded")
+		case len(r.GroupID) > maxScalingIDLen:
+			failed(fmt.Sprintf("adapter answer's worker_group_id is longer than %d bytes; no worker group recorded", maxScalingIDLen))
+		case badWorkerIDs(r.WorkerIDs) != "":
+			// Without usable worker ids the group's workers cannot be told
+			// from others (is it busy? gone?), and an adapter that starts
+			// nothing would get a group recorded every start timeout,
+			// forever. Keep it only to shut it down (rule 1).
+			failed("adapter answer " + badWorkerIDs(r.WorkerIDs) + "; shutting the worker group down")
+			s.forgetGroup(r.GroupID)
+			sc.groups = append(sc.groups, &workerGroup{id: r.GroupID, startedAt: now, refused: true})
 		default:
 			succeeded()
-			g := &workerGroup{id: r.GroupID, workers: r.WorkerIDs, startedAt: now, seqAt: s.workers.nextSeq, starting: true}
+			g := &workerGroup{id: r.GroupID, workers: r.WorkerIDs, startedAt: now, starting: true}
 			s.forgetGroup(g.id)
 			sc.groups = append(sc.groups, g)
 			s.updateStarting(g, now)
@@ -205,6 +233,23 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 	}
 }
 
+// badWorkerIDs says what is wrong with a start answer's worker_ids; "" if
+// nothing.
+func badWorkerIDs(ids []string) string {
+	if len(ids) == 0 {
+		return "lists no worker_ids"
+	}
+	if len(ids) > maxGroupWorkers {
+		return fmt.Sprintf("lists %d worker_ids, more than %d", len(ids), maxGroupWorkers)
+	}
+	for _, id := range ids {
+		if len(id) > maxScalingIDLen || id == "" {
+			return fmt.Sprintf("has a worker id that is empty or longer than %d bytes", maxScalingIDLen)
+		}
+	}
+	return ""
+}
+
 func (s *Scheduler) forgetGroup(id string) {
 	gs := s.scaling.groups
 	for i, g := range gs {
@@ -216,28 +261,24 @@ func (s *Scheduler) forgetGroup(id string) {
 }
 
 // updateStarting clears g.starting once its workers are there (every listed
-// id registered; with no ids listed, any worker registered since) or the
-// start timeout passed.
+// id registered) or the start timeout passed.
 func (s *Scheduler) updateStarting(g *workerGroup, now time.Time) {
 	if !g.starting {
 		return
 	}
-	connected := s.workers.nextSeq > g.seqAt
-	if len(g.workers) > 0 {
-		connected = true
-		for _, id := range g.workers {
-			if s.workers.byID[id] == nil {
-				connected = false
-				break
-			}
+	connected := true
+	for _, id := range g.workers {
+		if s.workers.byID[id] == nil {
+			connected = false
+			break
 		}
 	}
 	if connected {
-		g.starting = false
+		g.starting, g.busyAt = false, now
 		return
 	}
 	if now.Sub(g.startedAt) >= s.cfg.ScalingStartTimeout {
-		g.starting = false
+		g.starting, g.busyAt = false, now
 		s.log.Warn().Str("group", g.id).Strs("workers", g.workers).Dur("waited", now.Sub(g.startedAt)).
 			Msg("scaling: workers of the started group did not all connect; no longer waiting for them")
 	}
@@ -254,19 +295,32 @@ func (s *Scheduler) scale(now time.Time) {
 	for _, g := range sc.groups {
 		s.updateStarting(g, now)
 		starting = starting || g.starting
+		s.updateBusy(g, now)
 	}
 	if sc.inFlight != nil || now.Before(sc.notBefore) {
 		return
 	}
 	tasks, workers := len(s.tasks), len(s.workers.order)
 	if g := s.goneGroup(); g != nil {
-		s.requestScale(ScaleShutdown, g.id, "its workers are gone ("+counts(tasks, workers)+")")
+		why := "its workers are gone"
+		if g.refused {
+			why = "its start answer was refused"
+		}
+		s.requestScale(ScaleShutdown, g.id, why+" ("+counts(tasks, workers)+")")
 		return
 	}
 	if tasks > workers {
 		if starting {
 			return // the last group is still coming up
 		}
+		if len(sc.groups) >= maxWorkerGroups {
+			if !sc.full {
+				sc.full = true
+				s.log.Warn().Int("groups", len(sc.groups)).Msg("scaling: as many worker groups as the scheduler lists; no more starts until some are shut down")
+			}
+			return
+		}
+		sc.full = false
 		reason := "more tasks than workers"
 		if workers == 0 {
 			reason = "tasks but no worker"
@@ -277,16 +331,36 @@ func (s *Scheduler) scale(now time.Time) {
 	if s.numWaiting > 0 || (tasks > 0 && tasks >= workers) {
 		return
 	}
-	if g := s.idlestGroup(); g != nil {
+	if g := s.idlestGroup(now); g != nil {
 		s.requestScale(ScaleShutdown, g.id, "fewer tasks than workers ("+counts(tasks, workers)+")")
 	}
+}
+
+// updateBusy moves g.busyAt to now if a worker of g holds a task or was
+// assigned one since the last check.
+func (s *Scheduler) updateBusy(g *workerGroup, now time.Time) {
+	var assigned uint64
+	busy := false
+	for _, id := range g.workers {
+		if w := s.workers.byID[id]; w != nil {
+			assigned += w.assigned
+			busy = busy || w.tasks.Len() > 0
+		}
+	}
+	if busy || assigned != g.assigned {
+		g.busyAt = now
+	}
+	g.assigned = assigned
 }
 
 // goneGroup is the oldest settled group that listed its workers and none
 // of them is registered now; nil if none.
 func (s *Scheduler) goneGroup() *workerGroup {
 	for _, g := range s.scaling.groups {
-		if g.starting || len(g.workers) == 0 {
+		if g.refused {
+			return g
+		}
+		if g.starting {
 			continue
 		}
 		gone := true
@@ -305,13 +379,14 @@ func (s *Scheduler) goneGroup() *workerGroup {
 
 func counts(tasks, workers int) string { return fmt.Sprintf("%d tasks, %d workers", tasks, workers) }
 
-// idlestGroup is the settled group whose live workers hold no task and
-// report the fewest queued tasks (oldest first on ties); nil if none.
-func (s *Scheduler) idlestGroup() *workerGroup {
+// idlestGroup is the settled group whose live workers have had no task for
+// ScalingIdle and report the fewest queued tasks (oldest first on ties);
+// nil if none.
+func (s *Scheduler) idlestGroup(now time.Time) *workerGroup {
 	var best *workerGroup
 	var bestQueued uint64
 	for _, g := range s.scaling.groups {
-		if g.starting {
+		if g.starting || now.Sub(g.busyAt) < s.cfg.ScalingIdle {
 			continue
 		}
 		var queued uint64

@@ -17,6 +17,9 @@ func scalingHarness(t *testing.T) *harness {
 		c.Scaling = true
 		c.ClientTimeout, c.WorkerTimeout = time.Hour, time.Hour
 		c.BalanceInterval = time.Hour
+		// An idle group goes at the next check, so the other rules show
+		// plainly; TestScalingIdleTime tests the idle time.
+		c.ScalingIdle = time.Nanosecond
 	})
 }
 
@@ -160,7 +163,7 @@ func TestScalingAnswers(t *testing.T) { // item 67
 		retry  bool // the next call waits ScalingRetry
 	}{
 		{name: "started", answer: started("g1", "w1", "w2"), groups: []string{"g1:w1,w2"}},
-		{name: "201 accepted too", answer: ScaleResponse{Status: 201, GroupID: "g1"}, groups: []string{"g1:"}},
+		{name: "201 accepted too", answer: ScaleResponse{Status: 201, GroupID: "g1", WorkerIDs: []string{"w1"}}, groups: []string{"g1:w1"}},
 		{name: "429 too many workers", answer: ScaleResponse{Status: 429, Message: "Max workers reached"}, retry: true},
 		{name: "500", answer: ScaleResponse{Status: 500, Message: "boom"}, retry: true},
 		{name: "400", answer: ScaleResponse{Status: 400, Message: "Unknown action"}, retry: true},
@@ -203,39 +206,105 @@ func TestScalingAnswers(t *testing.T) { // item 67
 }
 
 func TestScalingStartTimeout(t *testing.T) {
-	for _, ids := range [][]string{{"never"}, nil} {
-		h := scalingHarness(t)
-		h.client("c")
-		h.submit("c", "t1")
-		h.advance(time.Second)
-		h.scales()
-		h.answer(started("g1", ids...))
-		h.advance(59 * time.Second)
-		equal(t, "waiting for the group's workers", h.scales(), nil)
-		h.advance(time.Second)
-		if ids != nil {
-			// Its listed worker never came: the group is shut down first.
-			equal(t, "start timed out: the group is given up", h.scales(), []string{"shutdown(g1)"})
-			h.answer(shutDown)
-			h.advance(time.Second)
-		}
-		equal(t, "start timed out: another group", h.scales(), []string{"start_worker_group"})
-	}
-	// With no worker ids in the answer, any new worker settles the group.
 	h := scalingHarness(t)
 	h.client("c")
-	h.worker("w0", 1)
 	h.submit("c", "t1")
-	h.submit("c", "t2")
 	h.advance(time.Second)
 	h.scales()
-	h.answer(started("g1"))
+	h.answer(started("g1", "never"))
+	h.advance(59 * time.Second)
+	equal(t, "waiting for the group's workers", h.scales(), nil)
 	h.advance(time.Second)
-	equal(t, "still starting", h.scales(), nil)
-	h.worker("x", 1)
-	h.submit("c", "t3")
+	// Its listed worker never came: the group is shut down first.
+	equal(t, "start timed out: the group is given up", h.scales(), []string{"shutdown(g1)"})
+	h.answer(shutDown)
 	h.advance(time.Second)
-	equal(t, "settled by the new worker", h.scales(), []string{"start_worker_group"})
+	equal(t, "start timed out: another group", h.scales(), []string{"start_worker_group"})
+}
+
+// TestScalingAnswerBounds: a start answer the scheduler cannot use or
+// would have to keep without bound (no worker ids: its workers cannot be
+// told from others, and an adapter that starts nothing would get a group
+// recorded every start timeout forever; too many or too long ids) is a
+// failure logged once, and the group is shut down again after the retry
+// pause; a group id too long to keep is not recorded at all.
+func TestScalingAnswerBounds(t *testing.T) {
+	many := make([]string, maxGroupWorkers+1)
+	for i := range many {
+		many[i] = "w" + strconv.Itoa(i)
+	}
+	long := strings.Repeat("x", maxScalingIDLen+1)
+	for _, tc := range []struct {
+		name   string
+		answer ScaleResponse
+		groups []string // listed right after the answer
+		next   []string // asked after the retry pause
+		log    string
+	}{
+		{"no worker_ids", started("g1"), []string{"g1:"}, []string{"shutdown(g1)"}, "lists no worker_ids"},
+		{"too many worker_ids", started("g1", many...), []string{"g1:"}, []string{"shutdown(g1)"}, "lists 257 worker_ids, more than 256"},
+		{"a worker id too long", started("g1", "w1", long), []string{"g1:"}, []string{"shutdown(g1)"}, "longer than 512 bytes"},
+		{"an empty worker id", started("g1", ""), []string{"g1:"}, []string{"shutdown(g1)"}, "empty or longer"},
+		{"group id too long", started(long, "w1"), nil, []string{"start_worker_group"}, "worker_group_id is longer than 512 bytes"},
+		{"the largest answer kept", started(long[1:], many[1:]...), []string{long[1:] + ":" + strings.Join(many[1:], ",")}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := scalingHarness(t)
+			var buf bytes.Buffer
+			h.s.log = logging.ForTest("scheduler", &buf)
+			h.client("c")
+			h.submit("c", "t1")
+			h.advance(time.Second)
+			equal(t, "start", h.scales(), []string{"start_worker_group"})
+			h.answer(tc.answer)
+			equal(t, "groups", groups(h), tc.groups)
+			h.advance(h.s.cfg.ScalingRetry)
+			equal(t, "next", h.scales(), tc.next)
+			if tc.log == "" {
+				if strings.Contains(buf.String(), "[WARN]") {
+					t.Fatalf("a warning for a good answer:\n%s", buf.String())
+				}
+				return
+			}
+			lines := strings.Count(buf.String(), "[WARN]")
+			if lines != 1 || !strings.Contains(buf.String(), tc.log) || strings.Contains(buf.String(), long) {
+				t.Fatalf("want one WARN line with %q (and no id longer than the bound), got:\n%.2000s", tc.log, buf.String())
+			}
+			if tc.next[0] != "start_worker_group" {
+				h.answer(shutDown)
+				equal(t, "shut down and forgotten", groups(h), nil)
+			}
+			checkInvariants(t, h.s)
+		})
+	}
+}
+
+// TestScalingGroupsBound: at maxWorkerGroups listed no start is asked for,
+// said once; below it starts go on.
+func TestScalingGroupsBound(t *testing.T) {
+	h := scalingHarness(t)
+	var buf bytes.Buffer
+	h.s.log = logging.ForTest("scheduler", &buf)
+	h.client("c")
+	// Groups whose workers are connected and busy: nothing else applies.
+	for i := 0; i < maxWorkerGroups; i++ {
+		id := strconv.Itoa(i)
+		h.worker("w"+id, 1)
+		h.s.scaling.groups = append(h.s.scaling.groups, &workerGroup{id: "g" + id, workers: []string{"w" + id}, startedAt: h.now})
+		h.submit("c", "t"+id)
+	}
+	h.submit("c", "more")
+	h.take()
+	for i := 0; i < 3; i++ {
+		h.advance(time.Second)
+		equal(t, "at the bound", h.scales(), nil)
+	}
+	if n := strings.Count(buf.String(), "no more starts"); n != 1 {
+		t.Fatalf("%d lines about the bound, want 1:\n%s", n, buf.String())
+	}
+	h.s.forgetGroup("g0")
+	h.advance(time.Second)
+	equal(t, "below the bound", h.scales(), []string{"start_worker_group"})
 }
 
 // TestScalingShutdownChoice: only groups whose workers all connected and
@@ -475,4 +544,88 @@ func TestScalingUnknownGroup(t *testing.T) {
 	equal(t, "forgotten", groups(h), nil)
 	h.advance(time.Second)
 	equal(t, "a new group at once", h.scales(), []string{"start_worker_group"})
+}
+
+// TestScalingIdleTime: an idle group is shut down only once its workers
+// have had no task for ScalingIdle, counted from when it settled or last
+// had a task, including a task that came and went between two checks.
+func TestScalingIdleTime(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// load runs after the group settled, at the given seconds;
+		// "hold" keeps a task on its worker across one check, "flash"
+		// assigns and finishes one between two checks.
+		load map[int]string
+		want int // seconds after settling at which it is shut down
+	}{
+		{name: "idle from the start", want: 30},
+		{name: "a task held at 10 s", load: map[int]string{10: "hold"}, want: 40},
+		{name: "a task between two checks at 20 s", load: map[int]string{20: "flash"}, want: 50},
+		{name: "load hovering every 20 s", load: map[int]string{15: "flash", 35: "flash", 55: "hold"}, want: 85},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.Scaling = true
+				c.ClientTimeout, c.WorkerTimeout = time.Hour, time.Hour
+				c.BalanceInterval = time.Hour
+				c.ScalingIdle = 30 * time.Second
+			})
+			h.client("c")
+			h.submit("c", "t0")
+			h.advance(time.Second)
+			equal(t, "start", h.scales(), []string{"start_worker_group"})
+			h.answer(started("g1", "w1"))
+			h.worker("w1", 10)
+			h.result("w1", "t0", protocol.ResultSuccess)
+			h.take()
+			h.advance(time.Second) // settles: idle from here
+			equal(t, "settled", h.scales(), nil)
+			n := 0
+			for sec := 1; sec <= 120; sec++ {
+				switch tc.load[sec] {
+				case "hold":
+					n++
+					h.submit("c", "h"+strconv.Itoa(n))
+					h.advance(time.Second)
+					h.result("w1", "h"+strconv.Itoa(n), protocol.ResultSuccess)
+				case "flash":
+					n++
+					h.submit("c", "f"+strconv.Itoa(n))
+					h.result("w1", "f"+strconv.Itoa(n), protocol.ResultSuccess)
+					h.advance(time.Second)
+				default:
+					h.advance(time.Second)
+				}
+				h.take()
+				if got := h.scales(); len(got) > 0 {
+					equal(t, "shut down", got, []string{"shutdown(g1)"})
+					if sec != tc.want {
+						t.Fatalf("shut down %d s after settling, want %d", sec, tc.want)
+					}
+					return
+				}
+			}
+			t.Fatal("never shut down")
+		})
+	}
+}
+
+// TestScalingStartsBackToBack: when the last worker of a connecting group
+// registers, the next group is asked for at the next tick, not a whole
+// ScalingInterval later; a peak of N workers comes that much sooner.
+func TestScalingStartsBackToBack(t *testing.T) {
+	h := scalingHarness(t)
+	h.client("c")
+	for i := 0; i < 10; i++ {
+		h.submit("c", "t"+strconv.Itoa(i))
+	}
+	h.advance(time.Second)
+	equal(t, "start", h.scales(), []string{"start_worker_group"})
+	h.answer(started("g1", "w1"))
+	h.advance(100 * time.Millisecond)
+	equal(t, "connecting", h.scales(), nil)
+	h.worker("w1", 10)
+	h.advance(100 * time.Millisecond) // one server tick
+	equal(t, "the next group at once", h.scales(), []string{"start_worker_group"})
+	checkInvariants(t, h.s)
 }

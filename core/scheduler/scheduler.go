@@ -367,6 +367,10 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 	if w == nil {
 		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities, echoSeq: m.EchoSeq, ackedSeq: m.EchoSeq}
 		s.workers.add(w)
+		// It may be the last worker of a group that is connecting: check
+		// the scaling policy at the next tick, not a ScalingInterval
+		// later, so that groups start back to back under load.
+		s.scaling.nextCheck = time.Time{}
 		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
 		w.last = *m
@@ -814,6 +818,7 @@ func (s *Scheduler) assign(t *task, w *worker) {
 	}
 	t.worker = w
 	t.welem = w.tasks.PushBack(t)
+	w.assigned++
 	t.echoAtAssign = w.echoSeq
 	w.addOwner(t.owner)
 	s.workers.fix(w)

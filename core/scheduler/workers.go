@@ -18,7 +18,8 @@ type worker struct {
 	tasks     list.List // *task, in assignment order
 	last      protocol.WorkerHeartbeat
 	lastSeen  time.Time
-	heapIdx   int // position in freeHeap, -1 when full
+	assigned  uint64 // tasks ever assigned to it: the scaling policy sees a task that came and went between two checks
+	heapIdx   int    // position in freeHeap, -1 when full
 	// echoSeq is the Seq of the last WorkerHeartbeatEcho sent to it. It
 	// starts at the EchoSeq of the registering heartbeat, so that a worker
 	// that registers again (or with a new scheduler) keeps counting up.

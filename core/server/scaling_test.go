@@ -67,7 +67,10 @@ func TestScalingWebhook(t *testing.T) {
 			once.Do(func() { <-stall })
 		}
 	}
-	s := scalertest.StartScheduler(t, func(c *config.Scheduler) { c.AdapterWebhookURL = adapter.URL })
+	s := scalertest.StartScheduler(t, func(c *config.Scheduler) {
+		c.AdapterWebhookURL = adapter.URL
+		c.AdapterIdleSeconds = 1 // the least: the idle group goes a second after its task
+	})
 	adapter.SetScheduler(s.Addr())
 	status := watchStatus(t, s.MonitorAddr())
 	c := scalertest.ClientFor(t, s.Addr())

@@ -105,9 +105,10 @@ func (w *webhook) call(ctx context.Context, req scheduler.ScaleRequest) schedule
 		return resp
 	}
 	resp.GroupID, resp.WorkerIDs = ans.WorkerGroupID, ans.WorkerIDs
-	resp.Message = ans.Error
+	// The text is only logged; an adapter may send up to maxAnswer of it.
+	resp.Message = snippet([]byte(ans.Error))
 	if resp.Message == "" {
-		resp.Message = ans.Status
+		resp.Message = snippet([]byte(ans.Status))
 	}
 	return resp
 }

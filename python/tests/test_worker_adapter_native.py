@@ -7,6 +7,7 @@ upstream's coroutines against the running adapter, and shutdown() leaves no proc
 
 import asyncio
 import os
+import threading
 import time
 
 import pytest
@@ -68,9 +69,23 @@ def test_native_worker_adapter_scales_workers(scaler_bin, monkeypatch):
     try:
         adapter.start("127.0.0.1", web_port)
         assert adapter.webhook_url == f"http://127.0.0.1:{web_port}/"
-        with Client(address, timeout_seconds=60) as client:
-            assert client.map(square, [(i,) for i in range(50)]) == [i * i for i in range(50)]
-        tree = _descendants(adapter.pid)
+        # The workers are sampled while the map runs: once it is done, the idle groups may be shut down
+        # before a look afterwards.
+        mapped = threading.Event()
+
+        def sample():
+            while not mapped.is_set():
+                tree.extend(p for p in _descendants(adapter.pid) if p not in tree)
+                mapped.wait(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            with Client(address, timeout_seconds=60) as client:
+                assert client.map(square, [(i,) for i in range(50)]) == [i * i for i in range(50)]
+        finally:
+            mapped.set()
+            sampler.join(30)
         assert tree, "the adapter started no worker"
 
         async def coroutines():
@@ -102,3 +117,25 @@ def _alive(pid):
     except OSError:
         return False
     return data[data.rindex(")") + 2:].split()[0] not in ("Z", "X")
+
+
+def test_native_worker_adapter_start_on_a_taken_port(scaler_bin, monkeypatch):
+    """Something else listens on the port: start() must not take its connections for the adapter's
+    (the adapter exits on its bind error) but raise."""
+    import socket
+
+    monkeypatch.setenv("SCALER_BINARY", scaler_bin)
+    port = free_port(3)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(16)
+    try:
+        adapter = NativeWorkerAdapter(f"tcp://127.0.0.1:{port}", max_workers=1)
+        try:
+            with pytest.raises(RuntimeError, match="exited with status"):
+                adapter.start("127.0.0.1", taken.getsockname()[1], timeout_seconds=60)
+        finally:
+            adapter.shutdown()
+        assert not adapter.is_alive()
+    finally:
+        taken.close()

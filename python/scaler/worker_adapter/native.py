@@ -11,6 +11,7 @@ call the running adapter's webhook.
 
 import asyncio
 import json
+import os
 import socket
 import time
 import urllib.error
@@ -70,7 +71,11 @@ class NativeWorkerAdapter:
     # ------------------------------------------------------------ the adapter process
 
     def start(self, host: str = "localhost", port: int = 8080, timeout_seconds: float = 60.0) -> "NativeWorkerAdapter":
-        """Start the adapter serving ``http://host:port/``; returns once it accepts connections."""
+        """Start the adapter serving ``http://host:port/``; returns once it accepts connections.
+
+        Something else may already listen there: the adapter then exits on its bind error, so an
+        accepted connection counts only once the listening socket is the adapter's own (where /proc
+        shows it) and the adapter is still running."""
         if self._process is not None and self._process.is_alive():
             raise RuntimeError("the adapter is already running")
         self._host, self._port = host, int(port)
@@ -83,7 +88,10 @@ class NativeWorkerAdapter:
                 raise RuntimeError(f"scaler worker_adapter_native exited with status {self._process.exitcode}")
             try:
                 with socket.create_connection((host, self._port), timeout=0.5):
+                    pass
+                if _listens(self._process.pid, self._port) is not False and self._process.is_alive():
                     return self
+                time.sleep(0.05)  # not the adapter's socket: wait for it, or for its bind error
             except OSError:
                 if time.monotonic() >= deadline:
                     self.shutdown()
@@ -161,3 +169,33 @@ class NativeWorkerAdapter:
             raise WorkerGroupNotFoundError(body.get("error", f"Worker group with ID {group} does not exist."))
         if status != 200:
             raise RuntimeError(body.get("error", f"HTTP {status}"))
+
+
+def _listens(pid: int, port: int) -> Optional[bool]:
+    """Whether process ``pid`` holds a listening TCP socket on ``port``; None where /proc cannot tell
+    (not Linux)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    inodes = set()
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:["):-1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local_address (hex ip:port), rem_address, st (0A: LISTEN), ..., inode (field 9)
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port \
+                    and fields[9] in inodes:
+                return True
+    return False

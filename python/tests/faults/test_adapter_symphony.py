@@ -8,7 +8,12 @@ This is the only Symphony the adapter has run against; it has not met a real Sym
 
 import os
 import subprocess
+import threading
 import time
+
+import zmq
+
+from scaler import protocol as p
 
 from .harness import HOST, Adapter, free_port, wait_until
 
@@ -70,6 +75,9 @@ def symphony_workers(adapter):
 def test_symphony_runs_tasks_through_soamapi(stack, tmp_path):
     scheduler, adapter, log = start_symphony(stack, tmp_path)
     with stack.client(timeout_seconds=60) as client:
+        # A long task in flight through the assertions: with no task at all (between two of them) the
+        # scheduler could shut the idle group down and start it again.
+        keeper = client.submit(nap, 600, "kept")
         futures = [client.submit(slow_double, i) for i in range(40)]
         assert [f.result(timeout=60) for f in futures] == [2 * i for i in range(40)]
         # Large results are stored as objects (not inline); exceptions come back as exceptions.
@@ -81,12 +89,14 @@ def test_symphony_runs_tasks_through_soamapi(stack, tmp_path):
             raise AssertionError("no exception")
         except ValueError as exc:
             assert "from Symphony" in str(exc)
-    assert len(standin_lines(log, "start ")) == 42, "not every task went through soamapi"
-    assert scheduler.count("scaling: started worker group") == 1
-    assert "group=symphony-" in scheduler.log_lines("scaling: started worker group")[0]
-    # Only one Symphony worker at a time.
-    assert adapter.start_group() == (429, {"error": "Symphony worker already started"})
-    assert len(symphony_workers(adapter)) == 1
+        assert len(standin_lines(log, "start ")) == 43, "not every task went through soamapi"
+        assert scheduler.count("scaling: started worker group") == 1
+        assert "group=symphony-" in scheduler.log_lines("scaling: started worker group")[0]
+        # Only one Symphony worker at a time.
+        assert adapter.start_group() == (429, {"error": "Symphony worker already started"})
+        assert len(symphony_workers(adapter)) == 1
+        assert not keeper.done()
+        assert keeper.cancel(timeout=30), "the long task was not cancelled"
     # Stopping the adapter stops its worker.
     (worker,) = symphony_workers(adapter)
     assert adapter.stop() == 0
@@ -104,17 +114,57 @@ def test_symphony_nested_tasks_bypass_the_concurrency(stack, tmp_path):
     assert len(standin_lines(log, "start ")) == 12
 
 
+class Placements:
+    """Reads the scheduler's monitor in a thread: the ids of the tasks it has sent to a worker."""
+
+    def __init__(self, address):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, bytes([p.Kind.StateTask]))
+        self.sock.connect(address)
+        self.placed = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            if not self.sock.poll(100):
+                continue
+            while True:
+                try:
+                    frame = self.sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                m = p.decode(frame)
+                if isinstance(m, p.StateTask) and bytes(m.worker):
+                    self.placed.add(bytes(m.task_id))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+        self.ctx.term()
+
+
 def test_symphony_cancels(stack, tmp_path):
-    _scheduler, _adapter, log = start_symphony(stack, tmp_path, concurrency=1)
-    with stack.client(timeout_seconds=60) as client:
-        running = client.submit(nap, 3, "slow")
-        wait_until(lambda: standin_lines(log, "start "), 60, "the first task to run on Symphony")
-        queued = client.submit(nap, 0, "never")
-        time.sleep(0.5)  # it reaches the worker and waits for the slot
-        assert queued.cancel(timeout=30), "a queued task was not cancelled"
-        assert running.cancel(timeout=30), "a running task was not cancelled (force)"
-        # The worker goes on: the slot frees when Symphony answers for the dropped task.
-        assert client.submit(nap, 0, "after").result(timeout=60) == "after"
+    scheduler, _adapter, log = start_symphony(stack, tmp_path, concurrency=1)
+    placements = Placements(f"tcp://{HOST}:{scheduler.port + 2}")
+    try:
+        with stack.client(timeout_seconds=60) as client:
+            running = client.submit(nap, 3, "slow")
+            wait_until(lambda: standin_lines(log, "start "), 60, "the first task to run on Symphony")
+            queued = client.submit(nap, 0, "never")
+            # Sent to the worker, where it waits for the slot: the cancel that follows on the same
+            # connection is the worker's cancel of a queued task, not the scheduler's.
+            wait_until(lambda: queued.task_id in placements.placed, 60, "the queued task to reach the worker")
+            assert queued.cancel(timeout=30), "a queued task was not cancelled"
+            assert running.cancel(timeout=30), "a running task was not cancelled (force)"
+            # The worker goes on: the slot frees when Symphony answers for the dropped task.
+            assert client.submit(nap, 0, "after").result(timeout=60) == "after"
+    finally:
+        placements.stop()
     starts = standin_lines(log, "start ")
     assert len(starts) == 2, f"the cancelled queued task ran on Symphony: {starts}"
 

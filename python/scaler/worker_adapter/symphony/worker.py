@@ -48,6 +48,10 @@ from scaler.utility.task_context import reset_current_task, set_current_task
 logger = logging.getLogger("scaler.symphony")
 
 INLINE_LIMIT = 4096  # outcomes up to this size travel in TaskResult.inline only (as the processor's)
+# Tasks that run above --base-concurrency through the priority bypass, each on a thread of its own: a
+# bound on those threads (nested tasks deeper than this wait for a slot).
+MAX_BYPASS = 64
+LOG_EVERY = 60.0  # seconds: a warning that repeats is logged at most this often, with the count held back
 SERIALIZER_SUFFIX = hashlib.md5(b"serializer").digest()
 EXIT_SIGNAL, EXIT_SHUTDOWN, EXIT_DEATH, EXIT_FATAL = 0, 3, 4, 5
 
@@ -150,6 +154,23 @@ class Symphony:
                 pass
 
 
+class _Repeats:
+    """Rate limit of one log line: ``allow()`` is (log it, how many were held back since the last)."""
+
+    def __init__(self, every: float = LOG_EVERY):
+        self.every = every
+        self.logged = None
+        self.quiet = 0
+
+    def allow(self):
+        now = time.monotonic()
+        if self.logged is not None and now - self.logged < self.every:
+            self.quiet += 1
+            return False, 0
+        repeated, self.logged, self.quiet = self.quiet, now, 0
+        return True, repeated
+
+
 class _Entry:
     __slots__ = ("task", "priority", "seq", "state", "holds", "dropped")
 
@@ -177,6 +198,8 @@ class SymphonyWorker:
         self.tasks: Dict[bytes, _Entry] = {}  # every task held: queued and running
         self.queue: List = []  # heap of (-priority, seq, task_id)
         self.holders = set()  # entries holding one of the base_concurrency slots (dropped ones too, until Symphony answers)
+        self.bypassing = set()  # entries running above the slots (dropped ones too), at most MAX_BYPASS
+        self.malformed = _Repeats()
         self.seq = itertools.count()
         self.outbox: List[bytes] = []  # frames for the scheduler, sent by the main thread
         self.wake_w, self.wake_r = None, None
@@ -280,17 +303,27 @@ class SymphonyWorker:
         try:
             message = p.decode(frame)
         except p.DecodeError as exc:
-            logger.warning("dropped malformed message from the scheduler: %s", exc)
+            self._malformed("dropped malformed message from the scheduler: %s", exc)
             return []
         if isinstance(message, p.Batch):
             out = []
             for inner, error in p.unbatch(message):
                 if error is not None:
-                    logger.warning("dropped malformed message in a batch: %s", error)
+                    self._malformed("dropped malformed message in a batch: %s", error)
                 else:
                     out.append(inner)
             return out
         return [message]
+
+    def _malformed(self, text: str, error) -> None:
+        """One warning a minute for malformed messages (a broken peer may send many), with the count."""
+        loud, repeated = self.malformed.allow()
+        if not loud:
+            logger.debug(text, error)
+        elif repeated:
+            logger.warning(text + " (and %d more since the last warning)", error, repeated)
+        else:
+            logger.warning(text, error)
 
     def _heartbeat(self, latency_us: int, echo_seq: int):
         with self.lock:
@@ -324,9 +357,18 @@ class SymphonyWorker:
             with self.lock:
                 if message.task_id in self.tasks:
                     return
-                entry = _Entry(message, next(self.seq))
-                self.tasks[message.task_id] = entry
-                heapq.heappush(self.queue, (-entry.priority, entry.seq, message.task_id))
+                full = len(self.tasks) >= self.queue_size
+                if not full:
+                    entry = _Entry(message, next(self.seq))
+                    self.tasks[message.task_id] = entry
+                    heapq.heappush(self.queue, (-entry.priority, entry.seq, message.task_id))
+            if full:
+                # The scheduler sends no more than the queue size it is told; a peer that does gets the
+                # task back failed rather than growing the table without bound.
+                self.send(p.TaskResult(
+                    task_id=message.task_id, type=p.TaskResultType.Failed, profile=p.TaskProfile(),
+                    message=f"the Symphony worker already holds its queue size of {self.queue_size} tasks"))
+                return
             self._dispatch()
         elif isinstance(message, p.TaskCancel):
             self._cancel(bytes(message.task_id), bool(message.force))
@@ -374,8 +416,10 @@ class SymphonyWorker:
                 if len(self.holders) < self.base:
                     entry.holds = True
                     self.holders.add(entry)
-                elif entry.priority <= max(e.priority for e in self.holders):
+                elif entry.priority <= max(e.priority for e in self.holders) or len(self.bypassing) >= MAX_BYPASS:
                     break
+                else:
+                    self.bypassing.add(entry)
                 heapq.heappop(self.queue)
                 entry.state = "running"
                 start.append(entry)
@@ -454,6 +498,7 @@ class SymphonyWorker:
         profile = p.TaskProfile(duration_s=time.monotonic() - began, cpu_time_s=time.process_time() - cpu)
         with self.lock:
             self.holders.discard(entry)
+            self.bypassing.discard(entry)
             report = not entry.dropped and self.tasks.pop(task.task_id, None) is entry
         try:
             if report:
