@@ -56,7 +56,8 @@ def start_pair(stack, slurm, tmp_path, *adapter_args, webhook=True, scheduler_ar
     """A scheduler (with --adapter-webhook-url to the adapter unless webhook=False) and a
     ``worker_adapter_slurm`` beside it, with SLURM_CONF, a job name of its own, job output in tmp_path."""
     sport, aport = scheduler_ports(), free_port(1)
-    extra = ["--adapter-webhook-url", f"http://{HOST}:{aport}/"] if webhook else []
+    # A short idle time: the tests wait for every job to leave squeue once the load ends.
+    extra = ["--adapter-webhook-url", f"http://{HOST}:{aport}/", "--adapter-idle-seconds", "2"] if webhook else []
     scheduler = stack.start_scheduler(*extra, "-wt", "10", *scheduler_args, port=sport)
     job_name = f"scalertest{os.getpid()}x{next(_names)}"
     stack.env["SLURM_CONF"] = slurm.conf
