@@ -56,16 +56,16 @@ var roles = []*role{
 		run:        runTopMonitor,
 	},
 	{
-		sub:         "worker_adapter_native",
-		usage:       "HTTP webhook that starts and stops workers on this machine on demand",
-		newSection:  func() config.Section { return config.DefaultNativeWorkerAdapter() },
-		notBuiltYet: "the native worker adapter role is not built yet",
+		sub:        "worker_adapter_native",
+		usage:      "HTTP webhook that starts and stops workers on this machine on demand",
+		newSection: func() config.Section { return config.DefaultNativeWorkerAdapter() },
+		run:        runNativeAdapter,
 	},
 	{
-		sub:         "worker_adapter_symphony",
-		usage:       "worker adapter for IBM Spectrum Symphony",
-		newSection:  func() config.Section { return config.DefaultSymphonyWorkerAdapter() },
-		notBuiltYet: "the Symphony worker adapter is not available: it needs IBM Spectrum Symphony's SOAM client library, which this build does not include",
+		sub:        "worker_adapter_symphony",
+		usage:      "worker adapter for IBM Spectrum Symphony (needs its Python API, soamapi)",
+		newSection: func() config.Section { return config.DefaultSymphonyWorkerAdapter() },
+		run:        runSymphonyAdapter,
 	},
 }
 

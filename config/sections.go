@@ -76,6 +76,7 @@ type Scheduler struct {
 	MonitorAddress          string `toml:"monitor_address" short:"ma" arg:"ADDRESS" help:"where to publish status for scaler_top and scaler_ui; default: scheduler port + 2"`
 	LocalAddress            string `toml:"local_address" arg:"ADDRESS" help:"also accept clients and workers at this address, e.g. ipc:///tmp/scaler.sock for workers on this machine (cheaper than TCP loopback)"`
 	AdapterWebhookURL       string `toml:"adapter_webhook_url" short:"awu" arg:"URL" help:"worker adapter webhook used to scale workers; unset: no adapter"`
+	AdapterWebhookTimeout   int    `toml:"adapter_webhook_timeout_seconds" arg:"SECONDS" help:"give up on an adapter webhook call that has not answered within this long (it is retried later)"`
 	MaxMessageSize          string `toml:"max_message_size" arg:"SIZE" help:"largest message frame a client or worker may send (suffixes K, M, G); a peer that sends a bigger one is disconnected"`
 	Logging
 }
@@ -91,6 +92,7 @@ func DefaultScheduler() *Scheduler {
 		ObjectWaitSeconds:       60,
 		LoadBalanceSeconds:      1,
 		LoadBalanceTriggerTimes: 2,
+		AdapterWebhookTimeout:   30,
 		EventLoop:               "builtin",
 		Protected:               true,
 		AllocatePolicy:          "even",
@@ -118,6 +120,7 @@ func (s *Scheduler) Validate() error {
 		oneOf("event_loop", s.EventLoop, "builtin", "uvloop"),
 		oneOf("allocate_policy", s.AllocatePolicy, "even", "capability"),
 		optionalURL("adapter_webhook_url", s.AdapterWebhookURL),
+		atLeast("adapter_webhook_timeout_seconds", s.AdapterWebhookTimeout, 1),
 		positiveSize("max_message_size", s.MaxMessageSize),
 		s.Logging.validate(),
 	)
@@ -298,6 +301,8 @@ type NativeWorkerAdapter struct {
 	HardProcessorSuspend          bool   `toml:"hard_processor_suspend" short:"hps" help:"suspend processors with SIGSTOP instead of cooperatively"`
 	EventLoop                     string `toml:"event_loop" short:"e" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
 	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`
+	Preload                       string `toml:"preload" arg:"SPEC" help:"run \"pkg.mod:func(arg1, key=value)\" once in each processor of the started workers before it takes tasks"`
+	Python                        string `toml:"python" arg:"PATH" help:"Python interpreter that runs processors (default: $SCALER_PYTHON, else python3)"`
 	Logging
 }
 
@@ -307,7 +312,7 @@ func DefaultNativeWorkerAdapter() *NativeWorkerAdapter {
 		AdapterWebHost:                "localhost",
 		AdapterWebPort:                8080,
 		IOThreads:                     1,
-		WorkerTaskQueueSize:           1000,
+		WorkerTaskQueueSize:           10, // what upstream's command line gives (its dataclass says 1000)
 		MaxWorkers:                    defaultWorkerCount(),
 		HeartbeatInterval:             2,
 		DeathTimeoutSeconds:           300,
@@ -343,6 +348,11 @@ func (n *NativeWorkerAdapter) Validate() error {
 	if _, err := ParseCapabilities(n.PerWorkerCapabilities); err != nil {
 		return fieldError("per_worker_capabilities", err)
 	}
+	if n.Preload != "" {
+		if _, err := ParsePreload(n.Preload); err != nil {
+			return fieldError("preload", err)
+		}
+	}
 	return nil
 }
 
@@ -361,6 +371,7 @@ type SymphonyWorkerAdapter struct {
 	DeathTimeoutSeconds  int    `toml:"death_timeout_seconds" short:"ds" arg:"SECONDS" help:"exit after this long without scheduler contact"`
 	EventLoop            string `toml:"event_loop" short:"el" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
 	ObjectStorageAddress string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"object storage server address (required)"`
+	Python               string `toml:"python" arg:"PATH" help:"Python interpreter that runs the Symphony worker; it must import soamapi (default: $SCALER_PYTHON, else python3)"`
 	Logging
 }
 

@@ -145,6 +145,19 @@ type ClusterOptions struct {
 	// StopGrace is how long workers get after SIGINT before SIGKILL
 	// (default: processor kill delay + 5s).
 	StopGrace time.Duration
+	// NoRestart: a worker that ends is not started again, whatever the
+	// cause. The native adapter wants this: a dead worker frees its slot
+	// and the scheduler asks for a new group if it needs one, and the
+	// worker id the adapter returned must stay the id of its only worker.
+	NoRestart bool
+	// ProcessGroup starts every worker in a process group of its own and
+	// sends the SIGKILL after StopGrace, and a sweep when the worker ended,
+	// to the whole group, so its processors cannot outlive it even when
+	// the agent itself was killed.
+	ProcessGroup bool
+	// Started, when set, is called (on RunCluster's goroutine) with the id
+	// and pid of every worker process that started.
+	Started func(workerID string, pid int)
 }
 
 // slot is one of the cluster's workers: its configuration and, while it
@@ -193,18 +206,28 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 		cmd.Stdin = strings.NewReader(string(spec))
 		cmd.Stdout = os.Stdout
 		cmd.Stderr = os.Stderr
+		if opt.ProcessGroup {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		}
 		if err := startChild(cmd, syscall.SIGTERM); err != nil {
 			return err
 		}
 		s.cmd, s.started = cmd, time.Now()
 		live++
+		if opt.Started != nil {
+			opt.Started(s.cfg.WorkerID, cmd.Process.Pid)
+		}
 		go func() { exits <- slotExit{i, cmd.Wait()} }()
 		return nil
 	}
 	signalAll := func(sig syscall.Signal) {
 		for _, s := range slots {
 			if s != nil && s.cmd != nil {
-				_ = s.cmd.Process.Signal(sig)
+				if opt.ProcessGroup && sig == syscall.SIGKILL {
+					_ = syscall.Kill(-s.cmd.Process.Pid, sig)
+				} else {
+					_ = s.cmd.Process.Signal(sig)
+				}
 			}
 		}
 	}
@@ -261,9 +284,22 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 		case ex := <-exits:
 			live--
 			s := slots[ex.i]
+			if opt.ProcessGroup {
+				// Whatever the agent left in its group (processors of an
+				// agent killed with SIGKILL) goes with it. The group id
+				// cannot have been reused yet: the kernel keeps a pid while
+				// it names a live process group.
+				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			}
 			s.cmd = nil
 			id, how, ran := s.cfg.WorkerID, describeWorkerExit(ex.err), time.Since(s.started)
-			switch act := exitAction(ex.err); {
+			act := exitAction(ex.err)
+			if opt.NoRestart && act == restartWorker && !stopping {
+				log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran.Round(time.Millisecond)).
+					Msgf("worker %s died (%s) after %s; not restarted", id, how, ran.Round(time.Millisecond))
+				continue
+			}
+			switch {
 			case stopping && act == restartWorker:
 				if done != nil { // not our own stop: a death while the cluster ends
 					failures = append(failures, fmt.Sprintf("worker %s: %s", id, how))

@@ -229,3 +229,50 @@ func TestClusterRestartsAgentWhoseProcessorWasKilledStarting(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// NoRestart and ProcessGroup (the native adapter's options): a worker
+// killed with SIGKILL is not started again, RunCluster returns, and the
+// child it left in its process group is swept; Started reports the pid.
+func TestRunClusterNoRestartSweepsGroup(t *testing.T) {
+	dir := t.TempDir()
+	script := `cat >/dev/null; echo x >> "$DIR/starts"; sleep 60 & echo $! > "$DIR/child"; sleep 0.3; kill -9 $$`
+	t.Setenv("DIR", dir)
+	var started []int
+	done := make(chan error, 1)
+	go func() {
+		done <- RunCluster(context.Background(), []Config{{Name: "a", SchedulerAddress: "tcp://127.0.0.1:1"}},
+			ClusterOptions{Command: []string{"sh", "-c", script}, NoRestart: true, ProcessGroup: true,
+				Started: func(_ string, pid int) { started = append(started, pid) }}, testLog(t, "cluster"))
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunCluster: %v (a death without restart is no failure)", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("RunCluster did not return after its only worker died")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "starts")); strings.Count(string(b), "x") != 1 {
+		t.Fatalf("worker started %d times, want 1", strings.Count(string(b), "x"))
+	}
+	if len(started) != 1 || started[0] <= 0 {
+		t.Fatalf("Started calls: %v", started)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "child"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			break // gone (or a zombie waiting for init)
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+			t.Fatalf("the worker's child %d outlived it", child)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -14,20 +14,33 @@ import (
 // goroutine and hands the answer back with OnScaleResponse.
 //
 // Policy, checked every ScalingInterval while no webhook call is
-// outstanding (at most one at a time):
+// outstanding (at most one at a time), first rule that applies:
 //
-//   - start a group when there are tasks and no worker, when tasks wait
-//     and every worker is full, or when tasks per worker exceed 10;
-//   - otherwise shut down one group when no task waits and there are
-//     fewer tasks than workers (or none at all): among the groups whose
-//     workers have all connected (or whose start timed out) and hold no
-//     task, the one whose workers report the fewest queued tasks, oldest
-//     first on ties.
+//  1. shut down a group that has settled and none of whose workers is
+//     registered any more (killed, timed out): the adapter frees it and
+//     the scheduler stops listing it;
+//  2. start a group when there are more tasks than workers (each worker
+//     runs one task at a time, so every task beyond that waits), unless
+//     the last group started is still connecting;
+//  3. shut down one group when no task waits and there are fewer tasks
+//     than workers (or none at all): among the groups whose workers have
+//     all connected (or whose start timed out) and hold no task, the one
+//     whose workers report the fewest queued tasks, oldest first on ties.
+//
+// So with an adapter that allows N workers and at least N tasks, N workers
+// run: the adapter's 429 ("maximum reached") is the only cap. 1.12.5 starts
+// a group only above 10 tasks per worker, so 15 tasks on 10 allowed workers
+// got 2; that flaw is not copied.
 //
 // Unlike 1.12.5 it does not ask for another group while the workers of the
 // last one are still connecting (up to ScalingStartTimeout), never shuts
 // down a group whose workers run tasks, backs off ScalingRetry after a
-// failed call, and survives any answer (errors are logged).
+// failed call, forgets a group the adapter answers 404 for (it cannot be
+// shut down, and keeping it would block rule 1), and survives any answer.
+// A failure is logged once; the same
+// failure again (same action, same status or error) is logged at DEBUG,
+// with a summary at most every scalingLogEvery, and the first success after
+// failures says how many there were.
 
 // ScaleAction is what a scaling request asks of the adapter.
 type ScaleAction uint8
@@ -73,9 +86,9 @@ type ScaleResponse struct {
 	Message string
 }
 
-// upperTaskRatio: more tasks per worker than this starts a group
-// (1.12.5's fixed ratio); fewer tasks than workers shuts one down.
-const upperTaskRatio = 10
+// scalingLogEvery: a failure that repeats is logged at WARN/ERROR at most
+// this often.
+const scalingLogEvery = time.Minute
 
 // workerGroup is a group the adapter started for us.
 type workerGroup struct {
@@ -93,6 +106,12 @@ type scaling struct {
 	reason    string
 	notBefore time.Time
 	nextCheck time.Time
+	// Failure log rate limit: the last failure logged, when, and how many
+	// identical failures were not logged since.
+	failKey    string
+	failLogged time.Time
+	failQuiet  int
+	failTotal  int // failures since the last success
 }
 
 // OnScaleResponse applies the answer to the last ScaleRequest. Answers to
@@ -107,9 +126,20 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 	sc.inFlight = nil
 	failed := func(what string) {
 		sc.notBefore = now.Add(s.cfg.ScalingRetry)
+		sc.failTotal++
+		key := req.Action.String() + "/" + fmt.Sprint(r.Status) + "/" + what
 		ev := s.log.Warn()
 		if r.Status == 500 || r.Status == 0 {
 			ev = s.log.Error()
+		}
+		if key == sc.failKey && now.Sub(sc.failLogged) < scalingLogEvery {
+			sc.failQuiet++
+			ev = s.log.Debug()
+		} else {
+			if key == sc.failKey && sc.failQuiet > 0 {
+				ev = ev.Int("repeated", sc.failQuiet)
+			}
+			sc.failKey, sc.failLogged, sc.failQuiet = key, now, 0
 		}
 		ev = ev.Str("action", req.Action.String())
 		if req.GroupID != "" {
@@ -126,6 +156,12 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 		}
 		ev.Str("reason", sc.reason).Str("retry_in", s.cfg.ScalingRetry.String()).Msg("scaling: " + what)
 	}
+	succeeded := func() {
+		if sc.failTotal > 0 {
+			s.log.Info().Int("failed_calls", sc.failTotal).Msg("scaling: the adapter webhook answers again")
+		}
+		sc.failKey, sc.failQuiet, sc.failTotal = "", 0, 0
+	}
 	ok := r.Err == "" && r.Status >= 200 && r.Status < 300
 	switch req.Action {
 	case ScaleStart:
@@ -139,6 +175,7 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 		case r.GroupID == "":
 			failed("adapter answer lacks worker_group_id; no worker group recorded")
 		default:
+			succeeded()
 			g := &workerGroup{id: r.GroupID, workers: r.WorkerIDs, startedAt: now, seqAt: s.workers.nextSeq, starting: true}
 			s.forgetGroup(g.id)
 			sc.groups = append(sc.groups, g)
@@ -147,11 +184,22 @@ func (s *Scheduler) OnScaleResponse(r ScaleResponse, now time.Time) {
 				Msg("scaling: started worker group")
 		}
 	case ScaleShutdown:
+		if r.Err == "" && r.Status == 404 {
+			// The adapter does not know the group (it was restarted, or
+			// the group went another way): asking again cannot succeed,
+			// and keeping it would have rule 1 ask forever instead of
+			// starting workers. 1.12.5 kept it.
+			failed("adapter does not know the worker group; forgetting it")
+			sc.notBefore = time.Time{}
+			s.forgetGroup(req.GroupID)
+			return
+		}
 		if !ok {
-			// 404 (unknown group), 500 and anything else keep the group.
+			// 500 and anything else keep the group; it is asked again.
 			failed("adapter could not shut the worker group down; keeping it")
 			return
 		}
+		succeeded()
 		s.forgetGroup(req.GroupID)
 		s.log.Info().Str("group", req.GroupID).Str("reason", sc.reason).Msg("scaling: shut down worker group")
 	}
@@ -211,18 +259,17 @@ func (s *Scheduler) scale(now time.Time) {
 		return
 	}
 	tasks, workers := len(s.tasks), len(s.workers.order)
-	var reason string
-	switch {
-	case workers == 0 && tasks > 0:
-		reason = "tasks but no worker"
-	case s.numWaiting > 0 && len(s.workers.free) == 0:
-		reason = "tasks waiting and every worker full"
-	case workers > 0 && tasks > upperTaskRatio*workers:
-		reason = "more than 10 tasks per worker"
+	if g := s.goneGroup(); g != nil {
+		s.requestScale(ScaleShutdown, g.id, "its workers are gone ("+counts(tasks, workers)+")")
+		return
 	}
-	if reason != "" {
+	if tasks > workers {
 		if starting {
 			return // the last group is still coming up
+		}
+		reason := "more tasks than workers"
+		if workers == 0 {
+			reason = "tasks but no worker"
 		}
 		s.requestScale(ScaleStart, "", reason+" ("+counts(tasks, workers)+")")
 		return
@@ -233,6 +280,27 @@ func (s *Scheduler) scale(now time.Time) {
 	if g := s.idlestGroup(); g != nil {
 		s.requestScale(ScaleShutdown, g.id, "fewer tasks than workers ("+counts(tasks, workers)+")")
 	}
+}
+
+// goneGroup is the oldest settled group that listed its workers and none
+// of them is registered now; nil if none.
+func (s *Scheduler) goneGroup() *workerGroup {
+	for _, g := range s.scaling.groups {
+		if g.starting || len(g.workers) == 0 {
+			continue
+		}
+		gone := true
+		for _, id := range g.workers {
+			if s.workers.byID[id] != nil {
+				gone = false
+				break
+			}
+		}
+		if gone {
+			return g
+		}
+	}
+	return nil
 }
 
 func counts(tasks, workers int) string { return fmt.Sprintf("%d tasks, %d workers", tasks, workers) }

@@ -1,10 +1,14 @@
 package scheduler
 
 import (
+	"bytes"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 )
 
@@ -109,20 +113,23 @@ func TestScalingStartTriggers(t *testing.T) { // item 66
 				h.submit("c", "t1")
 				h.submit("c", "t2")
 			}},
-		{name: "more than 10 tasks per worker", want: []string{"start_worker_group"},
+		// 1.12.5 needed more than 10 tasks per worker; one more task than
+		// workers is enough here, queued or not.
+		{name: "2 tasks on 1 worker with room for both", want: []string{"start_worker_group"},
 			setup: func(h *harness) {
 				h.worker("w", 100)
-				for i := 0; i < 11; i++ {
-					h.submit("c", "t"+strconv.Itoa(i))
-				}
+				h.submit("c", "t1")
+				h.submit("c", "t2")
 			}},
-		{name: "10 tasks per worker, none waiting", setup: func(h *harness) {
-			h.worker("w", 100)
-			for i := 0; i < 10; i++ {
-				h.submit("c", "t"+strconv.Itoa(i))
-			}
+		{name: "as many tasks as workers", setup: func(h *harness) {
+			h.worker("w1", 100)
+			h.worker("w2", 100)
+			h.submit("c", "t1")
+			h.submit("c", "t2")
 		}},
-		{name: "waiting for a capability while workers have room", setup: func(h *harness) {
+		// A started worker may well offer the capability (the adapter's
+		// --per-worker-capabilities), so the task counts.
+		{name: "waiting for a capability", want: []string{"start_worker_group"}, setup: func(h *harness) {
 			h.worker("w", 10)
 			h.submit("c", "t1")
 			h.submit("c", "t2", "gpu")
@@ -206,6 +213,12 @@ func TestScalingStartTimeout(t *testing.T) {
 		h.advance(59 * time.Second)
 		equal(t, "waiting for the group's workers", h.scales(), nil)
 		h.advance(time.Second)
+		if ids != nil {
+			// Its listed worker never came: the group is shut down first.
+			equal(t, "start timed out: the group is given up", h.scales(), []string{"shutdown(g1)"})
+			h.answer(shutDown)
+			h.advance(time.Second)
+		}
 		equal(t, "start timed out: another group", h.scales(), []string{"start_worker_group"})
 	}
 	// With no worker ids in the answer, any new worker settles the group.
@@ -247,13 +260,12 @@ func TestScalingShutdownChoice(t *testing.T) { // items 66, 67
 	h.handle("wg3", &protocol.WorkerHeartbeat{QueueSize: 1})
 	h.advance(time.Second)
 	equal(t, "g3 is busy: g2 has the fewest queued", h.scales(), []string{"shutdown(g2)"})
-	h.answer(ScaleResponse{Status: 404, Message: "Worker group not found"})
-	equal(t, "404 keeps the group", groups(h), []string{"g1:wg1", "g2:wg2", "g3:wg3", "g4:wg4"})
-	h.advance(5 * time.Second)
-	equal(t, "retried after the pause", h.scales(), []string{"shutdown(g2)"})
 	h.answer(ScaleResponse{Status: 500, Message: "boom"})
-	h.advance(5 * time.Second)
-	h.scales()
+	equal(t, "500 keeps the group", groups(h), []string{"g1:wg1", "g2:wg2", "g3:wg3", "g4:wg4"})
+	h.advance(4 * time.Second)
+	equal(t, "pause after a failure", h.scales(), nil)
+	h.advance(time.Second)
+	equal(t, "retried after the pause", h.scales(), []string{"shutdown(g2)"})
 	h.answer(shutDown)
 	h.handle("wg2", &protocol.DisconnectRequest{Worker: []byte("wg2")})
 	h.advance(time.Second)
@@ -273,4 +285,194 @@ func TestScalingShutdownChoice(t *testing.T) { // items 66, 67
 	h.advance(time.Second)
 	equal(t, "dead group", h.scales(), []string{"shutdown(g3)"})
 	checkInvariants(t, h.s)
+}
+
+// fakeAdapter answers the harness's scaling requests like the native
+// adapter with max workers: a start registers one new worker (queue size
+// 10) unless max are live, then 429; a shutdown disconnects the worker.
+type fakeAdapter struct {
+	h      *harness
+	max    int
+	next   int
+	live   map[string]string // group -> worker
+	peak   int
+	starts int
+	denied int
+}
+
+func (a *fakeAdapter) serve() {
+	r := a.h.s.scaling.inFlight
+	if r == nil {
+		return
+	}
+	a.h.out.scales = nil
+	switch r.Action {
+	case ScaleStart:
+		if len(a.live) >= a.max {
+			a.denied++
+			a.h.answer(ScaleResponse{Status: 429, Message: "Maximum number of workers reached."})
+			return
+		}
+		a.next++
+		a.starts++
+		g, w := "g"+strconv.Itoa(a.next), "w"+strconv.Itoa(a.next)
+		a.live[g] = w
+		a.peak = max(a.peak, len(a.live))
+		a.h.answer(started(g, w))
+		a.h.worker(w, 10)
+	case ScaleShutdown:
+		w, ok := a.live[r.GroupID]
+		if !ok {
+			a.h.answer(ScaleResponse{Status: 404, Message: "unknown"})
+			return
+		}
+		delete(a.live, r.GroupID)
+		a.h.answer(shutDown)
+		a.h.handle(w, &protocol.DisconnectRequest{Worker: []byte(w)})
+	}
+}
+
+// TestScalingReachesMaxWorkers: with at least N tasks and an adapter that
+// allows N workers, N workers run (1.12.5 ran 2 of 10 for 15 tasks); the
+// 429 beyond is retried after ScalingRetry; once the tasks end every group
+// is shut down.
+func TestScalingReachesMaxWorkers(t *testing.T) {
+	for _, tc := range []struct{ tasks, max, want int }{
+		{15, 10, 10}, {200, 4, 4}, {3, 10, 3}, {1, 4, 1}, {10, 10, 10},
+	} {
+		t.Run(fmt.Sprintf("%d tasks, max %d", tc.tasks, tc.max), func(t *testing.T) {
+			h := scalingHarness(t)
+			a := &fakeAdapter{h: h, max: tc.max, live: map[string]string{}}
+			h.client("c")
+			for i := 0; i < tc.tasks; i++ {
+				h.submit("c", "t"+strconv.Itoa(i))
+			}
+			for i := 0; i < 3*tc.max+10; i++ {
+				h.advance(time.Second)
+				a.serve()
+			}
+			if a.peak != tc.want || len(a.live) != tc.want {
+				t.Fatalf("peak %d workers, %d live; want %d", a.peak, len(a.live), tc.want)
+			}
+			if tc.tasks > tc.max && (a.denied == 0 || a.denied > (3*tc.max+10)/5+1) {
+				t.Fatalf("%d refused starts: want some, at most one per %v", a.denied, h.s.cfg.ScalingRetry)
+			}
+			// Every task finishes: the groups go, one per check.
+			for _, m := range h.take() {
+				if tk, ok := m.msg.(*protocol.Task); ok {
+					h.result(string(m.to), string(tk.TaskID), protocol.ResultSuccess)
+				}
+			}
+			for i := 0; i < 3*tc.max && len(a.live) > 0; i++ {
+				h.advance(time.Second)
+				a.serve()
+				for _, m := range h.take() { // tasks placed on the remaining workers
+					if tk, ok := m.msg.(*protocol.Task); ok {
+						h.result(string(m.to), string(tk.TaskID), protocol.ResultSuccess)
+					}
+				}
+			}
+			if len(a.live) != 0 || len(groups(h)) != 0 || len(h.s.tasks) != 0 {
+				t.Fatalf("after the load: %d groups at the adapter, scheduler lists %v, %d tasks", len(a.live), groups(h), len(h.s.tasks))
+			}
+			checkInvariants(t, h.s)
+		})
+	}
+}
+
+// TestScalingGoneGroup: a group whose worker died is shut down (the
+// adapter frees it) before a replacement is asked for, even while tasks
+// wait.
+func TestScalingGoneGroup(t *testing.T) {
+	h := scalingHarness(t)
+	h.client("c")
+	h.submit("c", "t1")
+	h.submit("c", "t2")
+	h.advance(time.Second)
+	equal(t, "start", h.scales(), []string{"start_worker_group"})
+	h.answer(started("g1", "w1"))
+	h.worker("w1", 10)
+	h.advance(time.Second)
+	equal(t, "2 tasks, 1 worker: another", h.scales(), []string{"start_worker_group"})
+	h.answer(started("g2", "w2"))
+	h.worker("w2", 10)
+	h.handle("w1", &protocol.DisconnectRequest{Worker: []byte("w1")}) // killed; its task goes back
+	h.advance(time.Second)
+	equal(t, "dead group first", h.scales(), []string{"shutdown(g1)"})
+	h.answer(shutDown)
+	h.advance(time.Second)
+	equal(t, "then a replacement", h.scales(), []string{"start_worker_group"})
+	equal(t, "groups", groups(h), []string{"g2:w2"})
+	checkInvariants(t, h.s)
+}
+
+// TestScalingFailureLog: a failure that repeats is logged once at WARN or
+// ERROR, then at DEBUG until scalingLogEvery has passed; the success after
+// failures says how many there were.
+func TestScalingFailureLog(t *testing.T) {
+	h := scalingHarness(t)
+	var buf bytes.Buffer
+	h.s.log = logging.ForTest("scheduler", &buf)
+	h.client("c")
+	h.submit("c", "t1")
+	loud := func() int {
+		n := 0
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, "scaling:") && (strings.HasPrefix(l, "[WARN]") || strings.HasPrefix(l, "[EROR]")) {
+				n++
+			}
+		}
+		return n
+	}
+	fail := func(r ScaleResponse) {
+		t.Helper()
+		h.advance(h.s.cfg.ScalingRetry)
+		equal(t, "retried", h.scales(), []string{"start_worker_group"})
+		h.answer(r)
+	}
+	refused := ScaleResponse{Status: 429, Message: "Maximum number of workers (4) reached."}
+	for i := 0; i < 5; i++ {
+		fail(refused)
+	}
+	if n := loud(); n != 1 {
+		t.Fatalf("5 identical refusals: %d WARN/ERROR lines, want 1:\n%s", n, buf.String())
+	}
+	fail(ScaleResponse{Status: 500, Message: "boom"})
+	fail(ScaleResponse{Err: "connection refused"})
+	fail(ScaleResponse{Err: "connection refused"})
+	if n := loud(); n != 3 {
+		t.Fatalf("two new kinds of failure: %d lines, want 3:\n%s", n, buf.String())
+	}
+	h.advance(scalingLogEvery)
+	h.scales()
+	h.answer(ScaleResponse{Err: "connection refused"})
+	if n := loud(); n != 4 || !strings.Contains(buf.String(), "repeated=") {
+		t.Fatalf("after %v the repeat is logged again: %d lines:\n%s", scalingLogEvery, n, buf.String())
+	}
+	fail(started("g1", "w1"))
+	if !strings.Contains(buf.String(), "the adapter webhook answers again") || !strings.Contains(buf.String(), "failed_calls=9") {
+		t.Fatalf("no recovery line:\n%s", buf.String())
+	}
+}
+
+// TestScalingUnknownGroup: a 404 to a shutdown (the adapter was restarted
+// and lost its groups) forgets the group, so the reaping rule does not ask
+// forever and new groups can start.
+func TestScalingUnknownGroup(t *testing.T) {
+	h := scalingHarness(t)
+	h.client("c")
+	h.submit("c", "t1")
+	h.advance(time.Second)
+	h.scales()
+	h.answer(started("g1", "w1"))
+	h.worker("w1", 10)
+	h.advance(time.Second)
+	equal(t, "settled", h.scales(), nil)
+	h.handle("w1", &protocol.DisconnectRequest{Worker: []byte("w1")}) // the adapter died with its worker
+	h.advance(time.Second)
+	equal(t, "reap", h.scales(), []string{"shutdown(g1)"})
+	h.answer(ScaleResponse{Status: 404, Message: "Worker group with ID g1 does not exist."})
+	equal(t, "forgotten", groups(h), nil)
+	h.advance(time.Second)
+	equal(t, "a new group at once", h.scales(), []string{"start_worker_group"})
 }

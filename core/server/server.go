@@ -199,7 +199,7 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	if cfg.AdapterWebhookURL != "" {
-		s.hook = newWebhook(cfg.AdapterWebhookURL)
+		s.hook = newWebhook(cfg.AdapterWebhookURL, time.Duration(cfg.AdapterWebhookTimeout)*time.Second)
 	}
 	s.scaled = make(chan scheduler.ScaleResponse, 1)
 	s.core = scheduler.New(ccfg, outbox{s}, log, time.Now())

@@ -14,9 +14,10 @@ import (
 	"github.com/opengris/scaler/core/scheduler"
 )
 
-// webhookTimeout bounds one adapter webhook call (starting a worker group
-// may take a while; the scheduler loop never waits for it).
-const webhookTimeout = 30 * time.Second
+// defaultWebhookTimeout bounds one adapter webhook call when the
+// configuration does not (starting a worker group may take a while; the
+// scheduler loop never waits for it).
+const defaultWebhookTimeout = 30 * time.Second
 
 // webhook calls a worker adapter's webhook the way upstream's scaling
 // controller does: POST url with a JSON body {"action": ...} and a JSON
@@ -27,9 +28,12 @@ type webhook struct {
 	timeout time.Duration
 }
 
-func newWebhook(url string) *webhook {
+func newWebhook(url string, timeout time.Duration) *webhook {
+	if timeout <= 0 {
+		timeout = defaultWebhookTimeout
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	return &webhook{url: url, client: &http.Client{Transport: tr}, timeout: webhookTimeout}
+	return &webhook{url: url, client: &http.Client{Transport: tr}, timeout: timeout}
 }
 
 func (w *webhook) close() { w.client.CloseIdleConnections() }

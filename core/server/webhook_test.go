@@ -67,7 +67,7 @@ func TestWebhookCall(t *testing.T) {
 				_, _ = io.WriteString(w, tc.answer)
 			}))
 			defer srv.Close()
-			got := newWebhook(srv.URL).call(context.Background(), tc.req)
+			got := newWebhook(srv.URL, 0).call(context.Background(), tc.req)
 			if gotMethod != http.MethodPost || gotType != "application/json" || gotBody != tc.wantBody {
 				t.Fatalf("request %s %q %s, want POST application/json %s", gotMethod, gotType, gotBody, tc.wantBody)
 			}
@@ -91,7 +91,7 @@ func TestWebhookCall(t *testing.T) {
 		}
 		url := "http://" + l.Addr().String() + "/"
 		l.Close()
-		got := newWebhook(url).call(context.Background(), start)
+		got := newWebhook(url, 0).call(context.Background(), start)
 		if got.Err == "" || got.Status != 0 || got.ID != 7 {
 			t.Fatalf("got %+v", got)
 		}
@@ -106,7 +106,7 @@ func TestWebhookCall(t *testing.T) {
 		}))
 		defer srv.Close()
 		defer close(release)
-		h := newWebhook(srv.URL)
+		h := newWebhook(srv.URL, 0)
 		h.timeout = 100 * time.Millisecond
 		began := time.Now()
 		got := h.call(context.Background(), start)

@@ -308,6 +308,39 @@ class Cluster(Role):
         return [q for a in self.agents() for q in processors_of(a)]
 
 
+class Adapter(Role):
+    """A ``worker_adapter_native`` role: its HTTP API and the worker agents it started."""
+
+    def post(self, body, path: str = "/", method: str = "POST", timeout: float = 30.0):
+        """One HTTP request; returns (status, parsed JSON body or raw text). body: dict (sent as JSON) or bytes."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://{HOST}:{self.port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def start_group(self):
+        return self.post({"action": "start_worker_group"})
+
+    def shutdown_group(self, group_id: str):
+        return self.post({"action": "shutdown_worker_group", "worker_group_id": group_id})
+
+    def agents(self) -> List[int]:
+        """Pids of the worker agents it runs (children run as ``<binary> worker``)."""
+        return [c for c in self.children() if is_agent(c)]
+
+
 def processors_of(agent_pid: int) -> List[int]:
     """Pids of the processors an agent runs (its children running ``scaler.worker.processor``)."""
     return [c for c in children(agent_pid) if is_processor(c)]
@@ -367,6 +400,17 @@ class Stack:
         argv = [self.binary, "cluster", "-n", str(n), f"tcp://{HOST}:{scheduler.port}", *args]
         role = self._add(Cluster(self, name, argv, n))
         return role.start(wait=wait, timeout=timeout)
+
+    def start_adapter(self, *args: str, scheduler: Optional[Role] = None, name: str = "adapter",
+                      port: Optional[int] = None, wait: bool = True) -> Adapter:
+        """``worker_adapter_native tcp://<scheduler> --adapter-web-host 127.0.0.1 -p PORT args``."""
+        scheduler = scheduler or self.scheduler
+        assert scheduler is not None, "start the scheduler first (or give its role)"
+        port = port or free_port()
+        argv = [self.binary, "worker_adapter_native", f"tcp://{HOST}:{scheduler.port}",
+                "--adapter-web-host", HOST, "--adapter-web-port", str(port), *args]
+        role = self._add(Adapter(self, name, argv, port))
+        return role.start(wait=wait)
 
     def start_python(self, name: str, code: str, *args: str, wait_for_line: Optional[str] = None,
                      timeout: float = 60.0) -> Role:
@@ -448,8 +492,8 @@ class Stack:
                 pass
         self._clients.clear()
         self.snapshot()
-        order = [r for r in self.roles.values() if isinstance(r, Cluster)]
-        order += [r for r in self.roles.values() if not isinstance(r, Cluster)]
+        order = [r for r in self.roles.values() if isinstance(r, (Cluster, Adapter))]
+        order += [r for r in self.roles.values() if not isinstance(r, (Cluster, Adapter))]
         for role in order:
             try:
                 role.stop()
