@@ -93,7 +93,7 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 			},
 		})
 	}
-	app.Commands = append(app.Commands, linksCommand(&status), workerCommand(&status, os.Stdin, stderr))
+	app.Commands = append(app.Commands, upCommand(&status, stdout, stderr), linksCommand(&status), workerCommand(&status, os.Stdin, stderr))
 	if err := app.Run(argv); err != nil {
 		fmt.Fprintf(stderr, "scaler: error: %v\n", err)
 		return exitUsage
