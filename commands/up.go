@@ -190,8 +190,21 @@ func superviseStack(ctx context.Context, exe string, steps []upStep, opt upOptio
 		}
 	}
 	if ctx.Err() != nil {
-		out.printf("scaler up: stopping %d roles", len(started))
+		out.printf("scaler up: stopping %d roles (a second Ctrl-C kills them at once)", len(started))
 	}
+	// The orderly stop is bounded by --stop-timeout per role; a second
+	// signal cuts it short.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(again)
+	go func() {
+		if _, ok := <-again; ok {
+			out.printf("scaler up: second signal: killing every role's process group")
+			for _, c := range started {
+				_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+			}
+		}
+	}()
 	for i := len(started) - 1; i >= 0; i-- {
 		stopChild(started[i], opt.StopTimeout, out)
 	}
