@@ -33,17 +33,21 @@ RUN CGO_ENABLED=1 go build -buildvcs=false -trimpath -ldflags="-s -w" -o /out/sc
  && /out/scaler --version
 
 FROM ${RUNTIME_IMAGE}
-# libzmq5: the binary's transport; python3 + venv: the client and processor package.
+# PIP_CA_BUNDLE: a CA bundle file for pip, when the build runs behind a TLS-intercepting proxy
+# (.ci/image mounts the machine's); unset, pip trusts its own bundle.
+ARG PIP_CA_BUNDLE
+COPY python /tmp/scaler-python
+# One layer: libzmq5 (the binary's transport) and python3 stay; what only makes the environment
+# and installs the package into it (python3-venv, pip, setuptools, apt's lists) goes again. The
+# Go binary is copied from the build stage, so pip must not try to build it (there is no Go here).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 python3 python3-venv \
- && rm -rf /var/lib/apt/lists/*
-# The package goes into its own environment; the Go binary is copied from the build stage,
-# so pip must not try to build it (there is no Go here).
-COPY python /tmp/scaler-python
-RUN python3 -m venv /opt/scaler \
+ && if [ -n "${PIP_CA_BUNDLE:-}" ]; then export PIP_CERT="$PIP_CA_BUNDLE"; fi \
+ && python3 -m venv /opt/scaler \
  && SCALER_SKIP_GO_BUILD=1 /opt/scaler/bin/pip install --no-cache-dir --disable-pip-version-check /tmp/scaler-python \
- && /opt/scaler/bin/pip uninstall -y -q pip \
- && rm -rf /tmp/scaler-python
+ && /opt/scaler/bin/pip uninstall -y -q pip setuptools \
+ && apt-get purge -y --auto-remove python3-venv \
+ && rm -rf /tmp/scaler-python /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /out/scaler /opt/scaler/bin/scaler
 # pip installed the scaler_* commands as console scripts that run the binary through Python;
 # links to the binary start without an interpreter.
