@@ -29,7 +29,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=1 go build -buildvcs=false -trimpath -ldflags="-s -w" -o /out/scaler . \
+# The build cache survives between builds where the builder keeps cache mounts (BuildKit,
+# buildah); nothing of it goes into a layer.
+RUN --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=1 go build -buildvcs=false -trimpath -ldflags="-s -w" -o /out/scaler . \
  && /out/scaler --version
 
 FROM ${RUNTIME_IMAGE}
@@ -50,9 +53,11 @@ RUN apt-get update \
  && rm -rf /tmp/scaler-python /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /out/scaler /opt/scaler/bin/scaler
 # pip installed the scaler_* commands as console scripts that run the binary through Python;
-# links to the binary start without an interpreter.
+# links to the binary start without an interpreter. /var/log/scaler is the seed's example log
+# directory (testdata/example_config.toml), writable by the unprivileged user.
 RUN rm /opt/scaler/bin/scaler_* && /opt/scaler/bin/scaler install-links /opt/scaler/bin \
- && useradd --system --uid 10001 --user-group --create-home --home-dir /home/scaler scaler
+ && useradd --system --uid 10001 --user-group --create-home --home-dir /home/scaler scaler \
+ && install -d -o scaler -g scaler /var/log/scaler
 ENV PATH=/opt/scaler/bin:$PATH \
     SCALER_PYTHON=/opt/scaler/bin/python3 \
     PYTHONDONTWRITEBYTECODE=1
