@@ -164,6 +164,13 @@ func superviseStack(ctx context.Context, exe string, steps []upStep, opt upOptio
 	var started []*upChild
 	status := exitOK
 	for _, s := range steps {
+		// A port that already answers belongs to someone else: waiting on it
+		// would take that process for the role.
+		if ep := answering(s.Wait); ep != "" {
+			errw.printf("scaler up: error: cannot start %s: %s already accepts connections (another process listens there); stopping the stack", s.Name(), ep)
+			status = exitFailure
+			break
+		}
 		c, err := startChild(exe, s, width, out, errw, died)
 		if err != nil {
 			errw.printf("scaler up: error: cannot start %s: %v; stopping the stack", s.Name(), err)
@@ -185,7 +192,7 @@ func superviseStack(ctx context.Context, exe string, steps []upStep, opt upOptio
 		select {
 		case <-ctx.Done():
 		case c := <-died:
-			errw.printf("scaler up: error: %s (pid %d) %s; stopping the stack", c.step.Name(), c.cmd.Process.Pid, c.exitText())
+			errw.printf("scaler up: error: %s (pid %d) ended by itself: %s; stopping the stack", c.step.Name(), c.cmd.Process.Pid, c.exitText())
 			status = exitFailure
 		}
 	}
@@ -277,6 +284,17 @@ func copyLines(r *os.File, label string, w *lineWriter, wg *sync.WaitGroup) {
 	}
 }
 
+// answering returns the first endpoint that accepts a TCP connection now.
+func answering(endpoints []string) string {
+	for _, ep := range endpoints {
+		if conn, err := net.DialTimeout("tcp", ep, 500*time.Millisecond); err == nil {
+			conn.Close()
+			return ep
+		}
+	}
+	return ""
+}
+
 // waitListening polls until every endpoint of the role accepts a TCP
 // connection. It fails if the role exits first or the timeout passes.
 func waitListening(ctx context.Context, c *upChild, timeout time.Duration) error {
@@ -290,7 +308,7 @@ func waitListening(ctx context.Context, c *upChild, timeout time.Duration) error
 			}
 			select {
 			case <-c.done:
-				return fmt.Errorf("%s (pid %d) %s before it listened on %s", c.step.Name(), c.cmd.Process.Pid, c.exitText(), ep)
+				return fmt.Errorf("%s (pid %d) ended before it listened on %s: %s", c.step.Name(), c.cmd.Process.Pid, ep, c.exitText())
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(100 * time.Millisecond):

@@ -193,7 +193,7 @@ def test_up_stops_when_the_scheduler_dies(tmp_path):
         stack.proc.wait(timeout=30)
         out, err = stack.output()
         assert stack.proc.returncode == 1, (out, err)
-        want = f"scaler up: error: scheduler (pid {pids['scheduler']}) killed by signal SIGKILL (9); stopping the stack"
+        want = f"scaler up: error: scheduler (pid {pids['scheduler']}) ended by itself: killed by signal SIGKILL (9); stopping the stack"
         assert want in err, err
         for role in ("webui", "cluster", "object_storage_server"):
             assert f"scaler up: stopped {role} " in out, out
@@ -201,3 +201,27 @@ def test_up_stops_when_the_scheduler_dies(tmp_path):
         assert not alive and not groups, f"left running: {alive}, non-empty groups {groups}"
     finally:
         stack.kill()
+
+
+def test_up_refuses_a_port_someone_else_listens_on(tmp_path):
+    """A scheduler port that already answers is another process's: taking its connect for the
+    scheduler would leave a stack without one."""
+    import socket
+
+    config, sched, _ = _stack_file(tmp_path, workers=1)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", sched))
+    squatter.listen()
+    try:
+        stack = Stack(tmp_path, config)
+        try:
+            stack.proc.wait(timeout=60)
+            out, err = stack.output()
+            assert stack.proc.returncode == 1, (out, err)
+            assert f"cannot start scheduler: 127.0.0.1:{sched} already accepts connections" in err, err
+            assert "scaler up: stopped object_storage_server " in out, out
+            assert "scaler up: cluster" not in out, out
+        finally:
+            stack.kill()
+    finally:
+        squatter.close()
