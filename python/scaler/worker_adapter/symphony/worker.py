@@ -176,7 +176,7 @@ class SymphonyWorker:
         self.lock = threading.Lock()
         self.tasks: Dict[bytes, _Entry] = {}  # every task held: queued and running
         self.queue: List = []  # heap of (-priority, seq, task_id)
-        self.held = 0
+        self.holders = set()  # entries holding one of the base_concurrency slots (dropped ones too, until Symphony answers)
         self.seq = itertools.count()
         self.outbox: List[bytes] = []  # frames for the scheduler, sent by the main thread
         self.wake_w, self.wake_r = None, None
@@ -296,7 +296,7 @@ class SymphonyWorker:
         with self.lock:
             ids = list(self.tasks)
             queued = len(self.queue)
-            free = self.held < self.base
+            free = len(self.holders) < self.base
         return p.WorkerHeartbeat(
             agent=p.Resource(cpu=int(time.process_time() * 10) % (1 << 31), rss=_rss()),
             rss_free=_rss_free(), queued_tasks=queued, queue_size=self.queue_size, latency_us=latency_us,
@@ -371,13 +371,11 @@ class SymphonyWorker:
                 if entry is None or entry.state != "queued":
                     heapq.heappop(self.queue)
                     continue
-                if self.held < self.base:
+                if len(self.holders) < self.base:
                     entry.holds = True
-                    self.held += 1
-                else:
-                    holders = [e.priority for e in self.tasks.values() if e.state == "running" and e.holds]
-                    if not holders or entry.priority <= max(holders):
-                        break
+                    self.holders.add(entry)
+                elif entry.priority <= max(e.priority for e in self.holders):
+                    break
                 heapq.heappop(self.queue)
                 entry.state = "running"
                 start.append(entry)
@@ -455,8 +453,7 @@ class SymphonyWorker:
             outcome = bytes(outcome)
         profile = p.TaskProfile(duration_s=time.monotonic() - began, cpu_time_s=time.process_time() - cpu)
         with self.lock:
-            if entry.holds:
-                self.held -= 1
+            self.holders.discard(entry)
             report = not entry.dropped and self.tasks.pop(task.task_id, None) is entry
         try:
             if report:
