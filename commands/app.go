@@ -75,6 +75,9 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 					status = runRole(r, []string{"-h"}, stdout, stderr)
 					return nil
 				}
+				if args[1] == upSubcommand {
+					return cli.ShowCommandHelp(c, upSubcommand)
+				}
 				return fmt.Errorf("unknown role %q (see scaler --help)", args[1])
 			}
 			return fmt.Errorf("unknown role or command %q (see scaler --help)", args[0])

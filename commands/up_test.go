@@ -203,3 +203,36 @@ func TestCopyLinesLabelsEveryLine(t *testing.T) {
 		t.Errorf("long line came through as %d bytes, want %d", len(joined), len(long))
 	}
 }
+
+// TestUpCommandLine: help, the built-in dump, and bad input through Main.
+func TestUpCommandLine(t *testing.T) {
+	cases := []struct {
+		args   []string
+		status int
+		out    string // fragment of stdout
+		err    string // fragment of stderr
+	}{
+		{[]string{"scaler", "help", "up"}, exitOK, "scaler up - start every role", ""},
+		{[]string{"scaler", "up", "-h"}, exitOK, "--stop-timeout", ""},
+		{[]string{"scaler", "up", "--dump-config"}, exitOK, "from the built-in configuration", ""},
+		{[]string{"scaler", "up", "-c", "../testdata/example_config.toml", "--dump-config"}, exitOK, "# scaler_ui\n[webui]\nmonitor_address = 'tcp://127.0.0.1:6380'", ""},
+		{[]string{"scaler", "up", "stray"}, exitUsage, "", "up takes no arguments"},
+		{[]string{"scaler", "up", "-c", "no/such.toml"}, exitUsage, "", "no/such.toml: configuration file not found"},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		if got := Main(tc.args, &out, &errb); got != tc.status {
+			t.Errorf("%q: status %d, want %d (stderr %q)", tc.args, got, tc.status, errb.String())
+		}
+		if !strings.Contains(out.String(), tc.out) || !strings.Contains(errb.String(), tc.err) {
+			t.Errorf("%q: stdout %q stderr %q; want %q / %q", tc.args, out.String(), errb.String(), tc.out, tc.err)
+		}
+	}
+	var out bytes.Buffer
+	Main([]string{"scaler", "up", "--dump-config"}, &out, &out)
+	for _, section := range []string{"[object_storage_server]", "[scheduler]", "[cluster]", "[webui]"} {
+		if !strings.Contains(out.String(), "\n"+section+"\n") {
+			t.Errorf("built-in dump has no %s:\n%s", section, out.String())
+		}
+	}
+}
