@@ -75,6 +75,9 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 					status = runRole(r, []string{"-h"}, stdout, stderr)
 					return nil
 				}
+				if args[1] == upSubcommand {
+					return cli.ShowCommandHelp(c, upSubcommand)
+				}
 				return fmt.Errorf("unknown role %q (see scaler --help)", args[1])
 			}
 			return fmt.Errorf("unknown role or command %q (see scaler --help)", args[0])
@@ -93,7 +96,7 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 			},
 		})
 	}
-	app.Commands = append(app.Commands, linksCommand(&status), workerCommand(&status, os.Stdin, stderr))
+	app.Commands = append(app.Commands, upCommand(&status, stdout, stderr), linksCommand(&status), workerCommand(&status, os.Stdin, stderr))
 	if err := app.Run(argv); err != nil {
 		fmt.Fprintf(stderr, "scaler: error: %v\n", err)
 		return exitUsage

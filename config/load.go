@@ -160,3 +160,33 @@ func KeyLine(path, section, key string) int {
 	}
 	return findKeyLine(data, section, key)
 }
+
+// SectionsIn returns the names of the top-level tables of the TOML file at
+// path, in no particular order; scaler up starts one role per known table.
+func SectionsIn(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &FileError{Path: path, Err: errors.New("configuration file not found")}
+		}
+		return nil, &FileError{Path: path, Err: err}
+	}
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		fe := &FileError{Path: path, Err: err}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			fe.Line, _ = de.Position()
+			fe.Err = fmt.Errorf("invalid TOML: %s", de.Error())
+		}
+		return nil, fe
+	}
+	var names []string
+	for k, v := range doc {
+		if _, ok := v.(map[string]any); ok {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
