@@ -159,12 +159,15 @@ func (a *agent) onExit(ex procExit) {
 		a.log.Error().Int("pid", p.pid).Str("exit", how).Msg("processor exited before it was ready")
 		// One that exits by itself (a missing module, say) would do so again
 		// in a new worker; one killed by a signal may not.
-		cause := StopFatal
+		// Only the first suggests another interpreter: a signal (a batch
+		// system cancelling the job signals every process of it) says
+		// nothing about the interpreter.
+		cause, hint := StopFatal, " (choose the interpreter with --python or SCALER_PYTHON)"
 		var ee *exec.ExitError
 		if errors.As(ex.err, &ee) && ee.ExitCode() < 0 {
-			cause = StopFailed
+			cause, hint = StopFailed, ""
 		}
-		a.stop(cause, "processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s (choose the interpreter with --python or SCALER_PYTHON)", a.cfg.Python, how))
+		a.stop(cause, "processor could not start", fmt.Errorf("worker: processor (%s -m scaler.worker.processor) exited before it was ready: %s%s", a.cfg.Python, how, hint))
 		return
 	}
 	if t := p.task; t != nil {

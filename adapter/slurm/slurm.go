@@ -234,6 +234,19 @@ func (a *Adapter) ShutdownGroup(id string) error {
 // stops its workers in order; the poll cancels them outright if they are
 // still listed StopGrace later), the others by scancel. how says which.
 func (a *Adapter) stop(ctx context.Context, jobs []*job) (how string, err error) {
+	// The states the poll saw are up to a poll old. A job that started
+	// since would get a plain scancel, and Slurm then signals every process
+	// of it at once, a processor still starting included, so its worker
+	// reports a failed start instead of stopping cleanly: ask squeue now.
+	if q, qerr := a.opt.Slurm.Queue(ctx, a.spec.JobName); qerr == nil {
+		a.mu.Lock()
+		for _, j := range jobs {
+			if state, listed := q[j.id]; listed {
+				j.state = state
+			}
+		}
+		a.mu.Unlock()
+	}
 	var term, cancel []string
 	a.mu.Lock()
 	for _, j := range jobs {

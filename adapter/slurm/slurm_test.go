@@ -374,3 +374,27 @@ func TestCloseCancelsEveryJob(t *testing.T) {
 		t.Fatal("started after Close")
 	}
 }
+
+// A job that started after the last poll (the table still says PENDING)
+// gets SIGTERM to its cluster too, not a plain scancel, which would signal
+// its starting processors as well and make its worker report a failed
+// start (seen once in 4 CI runs against the real Slurm).
+func TestJobStartedSinceThePollGetsSIGTERM(t *testing.T) {
+	f := newFake()
+	a := New(Options{Spec: spec(), MaxJobs: -1, Poll: time.Hour, StopWait: 5 * time.Second, StopGrace: time.Hour, Slurm: f}, zerolog.Nop())
+	defer a.Close()
+	g, err := a.StartGroup(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Jobs()["101"]; s == "RUNNING" {
+		t.Fatalf("the table says %q before any poll", s)
+	}
+	f.start("101")
+	if err := a.ShutdownGroup(g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if cancelled, termed := f.record(); len(termed) != 1 || len(cancelled) != 0 {
+		t.Fatalf("termed %v cancelled %v, want a SIGTERM only", termed, cancelled)
+	}
+}
