@@ -48,22 +48,9 @@ func (e *FileError) Unwrap() error { return e.Err }
 // came from the file.
 func LoadFile(path string, s Section) ([]string, error) {
 	section := s.SectionName()
-	data, err := os.ReadFile(path)
+	data, doc, err := readDoc(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, &FileError{Path: path, Err: errors.New("configuration file not found")}
-		}
-		return nil, &FileError{Path: path, Err: err}
-	}
-	var doc map[string]any
-	if err := toml.Unmarshal(data, &doc); err != nil {
-		fe := &FileError{Path: path, Err: err}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			fe.Line, _ = de.Position()
-			fe.Err = fmt.Errorf("invalid TOML: %s", de.Error())
-		}
-		return nil, fe
+		return nil, err
 	}
 	raw, ok := doc[section]
 	if !ok {
@@ -161,17 +148,17 @@ func KeyLine(path, section, key string) int {
 	return findKeyLine(data, section, key)
 }
 
-// SectionsIn returns the names of the top-level tables of the TOML file at
-// path, in no particular order; scaler up starts one role per known table.
-func SectionsIn(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+// readDoc reads and parses the TOML file at path, with errors naming the
+// file (and the line, for bad TOML); data is the file's text, for finding
+// keys' lines.
+func readDoc(path string) (data []byte, doc map[string]any, err error) {
+	data, err = os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &FileError{Path: path, Err: errors.New("configuration file not found")}
+			return nil, nil, &FileError{Path: path, Err: errors.New("configuration file not found")}
 		}
-		return nil, &FileError{Path: path, Err: err}
+		return nil, nil, &FileError{Path: path, Err: err}
 	}
-	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
 		fe := &FileError{Path: path, Err: err}
 		var de *toml.DecodeError
@@ -179,7 +166,17 @@ func SectionsIn(path string) ([]string, error) {
 			fe.Line, _ = de.Position()
 			fe.Err = fmt.Errorf("invalid TOML: %s", de.Error())
 		}
-		return nil, fe
+		return nil, nil, fe
+	}
+	return data, doc, nil
+}
+
+// SectionsIn returns the names of the top-level tables of the TOML file at
+// path, in no particular order; scaler up starts one role per known table.
+func SectionsIn(path string) ([]string, error) {
+	_, doc, err := readDoc(path)
+	if err != nil {
+		return nil, err
 	}
 	var names []string
 	for k, v := range doc {
