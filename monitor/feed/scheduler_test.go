@@ -49,11 +49,7 @@ func TestMonitorAgainstScheduler(t *testing.T) {
 	defer stalled.Close()
 	m := start(t, s.MonitorAddr(), 5*time.Second)
 	for i := 0; i < 2; i++ {
-		w, err := scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{QueueSize: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Stop()
+		scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{QueueSize: 1000})
 	}
 	c, err := scalertest.NewClient(s.Addr())
 	if err != nil {
@@ -125,11 +121,7 @@ func TestMonitorSurvivesSchedulerRestart(t *testing.T) {
 	s1 := scalertest.StartScheduler(t, nil)
 	addr := s1.MonitorAddr()
 	m := start(t, addr, 1500*time.Millisecond)
-	w, err := scalertest.StartWorker(s1.Addr(), scalertest.WorkerOptions{Hold: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	scalertest.WorkerFor(t, s1.Addr(), scalertest.WorkerOptions{Hold: true})
 	c, err := scalertest.NewClient(s1.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -163,11 +163,7 @@ func TestFinishedCounterExact(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 2; i++ {
-		w, err := scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Stop()
+		scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
 	}
 	c, err := scalertest.NewClient(s.Addr())
 	if err != nil {
