@@ -58,6 +58,11 @@ type agent struct {
 
 	deadline time.Time // when the running task times out; zero: no limit
 
+	// Tasks whose processor was terminated (SIGTERM, SIGINT, SIGHUP) while
+	// running them, failed only after terminatedGrace unless the worker
+	// stops first (agent_procs.go, onExit).
+	terminated []terminatedTask
+
 	hbSent     time.Time // zero when no heartbeat is outstanding
 	echoSeq    uint64    // Seq of the last WorkerHeartbeatEcho, sent back in heartbeats
 	latencyUS  uint32
@@ -191,7 +196,7 @@ func (a *agent) run(ctx context.Context) error {
 		}
 		a.flushOut()
 		now = time.Now()
-		wait, err := a.sched.PollWait(earliest(nextHeartbeat, nextProfile, nextDeathCheck, a.deadline).Sub(now), false)
+		wait, err := a.sched.PollWait(earliest(nextHeartbeat, nextProfile, nextDeathCheck, a.deadline, a.terminatedDue()).Sub(now), false)
 		if err != nil {
 			a.stop(StopFailed, "scheduler socket failed", fmt.Errorf("worker: %w", err))
 			break
@@ -245,6 +250,7 @@ func (a *agent) run(ctx context.Context) error {
 		if !a.deadline.IsZero() && !now.Before(a.deadline) {
 			a.checkTimeout(now)
 		}
+		a.failTerminated(now)
 		a.flushOut()
 	}
 	return a.shutdown()

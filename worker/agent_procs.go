@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/opengris/scaler/core/protocol"
@@ -171,15 +172,28 @@ func (a *agent) onExit(ex procExit) {
 		return
 	}
 	if t := p.task; t != nil {
-		a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("processor died while running a task; replacing it")
-		profile := a.profile(t)
-		a.finishTask(t)
-		a.send(&protocol.TaskResult{
+		failure := &protocol.TaskResult{
 			TaskID:  t.msg.TaskID,
 			Type:    protocol.ResultFailedProcessorDied,
-			Profile: profile,
+			Profile: a.profile(t),
 			Message: fmt.Sprintf("processor (pid %d) died while running the task: %s", p.pid, how),
-		})
+		}
+		if terminatedBySignal(ex.err) {
+			// Slurm, systemd and a terminal's Ctrl-C send this to every
+			// process of the worker, and the processor may die before the
+			// agent has seen its own signal. The task is not at fault then:
+			// hold it (still listed in heartbeats) for terminatedGrace, so
+			// that a stop in the meantime returns it to the scheduler with
+			// the worker's disconnect instead of failing it.
+			a.log.Warn().Int("pid", p.pid).Str("exit", how).Dur("grace", terminatedGrace).
+				Msg("processor terminated while running a task; failing the task after the grace unless this worker stops too")
+			p.task, t.proc = nil, nil
+			a.terminated = append(a.terminated, terminatedTask{t: t, failure: failure, due: time.Now().Add(terminatedGrace)})
+		} else {
+			a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("processor died while running a task; replacing it")
+			a.finishTask(t)
+			a.send(failure)
+		}
 	} else {
 		a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("idle processor died; replacing it")
 	}
@@ -223,4 +237,60 @@ func (a *agent) sampleMemory() {
 			}
 		}
 	}
+}
+
+// terminatedGrace is how long a task whose processor was terminated waits
+// for the worker's own stop before it fails (onExit). The agent sees its
+// signal within milliseconds on an idle machine; this covers a loaded one.
+const terminatedGrace = 2 * time.Second
+
+type terminatedTask struct {
+	t       *task
+	failure *protocol.TaskResult
+	due     time.Time
+}
+
+// terminatedBySignal reports whether a processor ended by a request to
+// terminate (TERM, INT, HUP), the signals sent to a whole process group or
+// job, rather than by a crash, an exit or SIGKILL (the OOM killer, kill -9),
+// which fail the task at once.
+func terminatedBySignal(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return false
+	}
+	switch ws.Signal() {
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP:
+		return true
+	}
+	return false
+}
+
+// terminatedDue is when the first held task fails; zero when none is held.
+func (a *agent) terminatedDue() time.Time {
+	if len(a.terminated) == 0 {
+		return time.Time{}
+	}
+	return a.terminated[0].due // appended in order of due time
+}
+
+// failTerminated fails the held tasks whose grace has passed. One cancelled
+// meanwhile (onCancel answered it) is gone from a.tasks and sends nothing.
+func (a *agent) failTerminated(now time.Time) {
+	n := 0
+	for _, h := range a.terminated {
+		if now.Before(h.due) {
+			break
+		}
+		n++
+		if a.tasks[h.t.key] == h.t {
+			a.finishTask(h.t)
+			a.send(h.failure)
+		}
+	}
+	a.terminated = a.terminated[n:]
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest"
 )
 
 const srcAdd = "def add(a, b):\n    return a + b\n"
@@ -252,6 +254,68 @@ func TestProcessorCrashMidTask(t *testing.T) {
 	res = e.call(e.h.fn(srcAdd, "add"), "1", "2")
 	if res.Type != protocol.ResultSuccess || e.h.result(res.Results[0]) != "3" {
 		t.Fatalf("after crash: %+v", res)
+	}
+}
+
+// startPidTask starts a task that writes its processor's pid to a file and
+// sleeps; it returns the task and the pid once the task runs.
+func startPidTask(t *testing.T, e *workerEnv) (*protocol.Task, int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pid")
+	fn := e.h.fn("import os, time\ndef hold(path):\n    open(path + '.tmp', 'w').write(str(os.getpid()))\n    os.rename(path + '.tmp', path)\n    time.sleep(120)\n", "hold")
+	task := e.h.task(fn, 0, e.h.arg(fmt.Sprintf("%q", path)))
+	e.sched.send(task)
+	var pid int
+	if !scalertest.WaitFor(30*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && len(b) > 0 && func() bool { _, err := fmtSscan(string(b), &pid); return err == nil }()
+	}) {
+		t.Fatal("the task did not start")
+	}
+	return task, pid
+}
+
+// A processor terminated (SIGTERM) while its worker is being stopped too, as
+// Slurm's scancel or systemd stop every process of the worker, must not fail
+// its task: the worker's disconnect returns it to the scheduler. Without the
+// grace the agent reported ProcessorDiedError first (seen in CI).
+func TestTerminatedProcessorOfAStoppingWorkerFailsNoTask(t *testing.T) {
+	e := startWorker(t, nil)
+	task, pid := startPidTask(t, e)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the agent sees the processor's death first
+	e.cancel()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m := e.sched.next(time.Until(deadline))
+		switch m := m.(type) {
+		case *protocol.TaskResult:
+			if string(m.TaskID) == string(task.TaskID) {
+				t.Fatalf("the task failed although its worker was stopping: %+v", m)
+			}
+		case *protocol.DisconnectRequest:
+			return
+		}
+	}
+}
+
+// A processor terminated on its own (a SIGTERM to it alone) still fails its
+// task with ProcessorDiedError, after the grace.
+func TestTerminatedProcessorFailsItsTaskAfterTheGrace(t *testing.T) {
+	e := startWorker(t, nil)
+	task, pid := startPidTask(t, e)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	res := e.sched.result(task.TaskID, 30*time.Second)
+	if res.Type != protocol.ResultFailedProcessorDied || !strings.Contains(res.Message, "terminated") {
+		t.Fatalf("result %+v", res)
+	}
+	// The worker goes on with a new processor.
+	if res := e.call(e.h.fn(srcAdd, "add"), "1", "2"); res.Type != protocol.ResultSuccess {
+		t.Fatalf("after the terminated processor: %+v", res)
 	}
 }
 
