@@ -18,8 +18,7 @@ import (
 
 // runNativeAdapter serves the native adapter's webhook; the workers it
 // starts are "scaler worker" child processes of this executable.
-func runNativeAdapter(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.NativeWorkerAdapter)
+func runNativeAdapter(ctx context.Context, cfg *config.NativeWorkerAdapter, log zerolog.Logger) error {
 	python := pythonInterpreter(cfg.Python)
 	if err := checkPython(python); err != nil {
 		return err
@@ -33,8 +32,7 @@ func runNativeAdapter(ctx context.Context, section config.Section, log zerolog.L
 
 // runSymphonyAdapter checks that the interpreter has Symphony's Python API
 // before anything starts, so a missing soamapi is one clear line.
-func runSymphonyAdapter(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.SymphonyWorkerAdapter)
+func runSymphonyAdapter(ctx context.Context, cfg *config.SymphonyWorkerAdapter, log zerolog.Logger) error {
 	python := pythonInterpreter(cfg.Python)
 	if err := checkPython(python); err != nil {
 		return err
@@ -48,8 +46,7 @@ func runSymphonyAdapter(ctx context.Context, section config.Section, log zerolog
 // runSlurmAdapter serves the Slurm adapter's webhook. The binary and the
 // interpreter are paths on the nodes; the adapter cannot check them there,
 // so it only checks that Slurm's commands are here.
-func runSlurmAdapter(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.SlurmWorkerAdapter)
+func runSlurmAdapter(ctx context.Context, cfg *config.SlurmWorkerAdapter, log zerolog.Logger) error {
 	for _, c := range []string{"sbatch", "squeue", "scancel"} {
 		if _, err := exec.LookPath(c); err != nil {
 			return fmt.Errorf("the Slurm adapter needs Slurm's %s on PATH (Debian: apt-get install slurm-client; SLURM_CONF names the cluster's slurm.conf): %v", c, err)

@@ -18,8 +18,7 @@ import (
 
 // runCluster starts the cluster's workers, each as a "scaler worker" child
 // process, and supervises them until ctx is done.
-func runCluster(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.Cluster)
+func runCluster(ctx context.Context, cfg *config.Cluster, log zerolog.Logger) error {
 	python := pythonInterpreter(cfg.Python)
 	workers, err := worker.FromCluster(cfg, python)
 	if err != nil {

@@ -46,6 +46,10 @@ type Logging struct {
 	LoggingConfigFile string   `toml:"logging_config_file" short:"lc,lcf" arg:"FILE" help:"accepted for compatibility and not applied: it is a Python logging .conf file in upstream; scaler logs through --logging-paths and --logging-level (see README)"`
 }
 
+// LoggingSettings returns the settings; every section that embeds Logging
+// has this method, so callers need not list the sections that log.
+func (l *Logging) LoggingSettings() Logging { return *l }
+
 func defaultLogging() Logging {
 	return Logging{LoggingPaths: append([]string(nil), defaultLoggingPaths...), LoggingLevel: "INFO"}
 }
