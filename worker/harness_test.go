@@ -21,6 +21,7 @@ import (
 
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/storage"
 	"github.com/opengris/scaler/transport"
 )
@@ -366,14 +367,13 @@ type workerEnv struct {
 	storage string
 	sched   *fakeScheduler
 	h       *helper
-	cancel  context.CancelFunc
-	done    chan error
+	agent   *wait.Task
 }
 
 func startWorker(t testing.TB, mod func(*Config)) *workerEnv {
 	python := findPython(t)
 	st := startStorage(t)
-	e := &workerEnv{t: t, python: python, storage: st, sched: newFakeScheduler(t, st), done: make(chan error, 1)}
+	e := &workerEnv{t: t, python: python, storage: st, sched: newFakeScheduler(t, st)}
 	e.h = newHelper(t, python, st)
 	cfg := Config{
 		Name:              "test",
@@ -387,18 +387,8 @@ func startWorker(t testing.TB, mod func(*Config)) *workerEnv {
 	if mod != nil {
 		mod(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
 	log := testLog(t, "worker")
-	go func() { e.done <- Run(ctx, cfg, log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-e.done:
-		case <-time.After(15 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
+	e.agent = wait.Go(t, "worker", 15*time.Second, false, func(ctx context.Context) error { return Run(ctx, cfg, log) })
 	return e
 }
 
@@ -420,15 +410,12 @@ func (e *workerEnv) call(fn []byte, args ...string) *protocol.TaskResult {
 
 // stop cancels the worker and returns Run's result.
 func (e *workerEnv) stop() error {
-	e.cancel()
-	select {
-	case err := <-e.done:
-		e.done <- err
-		return err
-	case <-time.After(15 * time.Second):
+	e.agent.Cancel()
+	err, ended := e.agent.Ended(15 * time.Second)
+	if !ended {
 		e.t.Fatal("worker did not stop")
-		return nil
 	}
+	return err
 }
 
 func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }

@@ -18,6 +18,7 @@ import (
 	"github.com/opengris/scaler/adapter"
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/logging"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 )
 
 // Stand-in worker: reads its configuration, then waits for SIGINT.
@@ -77,13 +78,7 @@ func alive(pid int) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.Until(t, 20*time.Second, what, cond)
 }
 
 // Concurrent starts never overshoot max_workers; a killed worker frees its
