@@ -16,7 +16,7 @@ type Batch struct {
 func (*Batch) Kind() Kind { return KindBatch }
 
 func init() {
-	register(KindBatch, func() Message { return new(Batch) })
+	register(newOf[Batch])
 }
 
 // ErrNestedBatch is reported for a Batch element that is itself a Batch.

@@ -36,6 +36,8 @@ type Task struct {
 	KeepResult bool `msg:"keep_result"`
 }
 
+func (*Task) Kind() Kind { return KindTask }
+
 // TaskCancel asks to cancel a task. Sent client -> scheduler and scheduler ->
 // worker. Without Force a worker only cancels tasks that have not started.
 type TaskCancel struct {
@@ -43,12 +45,16 @@ type TaskCancel struct {
 	Force  bool   `msg:"force"`
 }
 
+func (*TaskCancel) Kind() Kind { return KindTaskCancel }
+
 // TaskCancelConfirm answers a TaskCancel. Sent worker -> scheduler and
 // scheduler -> owning client.
 type TaskCancelConfirm struct {
 	TaskID []byte                `msg:"task_id"`
 	Type   TaskCancelConfirmType `msg:"type"`
 }
+
+func (*TaskCancelConfirm) Kind() Kind { return KindTaskCancelConfirm }
 
 // TaskResult reports the end of a task. Sent worker -> scheduler and
 // scheduler -> owning client; the scheduler also synthesizes results for
@@ -72,6 +78,8 @@ type TaskResult struct {
 	Message string `msg:"message"`
 }
 
+func (*TaskResult) Kind() Kind { return KindTaskResult }
+
 // TaskLog is one chunk of a task's stdout or stderr, for tasks submitted
 // with StreamOutput. Sent worker -> scheduler -> owning client.
 type TaskLog struct {
@@ -79,6 +87,8 @@ type TaskLog struct {
 	Type    LogType `msg:"type"`
 	Content string  `msg:"content"`
 }
+
+func (*TaskLog) Kind() Kind { return KindTaskLog }
 
 // GraphTask submits a task graph. Sent client -> scheduler. Graph nodes are
 // ordinary Tasks whose arguments may name other nodes (ArgumentTask).
@@ -88,6 +98,8 @@ type GraphTask struct {
 	Targets [][]byte `msg:"targets"` // node task ids whose results the client keeps
 	Graph   []Task   `msg:"graph"`
 }
+
+func (*GraphTask) Kind() Kind { return KindGraphTask }
 
 // ObjectMetadata describes the objects an ObjectInstruction is about. The
 // lists are parallel; ContentTypes, Names and Contents may be shorter than
@@ -112,20 +124,11 @@ type ObjectInstruction struct {
 	Metadata   ObjectMetadata        `msg:"metadata"`
 }
 
-func (*Task) Kind() Kind              { return KindTask }
-func (*TaskCancel) Kind() Kind        { return KindTaskCancel }
-func (*TaskCancelConfirm) Kind() Kind { return KindTaskCancelConfirm }
-func (*TaskResult) Kind() Kind        { return KindTaskResult }
-func (*TaskLog) Kind() Kind           { return KindTaskLog }
-func (*GraphTask) Kind() Kind         { return KindGraphTask }
 func (*ObjectInstruction) Kind() Kind { return KindObjectInstruction }
 
 func init() {
-	register(KindTask, func() Message { return new(Task) })
-	register(KindTaskCancel, func() Message { return new(TaskCancel) })
-	register(KindTaskCancelConfirm, func() Message { return new(TaskCancelConfirm) })
-	register(KindTaskResult, func() Message { return new(TaskResult) })
-	register(KindTaskLog, func() Message { return new(TaskLog) })
-	register(KindGraphTask, func() Message { return new(GraphTask) })
-	register(KindObjectInstruction, func() Message { return new(ObjectInstruction) })
+	register(
+		newOf[Task], newOf[TaskCancel], newOf[TaskCancelConfirm], newOf[TaskResult], newOf[TaskLog],
+		newOf[GraphTask], newOf[ObjectInstruction],
+	)
 }

@@ -92,7 +92,6 @@ type ObjectRequest struct {
 	PayloadLength uint64            `msg:"payload_length"` // set only; length of the payload frame
 }
 
-// Kind implements Message.
 func (*ObjectRequest) Kind() Kind { return KindObjectRequest }
 
 // ObjectResponse is the header frame of a reply from the object storage
@@ -112,10 +111,8 @@ type ObjectResponse struct {
 	MaxMemory       uint64 `msg:"max_memory"`       // configured limit, 0 = unlimited
 }
 
-// Kind implements Message.
 func (*ObjectResponse) Kind() Kind { return KindObjectResponse }
 
 func init() {
-	register(KindObjectRequest, func() Message { return new(ObjectRequest) })
-	register(KindObjectResponse, func() Message { return new(ObjectResponse) })
+	register(newOf[ObjectRequest], newOf[ObjectResponse])
 }
