@@ -15,9 +15,8 @@ type Message interface {
 	Kind() Kind
 }
 
-// factories maps a Kind to a constructor of its zero message. Each message
-// file registers its messages in an init function, so this file never needs
-// to know the full list.
+// factories maps a Kind to a constructor of its zero message; kind.go
+// registers every message.
 var factories [256]func() Message
 
 // register makes each constructor's message decodable under the kind the

@@ -16,8 +16,6 @@ type ClientHeartbeat struct {
 	Nested bool `msg:"nested"`
 }
 
-func (*ClientHeartbeat) Kind() Kind { return KindClientHeartbeat }
-
 // ClientHeartbeatEcho answers every ClientHeartbeat (scheduler -> client).
 // It is how a client learns where object storage is.
 type ClientHeartbeatEcho struct {
@@ -26,8 +24,6 @@ type ClientHeartbeatEcho struct {
 	// peer that the scheduler it talked to is gone, with everything it held.
 	InstanceID []byte `msg:"instance_id"`
 }
-
-func (*ClientHeartbeatEcho) Kind() Kind { return KindClientHeartbeatEcho }
 
 // WorkerHeartbeat is sent worker -> scheduler every heartbeat interval, with
 // at most one outstanding. The first one registers the worker.
@@ -49,8 +45,6 @@ type WorkerHeartbeat struct {
 	EchoSeq uint64   `msg:"echo_seq"`
 }
 
-func (*WorkerHeartbeat) Kind() Kind { return KindWorkerHeartbeat }
-
 // WorkerHeartbeatEcho answers every WorkerHeartbeat (scheduler -> worker).
 // A registering worker gets it before any Task.
 type WorkerHeartbeatEcho struct {
@@ -64,23 +58,17 @@ type WorkerHeartbeatEcho struct {
 	InstanceID []byte `msg:"instance_id"`
 }
 
-func (*WorkerHeartbeatEcho) Kind() Kind { return KindWorkerHeartbeatEcho }
-
 // DisconnectRequest is sent by a worker when it leaves (worker -> scheduler).
 // The scheduler re-places the worker's tasks.
 type DisconnectRequest struct {
 	Worker []byte `msg:"worker"` // the worker's id
 }
 
-func (*DisconnectRequest) Kind() Kind { return KindDisconnectRequest }
-
 // DisconnectResponse acknowledges a DisconnectRequest (scheduler -> worker).
 // Workers need not wait for it.
 type DisconnectResponse struct {
 	Worker []byte `msg:"worker"`
 }
-
-func (*DisconnectResponse) Kind() Kind { return KindDisconnectResponse }
 
 // ClientDisconnect is sent client -> scheduler when a client leaves
 // (DisconnectClient) or asks for a shutdown (DisconnectShutdown), and
@@ -89,21 +77,9 @@ type ClientDisconnect struct {
 	Type DisconnectType `msg:"type"`
 }
 
-func (*ClientDisconnect) Kind() Kind { return KindClientDisconnect }
-
 // ClientShutdownResponse answers a ClientDisconnect of type shutdown
 // (scheduler -> client).
 type ClientShutdownResponse struct {
 	Accepted bool   `msg:"accepted"`
 	Reason   string `msg:"reason"` // why it was refused (e.g. protected mode); empty when accepted
-}
-
-func (*ClientShutdownResponse) Kind() Kind { return KindClientShutdownResponse }
-
-func init() {
-	register(
-		newOf[ClientHeartbeat], newOf[ClientHeartbeatEcho], newOf[WorkerHeartbeat],
-		newOf[WorkerHeartbeatEcho], newOf[DisconnectRequest], newOf[DisconnectResponse],
-		newOf[ClientDisconnect], newOf[ClientShutdownResponse],
-	)
 }

@@ -18,8 +18,6 @@ type ProcessorInitialized struct {
 	Error string `msg:"error"`
 }
 
-func (*ProcessorInitialized) Kind() Kind { return KindProcessorInitialized }
-
 // ProcessorTask gives a processor one task to run (agent -> processor).
 //
 // The processor fetches SerializerID, FuncObjectID and every object-id
@@ -45,8 +43,6 @@ type ProcessorTask struct {
 	KeepResult    bool       `msg:"keep_result"` // Task.KeepResult: store the outcome even when it is sent inline
 }
 
-func (*ProcessorTask) Kind() Kind { return KindProcessorTask }
-
 // ProcessorResult reports that a task finished (processor -> agent). Before
 // sending it the processor has stored the outcome (the serialized return
 // value, or the pickled exception) in object storage under ResultObjectID,
@@ -64,8 +60,6 @@ type ProcessorResult struct {
 	Message          string         `msg:"message"`            // failure description when there is no result object
 }
 
-func (*ProcessorResult) Kind() Kind { return KindProcessorResult }
-
 // ProcessorLog is one chunk of a running task's stdout or stderr (processor
 // -> agent), sent only for tasks with StreamOutput. The agent forwards it as
 // TaskLog.
@@ -74,8 +68,6 @@ type ProcessorLog struct {
 	Type    LogType `msg:"type"`
 	Content string  `msg:"content"`
 }
-
-func (*ProcessorLog) Kind() Kind { return KindProcessorLog }
 
 // ProcessorCancel withdraws a task that was sent to a processor ahead of
 // time and may not have started (agent -> processor). A processor reads its
@@ -87,19 +79,8 @@ type ProcessorCancel struct {
 	TaskID []byte `msg:"task_id"`
 }
 
-func (*ProcessorCancel) Kind() Kind { return KindProcessorCancel }
-
 // ProcessorCanceled confirms that a processor dropped a task unrun
 // (processor -> agent), in answer to ProcessorCancel.
 type ProcessorCanceled struct {
 	TaskID []byte `msg:"task_id"`
-}
-
-func (*ProcessorCanceled) Kind() Kind { return KindProcessorCanceled }
-
-func init() {
-	register(
-		newOf[ProcessorInitialized], newOf[ProcessorTask], newOf[ProcessorResult],
-		newOf[ProcessorCancel], newOf[ProcessorCanceled], newOf[ProcessorLog],
-	)
 }

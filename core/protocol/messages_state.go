@@ -78,16 +78,12 @@ type StateScheduler struct {
 	InstanceID []byte `msg:"instance_id"`
 }
 
-func (*StateScheduler) Kind() Kind { return KindStateScheduler }
-
 // StateWorker is published when a worker connects or disconnects.
 type StateWorker struct {
 	WorkerID     []byte           `msg:"worker_id"`
 	State        WorkerState      `msg:"state"`
 	Capabilities map[string]int64 `msg:"capabilities"`
 }
-
-func (*StateWorker) Kind() Kind { return KindStateWorker }
 
 // StateTask is published on task state transitions.
 type StateTask struct {
@@ -98,8 +94,6 @@ type StateTask struct {
 	Profile      TaskProfile `msg:"profile"` // set for finished tasks that were profiled
 }
 
-func (*StateTask) Kind() Kind { return KindStateTask }
-
 // StateGraphTask is published once per node when a graph is accepted.
 type StateGraphTask struct {
 	GraphTaskID   []byte       `msg:"graph_task_id"`
@@ -108,20 +102,9 @@ type StateGraphTask struct {
 	ParentTaskIDs [][]byte     `msg:"parent_task_ids"` // the node's dependencies
 }
 
-func (*StateGraphTask) Kind() Kind { return KindStateGraphTask }
-
 // StateBalanceAdvice is published when the balancer moves tasks away from a
 // worker.
 type StateBalanceAdvice struct {
 	WorkerID []byte   `msg:"worker_id"`
 	TaskIDs  [][]byte `msg:"task_ids"`
-}
-
-func (*StateBalanceAdvice) Kind() Kind { return KindStateBalanceAdvice }
-
-func init() {
-	register(
-		newOf[StateScheduler], newOf[StateWorker], newOf[StateTask], newOf[StateGraphTask],
-		newOf[StateBalanceAdvice],
-	)
 }

@@ -36,8 +36,6 @@ type Task struct {
 	KeepResult bool `msg:"keep_result"`
 }
 
-func (*Task) Kind() Kind { return KindTask }
-
 // TaskCancel asks to cancel a task. Sent client -> scheduler and scheduler ->
 // worker. Without Force a worker only cancels tasks that have not started.
 type TaskCancel struct {
@@ -45,16 +43,12 @@ type TaskCancel struct {
 	Force  bool   `msg:"force"`
 }
 
-func (*TaskCancel) Kind() Kind { return KindTaskCancel }
-
 // TaskCancelConfirm answers a TaskCancel. Sent worker -> scheduler and
 // scheduler -> owning client.
 type TaskCancelConfirm struct {
 	TaskID []byte                `msg:"task_id"`
 	Type   TaskCancelConfirmType `msg:"type"`
 }
-
-func (*TaskCancelConfirm) Kind() Kind { return KindTaskCancelConfirm }
 
 // TaskResult reports the end of a task. Sent worker -> scheduler and
 // scheduler -> owning client; the scheduler also synthesizes results for
@@ -78,8 +72,6 @@ type TaskResult struct {
 	Message string `msg:"message"`
 }
 
-func (*TaskResult) Kind() Kind { return KindTaskResult }
-
 // TaskLog is one chunk of a task's stdout or stderr, for tasks submitted
 // with StreamOutput. Sent worker -> scheduler -> owning client.
 type TaskLog struct {
@@ -87,8 +79,6 @@ type TaskLog struct {
 	Type    LogType `msg:"type"`
 	Content string  `msg:"content"`
 }
-
-func (*TaskLog) Kind() Kind { return KindTaskLog }
 
 // GraphTask submits a task graph. Sent client -> scheduler. Graph nodes are
 // ordinary Tasks whose arguments may name other nodes (ArgumentTask).
@@ -98,8 +88,6 @@ type GraphTask struct {
 	Targets [][]byte `msg:"targets"` // node task ids whose results the client keeps
 	Graph   []Task   `msg:"graph"`
 }
-
-func (*GraphTask) Kind() Kind { return KindGraphTask }
 
 // ObjectMetadata describes the objects an ObjectInstruction is about. The
 // lists are parallel; ContentTypes, Names and Contents may be shorter than
@@ -122,13 +110,4 @@ type ObjectInstruction struct {
 	Type       ObjectInstructionType `msg:"type"`
 	ObjectUser []byte                `msg:"object_user"` // owning client id; empty when sent by the scheduler
 	Metadata   ObjectMetadata        `msg:"metadata"`
-}
-
-func (*ObjectInstruction) Kind() Kind { return KindObjectInstruction }
-
-func init() {
-	register(
-		newOf[Task], newOf[TaskCancel], newOf[TaskCancelConfirm], newOf[TaskResult], newOf[TaskLog],
-		newOf[GraphTask], newOf[ObjectInstruction],
-	)
 }

@@ -92,8 +92,6 @@ type ObjectRequest struct {
 	PayloadLength uint64            `msg:"payload_length"` // set only; length of the payload frame
 }
 
-func (*ObjectRequest) Kind() Kind { return KindObjectRequest }
-
 // ObjectResponse is the header frame of a reply from the object storage
 // server. A getOK with PayloadLength > 0 is followed by one payload frame.
 type ObjectResponse struct {
@@ -109,10 +107,4 @@ type ObjectResponse struct {
 	UniqueContents  uint64 `msg:"unique_contents"`  // distinct contents held
 	WaitingRequests uint64 `msg:"waiting_requests"` // parked get and duplicate requests
 	MaxMemory       uint64 `msg:"max_memory"`       // configured limit, 0 = unlimited
-}
-
-func (*ObjectResponse) Kind() Kind { return KindObjectResponse }
-
-func init() {
-	register(newOf[ObjectRequest], newOf[ObjectResponse])
 }
