@@ -2,11 +2,11 @@ package scheduler
 
 import (
 	"flag"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/expect"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/scheduler/transitions.golden")
@@ -31,19 +31,7 @@ func renderTable() string {
 }
 
 func TestTransitionsGolden(t *testing.T) {
-	got := renderTable()
-	if *update {
-		if err := os.WriteFile(goldenPath, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("transition table differs from %s; run with -update and review the diff", goldenPath)
-	}
+	expect.Golden(t, goldenPath, []byte(renderTable()), *update)
 }
 
 func TestMachineInvariants(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/core/server"
+	"github.com/opengris/scaler/internal/scalertest/expect"
 	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/transport"
 )
@@ -331,11 +332,7 @@ type Worker struct {
 func ClientFor(t testing.TB, addr string) *Client {
 	t.Helper()
 	c, err := NewClient(addr)
-	if err != nil {
-		t.Fatalf("scalertest client of %s: %v", addr, err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return expect.Opened(t, "scalertest client of "+addr, c, err)
 }
 
 // WorkerFor is StartWorker for a test: the test fails if the worker cannot
