@@ -45,6 +45,25 @@ type (
 	st = protocol.TaskState
 )
 
+// resultEnds are the transitions of a worker's result from every state in
+// which the task is on a worker (running, or with a cancel in flight): the
+// worker ran it, so the result stands.
+var resultEnds = map[Transition]st{
+	TrResultSuccess:       protocol.TaskStateSuccess,
+	TrResultFailed:        protocol.TaskStateFailed,
+	TrResultWorkerDied:    protocol.TaskStateFailedWorkerDied,
+	TrResultTimeout:       protocol.TaskStateFailedTimeout,
+	TrResultProcessorDied: protocol.TaskStateFailedProcessorDied,
+}
+
+// onWorker is a state's own transitions plus resultEnds.
+func onWorker(own map[Transition]st) map[Transition]st {
+	for t, next := range resultEnds {
+		own[t] = next
+	}
+	return own
+}
+
 // table is the task state machine. It follows upstream's TRANSITION_MAP
 // with the intended fixes (reference scheduler.md §3.5): a result that
 // arrives while a client cancel is in flight finishes the task (the worker
@@ -56,39 +75,24 @@ var table = map[st]map[Transition]st{
 		TrTaskCancel:  protocol.TaskStateCanceled,
 		TrReject:      protocol.TaskStateRejected,
 	},
-	protocol.TaskStateRunning: {
-		TrTaskCancel:          protocol.TaskStateCanceling,
-		TrBalanceTaskCancel:   protocol.TaskStateBalanceCanceling,
-		TrResultSuccess:       protocol.TaskStateSuccess,
-		TrResultFailed:        protocol.TaskStateFailed,
-		TrResultWorkerDied:    protocol.TaskStateFailedWorkerDied,
-		TrResultTimeout:       protocol.TaskStateFailedTimeout,
-		TrResultProcessorDied: protocol.TaskStateFailedProcessorDied,
-		TrWorkerDisconnect:    protocol.TaskStateWorkerDisconnecting,
-	},
-	protocol.TaskStateCanceling: {
+	protocol.TaskStateRunning: onWorker(map[Transition]st{
+		TrTaskCancel:        protocol.TaskStateCanceling,
+		TrBalanceTaskCancel: protocol.TaskStateBalanceCanceling,
+		TrWorkerDisconnect:  protocol.TaskStateWorkerDisconnecting,
+	}),
+	protocol.TaskStateCanceling: onWorker(map[Transition]st{
 		TrCancelConfirmCanceled: protocol.TaskStateCanceled,
 		TrCancelConfirmFailed:   protocol.TaskStateRunning,
 		TrCancelConfirmNotFound: protocol.TaskStateCanceledNotFound,
-		TrResultSuccess:         protocol.TaskStateSuccess,
-		TrResultFailed:          protocol.TaskStateFailed,
-		TrResultWorkerDied:      protocol.TaskStateFailedWorkerDied,
-		TrResultTimeout:         protocol.TaskStateFailedTimeout,
-		TrResultProcessorDied:   protocol.TaskStateFailedProcessorDied,
 		TrWorkerDisconnect:      protocol.TaskStateCanceled,
-	},
-	protocol.TaskStateBalanceCanceling: {
+	}),
+	protocol.TaskStateBalanceCanceling: onWorker(map[Transition]st{
 		TrTaskCancel:            protocol.TaskStateCanceling,
 		TrCancelConfirmCanceled: protocol.TaskStateInactive,
 		TrCancelConfirmFailed:   protocol.TaskStateRunning,
 		TrCancelConfirmNotFound: protocol.TaskStateInactive,
-		TrResultSuccess:         protocol.TaskStateSuccess,
-		TrResultFailed:          protocol.TaskStateFailed,
-		TrResultWorkerDied:      protocol.TaskStateFailedWorkerDied,
-		TrResultTimeout:         protocol.TaskStateFailedTimeout,
-		TrResultProcessorDied:   protocol.TaskStateFailedProcessorDied,
 		TrWorkerDisconnect:      protocol.TaskStateWorkerDisconnecting,
-	},
+	}),
 	protocol.TaskStateWorkerDisconnecting: {
 		TrSchedulerHasTask:   protocol.TaskStateInactive,
 		TrSchedulerHasNoTask: protocol.TaskStateFailedWorkerDied,
