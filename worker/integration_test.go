@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,31 +16,13 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest"
 	"github.com/opengris/scaler/internal/scalertest/freeport"
+	"github.com/opengris/scaler/internal/scalertest/programs"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
 // Integration tests: the real scheduler (in-process), the real scaler
 // binary running "scaler cluster" with worker processes, and real Python
 // processors.
-
-// scalerBinary is the scaler binary, built once per test binary.
-func scalerBinary(t testing.TB) string {
-	path, err := buildScaler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-var buildScaler = sync.OnceValues(func() (string, error) {
-	path := filepath.Join(binDir, "scaler")
-	cmd := exec.Command("go", "build", "-o", path, ".")
-	cmd.Dir = repoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return path, nil
-})
 
 // cluster is a running "scaler cluster" process.
 type cluster struct {
@@ -53,8 +34,8 @@ type cluster struct {
 }
 
 func startCluster(t testing.TB, args ...string) *cluster {
-	python := findPython(t)
-	bin := scalerBinary(t)
+	python := programs.Python(t)
+	bin := programs.Scaler(t)
 	all := append([]string{"cluster", "--python", python, "-hi", "1", "-ll", "INFO"}, args...)
 	cmd := exec.Command(bin, all...)
 	out := &syncbuf.Buffer{}
@@ -104,7 +85,7 @@ func (c *cluster) terminate(t *testing.T, d time.Duration) {
 // startSchedulerAndClient starts the scheduler and a registered Go client
 // with a task helper sharing its identity.
 func startSchedulerAndClient(t *testing.T, mod func(*config.Scheduler)) (*scalertest.Scheduler, *scalertest.Client, *helper) {
-	python := findPython(t)
+	python := programs.Python(t)
 	s := scalertest.StartScheduler(t, mod)
 	c, err := scalertest.NewClient(s.Addr())
 	if err != nil {
@@ -429,20 +410,8 @@ func TestSchedulerShutdownStopsCluster(t *testing.T) {
 	expectGone(t, pids)
 }
 
-// binDir holds the scaler binary the tests build; TestMain removes it.
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scaler-worker-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+// TestMain removes the scaler binary the tests built.
+func TestMain(m *testing.M) { programs.Main(m) }
 
 // waitForFile waits until path exists (a task signalling that it runs).
 func waitForFile(t *testing.T, path string, d time.Duration) {

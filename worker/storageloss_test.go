@@ -18,6 +18,7 @@ import (
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest/freeport"
+	"github.com/opengris/scaler/internal/scalertest/programs"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -29,7 +30,7 @@ func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncbuf
 	addr = freeport.Addr(t)
 	hostPort := strings.TrimPrefix(addr, "tcp://")
 	out = &syncbuf.Buffer{}
-	cmd = exec.Command(scalerBinary(t), "object_storage_server", addr, "-ll", "INFO")
+	cmd = exec.Command(programs.Scaler(t), "object_storage_server", addr, "-ll", "INFO")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func runAgentLogging(t *testing.T, sched *fakeScheduler, mod func(*Config), w io
 		SchedulerAddress:  sched.ep.Addr(),
 		HeartbeatInterval: time.Second,
 		DeathTimeout:      60 * time.Second,
-		Python:            findPython(t),
+		Python:            programs.Python(t),
 		KillDelay:         time.Second,
 		LoggingLevel:      "WARNING",
 	}
@@ -197,7 +198,7 @@ func runAgentLogging(t *testing.T, sched *fakeScheduler, mod func(*Config), w io
 // In-process: Run returns ErrStorageLost naming the address after telling
 // the scheduler it leaves.
 func TestAgentStopsOnStorageLoss(t *testing.T) {
-	python := findPython(t)
+	python := programs.Python(t)
 	addr, stopStorage := startStoppableStorage(t)
 	sched := newFakeScheduler(t, addr)
 	h := newHelper(t, python, addr)
