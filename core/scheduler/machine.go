@@ -108,25 +108,31 @@ func Next(s protocol.TaskState, t Transition) (protocol.TaskState, bool) {
 
 // resultTransition maps a worker's result type to its transition.
 func resultTransition(r protocol.TaskResultType) Transition {
-	switch r {
-	case protocol.ResultSuccess:
-		return TrResultSuccess
-	case protocol.ResultFailedWorkerDied:
-		return TrResultWorkerDied
-	case protocol.ResultFailedTimeout:
-		return TrResultTimeout
-	case protocol.ResultFailedProcessorDied:
-		return TrResultProcessorDied
+	if int(r) < len(resultTransitions) {
+		return resultTransitions[r]
 	}
-	return TrResultFailed // Failed, and anything a worker should not send
+	return TrResultFailed // anything a worker should not send
 }
 
+var resultTransitions = [...]Transition{
+	protocol.ResultSuccess:             TrResultSuccess,
+	protocol.ResultFailed:              TrResultFailed,
+	protocol.ResultFailedWorkerDied:    TrResultWorkerDied,
+	protocol.ResultFailedTimeout:       TrResultTimeout,
+	protocol.ResultFailedProcessorDied: TrResultProcessorDied,
+}
+
+// confirmTransition maps a cancel confirmation to its transition; a value
+// not defined counts as "not found".
 func confirmTransition(c protocol.TaskCancelConfirmType) Transition {
-	switch c {
-	case protocol.CancelConfirmCanceled:
-		return TrCancelConfirmCanceled
-	case protocol.CancelConfirmFailed:
-		return TrCancelConfirmFailed
+	if int(c) < len(confirmTransitions) {
+		return confirmTransitions[c]
 	}
 	return TrCancelConfirmNotFound
+}
+
+var confirmTransitions = [...]Transition{
+	protocol.CancelConfirmCanceled: TrCancelConfirmCanceled,
+	protocol.CancelConfirmFailed:   TrCancelConfirmFailed,
+	protocol.CancelConfirmNotFound: TrCancelConfirmNotFound,
 }

@@ -85,3 +85,27 @@ func TestMachineInvariants(t *testing.T) {
 		}
 	}
 }
+
+// Every result and confirm type a worker may send, and values it should
+// not, map to their transition (undefined ones: failed, not found).
+func TestResultAndConfirmTransitions(t *testing.T) {
+	results := map[protocol.TaskResultType]Transition{
+		protocol.ResultSuccess: TrResultSuccess, protocol.ResultFailed: TrResultFailed,
+		protocol.ResultFailedWorkerDied: TrResultWorkerDied, protocol.ResultFailedTimeout: TrResultTimeout,
+		protocol.ResultFailedProcessorDied: TrResultProcessorDied, protocol.ResultRejected: TrResultFailed, 200: TrResultFailed,
+	}
+	for r, want := range results {
+		if got := resultTransition(r); got != want {
+			t.Errorf("resultTransition(%v) = %v, want %v", r, got, want)
+		}
+	}
+	confirms := map[protocol.TaskCancelConfirmType]Transition{
+		protocol.CancelConfirmCanceled: TrCancelConfirmCanceled, protocol.CancelConfirmFailed: TrCancelConfirmFailed,
+		protocol.CancelConfirmNotFound: TrCancelConfirmNotFound, 9: TrCancelConfirmNotFound,
+	}
+	for c, want := range confirms {
+		if got := confirmTransition(c); got != want {
+			t.Errorf("confirmTransition(%v) = %v, want %v", c, got, want)
+		}
+	}
+}
