@@ -6,9 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest/freeport"
+	"github.com/opengris/scaler/internal/scalertest/procs"
 	"github.com/opengris/scaler/internal/scalertest/programs"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
@@ -60,11 +59,6 @@ func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncbuf
 	}
 }
 
-func cmdline(pid int) string {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
-}
-
 // An external object storage server (the scheduler's -osa) dies: the
 // worker, whose processor is blocked in a get at that moment, exits with a
 // non-zero status within seconds, says why in one error line naming the
@@ -98,11 +92,11 @@ func TestStorageLossStopsWorker(t *testing.T) {
 			blocked := h.task(add, 0, h.arg("1"), missing)
 			_ = c.Send(blocked)
 
-			pids := descendants(cl.cmd.Process.Pid)
+			pids := procs.Descendants(cl.cmd.Process.Pid)
 			deadline := time.Now().Add(20 * time.Second)
 			for !hasProcessor(pids) && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
-				pids = descendants(cl.cmd.Process.Pid)
+				pids = procs.Descendants(cl.cmd.Process.Pid)
 			}
 			if len(pids) < 2 || !hasProcessor(pids) {
 				t.Fatalf("descendants of the cluster %v: want the worker and a processor", pids)
@@ -115,10 +109,10 @@ func TestStorageLossStopsWorker(t *testing.T) {
 			}
 			_ = storageCmd.Process.Signal(syscall.SIGKILL)
 			start := time.Now()
-			for alive(agents[0]) && time.Since(start) < 10*time.Second {
+			for procs.Alive(agents[0]) && time.Since(start) < 10*time.Second {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if alive(agents[0]) {
+			if procs.Alive(agents[0]) {
 				t.Fatalf("worker still running 10s after the object storage server was killed:\n%s", cl.out.String())
 			}
 			t.Logf("worker exited %s after the storage server was killed", time.Since(start).Round(time.Millisecond))
@@ -152,7 +146,7 @@ func TestStorageLossStopsWorker(t *testing.T) {
 
 func hasProcessor(pids []int) bool {
 	for _, p := range pids {
-		if strings.Contains(cmdline(p), "scaler.worker.processor") {
+		if strings.Contains(procs.Cmdline(p), "scaler.worker.processor") {
 			return true
 		}
 	}

@@ -1,14 +1,12 @@
 package native
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	"github.com/opengris/scaler/adapter"
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/logging"
+	"github.com/opengris/scaler/internal/scalertest/procs"
 	"github.com/opengris/scaler/internal/scalertest/wait"
 )
 
@@ -71,11 +70,6 @@ func tryPost(url, body string) (int, map[string]any, error) {
 
 const start = `{"action":"start_worker_group"}`
 
-func alive(pid int) bool {
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	return err == nil && !bytes.Contains(st, []byte(") Z "))
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	wait.Until(t, 20*time.Second, what, cond)
@@ -127,7 +121,7 @@ func TestLiveWorkersCount(t *testing.T) {
 	}
 	a.Close()
 	for _, p := range pids {
-		if alive(p) {
+		if procs.Alive(p) {
 			t.Fatalf("worker %d survived Close", p)
 		}
 	}
