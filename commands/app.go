@@ -205,20 +205,10 @@ func notApplied(cfg config.Section) []ignoredOption {
 // loggingOf returns the section's logging settings, or defaults for the
 // roles that have none in upstream: console at INFO (ui), nothing (top).
 func loggingOf(cfg config.Section) config.Logging {
-	switch c := cfg.(type) {
-	case *config.Scheduler:
-		return c.Logging
-	case *config.Cluster:
-		return c.Logging
-	case *config.ObjectStorageServer:
-		return c.Logging
-	case *config.NativeWorkerAdapter:
-		return c.Logging
-	case *config.SymphonyWorkerAdapter:
-		return c.Logging
-	case *config.SlurmWorkerAdapter:
-		return c.Logging
-	case *config.Top:
+	if c, ok := cfg.(interface{ LoggingSettings() config.Logging }); ok {
+		return c.LoggingSettings()
+	}
+	if _, ok := cfg.(*config.Top); ok {
 		// The screen is the console: a log line there would tear it.
 		return config.Logging{LoggingLevel: "INFO"}
 	}

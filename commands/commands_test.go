@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/internal/scalertest/programs"
 )
 
 // run calls Main in-process as the given program.
@@ -188,24 +189,18 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-// buildBinary compiles the scaler binary once for the tests that exec it.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "scaler")
-	cmd := exec.Command("go", "build", "-o", bin, "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildBinary is the scaler binary for the tests that exec it, built once.
+func buildBinary(t *testing.T) string { return programs.Scaler(t) }
+
+// TestMain removes the scaler binary the tests built.
+func TestMain(m *testing.M) { programs.Main(m) }
 
 func TestLinksAndSubcommandsPrintTheSameHelp(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go toolchain not on PATH")
 	}
 	bin := buildBinary(t)
-	linkDir := filepath.Join(filepath.Dir(bin), "links")
+	linkDir := filepath.Join(t.TempDir(), "links")
 	if out, err := exec.Command(bin, "install-links", linkDir).CombinedOutput(); err != nil {
 		t.Fatalf("install-links: %v %s", err, out)
 	}

@@ -23,55 +23,36 @@ type role struct {
 // Program is the name the role is known by on the command line and in help.
 func (r *role) Program() string { return "scaler_" + r.sub }
 
+// roleOf builds a role from its section's defaults and a run function
+// that takes that section typed, so no runner repeats the type assertion.
+func roleOf[S config.Section](sub, usage string, defaults func() S, run func(context.Context, S, zerolog.Logger) error) *role {
+	return &role{
+		sub:        sub,
+		usage:      usage,
+		newSection: func() config.Section { return defaults() },
+		run: func(ctx context.Context, cfg config.Section, log zerolog.Logger) error {
+			return run(ctx, cfg.(S), log)
+		},
+	}
+}
+
 var roles = []*role{
-	{
-		sub:        "scheduler",
-		usage:      "run the scheduler that clients and workers connect to",
-		newSection: func() config.Section { return config.DefaultScheduler() },
-		run:        runScheduler,
-	},
-	{
-		sub:        "cluster",
-		usage:      "run a standalone compute cluster of N workers",
-		newSection: func() config.Section { return config.DefaultCluster() },
-		run:        runCluster,
-	},
-	{
-		sub:        "object_storage_server",
-		usage:      "run an object storage server",
-		newSection: func() config.Section { return config.DefaultObjectStorageServer() },
-		run:        runObjectStorageServer,
-	},
-	{
-		sub:        "ui",
-		usage:      "web ui for scaler monitoring",
-		newSection: func() config.Section { return config.DefaultWebUI() },
-		run:        runWebUI,
-	},
-	{
-		sub:        "top",
-		usage:      "monitor the scheduler like top",
-		newSection: func() config.Section { return config.DefaultTop() },
-		run:        runTopMonitor,
-	},
-	{
-		sub:        "worker_adapter_native",
-		usage:      "HTTP webhook that starts and stops workers on this machine on demand",
-		newSection: func() config.Section { return config.DefaultNativeWorkerAdapter() },
-		run:        runNativeAdapter,
-	},
-	{
-		sub:        "worker_adapter_symphony",
-		usage:      "worker adapter for IBM Spectrum Symphony (needs its Python API, soamapi)",
-		newSection: func() config.Section { return config.DefaultSymphonyWorkerAdapter() },
-		run:        runSymphonyAdapter,
-	},
-	{
-		sub:        "worker_adapter_slurm",
-		usage:      "HTTP webhook that asks Slurm for workers on demand: one batch job per worker group",
-		newSection: func() config.Section { return config.DefaultSlurmWorkerAdapter() },
-		run:        runSlurmAdapter,
-	},
+	roleOf("scheduler", "run the scheduler that clients and workers connect to",
+		config.DefaultScheduler, runScheduler),
+	roleOf("cluster", "run a standalone compute cluster of N workers",
+		config.DefaultCluster, runCluster),
+	roleOf("object_storage_server", "run an object storage server",
+		config.DefaultObjectStorageServer, runObjectStorageServer),
+	roleOf("ui", "web ui for scaler monitoring",
+		config.DefaultWebUI, runWebUI),
+	roleOf("top", "monitor the scheduler like top",
+		config.DefaultTop, runTopMonitor),
+	roleOf("worker_adapter_native", "HTTP webhook that starts and stops workers on this machine on demand",
+		config.DefaultNativeWorkerAdapter, runNativeAdapter),
+	roleOf("worker_adapter_symphony", "worker adapter for IBM Spectrum Symphony (needs its Python API, soamapi)",
+		config.DefaultSymphonyWorkerAdapter, runSymphonyAdapter),
+	roleOf("worker_adapter_slurm", "HTTP webhook that asks Slurm for workers on demand: one batch job per worker group",
+		config.DefaultSlurmWorkerAdapter, runSlurmAdapter),
 }
 
 // roleByProgram finds a role by program name (scaler_scheduler) or

@@ -10,8 +10,7 @@ import (
 	"github.com/opengris/scaler/transport"
 )
 
-func runScheduler(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.Scheduler)
+func runScheduler(ctx context.Context, cfg *config.Scheduler, log zerolog.Logger) error {
 	tuneGCForMessageLoop()
 	if err := transport.Init(cfg.IOThreads); err != nil {
 		return err

@@ -11,8 +11,7 @@ import (
 	"github.com/opengris/scaler/transport"
 )
 
-func runObjectStorageServer(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.ObjectStorageServer)
+func runObjectStorageServer(ctx context.Context, cfg *config.ObjectStorageServer, log zerolog.Logger) error {
 	// Upstream's storage server has no io_threads option: one io thread.
 	if err := transport.Init(1); err != nil {
 		return err

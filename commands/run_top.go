@@ -10,8 +10,7 @@ import (
 	"github.com/opengris/scaler/monitor/top"
 )
 
-func runTopMonitor(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.Top)
+func runTopMonitor(ctx context.Context, cfg *config.Top, log zerolog.Logger) error {
 	return top.Run(ctx, top.Options{
 		Address: cfg.MonitorAddress,
 		Timeout: time.Duration(cfg.Timeout) * time.Second,

@@ -17,8 +17,7 @@ import (
 // runWebUI is scaler_ui: it subscribes to the scheduler's monitor address
 // and serves the page, and the feed in the Prometheus format at /metrics,
 // on web_host:web_port until ctx is done.
-func runWebUI(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.WebUI)
+func runWebUI(ctx context.Context, cfg *config.WebUI, log zerolog.Logger) error {
 	mon := feed.New(feed.Options{Address: cfg.MonitorAddress, Log: log})
 	srv := web.New(web.Options{Source: mon, Metrics: metrics.Handler(mon), Log: log})
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/internal/scalertest/expect"
+	"github.com/opengris/scaler/internal/scalertest/tempfile"
 )
 
 var updateUp = flag.Bool("update", false, "rewrite testdata/up/*.golden from scaler up's plan and dump")
@@ -37,11 +39,7 @@ func checkGolden(t *testing.T, name, got string) {
 
 func writeStack(t *testing.T, text string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "stack.toml")
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return tempfile.Write(t, "stack.toml", text)
 }
 
 // TestPlanSeedFile: the seed's Scenario 1 file, unchanged, gives its four
@@ -144,14 +142,8 @@ func TestPlanTable(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			steps, notes, err := planStack(writeStack(t, tc.file))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one containing %q", err, tc.err)
-				}
+			if expect.Err(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var got []string
 			for _, s := range steps {

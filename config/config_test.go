@@ -2,20 +2,18 @@ package config
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/opengris/scaler/internal/scalertest/expect"
+	"github.com/opengris/scaler/internal/scalertest/tempfile"
 )
 
 func writeTOML(t *testing.T, text string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "c.toml")
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return tempfile.Write(t, "c.toml", text)
 }
 
 // allSections returns a fresh default instance of every section.
@@ -242,71 +240,37 @@ func TestValidate(t *testing.T) {
 }
 
 func TestParseCapabilities(t *testing.T) {
-	cases := []struct {
-		in   string
-		want map[string]int64
-		bad  bool
-	}{
-		{"", map[string]int64{}, false},
-		{"linux,cpu=8", map[string]int64{"linux": -1, "cpu": 8}, false},
-		{" gpu=2, linux ", map[string]int64{"gpu": 2, "linux": -1}, false},
-		{"linux,cpu=8,", map[string]int64{"linux": -1, "cpu": 8}, false},
-		{"b=", map[string]int64{"b": -1}, false},
-		{"gpu=two", nil, true},
-		{"=3", nil, true},
-	}
-	for _, tc := range cases {
-		got, err := ParseCapabilities(tc.in)
-		if (err != nil) != tc.bad || (!tc.bad && !reflect.DeepEqual(got, tc.want)) {
-			t.Errorf("ParseCapabilities(%q) = %v, %v", tc.in, got, err)
-		}
-	}
+	expect.Parses(t, "ParseCapabilities", ParseCapabilities, []expect.Case[string, map[string]int64]{
+		{In: "", Want: map[string]int64{}}, {In: "linux,cpu=8", Want: map[string]int64{"linux": -1, "cpu": 8}},
+		{In: " gpu=2, linux ", Want: map[string]int64{"gpu": 2, "linux": -1}},
+		{In: "linux,cpu=8,", Want: map[string]int64{"linux": -1, "cpu": 8}},
+		{In: "b=", Want: map[string]int64{"b": -1}}, {In: "gpu=two", Bad: true}, {In: "=3", Bad: true},
+	})
 }
 
 func TestParseSize(t *testing.T) {
-	cases := []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{"0", 0, false}, {"1024", 1024, false}, {"64K", 64 << 10, false}, {"512m", 512 << 20, false},
-		{"2G", 2 << 30, false}, {"1T", 1 << 40, false}, {"512MiB", 512 << 20, false}, {"10B", 10, false},
-		{"", 0, true}, {"-1", 0, true}, {"12Q", 0, true}, {"G", 0, true},
-	}
-	for _, tc := range cases {
-		got, err := ParseSize(tc.in)
-		if (err != nil) != tc.bad || got != tc.want {
-			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
-		}
-	}
+	expect.Parses(t, "ParseSize", ParseSize, []expect.Case[string, int64]{
+		{In: "0", Want: 0}, {In: "1024", Want: 1024}, {In: "64K", Want: 64 << 10}, {In: "512m", Want: 512 << 20},
+		{In: "2G", Want: 2 << 30}, {In: "1T", Want: 1 << 40}, {In: "512MiB", Want: 512 << 20},
+		{In: "10B", Want: 10}, {In: "", Bad: true}, {In: "-1", Bad: true}, {In: "12Q", Bad: true},
+		{In: "G", Bad: true},
+	})
 }
 
 func TestParseAddress(t *testing.T) {
-	cases := []struct {
-		in   string
-		want Address
-		bad  bool
-	}{
-		{"tcp://127.0.0.1:8516", Address{"tcp", "127.0.0.1", 8516}, false},
-		{"tcp://localhost:1", Address{"tcp", "localhost", 1}, false},
-		{"tcp://[::1]:5", Address{"tcp", "::1", 5}, false},
-		{"tcp://*:0", Address{"tcp", "*", 0}, false},
-		{"ipc:///tmp/x", Address{"ipc", "/tmp/x", 0}, false},
-		{"inproc://a", Address{"inproc", "a", 0}, false},
-		{"127.0.0.1:1", Address{}, true},
-		{"tcp://127.0.0.1", Address{}, true},
-		{"tcp://127.0.0.1:99999", Address{}, true},
-		{"udp://1.2.3.4:5", Address{}, true},
-		{"tcp://:5", Address{}, true},
-		{"ipc://", Address{}, true},
+	cases := []expect.Case[string, Address]{
+		{In: "tcp://127.0.0.1:8516", Want: Address{"tcp", "127.0.0.1", 8516}},
+		{In: "tcp://localhost:1", Want: Address{"tcp", "localhost", 1}},
+		{In: "tcp://[::1]:5", Want: Address{"tcp", "::1", 5}}, {In: "tcp://*:0", Want: Address{"tcp", "*", 0}},
+		{In: "ipc:///tmp/x", Want: Address{"ipc", "/tmp/x", 0}},
+		{In: "inproc://a", Want: Address{"inproc", "a", 0}}, {In: "127.0.0.1:1", Bad: true},
+		{In: "tcp://127.0.0.1", Bad: true}, {In: "tcp://127.0.0.1:99999", Bad: true},
+		{In: "udp://1.2.3.4:5", Bad: true}, {In: "tcp://:5", Bad: true}, {In: "ipc://", Bad: true},
 	}
+	expect.Parses(t, "ParseAddress", ParseAddress, cases)
 	for _, tc := range cases {
-		got, err := ParseAddress(tc.in)
-		if (err != nil) != tc.bad || got != tc.want {
-			t.Errorf("ParseAddress(%q) = %+v, %v", tc.in, got, err)
-		}
-		if !tc.bad && got.String() != tc.in {
-			t.Errorf("String() = %q, want %q", got.String(), tc.in)
+		if got, err := ParseAddress(tc.In); err == nil && got.String() != tc.In {
+			t.Errorf("String() = %q, want %q", got.String(), tc.In)
 		}
 	}
 }
@@ -339,14 +303,8 @@ func TestParsePreload(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := ParsePreload(tc.in)
-			if tc.bad != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.bad) {
-					t.Fatalf("error %v, want it to mention %q", err, tc.bad)
-				}
+			if expect.Err(t, err, tc.bad) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %#v\nwant %#v", got, tc.want)

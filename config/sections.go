@@ -46,6 +46,31 @@ type Logging struct {
 	LoggingConfigFile string   `toml:"logging_config_file" short:"lc,lcf" arg:"FILE" help:"accepted for compatibility and not applied: it is a Python logging .conf file in upstream; scaler logs through --logging-paths and --logging-level (see README)"`
 }
 
+// WorkerSettings are a section's options for the workers it starts, under
+// one set of names whatever the section calls its keys (upstream names
+// them differently per program); worker.FromSettings is the one mapping
+// from them to a worker's configuration. Zero fields are options the
+// section does not have.
+type WorkerSettings struct {
+	SchedulerAddress     string
+	ObjectStorageAddress string
+	CapabilitiesKey      string // the section's key, for errors
+	Capabilities         string // unparsed, as written
+	QueueSize            int
+	HeartbeatSeconds     int
+	TaskTimeoutSeconds   int
+	DeathTimeoutSeconds  int
+	GCIntervalSeconds    int
+	TrimMemoryThreshold  int64
+	HardSuspend          bool
+	Preload              string
+	Logging              Logging
+}
+
+// LoggingSettings returns the settings; every section that embeds Logging
+// has this method, so callers need not list the sections that log.
+func (l *Logging) LoggingSettings() Logging { return *l }
+
 func defaultLogging() Logging {
 	return Logging{LoggingPaths: append([]string(nil), defaultLoggingPaths...), LoggingLevel: "INFO"}
 }
@@ -521,4 +546,57 @@ func (s *SlurmWorkerAdapter) Validate() error {
 		}
 	}
 	return nil
+}
+
+// WorkerSettings are the options of every worker of the cluster.
+func (c *Cluster) WorkerSettings() WorkerSettings {
+	return WorkerSettings{
+		SchedulerAddress:     c.SchedulerAddress,
+		ObjectStorageAddress: c.ObjectStorageAddress,
+		CapabilitiesKey:      "per_worker_capabilities",
+		Capabilities:         c.PerWorkerCapabilities,
+		QueueSize:            c.PerWorkerTaskQueueSize,
+		HeartbeatSeconds:     c.HeartbeatIntervalSeconds,
+		TaskTimeoutSeconds:   c.TaskTimeoutSeconds,
+		DeathTimeoutSeconds:  c.DeathTimeoutSeconds,
+		GCIntervalSeconds:    c.GarbageCollectIntervalSeconds,
+		TrimMemoryThreshold:  c.TrimMemoryThresholdBytes,
+		HardSuspend:          c.HardProcessorSuspend,
+		Preload:              c.Preload,
+		Logging:              c.Logging,
+	}
+}
+
+// WorkerSettings are the options of every worker the adapter starts.
+func (n *NativeWorkerAdapter) WorkerSettings() WorkerSettings {
+	return WorkerSettings{
+		SchedulerAddress:     n.SchedulerAddress,
+		ObjectStorageAddress: n.ObjectStorageAddress,
+		CapabilitiesKey:      "per_worker_capabilities",
+		Capabilities:         n.PerWorkerCapabilities,
+		QueueSize:            n.WorkerTaskQueueSize,
+		HeartbeatSeconds:     n.HeartbeatInterval,
+		TaskTimeoutSeconds:   n.TaskTimeoutSeconds,
+		DeathTimeoutSeconds:  n.DeathTimeoutSeconds,
+		GCIntervalSeconds:    n.GarbageCollectIntervalSeconds,
+		TrimMemoryThreshold:  n.TrimMemoryThresholdBytes,
+		HardSuspend:          n.HardProcessorSuspend,
+		Preload:              n.Preload,
+		Logging:              n.Logging,
+	}
+}
+
+// WorkerSettings are the options of the one worker the adapter starts; the
+// options upstream's Symphony adapter does not have stay zero.
+func (s *SymphonyWorkerAdapter) WorkerSettings() WorkerSettings {
+	return WorkerSettings{
+		SchedulerAddress:     s.SchedulerAddress,
+		ObjectStorageAddress: s.ObjectStorageAddress,
+		CapabilitiesKey:      "worker_capabilities",
+		Capabilities:         s.WorkerCapabilities,
+		QueueSize:            s.WorkerTaskQueueSize,
+		HeartbeatSeconds:     s.HeartbeatInterval,
+		DeathTimeoutSeconds:  s.DeathTimeoutSeconds,
+		Logging:              s.Logging,
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -40,20 +41,7 @@ func startServerCfg(tb testing.TB, cfg Config) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("Run: %v", err)
-			}
-		case <-time.After(testTimeout):
-			tb.Errorf("Run did not return after cancel")
-		}
-	})
+	wait.Go(tb, "Run", testTimeout, true, srv.Run)
 	return srv
 }
 

@@ -1,8 +1,9 @@
 package transport
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/opengris/scaler/internal/scalertest/expect"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -45,17 +46,8 @@ func TestParseAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			scheme, host, port, err := ParseAddress(tt.in)
-			if tt.errPart != "" {
-				if err == nil {
-					t.Fatalf("ParseAddress(%q) = %q %q %d, want error with %q", tt.in, scheme, host, port, tt.errPart)
-				}
-				if !strings.Contains(err.Error(), tt.errPart) {
-					t.Fatalf("ParseAddress(%q) error %q, want it to mention %q", tt.in, err, tt.errPart)
-				}
+			if expect.Err(t, err, tt.errPart) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("ParseAddress(%q): %v", tt.in, err)
 			}
 			if scheme != tt.scheme || host != tt.host || port != tt.port {
 				t.Fatalf("ParseAddress(%q) = %q %q %d, want %q %q %d", tt.in, scheme, host, port, tt.scheme, tt.host, tt.port)
@@ -91,14 +83,11 @@ func TestWithPortOffset(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := WithPortOffset(tt.in, tt.offset)
-			if tt.errPart != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
-					t.Fatalf("WithPortOffset(%q, %d) = %q, %v; want error with %q", tt.in, tt.offset, got, err, tt.errPart)
-				}
+			if expect.Err(t, err, tt.errPart) {
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Fatalf("WithPortOffset(%q, %d) = %q, %v; want %q", tt.in, tt.offset, got, err, tt.want)
+			if got != tt.want {
+				t.Fatalf("WithPortOffset(%q, %d) = %q; want %q", tt.in, tt.offset, got, tt.want)
 			}
 		})
 	}

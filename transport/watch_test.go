@@ -9,17 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opengris/scaler/internal/scalertest/expect"
 	"github.com/opengris/scaler/internal/scalertest/freeport"
 )
 
 func watch(t *testing.T, addr string) *Watch {
 	t.Helper()
 	w, err := WatchConnection(addr)
-	if err != nil {
-		t.Fatalf("WatchConnection %s: %v", addr, err)
-	}
-	t.Cleanup(w.Close)
-	return w
+	return expect.Opened(t, "WatchConnection "+addr, w, err)
 }
 
 func awaitConnected(t *testing.T, w *Watch) {

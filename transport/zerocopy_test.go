@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
+
+	"github.com/opengris/scaler/internal/scalertest/wait"
 )
 
 func pattern(n int, seed uint64) []byte {
@@ -18,13 +20,7 @@ func pattern(n int, seed uint64) []byte {
 // eventually waits up to 10 s for cond.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Until(t, 10*time.Second, what, cond)
 }
 
 // Large frames from Go memory go out pinned, without a copy; the pins are

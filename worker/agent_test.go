@@ -215,14 +215,12 @@ func pyStr(s string) string { return "'" + strings.ReplaceAll(s, "'", "\\'") + "
 
 func TestPreloadFailureStopsWorker(t *testing.T) {
 	e := startWorker(t, func(c *Config) { c.Preload = "no_such_module_xyz:setup()" })
-	select {
-	case err := <-e.done:
-		e.done <- err
-		if !errors.Is(err, ErrPreload) || !strings.Contains(err.Error(), "no_such_module_xyz") {
-			t.Fatalf("Run returned %v", err)
-		}
-	case <-time.After(20 * time.Second):
+	err, ended := e.agent.Ended(20 * time.Second)
+	if !ended {
 		t.Fatal("worker did not stop after a failing preload")
+	}
+	if !errors.Is(err, ErrPreload) || !strings.Contains(err.Error(), "no_such_module_xyz") {
+		t.Fatalf("Run returned %v", err)
 	}
 }
 
@@ -519,14 +517,12 @@ func TestDeathTimeout(t *testing.T) {
 	e.sched.echo = false
 	e.sched.mu.Unlock()
 	start := time.Now()
-	select {
-	case err := <-e.done:
-		e.done <- err
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
+	err, ended := e.agent.Ended(15 * time.Second)
+	if !ended {
 		t.Fatal("worker did not exit on death timeout")
+	}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("exited after %s", d)
@@ -548,13 +544,11 @@ func TestSchedulerShutdownStopsWorker(t *testing.T) {
 	e := startWorker(t, nil)
 	<-e.sched.heartbeat
 	e.sched.send(&protocol.ClientDisconnect{Type: protocol.DisconnectShutdown})
-	select {
-	case err := <-e.done:
-		e.done <- err
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(15 * time.Second):
+	err, ended := e.agent.Ended(15 * time.Second)
+	if !ended {
 		t.Fatal("worker did not stop on shutdown")
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

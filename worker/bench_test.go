@@ -14,6 +14,7 @@ import (
 
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/programs"
 )
 
 // Benchmarks of trivial Python tasks (def f(x): return x):
@@ -28,7 +29,7 @@ import (
 const srcIdentity = "def ident(x):\n    return x\n"
 
 func BenchmarkProcessorDirect(b *testing.B) {
-	python := findPython(b)
+	python := programs.Python(b)
 	st := startStorage(b)
 	h := newHelper(b, python, st)
 	fn, arg := h.fn(srcIdentity, "ident"), h.arg("1")
@@ -152,7 +153,7 @@ func BenchmarkScheduler(b *testing.B) {
 // startBenchCluster starts a real scheduler, a Go client and n in-process
 // workers; stop ends the workers and the client.
 func startBenchCluster(b *testing.B, n int) (*scalertest.Client, *helper, func()) {
-	python := findPython(b)
+	python := programs.Python(b)
 	s := scalertest.StartScheduler(b, nil)
 	c, err := scalertest.NewClient(s.Addr())
 	if err != nil {

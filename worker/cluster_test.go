@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/internal/scalertest/procs"
 )
 
 // exitOf runs a real shell that ends as script says and returns its Wait error.
@@ -74,16 +74,11 @@ func TestBackoff(t *testing.T) {
 // running the hidden worker subcommand.
 func agentPIDs(cluster int) []int {
 	var out []int
-	for _, p := range descendants(cluster) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat")
-		if err != nil {
+	for _, p := range procs.Descendants(cluster) {
+		if procs.Parent(p) != cluster || !procs.Alive(p) {
 			continue
 		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 2 || f[1] != strconv.Itoa(cluster) || !alive(p) {
-			continue
-		}
-		if argv := strings.Split(cmdline(p), " "); len(argv) > 1 && argv[1] == "worker" {
+		if argv := strings.Split(procs.Cmdline(p), " "); len(argv) > 1 && argv[1] == "worker" {
 			out = append(out, p)
 		}
 	}
@@ -205,8 +200,8 @@ func TestClusterRestartsAgentWhoseProcessorWasKilledStarting(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	var proc int
 	for proc == 0 {
-		for _, p := range descendants(cl.cmd.Process.Pid) {
-			if strings.Contains(cmdline(p), "scaler.worker.processor") {
+		for _, p := range procs.Descendants(cl.cmd.Process.Pid) {
+			if strings.Contains(procs.Cmdline(p), "scaler.worker.processor") {
 				proc = p
 			}
 		}
@@ -265,8 +260,7 @@ func TestRunClusterNoRestartSweepsGroup(t *testing.T) {
 	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
-		if err != nil || strings.Contains(string(st), ") Z ") {
+		if !procs.Alive(child) {
 			break // gone (or a zombie waiting for init)
 		}
 		if time.Now().After(deadline) {

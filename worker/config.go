@@ -49,9 +49,9 @@ type Config struct {
 // python is the resolved interpreter (the commands package applies the
 // SCALER_PYTHON environment variable).
 func FromCluster(c *config.Cluster, python string) ([]Config, error) {
-	caps, err := config.ParseCapabilities(c.PerWorkerCapabilities)
+	template, err := FromSettings(c.WorkerSettings(), python)
 	if err != nil {
-		return nil, fmt.Errorf("per_worker_capabilities: %w", err)
+		return nil, err
 	}
 	names := config.SplitNames(c.WorkerNames)
 	if len(names) > 0 && len(names) != c.NumOfWorkers {
@@ -71,27 +71,39 @@ func FromCluster(c *config.Cluster, python string) ([]Config, error) {
 		if len(ids) > 0 {
 			id = ids[i] // an adapter announced these ids to the scheduler already
 		}
-		out[i] = Config{
-			WorkerID:             id,
-			Name:                 name,
-			SchedulerAddress:     c.SchedulerAddress,
-			ObjectStorageAddress: c.ObjectStorageAddress,
-			Capabilities:         caps,
-			QueueSize:            c.PerWorkerTaskQueueSize,
-			HeartbeatInterval:    time.Duration(c.HeartbeatIntervalSeconds) * time.Second,
-			TaskTimeout:          time.Duration(c.TaskTimeoutSeconds) * time.Second,
-			DeathTimeout:         time.Duration(c.DeathTimeoutSeconds) * time.Second,
-			GCInterval:           time.Duration(c.GarbageCollectIntervalSeconds) * time.Second,
-			TrimMemoryThreshold:  c.TrimMemoryThresholdBytes,
-			HardSuspend:          c.HardProcessorSuspend,
-			Preload:              c.Preload,
-			Python:               python,
-			LoggingLevel:         c.LoggingLevel,
-			LoggingPaths:         c.LoggingPaths,
-			IOThreads:            c.IOThreads,
-		}
+		out[i] = template
+		out[i].WorkerID = id
+		out[i].Name = name
+		out[i].IOThreads = c.IOThreads
 	}
 	return out, nil
+}
+
+// FromSettings is the one mapping from a section's worker options (in its
+// units: seconds, unparsed capabilities) to a worker's configuration; the
+// cluster and the adapters fill in the identity and the rest.
+func FromSettings(s config.WorkerSettings, python string) (Config, error) {
+	caps, err := config.ParseCapabilities(s.Capabilities)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", s.CapabilitiesKey, err)
+	}
+	seconds := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	return Config{
+		SchedulerAddress:     s.SchedulerAddress,
+		ObjectStorageAddress: s.ObjectStorageAddress,
+		Capabilities:         caps,
+		QueueSize:            s.QueueSize,
+		HeartbeatInterval:    seconds(s.HeartbeatSeconds),
+		TaskTimeout:          seconds(s.TaskTimeoutSeconds),
+		DeathTimeout:         seconds(s.DeathTimeoutSeconds),
+		GCInterval:           seconds(s.GCIntervalSeconds),
+		TrimMemoryThreshold:  s.TrimMemoryThreshold,
+		HardSuspend:          s.HardSuspend,
+		Preload:              s.Preload,
+		Python:               python,
+		LoggingLevel:         s.Logging.LoggingLevel,
+		LoggingPaths:         s.Logging.LoggingPaths,
+	}, nil
 }
 
 // NewWorkerID returns "<pid>|Worker|<name>|<32 hex digits>".

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,45 +20,13 @@ import (
 
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/programs"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/storage"
 	"github.com/opengris/scaler/transport"
 )
 
 // repoRoot is the module root (this file is in worker/).
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
-// findPython returns an interpreter that can import scaler.worker.processor:
-// $SCALER_PYTHON, else <repo>/.venv/bin/python. Tests skip without one.
-func findPython(t testing.TB) string {
-	path, why := python()
-	if path == "" {
-		t.Skipf("no Python interpreter with the scaler package (set SCALER_PYTHON or create .venv at the repo root): %s", why)
-	}
-	return path
-}
-
-// python looks for findPython's interpreter once per test binary: the
-// interpreter, or why there is none.
-var python = sync.OnceValues(func() (path, why string) {
-	cands := []string{}
-	if p := os.Getenv("SCALER_PYTHON"); p != "" {
-		cands = append(cands, p)
-	}
-	cands = append(cands, filepath.Join(repoRoot(), ".venv", "bin", "python"))
-	var whys []string
-	for _, c := range cands {
-		out, err := exec.Command(c, "-c", "import scaler.worker.processor, cloudpickle, zmq, msgpack").CombinedOutput()
-		if err == nil {
-			return c, ""
-		}
-		whys = append(whys, fmt.Sprintf("%s: %v %s", c, err, strings.TrimSpace(string(out))))
-	}
-	return "", strings.Join(whys, "; ")
-})
-
 // testLog returns a logger writing to the test log (and to stderr with -v).
 func testLog(t testing.TB, component string) zerolog.Logger {
 	return logging.ForTest(component, testWriter{t})
@@ -114,7 +81,7 @@ func newHelper(t testing.TB, python, storageAddr string) *helper {
 
 // newHelperFor is newHelper for the given client id.
 func newHelperFor(t testing.TB, python, storageAddr string, client []byte) *helper {
-	cmd := exec.Command(python, filepath.Join(repoRoot(), "testdata", "worker", "taskhelper.py"), storageAddr, hex.EncodeToString(client))
+	cmd := exec.Command(python, filepath.Join(programs.RepoRoot(), "testdata", "worker", "taskhelper.py"), storageAddr, hex.EncodeToString(client))
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
@@ -366,14 +333,13 @@ type workerEnv struct {
 	storage string
 	sched   *fakeScheduler
 	h       *helper
-	cancel  context.CancelFunc
-	done    chan error
+	agent   *wait.Task
 }
 
 func startWorker(t testing.TB, mod func(*Config)) *workerEnv {
-	python := findPython(t)
+	python := programs.Python(t)
 	st := startStorage(t)
-	e := &workerEnv{t: t, python: python, storage: st, sched: newFakeScheduler(t, st), done: make(chan error, 1)}
+	e := &workerEnv{t: t, python: python, storage: st, sched: newFakeScheduler(t, st)}
 	e.h = newHelper(t, python, st)
 	cfg := Config{
 		Name:              "test",
@@ -387,18 +353,8 @@ func startWorker(t testing.TB, mod func(*Config)) *workerEnv {
 	if mod != nil {
 		mod(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
 	log := testLog(t, "worker")
-	go func() { e.done <- Run(ctx, cfg, log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-e.done:
-		case <-time.After(15 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
+	e.agent = wait.Go(t, "worker", 15*time.Second, false, func(ctx context.Context) error { return Run(ctx, cfg, log) })
 	return e
 }
 
@@ -420,15 +376,12 @@ func (e *workerEnv) call(fn []byte, args ...string) *protocol.TaskResult {
 
 // stop cancels the worker and returns Run's result.
 func (e *workerEnv) stop() error {
-	e.cancel()
-	select {
-	case err := <-e.done:
-		e.done <- err
-		return err
-	case <-time.After(15 * time.Second):
+	e.agent.Cancel()
+	err, ended := e.agent.Ended(15 * time.Second)
+	if !ended {
 		e.t.Fatal("worker did not stop")
-		return nil
 	}
+	return err
 }
 
 func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,31 +16,14 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest"
 	"github.com/opengris/scaler/internal/scalertest/freeport"
+	"github.com/opengris/scaler/internal/scalertest/procs"
+	"github.com/opengris/scaler/internal/scalertest/programs"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
 // Integration tests: the real scheduler (in-process), the real scaler
 // binary running "scaler cluster" with worker processes, and real Python
 // processors.
-
-// scalerBinary is the scaler binary, built once per test binary.
-func scalerBinary(t testing.TB) string {
-	path, err := buildScaler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-var buildScaler = sync.OnceValues(func() (string, error) {
-	path := filepath.Join(binDir, "scaler")
-	cmd := exec.Command("go", "build", "-o", path, ".")
-	cmd.Dir = repoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return path, nil
-})
 
 // cluster is a running "scaler cluster" process.
 type cluster struct {
@@ -53,8 +35,8 @@ type cluster struct {
 }
 
 func startCluster(t testing.TB, args ...string) *cluster {
-	python := findPython(t)
-	bin := scalerBinary(t)
+	python := programs.Python(t)
+	bin := programs.Scaler(t)
 	all := append([]string{"cluster", "--python", python, "-hi", "1", "-ll", "INFO"}, args...)
 	cmd := exec.Command(bin, all...)
 	out := &syncbuf.Buffer{}
@@ -104,7 +86,7 @@ func (c *cluster) terminate(t *testing.T, d time.Duration) {
 // startSchedulerAndClient starts the scheduler and a registered Go client
 // with a task helper sharing its identity.
 func startSchedulerAndClient(t *testing.T, mod func(*config.Scheduler)) (*scalertest.Scheduler, *scalertest.Client, *helper) {
-	python := findPython(t)
+	python := programs.Python(t)
 	s := scalertest.StartScheduler(t, mod)
 	c, err := scalertest.NewClient(s.Addr())
 	if err != nil {
@@ -127,60 +109,17 @@ func awaitResult(t *testing.T, c *scalertest.Client, id []byte, d time.Duration)
 	return m.(*protocol.TaskResult)
 }
 
-// descendants lists the pids below pid (from /proc).
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 1 {
-			pp, _ := strconv.Atoi(f[1])
-			children[pp] = append(children[pp], p)
-		}
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
-}
-
 // expectGone fails the test for each of pids still running 3 s from now
 // (a zombie counts as gone).
 func expectGone(t *testing.T, pids []int) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for _, p := range pids {
-		for alive(p) && time.Now().Before(deadline) {
+		for procs.Alive(p) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if alive(p) {
-			t.Errorf("pid %d (%s) still running after the cluster exited", p, cmdline(p))
+		if procs.Alive(p) {
+			t.Errorf("pid %d (%s) still running after the cluster exited", p, procs.Cmdline(p))
 		}
 	}
 }
@@ -283,7 +222,7 @@ func TestClusterRunsTasks(t *testing.T) {
 	}
 
 	// SIGTERM stops everything and leaves no process behind.
-	pids := descendants(cl.cmd.Process.Pid)
+	pids := procs.Descendants(cl.cmd.Process.Pid)
 	if len(pids) < 4 { // 2 workers + at least 2 processors
 		t.Fatalf("descendants %v: want workers and processors", pids)
 	}
@@ -421,7 +360,7 @@ func TestSchedulerShutdownStopsCluster(t *testing.T) {
 	task := h.task(h.fn(srcAdd, "add"), 0, h.arg("1"), h.arg("1"))
 	_ = c.Send(task)
 	awaitResult(t, c, task.TaskID, 30*time.Second)
-	pids := descendants(cl.cmd.Process.Pid)
+	pids := procs.Descendants(cl.cmd.Process.Pid)
 	_ = c.Send(&protocol.ClientDisconnect{Type: protocol.DisconnectShutdown})
 	if !cl.wait(15 * time.Second) {
 		t.Fatal("cluster did not exit after the scheduler's shutdown")
@@ -429,20 +368,8 @@ func TestSchedulerShutdownStopsCluster(t *testing.T) {
 	expectGone(t, pids)
 }
 
-// binDir holds the scaler binary the tests build; TestMain removes it.
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "scaler-worker-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+// TestMain removes the scaler binary the tests built.
+func TestMain(m *testing.M) { programs.Main(m) }
 
 // waitForFile waits until path exists (a task signalling that it runs).
 func waitForFile(t *testing.T, path string, d time.Duration) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/procs"
 )
 
 // Scheduler restarts (schedwatch.go): a new instance id drops the old
@@ -62,10 +63,10 @@ func TestSchedulerRestartDropsOldWork(t *testing.T) {
 	})
 	for _, pid := range append(running, suspended...) {
 		deadline := time.Now().Add(10 * time.Second)
-		for alive(pid) && time.Now().Before(deadline) {
+		for procs.Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if alive(pid) {
+		if procs.Alive(pid) {
 			t.Fatalf("processor %d of the old instance's running or suspended task still runs", pid)
 		}
 	}

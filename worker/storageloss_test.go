@@ -6,9 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +16,8 @@ import (
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest/freeport"
+	"github.com/opengris/scaler/internal/scalertest/procs"
+	"github.com/opengris/scaler/internal/scalertest/programs"
 	"github.com/opengris/scaler/internal/scalertest/syncbuf"
 )
 
@@ -29,7 +29,7 @@ func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncbuf
 	addr = freeport.Addr(t)
 	hostPort := strings.TrimPrefix(addr, "tcp://")
 	out = &syncbuf.Buffer{}
-	cmd = exec.Command(scalerBinary(t), "object_storage_server", addr, "-ll", "INFO")
+	cmd = exec.Command(programs.Scaler(t), "object_storage_server", addr, "-ll", "INFO")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -57,11 +57,6 @@ func startStorageProcess(t *testing.T) (addr string, cmd *exec.Cmd, out *syncbuf
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func cmdline(pid int) string {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 }
 
 // An external object storage server (the scheduler's -osa) dies: the
@@ -97,11 +92,11 @@ func TestStorageLossStopsWorker(t *testing.T) {
 			blocked := h.task(add, 0, h.arg("1"), missing)
 			_ = c.Send(blocked)
 
-			pids := descendants(cl.cmd.Process.Pid)
+			pids := procs.Descendants(cl.cmd.Process.Pid)
 			deadline := time.Now().Add(20 * time.Second)
 			for !hasProcessor(pids) && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
-				pids = descendants(cl.cmd.Process.Pid)
+				pids = procs.Descendants(cl.cmd.Process.Pid)
 			}
 			if len(pids) < 2 || !hasProcessor(pids) {
 				t.Fatalf("descendants of the cluster %v: want the worker and a processor", pids)
@@ -114,10 +109,10 @@ func TestStorageLossStopsWorker(t *testing.T) {
 			}
 			_ = storageCmd.Process.Signal(syscall.SIGKILL)
 			start := time.Now()
-			for alive(agents[0]) && time.Since(start) < 10*time.Second {
+			for procs.Alive(agents[0]) && time.Since(start) < 10*time.Second {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if alive(agents[0]) {
+			if procs.Alive(agents[0]) {
 				t.Fatalf("worker still running 10s after the object storage server was killed:\n%s", cl.out.String())
 			}
 			t.Logf("worker exited %s after the storage server was killed", time.Since(start).Round(time.Millisecond))
@@ -151,7 +146,7 @@ func TestStorageLossStopsWorker(t *testing.T) {
 
 func hasProcessor(pids []int) bool {
 	for _, p := range pids {
-		if strings.Contains(cmdline(p), "scaler.worker.processor") {
+		if strings.Contains(procs.Cmdline(p), "scaler.worker.processor") {
 			return true
 		}
 	}
@@ -171,7 +166,7 @@ func runAgentLogging(t *testing.T, sched *fakeScheduler, mod func(*Config), w io
 		SchedulerAddress:  sched.ep.Addr(),
 		HeartbeatInterval: time.Second,
 		DeathTimeout:      60 * time.Second,
-		Python:            findPython(t),
+		Python:            programs.Python(t),
 		KillDelay:         time.Second,
 		LoggingLevel:      "WARNING",
 	}
@@ -197,7 +192,7 @@ func runAgentLogging(t *testing.T, sched *fakeScheduler, mod func(*Config), w io
 // In-process: Run returns ErrStorageLost naming the address after telling
 // the scheduler it leaves.
 func TestAgentStopsOnStorageLoss(t *testing.T) {
-	python := findPython(t)
+	python := programs.Python(t)
 	addr, stopStorage := startStoppableStorage(t)
 	sched := newFakeScheduler(t, addr)
 	h := newHelper(t, python, addr)

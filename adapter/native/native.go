@@ -88,26 +88,11 @@ type Adapter struct {
 
 // New makes an adapter whose workers live at most as long as ctx.
 func New(ctx context.Context, cfg *config.NativeWorkerAdapter, opt Options, log zerolog.Logger) (*Adapter, error) {
-	caps, err := config.ParseCapabilities(cfg.PerWorkerCapabilities)
+	template, err := worker.FromSettings(cfg.WorkerSettings(), opt.Python)
 	if err != nil {
-		return nil, fmt.Errorf("per_worker_capabilities: %w", err)
+		return nil, err
 	}
-	return NewWith(ctx, Spec{Template: worker.Config{
-		SchedulerAddress:     cfg.SchedulerAddress,
-		ObjectStorageAddress: cfg.ObjectStorageAddress,
-		Capabilities:         caps,
-		QueueSize:            cfg.WorkerTaskQueueSize,
-		HeartbeatInterval:    time.Duration(cfg.HeartbeatInterval) * time.Second,
-		TaskTimeout:          time.Duration(cfg.TaskTimeoutSeconds) * time.Second,
-		DeathTimeout:         time.Duration(cfg.DeathTimeoutSeconds) * time.Second,
-		GCInterval:           time.Duration(cfg.GarbageCollectIntervalSeconds) * time.Second,
-		TrimMemoryThreshold:  cfg.TrimMemoryThresholdBytes,
-		HardSuspend:          cfg.HardProcessorSuspend,
-		Preload:              cfg.Preload,
-		Python:               opt.Python,
-		LoggingLevel:         cfg.LoggingLevel,
-		LoggingPaths:         cfg.LoggingPaths,
-	}, MaxWorkers: cfg.MaxWorkers, GroupPrefix: "native-"}, opt, log)
+	return NewWith(ctx, Spec{Template: template, MaxWorkers: cfg.MaxWorkers, GroupPrefix: "native-"}, opt, log)
 }
 
 // NewWith makes an adapter that starts the groups spec describes.

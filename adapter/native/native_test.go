@@ -1,14 +1,12 @@
 package native
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +16,8 @@ import (
 	"github.com/opengris/scaler/adapter"
 	"github.com/opengris/scaler/config"
 	"github.com/opengris/scaler/core/logging"
+	"github.com/opengris/scaler/internal/scalertest/procs"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 )
 
 // Stand-in worker: reads its configuration, then waits for SIGINT.
@@ -70,20 +70,9 @@ func tryPost(url, body string) (int, map[string]any, error) {
 
 const start = `{"action":"start_worker_group"}`
 
-func alive(pid int) bool {
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	return err == nil && !bytes.Contains(st, []byte(") Z "))
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.Until(t, 20*time.Second, what, cond)
 }
 
 // Concurrent starts never overshoot max_workers; a killed worker frees its
@@ -132,7 +121,7 @@ func TestLiveWorkersCount(t *testing.T) {
 	}
 	a.Close()
 	for _, p := range pids {
-		if alive(p) {
+		if procs.Alive(p) {
 			t.Fatalf("worker %d survived Close", p)
 		}
 	}

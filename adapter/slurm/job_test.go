@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/opengris/scaler/internal/scalertest/expect"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -127,42 +129,17 @@ func TestWorkerIDs(t *testing.T) {
 }
 
 func TestParseSbatch(t *testing.T) {
-	cases := []struct {
-		out, id string
-		bad     bool
-	}{
-		{"123\n", "123", false},
-		{"123;cluster2\n", "123", false},
-		{"  77  \n", "77", false},
-		{"", "", true},
-		{"Submitted batch job 5\n", "", true},
-		{"12a\n", "", true},
-	}
-	for _, tc := range cases {
-		id, err := ParseSbatch(tc.out)
-		if (err != nil) != tc.bad || id != tc.id {
-			t.Errorf("%q: %q %v", tc.out, id, err)
-		}
-	}
+	expect.Parses(t, "ParseSbatch", ParseSbatch, []expect.Case[string, string]{
+		{In: "123\n", Want: "123"}, {In: "123;cluster2\n", Want: "123"}, {In: "  77  \n", Want: "77"},
+		{In: "", Bad: true}, {In: "Submitted batch job 5\n", Bad: true}, {In: "12a\n", Bad: true},
+	})
 }
 
 func TestParseQueue(t *testing.T) {
-	cases := []struct {
-		out  string
-		want map[string]string
-		bad  bool
-	}{
-		{"", map[string]string{}, false},
-		{"1|PENDING\n2|RUNNING\n\n3|COMPLETING\n", map[string]string{"1": "PENDING", "2": "RUNNING", "3": "COMPLETING"}, false},
-		{"  4|RUNNING  \n", map[string]string{"4": "RUNNING"}, false},
-		{"4 RUNNING\n", nil, true},
-		{"|RUNNING\n", nil, true},
-		{"4|\n", nil, true},
-	}
-	for _, tc := range cases {
-		got, err := ParseQueue(tc.out)
-		if (err != nil) != tc.bad || (!tc.bad && !reflect.DeepEqual(got, tc.want)) {
-			t.Errorf("%q: %v %v", tc.out, got, err)
-		}
-	}
+	expect.Parses(t, "ParseQueue", ParseQueue, []expect.Case[string, map[string]string]{
+		{In: "", Want: map[string]string{}},
+		{In: "1|PENDING\n2|RUNNING\n\n3|COMPLETING\n", Want: map[string]string{"1": "PENDING", "2": "RUNNING", "3": "COMPLETING"}},
+		{In: "  4|RUNNING  \n", Want: map[string]string{"4": "RUNNING"}}, {In: "4 RUNNING\n", Bad: true},
+		{In: "|RUNNING\n", Bad: true}, {In: "4|\n", Bad: true},
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/adapter"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 )
 
 // The slot accounting, step by step: each row applies one operation and
@@ -218,13 +219,7 @@ func newAdapter(f *fakeSlurm, max int) *Adapter {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Until(t, 10*time.Second, what, cond)
 }
 
 // Concurrent starts never submit more than --max-jobs, whatever the timing.

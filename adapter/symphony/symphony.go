@@ -14,7 +14,6 @@ package symphony
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -31,22 +30,12 @@ const WorkerModule = "scaler.worker_adapter.symphony.worker"
 // python must be an interpreter that imports scaler and soamapi (the
 // commands package checks that first).
 func Run(ctx context.Context, cfg *config.SymphonyWorkerAdapter, python string, log zerolog.Logger) error {
-	caps, err := config.ParseCapabilities(cfg.WorkerCapabilities)
+	template, err := worker.FromSettings(cfg.WorkerSettings(), python)
 	if err != nil {
 		return err
 	}
 	spec := native.Spec{
-		Template: worker.Config{
-			SchedulerAddress:     cfg.SchedulerAddress,
-			ObjectStorageAddress: cfg.ObjectStorageAddress,
-			Capabilities:         caps,
-			QueueSize:            cfg.WorkerTaskQueueSize,
-			HeartbeatInterval:    time.Duration(cfg.HeartbeatInterval) * time.Second,
-			DeathTimeout:         time.Duration(cfg.DeathTimeoutSeconds) * time.Second,
-			Python:               python,
-			LoggingLevel:         cfg.LoggingLevel,
-			LoggingPaths:         cfg.LoggingPaths,
-		},
+		Template:     template,
 		MaxWorkers:   1,
 		GroupPrefix:  "symphony-",
 		LimitMessage: "Symphony worker already started",

@@ -15,16 +15,28 @@ type Message interface {
 	Kind() Kind
 }
 
-// factories maps a Kind to a constructor of its zero message. Each message
-// file registers its kinds in an init function, so this file never needs to
-// know the full list.
+// factories maps a Kind to a constructor of its zero message; kind.go
+// registers every message.
 var factories [256]func() Message
 
-func register(k Kind, f func() Message) {
-	if factories[k] != nil {
-		panic(fmt.Sprintf("protocol: kind %d registered twice", k))
+// register makes each constructor's message decodable under the kind the
+// message reports, so a kind is written once, in its Kind method.
+func register(news ...func() Message) {
+	for _, f := range news {
+		k := f().Kind()
+		if factories[k] != nil {
+			panic(fmt.Sprintf("protocol: kind %d registered twice", k))
+		}
+		factories[k] = f
 	}
-	factories[k] = f
+}
+
+// newOf is the constructor register takes, for message type T.
+func newOf[T any, P interface {
+	*T
+	Message
+}]() Message {
+	return P(new(T))
 }
 
 // New returns a zero message of kind k, or nil when k is unknown.

@@ -6,78 +6,90 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
 )
 
 func TestEnumStrings(t *testing.T) {
+	// Per type: values, the last one undefined, and their names.
 	tests := []struct {
-		got, want string
+		values []fmt.Stringer
+		want   string
 	}{
-		{TaskStateInactive.String(), "Inactive"},
-		{TaskStateRunning.String(), "Running"},
-		{TaskStateCanceling.String(), "Canceling"},
-		{TaskStateBalanceCanceling.String(), "BalanceCanceling"},
-		{TaskStateSuccess.String(), "Success"},
-		{TaskStateFailed.String(), "Failed"},
-		{TaskStateFailedWorkerDied.String(), "FailedWorkerDied"},
-		{TaskStateCanceled.String(), "Canceled"},
-		{TaskStateCanceledNotFound.String(), "CanceledNotFound"},
-		{TaskStateBalanceCanceled.String(), "BalanceCanceled"},
-		{TaskStateWorkerDisconnecting.String(), "WorkerDisconnecting"},
-		{TaskStateFailedTimeout.String(), "FailedTimeout"},
-		{TaskStateFailedProcessorDied.String(), "FailedProcessorDied"},
-		{TaskStateRejected.String(), "Rejected"},
-		{TaskState(200).String(), "TaskState(200)"},
-		{ObjectSet.String(), "set"},
-		{ObjectStats.String(), "stats"},
-		{ObjectRequestType(5).String(), "ObjectRequestType(5)"},
-		{ObjectSetOK.String(), "setOK"},
-		{ObjectStatsOK.String(), "stats"},
-		{ObjectNotFound.String(), "notFound"},
-		{ObjectResponseType(8).String(), "ObjectResponseType(8)"},
-		{ResultSuccess.String(), "Success"},
-		{ResultFailed.String(), "Failed"},
-		{ResultFailedWorkerDied.String(), "FailedWorkerDied"},
-		{ResultFailedTimeout.String(), "FailedTimeout"},
-		{ResultFailedProcessorDied.String(), "FailedProcessorDied"},
-		{ResultRejected.String(), "Rejected"},
-		{TaskResultType(6).String(), "TaskResultType(6)"},
-		{CancelConfirmCanceled.String(), "Canceled"},
-		{CancelConfirmFailed.String(), "CancelFailed"},
-		{CancelConfirmNotFound.String(), "CancelNotFound"},
-		{TaskCancelConfirmType(3).String(), "TaskCancelConfirmType(3)"},
-		{ArgumentTask.String(), "Task"},
-		{ArgumentObjectID.String(), "ObjectID"},
-		{ArgumentInline.String(), "Inline"},
-		{ArgumentType(3).String(), "ArgumentType(3)"},
-		{LogStdout.String(), "Stdout"},
-		{LogStderr.String(), "Stderr"},
-		{LogType(9).String(), "LogType(9)"},
-		{InstructionCreate.String(), "Create"},
-		{InstructionDelete.String(), "Delete"},
-		{InstructionClear.String(), "Clear"},
-		{ObjectInstructionType(3).String(), "ObjectInstructionType(3)"},
-		{ContentSerializer.String(), "Serializer"},
-		{ContentObject.String(), "Object"},
-		{ObjectContentType(2).String(), "ObjectContentType(2)"},
-		{DisconnectClient.String(), "Disconnect"},
-		{DisconnectShutdown.String(), "Shutdown"},
-		{DisconnectType(2).String(), "DisconnectType(2)"},
-		{NodeNormal.String(), "Normal"},
-		{NodeTarget.String(), "Target"},
-		{NodeTaskType(2).String(), "NodeTaskType(2)"},
-		{WorkerConnected.String(), "Connected"},
-		{WorkerDisconnected.String(), "Disconnected"},
-		{WorkerState(2).String(), "WorkerState(2)"},
-		{KindTask.String(), "Task"},
-		{KindStateScheduler.String(), "StateScheduler"},
-		{Kind(255).String(), "Kind(255)"},
+		{
+			[]fmt.Stringer{
+				TaskStateInactive, TaskStateRunning, TaskStateCanceling, TaskStateBalanceCanceling, TaskStateSuccess,
+				TaskStateFailed, TaskStateFailedWorkerDied, TaskStateCanceled, TaskStateCanceledNotFound,
+				TaskStateBalanceCanceled, TaskStateWorkerDisconnecting, TaskStateFailedTimeout,
+				TaskStateFailedProcessorDied, TaskStateRejected, TaskState(200),
+			},
+			"Inactive Running Canceling BalanceCanceling Success Failed FailedWorkerDied Canceled " +
+				"CanceledNotFound BalanceCanceled WorkerDisconnecting FailedTimeout FailedProcessorDied Rejected " +
+				"TaskState(200)",
+		},
+		{
+			[]fmt.Stringer{ObjectSet, ObjectStats, ObjectRequestType(5)},
+			"set stats ObjectRequestType(5)",
+		},
+		{
+			[]fmt.Stringer{ObjectSetOK, ObjectStatsOK, ObjectNotFound, ObjectResponseType(8)},
+			"setOK stats notFound ObjectResponseType(8)",
+		},
+		{
+			[]fmt.Stringer{
+				ResultSuccess, ResultFailed, ResultFailedWorkerDied, ResultFailedTimeout, ResultFailedProcessorDied,
+				ResultRejected, TaskResultType(6),
+			},
+			"Success Failed FailedWorkerDied FailedTimeout FailedProcessorDied Rejected TaskResultType(6)",
+		},
+		{
+			[]fmt.Stringer{
+				CancelConfirmCanceled, CancelConfirmFailed, CancelConfirmNotFound, TaskCancelConfirmType(3),
+			},
+			"Canceled CancelFailed CancelNotFound TaskCancelConfirmType(3)",
+		},
+		{
+			[]fmt.Stringer{ArgumentTask, ArgumentObjectID, ArgumentInline, ArgumentType(3)},
+			"Task ObjectID Inline ArgumentType(3)",
+		},
+		{
+			[]fmt.Stringer{LogStdout, LogStderr, LogType(9)},
+			"Stdout Stderr LogType(9)",
+		},
+		{
+			[]fmt.Stringer{InstructionCreate, InstructionDelete, InstructionClear, ObjectInstructionType(3)},
+			"Create Delete Clear ObjectInstructionType(3)",
+		},
+		{
+			[]fmt.Stringer{ContentSerializer, ContentObject, ObjectContentType(2)},
+			"Serializer Object ObjectContentType(2)",
+		},
+		{
+			[]fmt.Stringer{DisconnectClient, DisconnectShutdown, DisconnectType(2)},
+			"Disconnect Shutdown DisconnectType(2)",
+		},
+		{
+			[]fmt.Stringer{NodeNormal, NodeTarget, NodeTaskType(2)},
+			"Normal Target NodeTaskType(2)",
+		},
+		{
+			[]fmt.Stringer{WorkerConnected, WorkerDisconnected, WorkerState(2)},
+			"Connected Disconnected WorkerState(2)",
+		},
+		{
+			[]fmt.Stringer{KindTask, KindStateScheduler, Kind(255)},
+			"Task StateScheduler Kind(255)",
+		},
 	}
 	for _, tt := range tests {
-		if tt.got != tt.want {
-			t.Errorf("got %q, want %q", tt.got, tt.want)
+		names := make([]string, len(tt.values))
+		for i, v := range tt.values {
+			names[i] = v.String()
+		}
+		if got := strings.Join(names, " "); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
 		}
 	}
 }

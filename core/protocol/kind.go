@@ -52,3 +52,56 @@ const (
 	KindObjectRequest  Kind = 96
 	KindObjectResponse Kind = 97
 )
+
+// Each message type reports its kind; the methods are listed here, in the
+// order of the constants above, so that the numbering is read in one place.
+
+// Client and worker <-> scheduler.
+func (*Task) Kind() Kind                   { return KindTask }
+func (*TaskCancel) Kind() Kind             { return KindTaskCancel }
+func (*TaskCancelConfirm) Kind() Kind      { return KindTaskCancelConfirm }
+func (*TaskResult) Kind() Kind             { return KindTaskResult }
+func (*TaskLog) Kind() Kind                { return KindTaskLog }
+func (*GraphTask) Kind() Kind              { return KindGraphTask }
+func (*ObjectInstruction) Kind() Kind      { return KindObjectInstruction }
+func (*ClientHeartbeat) Kind() Kind        { return KindClientHeartbeat }
+func (*ClientHeartbeatEcho) Kind() Kind    { return KindClientHeartbeatEcho }
+func (*WorkerHeartbeat) Kind() Kind        { return KindWorkerHeartbeat }
+func (*WorkerHeartbeatEcho) Kind() Kind    { return KindWorkerHeartbeatEcho }
+func (*DisconnectRequest) Kind() Kind      { return KindDisconnectRequest }
+func (*DisconnectResponse) Kind() Kind     { return KindDisconnectResponse }
+func (*ClientDisconnect) Kind() Kind       { return KindClientDisconnect }
+func (*ClientShutdownResponse) Kind() Kind { return KindClientShutdownResponse }
+func (*Batch) Kind() Kind                  { return KindBatch }
+
+// Scheduler -> monitors (PUB socket).
+func (*StateScheduler) Kind() Kind     { return KindStateScheduler }
+func (*StateWorker) Kind() Kind        { return KindStateWorker }
+func (*StateTask) Kind() Kind          { return KindStateTask }
+func (*StateGraphTask) Kind() Kind     { return KindStateGraphTask }
+func (*StateBalanceAdvice) Kind() Kind { return KindStateBalanceAdvice }
+
+// Worker agent <-> processor.
+func (*ProcessorInitialized) Kind() Kind { return KindProcessorInitialized }
+func (*ProcessorTask) Kind() Kind        { return KindProcessorTask }
+func (*ProcessorResult) Kind() Kind      { return KindProcessorResult }
+func (*ProcessorLog) Kind() Kind         { return KindProcessorLog }
+func (*ProcessorCancel) Kind() Kind      { return KindProcessorCancel }
+func (*ProcessorCanceled) Kind() Kind    { return KindProcessorCanceled }
+
+// Object storage requests and responses.
+func (*ObjectRequest) Kind() Kind  { return KindObjectRequest }
+func (*ObjectResponse) Kind() Kind { return KindObjectResponse }
+
+func init() {
+	register(
+		newOf[Task], newOf[TaskCancel], newOf[TaskCancelConfirm], newOf[TaskResult], newOf[TaskLog],
+		newOf[GraphTask], newOf[ObjectInstruction], newOf[ClientHeartbeat], newOf[ClientHeartbeatEcho],
+		newOf[WorkerHeartbeat], newOf[WorkerHeartbeatEcho], newOf[DisconnectRequest],
+		newOf[DisconnectResponse], newOf[ClientDisconnect], newOf[ClientShutdownResponse], newOf[Batch],
+		newOf[StateScheduler], newOf[StateWorker], newOf[StateTask], newOf[StateGraphTask],
+		newOf[StateBalanceAdvice], newOf[ProcessorInitialized], newOf[ProcessorTask],
+		newOf[ProcessorResult], newOf[ProcessorLog], newOf[ProcessorCancel], newOf[ProcessorCanceled],
+		newOf[ObjectRequest], newOf[ObjectResponse],
+	)
+}

@@ -13,12 +13,6 @@ type Batch struct {
 	Messages [][]byte `msg:"messages"`
 }
 
-func (*Batch) Kind() Kind { return KindBatch }
-
-func init() {
-	register(KindBatch, func() Message { return new(Batch) })
-}
-
 // ErrNestedBatch is reported for a Batch element that is itself a Batch.
 var ErrNestedBatch = errors.New("protocol: nested Batch")
 

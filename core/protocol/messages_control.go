@@ -83,23 +83,3 @@ type ClientShutdownResponse struct {
 	Accepted bool   `msg:"accepted"`
 	Reason   string `msg:"reason"` // why it was refused (e.g. protected mode); empty when accepted
 }
-
-func (*ClientHeartbeat) Kind() Kind        { return KindClientHeartbeat }
-func (*ClientHeartbeatEcho) Kind() Kind    { return KindClientHeartbeatEcho }
-func (*WorkerHeartbeat) Kind() Kind        { return KindWorkerHeartbeat }
-func (*WorkerHeartbeatEcho) Kind() Kind    { return KindWorkerHeartbeatEcho }
-func (*DisconnectRequest) Kind() Kind      { return KindDisconnectRequest }
-func (*DisconnectResponse) Kind() Kind     { return KindDisconnectResponse }
-func (*ClientDisconnect) Kind() Kind       { return KindClientDisconnect }
-func (*ClientShutdownResponse) Kind() Kind { return KindClientShutdownResponse }
-
-func init() {
-	register(KindClientHeartbeat, func() Message { return new(ClientHeartbeat) })
-	register(KindClientHeartbeatEcho, func() Message { return new(ClientHeartbeatEcho) })
-	register(KindWorkerHeartbeat, func() Message { return new(WorkerHeartbeat) })
-	register(KindWorkerHeartbeatEcho, func() Message { return new(WorkerHeartbeatEcho) })
-	register(KindDisconnectRequest, func() Message { return new(DisconnectRequest) })
-	register(KindDisconnectResponse, func() Message { return new(DisconnectResponse) })
-	register(KindClientDisconnect, func() Message { return new(ClientDisconnect) })
-	register(KindClientShutdownResponse, func() Message { return new(ClientShutdownResponse) })
-}

@@ -84,19 +84,3 @@ type ProcessorCancel struct {
 type ProcessorCanceled struct {
 	TaskID []byte `msg:"task_id"`
 }
-
-func (*ProcessorInitialized) Kind() Kind { return KindProcessorInitialized }
-func (*ProcessorTask) Kind() Kind        { return KindProcessorTask }
-func (*ProcessorResult) Kind() Kind      { return KindProcessorResult }
-func (*ProcessorLog) Kind() Kind         { return KindProcessorLog }
-func (*ProcessorCancel) Kind() Kind      { return KindProcessorCancel }
-func (*ProcessorCanceled) Kind() Kind    { return KindProcessorCanceled }
-
-func init() {
-	register(KindProcessorInitialized, func() Message { return new(ProcessorInitialized) })
-	register(KindProcessorTask, func() Message { return new(ProcessorTask) })
-	register(KindProcessorResult, func() Message { return new(ProcessorResult) })
-	register(KindProcessorCancel, func() Message { return new(ProcessorCancel) })
-	register(KindProcessorCanceled, func() Message { return new(ProcessorCanceled) })
-	register(KindProcessorLog, func() Message { return new(ProcessorLog) })
-}

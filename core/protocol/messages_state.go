@@ -108,17 +108,3 @@ type StateBalanceAdvice struct {
 	WorkerID []byte   `msg:"worker_id"`
 	TaskIDs  [][]byte `msg:"task_ids"`
 }
-
-func (*StateScheduler) Kind() Kind     { return KindStateScheduler }
-func (*StateWorker) Kind() Kind        { return KindStateWorker }
-func (*StateTask) Kind() Kind          { return KindStateTask }
-func (*StateGraphTask) Kind() Kind     { return KindStateGraphTask }
-func (*StateBalanceAdvice) Kind() Kind { return KindStateBalanceAdvice }
-
-func init() {
-	register(KindStateScheduler, func() Message { return new(StateScheduler) })
-	register(KindStateWorker, func() Message { return new(StateWorker) })
-	register(KindStateTask, func() Message { return new(StateTask) })
-	register(KindStateGraphTask, func() Message { return new(StateGraphTask) })
-	register(KindStateBalanceAdvice, func() Message { return new(StateBalanceAdvice) })
-}

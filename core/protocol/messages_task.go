@@ -111,21 +111,3 @@ type ObjectInstruction struct {
 	ObjectUser []byte                `msg:"object_user"` // owning client id; empty when sent by the scheduler
 	Metadata   ObjectMetadata        `msg:"metadata"`
 }
-
-func (*Task) Kind() Kind              { return KindTask }
-func (*TaskCancel) Kind() Kind        { return KindTaskCancel }
-func (*TaskCancelConfirm) Kind() Kind { return KindTaskCancelConfirm }
-func (*TaskResult) Kind() Kind        { return KindTaskResult }
-func (*TaskLog) Kind() Kind           { return KindTaskLog }
-func (*GraphTask) Kind() Kind         { return KindGraphTask }
-func (*ObjectInstruction) Kind() Kind { return KindObjectInstruction }
-
-func init() {
-	register(KindTask, func() Message { return new(Task) })
-	register(KindTaskCancel, func() Message { return new(TaskCancel) })
-	register(KindTaskCancelConfirm, func() Message { return new(TaskCancelConfirm) })
-	register(KindTaskResult, func() Message { return new(TaskResult) })
-	register(KindTaskLog, func() Message { return new(TaskLog) })
-	register(KindGraphTask, func() Message { return new(GraphTask) })
-	register(KindObjectInstruction, func() Message { return new(ObjectInstruction) })
-}

@@ -92,9 +92,6 @@ type ObjectRequest struct {
 	PayloadLength uint64            `msg:"payload_length"` // set only; length of the payload frame
 }
 
-// Kind implements Message.
-func (*ObjectRequest) Kind() Kind { return KindObjectRequest }
-
 // ObjectResponse is the header frame of a reply from the object storage
 // server. A getOK with PayloadLength > 0 is followed by one payload frame.
 type ObjectResponse struct {
@@ -110,12 +107,4 @@ type ObjectResponse struct {
 	UniqueContents  uint64 `msg:"unique_contents"`  // distinct contents held
 	WaitingRequests uint64 `msg:"waiting_requests"` // parked get and duplicate requests
 	MaxMemory       uint64 `msg:"max_memory"`       // configured limit, 0 = unlimited
-}
-
-// Kind implements Message.
-func (*ObjectResponse) Kind() Kind { return KindObjectResponse }
-
-func init() {
-	register(KindObjectRequest, func() Message { return new(ObjectRequest) })
-	register(KindObjectResponse, func() Message { return new(ObjectResponse) })
 }

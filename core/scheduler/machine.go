@@ -45,6 +45,25 @@ type (
 	st = protocol.TaskState
 )
 
+// resultEnds are the transitions of a worker's result from every state in
+// which the task is on a worker (running, or with a cancel in flight): the
+// worker ran it, so the result stands.
+var resultEnds = map[Transition]st{
+	TrResultSuccess:       protocol.TaskStateSuccess,
+	TrResultFailed:        protocol.TaskStateFailed,
+	TrResultWorkerDied:    protocol.TaskStateFailedWorkerDied,
+	TrResultTimeout:       protocol.TaskStateFailedTimeout,
+	TrResultProcessorDied: protocol.TaskStateFailedProcessorDied,
+}
+
+// onWorker is a state's own transitions plus resultEnds.
+func onWorker(own map[Transition]st) map[Transition]st {
+	for t, next := range resultEnds {
+		own[t] = next
+	}
+	return own
+}
+
 // table is the task state machine. It follows upstream's TRANSITION_MAP
 // with the intended fixes (reference scheduler.md §3.5): a result that
 // arrives while a client cancel is in flight finishes the task (the worker
@@ -56,39 +75,24 @@ var table = map[st]map[Transition]st{
 		TrTaskCancel:  protocol.TaskStateCanceled,
 		TrReject:      protocol.TaskStateRejected,
 	},
-	protocol.TaskStateRunning: {
-		TrTaskCancel:          protocol.TaskStateCanceling,
-		TrBalanceTaskCancel:   protocol.TaskStateBalanceCanceling,
-		TrResultSuccess:       protocol.TaskStateSuccess,
-		TrResultFailed:        protocol.TaskStateFailed,
-		TrResultWorkerDied:    protocol.TaskStateFailedWorkerDied,
-		TrResultTimeout:       protocol.TaskStateFailedTimeout,
-		TrResultProcessorDied: protocol.TaskStateFailedProcessorDied,
-		TrWorkerDisconnect:    protocol.TaskStateWorkerDisconnecting,
-	},
-	protocol.TaskStateCanceling: {
+	protocol.TaskStateRunning: onWorker(map[Transition]st{
+		TrTaskCancel:        protocol.TaskStateCanceling,
+		TrBalanceTaskCancel: protocol.TaskStateBalanceCanceling,
+		TrWorkerDisconnect:  protocol.TaskStateWorkerDisconnecting,
+	}),
+	protocol.TaskStateCanceling: onWorker(map[Transition]st{
 		TrCancelConfirmCanceled: protocol.TaskStateCanceled,
 		TrCancelConfirmFailed:   protocol.TaskStateRunning,
 		TrCancelConfirmNotFound: protocol.TaskStateCanceledNotFound,
-		TrResultSuccess:         protocol.TaskStateSuccess,
-		TrResultFailed:          protocol.TaskStateFailed,
-		TrResultWorkerDied:      protocol.TaskStateFailedWorkerDied,
-		TrResultTimeout:         protocol.TaskStateFailedTimeout,
-		TrResultProcessorDied:   protocol.TaskStateFailedProcessorDied,
 		TrWorkerDisconnect:      protocol.TaskStateCanceled,
-	},
-	protocol.TaskStateBalanceCanceling: {
+	}),
+	protocol.TaskStateBalanceCanceling: onWorker(map[Transition]st{
 		TrTaskCancel:            protocol.TaskStateCanceling,
 		TrCancelConfirmCanceled: protocol.TaskStateInactive,
 		TrCancelConfirmFailed:   protocol.TaskStateRunning,
 		TrCancelConfirmNotFound: protocol.TaskStateInactive,
-		TrResultSuccess:         protocol.TaskStateSuccess,
-		TrResultFailed:          protocol.TaskStateFailed,
-		TrResultWorkerDied:      protocol.TaskStateFailedWorkerDied,
-		TrResultTimeout:         protocol.TaskStateFailedTimeout,
-		TrResultProcessorDied:   protocol.TaskStateFailedProcessorDied,
 		TrWorkerDisconnect:      protocol.TaskStateWorkerDisconnecting,
-	},
+	}),
 	protocol.TaskStateWorkerDisconnecting: {
 		TrSchedulerHasTask:   protocol.TaskStateInactive,
 		TrSchedulerHasNoTask: protocol.TaskStateFailedWorkerDied,
@@ -104,25 +108,31 @@ func Next(s protocol.TaskState, t Transition) (protocol.TaskState, bool) {
 
 // resultTransition maps a worker's result type to its transition.
 func resultTransition(r protocol.TaskResultType) Transition {
-	switch r {
-	case protocol.ResultSuccess:
-		return TrResultSuccess
-	case protocol.ResultFailedWorkerDied:
-		return TrResultWorkerDied
-	case protocol.ResultFailedTimeout:
-		return TrResultTimeout
-	case protocol.ResultFailedProcessorDied:
-		return TrResultProcessorDied
+	if int(r) < len(resultTransitions) {
+		return resultTransitions[r]
 	}
-	return TrResultFailed // Failed, and anything a worker should not send
+	return TrResultFailed // anything a worker should not send
 }
 
+var resultTransitions = [...]Transition{
+	protocol.ResultSuccess:             TrResultSuccess,
+	protocol.ResultFailed:              TrResultFailed,
+	protocol.ResultFailedWorkerDied:    TrResultWorkerDied,
+	protocol.ResultFailedTimeout:       TrResultTimeout,
+	protocol.ResultFailedProcessorDied: TrResultProcessorDied,
+}
+
+// confirmTransition maps a cancel confirmation to its transition; a value
+// not defined counts as "not found".
 func confirmTransition(c protocol.TaskCancelConfirmType) Transition {
-	switch c {
-	case protocol.CancelConfirmCanceled:
-		return TrCancelConfirmCanceled
-	case protocol.CancelConfirmFailed:
-		return TrCancelConfirmFailed
+	if int(c) < len(confirmTransitions) {
+		return confirmTransitions[c]
 	}
 	return TrCancelConfirmNotFound
+}
+
+var confirmTransitions = [...]Transition{
+	protocol.CancelConfirmCanceled: TrCancelConfirmCanceled,
+	protocol.CancelConfirmFailed:   TrCancelConfirmFailed,
+	protocol.CancelConfirmNotFound: TrCancelConfirmNotFound,
 }

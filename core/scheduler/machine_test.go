@@ -2,11 +2,11 @@ package scheduler
 
 import (
 	"flag"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/expect"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/scheduler/transitions.golden")
@@ -31,19 +31,7 @@ func renderTable() string {
 }
 
 func TestTransitionsGolden(t *testing.T) {
-	got := renderTable()
-	if *update {
-		if err := os.WriteFile(goldenPath, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("transition table differs from %s; run with -update and review the diff", goldenPath)
-	}
+	expect.Golden(t, goldenPath, []byte(renderTable()), *update)
 }
 
 func TestMachineInvariants(t *testing.T) {
@@ -94,6 +82,30 @@ func TestMachineInvariants(t *testing.T) {
 		}
 		if !ends {
 			t.Errorf("%v cannot finish", s)
+		}
+	}
+}
+
+// Every result and confirm type a worker may send, and values it should
+// not, map to their transition (undefined ones: failed, not found).
+func TestResultAndConfirmTransitions(t *testing.T) {
+	results := map[protocol.TaskResultType]Transition{
+		protocol.ResultSuccess: TrResultSuccess, protocol.ResultFailed: TrResultFailed,
+		protocol.ResultFailedWorkerDied: TrResultWorkerDied, protocol.ResultFailedTimeout: TrResultTimeout,
+		protocol.ResultFailedProcessorDied: TrResultProcessorDied, protocol.ResultRejected: TrResultFailed, 200: TrResultFailed,
+	}
+	for r, want := range results {
+		if got := resultTransition(r); got != want {
+			t.Errorf("resultTransition(%v) = %v, want %v", r, got, want)
+		}
+	}
+	confirms := map[protocol.TaskCancelConfirmType]Transition{
+		protocol.CancelConfirmCanceled: TrCancelConfirmCanceled, protocol.CancelConfirmFailed: TrCancelConfirmFailed,
+		protocol.CancelConfirmNotFound: TrCancelConfirmNotFound, 9: TrCancelConfirmNotFound,
+	}
+	for c, want := range confirms {
+		if got := confirmTransition(c); got != want {
+			t.Errorf("confirmTransition(%v) = %v, want %v", c, got, want)
 		}
 	}
 }

@@ -23,6 +23,27 @@ func scalingHarness(t *testing.T) *harness {
 	})
 }
 
+// scalingAsked is scalingHarness with client "c" whose one task "t1" has
+// made the scheduler ask for a worker group (the request is taken).
+func scalingAsked(t *testing.T) *harness {
+	h := scalingHarness(t)
+	h.client("c")
+	h.submit("c", "t1")
+	h.advance(time.Second)
+	equal(t, "start", h.scales(), []string{"start_worker_group"})
+	return h
+}
+
+// scalingHarnessLogged is scalingHarness whose scheduler logs into the
+// returned buffer, with client "c" connected.
+func scalingHarnessLogged(t *testing.T) (*harness, *bytes.Buffer) {
+	h := scalingHarness(t)
+	buf := new(bytes.Buffer)
+	h.s.log = logging.ForTest("scheduler", buf)
+	h.client("c")
+	return h, buf
+}
+
 // scales returns and clears the scaling requests, rendered as
 // "start" or "shutdown(<group>)".
 func (h *harness) scales() []string {
@@ -174,11 +195,7 @@ func TestScalingAnswers(t *testing.T) { // item 67
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := scalingHarness(t)
-			h.client("c")
-			h.submit("c", "t1")
-			h.advance(time.Second)
-			equal(t, "start", h.scales(), []string{"start_worker_group"})
+			h := scalingAsked(t)
 			h.answer(tc.answer)
 			equal(t, "groups", groups(h), tc.groups)
 			h.advance(4 * time.Second)
@@ -193,11 +210,7 @@ func TestScalingAnswers(t *testing.T) { // item 67
 		})
 	}
 	t.Run("stale answer dropped", func(t *testing.T) {
-		h := scalingHarness(t)
-		h.client("c")
-		h.submit("c", "t1")
-		h.advance(time.Second)
-		h.scales()
+		h := scalingAsked(t)
 		h.s.OnScaleResponse(ScaleResponse{ID: 99, Status: 200, GroupID: "x"}, h.now)
 		if len(groups(h)) != 0 || h.s.scaling.inFlight == nil {
 			t.Fatal("stale answer applied")
@@ -206,11 +219,7 @@ func TestScalingAnswers(t *testing.T) { // item 67
 }
 
 func TestScalingStartTimeout(t *testing.T) {
-	h := scalingHarness(t)
-	h.client("c")
-	h.submit("c", "t1")
-	h.advance(time.Second)
-	h.scales()
+	h := scalingAsked(t)
 	h.answer(started("g1", "never"))
 	h.advance(59 * time.Second)
 	equal(t, "waiting for the group's workers", h.scales(), nil)
@@ -249,10 +258,7 @@ func TestScalingAnswerBounds(t *testing.T) {
 		{"the largest answer kept", started(long[1:], many[1:]...), []string{long[1:] + ":" + strings.Join(many[1:], ",")}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := scalingHarness(t)
-			var buf bytes.Buffer
-			h.s.log = logging.ForTest("scheduler", &buf)
-			h.client("c")
+			h, buf := scalingHarnessLogged(t)
 			h.submit("c", "t1")
 			h.advance(time.Second)
 			equal(t, "start", h.scales(), []string{"start_worker_group"})
@@ -282,10 +288,7 @@ func TestScalingAnswerBounds(t *testing.T) {
 // TestScalingGroupsBound: at maxWorkerGroups listed no start is asked for,
 // said once; below it starts go on.
 func TestScalingGroupsBound(t *testing.T) {
-	h := scalingHarness(t)
-	var buf bytes.Buffer
-	h.s.log = logging.ForTest("scheduler", &buf)
-	h.client("c")
+	h, buf := scalingHarnessLogged(t)
 	// Groups whose workers are connected and busy: nothing else applies.
 	for i := 0; i < maxWorkerGroups; i++ {
 		id := strconv.Itoa(i)
@@ -479,10 +482,7 @@ func TestScalingGoneGroup(t *testing.T) {
 // ERROR, then at DEBUG until scalingLogEvery has passed; the success after
 // failures says how many there were.
 func TestScalingFailureLog(t *testing.T) {
-	h := scalingHarness(t)
-	var buf bytes.Buffer
-	h.s.log = logging.ForTest("scheduler", &buf)
-	h.client("c")
+	h, buf := scalingHarnessLogged(t)
 	h.submit("c", "t1")
 	loud := func() int {
 		n := 0
@@ -528,11 +528,7 @@ func TestScalingFailureLog(t *testing.T) {
 // and lost its groups) forgets the group, so the reaping rule does not ask
 // forever and new groups can start.
 func TestScalingUnknownGroup(t *testing.T) {
-	h := scalingHarness(t)
-	h.client("c")
-	h.submit("c", "t1")
-	h.advance(time.Second)
-	h.scales()
+	h := scalingAsked(t)
 	h.answer(started("g1", "w1"))
 	h.worker("w1", 10)
 	h.advance(time.Second)

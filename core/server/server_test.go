@@ -77,10 +77,7 @@ func runTasks(t *testing.T, c *scalertest.Client, n uint64) {
 // no drops.
 func TestMonitorSentCounts(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
-	sub, err := transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := must[*transport.Endpoint](t)(transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{}))
 	defer sub.Close()
 	w := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{}))
 	defer w.Stop()
@@ -129,10 +126,7 @@ func TestMonitorSentCounts(t *testing.T) {
 
 func TestMonitorFeed(t *testing.T) {
 	s := scalertest.StartScheduler(t, nil)
-	sub, err := transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := must[*transport.Endpoint](t)(transport.Connect(transport.Sub, s.MonitorAddr(), transport.Options{}))
 	defer sub.Close()
 	scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{})
 	deadline := time.After(wait)

@@ -5,7 +5,6 @@ package scalertest
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -22,22 +21,22 @@ import (
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/core/server"
+	"github.com/opengris/scaler/internal/scalertest/expect"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/transport"
 )
 
 // Scheduler is a running in-process scheduler.
 type Scheduler struct {
 	*server.Server
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	task *wait.Task
 }
 
 // Done is closed when Run has returned; Err then gives its value.
-func (s *Scheduler) Done() <-chan struct{} { return s.done }
+func (s *Scheduler) Done() <-chan struct{} { return s.task.Done() }
 
 // Err is Run's return value, valid after Done is closed.
-func (s *Scheduler) Err() error { <-s.done; return s.err }
+func (s *Scheduler) Err() error { return s.task.Err() }
 
 // StartScheduler starts a scheduler on a free port of 127.0.0.1 (its object
 // storage and monitor get their own free ports). mod adjusts the
@@ -57,25 +56,11 @@ func StartScheduler(t testing.TB, mod func(*config.Scheduler)) *Scheduler {
 	if err != nil {
 		t.Fatalf("start scheduler: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Scheduler{Server: srv, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		s.err = srv.Run(ctx)
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("scheduler did not stop within 10s")
-		}
-	})
-	return s
+	return &Scheduler{Server: srv, task: wait.Go(t, "scheduler", 10*time.Second, false, srv.Run)}
 }
 
 // Stop cancels the scheduler's context.
-func (s *Scheduler) Stop() { s.cancel() }
+func (s *Scheduler) Stop() { s.task.Cancel() }
 
 func logLevel() zerolog.Level {
 	if os.Getenv("SCALER_TEST_LOG") == "debug" {
@@ -347,11 +332,7 @@ type Worker struct {
 func ClientFor(t testing.TB, addr string) *Client {
 	t.Helper()
 	c, err := NewClient(addr)
-	if err != nil {
-		t.Fatalf("scalertest client of %s: %v", addr, err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return expect.Opened(t, "scalertest client of "+addr, c, err)
 }
 
 // WorkerFor is StartWorker for a test: the test fails if the worker cannot
@@ -522,13 +503,4 @@ func (w *Worker) Stop() {
 }
 
 // WaitFor polls cond every few milliseconds until it holds or timeout.
-func WaitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
-}
+func WaitFor(timeout time.Duration, cond func() bool) bool { return wait.For(timeout, cond) }

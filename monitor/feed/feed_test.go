@@ -1,13 +1,13 @@
 package feed
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -25,20 +25,7 @@ func pub(t *testing.T) *transport.Endpoint {
 func start(t *testing.T, addr string, timeout time.Duration) *Monitor {
 	t.Helper()
 	m := New(Options{Address: addr, Timeout: timeout, Log: zerolog.Nop()})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	wait.Go(t, "Run", 10*time.Second, true, m.Run)
 	return m
 }
 

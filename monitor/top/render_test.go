@@ -3,7 +3,6 @@ package top
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/expect"
 	"github.com/opengris/scaler/monitor/feed"
 )
 
@@ -118,19 +118,7 @@ func TestGolden(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := text(Render(c.state, c.view, now))
-			path := filepath.Join(goldenDir, c.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if string(want) != got {
-				t.Errorf("screen differs from %s; run with -update and review the diff.\ngot:\n%s", path, got)
-			}
+			expect.Golden(t, filepath.Join(goldenDir, c.name+".golden"), []byte(got), *update)
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -54,7 +55,7 @@ func screenText(s *lockedScreen) string {
 type session struct {
 	t      *testing.T
 	screen *lockedScreen
-	done   chan error
+	run    *wait.Task
 }
 
 func startSession(t *testing.T, addr string, w, h int) *session {
@@ -65,18 +66,9 @@ func startSession(t *testing.T, addr string, w, h int) *session {
 	}
 	t.Cleanup(s.Fini)
 	s.SetSize(w, h)
-	ss := &session{t: t, screen: s, done: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		ss.done <- Run(ctx, Options{Address: addr, Timeout: 2 * time.Second, Log: zerolog.Nop(), Screen: s})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-ss.done:
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
+	ss := &session{t: t, screen: s}
+	ss.run = wait.Go(t, "Run", 10*time.Second, false, func(ctx context.Context) error {
+		return Run(ctx, Options{Address: addr, Timeout: 2 * time.Second, Log: zerolog.Nop(), Screen: s})
 	})
 	return ss
 }
@@ -151,32 +143,28 @@ func TestRunOnSimulatedTerminal(t *testing.T) {
 	})
 
 	ss.key(tcell.KeyRune, 'q')
-	select {
-	case err := <-ss.done:
-		if err != nil {
-			t.Fatalf("Run after q: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("q did not quit")
-	}
-	checkFeedEnded(t)
-	ss.done <- nil // for the cleanup
+	ss.quits("q")
 }
 
 func TestCtrlCQuits(t *testing.T) {
 	ss := startSession(t, "tcp://127.0.0.1:1", 100, 30)
 	ss.waitFor("waiting message", func(s string) bool { return strings.Contains(s, "waiting for the scheduler at tcp://127.0.0.1:1") })
 	ss.key(tcell.KeyCtrlC, 0)
-	select {
-	case err := <-ss.done:
-		if err != nil {
-			t.Fatalf("Run after Ctrl-C: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Ctrl-C did not quit")
+	ss.quits("Ctrl-C")
+}
+
+// quits checks that Run returned, without error, after the key named and
+// left no feed behind.
+func (ss *session) quits(key string) {
+	ss.t.Helper()
+	err, ended := ss.run.Ended(10 * time.Second)
+	if !ended {
+		ss.t.Fatalf("%s did not quit", key)
 	}
-	checkFeedEnded(t)
-	ss.done <- nil
+	if err != nil {
+		ss.t.Fatalf("Run after %s: %v", key, err)
+	}
+	checkFeedEnded(ss.t)
 }
 
 // checkFeedEnded fails if a feed goroutine (and so its SUB socket) is

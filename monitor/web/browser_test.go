@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/opengris/scaler/internal/scalertest/programs"
 	"github.com/opengris/scaler/monitor/feed"
 
 	"github.com/opengris/scaler/internal/scalertest/freeport"
@@ -35,7 +36,7 @@ func TestBrowser(t *testing.T) {
 		t.Skip("starts a scheduler, a cluster, a client and Chromium")
 	}
 	chrome := findChromium(t)
-	python := findPython(t)
+	python := programs.Python(t)
 	bin := buildScaler(t)
 	out := outputDir(t)
 
@@ -308,42 +309,23 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
-func repoRoot() string { return filepath.Join("..", "..") }
-
-func findPython(t *testing.T) string {
-	cands := []string{os.Getenv("SCALER_PYTHON"), filepath.Join(repoRoot(), ".venv", "bin", "python")}
-	for _, c := range cands {
-		if c == "" {
-			continue
-		}
-		if err := exec.Command(c, "-c", "import scaler, scaler.worker.processor").Run(); err == nil {
-			abs, _ := filepath.Abs(c)
-			return abs
-		}
-	}
-	t.Skip("no Python with the scaler package (run .ci/setup, or set SCALER_PYTHON)")
-	return ""
-}
-
-// buildScaler builds the binary under test ($SCALER_BINARY if set).
+// buildScaler is the binary under test: $SCALER_BINARY if set, else this
+// checkout's.
 func buildScaler(t *testing.T) string {
 	if b := os.Getenv("SCALER_BINARY"); b != "" {
 		return b
 	}
-	bin := filepath.Join(t.TempDir(), "scaler")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = repoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return programs.Scaler(t)
 }
+
+// TestMain removes the scaler binary the tests built.
+func TestMain(m *testing.M) { programs.Main(m) }
 
 // outputDir is where the screenshots go; unlike t.TempDir it survives the test.
 func outputDir(t *testing.T) string {
 	dir := os.Getenv("SCALER_TEST_OUTPUT")
 	if dir == "" {
-		dir = filepath.Join(repoRoot(), "test-output")
+		dir = filepath.Join(programs.RepoRoot(), "test-output")
 	}
 	dir, _ = filepath.Abs(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/monitor/feed"
 )
 
@@ -503,13 +504,7 @@ func TestStalledViewerDoesNotBlockShutdown(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.Until(t, 30*time.Second, what, cond)
 }
 
 func TestSnapshotEndpointAndAssets(t *testing.T) {

@@ -273,6 +273,27 @@ def test_config_sections_have_1_12_5s_fields():
         TopConfig(address, timeout=0)
 
 
+def test_config_sections_keep_1_12_5s_positional_order():
+    """The sections are built by ``section`` from a list of names (shared options defined once):
+    1.12.5's positional order holds, and a factory default is made for every instance."""
+    from scaler.config.section.cluster import ClusterConfig
+    from scaler.config.section.native_worker_adapter import NativeWorkerAdapterConfig
+    from scaler.config.section.scheduler import SchedulerConfig
+    from scaler.config.section.symphony_worker_adapter import SymphonyWorkerConfig
+    from scaler.config.types.zmq import ZMQConfig
+
+    address = ZMQConfig.from_string("tcp://127.0.0.1:2347")
+    cluster = ClusterConfig(address, None, "pkg.mod:setup()", 3)
+    assert (cluster.preload, cluster.worker_io_threads, cluster.heartbeat_interval_seconds) == ("pkg.mod:setup()", 3, 2)
+    native = NativeWorkerAdapterConfig(address, None, "host", 9000)
+    assert (native.adapter_web_host, native.adapter_web_port) == ("host", 9000)
+    assert SchedulerConfig(address, None, None, None, False).protected is False
+    assert SymphonyWorkerConfig(address, None, "svc", 4).base_concurrency == 4
+    assert ClusterConfig(address).per_worker_capabilities is not ClusterConfig(address).per_worker_capabilities
+    with pytest.raises(ValueError):
+        ClusterConfig(address, worker_io_threads=0)
+
+
 def test_process_wrappers_take_1_12_5s_positional_order():
     """1.12.5's SchedulerProcess takes adapter_webhook_url fourth; it was last here."""
     import inspect

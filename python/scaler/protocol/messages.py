@@ -63,92 +63,31 @@ class Kind(enum.IntEnum):
     ObjectResponse = 97
 
 
-class TaskState(enum.IntEnum):
-    Inactive = 0
-    Running = 1
-    Canceling = 2
-    BalanceCanceling = 3
-    Success = 4
-    Failed = 5
-    FailedWorkerDied = 6
-    Canceled = 7
-    CanceledNotFound = 8
-    BalanceCanceled = 9
-    WorkerDisconnecting = 10
-    FailedTimeout = 11
-    FailedProcessorDied = 12
-    Rejected = 13
-
-
-class TaskResultType(enum.IntEnum):
-    Success = 0
-    Failed = 1
-    FailedWorkerDied = 2
-    FailedTimeout = 3
-    FailedProcessorDied = 4
-    Rejected = 5
-
-
-class TaskCancelConfirmType(enum.IntEnum):
-    Canceled = 0
-    CancelFailed = 1
-    CancelNotFound = 2
-
-
-class ArgumentType(enum.IntEnum):
-    Task = 0
-    ObjectID = 1
-    Inline = 2  # data is the serialized argument itself (no storage object)
-
-
-class LogType(enum.IntEnum):
-    Stdout = 0
-    Stderr = 1
-
-
-class ObjectInstructionType(enum.IntEnum):
-    Create = 0
-    Delete = 1
-    Clear = 2
-
-
-class ObjectContentType(enum.IntEnum):
-    Serializer = 0
-    Object = 1
-
-
-class DisconnectType(enum.IntEnum):
-    Disconnect = 0
-    Shutdown = 1
-
-
-class NodeTaskType(enum.IntEnum):
-    Normal = 0
-    Target = 1
-
-
-class WorkerState(enum.IntEnum):
-    Connected = 0
-    Disconnected = 1
-
-
-class ObjectRequestType(enum.IntEnum):
-    Set = 0
-    Get = 1
-    Delete = 2
-    Duplicate = 3
-    Stats = 4
-
-
-class ObjectResponseType(enum.IntEnum):
-    SetOK = 0
-    GetOK = 1
-    DelOK = 2
-    DelNotExists = 3
-    DuplicateOK = 4
-    StatsOK = 5
-    Error = 6
-    NotFound = 7  # get/duplicate: the object did not appear within the server's wait deadline
+# The enumerations whose values count from 0 in the order named (docs/protocol.md; the Go
+# definitions are core/protocol/enums.go and storage.go).
+TaskState = enum.IntEnum(
+    "TaskState",
+    "Inactive Running Canceling BalanceCanceling Success Failed FailedWorkerDied Canceled CanceledNotFound"
+    " BalanceCanceled WorkerDisconnecting FailedTimeout FailedProcessorDied Rejected",
+    start=0,
+)
+TaskResultType = enum.IntEnum(
+    "TaskResultType", "Success Failed FailedWorkerDied FailedTimeout FailedProcessorDied Rejected", start=0
+)
+TaskCancelConfirmType = enum.IntEnum("TaskCancelConfirmType", "Canceled CancelFailed CancelNotFound", start=0)
+# ArgumentType.Inline: data is the serialized argument itself (no storage object)
+ArgumentType = enum.IntEnum("ArgumentType", "Task ObjectID Inline", start=0)
+LogType = enum.IntEnum("LogType", "Stdout Stderr", start=0)
+ObjectInstructionType = enum.IntEnum("ObjectInstructionType", "Create Delete Clear", start=0)
+ObjectContentType = enum.IntEnum("ObjectContentType", "Serializer Object", start=0)
+DisconnectType = enum.IntEnum("DisconnectType", "Disconnect Shutdown", start=0)
+NodeTaskType = enum.IntEnum("NodeTaskType", "Normal Target", start=0)
+WorkerState = enum.IntEnum("WorkerState", "Connected Disconnected", start=0)
+ObjectRequestType = enum.IntEnum("ObjectRequestType", "Set Get Delete Duplicate Stats", start=0)
+# ObjectResponseType.NotFound: get/duplicate: the object did not appear within the server's wait deadline
+ObjectResponseType = enum.IntEnum(
+    "ObjectResponseType", "SetOK GetOK DelOK DelNotExists DuplicateOK StatsOK Error NotFound", start=0
+)
 
 
 class DecodeError(ValueError):

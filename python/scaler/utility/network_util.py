@@ -1,5 +1,8 @@
 import socket
 import time
+from typing import Iterator
+
+import zmq
 
 
 def get_available_tcp_port(hostname: str = "127.0.0.1", consecutive: int = 1) -> int:
@@ -67,3 +70,12 @@ def unregister_local_endpoint(address: str) -> None:
 def local_endpoint(address: str) -> str:
     """Where a client of this process should connect to reach the scheduler at ``address``."""
     return _local_endpoints.get(address, address)
+
+
+def pending_frames(sock: zmq.Socket) -> Iterator[bytes]:
+    """The frames already queued on ``sock``, received without blocking until none is left."""
+    while True:
+        try:
+            yield sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return

@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Callable, Dict, List, Optional, Sequence
@@ -73,6 +74,27 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str = "con
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
+
+
+class Background:
+    """A test's watcher thread: calls ``step`` until ``stop``. Subclasses set their state, then
+    call ``Background.__init__``, which starts the thread."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.step()
+
+    def step(self):
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10):
+        self._stop.set()
+        self._thread.join(timeout)
 
 
 def scheduler_ports() -> int:
@@ -659,6 +681,18 @@ class ResultCounter:
     def duplicates(self) -> Dict[bytes, int]:
         with self._lock:
             return {t: n for t, n in self.counts.items() if n > 1}
+
+    def summary(self, results: Sequence, expected: Sequence) -> str:
+        """How the results compare with the expected ones, and what arrived, in one phrase."""
+        lost = sum(r != e for r, e in zip(results, expected)) + len(expected) - len(results)
+        return (f"{len(expected) - lost} correct, {lost} lost, {len(self.duplicates())} duplicated, "
+                f"{self.total()} results received")
+
+    def assert_exactly_once(self, results: Sequence, expected: Sequence) -> None:
+        """Every task's result is right and the client received exactly one result per task."""
+        assert list(results) == list(expected), self.summary(results, expected)
+        assert not self.duplicates(), self.summary(results, expected)
+        assert self.total() == len(expected), self.summary(results, expected)
 
 
 class ExecutionLog:

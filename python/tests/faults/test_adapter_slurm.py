@@ -17,12 +17,11 @@ here is skipped with the reason. The machine's CPUs are the node's, one CPU per 
 
 import os
 import re
-import threading
 import time
 
 import pytest
 
-from .harness import HOST, Adapter, free_port, scheduler_ports, wait_until
+from .harness import HOST, Adapter, Background, free_port, scheduler_ports, wait_until
 from .slurm_cluster import SlurmCluster, SlurmUnavailable
 
 
@@ -71,33 +70,26 @@ def start_pair(stack, slurm, tmp_path, *adapter_args, webhook=True, scheduler_ar
     return scheduler, adapter
 
 
-class QueueSampler:
+class QueueSampler(Background):
     """Samples squeue for the adapter's jobs every 0.2 s: the most listed at once, every id seen."""
 
     def __init__(self, slurm, prefix):
         self.slurm, self.prefix = slurm, prefix
         self.max_jobs, self.seen, self.samples = 0, set(), 0
         self.running_seen = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                jobs = self.slurm.jobs(self.prefix)
-            except Exception:
-                jobs = None
-            if jobs is not None:
-                self.samples += 1
-                self.max_jobs = max(self.max_jobs, len(jobs))
-                self.seen |= set(jobs)
-                self.running_seen |= {j for j, s in jobs.items() if s == "RUNNING"}
-            self._stop.wait(0.2)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(10)
+    def step(self):
+        try:
+            jobs = self.slurm.jobs(self.prefix)
+        except Exception:
+            jobs = None
+        if jobs is not None:
+            self.samples += 1
+            self.max_jobs = max(self.max_jobs, len(jobs))
+            self.seen |= set(jobs)
+            self.running_seen |= {j for j, s in jobs.items() if s == "RUNNING"}
+        self._stop.wait(0.2)
 
 
 def test_map_through_slurm(stack, slurm, tmp_path):

@@ -8,14 +8,14 @@ This is the only Symphony the adapter has run against; it has not met a real Sym
 
 import os
 import subprocess
-import threading
 import time
 
 import zmq
 
 from scaler import protocol as p
+from scaler.utility.network_util import pending_frames
 
-from .harness import HOST, Adapter, free_port, wait_until
+from .harness import HOST, Adapter, Background, free_port, wait_until
 
 STANDIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "symphony_standin")
 
@@ -114,7 +114,7 @@ def test_symphony_nested_tasks_bypass_the_concurrency(stack, tmp_path):
     assert len(standin_lines(log, "start ")) == 12
 
 
-class Placements:
+class Placements(Background):
     """Reads the scheduler's monitor in a thread: the ids of the tasks it has sent to a worker."""
 
     def __init__(self, address):
@@ -124,26 +124,18 @@ class Placements:
         self.sock.setsockopt(zmq.SUBSCRIBE, bytes([p.Kind.StateTask]))
         self.sock.connect(address)
         self.placed = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _run(self):
-        while not self._stop.is_set():
-            if not self.sock.poll(100):
-                continue
-            while True:
-                try:
-                    frame = self.sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                m = p.decode(frame)
-                if isinstance(m, p.StateTask) and bytes(m.worker):
-                    self.placed.add(bytes(m.task_id))
+    def step(self):
+        if not self.sock.poll(100):
+            return
+        for frame in pending_frames(self.sock):
+            m = p.decode(frame)
+            if isinstance(m, p.StateTask) and bytes(m.worker):
+                self.placed.add(bytes(m.task_id))
 
     def stop(self):
-        self._stop.set()
-        self._thread.join(5)
+        super().stop(5)
         self.sock.close()
         self.ctx.term()
 

@@ -28,11 +28,10 @@ def test_cluster_kill9_mid_map(stack):
         wait_until(lambda: not any(alive(q) for q in orphans), 30, "the dead cluster's agents and processors to exit")
         gone_after = time.monotonic() - killed_at
         results = [f.result(timeout=180) for f in futures]
-    lost = sum(r != 2 * i for i, r in enumerate(results))
+    expected = [2 * i for i in range(n_tasks)]
     left = stack.scheduler.count("worker disconnected") + stack.scheduler.count("worker timed out")
     print(f"\ncluster kill -9: {n_tasks} tasks, {done_at_kill} done at the kill; its {len(orphans)} agents and "
-          f"processors gone {gone_after:.1f}s later; {lost} lost, {len(counter.duplicates())} duplicated, "
-          f"{counter.total()} results received; scheduler lines on workers leaving: {left}")
-    assert lost == 0
-    assert not counter.duplicates() and counter.total() == n_tasks
+          f"processors gone {gone_after:.1f}s later; {counter.summary(results, expected)}; scheduler lines on "
+          f"workers leaving: {left}")
+    counter.assert_exactly_once(results, expected)
     assert left == 2  # both workers of the dead cluster left the scheduler

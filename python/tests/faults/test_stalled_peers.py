@@ -68,6 +68,7 @@ READER = r"""
 import json, sys, threading, time
 import zmq
 from scaler import protocol as p
+from scaler.utility.network_util import pending_frames
 
 ctx = zmq.Context()
 sock = ctx.socket(zmq.SUB)
@@ -81,11 +82,7 @@ received = 0
 while not stop.is_set():
     if not sock.poll(100):
         continue
-    while True:
-        try:
-            frame = sock.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            break
+    for frame in pending_frames(sock):
         received += 1
         if frame[:1] == bytes([p.Kind.StateScheduler]):
             m = p.decode(frame)

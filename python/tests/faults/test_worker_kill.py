@@ -42,14 +42,10 @@ def test_worker_agent_kill9_mid_map_three_times(stack, tmp_path):
     elapsed = time.monotonic() - started
     runs = executions.counts()
     reran = sum(n - 1 for n in runs.values())
-    lost = sum(r != i * 3 for i, r in enumerate(results))
-    dups = counter.duplicates()
+    expected = [i * 3 for i in range(n_tasks)]
     print(f"\nworker kill -9 x{kills}: {n_tasks} tasks, killed (pid, results done) {killed}; "
-          f"{len(results) - lost} correct results, {lost} lost, {len(dups)} duplicated; "
-          f"{counter.total()} results received; {sum(runs.values())} executions ({reran} re-runs); "
+          f"{counter.summary(results, expected)}; {sum(runs.values())} executions ({reran} re-runs); "
           f"{elapsed:.1f}s")
-    assert lost == 0
-    assert not dups
-    assert counter.total() == n_tasks
+    counter.assert_exactly_once(results, expected)
     assert set(runs) == {str(i) for i in range(n_tasks)}  # every task ran at least once
     assert len(cluster.agents()) >= 1

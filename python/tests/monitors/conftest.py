@@ -8,16 +8,7 @@ import uuid
 
 import pytest
 
-from faults.harness import Stack
-
-
-@pytest.fixture
-def stack(scaler_bin, tmp_path, request):
-    s = Stack(str(tmp_path / "logs"), binary=scaler_bin)
-    try:
-        yield s
-    finally:
-        s.close()
+from faults.conftest import stack  # noqa: F401 (a fixture: the fault suite's, one definition)
 
 
 class Tmux:

@@ -11,6 +11,13 @@ def check_logging_level(level: str) -> None:
         raise ValueError(f"logging_level must be one of {valid}, but got '{level}'")
 
 
+def check_positive(message: str, *values: int) -> None:
+    """Raise ValueError(message) unless every value is above zero (1.12.5 checks several at once
+    under one message)."""
+    if min(values) <= 0:
+        raise ValueError(message)
+
+
 def check_url(name: str, url) -> None:
     if url:
         parsed = urlparse(url)

@@ -43,6 +43,7 @@ import cloudpickle
 import zmq
 
 from scaler import protocol as p
+from scaler.utility.network_util import pending_frames
 from scaler.utility.task_context import reset_current_task, set_current_task
 
 logger = logging.getLogger("scaler.symphony")
@@ -265,11 +266,7 @@ class SymphonyWorker:
                         except BlockingIOError:
                             pass
                         continue
-                    while True:
-                        try:
-                            frame = sock.recv(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
+                    for frame in pending_frames(sock):
                         for message in self._decode(frame):
                             if isinstance(message, p.WorkerHeartbeatEcho):
                                 if waiting_echo:

@@ -1,10 +1,15 @@
 package commands
 
+// The roles that start workers (the cluster and the adapters) and the
+// interpreter checks they share.
+
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,12 +19,83 @@ import (
 	"github.com/opengris/scaler/adapter/slurm"
 	"github.com/opengris/scaler/adapter/symphony"
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/worker"
 )
+
+// runCluster starts the cluster's workers, each as a "scaler worker" child
+// process, and supervises them until ctx is done.
+func runCluster(ctx context.Context, cfg *config.Cluster, log zerolog.Logger) error {
+	python := pythonInterpreter(cfg.Python)
+	workers, err := worker.FromCluster(cfg, python)
+	if err != nil {
+		return err
+	}
+	if cfg.NumOfWorkers > 0 {
+		if err := checkPython(python); err != nil {
+			return err // logged and printed once by start
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find the scaler executable to start workers: %w", err)
+	}
+	return worker.RunCluster(ctx, workers, worker.ClusterOptions{Command: []string{exe, workerSubcommand}}, log)
+}
+
+// pythonInterpreter resolves the processors' interpreter: the python option,
+// else $SCALER_PYTHON, else the python next to this executable (pip installs
+// both into one environment's bin/), else python3.
+func pythonInterpreter(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if env := os.Getenv("SCALER_PYTHON"); env != "" {
+		return env
+	}
+	if exe, err := os.Executable(); err == nil {
+		sibling := filepath.Join(filepath.Dir(exe), "python")
+		if st, err := os.Stat(sibling); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return sibling
+		}
+	}
+	return "python3"
+}
+
+// pythonCheckTimeout bounds the start-up check; on a loaded machine an
+// interpreter may be slow to start, and a check that times out is skipped
+// (the processors then report for themselves).
+const pythonCheckTimeout = 30 * time.Second
+
+// checkPython makes sure the interpreter exists and finds the scaler package
+// before any worker starts: otherwise every processor exits at once and
+// clients wait for workers that never come. It looks the package up without
+// importing it, which costs one interpreter start.
+func checkPython(python string) error {
+	hint := "choose the interpreter with --python PATH or SCALER_PYTHON=PATH (one where `pip install ./python` was run)"
+	path, err := exec.LookPath(python)
+	if err != nil {
+		return fmt.Errorf("the Python interpreter %q for processors cannot be run: %v; %s", python, err, hint)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pythonCheckTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "-c",
+		"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('scaler') else 3)").CombinedOutput()
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 3 {
+			return fmt.Errorf("the Python interpreter %s (%s) has no scaler package, so processors cannot start; %s", python, path, hint)
+		}
+		return fmt.Errorf("the Python interpreter %s (%s) failed: %v %s; %s", python, path, err, strings.TrimSpace(string(out)), hint)
+	}
+	return nil
+}
 
 // runNativeAdapter serves the native adapter's webhook; the workers it
 // starts are "scaler worker" child processes of this executable.
-func runNativeAdapter(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.NativeWorkerAdapter)
+func runNativeAdapter(ctx context.Context, cfg *config.NativeWorkerAdapter, log zerolog.Logger) error {
 	python := pythonInterpreter(cfg.Python)
 	if err := checkPython(python); err != nil {
 		return err
@@ -33,8 +109,7 @@ func runNativeAdapter(ctx context.Context, section config.Section, log zerolog.L
 
 // runSymphonyAdapter checks that the interpreter has Symphony's Python API
 // before anything starts, so a missing soamapi is one clear line.
-func runSymphonyAdapter(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.SymphonyWorkerAdapter)
+func runSymphonyAdapter(ctx context.Context, cfg *config.SymphonyWorkerAdapter, log zerolog.Logger) error {
 	python := pythonInterpreter(cfg.Python)
 	if err := checkPython(python); err != nil {
 		return err
@@ -48,8 +123,7 @@ func runSymphonyAdapter(ctx context.Context, section config.Section, log zerolog
 // runSlurmAdapter serves the Slurm adapter's webhook. The binary and the
 // interpreter are paths on the nodes; the adapter cannot check them there,
 // so it only checks that Slurm's commands are here.
-func runSlurmAdapter(ctx context.Context, section config.Section, log zerolog.Logger) error {
-	cfg := section.(*config.SlurmWorkerAdapter)
+func runSlurmAdapter(ctx context.Context, cfg *config.SlurmWorkerAdapter, log zerolog.Logger) error {
 	for _, c := range []string{"sbatch", "squeue", "scancel"} {
 		if _, err := exec.LookPath(c); err != nil {
 			return fmt.Errorf("the Slurm adapter needs Slurm's %s on PATH (Debian: apt-get install slurm-client; SLURM_CONF names the cluster's slurm.conf): %v", c, err)
