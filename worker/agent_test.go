@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/opengris/scaler/core/protocol"
-	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/wait"
 )
 
 const srcAdd = "def add(a, b):\n    return a + b\n"
@@ -264,12 +264,14 @@ func startPidTask(t *testing.T, e *workerEnv) (*protocol.Task, int) {
 	task := e.h.task(fn, 0, e.h.arg(fmt.Sprintf("%q", path)))
 	e.sched.send(task)
 	var pid int
-	if !scalertest.WaitFor(30*time.Second, func() bool {
+	wait.Until(t, 30*time.Second, "the task to start", func() bool {
 		b, err := os.ReadFile(path)
-		return err == nil && len(b) > 0 && func() bool { _, err := fmtSscan(string(b), &pid); return err == nil }()
-	}) {
-		t.Fatal("the task did not start")
-	}
+		if err != nil {
+			return false
+		}
+		_, err = fmtSscan(string(b), &pid)
+		return err == nil
+	})
 	return task, pid
 }
 
@@ -284,7 +286,7 @@ func TestTerminatedProcessorOfAStoppingWorkerFailsNoTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // the agent sees the processor's death first
-	e.cancel()
+	e.agent.Cancel()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		m := e.sched.next(time.Until(deadline))
