@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -84,7 +85,7 @@ type Scheduler struct {
 	scaling scaling
 
 	lastBalance time.Time
-	lastAdvice  string
+	lastAdvice  []adviceEntry // the last advice, to count repeats (BalanceTriggerTimes)
 	sameAdvice  int
 	counts      [protocol.NumTaskStates]uint64 // current (non-terminal) / cumulative (terminal)
 	shutdown    bool
@@ -856,6 +857,9 @@ func (s *Scheduler) transition(t *task, tr Transition) (protocol.TaskState, bool
 // (a monitor that joined late or missed the Running event still labels the
 // task); worker is the worker the task is on, or was on when it finished.
 func (s *Scheduler) publishTask(t *task, worker []byte) {
+	if !s.out.Listening() {
+		return
+	}
 	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
 }
 
@@ -886,7 +890,9 @@ func (s *Scheduler) finishResult(t *task, r *protocol.TaskResult) {
 	} else if len(r.Results) > 0 {
 		s.releaseObjects(t.owner, r.Results)
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker, Profile: r.Profile})
+	if s.out.Listening() {
+		s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker, Profile: r.Profile})
+	}
 	if t.graph != nil {
 		s.nodeFinished(t.graph, t, r)
 	}
@@ -900,7 +906,9 @@ func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
 	if !t.silent {
 		s.out.Send([]byte(t.owner), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
+	if s.out.Listening() {
+		s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
+	}
 	if t.graph != nil {
 		s.nodeCanceled(t.graph, t, c)
 	}
@@ -1035,15 +1043,19 @@ func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
 
 // ---- balancing ----
 
-func (s *Scheduler) balance() {
-	var advice map[*worker][]*task
+// balanceAdvice is the configured policy's advice: which tasks to move
+// off which workers.
+func (s *Scheduler) balanceAdvice() map[*worker][]*task {
 	if s.cfg.Policy == PolicyCapability {
-		advice = balanceCapability(s.workers.order)
-	} else {
-		advice = balanceEven(s.workers.order)
+		return balanceCapability(s.workers.order)
 	}
-	key := adviceKey(s.workers.order, advice)
-	if key == s.lastAdvice {
+	return balanceEven(s.workers.order)
+}
+
+func (s *Scheduler) balance() {
+	advice := s.balanceAdvice()
+	key := adviceEntries(s.workers.order, advice)
+	if slices.Equal(key, s.lastAdvice) {
 		s.sameAdvice++
 	} else {
 		s.lastAdvice = key
@@ -1057,7 +1069,7 @@ func (s *Scheduler) balance() {
 	}
 	for _, w := range s.workers.order {
 		ts := advice[w]
-		if len(ts) == 0 {
+		if len(ts) == 0 || !s.out.Listening() {
 			continue
 		}
 		ids := make([][]byte, len(ts))
@@ -1076,20 +1088,4 @@ func (s *Scheduler) balance() {
 			s.publishTask(t, w.idb)
 		}
 	}
-}
-
-func adviceKey(order []*worker, advice map[*worker][]*task) string {
-	if len(advice) == 0 {
-		return ""
-	}
-	var b []byte
-	for _, w := range order {
-		for _, t := range advice[w] {
-			b = append(b, w.id...)
-			b = append(b, 0)
-			b = append(b, t.id...)
-			b = append(b, 0)
-		}
-	}
-	return string(b)
 }

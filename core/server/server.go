@@ -653,6 +653,9 @@ func (o outbox) Send(to []byte, m protocol.Message) {
 
 func (o outbox) Publish(m protocol.Message) { o.s.publish(m) }
 
+// Listening: a monitor subscribes to some topic (readSubscriptions).
+func (o outbox) Listening() bool { return len(o.s.topics) > 0 }
+
 func (o outbox) DeleteObject(id []byte) { o.s.ossCli.DeleteAsync(id) }
 
 func (o outbox) DuplicateObject(newID, srcID []byte) { o.s.ossCli.DuplicateAsync(newID, srcID) }
