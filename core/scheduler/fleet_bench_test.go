@@ -51,37 +51,62 @@ func benchTaskID(i int) []byte {
 
 // BenchmarkFleetTaskLifecycle is BenchmarkTaskLifecycle with a fleet: one
 // task from submission to result through the pure scheduler, with 4 and
-// with -fleet.workers workers (queue 100) and 1,600 tasks in flight, so
+// with -fleet.workers workers (queue 100, 800 for 4) and 1,600 tasks in flight, so
 // what a task costs must not grow with the workers.
+//
+// In the "gpu" runs every worker offers gpu (a tenth gpu and mem) and every
+// task needs gpu: placement then goes through the capability indexes.
 func BenchmarkFleetTaskLifecycle(b *testing.B) {
 	for _, n := range []int{4, *fleetWorkers} {
-		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
-			s, client := benchScheduler(nil)
-			for i := 0; i < n; i++ {
-				s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: 100}, epoch)
+		for _, gpu := range []bool{false, true} {
+			name := fmt.Sprintf("workers=%d", n)
+			var need map[string]int64
+			if gpu {
+				name += "/gpu"
+				need = map[string]int64{"gpu": -1}
 			}
-			const inflight = 1600
-			ids := make([][]byte, b.N+inflight)
-			for i := range ids {
-				ids[i] = benchTaskID(i)
-			}
-			submit := func(i int) {
-				s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client, FuncObjectID: benchFn}, epoch)
-			}
-			for i := 0; i < inflight; i++ {
-				submit(i)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t := s.tasks[string(ids[i])]
-				s.Handle(t.worker.idb, &protocol.TaskResult{TaskID: ids[i], Type: protocol.ResultSuccess}, epoch)
-				submit(i + inflight)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
-		})
+			b.Run(name, func(b *testing.B) { benchLifecycle(b, n, need) })
+		}
 	}
+}
+
+const lifecycleInflight = 1600
+
+func benchLifecycle(b *testing.B, n int, need map[string]int64) {
+	s, client := benchScheduler(nil)
+	for i := 0; i < n; i++ {
+		var caps map[string]int64
+		if need != nil {
+			caps = map[string]int64{"gpu": -1}
+			if i%10 == 0 {
+				caps["mem"] = 1 << 30
+			}
+		}
+		s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: uint32(max(100, 2*lifecycleInflight/n)), Capabilities: caps}, epoch)
+	}
+	const inflight = 1600
+	ids := make([][]byte, b.N+inflight)
+	for i := range ids {
+		ids[i] = benchTaskID(i)
+	}
+	submit := func(i int) {
+		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client, FuncObjectID: benchFn, Capabilities: need}, epoch)
+	}
+	for i := 0; i < inflight; i++ {
+		submit(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := s.tasks[string(ids[i])]
+		s.Handle(t.worker.idb, &protocol.TaskResult{TaskID: ids[i], Type: protocol.ResultSuccess}, epoch)
+		submit(i + inflight)
+	}
+	b.StopTimer()
+	if s.numWaiting != 0 {
+		b.Fatalf("%d tasks waiting", s.numWaiting)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
 
 // BenchmarkFleetHeartbeat is the scheduler's cost of one worker heartbeat

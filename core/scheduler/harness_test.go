@@ -365,7 +365,7 @@ func checkInvariants(t testing.TB, s *Scheduler) {
 			}
 			onWorkers++
 		}
-		if (w.free() > 0) != (w.heapIdx >= 0) {
+		if (w.free() > 0) != (w.heapIdx[0] >= 0) || w.group != nil && (w.free() > 0) != (w.heapIdx[1] >= 0) {
 			t.Fatalf("worker %s free %d heap index %d", w.id, w.free(), w.heapIdx)
 		}
 	}

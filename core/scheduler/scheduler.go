@@ -786,8 +786,8 @@ func (s *Scheduler) retryWaiting() {
 	if s.numWaiting == 0 || s.shutdown {
 		return
 	}
-	blocked := map[*waitGroup]bool{}
-	for len(s.workers.free) > 0 {
+	var blocked map[*waitGroup]bool // made at the first blocked group: this runs after every result
+	for s.workers.hasFree() {
 		var best *waitGroup
 		var bestSeq uint64
 		for _, g := range s.waiting {
@@ -803,6 +803,9 @@ func (s *Scheduler) retryWaiting() {
 		}
 		w := s.workers.pick(best.need)
 		if w == nil {
+			if blocked == nil {
+				blocked = map[*waitGroup]bool{}
+			}
 			blocked[best] = true
 			continue
 		}

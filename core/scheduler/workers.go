@@ -19,7 +19,10 @@ type worker struct {
 	last      protocol.WorkerHeartbeat
 	lastSeen  time.Time
 	assigned  uint64 // tasks ever assigned to it: the scaling policy sees a task that came and went between two checks
-	heapIdx   int    // position in freeHeap, -1 when full
+	// heapIdx is w's position in the free heaps (workerSet.free, then
+	// its capability group's), -1 when full.
+	heapIdx [2]int
+	group   *capGroup // the workers with w's capability names; nil without capabilities
 	// echoSeq is the Seq of the last WorkerHeartbeatEcho sent to it. It
 	// starts at the EchoSeq of the registering heartbeat, so that a worker
 	// that registers again (or with a new scheduler) keeps counting up.
@@ -50,9 +53,12 @@ func (w *worker) dropOwner(owner string) {
 }
 
 // hasCaps reports whether w offers every capability name in need.
-func (w *worker) hasCaps(need map[string]int64) bool {
+func (w *worker) hasCaps(need map[string]int64) bool { return offers(w.caps, need) }
+
+// offers reports whether caps has every capability name in need.
+func offers(caps, need map[string]int64) bool {
 	for name := range need {
-		if _, ok := w.caps[name]; !ok {
+		if _, ok := caps[name]; !ok {
 			return false
 		}
 	}
@@ -67,56 +73,101 @@ func lessLoaded(a, b *worker) bool {
 	return a.id < b.id
 }
 
-// freeHeap holds the workers with at least one free slot, least loaded on top.
-type freeHeap []*worker
+// freeHeap holds workers with at least one free slot, least loaded on top.
+// slot says which of a worker's heapIdx entries is its position here.
+type freeHeap struct {
+	ws   []*worker
+	slot int
+}
 
-func (h freeHeap) Len() int           { return len(h) }
-func (h freeHeap) Less(i, j int) bool { return lessLoaded(h[i], h[j]) }
-func (h freeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+func (h *freeHeap) Len() int           { return len(h.ws) }
+func (h *freeHeap) Less(i, j int) bool { return lessLoaded(h.ws[i], h.ws[j]) }
+func (h *freeHeap) Swap(i, j int) {
+	h.ws[i], h.ws[j] = h.ws[j], h.ws[i]
+	h.ws[i].heapIdx[h.slot] = i
+	h.ws[j].heapIdx[h.slot] = j
 }
 func (h *freeHeap) Push(x any) {
 	w := x.(*worker)
-	w.heapIdx = len(*h)
-	*h = append(*h, w)
+	w.heapIdx[h.slot] = len(h.ws)
+	h.ws = append(h.ws, w)
 }
 func (h *freeHeap) Pop() any {
-	old := *h
+	old := h.ws
 	w := old[len(old)-1]
 	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	w.heapIdx = -1
+	h.ws = old[:len(old)-1]
+	w.heapIdx[h.slot] = -1
 	return w
 }
+
+// fix puts w where its load says: in the heap when it has a free slot, at
+// its place by load.
+func (h *freeHeap) fix(w *worker) {
+	i := w.heapIdx[h.slot]
+	switch {
+	case w.free() > 0 && i < 0:
+		heap.Push(h, w)
+	case w.free() <= 0 && i >= 0:
+		heap.Remove(h, i)
+	case i >= 0:
+		heap.Fix(h, i)
+	}
+}
+
+func (h *freeHeap) remove(w *worker) {
+	if i := w.heapIdx[h.slot]; i >= 0 {
+		heap.Remove(h, i)
+	}
+}
+
+// capGroup is the registered workers that offer the same capability names
+// (values do not matter for placement), those with a free slot in a heap of
+// their own. A task that needs capabilities is placed on the least loaded
+// of the heap tops of the groups that offer them all: O(groups), not
+// O(workers), per task.
+type capGroup struct {
+	key     string
+	caps    map[string]int64 // the names (of the first member)
+	free    freeHeap
+	members int
+}
+
+// maxFitsCached bounds the cache of groups per needed capability set: the
+// sets come from clients' tasks, so they are not bounded by the workers.
+const maxFitsCached = 1024
 
 // workerSet is every registered worker with the placement indexes.
 type workerSet struct {
 	byID    map[string]*worker
 	order   []*worker // registration order
-	free    freeHeap
-	byCap   map[string]map[*worker]struct{}
+	free    freeHeap  // every worker with a free slot
+	groups  map[string]*capGroup
+	fits    map[string][]*capGroup // capKey(need) -> groups offering need; dropped when groups change
 	nextSeq uint64
 }
 
 func newWorkerSet() workerSet {
-	return workerSet{byID: map[string]*worker{}, byCap: map[string]map[*worker]struct{}{}}
+	return workerSet{byID: map[string]*worker{}, free: freeHeap{slot: 0}, groups: map[string]*capGroup{},
+		fits: map[string][]*capGroup{}}
 }
 
 func (ws *workerSet) add(w *worker) {
 	ws.nextSeq++
 	w.seq = ws.nextSeq
-	w.heapIdx = -1
+	w.heapIdx = [2]int{-1, -1}
 	ws.byID[w.id] = w
 	ws.order = append(ws.order, w)
-	for name := range w.caps {
-		set := ws.byCap[name]
-		if set == nil {
-			set = map[*worker]struct{}{}
-			ws.byCap[name] = set
+	if len(w.caps) > 0 {
+		key := capKey(w.caps)
+		g := ws.groups[key]
+		if g == nil {
+			g = &capGroup{key: key, caps: w.caps, free: freeHeap{slot: 1}}
+			ws.groups[key] = g
+			clear(ws.fits)
 		}
-		set[w] = struct{}{}
+		g.members++
+		w.group = g
 	}
 	ws.fix(w)
 }
@@ -129,56 +180,67 @@ func (ws *workerSet) remove(w *worker) {
 			break
 		}
 	}
-	for name := range w.caps {
-		if set := ws.byCap[name]; set != nil {
-			delete(set, w)
-			if len(set) == 0 {
-				delete(ws.byCap, name)
+	ws.free.remove(w)
+	if g := w.group; g != nil {
+		g.free.remove(w)
+		if g.members--; g.members == 0 {
+			delete(ws.groups, g.key)
+			clear(ws.fits)
+		}
+	}
+}
+
+// fix restores the heaps after w's load changed.
+func (ws *workerSet) fix(w *worker) {
+	ws.free.fix(w)
+	if w.group != nil {
+		w.group.free.fix(w)
+	}
+}
+
+// hasFree reports whether some worker has a free slot.
+func (ws *workerSet) hasFree() bool { return len(ws.free.ws) > 0 }
+
+// pick returns the least loaded worker with a free slot that offers every
+// capability in need, or nil. Without capabilities it is the free heap's
+// top; with them the least loaded of the tops of the capability groups
+// that offer them all.
+func (ws *workerSet) pick(need map[string]int64) *worker {
+	if len(need) == 0 {
+		if len(ws.free.ws) == 0 {
+			return nil
+		}
+		return ws.free.ws[0]
+	}
+	if len(ws.free.ws) == 0 {
+		return nil
+	}
+	var best *worker
+	for _, g := range ws.fitting(need) {
+		if len(g.free.ws) > 0 {
+			if w := g.free.ws[0]; best == nil || lessLoaded(w, best) {
+				best = w
 			}
 		}
 	}
-	if w.heapIdx >= 0 {
-		heap.Remove(&ws.free, w.heapIdx)
-	}
-}
-
-// fix restores the heap after w's load changed.
-func (ws *workerSet) fix(w *worker) {
-	switch {
-	case w.free() > 0 && w.heapIdx < 0:
-		heap.Push(&ws.free, w)
-	case w.free() <= 0 && w.heapIdx >= 0:
-		heap.Remove(&ws.free, w.heapIdx)
-	case w.heapIdx >= 0:
-		heap.Fix(&ws.free, w.heapIdx)
-	}
-}
-
-// pick returns the least loaded worker with a free slot that offers every
-// capability in need, or nil. Without capabilities it is the heap's top;
-// with them it scans the workers of the rarest required capability.
-func (ws *workerSet) pick(need map[string]int64) *worker {
-	if len(need) == 0 {
-		if len(ws.free) == 0 {
-			return nil
-		}
-		return ws.free[0]
-	}
-	var cands map[*worker]struct{}
-	for name := range need {
-		set := ws.byCap[name]
-		if len(set) == 0 {
-			return nil
-		}
-		if cands == nil || len(set) < len(cands) {
-			cands = set
-		}
-	}
-	var best *worker
-	for w := range cands {
-		if w.free() > 0 && w.hasCaps(need) && (best == nil || lessLoaded(w, best)) {
-			best = w
-		}
-	}
 	return best
+}
+
+// fitting lists the capability groups that offer every name in need.
+func (ws *workerSet) fitting(need map[string]int64) []*capGroup {
+	key := capKey(need)
+	if gs, ok := ws.fits[key]; ok {
+		return gs
+	}
+	var gs []*capGroup
+	for _, g := range ws.groups {
+		if offers(g.caps, need) {
+			gs = append(gs, g)
+		}
+	}
+	if len(ws.fits) >= maxFitsCached {
+		clear(ws.fits)
+	}
+	ws.fits[key] = gs
+	return gs
 }

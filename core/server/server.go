@@ -497,9 +497,12 @@ func (s *Server) flush() {
 		}
 		clear(q.frames)
 		q.frames = q.frames[:0]
+		delete(s.outPeers, string(q.to))
 		q.to = nil
 	}
-	clear(s.outPeers)
+	// Deleted one by one above: clear would visit every slot of a map
+	// grown to the most peers ever sent to in one iteration (a fleet's
+	// thousand workers), at every iteration.
 	s.outQueues = s.outQueues[:0]
 }
 
