@@ -98,6 +98,7 @@ type result struct {
 	tasksPerS      float64
 	schedCPUPerS   float64 // scheduler CPU seconds per second during the tasks
 	schedUSPerTask float64
+	zmqUSPerTask   float64       // of which libzmq's I/O threads
 	p50, p99       time.Duration // over every task of every client
 	worstP99       time.Duration // the highest p99 of one client
 	heartbeats     uint64        // heartbeats handled while idle
@@ -159,8 +160,8 @@ func run() error {
 }
 
 func (r result) String() string {
-	s := fmt.Sprintf("%8.0f tasks/s  p50 %6.2f ms  p99 %6.2f ms  worst client p99 %6.2f ms  scheduler %4.0f%% CPU, %5.2f µs/task",
-		r.tasksPerS, ms(r.p50), ms(r.p99), ms(r.worstP99), 100*r.schedCPUPerS, r.schedUSPerTask)
+	s := fmt.Sprintf("%8.0f tasks/s  p50 %6.2f ms  p99 %6.2f ms  worst client p99 %6.2f ms  scheduler %4.0f%% CPU, %5.2f µs/task (zmq I/O %5.2f)",
+		r.tasksPerS, ms(r.p50), ms(r.p99), ms(r.worstP99), 100*r.schedCPUPerS, r.schedUSPerTask, r.zmqUSPerTask)
 	if r.heartbeats > 0 {
 		s += fmt.Sprintf("  | idle: %d heartbeats, scheduler %.2f%% CPU, %.1f µs/heartbeat", r.heartbeats, 100*r.idleCPUPerS, r.usPerHeartbeat)
 	}
@@ -182,6 +183,7 @@ func median(rs []result) result {
 		tasksPerS:      pick(func(r result) float64 { return r.tasksPerS }),
 		schedCPUPerS:   pick(func(r result) float64 { return r.schedCPUPerS }),
 		schedUSPerTask: pick(func(r result) float64 { return r.schedUSPerTask }),
+		zmqUSPerTask:   pick(func(r result) float64 { return r.zmqUSPerTask }),
 		p50:            time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
 		p99:            time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
 		worstP99:       time.Duration(pick(func(r result) float64 { return float64(r.worstP99) })),
@@ -333,6 +335,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	cpu0, _ := procstat.Read(pid)
+	zmq0 := zmqCPU(pid)
 	for i, cl := range clients {
 		wg.Add(1)
 		go func() {
@@ -346,6 +349,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	wg.Wait()
 	el := time.Since(t0)
 	cpu1, _ := procstat.Read(pid)
+	zmq1 := zmqCPU(pid)
 	if err := errors.Join(errs...); err != nil {
 		return r, err
 	}
@@ -360,6 +364,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	r.p50, r.p99 = percentile(every, 0.5), percentile(every, 0.99)
 	r.schedCPUPerS = float64(cpu1-cpu0) / 1e9 / el.Seconds()
 	r.schedUSPerTask = float64(cpu1-cpu0) / 1e3 / float64(len(every))
+	r.zmqUSPerTask = float64(zmq1-zmq0) / 1e3 / float64(len(every))
 	return r, nil
 }
 
@@ -414,6 +419,33 @@ func percentile(d []time.Duration, q float64) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[min(int(q*float64(len(s))), len(s)-1)]
+}
+
+// zmqCPU is the CPU time of process pid's libzmq I/O threads (named
+// ZMQbg/IO/<n>), in nanoseconds, at the kernel's clock-tick resolution.
+func zmqCPU(pid int) uint64 {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tids, _ := os.ReadDir(dir)
+	var ticks uint64
+	for _, tid := range tids {
+		comm, err := os.ReadFile(dir + tid.Name() + "/comm")
+		if err != nil || !strings.HasPrefix(string(comm), "ZMQbg/IO/") {
+			continue
+		}
+		stat, err := os.ReadFile(dir + tid.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis: state is the
+		// 3rd field of stat, utime the 14th and stime the 15th.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseUint(f[11], 10, 64)
+			k, _ := strconv.ParseUint(f[12], 10, 64)
+			ticks += u + k
+		}
+	}
+	return ticks * 1e7 // USER_HZ is 100 on Linux
 }
 
 func received(st *protocol.StateScheduler, kind string) uint64 {

@@ -154,61 +154,72 @@ func BenchmarkFleetHeartbeat(b *testing.B) {
 }
 
 // BenchmarkFleetBalance times one balance pass with -fleet.tasks tasks
-// queued on a tenth of -fleet.workers workers (queue size 1,000 each) while
-// the other workers are idle: the pass that follows a burst of new workers.
+// queued on the workers. "piled": on a tenth of -fleet.workers workers
+// while the others are idle, the pass after a burst of new workers (it
+// moves most tasks); "spread": on all but a hundredth, placed evenly, the
+// few idle ones new (it moves one task per idle worker).
 // "decide" is the policy alone; "pass" is Scheduler.balance, which also
 // publishes the advice and sends one TaskCancel per task moved (to a
 // discarding outbox). Between passes the workers refuse every cancel
 // (CancelConfirmFailed, untimed), so each pass sees the same state.
 func BenchmarkFleetBalance(b *testing.B) {
-	for _, policy := range []Policy{PolicyEven, PolicyCapability} {
-		name := map[Policy]string{PolicyEven: "even", PolicyCapability: "capability"}[policy]
-		for _, what := range []string{"decide", "pass"} {
-			b.Run(fmt.Sprintf("%s/%s/workers=%d/tasks=%d", name, what, *fleetWorkers, *fleetTasks), func(b *testing.B) {
-				s, client := benchScheduler(func(c *Config) { c.Policy = policy; c.BalanceTriggerTimes = 1 })
-				loaded := max(*fleetWorkers/10, 1)
-				queue := uint32((*fleetTasks + loaded - 1) / loaded)
-				for i := 0; i < loaded; i++ {
-					s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: queue}, epoch)
-				}
-				for i := 0; i < *fleetTasks; i++ {
-					s.Handle(client, &protocol.Task{TaskID: benchTaskID(i), Source: client, FuncObjectID: benchFn}, epoch)
-				}
-				for i := loaded; i < *fleetWorkers; i++ {
-					s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: queue}, epoch)
-				}
-				if s.numWaiting != 0 || len(s.tasks) != *fleetTasks {
-					b.Fatalf("%d tasks, %d waiting", len(s.tasks), s.numWaiting)
-				}
-				moved := 0
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					if what == "decide" {
-						advice := s.balanceAdvice()
-						moved = 0
-						for _, ts := range advice {
-							moved += len(ts)
-						}
-						continue
-					}
-					s.balance()
-					b.StopTimer()
-					moved = 0
-					for _, t := range s.tasks {
-						if t.state == protocol.TaskStateBalanceCanceling {
-							moved++
-							s.Handle(t.worker.idb, &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmFailed}, epoch)
-						}
-					}
-					b.StartTimer()
-				}
-				b.StopTimer()
-				if moved == 0 {
-					b.Fatal("the balance moved nothing")
-				}
-				b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/pass")
-				b.ReportMetric(float64(moved), "moved")
-			})
+	for _, layout := range []string{"piled", "spread"} {
+		for _, policy := range []Policy{PolicyEven, PolicyCapability} {
+			for _, what := range []string{"decide", "pass"} {
+				name := map[Policy]string{PolicyEven: "even", PolicyCapability: "capability"}[policy]
+				b.Run(fmt.Sprintf("%s/%s/%s/workers=%d/tasks=%d", layout, name, what, *fleetWorkers, *fleetTasks), func(b *testing.B) {
+					benchBalance(b, layout, policy, what)
+				})
+			}
 		}
 	}
+}
+
+func benchBalance(b *testing.B, layout string, policy Policy, what string) {
+	s, client := benchScheduler(func(c *Config) { c.Policy = policy; c.BalanceTriggerTimes = 1 })
+	loaded := max(*fleetWorkers/10, 1)
+	if layout == "spread" {
+		loaded = max(*fleetWorkers-*fleetWorkers/100, 1)
+	}
+	queue := uint32((*fleetTasks + loaded - 1) / loaded)
+	for i := 0; i < loaded; i++ {
+		s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: queue}, epoch)
+	}
+	for i := 0; i < *fleetTasks; i++ {
+		s.Handle(client, &protocol.Task{TaskID: benchTaskID(i), Source: client, FuncObjectID: benchFn}, epoch)
+	}
+	for i := loaded; i < *fleetWorkers; i++ {
+		s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: queue}, epoch)
+	}
+	if s.numWaiting != 0 || len(s.tasks) != *fleetTasks {
+		b.Fatalf("%d tasks, %d waiting", len(s.tasks), s.numWaiting)
+	}
+	moved := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if what == "decide" {
+			advice := s.balanceAdvice()
+			moved = 0
+			for _, ts := range advice {
+				moved += len(ts)
+			}
+			continue
+		}
+		s.balance()
+		b.StopTimer()
+		moved = 0
+		for _, t := range s.tasks {
+			if t.state == protocol.TaskStateBalanceCanceling {
+				moved++
+				s.Handle(t.worker.idb, &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmFailed}, epoch)
+			}
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	if moved == 0 {
+		b.Fatal("the balance moved nothing")
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/pass")
+	b.ReportMetric(float64(moved), "moved")
 }

@@ -874,6 +874,16 @@ func workerOf(t *task) []byte {
 	return t.worker.idb
 }
 
+// ownerID is t's owner as bytes for Outbox.Send: the task's Source, which
+// onTask and onGraphTask set to the sender's routing identity, so that
+// answering a task does not copy the owner's id each time.
+func ownerID(t *task) []byte {
+	if src := t.msg.Source; string(src) == t.owner {
+		return src
+	}
+	return []byte(t.owner)
+}
+
 // forget removes a terminal task.
 func (s *Scheduler) forget(t *task) {
 	s.unassign(t)
@@ -889,7 +899,7 @@ func (s *Scheduler) finishResult(t *task, r *protocol.TaskResult) {
 	worker := workerOf(t) // forget takes t off its worker
 	s.forget(t)
 	if !t.silent {
-		s.out.Send([]byte(t.owner), r)
+		s.out.Send(ownerID(t), r)
 	} else if len(r.Results) > 0 {
 		s.releaseObjects(t.owner, r.Results)
 	}
@@ -907,7 +917,7 @@ func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
 	worker := workerOf(t)
 	s.forget(t)
 	if !t.silent {
-		s.out.Send([]byte(t.owner), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
+		s.out.Send(ownerID(t), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
 	}
 	if s.out.Listening() {
 		s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
@@ -1041,7 +1051,7 @@ func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
 	if t == nil || t.silent { // silent: its graph was answered already
 		return
 	}
-	s.out.Send([]byte(t.owner), m)
+	s.out.Send(ownerID(t), m)
 }
 
 // ---- balancing ----
