@@ -5,8 +5,8 @@
 //
 // The scheduler is a child process (the scaler binary: `scaler scheduler`),
 // so its CPU time is its own (read from /proc). The echo workers
-// (internal/scalertest) run -per-process to a child process of this
-// program, the clients in this process. A benchmark, not a test:
+// run -per-process to a child process of this program, on one loop per
+// process; the clients (internal/scalertest) in this process. A benchmark, not a test:
 //
 //	go run ./bench/fleet -scheduler bin/scaler -workers 4,1000 -clients 1,100
 //	go run ./bench/fleet -scheduler new=bin/scaler,old=/tmp/old/scaler -rounds 3
@@ -16,16 +16,18 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,6 +101,8 @@ type result struct {
 	schedCPUPerS   float64 // scheduler CPU seconds per second during the tasks
 	schedUSPerTask float64
 	zmqUSPerTask   float64       // of which libzmq's I/O threads
+	hostUSPerTask  float64       // CPU of the worker processes per task
+	selfUSPerTask  float64       // CPU of this process (the clients) per task
 	p50, p99       time.Duration // over every task of every client
 	worstP99       time.Duration // the highest p99 of one client
 	heartbeats     uint64        // heartbeats handled while idle
@@ -162,6 +166,7 @@ func run() error {
 func (r result) String() string {
 	s := fmt.Sprintf("%8.0f tasks/s  p50 %6.2f ms  p99 %6.2f ms  worst client p99 %6.2f ms  scheduler %4.0f%% CPU, %5.2f µs/task (zmq I/O %5.2f)",
 		r.tasksPerS, ms(r.p50), ms(r.p99), ms(r.worstP99), 100*r.schedCPUPerS, r.schedUSPerTask, r.zmqUSPerTask)
+	s += fmt.Sprintf("; workers %5.2f, clients %5.2f µs/task", r.hostUSPerTask, r.selfUSPerTask)
 	if r.heartbeats > 0 {
 		s += fmt.Sprintf("  | idle: %d heartbeats, scheduler %.2f%% CPU, %.1f µs/heartbeat", r.heartbeats, 100*r.idleCPUPerS, r.usPerHeartbeat)
 	}
@@ -184,6 +189,8 @@ func median(rs []result) result {
 		schedCPUPerS:   pick(func(r result) float64 { return r.schedCPUPerS }),
 		schedUSPerTask: pick(func(r result) float64 { return r.schedUSPerTask }),
 		zmqUSPerTask:   pick(func(r result) float64 { return r.zmqUSPerTask }),
+		hostUSPerTask:  pick(func(r result) float64 { return r.hostUSPerTask }),
+		selfUSPerTask:  pick(func(r result) float64 { return r.selfUSPerTask }),
 		p50:            time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
 		p99:            time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
 		worstP99:       time.Duration(pick(func(r result) float64 { return float64(r.worstP99) })),
@@ -336,6 +343,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	start := make(chan struct{})
 	cpu0, _ := procstat.Read(pid)
 	zmq0 := zmqCPU(pid)
+	host0, self0 := hostsCPU(hosts), selfCPU()
 	for i, cl := range clients {
 		wg.Add(1)
 		go func() {
@@ -350,6 +358,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	el := time.Since(t0)
 	cpu1, _ := procstat.Read(pid)
 	zmq1 := zmqCPU(pid)
+	host1, self1 := hostsCPU(hosts), selfCPU()
 	if err := errors.Join(errs...); err != nil {
 		return r, err
 	}
@@ -365,6 +374,8 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	r.schedCPUPerS = float64(cpu1-cpu0) / 1e9 / el.Seconds()
 	r.schedUSPerTask = float64(cpu1-cpu0) / 1e3 / float64(len(every))
 	r.zmqUSPerTask = float64(zmq1-zmq0) / 1e3 / float64(len(every))
+	r.hostUSPerTask = float64(host1-host0) / 1e3 / float64(len(every))
+	r.selfUSPerTask = float64(self1-self0) / 1e3 / float64(len(every))
 	return r, nil
 }
 
@@ -419,6 +430,21 @@ func percentile(d []time.Duration, q float64) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[min(int(q*float64(len(s))), len(s)-1)]
+}
+
+// hostsCPU is the CPU time of the worker processes, in nanoseconds.
+func hostsCPU(hosts []*exec.Cmd) uint64 {
+	var sum uint64
+	for _, h := range hosts {
+		cpu, _ := procstat.Read(h.Process.Pid)
+		sum += cpu
+	}
+	return sum
+}
+
+func selfCPU() uint64 {
+	cpu, _ := procstat.Read(0)
+	return cpu
 }
 
 // zmqCPU is the CPU time of process pid's libzmq I/O threads (named
@@ -496,23 +522,145 @@ func waitStatus(monAddr string, timeout time.Duration, ok func(*protocol.StateSc
 	}
 }
 
-// runHost runs n echo workers until stdin closes, then stops them.
+// echoWorker is one worker of a host: a DEALER that answers every Task
+// at once with a successful TaskResult (the task's function object as its
+// result, as scalertest's echo workers do) and heartbeats every -heartbeat.
+type echoWorker struct {
+	id   []byte
+	sock *transport.Socket
+	seq  uint64 // Seq of the last heartbeat echo
+}
+
+// runHost runs n echo workers on one loop (one epoll poller over their
+// sockets, no goroutine per worker: what a worker costs here is its
+// messages, as in a real agent) until stdin closes, then says goodbye.
 func runHost(addr string, n int, name string) error {
-	ws := make([]*scalertest.Worker, 0, n)
+	runtime.LockOSThread()
+	poller, err := transport.NewPoller()
+	if err != nil {
+		return err
+	}
+	defer poller.Close()
+	waker, err := transport.NewWaker()
+	if err != nil {
+		return err
+	}
+	defer waker.Close()
+	if err := poller.Add(waker.Fd(), false); err != nil {
+		return err
+	}
+	ws := make([]*echoWorker, 0, n)
+	byFd := map[int]*echoWorker{}
 	defer func() {
 		for _, w := range ws {
-			w.Stop()
+			_ = w.sock.Send(protocol.MustEncode(&protocol.DisconnectRequest{Worker: w.id}))
+			_ = w.sock.Close()
 		}
 	}()
 	for i := 0; i < n; i++ {
-		w, err := scalertest.StartWorker(addr, scalertest.WorkerOptions{Name: fmt.Sprintf("%s-%d", name, i),
-			QueueSize: uint32(*queueSize), Heartbeat: *heartbeat})
+		id := []byte(fmt.Sprintf("%d|Worker|%s-%d|%016x", os.Getpid(), name, i, rand.Uint64()))
+		sock, err := transport.Open(transport.Dealer, addr, false, transport.Options{Identity: id})
 		if err != nil {
 			return err
 		}
+		w := &echoWorker{id: id, sock: sock}
 		ws = append(ws, w)
+		byFd[sock.Fd()] = w
+		if err := poller.Add(sock.Fd(), false); err != nil {
+			return err
+		}
 	}
+	quit := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(quit)
+		waker.Wake()
+	}()
+	beat := func(w *echoWorker) error {
+		return w.sock.Send(protocol.MustEncode(&protocol.WorkerHeartbeat{QueueSize: uint32(*queueSize), TaskLock: true,
+			Tasks: [][]byte{}, EchoSeq: w.seq}))
+	}
+	var buf []byte
+	handle := func(w *echoWorker, m protocol.Message) error {
+		switch m := m.(type) {
+		case *protocol.Task:
+			buf, _ = protocol.Encode(buf[:0], &protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess,
+				Results: [][]byte{m.FuncObjectID}})
+			return w.sock.Send(bytes.Clone(buf))
+		case *protocol.TaskCancel:
+			return w.sock.Send(protocol.MustEncode(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound}))
+		case *protocol.WorkerHeartbeatEcho:
+			w.seq = m.Seq
+		}
+		return nil
+	}
+	// touched are the workers whose sockets must be read until empty: the
+	// descriptor is only a hint, and sending may consume its signal, so a
+	// socket is left only after a read found nothing.
+	touched := append([]*echoWorker(nil), ws...)
+	for _, w := range ws {
+		if err := beat(w); err != nil {
+			return err
+		}
+	}
+	next := time.Now().Add(*heartbeat)
 	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
-	return nil
+	for {
+		select {
+		case <-quit:
+			return nil
+		default:
+		}
+		if !time.Now().Before(next) {
+			next = time.Now().Add(*heartbeat)
+			for _, w := range ws {
+				if err := beat(w); err != nil {
+					return err
+				}
+			}
+			touched = append(touched[:0], ws...)
+		}
+		for len(touched) > 0 {
+			w := touched[len(touched)-1]
+			touched = touched[:len(touched)-1]
+			for {
+				frames, err := w.sock.TryRecv()
+				if err != nil {
+					return err
+				}
+				if frames == nil {
+					break
+				}
+				if len(frames) != 1 {
+					continue
+				}
+				m, err := protocol.Decode(frames[0])
+				if err != nil {
+					continue
+				}
+				if b, ok := m.(*protocol.Batch); ok {
+					b.Each(func(_ []byte, m protocol.Message, err error) {
+						if err == nil {
+							_ = handle(w, m)
+						}
+					})
+					continue
+				}
+				if err := handle(w, m); err != nil {
+					return err
+				}
+			}
+		}
+		ready, err := poller.Wait(time.Until(next))
+		if err != nil {
+			return err
+		}
+		for _, r := range ready {
+			if r.Fd == waker.Fd() {
+				waker.Drain()
+			} else if w := byFd[r.Fd]; w != nil {
+				touched = append(touched, w)
+			}
+		}
+	}
 }
