@@ -52,6 +52,7 @@ var (
 	heartbeat  = flag.Duration("heartbeat", 2*time.Second, "echo worker heartbeat interval (the workers' default is 2 s)")
 	idle       = flag.Duration("idle", 10*time.Second, "how long the fleet idles to measure the scheduler's heartbeat cost (0: skip)")
 	rounds     = flag.Int("rounds", 1, "rounds, each running every binary at every size")
+	capability = flag.String("capability", "", "a capability every echo worker offers and every task needs (placement then goes through the capability indexes)")
 	verbose    = flag.Bool("v", false, "say what is happening on stderr")
 
 	// Worker host mode (the program runs itself as the worker processes).
@@ -173,6 +174,14 @@ func (r result) String() string {
 	return s
 }
 
+// caps is what -capability makes workers offer and tasks need.
+func caps() map[string]int64 {
+	if *capability == "" {
+		return nil
+	}
+	return map[string]int64{*capability: -1}
+}
+
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func median(rs []result) result {
@@ -233,7 +242,9 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	}
 	addr := "tcp://127.0.0.1:" + strconv.Itoa(port)
 	monAddr := "tcp://127.0.0.1:" + strconv.Itoa(port+2)
-	sched := exec.Command(b.path, "scheduler", addr, "-ll", "WARNING", "-wt", "120", "-ct", "120")
+	// The clients send one heartbeat only: a longer client timeout than
+	// the default 60 s keeps them registered through long runs.
+	sched := exec.Command(b.path, "scheduler", addr, "-ll", "WARNING", "-ct", "600")
 	sched.Stdout, sched.Stderr = os.Stderr, os.Stderr
 	sched.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := sched.Start(); err != nil {
@@ -277,7 +288,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	for i := 0; i*(*perProcess) < w; i++ {
 		n := min(*perProcess, w-i*(*perProcess))
 		h := exec.Command(self, "-host", addr, "-n", strconv.Itoa(n), "-name", fmt.Sprintf("fleet%d", i),
-			"-heartbeat", heartbeat.String(), "-queue", strconv.Itoa(int(*queueSize)))
+			"-heartbeat", heartbeat.String(), "-queue", strconv.Itoa(int(*queueSize)), "-capability", *capability)
 		h.Stderr = os.Stderr
 		h.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		in, err := h.StdinPipe()
@@ -387,6 +398,7 @@ func drive(cl *scalertest.Client, n, win int) ([]time.Duration, error) {
 	sent := 0
 	send := func() error {
 		t := cl.Task(uint64(sent))
+		t.Capabilities = caps()
 		sentAt[string(t.TaskID)] = time.Now()
 		sent++
 		return cl.Send(t)
@@ -578,7 +590,7 @@ func runHost(addr string, n int, name string) error {
 	}()
 	beat := func(w *echoWorker) error {
 		return w.sock.Send(protocol.MustEncode(&protocol.WorkerHeartbeat{QueueSize: uint32(*queueSize), TaskLock: true,
-			Tasks: [][]byte{}, EchoSeq: w.seq}))
+			Tasks: [][]byte{}, EchoSeq: w.seq, Capabilities: caps()}))
 	}
 	var buf []byte
 	handle := func(w *echoWorker, m protocol.Message) error {
