@@ -374,7 +374,7 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 		s.scaling.nextCheck = time.Time{}
 		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
-		w.last = *m
+		w.keepLast(m)
 		w.lastSeen = now
 		// The echo goes before any Task: a worker that registers after a
 		// restart of the scheduler learns the new instance id, and drops
@@ -387,7 +387,7 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 		return
 	}
 	s.reconcile(w, m)
-	w.last = *m
+	w.keepLast(m)
 	// Only a heartbeat that acknowledges an echo newer than the last one
 	// acknowledged is a sign of life. A worker sends its next heartbeat
 	// after the echo of the previous one (or resends after three

@@ -35,6 +35,15 @@ type worker struct {
 	owners map[string]int
 }
 
+// keepLast keeps heartbeat m for the status and the scaling policy, without
+// its task list: reconcile is done with it, and a fleet's lists (1,000
+// workers listing up to their queue size each) would stay alive until the
+// next heartbeat for nothing.
+func (w *worker) keepLast(m *protocol.WorkerHeartbeat) {
+	w.last = *m
+	w.last.Tasks = nil
+}
+
 func (w *worker) free() int { return w.queueSize - w.tasks.Len() }
 
 func (w *worker) addOwner(owner string) {

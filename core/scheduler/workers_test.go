@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+
+	"github.com/opengris/scaler/core/protocol"
 )
 
 // refPick is placement as a scan of every worker: the least loaded one
@@ -63,5 +65,21 @@ func TestPickMatchesScan(t *testing.T) {
 		if len(ws.groups) > len(live) {
 			t.Fatalf("%d capability groups for %d workers", len(ws.groups), len(live))
 		}
+	}
+}
+
+// A worker's last heartbeat is kept for the status without its task list.
+func TestLastHeartbeatKeptWithoutTasks(t *testing.T) {
+	h := newHarness(t, nil)
+	h.client("c")
+	h.worker("w", 10)
+	h.submit("c", "t1")
+	w := h.s.workers.byID["w"]
+	h.handle("w", &protocol.WorkerHeartbeat{QueueSize: 10, EchoSeq: w.echoSeq, Tasks: [][]byte{[]byte("t1")}, QueuedTasks: 1})
+	if w.last.Tasks != nil || w.last.QueuedTasks != 1 {
+		t.Fatalf("kept %d task ids, queued %d", len(w.last.Tasks), w.last.QueuedTasks)
+	}
+	if lost, unheld := h.s.Reconciled(); lost != 0 || unheld != 0 {
+		t.Fatalf("reconciled %d lost, %d unheld", lost, unheld)
 	}
 }
