@@ -246,7 +246,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	// the default 60 s keeps them registered through long runs.
 	sched := exec.Command(b.path, "scheduler", addr, "-ll", "WARNING", "-ct", "600")
 	sched.Stdout, sched.Stderr = os.Stderr, os.Stderr
-	sched.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	sched.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM} // gone with this process, however it ends
 	if err := sched.Start(); err != nil {
 		return r, err
 	}
@@ -290,7 +290,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 		h := exec.Command(self, "-host", addr, "-n", strconv.Itoa(n), "-name", fmt.Sprintf("fleet%d", i),
 			"-heartbeat", heartbeat.String(), "-queue", strconv.Itoa(int(*queueSize)), "-capability", *capability)
 		h.Stderr = os.Stderr
-		h.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		h.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM} // gone with this process, however it ends
 		in, err := h.StdinPipe()
 		if err != nil {
 			return r, err
