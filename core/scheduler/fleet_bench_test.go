@@ -55,15 +55,21 @@ func benchTaskID(i int) []byte {
 // what a task costs must not grow with the workers.
 //
 // In the "gpu" runs every worker offers gpu (a tenth gpu and mem) and every
-// task needs gpu: placement then goes through the capability indexes.
+// task needs gpu, in "gpu+mem" both: placement then goes through the
+// capability indexes.
 func BenchmarkFleetTaskLifecycle(b *testing.B) {
 	for _, n := range []int{4, *fleetWorkers} {
-		for _, gpu := range []bool{false, true} {
+		for _, needs := range []string{"", "gpu", "gpu+mem"} {
 			name := fmt.Sprintf("workers=%d", n)
 			var need map[string]int64
-			if gpu {
-				name += "/gpu"
+			switch needs {
+			case "gpu":
 				need = map[string]int64{"gpu": -1}
+			case "gpu+mem":
+				need = map[string]int64{"gpu": -1, "mem": 1}
+			}
+			if needs != "" {
+				name += "/" + needs
 			}
 			b.Run(name, func(b *testing.B) { benchLifecycle(b, n, need) })
 		}

@@ -723,7 +723,7 @@ func (s *Scheduler) disownTask(owner, id string) {
 func (s *Scheduler) submit(t *task) {
 	key := capKey(t.msg.Capabilities)
 	if g := s.waiting[key]; g == nil || g.queue.Len() == 0 {
-		if w := s.workers.pick(t.msg.Capabilities); w != nil {
+		if w := s.workers.pickKeyed(t.msg.Capabilities, key); w != nil {
 			s.assign(t, w)
 			return
 		}
@@ -801,7 +801,7 @@ func (s *Scheduler) retryWaiting() {
 		if best == nil {
 			return
 		}
-		w := s.workers.pick(best.need)
+		w := s.workers.pickKeyed(best.need, best.key)
 		if w == nil {
 			if blocked == nil {
 				blocked = map[*waitGroup]bool{}

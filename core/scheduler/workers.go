@@ -216,6 +216,15 @@ func (ws *workerSet) hasFree() bool { return len(ws.free.ws) > 0 }
 // that offer them all.
 func (ws *workerSet) pick(need map[string]int64) *worker {
 	if len(need) == 0 {
+		return ws.pickKeyed(need, "")
+	}
+	return ws.pickKeyed(need, capKey(need))
+}
+
+// pickKeyed is pick for callers that know capKey(need) already (a task's
+// wait group key): making it allocates for two or more capabilities.
+func (ws *workerSet) pickKeyed(need map[string]int64, key string) *worker {
+	if len(need) == 0 {
 		if len(ws.free.ws) == 0 {
 			return nil
 		}
@@ -225,7 +234,7 @@ func (ws *workerSet) pick(need map[string]int64) *worker {
 		return nil
 	}
 	var best *worker
-	for _, g := range ws.fitting(need) {
+	for _, g := range ws.fitting(need, key) {
 		if len(g.free.ws) > 0 {
 			if w := g.free.ws[0]; best == nil || lessLoaded(w, best) {
 				best = w
@@ -235,9 +244,9 @@ func (ws *workerSet) pick(need map[string]int64) *worker {
 	return best
 }
 
-// fitting lists the capability groups that offer every name in need.
-func (ws *workerSet) fitting(need map[string]int64) []*capGroup {
-	key := capKey(need)
+// fitting lists the capability groups that offer every name in need
+// (key is capKey(need)).
+func (ws *workerSet) fitting(need map[string]int64, key string) []*capGroup {
 	if gs, ok := ws.fits[key]; ok {
 		return gs
 	}
