@@ -14,6 +14,7 @@ type nopOutbox struct{ n int }
 
 func (o *nopOutbox) Send([]byte, protocol.Message)  { o.n++ }
 func (o *nopOutbox) Publish(protocol.Message)       {}
+func (o *nopOutbox) Listening() bool                { return false } // a scheduler without monitors
 func (o *nopOutbox) DeleteObject([]byte)            {}
 func (o *nopOutbox) DuplicateObject([]byte, []byte) {}
 func (o *nopOutbox) Scale(ScaleRequest)             {}
@@ -71,12 +72,13 @@ func BenchmarkWorkerHeartbeat(b *testing.B) {
 			s := New(Config{MaxTasksWaiting: -1}, out, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
 			client, worker := []byte("c"), []byte("w")
 			s.Handle(client, &protocol.ClientHeartbeat{}, epoch)
+			announce(s, client)
 			s.Handle(worker, &protocol.WorkerHeartbeat{QueueSize: 1000}, epoch)
 			hb := &protocol.WorkerHeartbeat{QueueSize: 1000}
 			for i := 0; i < 1000; i++ {
 				id := make([]byte, 16)
 				binary.LittleEndian.PutUint64(id, uint64(i))
-				s.Handle(client, &protocol.Task{TaskID: id, Source: client}, epoch)
+				s.Handle(client, &protocol.Task{TaskID: id, Source: client, FuncObjectID: benchFn}, epoch)
 				if reconcile {
 					hb.Tasks = append(hb.Tasks, id)
 				}

@@ -24,12 +24,14 @@ type fakeOutbox struct {
 	deleted   []string
 	dups      [][2]string
 	scales    []ScaleRequest
+	deaf      bool // Listening reports false: nobody subscribes to the monitor
 }
 
 func (o *fakeOutbox) Send(to []byte, m protocol.Message) {
 	o.sent = append(o.sent, sent{string(to), m})
 }
 func (o *fakeOutbox) Publish(m protocol.Message) { o.published = append(o.published, m) }
+func (o *fakeOutbox) Listening() bool            { return !o.deaf }
 func (o *fakeOutbox) DeleteObject(id []byte)     { o.deleted = append(o.deleted, string(id)) }
 func (o *fakeOutbox) Scale(r ScaleRequest)       { o.scales = append(o.scales, r) }
 func (o *fakeOutbox) DuplicateObject(newID, src []byte) {
@@ -363,7 +365,7 @@ func checkInvariants(t testing.TB, s *Scheduler) {
 			}
 			onWorkers++
 		}
-		if (w.free() > 0) != (w.heapIdx >= 0) {
+		if (w.free() > 0) != (w.heapIdx[0] >= 0) || w.group != nil && (w.free() > 0) != (w.heapIdx[1] >= 0) {
 			t.Fatalf("worker %s free %d heap index %d", w.id, w.free(), w.heapIdx)
 		}
 	}

@@ -99,11 +99,32 @@ var table = map[st]map[Transition]st{
 	},
 }
 
+// transitions is table as an array, made once from it: a transition is two
+// index operations instead of two map lookups (every task makes at least
+// two, and a balance pass one per task it moves).
+var transitions = func() (a [protocol.NumTaskStates][numTransitions]struct {
+	to st
+	ok bool
+}) {
+	for from, row := range table {
+		for tr, to := range row {
+			a[from][tr].to, a[from][tr].ok = to, true
+		}
+	}
+	return a
+}()
+
 // Next reports the state after transition t from state s, and false when t
 // is not allowed in s.
 func Next(s protocol.TaskState, t Transition) (protocol.TaskState, bool) {
-	n, ok := table[s][t]
-	return n, ok
+	if int(s) >= len(transitions) || t >= numTransitions {
+		return s, false
+	}
+	n := transitions[s][t]
+	if !n.ok {
+		return s, false
+	}
+	return n.to, true
 }
 
 // resultTransition maps a worker's result type to its transition.

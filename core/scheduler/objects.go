@@ -219,9 +219,12 @@ func (s *Scheduler) flushObjects(now time.Time, force bool) {
 		n := min(len(ids), s.cfg.MaxDeleteBatch)
 		batch := ids[:n:n]
 		ids = ids[n:]
+		// One message for every worker: the outbox encodes it once, not
+		// once per worker (4,096 ids are 128 KiB, a thousand workers 128 MiB).
+		del := &protocol.ObjectInstruction{Type: protocol.InstructionDelete,
+			Metadata: protocol.ObjectMetadata{ObjectIDs: batch}}
 		for _, w := range s.workers.order {
-			s.out.Send(w.idb, &protocol.ObjectInstruction{Type: protocol.InstructionDelete,
-				Metadata: protocol.ObjectMetadata{ObjectIDs: batch}})
+			s.out.Send(w.idb, del)
 		}
 		for _, id := range batch {
 			s.out.DeleteObject(id)

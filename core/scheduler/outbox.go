@@ -10,6 +10,10 @@ type Outbox interface {
 	Send(to []byte, m protocol.Message)
 	// Publish sends m to the monitor PUB socket.
 	Publish(m protocol.Message)
+	// Listening reports whether anybody receives what Publish sends now.
+	// While it is false the scheduler builds no per-task monitor messages
+	// (two or more per task otherwise, each an allocation).
+	Listening() bool
 	// DeleteObject asks object storage to delete id.
 	DeleteObject(id []byte)
 	// DuplicateObject asks object storage to make newID refer to the content

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -84,7 +85,7 @@ type Scheduler struct {
 	scaling scaling
 
 	lastBalance time.Time
-	lastAdvice  string
+	lastAdvice  []adviceEntry // the last advice, to count repeats (BalanceTriggerTimes)
 	sameAdvice  int
 	counts      [protocol.NumTaskStates]uint64 // current (non-terminal) / cumulative (terminal)
 	shutdown    bool
@@ -373,7 +374,7 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 		s.scaling.nextCheck = time.Time{}
 		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
-		w.last = *m
+		w.keepLast(m)
 		w.lastSeen = now
 		// The echo goes before any Task: a worker that registers after a
 		// restart of the scheduler learns the new instance id, and drops
@@ -386,7 +387,7 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 		return
 	}
 	s.reconcile(w, m)
-	w.last = *m
+	w.keepLast(m)
 	// Only a heartbeat that acknowledges an echo newer than the last one
 	// acknowledged is a sign of life. A worker sends its next heartbeat
 	// after the echo of the previous one (or resends after three
@@ -722,7 +723,7 @@ func (s *Scheduler) disownTask(owner, id string) {
 func (s *Scheduler) submit(t *task) {
 	key := capKey(t.msg.Capabilities)
 	if g := s.waiting[key]; g == nil || g.queue.Len() == 0 {
-		if w := s.workers.pick(t.msg.Capabilities); w != nil {
+		if w := s.workers.pickKeyed(t.msg.Capabilities, key); w != nil {
 			s.assign(t, w)
 			return
 		}
@@ -785,8 +786,8 @@ func (s *Scheduler) retryWaiting() {
 	if s.numWaiting == 0 || s.shutdown {
 		return
 	}
-	blocked := map[*waitGroup]bool{}
-	for len(s.workers.free) > 0 {
+	var blocked map[*waitGroup]bool // made at the first blocked group: this runs after every result
+	for s.workers.hasFree() {
 		var best *waitGroup
 		var bestSeq uint64
 		for _, g := range s.waiting {
@@ -800,8 +801,11 @@ func (s *Scheduler) retryWaiting() {
 		if best == nil {
 			return
 		}
-		w := s.workers.pick(best.need)
+		w := s.workers.pickKeyed(best.need, best.key)
 		if w == nil {
+			if blocked == nil {
+				blocked = map[*waitGroup]bool{}
+			}
 			blocked[best] = true
 			continue
 		}
@@ -856,6 +860,9 @@ func (s *Scheduler) transition(t *task, tr Transition) (protocol.TaskState, bool
 // (a monitor that joined late or missed the Running event still labels the
 // task); worker is the worker the task is on, or was on when it finished.
 func (s *Scheduler) publishTask(t *task, worker []byte) {
+	if !s.out.Listening() {
+		return
+	}
 	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
 }
 
@@ -865,6 +872,16 @@ func workerOf(t *task) []byte {
 		return nil
 	}
 	return t.worker.idb
+}
+
+// ownerID is t's owner as bytes for Outbox.Send: the task's Source, which
+// onTask and onGraphTask set to the sender's routing identity, so that
+// answering a task does not copy the owner's id each time.
+func ownerID(t *task) []byte {
+	if src := t.msg.Source; string(src) == t.owner {
+		return src
+	}
+	return []byte(t.owner)
 }
 
 // forget removes a terminal task.
@@ -882,11 +899,13 @@ func (s *Scheduler) finishResult(t *task, r *protocol.TaskResult) {
 	worker := workerOf(t) // forget takes t off its worker
 	s.forget(t)
 	if !t.silent {
-		s.out.Send([]byte(t.owner), r)
+		s.out.Send(ownerID(t), r)
 	} else if len(r.Results) > 0 {
 		s.releaseObjects(t.owner, r.Results)
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker, Profile: r.Profile})
+	if s.out.Listening() {
+		s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker, Profile: r.Profile})
+	}
 	if t.graph != nil {
 		s.nodeFinished(t.graph, t, r)
 	}
@@ -898,9 +917,11 @@ func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
 	worker := workerOf(t)
 	s.forget(t)
 	if !t.silent {
-		s.out.Send([]byte(t.owner), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
+		s.out.Send(ownerID(t), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
+	if s.out.Listening() {
+		s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
+	}
 	if t.graph != nil {
 		s.nodeCanceled(t.graph, t, c)
 	}
@@ -1030,20 +1051,24 @@ func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
 	if t == nil || t.silent { // silent: its graph was answered already
 		return
 	}
-	s.out.Send([]byte(t.owner), m)
+	s.out.Send(ownerID(t), m)
 }
 
 // ---- balancing ----
 
-func (s *Scheduler) balance() {
-	var advice map[*worker][]*task
+// balanceAdvice is the configured policy's advice: which tasks to move
+// off which workers.
+func (s *Scheduler) balanceAdvice() map[*worker][]*task {
 	if s.cfg.Policy == PolicyCapability {
-		advice = balanceCapability(s.workers.order)
-	} else {
-		advice = balanceEven(s.workers.order)
+		return balanceCapability(s.workers.order)
 	}
-	key := adviceKey(s.workers.order, advice)
-	if key == s.lastAdvice {
+	return balanceEven(s.workers.order)
+}
+
+func (s *Scheduler) balance() {
+	advice := s.balanceAdvice()
+	key := adviceEntries(s.workers.order, advice)
+	if slices.Equal(key, s.lastAdvice) {
 		s.sameAdvice++
 	} else {
 		s.lastAdvice = key
@@ -1057,7 +1082,7 @@ func (s *Scheduler) balance() {
 	}
 	for _, w := range s.workers.order {
 		ts := advice[w]
-		if len(ts) == 0 {
+		if len(ts) == 0 || !s.out.Listening() {
 			continue
 		}
 		ids := make([][]byte, len(ts))
@@ -1076,20 +1101,4 @@ func (s *Scheduler) balance() {
 			s.publishTask(t, w.idb)
 		}
 	}
-}
-
-func adviceKey(order []*worker, advice map[*worker][]*task) string {
-	if len(advice) == 0 {
-		return ""
-	}
-	var b []byte
-	for _, w := range order {
-		for _, t := range advice[w] {
-			b = append(b, w.id...)
-			b = append(b, 0)
-			b = append(b, t.id...)
-			b = append(b, 0)
-		}
-	}
-	return string(b)
 }

@@ -19,7 +19,10 @@ type worker struct {
 	last      protocol.WorkerHeartbeat
 	lastSeen  time.Time
 	assigned  uint64 // tasks ever assigned to it: the scaling policy sees a task that came and went between two checks
-	heapIdx   int    // position in freeHeap, -1 when full
+	// heapIdx is w's position in the free heaps (workerSet.free, then
+	// its capability group's), -1 when full.
+	heapIdx [2]int
+	group   *capGroup // the workers with w's capability names; nil without capabilities
 	// echoSeq is the Seq of the last WorkerHeartbeatEcho sent to it. It
 	// starts at the EchoSeq of the registering heartbeat, so that a worker
 	// that registers again (or with a new scheduler) keeps counting up.
@@ -30,6 +33,15 @@ type worker struct {
 	// owners counts w's tasks per owning client: a worker may announce
 	// result objects only for the clients whose tasks it holds.
 	owners map[string]int
+}
+
+// keepLast keeps heartbeat m for the status and the scaling policy, without
+// its task list: reconcile is done with it, and a fleet's lists (1,000
+// workers listing up to their queue size each) would stay alive until the
+// next heartbeat for nothing.
+func (w *worker) keepLast(m *protocol.WorkerHeartbeat) {
+	w.last = *m
+	w.last.Tasks = nil
 }
 
 func (w *worker) free() int { return w.queueSize - w.tasks.Len() }
@@ -50,9 +62,12 @@ func (w *worker) dropOwner(owner string) {
 }
 
 // hasCaps reports whether w offers every capability name in need.
-func (w *worker) hasCaps(need map[string]int64) bool {
+func (w *worker) hasCaps(need map[string]int64) bool { return offers(w.caps, need) }
+
+// offers reports whether caps has every capability name in need.
+func offers(caps, need map[string]int64) bool {
 	for name := range need {
-		if _, ok := w.caps[name]; !ok {
+		if _, ok := caps[name]; !ok {
 			return false
 		}
 	}
@@ -67,56 +82,101 @@ func lessLoaded(a, b *worker) bool {
 	return a.id < b.id
 }
 
-// freeHeap holds the workers with at least one free slot, least loaded on top.
-type freeHeap []*worker
+// freeHeap holds workers with at least one free slot, least loaded on top.
+// slot says which of a worker's heapIdx entries is its position here.
+type freeHeap struct {
+	ws   []*worker
+	slot int
+}
 
-func (h freeHeap) Len() int           { return len(h) }
-func (h freeHeap) Less(i, j int) bool { return lessLoaded(h[i], h[j]) }
-func (h freeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+func (h *freeHeap) Len() int           { return len(h.ws) }
+func (h *freeHeap) Less(i, j int) bool { return lessLoaded(h.ws[i], h.ws[j]) }
+func (h *freeHeap) Swap(i, j int) {
+	h.ws[i], h.ws[j] = h.ws[j], h.ws[i]
+	h.ws[i].heapIdx[h.slot] = i
+	h.ws[j].heapIdx[h.slot] = j
 }
 func (h *freeHeap) Push(x any) {
 	w := x.(*worker)
-	w.heapIdx = len(*h)
-	*h = append(*h, w)
+	w.heapIdx[h.slot] = len(h.ws)
+	h.ws = append(h.ws, w)
 }
 func (h *freeHeap) Pop() any {
-	old := *h
+	old := h.ws
 	w := old[len(old)-1]
 	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	w.heapIdx = -1
+	h.ws = old[:len(old)-1]
+	w.heapIdx[h.slot] = -1
 	return w
 }
+
+// fix puts w where its load says: in the heap when it has a free slot, at
+// its place by load.
+func (h *freeHeap) fix(w *worker) {
+	i := w.heapIdx[h.slot]
+	switch {
+	case w.free() > 0 && i < 0:
+		heap.Push(h, w)
+	case w.free() <= 0 && i >= 0:
+		heap.Remove(h, i)
+	case i >= 0:
+		heap.Fix(h, i)
+	}
+}
+
+func (h *freeHeap) remove(w *worker) {
+	if i := w.heapIdx[h.slot]; i >= 0 {
+		heap.Remove(h, i)
+	}
+}
+
+// capGroup is the registered workers that offer the same capability names
+// (values do not matter for placement), those with a free slot in a heap of
+// their own. A task that needs capabilities is placed on the least loaded
+// of the heap tops of the groups that offer them all: O(groups), not
+// O(workers), per task.
+type capGroup struct {
+	key     string
+	caps    map[string]int64 // the names (of the first member)
+	free    freeHeap
+	members int
+}
+
+// maxFitsCached bounds the cache of groups per needed capability set: the
+// sets come from clients' tasks, so they are not bounded by the workers.
+const maxFitsCached = 1024
 
 // workerSet is every registered worker with the placement indexes.
 type workerSet struct {
 	byID    map[string]*worker
 	order   []*worker // registration order
-	free    freeHeap
-	byCap   map[string]map[*worker]struct{}
+	free    freeHeap  // every worker with a free slot
+	groups  map[string]*capGroup
+	fits    map[string][]*capGroup // capKey(need) -> groups offering need; dropped when groups change
 	nextSeq uint64
 }
 
 func newWorkerSet() workerSet {
-	return workerSet{byID: map[string]*worker{}, byCap: map[string]map[*worker]struct{}{}}
+	return workerSet{byID: map[string]*worker{}, free: freeHeap{slot: 0}, groups: map[string]*capGroup{},
+		fits: map[string][]*capGroup{}}
 }
 
 func (ws *workerSet) add(w *worker) {
 	ws.nextSeq++
 	w.seq = ws.nextSeq
-	w.heapIdx = -1
+	w.heapIdx = [2]int{-1, -1}
 	ws.byID[w.id] = w
 	ws.order = append(ws.order, w)
-	for name := range w.caps {
-		set := ws.byCap[name]
-		if set == nil {
-			set = map[*worker]struct{}{}
-			ws.byCap[name] = set
+	if len(w.caps) > 0 {
+		key := capKey(w.caps)
+		g := ws.groups[key]
+		if g == nil {
+			g = &capGroup{key: key, caps: w.caps, free: freeHeap{slot: 1}}
+			ws.groups[key] = g
+			clear(ws.fits)
 		}
-		set[w] = struct{}{}
+		g.members++
+		w.group = g
 	}
 	ws.fix(w)
 }
@@ -129,219 +189,76 @@ func (ws *workerSet) remove(w *worker) {
 			break
 		}
 	}
-	for name := range w.caps {
-		if set := ws.byCap[name]; set != nil {
-			delete(set, w)
-			if len(set) == 0 {
-				delete(ws.byCap, name)
-			}
+	ws.free.remove(w)
+	if g := w.group; g != nil {
+		g.free.remove(w)
+		if g.members--; g.members == 0 {
+			delete(ws.groups, g.key)
+			clear(ws.fits)
 		}
-	}
-	if w.heapIdx >= 0 {
-		heap.Remove(&ws.free, w.heapIdx)
 	}
 }
 
-// fix restores the heap after w's load changed.
+// fix restores the heaps after w's load changed.
 func (ws *workerSet) fix(w *worker) {
-	switch {
-	case w.free() > 0 && w.heapIdx < 0:
-		heap.Push(&ws.free, w)
-	case w.free() <= 0 && w.heapIdx >= 0:
-		heap.Remove(&ws.free, w.heapIdx)
-	case w.heapIdx >= 0:
-		heap.Fix(&ws.free, w.heapIdx)
+	ws.free.fix(w)
+	if w.group != nil {
+		w.group.free.fix(w)
 	}
 }
+
+// hasFree reports whether some worker has a free slot.
+func (ws *workerSet) hasFree() bool { return len(ws.free.ws) > 0 }
 
 // pick returns the least loaded worker with a free slot that offers every
-// capability in need, or nil. Without capabilities it is the heap's top;
-// with them it scans the workers of the rarest required capability.
+// capability in need, or nil. Without capabilities it is the free heap's
+// top; with them the least loaded of the tops of the capability groups
+// that offer them all.
 func (ws *workerSet) pick(need map[string]int64) *worker {
 	if len(need) == 0 {
-		if len(ws.free) == 0 {
-			return nil
-		}
-		return ws.free[0]
+		return ws.pickKeyed(need, "")
 	}
-	var cands map[*worker]struct{}
-	for name := range need {
-		set := ws.byCap[name]
-		if len(set) == 0 {
+	return ws.pickKeyed(need, capKey(need))
+}
+
+// pickKeyed is pick for callers that know capKey(need) already (a task's
+// wait group key): making it allocates for two or more capabilities.
+func (ws *workerSet) pickKeyed(need map[string]int64, key string) *worker {
+	if len(need) == 0 {
+		if len(ws.free.ws) == 0 {
 			return nil
 		}
-		if cands == nil || len(set) < len(cands) {
-			cands = set
-		}
+		return ws.free.ws[0]
+	}
+	if len(ws.free.ws) == 0 {
+		return nil
 	}
 	var best *worker
-	for w := range cands {
-		if w.free() > 0 && w.hasCaps(need) && (best == nil || lessLoaded(w, best)) {
-			best = w
+	for _, g := range ws.fitting(need, key) {
+		if len(g.free.ws) > 0 {
+			if w := g.free.ws[0]; best == nil || lessLoaded(w, best) {
+				best = w
+			}
 		}
 	}
 	return best
 }
 
-// movable lists w's tasks that a balance may move (Running), oldest first.
-func movable(w *worker) []*task {
-	out := make([]*task, 0, w.tasks.Len())
-	for e := w.tasks.Front(); e != nil; e = e.Next() {
-		if t := e.Value.(*task); t.state == protocol.TaskStateRunning {
-			out = append(out, t)
+// fitting lists the capability groups that offer every name in need
+// (key is capKey(need)).
+func (ws *workerSet) fitting(need map[string]int64, key string) []*capGroup {
+	if gs, ok := ws.fits[key]; ok {
+		return gs
+	}
+	var gs []*capGroup
+	for _, g := range ws.groups {
+		if offers(g.caps, need) {
+			gs = append(gs, g)
 		}
 	}
-	return out
-}
-
-// balanceEven is reference §4.2: every worker is assumed to run one task,
-// the rest are queued; when some worker is idle, move the newest queued
-// tasks of the workers above the mean.
-func balanceEven(order []*worker) map[*worker][]*task {
-	if len(order) == 0 {
-		return nil
+	if len(ws.fits) >= maxFitsCached {
+		clear(ws.fits)
 	}
-	queued := make([]int, len(order))
-	total, idle := 0, 0
-	for i, w := range order {
-		n := w.tasks.Len()
-		if n == 0 {
-			idle++
-		}
-		if n > 1 {
-			queued[i] = n - 1
-		}
-		total += queued[i]
-	}
-	if total == 0 || idle == 0 {
-		return nil
-	}
-	mean := (total + len(order) - 1) / len(order)
-	count := make([]int, len(order))
-	over := 0
-	for i := range order {
-		if c := queued[i] - mean; c > 0 {
-			count[i] = c
-			over += c
-		}
-	}
-	minimal := min(idle, total)
-	if over < minimal {
-		remaining := minimal - over
-		for i := range order {
-			if remaining == 0 {
-				break
-			}
-			if left := queued[i] - count[i]; left >= 1 {
-				add := min(left, remaining)
-				count[i] += add
-				remaining -= add
-			}
-		}
-	}
-	advice := map[*worker][]*task{}
-	for i, w := range order {
-		if count[i] == 0 {
-			continue
-		}
-		m := movable(w)
-		if len(m) > 1 {
-			m = m[1:] // the oldest one is taken as executing
-		} else {
-			continue
-		}
-		if count[i] < len(m) {
-			m = m[len(m)-count[i]:]
-		}
-		advice[w] = m
-	}
-	return advice
-}
-
-// balanceCapability is reference §4.3: when some worker is idle, move tasks
-// youngest first from the most loaded worker to compatible workers below the
-// average until every worker is within one task of it.
-func balanceCapability(order []*worker) map[*worker][]*task {
-	idle := false
-	total := 0
-	for _, w := range order {
-		if w.tasks.Len() == 0 {
-			idle = true
-		}
-		total += w.tasks.Len()
-	}
-	if !idle || total == 0 {
-		return nil
-	}
-	avg := float64(total) / float64(len(order))
-	n := map[*worker]int{}
-	for _, w := range order {
-		n[w] = w.tasks.Len()
-	}
-	balanced := func(w *worker) bool {
-		d := float64(n[w]) - avg
-		return d > -1 && d < 1
-	}
-	var list []*worker
-	for _, w := range order {
-		if !balanced(w) {
-			list = append(list, w)
-		}
-	}
-	sortByLoad := func() {
-		// insertion sort: the list is short and nearly sorted
-		for i := 1; i < len(list); i++ {
-			for j := i; j > 0 && (n[list[j]] < n[list[j-1]] || n[list[j]] == n[list[j-1]] && list[j].seq < list[j-1].seq); j-- {
-				list[j], list[j-1] = list[j-1], list[j]
-			}
-		}
-	}
-	sortByLoad()
-	advice := map[*worker][]*task{}
-	moved := map[*task]bool{}
-	unmovable := map[*task]bool{}
-	for len(list) >= 2 {
-		most := list[len(list)-1]
-		list = list[:len(list)-1]
-		if balanced(most) {
-			break
-		}
-		m := movable(most)
-		var recv *worker
-		var pick *task
-		for i := len(m) - 1; i >= 0 && recv == nil; i-- {
-			t := m[i]
-			if moved[t] || unmovable[t] {
-				continue
-			}
-			for j, r := range list {
-				if float64(n[r]) >= avg {
-					break
-				}
-				if r.hasCaps(t.msg.Capabilities) {
-					recv, pick = r, t
-					list = append(list[:j], list[j+1:]...)
-					break
-				}
-			}
-			if recv == nil {
-				unmovable[t] = true
-			}
-		}
-		if recv == nil {
-			continue
-		}
-		moved[pick] = true
-		advice[most] = append(advice[most], pick)
-		n[most]--
-		n[recv]++
-		if !balanced(most) {
-			list = append(list, most)
-		}
-		if !balanced(recv) {
-			list = append(list, recv)
-		}
-		sortByLoad()
-	}
-	return advice
+	ws.fits[key] = gs
+	return gs
 }

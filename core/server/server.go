@@ -94,6 +94,13 @@ type Server struct {
 	// several to the same peer as one Batch (docs/protocol.md §7.6).
 	outPeers  map[string]int // peer -> index in outQueues
 	outQueues []outQueue
+	// lastSent and lastFrame are the message the core sent last and its
+	// encoding: the core hands the same message to many peers (object
+	// deletions to every worker), which is encoded once. The core never
+	// changes a message it sent, and queued frames are never written to.
+	// Cleared at each flush.
+	lastSent  protocol.Message
+	lastFrame []byte
 
 	// monitorDropped counts monitor messages refused at monitorHWM since
 	// start, monitorSent those published (with a subscriber); both go out
@@ -497,10 +504,14 @@ func (s *Server) flush() {
 		}
 		clear(q.frames)
 		q.frames = q.frames[:0]
+		delete(s.outPeers, string(q.to))
 		q.to = nil
 	}
-	clear(s.outPeers)
+	// Deleted one by one above: clear would visit every slot of a map
+	// grown to the most peers ever sent to in one iteration (a fleet's
+	// thousand workers), at every iteration.
 	s.outQueues = s.outQueues[:0]
+	s.lastSent, s.lastFrame = nil, nil
 }
 
 // releaseMemory gives the heap's and the C heap's free pages back to the
@@ -638,10 +649,14 @@ func (s *Server) closeAll() {
 type outbox struct{ s *Server }
 
 func (o outbox) Send(to []byte, m protocol.Message) {
-	b, err := protocol.Encode(make([]byte, 0, 1+m.Msgsize()), m)
-	if err != nil {
-		o.s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding failed")
-		return
+	b := o.s.lastFrame
+	if m != o.s.lastSent || b == nil {
+		var err error
+		if b, err = protocol.Encode(make([]byte, 0, 1+m.Msgsize()), m); err != nil {
+			o.s.log.Error().Err(err).Str("type", m.Kind().String()).Msg("encoding failed")
+			return
+		}
+		o.s.lastSent, o.s.lastFrame = m, b
 	}
 	k := m.Kind()
 	if o.s.sent[k] == 0 {
@@ -652,6 +667,9 @@ func (o outbox) Send(to []byte, m protocol.Message) {
 }
 
 func (o outbox) Publish(m protocol.Message) { o.s.publish(m) }
+
+// Listening: a monitor subscribes to some topic (readSubscriptions).
+func (o outbox) Listening() bool { return len(o.s.topics) > 0 }
 
 func (o outbox) DeleteObject(id []byte) { o.s.ossCli.DeleteAsync(id) }
 
