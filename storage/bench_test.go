@@ -95,6 +95,126 @@ func BenchmarkSetGetPipelined(b *testing.B) {
 	}
 }
 
+// BenchmarkVsLoopback is the large-object figure (docs/performance.md,
+// "Large objects"). One op moves size bytes from the client to the server
+// and size bytes back, twice: through object storage (a set, acknowledged,
+// then a get of the same object) and through a plain TCP echo over
+// 127.0.0.1 (write, then read the echo into one reused buffer). The two run
+// alternately, the order swapped every op, so drift of the machine hits both
+// alike. It reports the mean time of each and ratio = echo / storage (the
+// target is >= 0.5). Variants: the server in this process or in a child
+// (as a stand-alone server runs), and the get as GetView (the bytes stay
+// where libzmq received them, as the echo's reader reads into its buffer)
+// or as Get (one more copy, into fresh Go memory).
+func BenchmarkVsLoopback(b *testing.B) {
+	for _, size := range []int{1 << 20, 64 << 20} {
+		for _, where := range []string{"local", "remote"} {
+			for _, get := range []string{"view", "copy"} {
+				name := fmt.Sprintf("%dMiB/%s/%s", size>>20, where, get)
+				b.Run(name, func(b *testing.B) {
+					var addr string
+					if where == "local" {
+						addr = startServer(b, 0).Addr()
+					} else {
+						addr = startHelper(b).addr
+					}
+					benchVsLoopback(b, dial(b, addr), size, get == "view")
+				})
+			}
+		}
+	}
+}
+
+func benchVsLoopback(b *testing.B, c *Client, size int, view bool) {
+	echo := startEcho(b, size)
+	ctx := context.Background()
+	data := make([]byte, size)
+	back := make([]byte, size)
+	id := oid("bench")
+	viaStorage := func() {
+		if err := c.Set(ctx, id, data); err != nil {
+			b.Fatal(err)
+		}
+		if view {
+			v, err := c.GetView(ctx, id)
+			if err != nil || len(v.Bytes()) != size {
+				b.Fatalf("get: %v", err)
+			}
+			v.Release()
+			return
+		}
+		got, err := c.Get(ctx, id)
+		if err != nil || len(got) != size {
+			b.Fatalf("get: %d bytes, %v", len(got), err)
+		}
+	}
+	viaEcho := func() {
+		if _, err := echo.Write(data); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(echo, back); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// One of each first: connections up, buffers allocated.
+	viaStorage()
+	viaEcho()
+	var tStorage, tEcho time.Duration
+	timed := func(f func()) time.Duration {
+		t := time.Now()
+		f()
+		return time.Since(t)
+	}
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		if n%2 == 0 {
+			tStorage += timed(viaStorage)
+			tEcho += timed(viaEcho)
+		} else {
+			tEcho += timed(viaEcho)
+			tStorage += timed(viaStorage)
+		}
+		n++
+	}
+	mbps := func(t time.Duration) float64 { return float64(2*size*n) / t.Seconds() / 1e6 }
+	b.ReportMetric(mbps(tStorage), "storage-MB/s")
+	b.ReportMetric(mbps(tEcho), "echo-MB/s")
+	b.ReportMetric(float64(tEcho)/float64(tStorage), "ratio")
+}
+
+// startEcho starts a TCP echo of size-byte messages on 127.0.0.1 and
+// returns the client's connection.
+func startEcho(b *testing.B, size int) net.Conn {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(conn, buf); err != nil {
+				return
+			}
+			if _, err := conn.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
 // BenchmarkLoopbackTCP is the yardstick: a plain TCP echo of the same bytes
 // over 127.0.0.1 (size bytes there, size bytes back per op).
 func BenchmarkLoopbackTCP(b *testing.B) {
