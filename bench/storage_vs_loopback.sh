@@ -2,7 +2,8 @@
 # Object storage against loopback TCP (BenchmarkVsLoopback), interleaved: ROUNDS rounds, each
 # running every variant once with the scaler binary's malloc settings (internal/malloctune) and
 # once with glibc's defaults (any glibc.malloc.* tunable turns malloctune off); prints the ratio
-# echo/storage of every run and the median per variant.
+# echo/storage of every run and the median per variant. Each run also shows the CPU time per op of
+# all processes involved (on a loaded machine it moves less than the wall clock).
 #
 #   bash bench/storage_vs_loopback.sh [ROUNDS] [BENCH-REGEXP]    # defaults: 3 'VsLoopback/64MiB'
 set -euo pipefail
@@ -18,8 +19,11 @@ for ((i = 1; i <= rounds; i++)); do
     [ "$malloc" = glibc-defaults ] && tunables=glibc.malloc.tcache_count=7 # the default value
     GLIBC_TUNABLES=$tunables "$dir/storage.test" -test.run '^$' -test.bench "$bench" -test.benchtime 10x |
       awk -v m="$malloc" '/^Benchmark/ {
-        for (f = 3; f < NF; f++) { if ($(f+1) == "ratio") r = $f; if ($(f+1) == "storage-MB/s") s = $f; if ($(f+1) == "echo-MB/s") e = $f }
-        name = $1; sub(/-[0-9]+$/, "", name); printf "%-16s %-40s storage %6.0f MB/s  echo %6.0f MB/s  ratio %.2f\n", m, name, s, e, r }'
+        for (f = 3; f < NF; f++) {
+          if ($(f+1) == "ratio") r = $f; if ($(f+1) == "storage-MB/s") s = $f; if ($(f+1) == "echo-MB/s") e = $f
+          if ($(f+1) == "storage-cpu-ms/op") sc = $f; if ($(f+1) == "echo-cpu-ms/op") ec = $f }
+        name = $1; sub(/-[0-9]+$/, "", name)
+        printf "%-16s %-40s storage %5.0f MB/s %5.1f cpu-ms  echo %5.0f MB/s %5.1f cpu-ms  ratio %.2f\n", m, name, s, sc, e, ec, r }'
   done
 done | tee "$dir/runs"
 echo "medians of the ratio echo/storage (target >= 0.5):"

@@ -1,10 +1,15 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -113,19 +118,21 @@ func BenchmarkVsLoopback(b *testing.B) {
 				name := fmt.Sprintf("%dMiB/%s/%s", size>>20, where, get)
 				b.Run(name, func(b *testing.B) {
 					var addr string
+					serverPid := 0 // the server's CPU is this process's
 					if where == "local" {
 						addr = startServer(b, 0).Addr()
 					} else {
-						addr = startHelper(b).addr
+						h := startHelper(b)
+						addr, serverPid = h.addr, h.cmd.Process.Pid
 					}
-					benchVsLoopback(b, dial(b, addr), size, get == "view")
+					benchVsLoopback(b, dial(b, addr), serverPid, size, get == "view")
 				})
 			}
 		}
 	}
 }
 
-func benchVsLoopback(b *testing.B, c *Client, size int, view bool) {
+func benchVsLoopback(b *testing.B, c *Client, serverPid, size int, view bool) {
 	echo := startEcho(b, size)
 	ctx := context.Background()
 	data := make([]byte, size)
@@ -159,21 +166,32 @@ func benchVsLoopback(b *testing.B, c *Client, size int, view bool) {
 	// One of each first: connections up, buffers allocated.
 	viaStorage()
 	viaEcho()
-	var tStorage, tEcho time.Duration
-	timed := func(f func()) time.Duration {
-		t := time.Now()
+	// Wall time, and CPU time of every process involved (this one, and the
+	// server's when it is a child): on a loaded machine the CPU figure
+	// moves less than the wall clock.
+	var tStorage, tEcho, cpuStorage, cpuEcho time.Duration
+	cpu := func() time.Duration {
+		t := cpuTime(b, 0)
+		if serverPid != 0 {
+			t += cpuTime(b, serverPid)
+		}
+		return t
+	}
+	timed := func(f func(), wall, used *time.Duration) {
+		c, t := cpu(), time.Now()
 		f()
-		return time.Since(t)
+		*wall += time.Since(t)
+		*used += cpu() - c
 	}
 	b.ResetTimer()
 	n := 0
 	for b.Loop() {
 		if n%2 == 0 {
-			tStorage += timed(viaStorage)
-			tEcho += timed(viaEcho)
+			timed(viaStorage, &tStorage, &cpuStorage)
+			timed(viaEcho, &tEcho, &cpuEcho)
 		} else {
-			tEcho += timed(viaEcho)
-			tStorage += timed(viaStorage)
+			timed(viaEcho, &tEcho, &cpuEcho)
+			timed(viaStorage, &tStorage, &cpuStorage)
 		}
 		n++
 	}
@@ -181,7 +199,33 @@ func benchVsLoopback(b *testing.B, c *Client, size int, view bool) {
 	b.ReportMetric(mbps(tStorage), "storage-MB/s")
 	b.ReportMetric(mbps(tEcho), "echo-MB/s")
 	b.ReportMetric(float64(tEcho)/float64(tStorage), "ratio")
+	b.ReportMetric(float64(cpuStorage.Microseconds())/1e3/float64(n), "storage-cpu-ms/op")
+	b.ReportMetric(float64(cpuEcho.Microseconds())/1e3/float64(n), "echo-cpu-ms/op")
 }
+
+// cpuTime is the user+system CPU time so far of process pid (0: this one),
+// all its threads.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	if pid == 0 {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command (which may hold spaces) start after the last ')'.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times (100 on Linux).
+const clockTicks = 100
 
 // startEcho starts a TCP echo of size-byte messages on 127.0.0.1 and
 // returns the client's connection.
