@@ -561,8 +561,19 @@ class Processor:
     def _housekeeping(self):
         last_gc = time.monotonic()
         trim = _malloc_trim()
+        # The worker starts processors with glibc keeping freed memory in the heap (worker/
+        # processor.go: processorMallocTunables), so that one large object after another reuses
+        # it instead of page-faulting fresh memory in. Once the main thread has been idle for a
+        # second after running, that memory goes back to the system: kept while busy only.
+        main_cpu, trimmed = _thread_cpu(), True
         while True:
             time.sleep(1)
+            cpu = _thread_cpu()
+            if cpu != main_cpu:
+                main_cpu, trimmed = cpu, False
+            elif not trimmed and trim is not None:
+                trimmed = True
+                trim(0)
             now = time.monotonic()
             if now - last_gc < self._gc_interval:
                 continue
@@ -593,6 +604,16 @@ def _malloc_trim():
         return ctypes.CDLL("libc.so.6").malloc_trim
     except Exception:
         return None
+
+
+def _thread_cpu() -> int:
+    """CPU time of the main thread so far, in clock ticks (0 if unknown)."""
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])
+    except Exception:
+        return 0
 
 
 def _rss() -> int:
