@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/transport"
@@ -54,6 +55,10 @@ type Result struct {
 type call struct {
 	op protocol.ObjectRequestType
 	ch chan Result // capacity 1: the demultiplexer never blocks on it
+	// view: a get whose caller takes the payload as received (GetView):
+	// a large one stays in libzmq's memory, owned by the caller's View.
+	// Otherwise the payload is copied into Go memory and the frame freed.
+	view bool
 }
 
 // Client talks to one object storage server over a DEALER socket. All
@@ -77,7 +82,10 @@ func Dial(addr string) (*Client, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	identity := fmt.Sprintf("storage-client|%d|%s", os.Getpid(), hex.EncodeToString(rnd[:]))
-	ep, err := transport.Connect(transport.Dealer, addr, transport.Options{Identity: []byte(identity)})
+	// ZeroCopyRecv: a large get reply stays in the buffer libzmq read it
+	// into; GetView hands that buffer out, Get copies it once (as a
+	// receive without the option would).
+	ep, err := transport.Connect(transport.Dealer, addr, transport.Options{Identity: []byte(identity), ZeroCopyRecv: true})
 	if err != nil {
 		return nil, fmt.Errorf("storage client: %w", err)
 	}
@@ -105,28 +113,12 @@ func (c *Client) Close() error {
 }
 
 // demux is the only reader of the socket: it matches replies to calls.
+// Every message it takes is released (transport.ReleaseMessage), except the
+// payload of a GetView reply, which the View owns from then on.
 func (c *Client) demux() {
 	defer close(c.done)
 	for msg := range c.ep.Recv() {
-		if len(msg) == 0 {
-			continue
-		}
-		m, err := protocol.Decode(msg[0])
-		if err != nil {
-			continue
-		}
-		resp, ok := m.(*protocol.ObjectResponse)
-		if !ok {
-			continue
-		}
-		c.mu.Lock()
-		cl, ok := c.pending[resp.RequestID]
-		delete(c.pending, resp.RequestID)
-		c.mu.Unlock()
-		if !ok {
-			continue // cancelled by its caller, or not ours
-		}
-		cl.ch <- decodeResult(cl.op, resp, msg[1:])
+		c.dispatch(msg)
 	}
 	c.mu.Lock()
 	c.closed = true
@@ -135,6 +127,41 @@ func (c *Client) demux() {
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
+}
+
+// dispatch hands one reply to the call waiting for it.
+func (c *Client) dispatch(msg [][]byte) {
+	if len(msg) == 0 {
+		return
+	}
+	m, err := protocol.Decode(msg[0])
+	if err != nil {
+		transport.ReleaseMessage(msg)
+		return
+	}
+	resp, ok := m.(*protocol.ObjectResponse)
+	if !ok {
+		transport.ReleaseMessage(msg)
+		return
+	}
+	c.mu.Lock()
+	cl, ok := c.pending[resp.RequestID]
+	delete(c.pending, resp.RequestID)
+	c.mu.Unlock()
+	if !ok {
+		transport.ReleaseMessage(msg) // cancelled by its caller, or not ours
+		return
+	}
+	r := decodeResult(cl.op, resp, msg[1:])
+	if r.Err == nil && r.Data != nil {
+		if cl.view {
+			transport.Retain(r.Data) // the View's reference, dropped by View.Release
+		} else {
+			r.Data = transport.Own(r.Data)
+		}
+	}
+	transport.ReleaseMessage(msg)
+	cl.ch <- r
 }
 
 // decodeResult turns a reply to a request of type op into a Result.
@@ -191,6 +218,11 @@ func okReply(op protocol.ObjectRequestType) protocol.ObjectResponseType {
 // start registers a call and sends its request. It returns the request id
 // and the channel that will receive exactly one Result.
 func (c *Client) start(req *protocol.ObjectRequest, payload []byte) (uint64, <-chan Result) {
+	return c.startCall(req, payload, false)
+}
+
+// startCall is start; view asks for a get's payload as received (GetView).
+func (c *Client) startCall(req *protocol.ObjectRequest, payload []byte, view bool) (uint64, <-chan Result) {
 	ch := make(chan Result, 1)
 	if req.Type != protocol.ObjectStats && !validID(req.ObjectID) {
 		ch <- Result{Err: fmt.Errorf("storage client: %w, got %d", errObjectID, len(req.ObjectID))}
@@ -209,7 +241,7 @@ func (c *Client) start(req *protocol.ObjectRequest, payload []byte) (uint64, <-c
 	c.nextID++
 	id := c.nextID
 	req.RequestID = id
-	c.pending[id] = call{op: req.Type, ch: ch}
+	c.pending[id] = call{op: req.Type, ch: ch, view: view}
 	c.mu.Unlock()
 
 	hdr := protocol.MustEncode(req)
@@ -242,20 +274,29 @@ func (c *Client) fail(id uint64, err error) {
 	}
 }
 
-// forget drops call id; a reply arriving later is discarded.
-func (c *Client) forget(id uint64) {
+// forget drops call id; a reply arriving later is discarded. It reports
+// whether the call was still waiting: if not, its Result is in ch or on its
+// way there.
+func (c *Client) forget(id uint64) bool {
 	c.mu.Lock()
+	_, ok := c.pending[id]
 	delete(c.pending, id)
 	c.mu.Unlock()
+	return ok
 }
 
-// wait blocks for the result of call id or for ctx.
+// wait blocks for the result of call id or for ctx. A GetView result that
+// arrives as ctx ends is released, as nobody will take it.
 func (c *Client) wait(ctx context.Context, id uint64, ch <-chan Result) Result {
 	select {
 	case r := <-ch:
 		return r
 	case <-ctx.Done():
-		c.forget(id)
+		if !c.forget(id) && id != 0 {
+			// Delivered, or being delivered (exactly once): free what it holds.
+			r := <-ch
+			transport.Release(r.Data)
+		}
 		return Result{Err: ctx.Err()}
 	}
 }
@@ -321,6 +362,52 @@ func (c *Client) Get(ctx context.Context, id []byte) ([]byte, error) {
 func (c *Client) GetMax(ctx context.Context, id []byte, max uint64) ([]byte, error) {
 	r := c.do(ctx, &protocol.ObjectRequest{Type: protocol.ObjectGet, ObjectID: id, MaxLength: max}, nil)
 	return r.Data, r.Err
+}
+
+// View is an object's content fetched without copying (GetView): for a
+// payload of at least transport.ZeroCopyMin bytes, Bytes is the buffer
+// libzmq received it into. The View owns that buffer until Release; Bytes
+// must not be used after Release, nor modified.
+type View struct {
+	data atomic.Pointer[[]byte]
+}
+
+// Bytes returns the content; nil after Release.
+func (v *View) Bytes() []byte {
+	if p := v.data.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Release frees the content's buffer. It is idempotent and safe from any
+// goroutine; a nil *View does nothing.
+func (v *View) Release() {
+	if v == nil {
+		return
+	}
+	if p := v.data.Swap(nil); p != nil {
+		transport.Release(*p)
+	}
+}
+
+// GetView is Get without the copy into Go memory: a large content stays
+// in the buffer it was received into until the View is released, and the
+// caller must call Release. Passing Bytes (all of it) to a Set of this or
+// another client sends it without copying either. Use it for large objects
+// that are read once or forwarded; Get costs one copy per byte more.
+func (c *Client) GetView(ctx context.Context, id []byte) (*View, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rid, ch := c.startCall(&protocol.ObjectRequest{Type: protocol.ObjectGet, ObjectID: id}, nil, true)
+	r := c.wait(ctx, rid, ch)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	v := new(View)
+	v.data.Store(&r.Data)
+	return v, nil
 }
 
 // Delete removes id and reports whether it existed.

@@ -228,6 +228,19 @@ func ReleaseMessage(msg [][]byte) {
 	}
 }
 
+// Own returns b as memory the caller owns: a copy in Go memory of a held
+// frame (or a prefix of one), which the caller then releases as before, and
+// b itself for any other slice. The copy is made in C, as recvMessage
+// copies large frames (a long Go memmove cannot be preempted).
+func Own(b []byte) []byte {
+	if lookupHeld(b) == nil {
+		return b
+	}
+	out := make([]byte, len(b))
+	C.tp_copy(unsafe.Pointer(unsafe.SliceData(out)), unsafe.Pointer(unsafe.SliceData(b)), C.size_t(len(b)))
+	return out
+}
+
 // HeldFrames returns how many received frames are held in libzmq memory
 // (for leak checks in tests).
 func HeldFrames() int {

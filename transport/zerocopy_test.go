@@ -138,3 +138,33 @@ func TestZeroCopyRecvDrainAfterClose(t *testing.T) {
 		t.Fatalf("held frames: %d, want %d", HeldFrames(), base)
 	}
 }
+
+// Own copies a held frame (or a prefix of one) into Go memory that stays
+// valid after the frame is released, and leaves other slices as they are.
+func TestOwn(t *testing.T) {
+	base := HeldFrames()
+	r := bind(t, Router, Options{ZeroCopyRecv: true})
+	d := connect(t, Dealer, r.Addr(), Options{})
+	big := pattern(1<<20, 3)
+	mustSend(t, d, big)
+	msg := recvWithin(t, r, 10*time.Second)
+	held := msg[1]
+	own, prefix := Own(held), Own(held[:ZeroCopyMin])
+	if &own[0] == &held[0] || Retain(own) || Retain(prefix) {
+		t.Fatal("Own returned the held frame, not a copy")
+	}
+	ReleaseMessage(msg)
+	if got := HeldFrames() - base; got != 0 {
+		t.Fatalf("held frames after release: %d", got)
+	}
+	if !bytes.Equal(own, big) || !bytes.Equal(prefix, big[:ZeroCopyMin]) {
+		t.Fatal("the copy changed after the frame was released")
+	}
+	plain := []byte("not held")
+	if got := Own(plain); &got[0] != &plain[0] {
+		t.Fatal("Own copied a slice that is not held")
+	}
+	if Own(nil) != nil {
+		t.Fatal("Own(nil) != nil")
+	}
+}

@@ -2,7 +2,9 @@
 // heap, for the scaler binary: package commands links it (for its effect
 // only), so the roles that move large messages (scheduler, object storage,
 // worker) run with it, while tests and other programs that link transport
-// keep glibc's defaults.
+// keep glibc's defaults (storage's tests link it too, to measure what the
+// binary does). The worker passes the same settings to its Python
+// processors through GLIBC_TUNABLES (worker/processor.go).
 //
 // By default glibc allocates blocks above 32 MiB (and any block that a
 // thread's arena, capped at 64 MiB heaps, cannot hold) with a fresh mmap and

@@ -197,6 +197,31 @@ def test_large_payload(client):
     assert client.submit(noop, data).result(timeout=120) == data
 
 
+class _BytesOnly:
+    """A custom serializer that insists on bytes, as the Serializer interface promises: large
+    payloads reach it as bytes although the default serializer gets views of the frames."""
+
+    @staticmethod
+    def serialize(obj):
+        return b"B" + pickle.dumps(obj)
+
+    @staticmethod
+    def deserialize(payload):
+        if type(payload) is not bytes:
+            raise TypeError(f"deserialize got {type(payload).__name__}")
+        return pickle.loads(payload[1:])
+
+
+def test_large_payloads_reach_a_custom_serializer_as_bytes(combo):
+    from scaler.client.serializer.mixins import Serializer
+
+    serializer = type("BytesOnly", (Serializer,), dict(_BytesOnly.__dict__))()
+    data = os.urandom(1 << 20)  # through object storage both ways
+    with Client(combo.get_address(), serializer=serializer, timeout_seconds=30) as c:
+        assert c.submit(noop, data).result(timeout=60) == data
+        assert c.map(noop, [(data,), (data[::-1],)]) == [data, data[::-1]]
+
+
 def test_nested_recursion(client):
     assert client.submit(factorial, client, 5).result(timeout=120) == 120
     assert client.submit(fibonacci, client, 5).result(timeout=120) == 5

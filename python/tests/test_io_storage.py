@@ -64,6 +64,30 @@ def test_set_get_delete_duplicate(storage_address):
         assert c.stats().objects >= 1
 
 
+def test_get_without_copy_is_a_view_of_the_received_frame(storage_address):
+    """copy=False hands out the frame libzmq received (a memoryview, no copy); it stays
+    valid after the object is overwritten and deleted, and after more traffic. copy=True (the
+    default) returns bytes."""
+    cid = client_id()
+    with ObjectStorageClient(storage_address, timeout_s=5) as c:
+        a, b = new_object_id(cid), new_object_id(cid)
+        big, other = os.urandom(2 << 20), os.urandom(2 << 20)
+        c.set_object(a, big)
+        c.set_object(b, b"small")
+        view = c.get_object(a, copy=False)
+        assert type(view) is memoryview and view == big
+        assert type(c.get_object(a)) is bytes
+        views = c.get_many([a, b], copy=False)
+        assert [type(v) for v in views] == [memoryview, memoryview] and views[1] == b"small"
+        c.set_object(a, other)  # the stored object changes and goes: the views do not
+        c.delete_object(a)
+        for _ in range(3):
+            c.set_object(b, other)
+            assert c.get_object(b, copy=False) == other
+        assert view == big and views[0] == big
+        assert c.get_object(b, max_length=3, copy=False) == other[:3]
+
+
 @pytest.fixture(scope="module")
 def short_wait_storage():
     """A server whose parked gets end after 1 s."""

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import cloudpickle
 import msgpack
@@ -57,7 +58,7 @@ def storage_port():
 class Channel:
     """The agent's end of a processor's channel."""
 
-    def __init__(self, storage_port: int):
+    def __init__(self, storage_port: int, env: Optional[dict] = None):
         self.port = storage_port
         serializer = DefaultSerializer()
         self.serializer = serializer
@@ -69,7 +70,7 @@ class Channel:
             for fn, object_id in self.functions.items():
                 storage.set_object(object_id, serializer.serialize(fn))
         self.sock, theirs = socket.socketpair()
-        env = dict(os.environ)
+        env = dict(os.environ, **(env or {}))
         env["PYTHONPATH"] = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
         self.proc = subprocess.Popen([sys.executable, "-m", "scaler.worker.processor", "--fd", str(theirs.fileno())],
                                      pass_fds=[theirs.fileno()], env=env)
@@ -276,3 +277,39 @@ def test_processor_reads_other_layouts_in_full(storage_port):
     finally:
         channel.close()
     assert channel.proc.returncode == 0
+
+
+# What the worker puts in a processor's GLIBC_TUNABLES (worker/processor.go, processorMallocTunables).
+WORKER_MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=268435456"
+
+
+def _rss_mib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_idle_processor_gives_large_objects_memory_back(storage_port):
+    """With the worker's malloc settings glibc keeps the memory of freed large objects for the next
+    one; once the processor is idle it gives that memory back (housekeeping: malloc_trim a second
+    after the main thread stopped running)."""
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        pytest.skip("GLIBC_TUNABLES sets malloc already")
+    channel = Channel(storage_port, env={"GLIBC_TUNABLES": WORKER_MALLOC_TUNABLES})
+    try:
+        base = _rss_mib(channel.proc.pid)
+        big = os.urandom(64 << 20)
+        for _ in range(2):  # a 64 MiB argument in, a 64 MiB result out through storage
+            task_id, frame = channel.task(echo, big)
+            channel.sock.sendall(frame)
+            result = channel.result()
+            assert result["task_id"] == task_id and result["type"] == 0 and len(result["result_object_id"]) == 32
+        # The read loop keeps its last large frame (the 64 MiB task) referenced until the next one;
+        # everything else freed goes back (without the trim: ~350 MiB stay resident).
+        bound = base + 64 + 48
+        deadline, rss = time.monotonic() + 20, _rss_mib(channel.proc.pid)
+        while rss > bound and time.monotonic() < deadline:
+            time.sleep(0.1)
+            rss = _rss_mib(channel.proc.pid)
+        assert rss <= bound, f"processor RSS {rss} MiB idle after the tasks, {base} MiB before them"
+    finally:
+        channel.close()

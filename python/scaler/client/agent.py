@@ -74,6 +74,7 @@ import collections
 import itertools
 import logging
 import os
+import pickle
 import select
 import sys
 import threading
@@ -126,6 +127,24 @@ _REFUSED_LIMIT = 1024
 _AGENT = "agent"
 _RECLAIM_SECONDS = 0.002  # a socket nobody reads is taken back by the agent after this long
 _RECENT_SECONDS = 0.1  # a release less recent than this wakes the agent; a more recent one needs no wake-up
+
+
+
+# Results from this size on are handed to the serializer as a view of the frame they arrived in
+# (no copy) when it deserializes with pickle's loads, which reads views; smaller ones as bytes.
+_VIEW_MIN = 1 << 16
+
+
+def _result_payload(future, frame):
+    """A fetched result's payload for ``future``: a memoryview of ``frame`` or its bytes."""
+    if len(frame) >= _VIEW_MIN:
+        serializer = getattr(future, "_serializer", None)
+        if serializer is None:
+            call = getattr(future, "call", None)
+            serializer = getattr(call, "serializer", None)
+        if serializer is not None and serializer.deserialize is pickle.loads:
+            return frame.buffer
+    return frame.bytes
 
 
 class Batch:
@@ -1082,11 +1101,11 @@ class ClientAgent(threading.Thread):
         sock = self._storage
         for _ in range(_MAX_DRAIN):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)  # zmq.Frames, copied below if at all
             except zmq.Again:
                 return
             try:
-                kind, body = w.decode(frames[0])
+                kind, body = w.decode(frames[0].buffer)
             except Exception as error:
                 logger.warning("scaler client: malformed object storage reply dropped: %s", error)
                 continue
@@ -1102,7 +1121,7 @@ class ClientAgent(threading.Thread):
             elif request[0] == "get":
                 _, future, object_id, failed = request
                 if response == w.OBJ_GET_OK:
-                    payload = frames[1] if len(frames) > 1 else b""
+                    payload = _result_payload(future, frames[1]) if len(frames) > 1 else b""
                     self._release_result(future._group_task_id, object_id)
                     self._owned.discard(object_id)
                     future._set_payload(payload, failed, None)

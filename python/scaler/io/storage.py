@@ -70,7 +70,7 @@ class ObjectStorageClient:
         self._socket.connect(address)
         self._timeout_ms = None if timeout_s is None else int(timeout_s * 1000)
         self._next_id = 0
-        self._early: Dict[int, Tuple[ObjectResponse, Optional[bytes]]] = {}
+        self._early: Dict[int, Tuple[dict, Optional[zmq.Frame]]] = {}  # payload frames not yet copied
         self._abandoned: set = set()  # gets given up on: their late replies are dropped
         self._lock = threading.Lock()
 
@@ -94,9 +94,11 @@ class ObjectStorageClient:
     def set_object(self, object_id: bytes, payload) -> None:
         self._wait(self._send(ObjectRequestType.Set, object_id, payload=payload), ObjectRequestType.Set)
 
-    def get_object(self, object_id: bytes, max_length: int = 0) -> bytes:
+    def get_object(self, object_id: bytes, max_length: int = 0, copy: bool = True):
+        """The content of ``object_id``: ``bytes``, or with ``copy=False`` a memoryview of
+        the frame it was received in (no copy; the frame lives as long as the view)."""
         rid = self._send(ObjectRequestType.Get, object_id, max_length=max_length)
-        return self._wait_get(rid, object_id, self._get_deadline())
+        return self._wait_get(rid, object_id, self._get_deadline(), copy)
 
     def delete_object(self, object_id: bytes) -> bool:
         """Delete ``object_id``; returns whether it existed."""
@@ -142,7 +144,7 @@ class ObjectStorageClient:
                 return
             body = _decode_response(frames[0].buffer)
             if body is not None:
-                self._keep(body, frames[1].bytes if len(frames) > 1 else None)
+                self._keep(body, frames[1] if len(frames) > 1 else None)
 
     # Pipelined requests.
 
@@ -151,15 +153,16 @@ class ObjectStorageClient:
         for rid in ids:
             self._wait(rid, ObjectRequestType.Set)
 
-    def get_many(self, object_ids: Sequence[bytes]) -> List[bytes]:
+    def get_many(self, object_ids: Sequence[bytes], copy: bool = True) -> list:
         """The contents of ``object_ids``, fetched pipelined; all of them within one deadline. On
-        the first failure the other replies still owed are dropped when they come."""
+        the first failure the other replies still owed are dropped when they come. ``copy`` as
+        for :meth:`get_object`."""
         ids = [self._send(ObjectRequestType.Get, oid) for oid in object_ids]
         deadline = self._get_deadline()
         out = []
         try:
             for rid, oid in zip(ids, object_ids):
-                out.append(self._wait_get(rid, oid, deadline))
+                out.append(self._wait_get(rid, oid, deadline, copy))
         except BaseException:
             for rid in ids[len(out) + 1:]:
                 self._abandon(rid)
@@ -203,9 +206,12 @@ class ObjectStorageClient:
             seconds = min(seconds, self._timeout_ms / 1000)
         return time.monotonic() + seconds, seconds
 
-    def _wait_get(self, rid: int, object_id: bytes, deadline: Tuple[float, float]) -> bytes:
+    def _wait_get(self, rid: int, object_id: bytes, deadline: Tuple[float, float], copy: bool = True):
         try:
-            return self._wait(rid, ObjectRequestType.Get, deadline[0])
+            payload = self._wait(rid, ObjectRequestType.Get, deadline[0])
+            # The frame as received: bytes copies it (as pyzmq's recv with copy=True would),
+            # buffer is a view of libzmq's memory.
+            return payload if type(payload) is bytes else payload.bytes if copy else payload.buffer
         except TimeoutError:
             self._abandon(rid)
             raise ObjectNotFoundError(
@@ -216,7 +222,7 @@ class ObjectStorageClient:
         if self._early.pop(rid, None) is None:
             self._abandoned.add(rid)
 
-    def _keep(self, body: dict, payload: Optional[bytes]) -> None:
+    def _keep(self, body: dict, payload) -> None:
         rid = body.get("request_id", -1)
         if rid in self._abandoned:
             self._abandoned.discard(rid)
@@ -237,7 +243,7 @@ class ObjectStorageClient:
             body = _decode_response(frames[0].buffer)
             if body is None:
                 continue
-            payload = frames[1].bytes if len(frames) > 1 else None
+            payload = frames[1] if len(frames) > 1 else None  # a zmq.Frame, not yet copied
             if body.get("request_id") == rid:
                 return body, payload
             self._keep(body, payload)

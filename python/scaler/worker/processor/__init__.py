@@ -77,6 +77,16 @@ _READ_BUFFER = 1 << 18  # bytes read from the agent per system call at most (lar
 _TEMPLATES = 4  # ProcessorTask templates kept (wire.TaskTemplates): one per client and function in use
 
 
+def _loader(serializer):
+    """The serializer's deserialize for payloads fetched with copy=False (memoryviews): pickle's
+    loads (the default serializer's) reads a view as it is; any other gets bytes, as the
+    Serializer interface promises."""
+    deserialize = serializer.deserialize
+    if deserialize is pickle.loads:
+        return deserialize
+    return lambda payload: deserialize(payload if type(payload) is bytes else bytes(payload))
+
+
 class _Task:
     """A ProcessorTask (docs/protocol.md §7.5) read from its msgpack map, decoded with ``raw=True``
     (keys and strings as bytes: decoding them to str cost more than the rest of the map). Only what
@@ -412,7 +422,9 @@ class Processor:
                 arg_missing.append(i)
         wanted = missing + [arguments[i][1] for i in arg_missing]
         try:
-            fetched = self._client(task).get_many(wanted) if wanted else []
+            # As received (copy=False): memoryviews of the frames, no copy; _loader gives them
+            # to the serializer as bytes unless it is pickle's loads, which reads views.
+            fetched = self._client(task).get_many(wanted, copy=False) if wanted else []
         except ObjectNotFoundError as exc:
             # Bounded wait (docs/protocol.md §9.5): the task fails, naming what is missing, and
             # the processor is free for the next one.
@@ -426,12 +438,13 @@ class Processor:
             serializer = cloudpickle.loads(fetched[pos])
             pos += 1
             self._serializers[task.source] = serializer
+        load = _loader(serializer)
         if function is None:
-            function = serializer.deserialize(fetched[pos])
+            function = load(fetched[pos])
             pos += 1
             self._functions[task.func_object_id] = function
         for i in arg_missing:
-            value = serializer.deserialize(fetched[pos])
+            value = load(fetched[pos])
             pos += 1
             args[i] = value
             cache[arguments[i][1]] = value
@@ -548,8 +561,19 @@ class Processor:
     def _housekeeping(self):
         last_gc = time.monotonic()
         trim = _malloc_trim()
+        # The worker starts processors with glibc keeping freed memory in the heap (worker/
+        # processor.go: processorMallocTunables), so that one large object after another reuses
+        # it instead of page-faulting fresh memory in. Once the main thread has been idle for a
+        # second after running, that memory goes back to the system: kept while busy only.
+        main_cpu, trimmed = _thread_cpu(), True
         while True:
             time.sleep(1)
+            cpu = _thread_cpu()
+            if cpu != main_cpu:
+                main_cpu, trimmed = cpu, False
+            elif not trimmed and trim is not None:
+                trimmed = True
+                trim(0)
             now = time.monotonic()
             if now - last_gc < self._gc_interval:
                 continue
@@ -580,6 +604,16 @@ def _malloc_trim():
         return ctypes.CDLL("libc.so.6").malloc_trim
     except Exception:
         return None
+
+
+def _thread_cpu() -> int:
+    """CPU time of the main thread so far, in clock ticks (0 if unknown)."""
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])
+    except Exception:
+        return 0
 
 
 def _rss() -> int:
