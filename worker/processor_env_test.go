@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/opengris/scaler/internal/mallocprobe"
+	"github.com/opengris/scaler/internal/scalertest/programs"
 )
 
 func TestProcessorEnv(t *testing.T) {
@@ -39,7 +40,7 @@ func TestProcessorEnv(t *testing.T) {
 // after the interpreter (as pyzmq's io thread is), not from a fresh mmap;
 // with the worker's own environment (glibc's defaults) it gets an mmap.
 func TestProcessorMallocsLargeBlocksFromTheHeap(t *testing.T) {
-	python := findPython(t)
+	python := programs.Python(t)
 	const probe = `
 import ctypes, threading
 libc = ctypes.CDLL(None)
