@@ -101,6 +101,24 @@ def test_combo_workers_run_in_the_scheduler_process(scaler_bin):
     assert local_endpoint(combo.get_address()) == combo.get_address()
 
 
+def test_combo_processors_die_with_its_process(scaler_bin):
+    """The in-process agents' processors get SIGKILL when the combo's process dies, even by
+    SIGKILL (PR_SET_PDEATHSIG from the thread that started them), not only through shutdown()."""
+    import signal
+
+    combo = make_combo(scaler_bin, n_workers=2)
+    try:
+        with Client(combo.get_address(), timeout_seconds=10) as client:
+            processors = set(client.map(whoami, [() for _ in range(40)]))
+        assert processors and combo._scheduler.pid not in processors
+        os.kill(combo._scheduler.pid, signal.SIGKILL)  # no group kill, no clean stop
+        assert wait_for(lambda: not combo._scheduler.is_alive(), 10)
+        for pid in processors:
+            assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), 10), f"processor {pid} runs"
+    finally:
+        combo.shutdown()
+
+
 def test_combo_with_a_long_tmpdir_stays_on_tcp(scaler_bin, tmp_path, monkeypatch):
     import tempfile
 
