@@ -30,7 +30,7 @@ def role_of(process: psutil.Process) -> str:
     if process.pid == os.getpid():
         return "client"
     args = process.cmdline()
-    for role in ("scheduler", "cluster", "worker"):
+    for role in ("scheduler", "combo", "cluster", "worker"):
         if role in args[1:3]:
             return role
     if "scaler.worker.processor" in args:

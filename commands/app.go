@@ -96,7 +96,8 @@ func runTop(argv []string, stdout, stderr io.Writer) int {
 			},
 		})
 	}
-	app.Commands = append(app.Commands, upCommand(&status, stdout, stderr), linksCommand(&status), workerCommand(&status, os.Stdin, stderr))
+	app.Commands = append(app.Commands, upCommand(&status, stdout, stderr), linksCommand(&status), workerCommand(&status, os.Stdin, stderr),
+		comboCommand(&status, stdout, stderr))
 	if err := app.Run(argv); err != nil {
 		fmt.Fprintf(stderr, "scaler: error: %v\n", err)
 		return exitUsage
@@ -123,10 +124,22 @@ func topUsageProblem(err error, args []string) string {
 
 // runRole parses a role's command line and configuration, then runs it.
 func runRole(r *role, args []string, stdout, stderr io.Writer) int {
+	cfg, status := parseRole(r, args, stdout, stderr)
+	if cfg == nil {
+		return status
+	}
+	return start(r, cfg, stderr)
+}
+
+// parseRole parses a role's command line and configuration. It returns the
+// configuration to run, or nil and the exit status when there is nothing to
+// run: the help or the configuration dump was printed (exitOK), or the
+// input is wrong (exitUsage, said on stderr).
+func parseRole(r *role, args []string, stdout, stderr io.Writer) (config.Section, int) {
 	prog := r.Program()
-	fail := func(code int, err error) int {
+	fail := func(code int, err error) (config.Section, int) {
 		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
-		return code
+		return nil, code
 	}
 	fields := config.Fields(r.newSection())
 	normalized, err := newOptionSet(fields).normalize(args)
@@ -144,13 +157,13 @@ func runRole(r *role, args []string, stdout, stderr io.Writer) int {
 		return fail(exitUsage, err) // the command line or the configuration is wrong
 	}
 	if cfg == nil { // -h was shown
-		return exitOK
+		return nil, exitOK
 	}
 	if dump {
 		fmt.Fprint(stdout, config.Dump(cfg))
-		return exitOK
+		return nil, exitOK
 	}
-	return start(r, cfg, stderr)
+	return cfg, exitOK
 }
 
 // start builds the role's logger and runs it until SIGINT or SIGTERM.

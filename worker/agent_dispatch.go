@@ -34,7 +34,8 @@ func (a *agent) running() bool {
 	return a.current != nil && a.current.task != nil && !a.current.suspended
 }
 
-// dispatch starts or resumes the best queued task if nothing is running.
+// dispatch starts or resumes the best queued task if nothing is running,
+// and tops up the tasks sent ahead; the task frames go out in one write.
 func (a *agent) dispatch() {
 	if a.stopReason != "" || a.schedDown {
 		return
@@ -63,6 +64,9 @@ func (a *agent) dispatch() {
 	}
 	a.armTimeout()
 	a.fillAhead()
+	if a.current != nil {
+		a.flushProcessor(a.current)
+	}
 }
 
 // aheadBelow: a processor is sent its next task ahead of time only while
@@ -72,57 +76,98 @@ func (a *agent) dispatch() {
 // tasks the saving is negligible and a cancel must not wait.
 const aheadBelow = 2 * time.Millisecond
 
-// fillAhead sends the running processor its next task now, so that it goes
-// on without waiting for the agent when the current one ends (docs/protocol.md
-// §7.5, "Sending ahead"). Only a task of the same priority goes ahead: one
-// of higher priority would suspend the running task instead, and one of
-// lower priority must not overtake anything that arrives meanwhile.
-func (a *agent) fillAhead() {
-	p := a.current
-	if p == nil || p.task == nil || p.suspended || p.ahead != nil || p.killed || p.fd < 0 || !p.quick {
-		return
+// Sending ahead: how much work a processor holds beyond its running task.
+// The tasks sent ahead of it wait about aheadBelow of work at most (the
+// durations of its last task), so a cancel of one of them, which the
+// processor answers between tasks, and a suspension of the running task,
+// behind which they wait, hold them up little; and at most maxAhead. The
+// agent tops them up when half are gone, so a processor of trivial tasks is
+// written to once per maxAhead/2 tasks and reads them in one system call.
+const maxAhead = 16
+
+// aheadLimit is how many tasks p may be sent ahead of its running one.
+func aheadLimit(p *processor) int {
+	if p.lastRun <= 0 {
+		return 1
 	}
-	t := a.queue.peek()
-	if t == nil || t.resume || t.priority != p.task.priority {
-		return
-	}
-	a.queue.pop()
-	t.proc, t.ahead, p.ahead = p, true, t
-	a.sendTask(p, t)
+	return int(min(max(aheadBelow/p.lastRun, 1), maxAhead))
 }
 
-// promoteAt starts the task sent ahead to p, if any, now that the task
-// before it has ended; cpu is p's CPU time at that moment. It returns the
-// promoted task.
+// fillAhead sends the running processor its next tasks now, so that it goes
+// on without waiting for the agent when the current one ends (docs/protocol.md
+// §7.5, "Sending ahead"). Only tasks of the same priority go ahead: one of
+// higher priority would suspend the running task instead, and one of lower
+// priority must not overtake anything that arrives meanwhile. The frames are
+// queued; dispatch sends them.
+func (a *agent) fillAhead() {
+	p := a.current
+	if p == nil || p.task == nil || p.suspended || p.killed || p.fd < 0 || !p.quick {
+		return
+	}
+	limit := aheadLimit(p)
+	if len(p.ahead) > limit/2 {
+		return // more than half still there: top up later, several at once
+	}
+	for len(p.ahead) < limit {
+		t := a.queue.peek()
+		if t == nil || t.resume || t.priority != p.task.priority {
+			return
+		}
+		a.queue.pop()
+		t.proc, t.ahead = p, true
+		p.ahead = append(p.ahead, t)
+		a.sendTask(p, t)
+	}
+}
+
+// promoteAt starts the first task sent ahead to p, if any, now that the
+// task before it has ended; cpu is p's CPU time at that moment. It returns
+// the promoted task.
 func (a *agent) promoteAt(p *processor, cpu uint64) *task {
-	t := p.ahead
-	if t == nil {
+	if len(p.ahead) == 0 {
 		return nil
 	}
-	p.ahead, t.ahead, p.task = nil, false, t
+	t := p.ahead[0]
+	n := copy(p.ahead, p.ahead[1:])
+	p.ahead[n] = nil
+	p.ahead = p.ahead[:n]
+	t.ahead, p.task = false, t
 	a.begin(p, t, cpu)
 	return t
 }
 
-// requeueAhead takes back the task sent ahead to p, which p will not run
-// (it is being killed, or died with another task): the task goes back to
-// the queue in its old place, or, if its cancel was pending, is cancelled.
+// requeueAhead takes back the tasks sent ahead to p, which p will not run
+// (it is being killed, or died with another task): each goes back to the
+// queue in its old place, or, if its cancel was pending, is cancelled.
 func (a *agent) requeueAhead(p *processor) {
-	t := p.ahead
-	if t == nil {
-		return
+	for i, t := range p.ahead {
+		p.ahead[i] = nil
+		t.ahead, t.proc = false, nil
+		if t.withdrawing {
+			t.withdrawing = false
+			delete(a.tasks, t.key)
+			a.send(&protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmCanceled})
+			continue
+		}
+		a.queue.requeue(t)
 	}
-	p.ahead, t.ahead, t.proc = nil, false, nil
-	if t.withdrawing {
-		t.withdrawing = false
-		delete(a.tasks, t.key)
-		a.send(&protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmCanceled})
-		return
-	}
-	a.queue.requeue(t)
+	p.ahead = p.ahead[:0]
 }
 
-// start hands task t to the idle processor p.
+// dropAhead removes t from the tasks sent ahead to p, if it is one.
+func (p *processor) dropAhead(t *task) {
+	for i, x := range p.ahead {
+		if x == t {
+			n := i + copy(p.ahead[i:], p.ahead[i+1:])
+			p.ahead[n] = nil
+			p.ahead = p.ahead[:n]
+			return
+		}
+	}
+}
+
+// start hands task t to the idle processor p (the frame is queued; dispatch
+// sends it).
 func (a *agent) start(p *processor, t *task) {
 	t.proc = p
 	p.task = t
@@ -143,10 +188,11 @@ func (a *agent) begin(p *processor, t *task, cpu uint64) {
 	t.rssPeak = t.rss0
 }
 
-// sendTask sends t to p. Arguments go through as they came (object ids and
-// inline bytes); ArgumentIDs stays empty, as docs/protocol.md §7.5 allows.
+// sendTask queues t for p (queueProcessor). Arguments go through as they
+// came (object ids and inline bytes); ArgumentIDs stays empty, as
+// docs/protocol.md §7.5 allows.
 func (a *agent) sendTask(p *processor, t *task) {
-	a.sendProc(p, &protocol.ProcessorTask{
+	a.queueProcessor(p, protocol.MustEncode(&protocol.ProcessorTask{
 		TaskID:        t.msg.TaskID,
 		Source:        t.msg.Source,
 		SerializerID:  serializerID(t.msg.Source),
@@ -157,7 +203,7 @@ func (a *agent) sendTask(p *processor, t *task) {
 		ObjectStorage: a.storage,
 		Arguments:     t.msg.Arguments,
 		KeepResult:    t.msg.KeepResult,
-	})
+	}))
 }
 
 // suspend pauses the current processor's task and queues its resumption;
@@ -198,9 +244,7 @@ func (a *agent) finishTask(t *task) {
 		if p.task == t {
 			p.task = nil
 		}
-		if p.ahead == t {
-			p.ahead = nil
-		}
+		p.dropAhead(t)
 	}
 	t.ahead, t.withdrawing = false, false
 }

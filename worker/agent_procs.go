@@ -76,10 +76,11 @@ func (a *agent) onResult(p *processor, m *protocol.ProcessorResult) {
 		return
 	}
 	profile := a.profile(t)
-	p.quick = t.ran == 0 && time.Duration(profile.DurationS*float64(time.Second)) < aheadBelow
+	p.lastRun = time.Duration(profile.DurationS * float64(time.Second))
+	p.quick = t.ran == 0 && p.lastRun < aheadBelow
 	a.finishTask(t)
 	switch {
-	case p.suspended && p.ahead != nil:
+	case p.suspended && len(p.ahead) > 0:
 		// It finished before the suspension took effect and went on to the
 		// task sent ahead, which is the one suspended now: it takes the
 		// finished task's place in the queue of resumptions.

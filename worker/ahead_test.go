@@ -130,3 +130,97 @@ func TestTaskSentAheadSurvivesItsProcessor(t *testing.T) {
 		})
 	}
 }
+
+func TestAheadLimit(t *testing.T) {
+	for _, tc := range []struct {
+		lastRun time.Duration
+		want    int
+	}{
+		{0, 1},                      // nothing known yet: one, as before any measure
+		{20 * time.Microsecond, 16}, // trivial tasks: maxAhead
+		{500 * time.Microsecond, 4}, // about aheadBelow of work waits
+		{1500 * time.Microsecond, 1},
+		{5 * time.Millisecond, 1}, // not quick: fillAhead sends none anyway
+	} {
+		if got := aheadLimit(&processor{lastRun: tc.lastRun}); got != tc.want {
+			t.Errorf("last task %s: limit %d, want %d", tc.lastRun, got, tc.want)
+		}
+	}
+}
+
+// Behind a running task, a quick processor is sent several tasks at once;
+// a cancel of one deep among them withdraws it when the processor gets to
+// it (after the results of the tasks before it), and the rest run, in order.
+// A forced cancel of the running task kills its processor: every task sent
+// ahead goes back to the queue and runs in the next processor.
+func TestSeveralTasksSentAhead(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cancel one sent ahead", true: "force cancel the running one"}[force], func(t *testing.T) {
+			e := startWorker(t, nil)
+			dir, first, ahead := runFirstSendAhead(t, e, "1")
+			flagged := e.h.fn(srcFlagged, "flagged")
+			more := []*protocol.Task{ahead}
+			for i := 0; i < 4; i++ {
+				task := e.h.task(flagged, 0, e.h.arg(pyStr(filepath.Join(dir, "more"+string(rune('a'+i))))), e.h.arg("0"))
+				more = append(more, task)
+				e.sched.send(task)
+			}
+			withdrawn := more[2]
+			if force {
+				e.sched.send(&protocol.TaskCancel{TaskID: first.TaskID, Force: true})
+			} else {
+				time.Sleep(100 * time.Millisecond) // the four reach the agent, which sends them ahead
+				e.sched.send(&protocol.TaskCancel{TaskID: withdrawn.TaskID})
+			}
+			ids := [][]byte{first.TaskID}
+			for _, task := range more {
+				ids = append(ids, task.TaskID)
+			}
+			got := collect(t, e, ids...)
+			var order []string
+			for _, m := range got {
+				switch m := m.(type) {
+				case *protocol.TaskResult:
+					if m.Type != protocol.ResultSuccess {
+						t.Fatalf("result %+v", m)
+					}
+					order = append(order, "result:"+string(m.TaskID))
+				case *protocol.TaskCancelConfirm:
+					if m.Type != protocol.CancelConfirmCanceled {
+						t.Fatalf("cancel answer %+v", m)
+					}
+					order = append(order, "canceled:"+string(m.TaskID))
+				}
+			}
+			var want []string
+			if force {
+				want = append(want, "canceled:"+string(first.TaskID))
+				for _, task := range more {
+					want = append(want, "result:"+string(task.TaskID))
+				}
+			} else {
+				want = append(want, "result:"+string(first.TaskID))
+				for _, task := range more {
+					if task == withdrawn {
+						want = append(want, "canceled:"+string(task.TaskID))
+					} else {
+						want = append(want, "result:"+string(task.TaskID))
+					}
+				}
+				if _, err := os.Stat(filepath.Join(dir, "moreb")); err == nil {
+					t.Fatal("the withdrawn task ran")
+				}
+			}
+			if len(order) != len(want) {
+				t.Fatalf("%d answers, want %d", len(order), len(want))
+			}
+			for i := range want {
+				if order[i] != want[i] {
+					t.Fatalf("answer %d is %q, want %q (a task queued in the agent, not sent ahead, would be answered at once)",
+						i, order[i], want[i])
+				}
+			}
+			makeQuick(t, e) // the processor goes on serving
+		})
+	}
+}

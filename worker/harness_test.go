@@ -162,6 +162,7 @@ type fakeScheduler struct {
 	storage  protocol.Address
 	mu       sync.Mutex
 	worker   []byte
+	seen     map[string]bool // every worker identity heard from
 	echo     bool
 	echoSeq  uint64 // Seq of the last echo sent
 	instance []byte // announced in echoes; nil: none, as a scheduler that does not say
@@ -209,6 +210,10 @@ func (s *fakeScheduler) loop() {
 		}
 		s.mu.Lock()
 		s.worker = msg[0]
+		if s.seen == nil {
+			s.seen = map[string]bool{}
+		}
+		s.seen[string(msg[0])] = true
 		s.mu.Unlock()
 		if batch, ok := m.(*protocol.Batch); ok {
 			// Each element as if it had arrived alone (docs/protocol.md §7.6).
@@ -245,6 +250,17 @@ func (s *fakeScheduler) handle(from []byte, m protocol.Message) {
 		return
 	}
 	s.msgs <- m
+}
+
+// workers returns every worker identity heard from so far.
+func (s *fakeScheduler) workers() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(s.seen))
+	for id := range s.seen {
+		out[id] = true
+	}
+	return out
 }
 
 // setInstance changes the instance id announced from the next echo on.

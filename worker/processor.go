@@ -33,9 +33,10 @@ type processor struct {
 	pid   int
 
 	initialized bool
-	task        *task // running or suspended task; nil when idle
-	ahead       *task // the next task, sent before task ended (docs/protocol.md §7.5); nil if none
-	quick       bool  // its last task took less than aheadBelow, unsuspended: send tasks ahead
+	task        *task         // running or suspended task; nil when idle
+	ahead       []*task       // the next tasks, sent before task ended, in order (docs/protocol.md §7.5)
+	quick       bool          // its last task took less than aheadBelow, unsuspended: send tasks ahead
+	lastRun     time.Duration // how long its last task took
 	suspended   bool
 	killed      bool // the agent asked it to die; its exit is expected
 	exited      bool
@@ -241,12 +242,19 @@ func (a *agent) handleProcessorFrames(p *processor) bool {
 // waits in p.out and goes out when the loop finds the channel writable, so
 // a busy processor never blocks the agent.
 func (a *agent) writeProcessor(p *processor, frame []byte) {
+	a.queueProcessor(p, frame)
+	a.flushProcessor(p)
+}
+
+// queueProcessor adds one frame to p.out without sending it: several frames
+// queued so go out in one write (flushProcessor), which the processor takes
+// in with one read.
+func (a *agent) queueProcessor(p *processor, frame []byte) {
 	if p.exited || p.fd < 0 {
 		return
 	}
 	p.out = binary.LittleEndian.AppendUint32(p.out, uint32(len(frame)))
 	p.out = append(p.out, frame...)
-	a.flushProcessor(p)
 }
 
 // flushProcessor writes as much of p.out as the socket takes.

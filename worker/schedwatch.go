@@ -198,7 +198,7 @@ func (a *agent) dropInstance(old, cur []byte) {
 		}
 	}
 	for _, p := range a.procs {
-		if p.task == nil && p.ahead == nil {
+		if p.task == nil && len(p.ahead) == 0 {
 			continue // idle: current or spare, it serves the new instance
 		}
 		// Unbound first, so that killing it requeues or confirms nothing.

@@ -251,6 +251,17 @@ func announced(addr string) (protocol.Address, error) {
 	return protocol.Address{Host: host, Port: uint16(port)}, nil
 }
 
+// ListenAlso accepts clients and workers at addr too, as LocalAddress does;
+// the combo gives its in-process workers an inproc:// endpoint this way
+// (inproc is for this process only, so it is no configuration option).
+// Call it before Run.
+func (s *Server) ListenAlso(addr string) error {
+	if err := s.router.BindAlso(addr); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	return nil
+}
+
 // Addr is the bound ROUTER address (with the real port).
 func (s *Server) Addr() string { return s.router.Addr() }
 

@@ -67,19 +67,27 @@ def whoami():
 HANG = 15
 
 
-def test_combo_workers_connect_over_a_local_socket(scaler_bin):
-    combo = make_combo(scaler_bin, n_workers=1)
+def test_combo_workers_run_in_the_scheduler_process(scaler_bin):
+    """The combo's workers run inside the scheduler's process (``scaler combo``, over inproc://),
+    so their processors are its children; a client of the combo's own process reaches the
+    scheduler over the local Unix socket, everything else over TCP."""
+    combo = make_combo(scaler_bin, n_workers=2)
     local_dir = combo._local_dir
     try:
         assert combo._cluster._address == combo.get_address()  # upstream's attribute: the TCP address
-        with open(f"/proc/{combo._cluster.pid}/cmdline", "rb") as f:
+        assert combo._cluster.pid == combo._scheduler.pid and combo._cluster.is_alive()
+        with open(f"/proc/{combo._scheduler.pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
+        assert argv[1] == b"combo" and b"--" in argv
         local = f"ipc://{local_dir}/scheduler.sock".encode()
-        assert local in argv and combo.get_address().encode() not in argv
+        # The scheduler listens on the local socket; the workers' half names no address but TCP's.
+        assert local in argv[: argv.index(b"--")] and local not in argv[argv.index(b"--"):]
         with Client(combo.get_address(), timeout_seconds=10) as client:
-            # A client in the combo's process connects to the same socket.
+            # A client in the combo's process connects to the local socket.
             assert client._agent._scheduler.address == local.decode()
             assert client.map(add, [(i, 1) for i in range(20)]) == list(range(1, 21))
+            parents = set(client.map(os.getppid, [() for _ in range(40)]))
+            assert parents == {combo._scheduler.pid}  # processors of in-process agents
             # A pickled client (a nested task's) keeps the TCP address.
             clone = pickle.loads(pickle.dumps(client))
             assert clone._address == combo.get_address()
@@ -87,9 +95,28 @@ def test_combo_workers_connect_over_a_local_socket(scaler_bin):
     finally:
         combo.shutdown()
     assert not os.path.exists(local_dir)
+    assert not combo._cluster.is_alive()
     from scaler.utility.network_util import local_endpoint
 
     assert local_endpoint(combo.get_address()) == combo.get_address()
+
+
+def test_combo_processors_die_with_its_process(scaler_bin):
+    """The in-process agents' processors get SIGKILL when the combo's process dies, even by
+    SIGKILL (PR_SET_PDEATHSIG from the thread that started them), not only through shutdown()."""
+    import signal
+
+    combo = make_combo(scaler_bin, n_workers=2)
+    try:
+        with Client(combo.get_address(), timeout_seconds=10) as client:
+            processors = set(client.map(whoami, [() for _ in range(40)]))
+        assert processors and combo._scheduler.pid not in processors
+        os.kill(combo._scheduler.pid, signal.SIGKILL)  # no group kill, no clean stop
+        assert wait_for(lambda: not combo._scheduler.is_alive(), 10)
+        for pid in processors:
+            assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _is_zombie(pid), 10), f"processor {pid} runs"
+    finally:
+        combo.shutdown()
 
 
 def test_combo_with_a_long_tmpdir_stays_on_tcp(scaler_bin, tmp_path, monkeypatch):
@@ -100,11 +127,28 @@ def test_combo_with_a_long_tmpdir_stays_on_tcp(scaler_bin, tmp_path, monkeypatch
     monkeypatch.setattr(tempfile, "tempdir", str(long_dir))  # too long for a Unix socket path
     combo = make_combo(scaler_bin, n_workers=1)
     try:
-        with open(f"/proc/{combo._cluster.pid}/cmdline", "rb") as f:
-            assert combo.get_address().encode() in f.read().split(b"\0")
+        with open(f"/proc/{combo._scheduler.pid}/cmdline", "rb") as f:
+            assert not any(arg.startswith(b"ipc://") for arg in f.read().split(b"\0"))
         with Client(combo.get_address(), timeout_seconds=10) as client:
             assert client._agent._scheduler.address == combo.get_address()
             assert client.submit(add, 1, 2).result(timeout=HANG) == 3
+    finally:
+        combo.shutdown()
+
+
+def test_combo_without_workers_is_a_plain_scheduler(scaler_bin):
+    combo = make_combo(scaler_bin, n_workers=0)
+    try:
+        with open(f"/proc/{combo._scheduler.pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[1] == b"scheduler"
+        assert combo._cluster.pid is None and not combo._cluster.is_alive()
+        with Client(combo.get_address(), timeout_seconds=10) as client:
+            worker = Cluster(address=combo.get_address(), worker_names=["late"], logging_level="WARNING")
+            worker.start()
+            try:
+                assert client.submit(add, 2, 2).result(timeout=60) == 4
+            finally:
+                worker.stop()
     finally:
         combo.shutdown()
 

@@ -19,7 +19,8 @@ import pytest
 from _scaler_binary import free_port, scaler_binary
 from scaler.client.serializer.default import DefaultSerializer
 from scaler.io import ObjectStorageClient
-from scaler.protocol import ProcessorResult, TaskResultType, encode, wire
+from scaler.protocol import ProcessorCancel, ProcessorResult, TaskResultType, encode, wire
+from scaler.protocol.messages import Kind
 from scaler.utility.exceptions import ObjectNotFoundError
 from scaler.worker import processor as processor_module
 
@@ -64,7 +65,8 @@ class Channel:
         self.serializer = serializer
         owner = hashlib.md5(SOURCE).digest()
         self.serializer_id = owner + hashlib.md5(b"serializer").digest()
-        self.functions = {fn: owner + os.urandom(16) for fn in (echo, fail, print, processor_module.current_task)}
+        self.functions = {fn: owner + os.urandom(16) for fn in (echo, fail, print, processor_module.current_task,
+                                                                time.sleep)}
         with ObjectStorageClient(f"tcp://127.0.0.1:{storage_port}", timeout_s=5) as storage:
             storage.set_object(self.serializer_id, cloudpickle.dumps(serializer))
             for fn, object_id in self.functions.items():
@@ -186,6 +188,47 @@ def test_processor_frames_split_joined_and_large(storage_port):
         assert result["task_id"] == task_id and result["type"] == 1
         error = pickle.loads(result["inline"])
         assert isinstance(error, KeyError) and error.args == ("nope",)
+    finally:
+        channel.close()
+    assert channel.proc.returncode == 0
+
+
+def _cancel_frame(task_id: bytes) -> bytes:
+    frame = encode(ProcessorCancel(task_id=task_id))
+    return _LENGTH.pack(len(frame)) + frame
+
+
+def test_task_sent_ahead_is_withdrawn_by_a_cancel_that_came_while_the_task_before_it_ran(storage_port):
+    """The processor looks for cancels that arrived since its last read before it starts a task
+    that waited behind another (sent ahead), whether the two came in one write or two; a task
+    that arrives alone starts at once, and a cancel after it finds nothing to withdraw."""
+    channel = Channel(storage_port)
+    try:
+        for together in (False, True):
+            (slow_id, slow), (ahead_id, ahead) = channel.task(time.sleep, 0.5), channel.task(echo, "ahead")
+            if together:
+                channel.sock.sendall(slow + ahead)
+            else:
+                channel.sock.sendall(slow)
+                time.sleep(0.1)  # the slow task is running
+                channel.sock.sendall(ahead)
+            time.sleep(0.1)
+            channel.sock.sendall(_cancel_frame(ahead_id))  # while the slow task still runs
+            result = channel.result()
+            assert result["task_id"] == slow_id and result["type"] == 0
+            frame = channel.recv()
+            assert frame[0] == int(Kind.ProcessorCanceled), msgpack.unpackb(frame[1:])
+            assert msgpack.unpackb(frame[1:])["task_id"] == ahead_id
+        # Alone, a task runs; the cancel that follows it is too late and answered by nothing.
+        task_id, frame = channel.task(echo, "alone")
+        channel.sock.sendall(frame)
+        result = channel.result()
+        assert result["task_id"] == task_id and pickle.loads(result["inline"]) == "alone"
+        channel.sock.sendall(_cancel_frame(task_id))
+        task_id, frame = channel.task(echo, "next")
+        channel.sock.sendall(frame)
+        result = channel.result()
+        assert result["task_id"] == task_id and pickle.loads(result["inline"]) == "next"
     finally:
         channel.close()
     assert channel.proc.returncode == 0

@@ -44,7 +44,8 @@ Ownership passes (nowhere else):
      and hands the socket over with them, so arrival order is kept;
   5. None -> agent: ``_pass_socket``, when nobody took it for ``_RECLAIM_SECONDS``, so results for
      callbacks and heartbeat echoes are read when no user thread waits. A thread that waits
-     again sooner (submit/result in a loop) takes the socket without waking the agent.
+     again sooner (submit/result in a loop) takes the socket without waking the agent. A thread
+     that asked and was too slow to take it (a loaded machine) is notified and asks again.
 
 What wakes whom:
   - the agent's wake pipe (``_wake``): a posted command; a user thread asking for the socket; a
@@ -55,7 +56,8 @@ What wakes whom:
   - the reader's nudge pipe (``_nudge_reader``): a storage reply (a fetched result may be the
     one it waits for), a broken connection, the agent stopping;
   - ``_socket_waiters``, the conditions of the futures user threads wait on in ``wait_until``:
-    notified when the socket becomes free (1, 3), so one of them takes it;
+    notified when the socket becomes free (1, 3), so one of them takes it, and when the agent
+    took it back from nobody while one waits (5), so one of them asks again;
   - a future's own condition (``concurrent.futures.Future``'s): it ended, or its result became
     ready in storage.
 
@@ -443,16 +445,17 @@ class ClientAgent(threading.Thread):
     def _pass_socket(self, now: float) -> None:
         """Hand the scheduler socket to a user thread that asked for it, or take back a socket
         nobody has read for _RECLAIM_SECONDS."""
-        handed = False
+        changed = False
         with self._rx_lock:
             owner = self._rx_owner
             if owner is _AGENT:
                 if self._rx_wanted and not self._inbox and self._scheduler.connected:
                     self._rx_owner, self._rx_changed, self._rx_wanted = None, now, False
-                    handed = True
+                    changed = True
             elif owner is None and not self._rx_wanted and now - self._rx_changed >= _RECLAIM_SECONDS:
                 self._rx_owner, self._rx_changed = _AGENT, now
-        if handed:
+                changed = bool(self._socket_waiters)  # one handed over and not taken in time: ask again
+        if changed:
             self._notify_socket_waiters()
 
     def _drain_inbox(self) -> None:
@@ -760,7 +763,7 @@ class ClientAgent(threading.Thread):
             return
         me = threading.get_ident()
         deadline = None if timeout is None else time.monotonic() + timeout
-        socket_free = self._socket_free
+        socket_free = self._socket_takeable
         with self._rx_lock:
             self._socket_waiters.append(condition)
         try:
@@ -790,8 +793,13 @@ class ClientAgent(threading.Thread):
             with condition:
                 condition.wait_for(done, None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    def _socket_free(self) -> bool:
-        return self._rx_owner is None
+    def _socket_takeable(self) -> bool:
+        """Whether a waiting thread should look again: the socket is free, or the agent holds it
+        and nobody has asked for it (it took the socket back before the asking thread, woken by
+        the hand-over, got to it: without a new ask that thread would sleep until its result
+        came by the agent)."""
+        owner = self._rx_owner
+        return owner is None or (owner is _AGENT and not self._rx_wanted)
 
     def _read_results(self, done: Callable[[], bool], deadline: Optional[float]) -> None:
         """Read the scheduler socket from this user thread (its reader now) until ``done()``, the

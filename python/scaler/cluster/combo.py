@@ -22,11 +22,50 @@ logger = logging.getLogger("scaler.cluster")
 _MAX_SOCKET_PATH = 100  # bytes; Linux allows 107 in a Unix socket address
 
 
+class _HostedCluster(Cluster):
+    """The combo's workers, which run inside the scheduler's process (``scaler combo``): upstream's
+    ``Cluster`` attributes, and the process methods of that process, which they cannot outlive."""
+
+    _host = None  # the SchedulerProcess that runs the workers
+
+    def start(self) -> None:
+        pass  # started with the scheduler
+
+    @property
+    def pid(self):
+        return self._host.pid
+
+    @property
+    def exitcode(self):
+        return self._host.exitcode
+
+    def is_alive(self) -> bool:
+        return self._host.is_alive()
+
+    def terminate(self) -> None:
+        self._host.terminate()
+
+    def kill(self) -> None:
+        self._host.kill()
+
+    def join(self, timeout=None) -> None:
+        self._host.join(timeout)
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        self._host.stop(grace_seconds)
+
+
 class SchedulerClusterCombo:
-    """A local scheduler (with its object storage) and ``n_workers`` workers, as child processes.
+    """A local scheduler (with its object storage) and ``n_workers`` workers, in a child process.
 
     Takes upstream's keyword arguments. ``shutdown()`` (also run at interpreter exit) stops
     everything it started.
+
+    The workers' agents run inside the scheduler's process (``scaler combo``), connected to it over
+    ``inproc://``; their processors are that process's children. ``_cluster`` is still the
+    ``Cluster`` of upstream's attributes, but not a process of its own: its ``pid``, ``is_alive()``,
+    ``terminate()``, ``kill()`` and ``join()`` are the scheduler process's, since the workers cannot
+    outlive it, nor it them.
     """
 
     def __init__(
@@ -76,9 +115,9 @@ class SchedulerClusterCombo:
         )
 
         try:
-            # The workers, and clients created in this process, reach the scheduler over a Unix
-            # socket, which costs less per message than TCP loopback (`docs/performance.md`);
-            # get_address() and everything else use ``address`` as before.
+            # Clients created in this process reach the scheduler over a Unix socket, which costs
+            # less per message than TCP loopback (`docs/performance.md`); get_address() and
+            # everything else use ``address`` as before.
             self._local_dir = tempfile.mkdtemp(prefix="scaler-combo-")
             # Removed by shutdown(), or at interpreter exit if shutdown() never ran.
             self._remove_local_dir = functools.partial(shutil.rmtree, self._local_dir, ignore_errors=True)
@@ -90,6 +129,25 @@ class SchedulerClusterCombo:
                 self._object_storage = ObjectStorageServerProcess(self._storage_address, **logging_settings)
                 self._object_storage.start()
                 self._object_storage.wait_until_ready()  # as 1.12.5: storage is up before the rest
+            hostname = socket.gethostname().split(".")[0]
+            self._cluster = (_HostedCluster if n_workers > 0 else Cluster)(
+                address=self._address,
+                storage_address=self._storage_address,
+                preload=None,
+                worker_io_threads=worker_io_threads,
+                worker_names=[f"{hostname}_{i}" for i in range(n_workers)],
+                per_worker_capabilities=per_worker_capabilities or {},
+                per_worker_task_queue_size=per_worker_task_queue_size,
+                heartbeat_interval_seconds=heartbeat_interval_seconds,
+                task_timeout_seconds=task_timeout_seconds,
+                death_timeout_seconds=death_timeout_seconds,
+                garbage_collect_interval_seconds=garbage_collect_interval_seconds,
+                trim_memory_threshold_bytes=trim_memory_threshold_bytes,
+                hard_processor_suspend=hard_processor_suspend,
+                event_loop=event_loop,
+                **logging_settings,
+            )
+            self._n_workers = n_workers
             self._scheduler = SchedulerProcess(
                 self._address,
                 storage_address=self._storage_address,
@@ -105,35 +163,17 @@ class SchedulerClusterCombo:
                 allocate_policy=allocate_policy,
                 event_loop=event_loop,
                 local_address=local_address,
+                # The workers run in the scheduler's process, over inproc:// (docs/performance.md).
+                _workers=self._cluster if n_workers > 0 else None,
                 **logging_settings,
             )
-            self._scheduler.start()
+            if n_workers > 0:
+                self._cluster._host = self._scheduler
+            self._scheduler.start()  # and with it the workers
             host, _, port = self._address[len("tcp://"):].rpartition(":")
             wait_until_listening(host.strip("[]"), int(port), self._scheduler.is_alive)
             if local_address is not None:
                 register_local_endpoint(self._address, local_address)  # clients of this process use it
-            hostname = socket.gethostname().split(".")[0]
-            self._cluster = Cluster(
-                address=self._address,
-                storage_address=self._storage_address,
-                preload=None,
-                worker_io_threads=worker_io_threads,
-                worker_names=[f"{hostname}_{i}" for i in range(n_workers)],
-                per_worker_capabilities=per_worker_capabilities or {},
-                per_worker_task_queue_size=per_worker_task_queue_size,
-                heartbeat_interval_seconds=heartbeat_interval_seconds,
-                task_timeout_seconds=task_timeout_seconds,
-                death_timeout_seconds=death_timeout_seconds,
-                garbage_collect_interval_seconds=garbage_collect_interval_seconds,
-                trim_memory_threshold_bytes=trim_memory_threshold_bytes,
-                hard_processor_suspend=hard_processor_suspend,
-                event_loop=event_loop,
-                _connect_address=local_address,
-                **logging_settings,
-            )
-            self._n_workers = n_workers
-            if n_workers > 0:
-                self._cluster.start()
         except BaseException:
             self.shutdown()
             raise

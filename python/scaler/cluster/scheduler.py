@@ -9,7 +9,8 @@ class SchedulerProcess(RoleProcess):
     """The scheduler role (``scaler scheduler``) as a child process, with upstream's settings.
 
     The parameters are 1.12.5's, in its order; ``local_address`` (ours) adds a second listening
-    endpoint (an ``ipc://`` path).
+    endpoint (an ``ipc://`` path). ``_workers`` (ours, for SchedulerClusterCombo): a Cluster whose
+    workers run inside this process (``scaler combo``), connected over ``inproc://``.
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class SchedulerProcess(RoleProcess):
         logging_config_file: Optional[str] = None,
         logging_level: str = defaults.DEFAULT_LOGGING_LEVEL,
         local_address: Optional[str] = None,
+        _workers=None,
     ):
         self._address = address
         policy = getattr(allocate_policy, "name", allocate_policy)
@@ -52,6 +54,11 @@ class SchedulerProcess(RoleProcess):
             ("--local-address", local_address),
             *logging_options(logging_paths, logging_level, logging_config_file),
         )
+        if _workers is not None:
+            # One process: the scheduler's options, then the cluster's (its address is replaced by
+            # the scheduler's inproc:// endpoint).
+            super().__init__("combo", arguments + ["--"] + list(_workers._arguments), env=child_environment())
+            return
         super().__init__("scheduler", arguments, env=child_environment())
 
 

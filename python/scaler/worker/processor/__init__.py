@@ -34,7 +34,6 @@ import hashlib
 import logging
 import os
 import pickle
-import select
 import signal
 import sys
 import threading
@@ -75,6 +74,7 @@ _LENGTH = wire.LENGTH
 _unpackb = msgpack.unpackb
 _READ_BUFFER = 1 << 18  # bytes read from the agent per system call at most (larger frames get their own)
 _TEMPLATES = 4  # ProcessorTask templates kept (wire.TaskTemplates): one per client and function in use
+_LOOK_AFTER = 0.001  # seconds after a read before a task that waited looks for cancels again (_serve_frames)
 
 
 def _loader(serializer):
@@ -248,15 +248,24 @@ class Processor:
 
         One system call reads as many frames as have arrived (up to _READ_BUFFER bytes); a frame
         larger than that is read into a buffer of its own.
+
+        Before a task starts, what arrived since the buffer was last filled is taken in (one
+        non-blocking read), so that a ProcessorCancel sent while the tasks before it ran is seen.
+        A task read by the last read, with no task run since, or less than _LOOK_AFTER after it,
+        needs no such look: a cancel that is not here yet could as well arrive a moment after the
+        task has started (the agent takes the result as the answer then). That saves a system
+        call per task when tasks come one at a time (a single round trip), and when many quick
+        ones come at once (a map: the agent sends them ahead several to a write).
         """
         recv_into = self._socket.recv_into
         unpack_length = _LENGTH.unpack_from
         buffer = bytearray(_READ_BUFFER)
         view = memoryview(buffer)
         start = end = 0
-        poller = select.poll()
-        poller.register(self._socket.fileno(), select.POLLIN)
-        poll = poller.poll
+        fresh = False  # no task has run since the buffer was last filled
+        read_at = 0.0  # when it was
+        dontwait = socket.MSG_DONTWAIT
+        monotonic = time.monotonic
         while True:
             available = end - start
             if available >= 4:
@@ -271,14 +280,16 @@ class Processor:
                     # The agent may have sent this task ahead (docs/protocol.md §7.5): take in what
                     # has arrived since, without waiting, and drop the task if a ProcessorCancel
                     # for it is there.
-                    if end < _READ_BUFFER and poll(0):
+                    if not fresh and end < _READ_BUFFER and monotonic() - read_at >= _LOOK_AFTER:
                         try:
-                            end += recv_into(view[end:], 0, socket.MSG_DONTWAIT)
+                            end += recv_into(view[end:], 0, dontwait)  # 0 at end of file: seen below
                         except BlockingIOError:
                             pass
+                        read_at = monotonic()
                     if end - start > 4 and self._withdrawn(frame, buffer, start, end):
                         continue
                     self._on_task(frame)
+                    fresh = False
                     continue
                 if 4 + length > _READ_BUFFER:
                     frame = bytearray(length)
@@ -292,6 +303,7 @@ class Processor:
                             return
                         got += n
                     self._on_frame(frame_view)
+                    fresh = False
                     continue
             # Move the partial frame (if any) to the front, then read more.
             if start:
@@ -302,6 +314,7 @@ class Processor:
             if n == 0:
                 return
             end += n
+            fresh, read_at = True, monotonic()
 
     def _withdrawn(self, frame: bytes, buffer: bytearray, start: int, end: int) -> bool:
         """Whether a ProcessorCancel among the whole frames in buffer[start:end] withdraws the task
