@@ -165,6 +165,7 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	g.open = len(g.order)
 	for _, nid := range g.order {
 		n := g.nodes[nid]
+		s.compactTask(n.msg) // held until the graph is done
 		s.taskToGraph[nid] = g
 		parents := make([][]byte, len(n.deps))
 		for i, d := range n.deps {

@@ -16,17 +16,34 @@ const (
 // should be made again.
 func shrinkDue(n, peak int) bool { return peak >= shrinkMinPeak && n <= peak/shrinkFactor }
 
-// shrinkTables applies shrinkDue to the task table, with its peak as seen
-// at ticks. Called from Tick.
+// tablePeaks are the most entries seen at a tick in each table that
+// shrinkTables re-makes, since it was made.
+type tablePeaks struct {
+	tasks, taskToGraph, objects int
+}
+
+// shrinkTables applies shrinkDue to the tables that grow with the work
+// and empty after it: tasks (a map's worth), taskToGraph (every node of a
+// graph, 1,000,000 for the largest) and objects (the arguments of a map),
+// with their peaks as seen at ticks. Called from Tick. The per-client sets
+// (clientTasks, clientObjects) are dropped whole once empty, which is what
+// a client's burst ends in.
 func (s *Scheduler) shrinkTables() {
-	s.tasksPeak = max(s.tasksPeak, len(s.tasks))
-	if !shrinkDue(len(s.tasks), s.tasksPeak) {
-		return
+	s.tasks = shrunk(s.tasks, &s.peaks.tasks)
+	s.taskToGraph = shrunk(s.taskToGraph, &s.peaks.taskToGraph)
+	s.objects = shrunk(s.objects, &s.peaks.objects)
+}
+
+// shrunk is m, or a copy of it when shrinkDue; *peak is updated.
+func shrunk[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	*peak = max(*peak, len(m))
+	if !shrinkDue(len(m), *peak) {
+		return m
 	}
-	m := make(map[string]*task, len(s.tasks))
-	for id, t := range s.tasks {
-		m[id] = t
+	c := make(map[K]V, len(m))
+	for k, v := range m {
+		c[k] = v
 	}
-	s.tasks = m
-	s.tasksPeak = len(m)
+	*peak = len(c)
+	return c
 }
