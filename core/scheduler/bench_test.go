@@ -20,6 +20,9 @@ func (o *nopOutbox) DeleteObject([]byte)            {}
 func (o *nopOutbox) DuplicateObject([]byte, []byte) {}
 func (o *nopOutbox) Scale(ScaleRequest)             {}
 
+// Monitored: like the server with no monitor subscribed.
+func (o *nopOutbox) Monitored() bool { return false }
+
 // BenchmarkTaskLifecycle measures one task from submission to result
 // through the pure scheduler: Task in, Task to a worker, TaskResult in,
 // TaskResult to the client (16 workers, queue 100, 1600 tasks in flight).

@@ -178,15 +178,17 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 		n := g.nodes[nid]
 		s.compactTask(n.msg) // held until the graph is done
 		s.taskToGraph[nid] = g
-		parents := make([][]byte, len(n.deps))
-		for i, d := range n.deps {
-			parents[i] = g.nodes[d].msg.TaskID
+		if s.monitored() {
+			parents := make([][]byte, len(n.deps))
+			for i, d := range n.deps {
+				parents[i] = g.nodes[d].msg.TaskID
+			}
+			nt := protocol.NodeNormal
+			if g.targets[nid] {
+				nt = protocol.NodeTarget
+			}
+			s.out.Publish(&protocol.StateGraphTask{GraphTaskID: m.TaskID, TaskID: n.msg.TaskID, NodeType: nt, ParentTaskIDs: parents})
 		}
-		nt := protocol.NodeNormal
-		if g.targets[nid] {
-			nt = protocol.NodeTarget
-		}
-		s.out.Publish(&protocol.StateGraphTask{GraphTaskID: m.TaskID, TaskID: n.msg.TaskID, NodeType: nt, ParentTaskIDs: parents})
 		if len(n.msg.FuncObjectID) > 0 {
 			s.pinObject(n, n.msg.FuncObjectID)
 		}

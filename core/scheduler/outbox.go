@@ -20,3 +20,13 @@ type Outbox interface {
 	// back with Scheduler.OnScaleResponse, always, even when it failed.
 	Scale(r ScaleRequest)
 }
+
+// Monitored may be implemented by an Outbox that knows whether anybody
+// reads what is published. While Monitored reports false the scheduler
+// builds no per-task monitor message at all (StateTask, StateGraphTask):
+// a StateTask is a 112-byte allocation and each task publishes three, so
+// without anybody listening they were a third of what a task allocated
+// (BenchmarkWaitingTaskMemory). An Outbox without it gets everything.
+type Monitored interface {
+	Monitored() bool
+}

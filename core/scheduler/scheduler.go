@@ -62,6 +62,7 @@ type waitGroup struct {
 type Scheduler struct {
 	cfg Config
 	out Outbox
+	mon Monitored // out, when it implements Monitored
 	log zerolog.Logger
 
 	clients     map[string]*client
@@ -112,7 +113,9 @@ type Scheduler struct {
 // New returns a scheduler that sends through out.
 func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 	cfg.fill()
+	mon, _ := out.(Monitored)
 	return &Scheduler{
+		mon:           mon,
 		cfg:           cfg,
 		out:           out,
 		log:           log,
@@ -876,8 +879,15 @@ func (s *Scheduler) transition(t *task, tr Transition) (protocol.TaskState, bool
 // (a monitor that joined late or missed the Running event still labels the
 // task); worker is the worker the task is on, or was on when it finished.
 func (s *Scheduler) publishTask(t *task, worker []byte) {
+	if !s.monitored() {
+		return
+	}
 	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
 }
+
+// monitored reports whether per-task monitor messages are worth building
+// (Monitored).
+func (s *Scheduler) monitored() bool { return s.mon == nil || s.mon.Monitored() }
 
 // workerOf is the id of t's worker, nil when it is on none.
 func workerOf(t *task) []byte {
@@ -906,7 +916,9 @@ func (s *Scheduler) finishResult(t *task, r *protocol.TaskResult) {
 	} else if len(r.Results) > 0 {
 		s.releaseObjects(t.owner, r.Results)
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker, Profile: r.Profile})
+	if s.monitored() {
+		s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker, Profile: r.Profile})
+	}
 	if t.graph != nil {
 		s.nodeFinished(t.graph, t, r)
 	}
@@ -920,7 +932,9 @@ func (s *Scheduler) finishCanceled(t *task, c protocol.TaskCancelConfirmType) {
 	if !t.silent {
 		s.out.Send([]byte(t.owner), &protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: c})
 	}
-	s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
+	if s.monitored() {
+		s.out.Publish(&protocol.StateTask{TaskID: t.msg.TaskID, FunctionName: t.funcName, State: t.state, Worker: worker})
+	}
 	if t.graph != nil {
 		s.nodeCanceled(t.graph, t, c)
 	}

@@ -662,6 +662,10 @@ func (o outbox) Send(to []byte, m protocol.Message) {
 
 func (o outbox) Publish(m protocol.Message) { o.s.publish(m) }
 
+// Monitored: publish sends nothing while nobody subscribes, so the core
+// need not build per-task state messages then (scheduler.Monitored).
+func (o outbox) Monitored() bool { return len(o.s.topics) > 0 }
+
 func (o outbox) DeleteObject(id []byte) { o.s.ossCli.DeleteAsync(id) }
 
 func (o outbox) DuplicateObject(newID, srcID []byte) { o.s.ossCli.DuplicateAsync(newID, srcID) }
