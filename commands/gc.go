@@ -17,14 +17,16 @@ const messageLoopGCPercent = 400
 // A fixed 400% is a poor trade once the live heap is large: a scheduler
 // holding 1,000,000 waiting tasks (about 420 MB live) may grow its heap by
 // four times that before it collects. So the target shrinks as the live
-// heap grows, keeping the headroom near gcHeadroom, down to
-// gcMinPercent: the collections a large heap needs are already few, since
-// each one takes gcHeadroom of allocation or more. Measured
-// (BenchmarkScaleWaiting, docs/performance.md "Scale"): RSS per waiting
-// task with 1,000,000 tasks waiting.
+// heap grows, keeping the headroom near gcHeadroom, down to gcMinPercent
+// (Go's default), reached at 64 MiB live. Measured with 1,000,000 tasks
+// waiting (BenchmarkScaleWaiting, docs/performance.md "Scale", interleaved,
+// 2 rounds): a floor of 50% gave 608-611 B of RSS per waiting task but
+// took 10-17 s to submit them, 100% 690-730 B in 3.0-3.4 s (a fixed 400%:
+// 1,092-1,120 B in 3.1-3.8 s); the collections of a large live heap cost
+// more than they save below 100%.
 const (
 	gcHeadroom   = 64 << 20
-	gcMinPercent = 50
+	gcMinPercent = 100
 )
 
 // gcPercentFor is the GC target for a live heap of live bytes.

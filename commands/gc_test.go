@@ -17,7 +17,8 @@ func TestGCPercentFor(t *testing.T) {
 		{1 * mb, messageLoopGCPercent},
 		{16 * mb, messageLoopGCPercent}, // 64 MB of headroom is exactly 400%
 		{32 * mb, 200},
-		{64 * mb, 100},
+		{48 * mb, 133},
+		{64 * mb, gcMinPercent},
 		{128 * mb, gcMinPercent},
 		{1024 * mb, gcMinPercent}, // never below the floor
 	}
@@ -35,10 +36,10 @@ func TestGCTunerFollowsCollections(t *testing.T) {
 	var set []int
 	tu := &gcTuner{set: func(p int) int { mu.Lock(); set = append(set, p); mu.Unlock(); return 0 }, current: messageLoopGCPercent}
 	tu.after(1 << 20)
-	tu.after(64 << 20)
-	tu.after(64 << 20)
+	tu.after(32 << 20)
+	tu.after(32 << 20)
 	tu.after(1 << 20)
-	if want := []int{100, messageLoopGCPercent}; len(set) != 2 || set[0] != want[0] || set[1] != want[1] {
+	if want := []int{200, messageLoopGCPercent}; len(set) != 2 || set[0] != want[0] || set[1] != want[1] {
 		t.Fatalf("targets set %v, want %v", set, want)
 	}
 
