@@ -39,6 +39,7 @@ var (
 	scaleQueue   = flag.Int("scale.queue", 1000, "queue size of each echo worker")
 	scaleBinary  = flag.String("scale.binary", "", "scaler binary (default: $SCALER_BINARY, else bin/scaler of the repository)")
 	scaleIdle    = flag.Duration("scale.idle", 30*time.Second, "longest wait for the scheduler's idle memory release after the drain")
+	scaleLog     = flag.String("scale.log", "", "write the scheduler's log (DEBUG) to this file instead of a temporary one")
 	scaleMsgSize = flag.String("scale.max-message-size", "1G", "the scheduler's --max-message-size: a 1,000,000-node GraphTask is about 120 MB, over the 64M default")
 )
 
@@ -63,7 +64,12 @@ func startSchedulerProcess(b *testing.B, args ...string) *schedProc {
 	}
 	port := freeport.Ports(b, 3)
 	addr := fmt.Sprintf("tcp://127.0.0.1:%d", port)
-	logPath := filepath.Join(b.TempDir(), "scheduler.log")
+	logPath := *scaleLog
+	if logPath == "" {
+		logPath = filepath.Join(b.TempDir(), "scheduler.log")
+	} else {
+		_ = os.Remove(logPath) // the scheduler appends
+	}
 	// DEBUG: the idle memory release is logged at debug level, with the
 	// live heap (the benchmark reads it from the log).
 	argv := append([]string{"scheduler", addr, "--logging-paths", logPath, "--logging-level", "DEBUG",
@@ -111,7 +117,10 @@ func (p *schedProc) mem(b *testing.B) (rss, hwm uint64) {
 	return rss, hwm
 }
 
-var releaseLine = regexp.MustCompile(`free memory returned to the system.*heap_live=(\d+).*rss_after=(\d+)`)
+var (
+	heapField = regexp.MustCompile(`heap_live=(\d+)`)
+	rssField  = regexp.MustCompile(`rss_after=(\d+)`)
+)
 
 // waitRelease waits for the scheduler's idle memory release
 // (core/server/memrelease.go) and returns the live heap and RSS it logged;
@@ -125,9 +134,15 @@ func (p *schedProc) waitRelease(b *testing.B) (heap, rss uint64) {
 			sc := bufio.NewScanner(f)
 			sc.Buffer(make([]byte, 1<<16), 1<<20)
 			for sc.Scan() {
-				if m := releaseLine.FindStringSubmatch(sc.Text()); m != nil {
+				line := sc.Text()
+				if !strings.Contains(line, "free memory returned to the system") {
+					continue
+				}
+				if m := heapField.FindStringSubmatch(line); m != nil {
 					heap, _ = strconv.ParseUint(m[1], 10, 64)
-					rss, _ = strconv.ParseUint(m[2], 10, 64)
+				}
+				if m := rssField.FindStringSubmatch(line); m != nil {
+					rss, _ = strconv.ParseUint(m[1], 10, 64)
 				}
 			}
 			_ = f.Close()
@@ -201,6 +216,28 @@ func barrier(b *testing.B, c *scalertest.Client, timeout time.Duration) {
 	}
 }
 
+// keepAlive heartbeats c every 5 s until the benchmark ends: a client
+// silent for --client-timeout-seconds (60) is dropped and its tasks
+// cancelled, and a run at 1,000,000 may take longer than that.
+func keepAlive(b *testing.B, c *scalertest.Client) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = c.Peer.Send(&protocol.ClientHeartbeat{})
+			}
+		}
+	}()
+	b.Cleanup(func() { close(stop); <-done })
+}
+
 func startWorkers(b *testing.B, addr string, opt scalertest.WorkerOptions) []*scalertest.Worker {
 	b.Helper()
 	ws := make([]*scalertest.Worker, *scaleWorkers)
@@ -250,6 +287,7 @@ func BenchmarkScaleWaiting(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
+		keepAlive(b, c)
 		if err := c.Announce(scalertest.FuncObjectID); err != nil {
 			b.Fatal(err)
 		}
@@ -293,6 +331,7 @@ func BenchmarkScaleGraph(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
+		keepAlive(b, c)
 		if err := c.Announce(scalertest.FuncObjectID); err != nil {
 			b.Fatal(err)
 		}
