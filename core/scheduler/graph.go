@@ -106,7 +106,7 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	clientb := from
 	m.Source = from
 	g := &graph{id: id, idb: m.TaskID, client: string(clientb), clientb: clientb,
-		nodes: make(map[string]*gnode, len(m.Graph)), targets: map[string]bool{}}
+		nodes: make(map[string]*gnode, len(m.Graph)), order: make([]string, 0, len(m.Graph)), targets: map[string]bool{}}
 	for i := range m.Graph {
 		n := &m.Graph[i]
 		nid := string(n.TaskID)
