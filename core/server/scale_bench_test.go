@@ -117,6 +117,24 @@ func (p *schedProc) mem(b *testing.B) (rss, hwm uint64) {
 	return rss, hwm
 }
 
+// cpu is the scheduler's CPU time so far (user + system, from
+// /proc/<pid>/stat): on a loaded machine a steadier figure than the wall
+// time.
+func (p *schedProc) cpu(b *testing.B) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		b.Fatalf("scheduler stat: %v", err)
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th of them, in clock ticks (100 a second
+	// on Linux).
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 var (
 	heapField = regexp.MustCompile(`heap_live=(\d+)`)
 	rssField  = regexp.MustCompile(`rss_after=(\d+)`)
@@ -298,17 +316,20 @@ func BenchmarkScaleWaiting(b *testing.B) {
 		barrier(b, c, 10*time.Minute)
 		submit := time.Since(start)
 		rss1, _ := p.mem(b)
+		cpuSubmit := p.cpu(b)
 		start = time.Now()
 		startWorkers(b, p.addr, scalertest.WorkerOptions{})
 		awaitResults(b, c, n, func(m protocol.Message) bool { return m.Kind() == protocol.KindTaskResult })
 		drain := time.Since(start)
+		cpuDrain := p.cpu(b) - cpuSubmit
 		_, hwm := p.mem(b)
 		heap, rss2 := p.idle(b)
 		perTask := (float64(rss1) - float64(rss0)) / float64(n)
-		b.Logf("tasks=%d submit=%.2fs (%.0f tasks/s) rss_start=%.1fMiB rss_waiting=%.1fMiB per_waiting_task=%.0fB "+
-			"drain=%.2fs (%.0f tasks/s, %d workers) rss_peak=%.1fMiB after_idle: rss=%.1fMiB heap_live=%.1fMiB",
-			n, submit.Seconds(), float64(n)/submit.Seconds(), mib(rss0), mib(rss1), perTask,
-			drain.Seconds(), float64(n)/drain.Seconds(), *scaleWorkers, mib(hwm), mib(rss2), mib(heap))
+		b.Logf("tasks=%d submit=%.2fs (%.0f tasks/s, scheduler CPU %.2fs) rss_start=%.1fMiB rss_waiting=%.1fMiB per_waiting_task=%.0fB "+
+			"drain=%.2fs (%.0f tasks/s, %d workers, scheduler CPU %.2fs) rss_peak=%.1fMiB after_idle: rss=%.1fMiB heap_live=%.1fMiB",
+			n, submit.Seconds(), float64(n)/submit.Seconds(), cpuSubmit.Seconds(), mib(rss0), mib(rss1), perTask,
+			drain.Seconds(), float64(n)/drain.Seconds(), *scaleWorkers, cpuDrain.Seconds(), mib(hwm), mib(rss2), mib(heap))
+		b.ReportMetric(cpuSubmit.Seconds()+cpuDrain.Seconds(), "sched-cpu-s")
 		b.ReportMetric(perTask, "B/waiting-task")
 		b.ReportMetric(drain.Seconds(), "drain-s")
 		b.ReportMetric(mib(hwm), "peak-MiB")
@@ -347,6 +368,7 @@ func BenchmarkScaleGraph(b *testing.B) {
 		}
 		g.Targets = [][]byte{g.Graph[n-1].TaskID}
 		frame := protocol.MustEncode(g)
+		cpu0 := p.cpu(b)
 		start := time.Now()
 		if err := c.SendRaw(frame); err != nil {
 			b.Fatal(err)
@@ -354,14 +376,16 @@ func BenchmarkScaleGraph(b *testing.B) {
 		// n node results, then the graph's own.
 		awaitResults(b, c, n+1, func(m protocol.Message) bool { return m.Kind() == protocol.KindTaskResult })
 		took := time.Since(start)
+		cpu := p.cpu(b) - cpu0
 		_, hwm := p.mem(b)
 		heap, rss2 := p.idle(b)
 		perNode := (float64(hwm) - float64(rss0)) / float64(n)
-		b.Logf("nodes=%d frame=%.1fMiB took=%.2fs (%.0f nodes/s, %d workers) rss_start=%.1fMiB rss_peak=%.1fMiB "+
+		b.Logf("nodes=%d frame=%.1fMiB took=%.2fs (%.0f nodes/s, %d workers, scheduler CPU %.2fs) rss_start=%.1fMiB rss_peak=%.1fMiB "+
 			"(%.0f B/node) after_idle: rss=%.1fMiB heap_live=%.1fMiB",
-			n, mib(uint64(len(frame))), took.Seconds(), float64(n)/took.Seconds(), *scaleWorkers,
+			n, mib(uint64(len(frame))), took.Seconds(), float64(n)/took.Seconds(), *scaleWorkers, cpu.Seconds(),
 			mib(rss0), mib(hwm), perNode, mib(rss2), mib(heap))
 		b.ReportMetric(took.Seconds(), "graph-s")
+		b.ReportMetric(cpu.Seconds(), "sched-cpu-s")
 		b.ReportMetric(mib(hwm), "peak-MiB")
 		b.ReportMetric(perNode, "peak-B/node")
 		b.ReportMetric(mib(rss2), "idle-MiB")
