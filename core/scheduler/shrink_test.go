@@ -156,3 +156,53 @@ func TestCompactTask(t *testing.T) {
 		t.Fatalf("task sent to the worker encodes differently")
 	}
 }
+
+// A client that lives on after a burst keeps a few tasks and objects; its
+// sets of them are made again, keeping those, and their peaks are
+// forgotten with the sets.
+func TestClientSetsShrink(t *testing.T) {
+	h := newHarness(t, nil)
+	h.client("c")
+	n := shrinkMinPeak + 100
+	var ids []string
+	for i := 0; i < n; i++ {
+		h.submit("c", fmt.Sprintf("t%d", i))
+		ids = append(ids, fmt.Sprintf("o%d", i))
+	}
+	h.createObjects("c", ids...)
+	h.advance(100 * time.Millisecond)
+	if h.s.peaks.clientTasks["c"] != n || h.s.peaks.clientObjects["c"] != n+len(harnessObjects) {
+		t.Fatalf("peaks %v %v", h.s.peaks.clientTasks, h.s.peaks.clientObjects)
+	}
+	tasks := reflect.ValueOf(h.s.clientTasks["c"]).UnsafePointer()
+	objects := reflect.ValueOf(h.s.clientObjects["c"]).UnsafePointer()
+	for i := 1; i < n; i++ { // t0 stays
+		h.cancel("c", fmt.Sprintf("t%d", i), false)
+	}
+	h.deleteObjects("c", ids...)
+	h.advance(100 * time.Millisecond)
+	if reflect.ValueOf(h.s.clientTasks["c"]).UnsafePointer() == tasks {
+		t.Fatal("client's task set not made again")
+	}
+	if reflect.ValueOf(h.s.clientObjects["c"]).UnsafePointer() == objects {
+		t.Fatal("client's object set not made again")
+	}
+	if _, ok := h.s.clientTasks["c"]["t0"]; !ok || len(h.s.clientTasks["c"]) != 1 {
+		t.Fatalf("task set after the re-make: %v", h.s.clientTasks["c"])
+	}
+	if _, ok := h.s.clientObjects["c"]["fn"]; !ok || len(h.s.clientObjects["c"]) != len(harnessObjects) {
+		t.Fatalf("object set after the re-make: %d", len(h.s.clientObjects["c"]))
+	}
+	// The kept task still runs and the client's object still works.
+	h.take()
+	h.worker("w", 2)
+	h.result("w", "t0", protocol.ResultSuccess)
+	h.submit("c", "u")
+	h.result("w", "u", protocol.ResultSuccess)
+	equal(t, "after", describe(noEchoes(h.take())), []string{"w:Task(t0)", "c:Result(t0,Success,0)", "w:Task(u)", "c:Result(u,Success,0)"})
+	h.advance(100 * time.Millisecond)
+	if _, ok := h.s.peaks.clientTasks["c"]; ok {
+		t.Fatal("peak kept for a set that is gone")
+	}
+	checkInvariants(t, h.s)
+}
