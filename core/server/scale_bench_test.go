@@ -39,6 +39,7 @@ var (
 	scaleQueue   = flag.Int("scale.queue", 1000, "queue size of each echo worker")
 	scaleBinary  = flag.String("scale.binary", "", "scaler binary (default: $SCALER_BINARY, else bin/scaler of the repository)")
 	scaleIdle    = flag.Duration("scale.idle", 30*time.Second, "longest wait for the scheduler's idle memory release after the drain")
+	scaleRead    = flag.Int("scale.client-rate", 0, "BenchmarkScaleWaiting: the client reads at most this many results a second (0: as fast as it can), as a slower client would")
 	scaleLog     = flag.String("scale.log", "", "write the scheduler's log (DEBUG) to this file instead of a temporary one")
 	scaleMsgSize = flag.String("scale.max-message-size", "1G", "the scheduler's --max-message-size: a 1,000,000-node GraphTask is about 120 MB, over the 64M default")
 )
@@ -278,7 +279,13 @@ func startWorkers(b *testing.B, addr string, opt scalertest.WorkerOptions) []*sc
 // it fails after a minute without any message.
 func awaitResults(b *testing.B, c *scalertest.Client, want int, count func(protocol.Message) bool) {
 	b.Helper()
+	start := time.Now()
 	for got := 0; got < want; {
+		if r := *scaleRead; r > 0 && got%1000 == 0 {
+			if ahead := time.Duration(got)*time.Second/time.Duration(r) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
 		m, err := c.Recv(time.Minute)
 		if err != nil {
 			b.Fatalf("after %d of %d: %v", got, want, err)
