@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -101,4 +103,90 @@ func BenchmarkWorkerHeartbeat(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkWaitingTaskMemory measures the live heap one waiting task costs
+// the pure scheduler: 100,000 tasks, decoded from their frames as the
+// server decodes them, submitted with no worker connected (B/waiting-task:
+// heap after a GC, over the heap before, per task).
+func BenchmarkWaitingTaskMemory(b *testing.B) {
+	const n = 100000
+	client := []byte("12345|Client|0123456789abcdef")
+	fn := bytes.Repeat([]byte{1}, 32)
+	frames := make([][]byte, n)
+	for i := range frames {
+		id := make([]byte, 16)
+		binary.LittleEndian.PutUint64(id, uint64(i))
+		frames[i] = protocol.MustEncode(&protocol.Task{TaskID: id, Source: client, FuncObjectID: fn})
+	}
+	var per float64
+	for range b.N {
+		s := New(Config{MaxTasksWaiting: -1}, &nopOutbox{}, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
+		s.Handle(client, &protocol.ClientHeartbeat{}, epoch)
+		s.Handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: client,
+			Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{fn}}}, epoch)
+		before := liveHeap()
+		for _, f := range frames {
+			m, err := protocol.Decode(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Handle(client, m, epoch)
+		}
+		if s.NumWaiting() != n {
+			b.Fatalf("%d waiting", s.NumWaiting())
+		}
+		per = float64(liveHeap()-before) / n
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(per, "B/waiting-task")
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkGraphNodeMemory measures the live heap one node of a large
+// graph costs the pure scheduler once the graph is accepted (no worker, so
+// only its roots are tasks): a binary tree of 100,000 nodes in one
+// GraphTask, decoded from its frame (B/node: heap after a GC, over the heap
+// before, the decoded message included).
+func BenchmarkGraphNodeMemory(b *testing.B) {
+	const n = 100000
+	client := []byte("12345|Client|0123456789abcdef")
+	fn := bytes.Repeat([]byte{1}, 32)
+	g := &protocol.GraphTask{TaskID: []byte("graph-0123456789"), Graph: make([]protocol.Task, n)}
+	for i := range g.Graph {
+		id := make([]byte, 16)
+		binary.LittleEndian.PutUint64(id, uint64(i))
+		g.Graph[i] = protocol.Task{TaskID: id, FuncObjectID: fn}
+		if i > 0 {
+			g.Graph[i].Arguments = []protocol.Argument{{Type: protocol.ArgumentTask, Data: g.Graph[(i-1)/2].TaskID}}
+		}
+	}
+	frame := protocol.MustEncode(g)
+	g = nil
+	var per float64
+	for range b.N {
+		s := New(Config{MaxTasksWaiting: -1}, &nopOutbox{}, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
+		s.Handle(client, &protocol.ClientHeartbeat{}, epoch)
+		s.Handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: client,
+			Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{fn}}}, epoch)
+		before := liveHeap()
+		m, err := protocol.Decode(frame)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Handle(client, m, epoch)
+		m = nil
+		if len(s.graphs) != 1 {
+			b.Fatal("graph not accepted")
+		}
+		per = float64(liveHeap()-before) / n
+		runtime.KeepAlive(s)
+	}
+	b.ReportMetric(per, "B/node")
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"bytes"
 	"encoding/hex"
+	"slices"
 	"strconv"
 
 	"github.com/opengris/scaler/core/protocol"
@@ -105,7 +106,7 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	clientb := from
 	m.Source = from
 	g := &graph{id: id, idb: m.TaskID, client: string(clientb), clientb: clientb,
-		nodes: make(map[string]*gnode, len(m.Graph)), targets: map[string]bool{}}
+		nodes: make(map[string]*gnode, len(m.Graph)), order: make([]string, 0, len(m.Graph)), targets: map[string]bool{}}
 	for i := range m.Graph {
 		n := &m.Graph[i]
 		nid := string(n.TaskID)
@@ -128,7 +129,9 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 			s.rejectGraph(clientb, m, r, "node "+hex.EncodeToString(n.msg.TaskID)+": "+why)
 			return
 		}
-		seen := map[string]bool{}
+		// Distinct dependencies: a scan of the few found so far, a set only
+		// for a node with many (no map per node of a 1,000,000-node graph).
+		var seen map[string]bool
 		for _, a := range n.msg.Arguments {
 			if a.Type != protocol.ArgumentTask {
 				continue
@@ -142,8 +145,16 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 				s.rejectGraph(clientb, m, dropBadGraph, "a node depends on itself")
 				return
 			}
-			if !seen[dep] {
-				seen[dep] = true
+			if seen == nil && len(n.deps) >= manyDeps {
+				seen = make(map[string]bool, len(n.msg.Arguments))
+				for _, d := range n.deps {
+					seen[d] = true
+				}
+			}
+			if dup := (seen == nil && slices.Contains(n.deps, dep)) || seen[dep]; !dup {
+				if seen != nil {
+					seen[dep] = true
+				}
 				n.deps = append(n.deps, dep)
 				n.unresolved++
 				d := g.nodes[dep]
@@ -165,16 +176,19 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	g.open = len(g.order)
 	for _, nid := range g.order {
 		n := g.nodes[nid]
+		s.compactTask(n.msg) // held until the graph is done
 		s.taskToGraph[nid] = g
-		parents := make([][]byte, len(n.deps))
-		for i, d := range n.deps {
-			parents[i] = g.nodes[d].msg.TaskID
+		if s.out.Listening() {
+			parents := make([][]byte, len(n.deps))
+			for i, d := range n.deps {
+				parents[i] = g.nodes[d].msg.TaskID
+			}
+			nt := protocol.NodeNormal
+			if g.targets[nid] {
+				nt = protocol.NodeTarget
+			}
+			s.out.Publish(&protocol.StateGraphTask{GraphTaskID: m.TaskID, TaskID: n.msg.TaskID, NodeType: nt, ParentTaskIDs: parents})
 		}
-		nt := protocol.NodeNormal
-		if g.targets[nid] {
-			nt = protocol.NodeTarget
-		}
-		s.out.Publish(&protocol.StateGraphTask{GraphTaskID: m.TaskID, TaskID: n.msg.TaskID, NodeType: nt, ParentTaskIDs: parents})
 		if len(n.msg.FuncObjectID) > 0 {
 			s.pinObject(n, n.msg.FuncObjectID)
 		}
@@ -198,27 +212,37 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	}
 }
 
-// hasCycle runs Kahn's algorithm on the dependency counts.
+// manyDeps is the number of distinct dependencies from which onGraphTask
+// tracks them in a set rather than scanning them.
+const manyDeps = 16
+
+// hasCycle runs Kahn's algorithm on the dependency counts. It counts down
+// each node's unresolved (len(deps) before it runs) in place of an
+// in-degree table, which for a 1,000,000-node graph was one more map of a
+// million entries, and restores it.
 func hasCycle(g *graph) bool {
-	indeg := make(map[string]int, len(g.nodes))
-	var ready []string
+	var ready []*gnode
 	for _, nid := range g.order {
-		indeg[nid] = len(g.nodes[nid].deps)
-		if indeg[nid] == 0 {
-			ready = append(ready, nid)
+		if n := g.nodes[nid]; n.unresolved == 0 {
+			ready = append(ready, n)
 		}
 	}
 	seen := 0
 	for len(ready) > 0 {
-		nid := ready[len(ready)-1]
+		n := ready[len(ready)-1]
 		ready = ready[:len(ready)-1]
 		seen++
-		for _, d := range g.nodes[nid].dependents {
-			indeg[d]--
-			if indeg[d] == 0 {
+		for _, dn := range n.dependents {
+			d := g.nodes[dn]
+			d.unresolved--
+			if d.unresolved == 0 {
 				ready = append(ready, d)
 			}
 		}
+	}
+	for _, nid := range g.order {
+		n := g.nodes[nid]
+		n.unresolved = len(n.deps)
 	}
 	return seen != len(g.order)
 }

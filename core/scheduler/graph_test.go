@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -266,4 +267,51 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A node naming the same dependency several times waits for it once and
+// counts once among its dependents, whether it has few dependencies
+// (scanned) or more than manyDeps (tracked in a set).
+func TestGraphDuplicateDependencies(t *testing.T) {
+	for _, distinct := range []int{2, manyDeps + 4} {
+		t.Run(fmt.Sprint(distinct), func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.client("c")
+			h.worker("w", uint32(distinct+2))
+			h.take()
+			g := &protocol.GraphTask{TaskID: []byte("G"), Targets: [][]byte{[]byte("z")}}
+			last := *newTask("z", "c")
+			for i := 0; i < distinct; i++ {
+				id := fmt.Sprintf("d%d", i)
+				g.Graph = append(g.Graph, *newTask(id, "c"))
+				for range 3 { // each named three times
+					last.Arguments = append(last.Arguments, protocol.Argument{Type: protocol.ArgumentTask, Data: []byte(id)})
+				}
+			}
+			g.Graph = append(g.Graph, last)
+			h.handle("c", g)
+			z := h.s.graphs["G"].nodes["z"]
+			if len(z.deps) != distinct || z.unresolved != distinct {
+				t.Fatalf("z: %d deps, %d unresolved, want %d", len(z.deps), z.unresolved, distinct)
+			}
+			if d := h.s.graphs["G"].nodes["d0"]; len(d.dependents) != 1 || d.openDependents != 1 {
+				t.Fatalf("d0: %d dependents, %d open", len(d.dependents), d.openDependents)
+			}
+			h.take()
+			for i := 0; i < distinct; i++ {
+				if h.s.tasks["z"] != nil {
+					t.Fatalf("z submitted after %d of %d dependencies", i, distinct)
+				}
+				h.result("w", fmt.Sprintf("d%d", i), protocol.ResultSuccess)
+			}
+			if h.s.tasks["z"] == nil {
+				t.Fatal("z not submitted after its dependencies")
+			}
+			h.result("w", "z", protocol.ResultSuccess)
+			if len(h.s.graphs) != 0 {
+				t.Fatal("graph not done")
+			}
+			checkInvariants(t, h.s)
+		})
+	}
 }

@@ -342,8 +342,10 @@ func checkInvariants(t testing.TB, s *Scheduler) {
 		if g.queue.Len() == 0 {
 			t.Fatalf("empty wait group %q kept", g.key)
 		}
-		for e := g.queue.Front(); e != nil; e = e.Next() {
-			tk := e.Value.(*task)
+		for tk := g.queue.Front(); tk != nil; tk = tk.qnext {
+			if tk.group != g {
+				t.Fatalf("waiting task %q in the queue of another group", tk.id)
+			}
 			if tk.state != protocol.TaskStateInactive || tk.worker != nil || s.tasks[tk.id] != tk {
 				t.Fatalf("waiting task %q in state %v worker %v", tk.id, tk.state, tk.worker != nil)
 			}

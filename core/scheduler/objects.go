@@ -13,6 +13,7 @@ import (
 // It is deleted when it has neither owners nor pins: an owner's release
 // takes effect once the last node that needs the object is done.
 type object struct {
+	id     []byte // the id, shared by the tasks that name it as their function (compactTask)
 	name   []byte
 	owners []string
 	pins   int
@@ -110,7 +111,7 @@ func (s *Scheduler) addObject(owner string, id, name []byte) {
 	key := string(id)
 	o := s.objects[key]
 	if o == nil {
-		o = &object{}
+		o = &object{id: id}
 		s.objects[key] = o
 	}
 	o.name = name

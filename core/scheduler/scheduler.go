@@ -20,19 +20,21 @@ type task struct {
 	msg      *protocol.Task // what is sent to workers
 	owner    string         // client that gets results and confirms
 	funcName []byte
-	state    protocol.TaskState
 	seq      uint64
 
-	worker *worker       // set while on a worker
-	welem  *list.Element // in worker.tasks
-	group  *waitGroup    // set while waiting
-	gelem  *list.Element // in group.queue
+	worker       *worker       // set while on a worker
+	welem        *list.Element // in worker.tasks
+	group        *waitGroup    // set while waiting
+	qprev, qnext *task         // in group.queue (waitqueue.go)
 
-	cancelsInFlight int    // TaskCancel messages sent to the worker, not yet answered
-	echoAtAssign    uint64 // worker.echoSeq when the task was sent to its worker
-	listed          uint64 // Scheduler.reconcileGen of the last heartbeat that listed it (reconcile)
-	graph           *graph // set for graph nodes
-	silent          bool   // graph already answered for this node: tell the client nothing more
+	echoAtAssign uint64 // worker.echoSeq when the task was sent to its worker
+	listed       uint64 // Scheduler.reconcileGen of the last heartbeat that listed it (reconcile)
+	graph        *graph // set for graph nodes
+	// Small fields last, packed into one word: with a million tasks held,
+	// each word of this struct is 8 MB.
+	cancelsInFlight int32 // TaskCancel messages sent to the worker, not yet answered
+	state           protocol.TaskState
+	silent          bool // graph already answered for this node: tell the client nothing more
 }
 
 // client is a client that has sent a heartbeat.
@@ -53,7 +55,7 @@ type client struct {
 type waitGroup struct {
 	key   string
 	need  map[string]int64
-	queue list.List // *task
+	queue taskQueue
 }
 
 // Scheduler is the pure scheduler state. Use New; call Handle for each
@@ -67,7 +69,7 @@ type Scheduler struct {
 	clientTasks map[string]map[string]struct{} // owner -> outstanding task and graph ids
 	workers     workerSet
 	tasks       map[string]*task
-	tasksPeak   int // most tasks seen at a tick since tasks was made (shrink.go)
+	peaks       tablePeaks // of the tables shrinkTables re-makes (shrink.go)
 	nextSeq     uint64
 
 	waiting    map[string]*waitGroup
@@ -692,12 +694,30 @@ func (s *Scheduler) newTask(m *protocol.Task, owner string, g *graph) *task {
 	s.nextSeq++
 	t := &task{id: string(m.TaskID), msg: m, owner: owner, seq: s.nextSeq, graph: g,
 		state: protocol.TaskStateInactive}
-	if o := s.objects[string(m.FuncObjectID)]; o != nil {
+	if o := s.compactTask(m); o != nil {
 		t.funcName = o.name
 	}
 	s.tasks[t.id] = t
 	s.counts[protocol.TaskStateInactive]++
 	return t
+}
+
+// compactTask drops what task m holds twice, for a task the scheduler
+// keeps (it may wait for long, a million of them at once): an empty
+// capability map (msgp decodes an absent or empty map as an allocated one,
+// 48 bytes; nil encodes the same) and its own copy of the function object
+// id, which becomes the tracked object's (32 bytes; every task of a map
+// calls the same function). It returns the function object, nil when it is
+// not tracked.
+func (s *Scheduler) compactTask(m *protocol.Task) *object {
+	if len(m.Capabilities) == 0 {
+		m.Capabilities = nil
+	}
+	o := s.objects[string(m.FuncObjectID)]
+	if o != nil && o.id != nil {
+		m.FuncObjectID = o.id
+	}
+	return o
 }
 
 func (s *Scheduler) ownTask(owner, id string) {
@@ -761,9 +781,9 @@ func (s *Scheduler) enqueue(t *task, front bool) {
 	}
 	t.group = g
 	if front {
-		t.gelem = g.queue.PushFront(t)
+		g.queue.PushFront(t)
 	} else {
-		t.gelem = g.queue.PushBack(t)
+		g.queue.PushBack(t)
 	}
 	s.numWaiting++
 }
@@ -772,11 +792,11 @@ func (s *Scheduler) dequeue(t *task) {
 	if t.group == nil {
 		return
 	}
-	t.group.queue.Remove(t.gelem)
+	t.group.queue.Remove(t)
 	if t.group.queue.Len() == 0 {
 		delete(s.waiting, t.group.key)
 	}
-	t.group, t.gelem = nil, nil
+	t.group = nil
 	s.numWaiting--
 }
 
@@ -794,7 +814,7 @@ func (s *Scheduler) retryWaiting() {
 			if blocked[g] {
 				continue
 			}
-			if h := g.queue.Front().Value.(*task); best == nil || h.seq < bestSeq {
+			if h := g.queue.Front(); best == nil || h.seq < bestSeq {
 				best, bestSeq = g, h.seq
 			}
 		}
@@ -809,7 +829,7 @@ func (s *Scheduler) retryWaiting() {
 			blocked[best] = true
 			continue
 		}
-		t := best.queue.Front().Value.(*task)
+		t := best.queue.Front()
 		s.dequeue(t)
 		s.assign(t, w)
 	}

@@ -307,6 +307,10 @@ type WorkerOptions struct {
 	// held and the last echo seq, so the scheduler's reconciliation
 	// notices (docs/protocol.md).
 	DropResult int
+	// InlineResult, when set, is every result's content, sent inline with
+	// no result object (as a worker answers a task whose outcome is small);
+	// otherwise the result names the task's function object.
+	InlineResult []byte
 }
 
 // Worker is a Go echo worker: it answers every Task with a successful
@@ -433,6 +437,9 @@ func (w *Worker) handle(m protocol.Message, buf []byte) []byte {
 		w.mu.Unlock()
 		if !w.opt.Hold && !drop {
 			r := protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess, Results: [][]byte{m.FuncObjectID}}
+			if w.opt.InlineResult != nil {
+				r.Results, r.Inline = [][]byte{}, w.opt.InlineResult
+			}
 			buf, _ = protocol.Encode(buf[:0], &r)
 			_ = w.ep.Send(append([]byte(nil), buf...))
 		}
