@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -120,6 +121,9 @@ func runCombo(args []string, stdout, stderr io.Writer) int {
 	serr := s.Run(ctx)
 	stopWorkers()
 	werr := <-workersDone
+	// Every socket is closed now: let libzmq write out what they hold (the
+	// answer to an accepted shutdown) before the exit.
+	transport.Term(2 * time.Second)
 	status = exitOK
 	if werr != nil {
 		wlog.Error().Err(werr).Msg("workers stopped with an error")

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -15,5 +16,8 @@ func runScheduler(ctx context.Context, cfg *config.Scheduler, log zerolog.Logger
 	if err := transport.Init(cfg.IOThreads); err != nil {
 		return err
 	}
+	// Run has closed its sockets when it returns: let libzmq write out
+	// what they hold (the answer to an accepted shutdown) before the exit.
+	defer transport.Term(2 * time.Second)
 	return server.Run(ctx, cfg, log)
 }

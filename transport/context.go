@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
@@ -74,4 +75,28 @@ func newContext(ioThreads int) (*zmq.Context, error) {
 		}
 	}
 	return c, nil
+}
+
+// Term ends the process's zmq context as the process is about to exit.
+// libzmq writes out what closed sockets still hold (up to their linger)
+// only while the context lives: without it a message sent just before the
+// exit, such as the scheduler's answer to the shutdown it accepted, can be
+// lost with the process. Call it after every socket is closed; it waits at
+// most within, since one socket left open would block it for ever.
+func Term(within time.Duration) {
+	ctxMu.Lock()
+	c := zctx
+	ctxMu.Unlock()
+	if c == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = c.Term()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(within):
+	}
 }

@@ -34,6 +34,9 @@ class FakeScheduler(threading.Thread):
         self.inline_only = inline_only
         self.hold = False
         self.silent = False  # stop answering heartbeats (to test client timeouts)
+        # on a shutdown request, close every connection without answering, as a scheduler that
+        # exits before its answer leaves the machine
+        self.vanish_on_shutdown = False
         self.max_object = None  # refuse sets of larger objects, as object storage over --max-memory does
         self.drop_gets = False  # object storage never answers a get (to test fetch deadlines)
         self.port = free_port()
@@ -167,6 +170,9 @@ class FakeScheduler(threading.Thread):
             self.send(ident, p.TaskCancelConfirm(task_id=m.task_id, type=p.TaskCancelConfirmType.CancelNotFound))
         elif isinstance(m, p.ClientDisconnect):
             if m.type == p.DisconnectType.Shutdown:
+                if self.vanish_on_shutdown and not self.protected:
+                    self._halt.set()
+                    return
                 self.send(ident, p.ClientShutdownResponse(accepted=not self.protected,
                                                           reason="protected" if self.protected else ""))
 

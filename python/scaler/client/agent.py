@@ -510,7 +510,11 @@ class ClientAgent(threading.Thread):
                 command[1].error = reason
                 command[1].stored.set()
         if self._shutdown_waiter is not None:
-            self._shutdown_waiter[0].append((False, str(reason)))
+            # The scheduler closes every connection as it stops: its answer to an accepted
+            # shutdown can be lost with them (it exits right after sending it). A connection lost
+            # (or gone silent) while the request is outstanding is that stop, not a failure of it.
+            accepted = isinstance(reason, SchedulerLostError)
+            self._shutdown_waiter[0].append((accepted, str(reason)))
             self._shutdown_waiter[1].set()
         cancel = stop is not None and stop.cancel_futures
         for future in futures:
