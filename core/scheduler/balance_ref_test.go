@@ -5,7 +5,9 @@ import "github.com/opengris/scaler/core/protocol"
 // The balance policies as they were before they were rewritten for fleets
 // (balance.go): simple, and quadratic in the tasks of a worker and the
 // workers. Kept to pin that the rewrite gives the same advice
-// (TestBalanceMatchesReference).
+// (TestBalanceMatchesReference). Only the parts the rewrite changed are kept
+// here: how many tasks to move (evenCounts) and the average
+// (capabilityAverage) were not rewritten and are shared with balance.go.
 
 // refMovable lists w's tasks that a balance may move (Running), oldest first.
 func refMovable(w *worker) []*task {
@@ -22,46 +24,9 @@ func refMovable(w *worker) []*task {
 // the rest are queued; when some worker is idle, move the newest queued
 // tasks of the workers above the mean.
 func refBalanceEven(order []*worker) map[*worker][]*task {
-	if len(order) == 0 {
+	count := evenCounts(order) // unchanged by the rewrite: shared
+	if count == nil {
 		return nil
-	}
-	queued := make([]int, len(order))
-	total, idle := 0, 0
-	for i, w := range order {
-		n := w.tasks.Len()
-		if n == 0 {
-			idle++
-		}
-		if n > 1 {
-			queued[i] = n - 1
-		}
-		total += queued[i]
-	}
-	if total == 0 || idle == 0 {
-		return nil
-	}
-	mean := (total + len(order) - 1) / len(order)
-	count := make([]int, len(order))
-	over := 0
-	for i := range order {
-		if c := queued[i] - mean; c > 0 {
-			count[i] = c
-			over += c
-		}
-	}
-	minimal := min(idle, total)
-	if over < minimal {
-		remaining := minimal - over
-		for i := range order {
-			if remaining == 0 {
-				break
-			}
-			if left := queued[i] - count[i]; left >= 1 {
-				add := min(left, remaining)
-				count[i] += add
-				remaining -= add
-			}
-		}
 	}
 	advice := map[*worker][]*task{}
 	for i, w := range order {
@@ -86,18 +51,10 @@ func refBalanceEven(order []*worker) map[*worker][]*task {
 // youngest first from the most loaded worker to compatible workers below the
 // average until every worker is within one task of it.
 func refBalanceCapability(order []*worker) map[*worker][]*task {
-	idle := false
-	total := 0
-	for _, w := range order {
-		if w.tasks.Len() == 0 {
-			idle = true
-		}
-		total += w.tasks.Len()
-	}
-	if !idle || total == 0 {
+	avg, ok := capabilityAverage(order) // unchanged by the rewrite: shared
+	if !ok {
 		return nil
 	}
-	avg := float64(total) / float64(len(order))
 	n := map[*worker]int{}
 	for _, w := range order {
 		n[w] = w.tasks.Len()
