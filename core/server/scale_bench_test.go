@@ -299,6 +299,24 @@ func awaitResults(b *testing.B, c *scalertest.Client, want int, count func(proto
 	}
 }
 
+// startWithClient starts a scheduler process and connects a client to it
+// that keeps itself alive and has announced the echo function; both are
+// closed when b ends.
+func startWithClient(b *testing.B) (*schedProc, *scalertest.Client) {
+	b.Helper()
+	p := startSchedulerProcess(b)
+	c, err := scalertest.NewClient(p.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	keepAlive(b, c)
+	if err := c.Announce(scalertest.FuncObjectID); err != nil {
+		b.Fatal(err)
+	}
+	return p, c
+}
+
 // BenchmarkScaleWaiting submits -scale.tasks tasks while no worker is
 // connected, then starts -scale.workers echo workers and waits for every
 // result. Figures: the scheduler's RSS per waiting task, the drain time,
@@ -306,16 +324,7 @@ func awaitResults(b *testing.B, c *scalertest.Client, want int, count func(proto
 func BenchmarkScaleWaiting(b *testing.B) {
 	n := *scaleTasks
 	for range b.N {
-		p := startSchedulerProcess(b)
-		c, err := scalertest.NewClient(p.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		keepAlive(b, c)
-		if err := c.Announce(scalertest.FuncObjectID); err != nil {
-			b.Fatal(err)
-		}
+		p, c := startWithClient(b)
 		barrier(b, c, 10*time.Second)
 		rss0, _ := p.mem(b)
 		start := time.Now()
@@ -353,16 +362,7 @@ func BenchmarkScaleWaiting(b *testing.B) {
 func BenchmarkScaleGraph(b *testing.B) {
 	n := *scaleNodes
 	for range b.N {
-		p := startSchedulerProcess(b)
-		c, err := scalertest.NewClient(p.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		keepAlive(b, c)
-		if err := c.Announce(scalertest.FuncObjectID); err != nil {
-			b.Fatal(err)
-		}
+		p, c := startWithClient(b)
 		startWorkers(b, p.addr, scalertest.WorkerOptions{InlineResult: []byte("r")})
 		barrier(b, c, 10*time.Second)
 		rss0, _ := p.mem(b)
