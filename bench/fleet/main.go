@@ -515,11 +515,8 @@ func waitStatus(monAddr string, timeout time.Duration, ok func(*protocol.StateSc
 			if !open {
 				return nil, errors.New("monitor socket closed")
 			}
-			if len(frames) != 1 {
-				continue
-			}
-			m, err := protocol.Decode(frames[0])
-			if err != nil {
+			m, decoded := scalertest.DecodeFrames(frames)
+			if !decoded {
 				continue
 			}
 			if st, isStatus := m.(*protocol.StateScheduler); isStatus {
@@ -646,22 +643,7 @@ func runHost(addr string, n int, name string) error {
 				if frames == nil {
 					break
 				}
-				if len(frames) != 1 {
-					continue
-				}
-				m, err := protocol.Decode(frames[0])
-				if err != nil {
-					continue
-				}
-				if b, ok := m.(*protocol.Batch); ok {
-					b.Each(func(_ []byte, m protocol.Message, err error) {
-						if err == nil {
-							_ = handle(w, m)
-						}
-					})
-					continue
-				}
-				if err := handle(w, m); err != nil {
+				if err := scalertest.EachMessage(frames, func(m protocol.Message) error { return handle(w, m) }); err != nil {
 					return err
 				}
 			}
