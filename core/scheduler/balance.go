@@ -85,7 +85,12 @@ func evenCounts(order []*worker) []int {
 // balanceEven is reference §4.2: every worker is assumed to run one task,
 // the rest are queued; when some worker is idle, move the newest queued
 // tasks of the workers above the mean.
-func balanceEven(order []*worker) map[*worker][]*task {
+func balanceEven(order []*worker) map[*worker][]*task { return evenAdvice(order, newestMovable) }
+
+// evenAdvice is balanceEven with the choice of the tasks to move off a
+// worker left to pick (w's newest n or fewer movable tasks, oldest first),
+// so the reference form of that choice (balance_ref_test.go) shares the rest.
+func evenAdvice(order []*worker, pick func(w *worker, n int) []*task) map[*worker][]*task {
 	count := evenCounts(order)
 	if count == nil {
 		return nil
@@ -95,7 +100,7 @@ func balanceEven(order []*worker) map[*worker][]*task {
 		if count[i] == 0 {
 			continue
 		}
-		if m := newestMovable(w, count[i]); len(m) > 0 {
+		if m := pick(w, count[i]); len(m) > 0 {
 			advice[w] = m
 		}
 	}

@@ -6,7 +6,7 @@ import "github.com/opengris/scaler/core/protocol"
 // (balance.go): simple, and quadratic in the tasks of a worker and the
 // workers. Kept to pin that the rewrite gives the same advice
 // (TestBalanceMatchesReference). Only the parts the rewrite changed are kept
-// here: how many tasks to move (evenCounts) and the average
+// here: how many tasks to move (evenCounts, evenAdvice) and the average
 // (capabilityAverage) were not rewritten and are shared with balance.go.
 
 // refMovable lists w's tasks that a balance may move (Running), oldest first.
@@ -20,31 +20,24 @@ func refMovable(w *worker) []*task {
 	return out
 }
 
-// refBalanceEven is reference §4.2: every worker is assumed to run one task,
-// the rest are queued; when some worker is idle, move the newest queued
-// tasks of the workers above the mean.
+// refBalanceEven is balanceEven choosing the tasks to move as it did before
+// the rewrite (refNewestMovable).
 func refBalanceEven(order []*worker) map[*worker][]*task {
-	count := evenCounts(order) // unchanged by the rewrite: shared
-	if count == nil {
+	return evenAdvice(order, refNewestMovable) // the counts were not rewritten: shared
+}
+
+// refNewestMovable is newestMovable as it was: every Running task of w
+// listed, the oldest dropped (taken as executing), the newest n kept.
+func refNewestMovable(w *worker, n int) []*task {
+	m := refMovable(w)
+	if len(m) <= 1 {
 		return nil
 	}
-	advice := map[*worker][]*task{}
-	for i, w := range order {
-		if count[i] == 0 {
-			continue
-		}
-		m := refMovable(w)
-		if len(m) > 1 {
-			m = m[1:] // the oldest one is taken as executing
-		} else {
-			continue
-		}
-		if count[i] < len(m) {
-			m = m[len(m)-count[i]:]
-		}
-		advice[w] = m
+	m = m[1:]
+	if n < len(m) {
+		m = m[len(m)-n:]
 	}
-	return advice
+	return m
 }
 
 // refBalanceCapability is reference §4.3: when some worker is idle, move tasks
