@@ -38,6 +38,7 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/procstat"
 	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/procs"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -255,14 +256,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	}
 	defer func() {
 		_ = sched.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = sched.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-sched.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		procs.WaitOrKillGroup(sched, 10*time.Second)
 	}()
 	pid := sched.Process.Pid
 
@@ -278,14 +272,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 			_ = in.Close() // the host stops its workers and exits
 		}
 		for _, h := range hosts {
-			done := make(chan struct{})
-			go func() { _ = h.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = syscall.Kill(-h.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
+			procs.WaitOrKillGroup(h, 20*time.Second)
 		}
 	}()
 	for i := 0; i*(*perProcess) < w; i++ {
