@@ -264,32 +264,7 @@ func startEcho(b *testing.B, size int) net.Conn {
 func BenchmarkLoopbackTCP(b *testing.B) {
 	for _, bs := range benchSizes {
 		b.Run(bs.name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer conn.Close()
-				buf := make([]byte, bs.size)
-				for {
-					if _, err := io.ReadFull(conn, buf); err != nil {
-						return
-					}
-					if _, err := conn.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
-			conn, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
+			conn := startEcho(b, bs.size)
 			data := make([]byte, bs.size)
 			back := make([]byte, bs.size)
 			b.SetBytes(int64(2 * bs.size))

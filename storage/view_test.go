@@ -33,10 +33,7 @@ func awaitHeld(t *testing.T, want int, what string) {
 // one frame until Release, and a copy is nowhere made (Bytes is that frame).
 // Get returns Go memory and holds nothing.
 func TestGetViewHoldsTheReceivedFrame(t *testing.T) {
-	awaitHeld(t, 0, "before the test")
-	h := startHelper(t)
-	c := dial(t, h.addr)
-	ctx := testCtx(t)
+	c, ctx := startViewTest(t)
 	big, small := bigPayload(2<<20, 7), []byte("small stays in Go memory")
 	mustSet(t, ctx, c, oid("big"), big)
 	mustSet(t, ctx, c, oid("small"), small)
@@ -87,10 +84,7 @@ func TestGetViewHoldsTheReceivedFrame(t *testing.T) {
 // while it waits on the server (its reply comes later), and replies that
 // race with their context's end.
 func TestGetViewAbandonedRepliesFreed(t *testing.T) {
-	awaitHeld(t, 0, "before the test")
-	h := startHelper(t)
-	c := dial(t, h.addr)
-	ctx := testCtx(t)
+	c, ctx := startViewTest(t)
 	big := bigPayload(1<<20, 3)
 
 	// Parked on the server, abandoned, then answered.
@@ -127,10 +121,7 @@ func TestGetViewAbandonedRepliesFreed(t *testing.T) {
 // select then picks either; whichever it picks, the frame must be released
 // exactly once (by the caller, or by wait when it returns the ctx error).
 func TestWaitReleasesAReplyDeliveredAsCtxEnds(t *testing.T) {
-	awaitHeld(t, 0, "before the test")
-	h := startHelper(t)
-	c := dial(t, h.addr)
-	ctx := testCtx(t)
+	c, ctx := startViewTest(t)
 	mustSet(t, ctx, c, oid("x"), bigPayload(1<<20, 5))
 	v, err := c.GetView(ctx, oid("x"))
 	if err != nil {
@@ -159,10 +150,7 @@ func TestWaitReleasesAReplyDeliveredAsCtxEnds(t *testing.T) {
 // content until its own Release (checked byte for byte), whatever the
 // others free meanwhile, and nothing may stay held. Run with -race.
 func TestGetViewFreesUnderLoad(t *testing.T) {
-	awaitHeld(t, 0, "before the test")
-	h := startHelper(t)
-	c := dial(t, h.addr)
-	ctx := testCtx(t)
+	c, ctx := startViewTest(t)
 	const workers, rounds, size = 4, 12, 1 << 20
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -251,4 +239,13 @@ func TestGetViewOutlivesClose(t *testing.T) {
 	if _, err := c.GetView(ctx, oid("x")); err == nil {
 		t.Fatal("GetView on a closed client")
 	}
+}
+
+// startViewTest checks no view is held before the test, starts a storage
+// helper process and connects a client to it.
+func startViewTest(t *testing.T) (*Client, context.Context) {
+	t.Helper()
+	awaitHeld(t, 0, "before the test")
+	h := startHelper(t)
+	return dial(t, h.addr), testCtx(t)
 }

@@ -137,6 +137,19 @@ func (b *backoff) delay(ran time.Duration) time.Duration {
 	return d
 }
 
+// scheduleRestart gives the worker of a slot (cfg, b) that ended (id, how,
+// after ran) a new id, since ids are unique per worker, logs it, and
+// returns the timer that calls restart after the slot's backoff. what says
+// how the worker ended in the log line ("died", "failed").
+func scheduleRestart(cfg *Config, b *backoff, ran time.Duration, log zerolog.Logger, id, what, how string, restart func()) *time.Timer {
+	d := b.delay(ran)
+	cfg.WorkerID = NewWorkerID(cfg.Name)
+	log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran.Round(time.Millisecond)).Dur("delay", d).
+		Str("new_worker", cfg.WorkerID).
+		Msgf("worker %s %s (%s) after %s; restarting it in %s as %s", id, what, how, ran.Round(time.Millisecond), d, cfg.WorkerID)
+	return time.AfterFunc(d, restart)
+}
+
 // ClusterOptions says how the cluster starts its workers.
 type ClusterOptions struct {
 	// Command is the argv of one worker process. It reads its Config as
@@ -308,12 +321,7 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 					log.Info().Str("worker", id).Str("exit", how).Msg("worker exited")
 				}
 			case act == restartWorker:
-				d := s.backoff.delay(ran)
-				s.cfg.WorkerID = NewWorkerID(s.cfg.Name) // ids are unique per worker process
-				log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran.Round(time.Millisecond)).Dur("delay", d).
-					Str("new_worker", s.cfg.WorkerID).
-					Msgf("worker %s died (%s) after %s; restarting it in %s as %s", id, how, ran.Round(time.Millisecond), d, s.cfg.WorkerID)
-				s.restart, pending = time.AfterFunc(d, func() { restarts <- ex.i }), pending+1
+				s.restart, pending = scheduleRestart(&s.cfg, &s.backoff, ran, log, id, "died", how, func() { restarts <- ex.i }), pending+1
 			case act == endCluster:
 				if !stopping {
 					stopping = true

@@ -99,13 +99,8 @@ func RunInProcess(ctx context.Context, workers []Config, log zerolog.Logger) err
 			case act == restartWorker && stopping:
 				log.Info().Str("worker", id).Str("exit", how).Msg("worker ended; not restarted, stopping")
 			case act == restartWorker:
-				d := s.backoff.delay(ran)
-				s.cfg.WorkerID = NewWorkerID(s.cfg.Name)
-				log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran.Round(time.Millisecond)).Dur("delay", d).
-					Str("new_worker", s.cfg.WorkerID).
-					Msgf("worker %s failed (%s) after %s; restarting it in %s as %s", id, how, ran.Round(time.Millisecond), d, s.cfg.WorkerID)
 				i := ex.i
-				s.restart, pending = time.AfterFunc(d, func() { restarts <- i }), pending+1
+				s.restart, pending = scheduleRestart(&s.cfg, &s.backoff, ran, log, id, "failed", how, func() { restarts <- i }), pending+1
 			case act == endCluster:
 				if !stopping {
 					stopping = true

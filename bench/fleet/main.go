@@ -38,6 +38,7 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/procstat"
 	"github.com/opengris/scaler/internal/scalertest"
+	"github.com/opengris/scaler/internal/scalertest/procs"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -255,14 +256,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	}
 	defer func() {
 		_ = sched.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = sched.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-sched.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		procs.WaitOrKillGroup(sched, 10*time.Second)
 	}()
 	pid := sched.Process.Pid
 
@@ -278,14 +272,7 @@ func runOnce(b binary, w, c int) (r result, err error) {
 			_ = in.Close() // the host stops its workers and exits
 		}
 		for _, h := range hosts {
-			done := make(chan struct{})
-			go func() { _ = h.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = syscall.Kill(-h.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
+			procs.WaitOrKillGroup(h, 20*time.Second)
 		}
 	}()
 	for i := 0; i*(*perProcess) < w; i++ {
@@ -515,11 +502,8 @@ func waitStatus(monAddr string, timeout time.Duration, ok func(*protocol.StateSc
 			if !open {
 				return nil, errors.New("monitor socket closed")
 			}
-			if len(frames) != 1 {
-				continue
-			}
-			m, err := protocol.Decode(frames[0])
-			if err != nil {
+			m, decoded := scalertest.DecodeFrames(frames)
+			if !decoded {
 				continue
 			}
 			if st, isStatus := m.(*protocol.StateScheduler); isStatus {
@@ -646,22 +630,7 @@ func runHost(addr string, n int, name string) error {
 				if frames == nil {
 					break
 				}
-				if len(frames) != 1 {
-					continue
-				}
-				m, err := protocol.Decode(frames[0])
-				if err != nil {
-					continue
-				}
-				if b, ok := m.(*protocol.Batch); ok {
-					b.Each(func(_ []byte, m protocol.Message, err error) {
-						if err == nil {
-							_ = handle(w, m)
-						}
-					})
-					continue
-				}
-				if err := handle(w, m); err != nil {
+				if err := scalertest.EachMessage(frames, func(m protocol.Message) error { return handle(w, m) }); err != nil {
 					return err
 				}
 			}

@@ -35,10 +35,9 @@ func newestMovable(w *worker, n int) []*task {
 	return out
 }
 
-// balanceEven is reference §4.2: every worker is assumed to run one task,
-// the rest are queued; when some worker is idle, move the newest queued
-// tasks of the workers above the mean.
-func balanceEven(order []*worker) map[*worker][]*task {
+// evenCounts is how many tasks balanceEven moves off each worker of order
+// (by position); nil when it moves none.
+func evenCounts(order []*worker) []int {
 	if len(order) == 0 {
 		return nil
 	}
@@ -80,16 +79,50 @@ func balanceEven(order []*worker) map[*worker][]*task {
 			}
 		}
 	}
+	return count
+}
+
+// balanceEven is reference §4.2: every worker is assumed to run one task,
+// the rest are queued; when some worker is idle, move the newest queued
+// tasks of the workers above the mean.
+func balanceEven(order []*worker) map[*worker][]*task { return evenAdvice(order, newestMovable) }
+
+// evenAdvice is balanceEven with the choice of the tasks to move off a
+// worker left to pick (w's newest n or fewer movable tasks, oldest first),
+// so the reference form of that choice (balance_ref_test.go) shares the rest.
+func evenAdvice(order []*worker, pick func(w *worker, n int) []*task) map[*worker][]*task {
+	count := evenCounts(order)
+	if count == nil {
+		return nil
+	}
 	advice := map[*worker][]*task{}
 	for i, w := range order {
 		if count[i] == 0 {
 			continue
 		}
-		if m := newestMovable(w, count[i]); len(m) > 0 {
+		if m := pick(w, count[i]); len(m) > 0 {
 			advice[w] = m
 		}
 	}
 	return advice
+}
+
+// capabilityAverage is the mean number of tasks per worker of order; false
+// when no worker is idle or there are no tasks, so balanceCapability moves
+// none.
+func capabilityAverage(order []*worker) (float64, bool) {
+	idle := false
+	total := 0
+	for _, w := range order {
+		if w.tasks.Len() == 0 {
+			idle = true
+		}
+		total += w.tasks.Len()
+	}
+	if !idle || total == 0 {
+		return 0, false
+	}
+	return float64(total) / float64(len(order)), true
 }
 
 // balanceCapability is reference §4.3: when some worker is idle, move tasks
@@ -103,18 +136,10 @@ func balanceEven(order []*worker) map[*worker][]*task {
 // again, so each worker's tasks are visited once, youngest first, through a
 // cursor; the sorted list is kept by binary insertion.
 func balanceCapability(order []*worker) map[*worker][]*task {
-	idle := false
-	total := 0
-	for _, w := range order {
-		if w.tasks.Len() == 0 {
-			idle = true
-		}
-		total += w.tasks.Len()
-	}
-	if !idle || total == 0 {
+	avg, ok := capabilityAverage(order)
+	if !ok {
 		return nil
 	}
-	avg := float64(total) / float64(len(order))
 	// Workers are named by their position in order from here on.
 	n := make([]int, len(order))
 	cursor := make([]*list.Element, len(order)) // next task to try, going older

@@ -5,7 +5,9 @@ import "github.com/opengris/scaler/core/protocol"
 // The balance policies as they were before they were rewritten for fleets
 // (balance.go): simple, and quadratic in the tasks of a worker and the
 // workers. Kept to pin that the rewrite gives the same advice
-// (TestBalanceMatchesReference).
+// (TestBalanceMatchesReference). Only the parts the rewrite changed are kept
+// here: how many tasks to move (evenCounts, evenAdvice) and the average
+// (capabilityAverage) were not rewritten and are shared with balance.go.
 
 // refMovable lists w's tasks that a balance may move (Running), oldest first.
 func refMovable(w *worker) []*task {
@@ -18,86 +20,34 @@ func refMovable(w *worker) []*task {
 	return out
 }
 
-// refBalanceEven is reference §4.2: every worker is assumed to run one task,
-// the rest are queued; when some worker is idle, move the newest queued
-// tasks of the workers above the mean.
+// refBalanceEven is balanceEven choosing the tasks to move as it did before
+// the rewrite (refNewestMovable).
 func refBalanceEven(order []*worker) map[*worker][]*task {
-	if len(order) == 0 {
+	return evenAdvice(order, refNewestMovable) // the counts were not rewritten: shared
+}
+
+// refNewestMovable is newestMovable as it was: every Running task of w
+// listed, the oldest dropped (taken as executing), the newest n kept.
+func refNewestMovable(w *worker, n int) []*task {
+	m := refMovable(w)
+	if len(m) <= 1 {
 		return nil
 	}
-	queued := make([]int, len(order))
-	total, idle := 0, 0
-	for i, w := range order {
-		n := w.tasks.Len()
-		if n == 0 {
-			idle++
-		}
-		if n > 1 {
-			queued[i] = n - 1
-		}
-		total += queued[i]
+	m = m[1:]
+	if n < len(m) {
+		m = m[len(m)-n:]
 	}
-	if total == 0 || idle == 0 {
-		return nil
-	}
-	mean := (total + len(order) - 1) / len(order)
-	count := make([]int, len(order))
-	over := 0
-	for i := range order {
-		if c := queued[i] - mean; c > 0 {
-			count[i] = c
-			over += c
-		}
-	}
-	minimal := min(idle, total)
-	if over < minimal {
-		remaining := minimal - over
-		for i := range order {
-			if remaining == 0 {
-				break
-			}
-			if left := queued[i] - count[i]; left >= 1 {
-				add := min(left, remaining)
-				count[i] += add
-				remaining -= add
-			}
-		}
-	}
-	advice := map[*worker][]*task{}
-	for i, w := range order {
-		if count[i] == 0 {
-			continue
-		}
-		m := refMovable(w)
-		if len(m) > 1 {
-			m = m[1:] // the oldest one is taken as executing
-		} else {
-			continue
-		}
-		if count[i] < len(m) {
-			m = m[len(m)-count[i]:]
-		}
-		advice[w] = m
-	}
-	return advice
+	return m
 }
 
 // refBalanceCapability is reference §4.3: when some worker is idle, move tasks
 // youngest first from the most loaded worker to compatible workers below the
 // average until every worker is within one task of it.
 func refBalanceCapability(order []*worker) map[*worker][]*task {
-	idle := false
-	total := 0
-	for _, w := range order {
-		if w.tasks.Len() == 0 {
-			idle = true
-		}
-		total += w.tasks.Len()
-	}
-	if !idle || total == 0 {
+	avg, ok := capabilityAverage(order) // unchanged by the rewrite: shared
+	if !ok {
 		return nil
 	}
-	avg := float64(total) / float64(len(order))
 	n := map[*worker]int{}
 	for _, w := range order {
 		n[w] = w.tasks.Len()

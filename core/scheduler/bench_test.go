@@ -46,17 +46,7 @@ func BenchmarkTaskLifecycle(b *testing.B) {
 	submit := func(i int) {
 		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client, FuncObjectID: fn}, epoch)
 	}
-	for i := 0; i < inflight; i++ {
-		submit(i)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := s.tasks[string(ids[i])]
-		s.Handle(t.worker.idb, &protocol.TaskResult{TaskID: ids[i], Type: protocol.ResultSuccess}, epoch)
-		submit(i + inflight)
-	}
-	b.StopTimer()
+	runLifecycle(b, s, ids, inflight, submit)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
 
@@ -121,10 +111,7 @@ func BenchmarkWaitingTaskMemory(b *testing.B) {
 	}
 	var per float64
 	for range b.N {
-		s := New(Config{MaxTasksWaiting: -1}, &nopOutbox{}, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
-		s.Handle(client, &protocol.ClientHeartbeat{}, epoch)
-		s.Handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: client,
-			Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{fn}}}, epoch)
+		s := memoryScheduler(client, fn)
 		before := liveHeap()
 		for _, f := range frames {
 			m, err := protocol.Decode(f)
@@ -140,6 +127,33 @@ func BenchmarkWaitingTaskMemory(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 	b.ReportMetric(per, "B/waiting-task")
+}
+
+// memoryScheduler is an unbounded scheduler with no worker, to which
+// client is connected and has created the function object fn.
+func memoryScheduler(client, fn []byte) *Scheduler {
+	s := New(Config{MaxTasksWaiting: -1}, &nopOutbox{}, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
+	s.Handle(client, &protocol.ClientHeartbeat{}, epoch)
+	s.Handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: client,
+		Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{fn}}}, epoch)
+	return s
+}
+
+// runLifecycle submits the first inflight tasks of ids, then times b.N
+// lifecycles: the result of task i comes from the worker holding it and task
+// i+inflight is submitted, so inflight tasks stay in flight.
+func runLifecycle(b *testing.B, s *Scheduler, ids [][]byte, inflight int, submit func(int)) {
+	for i := 0; i < inflight; i++ {
+		submit(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := s.tasks[string(ids[i])]
+		s.Handle(t.worker.idb, &protocol.TaskResult{TaskID: ids[i], Type: protocol.ResultSuccess}, epoch)
+		submit(i + inflight)
+	}
+	b.StopTimer()
 }
 
 func liveHeap() uint64 {
@@ -171,10 +185,7 @@ func BenchmarkGraphNodeMemory(b *testing.B) {
 	g = nil
 	var per float64
 	for range b.N {
-		s := New(Config{MaxTasksWaiting: -1}, &nopOutbox{}, zerolog.New(io.Discard).Level(zerolog.WarnLevel), epoch)
-		s.Handle(client, &protocol.ClientHeartbeat{}, epoch)
-		s.Handle(client, &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: client,
-			Metadata: protocol.ObjectMetadata{ObjectIDs: [][]byte{fn}}}, epoch)
+		s := memoryScheduler(client, fn)
 		before := liveHeap()
 		m, err := protocol.Decode(frame)
 		if err != nil {

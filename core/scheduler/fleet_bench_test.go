@@ -98,17 +98,7 @@ func benchLifecycle(b *testing.B, n int, need map[string]int64) {
 	submit := func(i int) {
 		s.Handle(client, &protocol.Task{TaskID: ids[i], Source: client, FuncObjectID: benchFn, Capabilities: need}, epoch)
 	}
-	for i := 0; i < inflight; i++ {
-		submit(i)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t := s.tasks[string(ids[i])]
-		s.Handle(t.worker.idb, &protocol.TaskResult{TaskID: ids[i], Type: protocol.ResultSuccess}, epoch)
-		submit(i + inflight)
-	}
-	b.StopTimer()
+	runLifecycle(b, s, ids, inflight, submit)
 	if s.numWaiting != 0 {
 		b.Fatalf("%d tasks waiting", s.numWaiting)
 	}

@@ -16,25 +16,24 @@ func (q *taskQueue) Len() int { return q.n }
 // Front is the oldest task, nil when empty.
 func (q *taskQueue) Front() *task { return q.head }
 
-func (q *taskQueue) PushBack(t *task) {
-	t.qprev, t.qnext = q.tail, nil
-	if q.tail != nil {
-		q.tail.qnext = t
+func (q *taskQueue) PushBack(t *task) { q.insert(t, q.tail, nil) }
+
+func (q *taskQueue) PushFront(t *task) { q.insert(t, nil, q.head) }
+
+// insert links t between prev and next, neighbours in q; nil prev is the
+// front, nil next the back.
+func (q *taskQueue) insert(t, prev, next *task) {
+	t.qprev, t.qnext = prev, next
+	if prev != nil {
+		prev.qnext = t
 	} else {
 		q.head = t
 	}
-	q.tail = t
-	q.n++
-}
-
-func (q *taskQueue) PushFront(t *task) {
-	t.qprev, t.qnext = nil, q.head
-	if q.head != nil {
-		q.head.qprev = t
+	if next != nil {
+		next.qprev = t
 	} else {
 		q.tail = t
 	}
-	q.head = t
 	q.n++
 }
 

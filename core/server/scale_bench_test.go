@@ -30,6 +30,7 @@ import (
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/internal/scalertest"
 	"github.com/opengris/scaler/internal/scalertest/freeport"
+	"github.com/opengris/scaler/internal/scalertest/procs"
 )
 
 var (
@@ -83,14 +84,7 @@ func startSchedulerProcess(b *testing.B, args ...string) *schedProc {
 	p := &schedProc{cmd: cmd, addr: addr, log: logPath}
 	b.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		procs.WaitOrKillGroup(cmd, 10*time.Second)
 	})
 	return p
 }
@@ -299,6 +293,42 @@ func awaitResults(b *testing.B, c *scalertest.Client, want int, count func(proto
 	}
 }
 
+// startWithClient starts a scheduler process and connects a client to it
+// that keeps itself alive and has announced the echo function; both are
+// closed when b ends.
+func startWithClient(b *testing.B) (*schedProc, *scalertest.Client) {
+	b.Helper()
+	p := startSchedulerProcess(b)
+	c, err := scalertest.NewClient(p.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	keepAlive(b, c)
+	if err := c.Announce(scalertest.FuncObjectID); err != nil {
+		b.Fatal(err)
+	}
+	return p, c
+}
+
+// drained is what awaitDrain read.
+type drained struct {
+	took, cpu      time.Duration // since start; the scheduler's CPU since then
+	hwm, heap, rss uint64        // peak RSS; live heap and RSS after the idle release
+}
+
+// awaitDrain waits for want TaskResults on c, then reads the time since
+// start, the scheduler's CPU over cpu0, its peak RSS, and its live heap and
+// RSS once it has released memory on going idle.
+func (p *schedProc) awaitDrain(b *testing.B, c *scalertest.Client, want int, start time.Time, cpu0 time.Duration) drained {
+	b.Helper()
+	awaitResults(b, c, want, func(m protocol.Message) bool { return m.Kind() == protocol.KindTaskResult })
+	d := drained{took: time.Since(start), cpu: p.cpu(b) - cpu0}
+	_, d.hwm = p.mem(b)
+	d.heap, d.rss = p.idle(b)
+	return d
+}
+
 // BenchmarkScaleWaiting submits -scale.tasks tasks while no worker is
 // connected, then starts -scale.workers echo workers and waits for every
 // result. Figures: the scheduler's RSS per waiting task, the drain time,
@@ -306,16 +336,7 @@ func awaitResults(b *testing.B, c *scalertest.Client, want int, count func(proto
 func BenchmarkScaleWaiting(b *testing.B) {
 	n := *scaleTasks
 	for range b.N {
-		p := startSchedulerProcess(b)
-		c, err := scalertest.NewClient(p.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		keepAlive(b, c)
-		if err := c.Announce(scalertest.FuncObjectID); err != nil {
-			b.Fatal(err)
-		}
+		p, c := startWithClient(b)
 		barrier(b, c, 10*time.Second)
 		rss0, _ := p.mem(b)
 		start := time.Now()
@@ -326,11 +347,8 @@ func BenchmarkScaleWaiting(b *testing.B) {
 		cpuSubmit := p.cpu(b)
 		start = time.Now()
 		startWorkers(b, p.addr, scalertest.WorkerOptions{})
-		awaitResults(b, c, n, func(m protocol.Message) bool { return m.Kind() == protocol.KindTaskResult })
-		drain := time.Since(start)
-		cpuDrain := p.cpu(b) - cpuSubmit
-		_, hwm := p.mem(b)
-		heap, rss2 := p.idle(b)
+		d := p.awaitDrain(b, c, n, start, cpuSubmit)
+		drain, cpuDrain, hwm, heap, rss2 := d.took, d.cpu, d.hwm, d.heap, d.rss
 		perTask := (float64(rss1) - float64(rss0)) / float64(n)
 		b.Logf("tasks=%d submit=%.2fs (%.0f tasks/s, scheduler CPU %.2fs) rss_start=%.1fMiB rss_waiting=%.1fMiB per_waiting_task=%.0fB "+
 			"drain=%.2fs (%.0f tasks/s, %d workers, scheduler CPU %.2fs) rss_peak=%.1fMiB after_idle: rss=%.1fMiB heap_live=%.1fMiB",
@@ -353,16 +371,7 @@ func BenchmarkScaleWaiting(b *testing.B) {
 func BenchmarkScaleGraph(b *testing.B) {
 	n := *scaleNodes
 	for range b.N {
-		p := startSchedulerProcess(b)
-		c, err := scalertest.NewClient(p.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		keepAlive(b, c)
-		if err := c.Announce(scalertest.FuncObjectID); err != nil {
-			b.Fatal(err)
-		}
+		p, c := startWithClient(b)
 		startWorkers(b, p.addr, scalertest.WorkerOptions{InlineResult: []byte("r")})
 		barrier(b, c, 10*time.Second)
 		rss0, _ := p.mem(b)
@@ -381,11 +390,8 @@ func BenchmarkScaleGraph(b *testing.B) {
 			b.Fatal(err)
 		}
 		// n node results, then the graph's own.
-		awaitResults(b, c, n+1, func(m protocol.Message) bool { return m.Kind() == protocol.KindTaskResult })
-		took := time.Since(start)
-		cpu := p.cpu(b) - cpu0
-		_, hwm := p.mem(b)
-		heap, rss2 := p.idle(b)
+		d := p.awaitDrain(b, c, n+1, start, cpu0)
+		took, cpu, hwm, heap, rss2 := d.took, d.cpu, d.hwm, d.heap, d.rss
 		perNode := (float64(hwm) - float64(rss0)) / float64(n)
 		b.Logf("nodes=%d frame=%.1fMiB took=%.2fs (%.0f nodes/s, %d workers, scheduler CPU %.2fs) rss_start=%.1fMiB rss_peak=%.1fMiB "+
 			"(%.0f B/node) after_idle: rss=%.1fMiB heap_live=%.1fMiB",

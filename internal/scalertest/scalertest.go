@@ -401,22 +401,10 @@ func (w *Worker) run() {
 			if !ok {
 				return
 			}
-			if len(frames) != 1 {
-				continue
-			}
-			m, err := protocol.Decode(frames[0])
-			if err != nil {
-				continue
-			}
-			if b, ok := m.(*protocol.Batch); ok {
-				b.Each(func(_ []byte, m protocol.Message, err error) {
-					if err == nil {
-						buf = w.handle(m, buf)
-					}
-				})
-				continue
-			}
-			buf = w.handle(m, buf)
+			_ = EachMessage(frames, func(m protocol.Message) error {
+				buf = w.handle(m, buf)
+				return nil
+			})
 		}
 	}
 }

@@ -117,6 +117,15 @@ class Channel:
         assert frame[0] == 66
         return msgpack.unpackb(frame[1:])
 
+    def assert_echoes(self, fn, value):
+        """Sends one task fn(value), checks its result comes back inline as value and
+        returns the task's id."""
+        task_id, frame = self.task(fn, value)
+        self.sock.sendall(frame)
+        result = self.result()
+        assert result["task_id"] == task_id and pickle.loads(result["inline"]) == value
+        return task_id
+
     def close(self):
         self.sock.close()
         self.proc.wait(10)
@@ -220,15 +229,9 @@ def test_task_sent_ahead_is_withdrawn_by_a_cancel_that_came_while_the_task_befor
             assert frame[0] == int(Kind.ProcessorCanceled), msgpack.unpackb(frame[1:])
             assert msgpack.unpackb(frame[1:])["task_id"] == ahead_id
         # Alone, a task runs; the cancel that follows it is too late and answered by nothing.
-        task_id, frame = channel.task(echo, "alone")
-        channel.sock.sendall(frame)
-        result = channel.result()
-        assert result["task_id"] == task_id and pickle.loads(result["inline"]) == "alone"
+        task_id = channel.assert_echoes(echo, "alone")
         channel.sock.sendall(_cancel_frame(task_id))
-        task_id, frame = channel.task(echo, "next")
-        channel.sock.sendall(frame)
-        result = channel.result()
-        assert result["task_id"] == task_id and pickle.loads(result["inline"]) == "next"
+        channel.assert_echoes(echo, "next")
     finally:
         channel.close()
     assert channel.proc.returncode == 0
@@ -289,10 +292,7 @@ def test_missing_argument_object_fails_the_task():
             assert f"task {task_id.hex()}: argument 0 object {missing.hex()} is missing" in str(error), str(error)
             assert "did not appear within 1s" in str(error)
             assert 0.9 <= waited < 10
-            task_id, frame = channel.task(echo, "next")
-            channel.sock.sendall(frame)
-            result = channel.result()
-            assert result["task_id"] == task_id and pickle.loads(result["inline"]) == "next"
+            channel.assert_echoes(echo, "next")
         finally:
             channel.close()
     finally:
