@@ -82,13 +82,17 @@ func benchLifecycle(b *testing.B, n int, need map[string]int64) {
 	s, client := benchScheduler(nil)
 	for i := 0; i < n; i++ {
 		var caps map[string]int64
+		queue := max(100, 2*lifecycleInflight/n)
 		if need != nil {
 			caps = map[string]int64{"gpu": -1}
 			if i%10 == 0 {
 				caps["mem"] = 1 << 30
+				// With 4 workers one offers mem: it must hold every task
+				// in flight, or the gpu+mem run leaves some waiting.
+				queue = max(queue, lifecycleInflight)
 			}
 		}
-		s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: uint32(max(100, 2*lifecycleInflight/n)), Capabilities: caps}, epoch)
+		s.Handle(benchWorkerID(i), &protocol.WorkerHeartbeat{QueueSize: uint32(queue), Capabilities: caps}, epoch)
 	}
 	const inflight = 1600
 	ids := make([][]byte, b.N+inflight)
