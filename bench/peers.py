@@ -452,6 +452,7 @@ def main(argv=None):
         else:
             failed[s] = reason
 
+    commit = git_commit()
     rounds = []
     for r in range(args.rounds):
         results = {}
@@ -473,7 +474,7 @@ def main(argv=None):
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"peers: {args.workers} workers, {'quick sizes' if args.quick else 'full sizes'}, "
-        f"{args.rounds} round(s){' (medians)' if args.rounds > 1 else ''}; this project at {git_commit()}; "
+        f"{args.rounds} round(s){' (medians)' if args.rounds > 1 else ''}; this project at {commit}; "
         f"python {sys.version.split()[0]}; {os.cpu_count()} cores, load average {load}; logs in {logs}"
     )
     print("ratios: this project's figure relative to the peer's (faster = this project is faster)")

@@ -107,9 +107,14 @@ class DaskSystem:
     def __init__(self, name, workers):
         import logging
 
+        import dask
         import distributed
         from distributed import Client, LocalCluster
 
+        # Dask's default 30 s comm timeouts drop the client's scheduler connection on a loaded
+        # machine (seen at load average 20+: every later future "cancelled for reason:
+        # scheduler-connection-lost"). Generous ones change nothing on an idle machine.
+        dask.config.set({"distributed.comm.timeouts.connect": "300s", "distributed.comm.timeouts.tcp": "300s"})
         self.name = name
         self.version = distributed.__version__
         self._cluster = LocalCluster(
