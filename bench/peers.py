@@ -231,7 +231,7 @@ def run_system(name, python, workloads, quick, workers, logfile, timeouts, env):
                     try:
                         msg = reader.read(deadline)
                     except TimeoutError:
-                        fail(current, f"timeout ({timeouts[current or 'shutdown']:.0f} s)")
+                        fail(current, f"timeout ({timeouts[current or 'shutdown']:g} s)")
                         break
                     if msg is None:  # the runner died
                         try:
