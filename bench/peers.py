@@ -378,7 +378,7 @@ def render_table(summaries, systems, metrics, sizes):
         for key, text in (summary or {}).get("errors", {}).items():
             shown = any(cell_error(summary, m) == text and m not in summary["metrics"] for m in metrics)
             if not shown:
-                lines.append(f"note: {SYSTEMS[s][0]}, {key}: {text}")
+                lines.append(f"note: {header[2 + systems.index(s)]}, {key}: {text}")
     return lines
 
 

@@ -54,7 +54,7 @@ def test_table_from_given_results():
     assert "2.00 (5.0× faster)" in start, start
     # dask's chain ran in one round of two: its figure says so, and the timeout is listed below.
     assert "2.000 (3.3× faster) [1/2 rounds]" in chain_row, chain_row
-    assert "note: dask, chain: timeout (240 s)" in text
+    assert "note: dask 2026.8.0, chain: timeout (240 s)" in text
     # a peer that could not be installed says why, once, in a numbered note
     assert text.count("no matching distribution") == 1, text
     assert "[1] scaler 2.x: install failed (pip exit 1): no matching distribution" in text
