@@ -259,6 +259,8 @@ def run_system(name, python, workloads, quick, workers, logfile, timeouts, env):
                         if msg["workload"] in pending:
                             pending.remove(msg["workload"])
                         current, deadline = None, time.monotonic() + timeouts["shutdown"]
+                    elif event == "restart":
+                        break  # a new runner for what is pending
                     elif event == "done":
                         pending.clear()
                         break
@@ -278,6 +280,8 @@ def ratio_text(ours, theirs, higher_better):
     if ours is None or theirs is None or ours <= 0 or theirs <= 0:
         return ""
     r = ours / theirs if higher_better else theirs / ours
+    if abs(r - 1) < 0.05:
+        return "same"
     word = "faster" if r >= 1 else "slower"
     r = r if r >= 1 else 1 / r
     return f"{r:.1f}× {word}" if r < 10 else f"{r:,.0f}× {word}"

@@ -12,6 +12,7 @@ results to the stdout it was started with, one JSON object a line:
     {"event": "begin", "workload": name}
     {"event": "result", "workload": name, "metrics": {metric: value, ...}}
     {"event": "error", "workload": name, "error": "..."}
+    {"event": "restart"}                    (after an error: the workloads left need a new runner)
     {"event": "done"}
     {"event": "fatal", "error": "..."}      (the cluster or client could not start)
 
@@ -272,9 +273,13 @@ def main(argv=None):
             try:
                 metrics = RUNS[w](system, size)
             except Exception as exc:
+                # A failed workload may leave the client or cluster broken (upstream 2.x stops its
+                # client when a map fails): stop here, and the parent starts a fresh runner for
+                # the workloads left, so one failure is not charged to all that follow.
                 traceback.print_exc()
                 emit("error", workload=w, error=short_error(exc))
-                continue
+                emit("restart")
+                return 1
             emit("result", workload=w, metrics=metrics)
     finally:
         try:

@@ -28,6 +28,7 @@ def test_ratio_text_says_which_way():
     assert peers.ratio_text(2.0, 1.0, higher_better=False) == "2.0× slower"
     assert peers.ratio_text(100, 250, higher_better=True) == "2.5× slower"
     assert peers.ratio_text(None, 1.0, higher_better=True) == ""
+    assert peers.ratio_text(0.545, 0.5449, higher_better=False) == "same"
 
 
 def test_table_from_given_results():
@@ -78,6 +79,10 @@ FAKE_RUNNER = textwrap.dedent(
         emit(event="begin", workload=w)
         if w == "map":
             time.sleep(600)  # hangs
+        if w == "chain":  # fails, leaving (say) its client broken
+            emit(event="error", workload=w, error="boom")
+            emit(event="restart")
+            sys.exit(1)
         emit(event="result", workload=w, metrics={w: 1.0})
     emit(event="done")
     child.kill()
@@ -85,7 +90,7 @@ FAKE_RUNNER = textwrap.dedent(
 )
 
 
-def test_hung_workload_times_out_and_the_rest_still_runs(tmp_path, monkeypatch):
+def test_hung_or_failed_workload_and_the_rest_still_runs(tmp_path, monkeypatch):
     runner = tmp_path / "fake_runner.py"
     runner.write_text(FAKE_RUNNER)
     pids = tmp_path / "pids"
@@ -95,7 +100,7 @@ def test_hung_workload_times_out_and_the_rest_still_runs(tmp_path, monkeypatch):
     started = time.monotonic()
     try:
         out = peers.run_system(
-            "fake", sys.executable, ["submit", "map", "sleep"], False, 2, str(tmp_path / "log"), timeouts, env
+            "fake", sys.executable, ["submit", "map", "chain", "sleep"], False, 2, str(tmp_path / "log"), timeouts, env
         )
         check_hung_run(out, started, pids)
     finally:  # whatever failed, leave no sleeper behind
@@ -108,12 +113,13 @@ def test_hung_workload_times_out_and_the_rest_still_runs(tmp_path, monkeypatch):
 
 def check_hung_run(out, started, pids):
     assert time.monotonic() - started < 120
-    assert out["errors"] == {"map": "timeout (2 s)"}, out
+    assert out["errors"] == {"map": "timeout (2 s)", "chain": "boom"}, out
     assert out["metrics"] == {"start": 0.1, "submit": 1.0, "sleep": 1.0}, out
     assert out["version"] == "9.9"
-    # two runners: the first (killed with its child at the timeout), a second for "sleep"
+    # three runners: the first killed with its child at the timeout, a second that failed "chain"
+    # and asked for a restart, a third for "sleep"
     children = [int(p) for p in pids.read_text().split()]
-    assert len(children) == 2
+    assert len(children) == 3
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(alive(p) for p in children):
         time.sleep(0.1)
