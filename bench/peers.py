@@ -67,7 +67,16 @@ FULL_SIZES = {"map": 10_000, "submit": 10_000, "latency": 1_000, "sleep": 400, "
 QUICK_SIZES = {"map": 1_000, "submit": 1_000, "latency": 100, "sleep": 40, "chain": 200, "payload_mib": 4}
 
 # Seconds each workload may take before the runner is killed; "start" covers the cluster start.
-TIMEOUTS = {"start": 180, "shutdown": 60, "map": 240, "submit": 240, "latency": 180, "sleep": 120, "chain": 240, "payload": 120}
+TIMEOUTS = {
+    "start": 180,  # import, cluster start and the warm-up map
+    "shutdown": 60,  # between two workloads, and the cluster's shutdown after the last
+    "map": 240,
+    "submit": 240,
+    "latency": 180,
+    "sleep": 120,
+    "chain": 240,
+    "payload": 120,
+}
 INSTALL_TIMEOUT = 1800
 
 
@@ -406,11 +415,15 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=1, help="run the systems in turn N times; medians")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--venvs", default=os.environ.get(VENVS_ENV, DEFAULT_VENVS), help=f"where the peers' virtual environments live (${VENVS_ENV}; default .cache/peers)"
+        "--venvs",
+        default=os.environ.get(VENVS_ENV, DEFAULT_VENVS),
+        help=f"where the peers' virtual environments live (${VENVS_ENV}; default .cache/peers)",
     )
     parser.add_argument("--reinstall", action="store_true", help="make the peers' environments anew (newest versions)")
     parser.add_argument("--python", default=sys.executable, help="interpreter to make the peers' environments with")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds each workload may take (default: 120-240 by workload)")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds each workload may take (default: 120-240 by workload)"
+    )
     parser.add_argument("--json", default=None, help="also write every round's raw results to this file")
     args = parser.parse_args(argv)
 
