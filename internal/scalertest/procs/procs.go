@@ -62,7 +62,8 @@ func Descendants(pid int) []int {
 }
 
 // Cmdline is pid's command line with its arguments joined by spaces ("" when
-// pid is gone).
+// pid is gone, and for a moment after a fork's exec begins, before the
+// kernel has set the new program's arguments up).
 func Cmdline(pid int) string {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))

@@ -14,6 +14,11 @@ func TestAChildAndItsEnd(t *testing.T) {
 		t.Skip("no sleep command:", err)
 	}
 	pid := cmd.Process.Pid
+	// Start returns once the exec has begun, a moment before the kernel
+	// writes the new program's arguments: until then cmdline reads "".
+	for deadline := time.Now().Add(10 * time.Second); Cmdline(pid) == "" && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if !Alive(pid) || Parent(pid) != os.Getpid() || !strings.HasPrefix(Cmdline(pid), "sleep 30") {
 		t.Fatalf("child %d: alive %v, parent %d, cmdline %q", pid, Alive(pid), Parent(pid), Cmdline(pid))
 	}
