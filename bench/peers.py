@@ -176,22 +176,16 @@ class LineReader:
 
 def kill_group(proc, grace=5.0):
     """End the runner's process group (it started a session of its own: only what it started)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def run_system(name, python, workloads, quick, workers, logfile, timeouts, env):
@@ -470,6 +464,9 @@ def main(argv=None):
             failed[s] = reason
 
     commit = git_commit()
+    # The load before the first round says whether the machine was idle; the one at the end
+    # also counts this benchmark's own cluster (a client, its workers and a scheduler).
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     rounds = []
     for r in range(args.rounds):
         results = {}
@@ -488,11 +485,11 @@ def main(argv=None):
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     metrics = ["start"] + [m for m, spec in METRICS.items() if spec[0] in workloads]
     summaries = median_results(rounds)
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"peers: {args.workers} workers, {'quick sizes' if args.quick else 'full sizes'}, "
         f"{args.rounds} round(s){' (medians)' if args.rounds > 1 else ''}; this project at {commit}; "
-        f"python {sys.version.split()[0]}; {os.cpu_count()} cores, load average {load}; logs in {logs}"
+        f"python {sys.version.split()[0]}; {os.cpu_count()} cores, load average {load_before} before, {load_after} after; logs in {logs}"
     )
     print("ratios: this project's figure relative to the peer's (faster = this project is faster)")
     print()

@@ -144,13 +144,18 @@ class DaskSystem:
             self._cluster.close()
 
 
-def run_map(system, n):
+def timed_map(system, fn, n, workload):
+    """Seconds for system.map(fn, range(n)), whose results must be range(n)."""
     start = time.perf_counter()
-    results = system.map(trivial, range(n))
+    results = system.map(fn, range(n))
     elapsed = time.perf_counter() - start
     if list(results) != list(range(n)):
-        raise AssertionError("map returned wrong results")
-    return {"map": n / elapsed}
+        raise AssertionError(f"{workload} returned wrong results")
+    return elapsed
+
+
+def run_map(system, n):
+    return {"map": n / timed_map(system, trivial, n, "map")}
 
 
 def run_submit(system, n):
@@ -178,12 +183,7 @@ def run_latency(system, n):
 
 
 def run_sleep(system, n):
-    start = time.perf_counter()
-    results = system.map(nap, range(n))
-    elapsed = time.perf_counter() - start
-    if list(results) != list(range(n)):
-        raise AssertionError("sleep returned wrong results")
-    return {"sleep": elapsed}
+    return {"sleep": timed_map(system, nap, n, "sleep")}
 
 
 def run_chain(system, n):
