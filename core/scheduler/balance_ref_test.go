@@ -1,6 +1,10 @@
 package scheduler
 
-import "github.com/opengris/scaler/core/protocol"
+import (
+	"math"
+
+	"github.com/opengris/scaler/core/protocol"
+)
 
 // The balance policies as they were before they were rewritten for fleets
 // (balance.go): simple, and quadratic in the tasks of a worker and the
@@ -23,7 +27,7 @@ func refMovable(w *worker) []*task {
 // refBalanceEven is balanceEven choosing the tasks to move as it did before
 // the rewrite (refNewestMovable).
 func refBalanceEven(order []*worker) map[*worker][]*task {
-	return evenAdvice(order, refNewestMovable) // the counts were not rewritten: shared
+	return evenAdvice(order, math.MaxInt, refNewestMovable) // the counts were not rewritten: shared
 }
 
 // refNewestMovable is newestMovable as it was: every Running task of w

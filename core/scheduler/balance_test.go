@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"slices"
 	"testing"
@@ -95,7 +96,7 @@ func TestBalanceMatchesReference(t *testing.T) {
 		for p, pair := range []struct {
 			name      string
 			got, want func([]*worker) map[*worker][]*task
-		}{{"even", balanceEven, refBalanceEven}, {"capability", balanceCapability, refBalanceCapability}} {
+		}{{"even", unlimited(balanceEven), refBalanceEven}, {"capability", unlimited(balanceCapability), refBalanceCapability}} {
 			got, want := describeAdvice(order, pair.got(order)), describeAdvice(order, pair.want(order))
 			if !slices.Equal(got, want) {
 				t.Fatalf("fleet %d, %s: advice\n%v\nwant\n%v", i, pair.name, got, want)
@@ -106,6 +107,64 @@ func TestBalanceMatchesReference(t *testing.T) {
 	// The fleets must exercise both policies, not only their early exits.
 	if moved[0] < 10000 || moved[1] < 10000 {
 		t.Fatalf("only %v tasks moved over all fleets", moved)
+	}
+}
+
+func unlimited(policy func([]*worker, int) map[*worker][]*task) func([]*worker) map[*worker][]*task {
+	return func(order []*worker) map[*worker][]*task { return policy(order, math.MaxInt) }
+}
+
+// TestBalanceLimit: an advice under a limit moves min(limit, unlimited)
+// tasks, each off a worker the unlimited advice moves it off. Even takes
+// each worker's newest (the tail of its unlimited list); capability makes
+// the first moves of the unlimited advice, so its lists are prefixes.
+func TestBalanceLimit(t *testing.T) {
+	r := rand.New(rand.NewSource(23))
+	limited := 0
+	for i := 0; i < 1000; i++ {
+		order := randomFleet(r)
+		for _, policy := range []struct {
+			name   string
+			advise func([]*worker, int) map[*worker][]*task
+			suffix bool
+		}{{"even", balanceEven, true}, {"capability", balanceCapability, false}} {
+			all := policy.advise(order, math.MaxInt)
+			total := 0
+			for _, ts := range all {
+				total += len(ts)
+			}
+			for _, limit := range []int{1, 3, total / 2, total} {
+				if limit < 1 {
+					continue
+				}
+				got := policy.advise(order, limit)
+				moved := 0
+				for w, ts := range got {
+					moved += len(ts)
+					want := all[w]
+					if len(ts) > len(want) {
+						t.Fatalf("fleet %d, %s, limit %d: %s moves %d, unlimited %d", i, policy.name, limit, w.id, len(ts), len(want))
+					}
+					if policy.suffix {
+						want = want[len(want)-len(ts):]
+					} else {
+						want = want[:len(ts)]
+					}
+					if !slices.Equal(ts, want) {
+						t.Fatalf("fleet %d, %s, limit %d: %s moves %v, not of %v", i, policy.name, limit, w.id, ts, all[w])
+					}
+				}
+				if moved != min(limit, total) {
+					t.Fatalf("fleet %d, %s, limit %d: moved %d of %d", i, policy.name, limit, moved, total)
+				}
+				if limit < total {
+					limited++
+				}
+			}
+		}
+	}
+	if limited < 1000 {
+		t.Fatalf("only %d limited advices checked", limited)
 	}
 }
 

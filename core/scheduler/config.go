@@ -30,7 +30,11 @@ type Config struct {
 	WorkerTimeout       time.Duration
 	BalanceInterval     time.Duration
 	BalanceTriggerTimes int
-	Protected           bool
+	// MaxBalanceMoves bounds the tasks one balance pass moves (16,384,
+	// about 5 ms of a pass): a larger imbalance takes several passes
+	// (balance.go).
+	MaxBalanceMoves int
+	Protected       bool
 	// ObjectRetention is how long the objects of a departed client
 	// (disconnected or timed out) are kept before they are freed; a client
 	// that heartbeats again with the same id within it keeps them. 0 frees
@@ -114,6 +118,7 @@ func (c *Config) fill() {
 	defaultTo(&c.WorkerTimeout, 60*time.Second)
 	defaultTo(&c.BalanceInterval, time.Second)
 	defaultTo(&c.BalanceTriggerTimes, 2)
+	defaultTo(&c.MaxBalanceMoves, 1<<14)
 	defaultTo(&c.ObjectFlushInterval, time.Second)
 	defaultTo(&c.AnnounceGrace, 10*time.Second)
 	defaultTo(&c.MaxParkedPerClient, 4096)

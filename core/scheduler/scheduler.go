@@ -1080,9 +1080,9 @@ func (s *Scheduler) onTaskLog(from []byte, m *protocol.TaskLog) {
 // off which workers.
 func (s *Scheduler) balanceAdvice() map[*worker][]*task {
 	if s.cfg.Policy == PolicyCapability {
-		return balanceCapability(s.workers.order)
+		return balanceCapability(s.workers.order, s.cfg.MaxBalanceMoves)
 	}
-	return balanceEven(s.workers.order)
+	return balanceEven(s.workers.order, s.cfg.MaxBalanceMoves)
 }
 
 func (s *Scheduler) balance() {

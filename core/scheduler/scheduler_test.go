@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -670,4 +671,56 @@ func TestObjectRetention(t *testing.T) {
 			checkInvariants(t, h.s)
 		})
 	}
+}
+
+// TestBalanceBoundedPasses: with MaxBalanceMoves 2 a pass cancels at most
+// two tasks, the newest first, and the passes that follow go on from the
+// state the last one left until no worker is idle.
+func TestBalanceBoundedPasses(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxBalanceMoves = 2 })
+	h.lopsided() // a holds t0..t7; b, c1 and d are idle
+	cancels := func() []string {
+		var ids []string
+		for _, s := range h.take() {
+			if m, ok := s.msg.(*protocol.TaskCancel); ok {
+				ids = append(ids, s.to+":"+string(m.TaskID))
+			}
+		}
+		return ids
+	}
+	h.advance(time.Second)
+	first := cancels()
+	equal(t, "first pass", first, []string{"a:t6", "a:t7"})
+	passes, moved := 1, first
+	for last := first; len(last) > 0; passes++ {
+		if passes > 10 {
+			t.Fatalf("still moving tasks after %d passes: %v", passes, moved)
+		}
+		for _, c := range last {
+			worker, id, _ := strings.Cut(c, ":")
+			h.confirm(worker, id, protocol.CancelConfirmCanceled)
+		}
+		h.take() // the canceled tasks placed again
+		h.advance(time.Second)
+		last = cancels()
+		if len(last) > 2 {
+			t.Fatalf("pass %d moved %d tasks: %v", passes+1, len(last), last)
+		}
+		moved = append(moved, last...)
+	}
+	if passes < 3 {
+		t.Fatalf("balanced after %d passes (moved %v): the bound did not hold it back", passes, moved)
+	}
+	// The even policy stops once no worker is idle; every task is held.
+	held := 0
+	for _, w := range h.s.workers.order {
+		if w.tasks.Len() == 0 {
+			t.Errorf("worker %s idle after %d passes (moved %v)", w.id, passes, moved)
+		}
+		held += w.tasks.Len()
+	}
+	if held != 8 {
+		t.Errorf("%d of 8 tasks held", held)
+	}
+	checkInvariants(t, h.s)
 }
