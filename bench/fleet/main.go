@@ -16,7 +16,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -579,18 +578,29 @@ func runHost(addr string, n int, name string) error {
 		return w.sock.Send(protocol.MustEncode(&protocol.WorkerHeartbeat{QueueSize: uint32(*queueSize), TaskLock: true,
 			Tasks: [][]byte{}, EchoSeq: w.seq, Capabilities: caps()}))
 	}
-	var buf []byte
+	// out holds the answers to what one worker's socket had waiting; they
+	// go out together, several as one Batch, as the real agent sends what
+	// one loop iteration produced (worker/agent_link.go flushOut).
+	var out [][]byte
 	handle := func(w *echoWorker, m protocol.Message) error {
 		switch m := m.(type) {
 		case *protocol.Task:
-			buf, _ = protocol.Encode(buf[:0], &protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess,
-				Results: [][]byte{m.FuncObjectID}})
-			return w.sock.Send(bytes.Clone(buf))
+			out = append(out, protocol.MustEncode(&protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess,
+				Results: [][]byte{m.FuncObjectID}}))
 		case *protocol.TaskCancel:
-			return w.sock.Send(protocol.MustEncode(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound}))
+			out = append(out, protocol.MustEncode(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound}))
 		case *protocol.WorkerHeartbeatEcho:
 			w.seq = m.Seq
 		}
+		return nil
+	}
+	flush := func(w *echoWorker) error {
+		for _, f := range protocol.Coalesce(out) {
+			if err := w.sock.Send(f); err != nil {
+				return err
+			}
+		}
+		out = out[:0]
 		return nil
 	}
 	// touched are the workers whose sockets must be read until empty: the
@@ -633,6 +643,9 @@ func runHost(addr string, n int, name string) error {
 				if err := scalertest.EachMessage(frames, func(m protocol.Message) error { return handle(w, m) }); err != nil {
 					return err
 				}
+			}
+			if err := flush(w); err != nil {
+				return err
 			}
 		}
 		ready, err := poller.Wait(time.Until(next))
