@@ -128,6 +128,9 @@ _REFUSED_LIMIT = 1024
 # The scheduler socket's reader (see "Who owns the scheduler socket" above).
 _AGENT = "agent"
 _RECLAIM_SECONDS = 0.002  # a socket nobody reads is taken back by the agent after this long
+# A lost connection's error names the longest message sent when it was over this (1 MiB): smaller
+# ones are far below any max_message_size a scheduler is likely to be given.
+_NOTED_FRAME_BYTES = 1 << 20
 _RECENT_SECONDS = 0.1  # a release less recent than this wakes the agent; a more recent one needs no wake-up
 
 
@@ -226,6 +229,9 @@ class ClientAgent(threading.Thread):
         self._connect_error: Optional[str] = None  # why the last try failed
         self._ever_connected = False
         self._lost: Optional[ConnectionLost] = None  # how the established connection broke
+        # The longest frame sent or tried: a scheduler closes the connection of a peer that sends one over
+        # its max_message_size, and the client can only say so from its side (_lost_reason).
+        self._largest_frame = 0
         # Guards every use of the scheduler socket, and the agent's handling of a round of
         # commands: user threads send tasks on the socket themselves (submit_batch) when nothing
         # queued before them is still unsent. The agent polls the socket's descriptor and reads
@@ -354,8 +360,7 @@ class ClientAgent(threading.Thread):
                     # A TCP connection does not break while both ends live: the scheduler is
                     # gone, and its tasks and objects with it. Stop now rather than after
                     # timeout_seconds, with the TimeoutError (subclass) that user code expects then.
-                    raise _Stop(SchedulerLostError(f"lost the connection to the scheduler at {self._address} "
-                                                   f"({self._lost or 'closed'})"), False)
+                    raise _Stop(SchedulerLostError(self._lost_reason()), False)
                 now = time.monotonic()
                 if now >= self._next_connect:
                     with lock:
@@ -434,6 +439,14 @@ class ClientAgent(threading.Thread):
             return
         self._ever_connected = True
         self._connect_error = None
+
+    def _lost_reason(self) -> str:
+        reason = f"lost the connection to the scheduler at {self._address} ({self._lost or 'closed'})"
+        if self._largest_frame > _NOTED_FRAME_BYTES:
+            reason += (f"; this client sent a message of {self._largest_frame / (1 << 20):.1f} MiB, and a scheduler "
+                       "closes the connection of a peer whose message is over its max_message_size "
+                       "(64M unless set with --max-message-size or [scheduler] max_message_size)")
+        return reason
 
     def _on_connection_lost(self, error: ConnectionLost) -> None:
         """The scheduler connection broke (seen by any thread, under _sock_lock): the agent
@@ -548,6 +561,8 @@ class ClientAgent(threading.Thread):
 
     def _send(self, frame: bytes) -> None:
         with self._sock_lock:
+            if len(frame) > self._largest_frame:
+                self._largest_frame = len(frame)  # before: the send itself may fail on it
             try:
                 self._scheduler.send(frame)
             except ConnectionLost as error:

@@ -71,3 +71,29 @@ def test_storage_disconnects_oversized_sender(stack):
     print(f"\nobject_storage_server --max-message-size 1M: a 2 MiB frame closed the connection in {took:.2f}s; "
           f"a 512 KiB object is stored")
     assert storage.running()
+
+
+def inc(x):
+    return x + 1
+
+
+def test_client_whose_graph_is_over_the_bound_is_told_why(stack):
+    """A client that sends a message over the scheduler's bound loses its connection (libzmq closes
+    it, with no answer): the error it raises names the message's size and the bound to raise."""
+    stack.start_scheduler("--max-message-size", "1M")
+    stack.start_cluster(1)
+    graph = {"n0": 0}
+    for i in range(1, 10000):  # one GraphTask frame of about 2.3 MiB
+        graph[f"n{i}"] = (inc, f"n{i - 1}")
+    with stack.client(timeout_seconds=60) as client:
+        assert client.map(trivial, [(i,) for i in range(10)]) == list(range(10))  # small messages pass
+        try:
+            client.get(graph, keys=["n9999"])
+        except Exception as error:  # noqa: BLE001 - the type and the text are both checked
+            text = str(error)
+            assert type(error).__name__ == "SchedulerLostError", repr(error)
+        else:
+            raise AssertionError("a graph over --max-message-size 1M completed")
+    assert "lost the connection to the scheduler" in text, text
+    assert "MiB" in text and "max_message_size" in text and "--max-message-size" in text, text
+    print(f"\n{text}")
