@@ -632,20 +632,25 @@ func runHost(addr string, n int, name string) error {
 		for len(touched) > 0 {
 			w := touched[len(touched)-1]
 			touched = touched[:len(touched)-1]
+			// Read until empty, answer, and read again: the answer's send
+			// may consume the signal of what arrived meanwhile.
 			for {
 				frames, err := w.sock.TryRecv()
 				if err != nil {
 					return err
 				}
-				if frames == nil {
+				if frames != nil {
+					if err := scalertest.EachMessage(frames, func(m protocol.Message) error { return handle(w, m) }); err != nil {
+						return err
+					}
+					continue
+				}
+				if len(out) == 0 {
 					break
 				}
-				if err := scalertest.EachMessage(frames, func(m protocol.Message) error { return handle(w, m) }); err != nil {
+				if err := flush(w); err != nil {
 					return err
 				}
-			}
-			if err := flush(w); err != nil {
-				return err
 			}
 		}
 		ready, err := poller.Wait(time.Until(next))
