@@ -38,6 +38,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peers_runner import SIZES, SLEEP_SECONDS, WARM_UP_TASKS, WORKLOADS  # noqa: E402 - the runner's sizes, one place
 REPO = os.path.dirname(HERE)
 RUNNER = os.path.join(HERE, "peers_runner.py")
 VENVS_ENV = "SCALER_PEERS_VENVS"
@@ -50,11 +52,10 @@ SYSTEMS = {
     "scaler-2": ("scaler 2.x", "scaler {}", "opengris-scaler>=2,<3"),
     "dask": ("dask", "dask {}", "distributed"),
 }
-WORKLOADS = ("map", "submit", "latency", "sleep", "chain", "payload")
 
 # Rows of the table: metric -> (workload that produces it, label, unit, higher is better, format).
 METRICS = {
-    "start": (None, "start: cluster + 200-task warm-up", "s", False, "{:.2f}"),
+    "start": (None, "start: cluster + {warm_up}-task warm-up", "s", False, "{:.2f}"),
     "map": ("map", "map, {map:,} trivial tasks", "tasks/s", True, "{:,.0f}"),
     "submit": ("submit", "submit {submit:,}, then collect", "tasks/s", True, "{:,.0f}"),
     "latency_p50": ("latency", "round trip p50, {latency:,} trips", "ms", False, "{:.3f}"),
@@ -63,8 +64,20 @@ METRICS = {
     "chain": ("chain", "chain graph, {chain:,} nodes", "s", False, "{:.3f}"),
     "payload": ("payload", "{payload_mib} MiB argument echoed", "s", False, "{:.3f}"),
 }
-FULL_SIZES = {"map": 10_000, "submit": 10_000, "latency": 1_000, "sleep": 400, "chain": 2_000, "payload_mib": 64}
-QUICK_SIZES = {"map": 1_000, "submit": 1_000, "latency": 100, "sleep": 40, "chain": 200, "payload_mib": 4}
+
+
+def table_sizes(quick, workers=2):
+    """The sizes the runner uses (its SIZES), as the table's labels name them."""
+    i = 1 if quick else 0
+    sizes = {w: SIZES[w][i] for w in WORKLOADS if w != "payload"}
+    sizes["payload_mib"] = SIZES["payload"][i] >> 20
+    sizes["ideal"] = sizes["sleep"] * SLEEP_SECONDS / workers
+    sizes["warm_up"] = WARM_UP_TASKS
+    return sizes
+
+
+FULL_SIZES = table_sizes(False)
+QUICK_SIZES = table_sizes(True)
 
 # Seconds each workload may take before the runner is killed; "start" covers the cluster start.
 TIMEOUTS = {
@@ -330,7 +343,6 @@ def short(text, width=28):
 
 def render_table(summaries, systems, metrics, sizes):
     """The table as a list of lines. SUMMARIES: median_results() output; SYSTEMS: column order."""
-    ideal = sizes["sleep"] * 0.01 / 2
     header = ["workload", "unit"]
     for s in systems:
         version = summaries.get(s, {}).get("version")
@@ -340,7 +352,7 @@ def render_table(summaries, systems, metrics, sizes):
     ours_summary = summaries.get("this")
     for metric in metrics:
         _, label, unit, higher, fmt = METRICS[metric]
-        row = [label.format(ideal=ideal, **sizes), unit]
+        row = [label.format(**sizes), unit]
         ours = None
         if ours_summary and metric in ours_summary["metrics"]:
             ours = ours_summary["metrics"][metric][0]
@@ -482,7 +494,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"quick": args.quick, "workers": args.workers, "rounds": rounds}, f, indent=1)
 
-    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    sizes = table_sizes(args.quick, args.workers)
     metrics = ["start"] + [m for m, spec in METRICS.items() if spec[0] in workloads]
     summaries = median_results(rounds)
     load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())

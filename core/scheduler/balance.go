@@ -108,7 +108,10 @@ func evenAdvice(order []*worker, limit int, pick func(w *worker, n int) []*task)
 	}
 	advice := map[*worker][]*task{}
 	for i, w := range order {
-		if count[i] == 0 || limit == 0 {
+		if limit == 0 {
+			break
+		}
+		if count[i] == 0 {
 			continue
 		}
 		if m := pick(w, min(count[i], limit)); len(m) > 0 {

@@ -1,7 +1,7 @@
 // Package procs reads /proc for the tests that start processes: whether a
 // process still runs, its parent, its descendants, its command line; and
-// waits for a started process to end (WaitOrKillGroup). Like freeport it imports nothing of this module, so any package's own tests
-// may use it.
+// waits for a started process to end (WaitOrKillGroup). Like freeport it
+// imports nothing of this module, so any package's own tests may use it.
 package procs
 
 import (
