@@ -192,7 +192,7 @@ func (a *agent) begin(p *processor, t *task, cpu uint64) {
 // came (object ids and inline bytes); ArgumentIDs stays empty, as
 // docs/protocol.md §7.5 allows.
 func (a *agent) sendTask(p *processor, t *task) {
-	a.queueProcessor(p, protocol.MustEncode(&protocol.ProcessorTask{
+	t.sentUpTo = a.queueProcessor(p, protocol.MustEncode(&protocol.ProcessorTask{
 		TaskID:        t.msg.TaskID,
 		Source:        t.msg.Source,
 		SerializerID:  serializerID(t.msg.Source),

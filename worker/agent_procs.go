@@ -152,6 +152,17 @@ func (a *agent) onExit(ex procExit) {
 	if a.current == p {
 		a.current = nil
 	}
+	requeued := false
+	if t := p.task; t != nil && !p.received(t) {
+		// Its channel had closed (it was dying, idle) or the write failed
+		// before the task was wholly sent: the task never ran, so it waits
+		// for the next processor instead of failing.
+		p.task, t.proc = nil, nil
+		a.queue.requeue(t)
+		a.log.Warn().Int("pid", p.pid).Hex("task", t.msg.TaskID).Str("exit", describeExit(ex.err)).
+			Msg("processor ended before it received its task; the task waits for the next processor")
+		requeued = true
+	}
 	if p.killed {
 		a.dispatch()
 		return
@@ -195,7 +206,7 @@ func (a *agent) onExit(ex procExit) {
 			a.finishTask(t)
 			a.send(failure)
 		}
-	} else {
+	} else if !requeued {
 		a.log.Warn().Int("pid", p.pid).Str("exit", how).Msg("idle processor died; replacing it")
 	}
 	a.dispatch()

@@ -353,6 +353,69 @@ func TestIdleProcessorDeathIsReplaced(t *testing.T) {
 	}
 }
 
+// srcDetach's detach returns its processor's pid and leaves a thread that,
+// once the file go appears, shuts the processor's end of its channel
+// (SHUT_WR: the agent reads the end of it; SHUT_RD: the agent's next write
+// fails), waits for the agent to see it where it can tell, writes done,
+// and keeps the process alive for 3 s more: a processor that is dying,
+// idle, while the agent still takes it for alive.
+const srcDetach = `import os, select, socket, threading, time
+def detach(how, folder):
+    def later():
+        while not os.path.exists(os.path.join(folder, "go")):
+            time.sleep(0.01)
+        end = socket.socket(fileno=os.dup(3))
+        end.shutdown(socket.SHUT_WR if how == "wr" else socket.SHUT_RD)
+        if how == "wr":
+            watch = select.poll()
+            watch.register(3, select.POLLIN)
+            watch.poll(20000)  # the agent closed its end
+        open(os.path.join(folder, "done"), "w").close()
+        time.sleep(3)
+    threading.Thread(target=later).start()
+    return os.getpid()
+`
+
+// A task handed to a processor that is gone without the agent knowing yet
+// (its channel closed, or the write of the task failed) never ran there:
+// it must run on the next processor, not fail with ProcessorDiedError (as
+// it did after a closed channel) or stay listed forever with no processor
+// (as it did after a failed write).
+func TestTaskSentToAGoneProcessorRunsOnTheNext(t *testing.T) {
+	for _, how := range []string{"wr", "rd"} {
+		t.Run(how, func(t *testing.T) {
+			e := startWorker(t, nil)
+			folder := t.TempDir()
+			res := e.call(e.h.fn(srcDetach, "detach"), fmt.Sprintf("%q", how), fmt.Sprintf("%q", folder))
+			var pid int
+			if res.Type != protocol.ResultSuccess {
+				t.Fatalf("detach: %+v", res)
+			}
+			if _, err := fmtSscan(e.h.result(res.Results[0]), &pid); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(folder, "go"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			wait.Until(t, 20*time.Second, "the processor to shut its channel", func() bool {
+				_, err := os.Stat(filepath.Join(folder, "done"))
+				return err == nil
+			})
+			res = e.call(e.h.fn("import os\ndef pid():\n    return os.getpid()\n", "pid"))
+			if res.Type != protocol.ResultSuccess {
+				t.Fatalf("the task sent to the gone processor: %+v", res)
+			}
+			var next int
+			if _, err := fmtSscan(e.h.result(res.Results[0]), &next); err != nil {
+				t.Fatal(err)
+			}
+			if next == pid {
+				t.Fatalf("the task ran on the processor %d that had shut its channel", pid)
+			}
+		})
+	}
+}
+
 func TestCancel(t *testing.T) {
 	e := startWorker(t, nil)
 	sleep := e.h.fn("import time\ndef sleep(s):\n    time.sleep(s)\n    return s\n", "sleep")

@@ -137,19 +137,6 @@ func (b *backoff) delay(ran time.Duration) time.Duration {
 	return d
 }
 
-// scheduleRestart gives the worker of a slot (cfg, b) that ended (id, how,
-// after ran) a new id, since ids are unique per worker, logs it, and
-// returns the timer that calls restart after the slot's backoff. what says
-// how the worker ended in the log line ("died", "failed").
-func scheduleRestart(cfg *Config, b *backoff, ran time.Duration, log zerolog.Logger, id, what, how string, restart func()) *time.Timer {
-	d := b.delay(ran)
-	cfg.WorkerID = NewWorkerID(cfg.Name)
-	log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran.Round(time.Millisecond)).Dur("delay", d).
-		Str("new_worker", cfg.WorkerID).
-		Msgf("worker %s %s (%s) after %s; restarting it in %s as %s", id, what, how, ran.Round(time.Millisecond), d, cfg.WorkerID)
-	return time.AfterFunc(d, restart)
-}
-
 // ClusterOptions says how the cluster starts its workers.
 type ClusterOptions struct {
 	// Command is the argv of one worker process. It reads its Config as
@@ -173,16 +160,6 @@ type ClusterOptions struct {
 	Started func(workerID string, pid int)
 }
 
-// slot is one of the cluster's workers: its configuration and, while it
-// runs, its process. A restarted worker takes the same slot with a new id.
-type slot struct {
-	cfg     Config
-	cmd     *exec.Cmd // nil while not running
-	started time.Time
-	backoff backoff
-	restart *time.Timer // pending restart, nil if none
-}
-
 type slotExit struct {
 	i   int
 	err error
@@ -201,15 +178,11 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 	if opt.StopGrace <= 0 {
 		opt.StopGrace = 8 * time.Second
 	}
-	slots := make([]*slot, len(workers))
-	// Each slot has at most one process and one pending restart, so
-	// neither channel ever blocks its sender.
+	sv := newSupervisor(workers, opt.NoRestart, log)
+	// Each slot has at most one process, so exits never blocks its sender.
 	exits := make(chan slotExit, len(workers))
-	restarts := make(chan int, len(workers))
-	live, pending := 0, 0
-	var failures []string
 	start := func(i int) error {
-		s := slots[i]
+		s := sv.slots[i]
 		s.cfg.setDefaults()
 		spec, err := json.Marshal(s.cfg)
 		if err != nil {
@@ -226,7 +199,7 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 			return err
 		}
 		s.cmd, s.started = cmd, time.Now()
-		live++
+		sv.live++
 		if opt.Started != nil {
 			opt.Started(s.cfg.WorkerID, cmd.Process.Pid)
 		}
@@ -234,8 +207,8 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 		return nil
 	}
 	signalAll := func(sig syscall.Signal) {
-		for _, s := range slots {
-			if s != nil && s.cmd != nil {
+		for _, s := range sv.slots {
+			if s.cmd != nil {
 				if opt.ProcessGroup && sig == syscall.SIGKILL {
 					_ = syscall.Kill(-s.cmd.Process.Pid, sig)
 				} else {
@@ -244,59 +217,41 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 			}
 		}
 	}
-	cancelRestarts := func() {
-		for _, s := range slots {
-			if s != nil && s.restart != nil {
-				s.restart.Stop()
-				s.restart = nil
-				pending--
-			}
-		}
-	}
-	for i, w := range workers {
-		slots[i] = &slot{cfg: w}
+	for i := range workers {
 		if err := start(i); err != nil {
-			failures = append(failures, fmt.Sprintf("starting worker %s: %v", slots[i].cfg.WorkerID, err))
+			sv.failures = append(sv.failures, fmt.Sprintf("starting worker %s: %v", sv.slots[i].cfg.WorkerID, err))
+			sv.stop()
 			signalAll(syscall.SIGINT)
 			break
 		}
 	}
-	if live > 0 && len(failures) == 0 {
-		log.Info().Int("workers", live).Str("scheduler", workers[0].SchedulerAddress).
-			Msgf("cluster started %d workers", live)
+	if sv.live > 0 && !sv.stopping {
+		log.Info().Int("workers", sv.live).Str("scheduler", workers[0].SchedulerAddress).
+			Msgf("cluster started %d workers", sv.live)
 	}
-	stopping := len(failures) > 0 // no more restarts; the cluster is on its way out
 	done := ctx.Done()
 	var killTimer <-chan time.Time
-	for live > 0 || pending > 0 {
+	for sv.live > 0 || sv.pending > 0 {
 		select {
 		case <-done:
 			done = nil
-			cancelRestarts()
-			if live > 0 {
+			if sv.live > 0 {
 				log.Info().Msg("cluster stopping its workers")
 				signalAll(syscall.SIGINT)
 			}
-			stopping = true
+			sv.stop()
 			killTimer = time.After(opt.StopGrace)
 		case <-killTimer:
-			log.Warn().Int("workers", live).Msg("workers did not stop in time; killing them")
+			log.Warn().Int("workers", sv.live).Msg("workers did not stop in time; killing them")
 			signalAll(syscall.SIGKILL)
-		case i := <-restarts:
-			s := slots[i]
-			if s.restart == nil {
-				continue // cancelled after it fired
-			}
-			s.restart, pending = nil, pending-1
-			if err := start(i); err != nil {
-				d := s.backoff.delay(0)
-				log.Error().Err(err).Str("worker", s.cfg.WorkerID).Dur("delay", d).
-					Msgf("cannot start worker %s: %v; trying again in %s", s.cfg.WorkerID, err, d)
-				s.restart, pending = time.AfterFunc(d, func() { restarts <- i }), pending+1
+		case i := <-sv.restarts:
+			if sv.restartDue(i) {
+				if err := start(i); err != nil {
+					sv.retryLater(i, err)
+				}
 			}
 		case ex := <-exits:
-			live--
-			s := slots[ex.i]
+			s := sv.slots[ex.i]
 			if opt.ProcessGroup {
 				// Whatever the agent left in its group (processors of an
 				// agent killed with SIGKILL) goes with it. The group id
@@ -305,43 +260,9 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 			}
 			s.cmd = nil
-			id, how, ran := s.cfg.WorkerID, describeWorkerExit(ex.err), time.Since(s.started)
-			act := exitAction(ex.err)
-			if opt.NoRestart && act == restartWorker && !stopping {
-				log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran.Round(time.Millisecond)).
-					Msgf("worker %s died (%s) after %s; not restarted", id, how, ran.Round(time.Millisecond))
-				continue
-			}
-			switch {
-			case stopping && act == restartWorker:
-				if done != nil { // not our own stop: a death while the cluster ends
-					failures = append(failures, fmt.Sprintf("worker %s: %s", id, how))
-					log.Error().Str("worker", id).Str("exit", how).Msgf("worker exited: %s; not restarted, the cluster is ending", how)
-				} else {
-					log.Info().Str("worker", id).Str("exit", how).Msg("worker exited")
-				}
-			case act == restartWorker:
-				s.restart, pending = scheduleRestart(&s.cfg, &s.backoff, ran, log, id, "died", how, func() { restarts <- ex.i }), pending+1
-			case act == endCluster:
-				if !stopping {
-					stopping = true
-					cancelRestarts()
-					log.Info().Str("worker", id).Str("exit", how).
-						Msg("worker ended on the scheduler's account; no more restarts, the cluster ends with its last worker")
-				} else {
-					log.Info().Str("worker", id).Str("exit", how).Msg("worker exited")
-				}
-			case act == failWorker:
-				failures = append(failures, fmt.Sprintf("worker %s: %s", id, how))
-				log.Error().Str("worker", id).Str("exit", how).Msgf("worker exited: %s; not restarted (a restart cannot help)", how)
-			default:
-				log.Info().Str("worker", id).Str("exit", how).Msg("worker exited")
-			}
+			sv.ended(ex.i, exitAction(ex.err), describeWorkerExit(ex.err), done == nil)
 		}
 	}
 	log.Info().Msg("cluster stopped")
-	if len(failures) > 0 {
-		return fmt.Errorf("cluster: %s", strings.Join(failures, "; "))
-	}
-	return nil
+	return sv.err("cluster")
 }

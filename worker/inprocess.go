@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,97 +23,49 @@ import (
 // every agent has returned, or when no agent runs or will be restarted; with
 // an error if an agent failed in a way a restart cannot help.
 func RunInProcess(ctx context.Context, workers []Config, log zerolog.Logger) error {
-	type slot struct {
-		cfg     Config
-		started time.Time
-		backoff backoff
-		restart *time.Timer
-	}
 	type ended struct {
 		i     int
 		cause StopCause
 		err   error
 	}
-	slots := make([]*slot, len(workers))
-	// At most one agent and one pending restart per slot: neither channel
-	// ever blocks its sender.
+	sv := newSupervisor(workers, false, log)
+	// At most one agent per slot: exits never blocks its sender.
 	exits := make(chan ended, len(workers))
-	restarts := make(chan int, len(workers))
-	live, pending := 0, 0
 	start := func(i int) {
-		s := slots[i]
+		s := sv.slots[i]
 		s.cfg.setDefaults()
 		s.started = time.Now()
-		live++
+		sv.live++
 		cfg := s.cfg
 		go func() {
 			cause, err := RunWithCause(ctx, cfg, log)
 			exits <- ended{i, cause, err}
 		}()
 	}
-	cancelRestarts := func() {
-		for _, s := range slots {
-			if s.restart != nil {
-				s.restart.Stop()
-				s.restart = nil
-				pending--
-			}
-		}
-	}
-	for i, w := range workers {
-		slots[i] = &slot{cfg: w}
+	for i := range workers {
 		start(i)
 	}
-	if live > 0 {
-		log.Info().Int("workers", live).Str("scheduler", workers[0].SchedulerAddress).
-			Msgf("started %d workers in this process", live)
+	if sv.live > 0 {
+		log.Info().Int("workers", sv.live).Str("scheduler", workers[0].SchedulerAddress).
+			Msgf("started %d workers in this process", sv.live)
 	}
-	var failures []string
-	stopping := false
 	done := ctx.Done()
-	for live > 0 || pending > 0 {
+	for sv.live > 0 || sv.pending > 0 {
 		select {
 		case <-done:
 			done = nil
-			cancelRestarts()
-			stopping = true
-		case i := <-restarts:
-			s := slots[i]
-			if s.restart == nil {
-				continue // cancelled after it fired
+			sv.stop()
+		case i := <-sv.restarts:
+			if sv.restartDue(i) {
+				start(i)
 			}
-			s.restart, pending = nil, pending-1
-			start(i)
 		case ex := <-exits:
-			live--
-			s := slots[ex.i]
-			id, ran := s.cfg.WorkerID, time.Since(s.started)
 			how := "stopped"
 			if ex.err != nil {
 				how = ex.err.Error()
 			}
-			act := exitActions[ex.cause.ExitStatus()]
-			switch {
-			case act == restartWorker && stopping:
-				log.Info().Str("worker", id).Str("exit", how).Msg("worker ended; not restarted, stopping")
-			case act == restartWorker:
-				i := ex.i
-				s.restart, pending = scheduleRestart(&s.cfg, &s.backoff, ran, log, id, "failed", how, func() { restarts <- i }), pending+1
-			case act == endCluster:
-				if !stopping {
-					stopping = true
-					cancelRestarts()
-					log.Info().Str("worker", id).Str("exit", how).
-						Msg("worker ended on the scheduler's account; no more restarts")
-				}
-			case act == failWorker:
-				failures = append(failures, fmt.Sprintf("worker %s: %s", id, how))
-				log.Error().Str("worker", id).Str("exit", how).Msgf("worker ended: %s; not restarted (a restart cannot help)", how)
-			}
+			sv.ended(ex.i, exitActions[ex.cause.ExitStatus()], how, done == nil)
 		}
 	}
-	if len(failures) > 0 {
-		return fmt.Errorf("workers: %s", strings.Join(failures, "; "))
-	}
-	return nil
+	return sv.err("workers")
 }

@@ -53,7 +53,21 @@ type processor struct {
 	lastCPU  uint64    // its CPU time then
 
 	writeBlocked bool // p.out is waiting for the channel to become writable
+
+	// Bytes ever queued to and written into the channel: a task whose
+	// frame was not wholly written when the processor died never reached
+	// it, and goes back to the queue instead of failing (received).
+	queued, written uint64
 }
+
+// noChannel is a task's sentUpTo when its frame was queued to a processor
+// whose channel was already closed: it never reaches that processor.
+const noChannel = ^uint64(0)
+
+// received reports whether t's frame went wholly into p's channel while
+// p's end of it was open. A task that did not cannot have run there, so
+// a death of p is not the task's fault.
+func (p *processor) received(t *task) bool { return p.written >= t.sentUpTo }
 
 // procExit reports that a processor process ended.
 type procExit struct {
@@ -249,12 +263,16 @@ func (a *agent) writeProcessor(p *processor, frame []byte) {
 // queueProcessor adds one frame to p.out without sending it: several frames
 // queued so go out in one write (flushProcessor), which the processor takes
 // in with one read.
-func (a *agent) queueProcessor(p *processor, frame []byte) {
+// It returns p's count of bytes queued after the frame, or noChannel if
+// the channel is closed and the frame dropped.
+func (a *agent) queueProcessor(p *processor, frame []byte) uint64 {
 	if p.exited || p.fd < 0 {
-		return
+		return noChannel
 	}
 	p.out = binary.LittleEndian.AppendUint32(p.out, uint32(len(frame)))
 	p.out = append(p.out, frame...)
+	p.queued += uint64(4 + len(frame))
+	return p.queued
 }
 
 // flushProcessor writes as much of p.out as the socket takes.
@@ -274,6 +292,7 @@ func (a *agent) flushProcessor(p *processor) {
 			return
 		}
 		p.outOff += n
+		p.written += uint64(n)
 	}
 	if p.outOff == len(p.out) {
 		p.out, p.outOff = p.out[:0], 0

@@ -21,8 +21,9 @@ type task struct {
 
 	proc *processor // bound processor, nil before it starts
 
-	ahead       bool // sent to proc ahead of time, not started yet (processor.ahead)
-	withdrawing bool // a ProcessorCancel for it is unanswered
+	ahead       bool   // sent to proc ahead of time, not started yet (processor.ahead)
+	sentUpTo    uint64 // proc.queued once its frame was queued; noChannel if the channel was closed (processor.received)
+	withdrawing bool   // a ProcessorCancel for it is unanswered
 
 	// Profiling, from dispatch to result.
 	started  time.Time
