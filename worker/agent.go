@@ -100,6 +100,12 @@ func RunWithCause(ctx context.Context, cfg Config, log zerolog.Logger) (StopCaus
 		byFd:     make(map[int]*processor),
 		selfStat: procstat.Open(0),
 	}
+	if cfg.inProcess {
+		// The process is the combo's: its scheduler's and every agent's.
+		// This agent's share is its loop's thread; its memory cannot be
+		// told apart, and reads 0 ("not measured").
+		a.selfStat = procstat.OpenThread()
+	}
 	defer a.selfStat.Close()
 	if cfg.ObjectStorageAddress != "" {
 		addr, err := parseStorageAddress(cfg.ObjectStorageAddress)

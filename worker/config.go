@@ -43,6 +43,10 @@ type Config struct {
 	// KillDelay is how long a processor gets between SIGTERM and SIGKILL
 	// (default 3s).
 	KillDelay time.Duration
+
+	// inProcess: the agent runs in a process it shares (RunInProcess), so
+	// its heartbeat reports its own thread's CPU, not the process's.
+	inProcess bool
 }
 
 // FromCluster builds the configuration of every worker of a cluster.

@@ -34,6 +34,7 @@ func RunInProcess(ctx context.Context, workers []Config, log zerolog.Logger) err
 	start := func(i int) {
 		s := sv.slots[i]
 		s.cfg.setDefaults()
+		s.cfg.inProcess = true
 		s.started = time.Now()
 		sv.live++
 		cfg := s.cfg

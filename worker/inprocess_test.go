@@ -112,3 +112,50 @@ func TestRunInProcessEndsOnShutdown(t *testing.T) {
 		t.Fatalf("heard from %d workers, want the 2 that shut down (none restarted)", len(after))
 	}
 }
+
+// An in-process agent shares its process with the combo's scheduler and
+// the other agents: its heartbeat reports its own loop thread's CPU, and
+// no memory of its own, not the whole process's figures (which the
+// monitors showed for every one of the combo's workers).
+func TestInProcessAgentReportsItsOwnShare(t *testing.T) {
+	python := programs.Python(t)
+	st := startStorage(t)
+	sched := inprocScheduler(t, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunInProcess(ctx, []Config{inprocConfig("share", sched.ep.Addr(), python)}, testLog(t, "cluster"))
+	}()
+	defer func() {
+		cancel()
+		_ = awaitRun(t, done, 20*time.Second)
+	}()
+	// The rest of the process keeps a core busy, as a loaded scheduler
+	// would, until the test ends.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for i := 0; i < 1_000_000; i++ {
+				_ = i * i
+			}
+		}
+	}()
+	// The first heartbeat's CPU counts from the agent's start; judge a later one.
+	seen := 0
+	hb := waitForHeartbeat(t, sched, 30*time.Second, "a third heartbeat", func(*protocol.WorkerHeartbeat) bool {
+		seen++
+		return seen >= 3
+	})
+	if hb.Agent.RSS != 0 {
+		t.Errorf("agent RSS %d, want 0: the process's memory is not this agent's", hb.Agent.RSS)
+	}
+	if hb.Agent.CPU > 300 {
+		t.Errorf("agent CPU %d‰ while another goroutine of its process keeps a core busy: that is the process's, not the agent's", hb.Agent.CPU)
+	}
+}

@@ -3,6 +3,7 @@ package procstat
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,4 +126,39 @@ func rusageCPU(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// OpenThread counts the CPU of the thread that asks, not of its process:
+// a thread that only waits reads (almost) nothing while another burns.
+func TestOpenThreadCountsTheCallingThread(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	th := OpenThread()
+	if th.RSS() != 0 {
+		t.Errorf("a thread's RSS reads %d, want 0", th.RSS())
+	}
+	own0 := th.CPU()
+	proc0, _ := Read(0)
+	busy := make(chan uint64)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		mine := OpenThread()
+		start := mine.CPU()
+		for deadline := time.Now().Add(10 * time.Second); mine.CPU() < start+50_000_000 && time.Now().Before(deadline); {
+		}
+		busy <- mine.CPU() - start
+	}()
+	burnt := <-busy
+	proc1, _ := Read(0)
+	own, proc := th.CPU()-own0, proc1-proc0
+	if burnt < 50_000_000 {
+		t.Fatalf("the busy thread's clock grew by %d ns within 10 s, want >= 50 ms", burnt)
+	}
+	if proc < burnt {
+		t.Errorf("the process's CPU grew by %d ns, less than its busy thread's %d", proc, burnt)
+	}
+	if own > burnt/5 {
+		t.Errorf("the waiting thread's CPU grew by %d ns while another burnt %d: it counts more than itself", own, burnt)
+	}
 }
