@@ -16,6 +16,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -98,17 +99,19 @@ func parseInts(s string) ([]int, error) {
 
 // result is what one run measured.
 type result struct {
-	tasksPerS      float64
-	schedCPUPerS   float64 // scheduler CPU seconds per second during the tasks
-	schedUSPerTask float64
-	zmqUSPerTask   float64       // of which libzmq's I/O threads
-	hostUSPerTask  float64       // CPU of the worker processes per task
-	selfUSPerTask  float64       // CPU of this process (the clients) per task
-	p50, p99       time.Duration // over every task of every client
-	worstP99       time.Duration // the highest p99 of one client
-	heartbeats     uint64        // heartbeats handled while idle
-	idleCPUPerS    float64       // scheduler CPU seconds per second while idle
-	usPerHeartbeat float64       // idle scheduler CPU per heartbeat handled
+	tasksPerS       float64
+	schedCPUPerS    float64 // scheduler CPU seconds per second during the tasks
+	schedUSPerTask  float64
+	zmqUSPerTask    float64       // of which libzmq's I/O threads
+	hostUSPerTask   float64       // CPU of the worker processes per task
+	selfUSPerTask   float64       // CPU of this process (the clients) per task
+	p50, p99        time.Duration // over every task of every client
+	worstP99        time.Duration // the highest p99 of one client
+	heartbeats      uint64        // heartbeats handled while idle
+	idleCPUPerS     float64       // scheduler CPU seconds per second while idle
+	usPerHeartbeat  float64       // idle scheduler CPU per heartbeat handled
+	tasksPerFrame   float64       // tasks per scheduler message that carried tasks to a worker
+	resultsPerFrame float64       // results per worker message that carried results
 }
 
 func run() error {
@@ -168,6 +171,9 @@ func (r result) String() string {
 	s := fmt.Sprintf("%8.0f tasks/s  p50 %6.2f ms  p99 %6.2f ms  worst client p99 %6.2f ms  scheduler %4.0f%% CPU, %5.2f µs/task (zmq I/O %5.2f)",
 		r.tasksPerS, ms(r.p50), ms(r.p99), ms(r.worstP99), 100*r.schedCPUPerS, r.schedUSPerTask, r.zmqUSPerTask)
 	s += fmt.Sprintf("; workers %5.2f, clients %5.2f µs/task", r.hostUSPerTask, r.selfUSPerTask)
+	if r.tasksPerFrame > 0 {
+		s += fmt.Sprintf("; per worker message %.2f tasks in, %.2f results out", r.tasksPerFrame, r.resultsPerFrame)
+	}
 	if r.heartbeats > 0 {
 		s += fmt.Sprintf("  | idle: %d heartbeats, scheduler %.2f%% CPU, %.1f µs/heartbeat", r.heartbeats, 100*r.idleCPUPerS, r.usPerHeartbeat)
 	}
@@ -197,18 +203,20 @@ func median(rs []result) result {
 		return v[len(v)/2]
 	}
 	return result{
-		tasksPerS:      pick(func(r result) float64 { return r.tasksPerS }),
-		schedCPUPerS:   pick(func(r result) float64 { return r.schedCPUPerS }),
-		schedUSPerTask: pick(func(r result) float64 { return r.schedUSPerTask }),
-		zmqUSPerTask:   pick(func(r result) float64 { return r.zmqUSPerTask }),
-		hostUSPerTask:  pick(func(r result) float64 { return r.hostUSPerTask }),
-		selfUSPerTask:  pick(func(r result) float64 { return r.selfUSPerTask }),
-		p50:            time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
-		p99:            time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
-		worstP99:       time.Duration(pick(func(r result) float64 { return float64(r.worstP99) })),
-		heartbeats:     uint64(pick(func(r result) float64 { return float64(r.heartbeats) })),
-		idleCPUPerS:    pick(func(r result) float64 { return r.idleCPUPerS }),
-		usPerHeartbeat: pick(func(r result) float64 { return r.usPerHeartbeat }),
+		tasksPerS:       pick(func(r result) float64 { return r.tasksPerS }),
+		schedCPUPerS:    pick(func(r result) float64 { return r.schedCPUPerS }),
+		schedUSPerTask:  pick(func(r result) float64 { return r.schedUSPerTask }),
+		zmqUSPerTask:    pick(func(r result) float64 { return r.zmqUSPerTask }),
+		hostUSPerTask:   pick(func(r result) float64 { return r.hostUSPerTask }),
+		selfUSPerTask:   pick(func(r result) float64 { return r.selfUSPerTask }),
+		p50:             time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
+		p99:             time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
+		worstP99:        time.Duration(pick(func(r result) float64 { return float64(r.worstP99) })),
+		heartbeats:      uint64(pick(func(r result) float64 { return float64(r.heartbeats) })),
+		idleCPUPerS:     pick(func(r result) float64 { return r.idleCPUPerS }),
+		usPerHeartbeat:  pick(func(r result) float64 { return r.usPerHeartbeat }),
+		tasksPerFrame:   pick(func(r result) float64 { return r.tasksPerFrame }),
+		resultsPerFrame: pick(func(r result) float64 { return r.resultsPerFrame }),
 	}
 }
 
@@ -265,7 +273,8 @@ func runOnce(b binary, w, c int) (r result, err error) {
 		return r, err
 	}
 	var hosts []*exec.Cmd
-	var stdins []io.Closer
+	var stdins []io.WriteCloser
+	var statLines []chan string
 	defer func() {
 		for _, in := range stdins {
 			_ = in.Close() // the host stops its workers and exits
@@ -292,7 +301,16 @@ func runOnce(b binary, w, c int) (r result, err error) {
 			return r, err
 		}
 		hosts, stdins = append(hosts, h), append(stdins, in)
-		go func() { _, _ = io.Copy(io.Discard, out) }()
+		lines := make(chan string, 1)
+		statLines = append(statLines, lines)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "stats ") {
+					lines <- sc.Text()
+				}
+			}
+		}()
 	}
 	logf("%s: scheduler pid %d at %s, %d worker processes", b.label, pid, addr, len(hosts))
 
@@ -341,6 +359,10 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	errs := make([]error, c)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
+	frames0, err := hostFrames(stdins, statLines)
+	if err != nil {
+		return r, err
+	}
 	cpu0, _ := procstat.Read(pid)
 	zmq0 := zmqCPU(pid)
 	host0, self0 := hostsCPU(hosts), selfCPU()
@@ -361,6 +383,14 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	host1, self1 := hostsCPU(hosts), selfCPU()
 	if err := errors.Join(errs...); err != nil {
 		return r, err
+	}
+	frames1, err := hostFrames(stdins, statLines)
+	if err != nil {
+		return r, err
+	}
+	if d := frames1.sub(frames0); d.taskFrames > 0 && d.resultFrames > 0 {
+		r.tasksPerFrame = float64(d.tasks) / float64(d.taskFrames)
+		r.resultsPerFrame = float64(d.results) / float64(d.resultFrames)
 	}
 	var every []time.Duration
 	for _, l := range lat {
@@ -422,6 +452,40 @@ func drive(cl *scalertest.Client, n, win int) ([]time.Duration, error) {
 		}
 	}
 	return lat, nil
+}
+
+// frameCounts are an echo host's counts: the messages it received that
+// carried tasks and those tasks, the messages it sent that carried results
+// and those results.
+type frameCounts struct{ taskFrames, tasks, resultFrames, results uint64 }
+
+func (a frameCounts) sub(b frameCounts) frameCounts {
+	return frameCounts{a.taskFrames - b.taskFrames, a.tasks - b.tasks, a.resultFrames - b.resultFrames, a.results - b.results}
+}
+
+// hostFrames asks every echo host for its counts (a "stats" line on its
+// stdin, answered on its stdout) and adds them up.
+func hostFrames(stdins []io.WriteCloser, lines []chan string) (frameCounts, error) {
+	var sum frameCounts
+	for i, in := range stdins {
+		if _, err := io.WriteString(in, "stats\n"); err != nil {
+			return sum, fmt.Errorf("echo host %d: %w", i, err)
+		}
+	}
+	for i, ch := range lines {
+		select {
+		case line := <-ch:
+			var c frameCounts
+			if _, err := fmt.Sscanf(line, "stats %d %d %d %d", &c.taskFrames, &c.tasks, &c.resultFrames, &c.results); err != nil {
+				return sum, fmt.Errorf("echo host %d: %q: %w", i, line, err)
+			}
+			sum.taskFrames, sum.tasks = sum.taskFrames+c.taskFrames, sum.tasks+c.tasks
+			sum.resultFrames, sum.results = sum.resultFrames+c.resultFrames, sum.results+c.results
+		case <-time.After(10 * time.Second):
+			return sum, fmt.Errorf("echo host %d did not answer for its counts", i)
+		}
+	}
+	return sum, nil
 }
 
 func percentile(d []time.Duration, q float64) time.Duration {
@@ -568,12 +632,21 @@ func runHost(addr string, n int, name string) error {
 			return err
 		}
 	}
-	quit := make(chan struct{})
+	// Its stdin: a "stats" line asks for its counts (frameCounts) on stdout;
+	// the end of it stops the host.
+	quit, statsAsked := make(chan struct{}), make(chan struct{}, 1)
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if sc.Text() == "stats" {
+				statsAsked <- struct{}{}
+				waker.Wake()
+			}
+		}
 		close(quit)
 		waker.Wake()
 	}()
+	var counts frameCounts
 	beat := func(w *echoWorker) error {
 		return w.sock.Send(protocol.MustEncode(&protocol.WorkerHeartbeat{QueueSize: uint32(*queueSize), TaskLock: true,
 			Tasks: [][]byte{}, EchoSeq: w.seq, Capabilities: caps()}))
@@ -582,9 +655,11 @@ func runHost(addr string, n int, name string) error {
 	// go out together, several as one Batch, as the real agent sends what
 	// one loop iteration produced (worker/agent_link.go flushOut).
 	var out [][]byte
+	tasksInFrame := 0
 	handle := func(w *echoWorker, m protocol.Message) error {
 		switch m := m.(type) {
 		case *protocol.Task:
+			tasksInFrame++
 			out = append(out, protocol.MustEncode(&protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess,
 				Results: [][]byte{m.FuncObjectID}}))
 		case *protocol.TaskCancel:
@@ -595,6 +670,16 @@ func runHost(addr string, n int, name string) error {
 		return nil
 	}
 	flush := func(w *echoWorker) error {
+		results := 0
+		for _, f := range out {
+			if protocol.Kind(f[0]) == protocol.KindTaskResult {
+				results++
+			}
+		}
+		if results > 0 {
+			counts.results += uint64(results)
+			counts.resultFrames += uint64(len(protocol.Coalesce(out))) // as sent below: a Batch per MaxBatchMessages
+		}
 		for _, f := range protocol.Coalesce(out) {
 			if err := w.sock.Send(f); err != nil {
 				return err
@@ -618,6 +703,8 @@ func runHost(addr string, n int, name string) error {
 		select {
 		case <-quit:
 			return nil
+		case <-statsAsked:
+			fmt.Printf("stats %d %d %d %d\n", counts.taskFrames, counts.tasks, counts.resultFrames, counts.results)
 		default:
 		}
 		if !time.Now().Before(next) {
@@ -640,8 +727,13 @@ func runHost(addr string, n int, name string) error {
 					return err
 				}
 				if frames != nil {
+					tasksInFrame = 0
 					if err := scalertest.EachMessage(frames, func(m protocol.Message) error { return handle(w, m) }); err != nil {
 						return err
+					}
+					if tasksInFrame > 0 {
+						counts.taskFrames++
+						counts.tasks += uint64(tasksInFrame)
 					}
 					continue
 				}
