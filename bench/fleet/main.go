@@ -60,12 +60,13 @@ var (
 	hostAddr = flag.String("host", "", "internal: run -n echo workers against this scheduler until stdin closes")
 	hostN    = flag.Int("n", 0, "internal: workers of a host")
 	hostName = flag.String("name", "fleet", "internal: worker name prefix of a host")
+	relay    = flag.Bool("relay", false, "the echo workers of a worker process share one connection, their messages wrapped in Relays (docs/protocol.md §7.7)")
 )
 
 func main() {
 	flag.Parse()
 	if *hostAddr != "" {
-		if err := runHost(*hostAddr, *hostN, *hostName); err != nil {
+		if err := runHost(*hostAddr, *hostN, *hostName, *relay); err != nil {
 			fmt.Fprintln(os.Stderr, "fleet host:", err)
 			os.Exit(1)
 		}
@@ -286,7 +287,8 @@ func runOnce(b binary, w, c int) (r result, err error) {
 	for i := 0; i*(*perProcess) < w; i++ {
 		n := min(*perProcess, w-i*(*perProcess))
 		h := exec.Command(self, "-host", addr, "-n", strconv.Itoa(n), "-name", fmt.Sprintf("fleet%d", i),
-			"-heartbeat", heartbeat.String(), "-queue", strconv.Itoa(int(*queueSize)), "-capability", *capability)
+			"-heartbeat", heartbeat.String(), "-queue", strconv.Itoa(int(*queueSize)), "-capability", *capability,
+			"-relay="+strconv.FormatBool(*relay))
 		h.Stderr = os.Stderr
 		h.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM} // gone with this process, however it ends
 		in, err := h.StdinPipe()
@@ -589,14 +591,20 @@ func waitStatus(monAddr string, timeout time.Duration, ok func(*protocol.StateSc
 // result, as scalertest's echo workers do) and heartbeats every -heartbeat.
 type echoWorker struct {
 	id   []byte
-	sock *transport.Socket
-	seq  uint64 // Seq of the last heartbeat echo
+	sock *transport.Socket // its own connection; nil when relayed over the host's
+	seq  uint64            // Seq of the last heartbeat echo
+	out  [][]byte          // answers not sent yet
 }
 
 // runHost runs n echo workers on one loop (one epoll poller over their
-// sockets, no goroutine per worker: what a worker costs here is its
-// messages, as in a real agent) until stdin closes, then says goodbye.
-func runHost(addr string, n int, name string) error {
+// sockets) until stdin closes. With relayed, the workers share one
+// connection, each one's messages wrapped in a Relay (docs/protocol.md
+// §7.7); otherwise each has its own. An echo worker answers every task with
+// success at once and every cancel with not-found. What one read produced
+// is answered together: several answers of a worker as one Batch (as the
+// real agent sends what one loop iteration produced, worker/agent_link.go
+// flushOut), and with relayed, every worker's answers as one message.
+func runHost(addr string, n int, name string, relayed bool) error {
 	runtime.LockOSThread()
 	poller, err := transport.NewPoller()
 	if err != nil {
@@ -612,25 +620,35 @@ func runHost(addr string, n int, name string) error {
 		return err
 	}
 	ws := make([]*echoWorker, 0, n)
-	byFd := map[int]*echoWorker{}
-	defer func() {
-		for _, w := range ws {
-			_ = w.sock.Send(protocol.MustEncode(&protocol.DisconnectRequest{Worker: w.id}))
-			_ = w.sock.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		id := []byte(fmt.Sprintf("%d|Worker|%s-%d|%016x", os.Getpid(), name, i, rand.Uint64()))
+	byID := map[string]*echoWorker{}
+	bySock := map[int]*transport.Socket{}
+	sockWorker := map[*transport.Socket]*echoWorker{}
+	var socks []*transport.Socket
+	open := func(id []byte) (*transport.Socket, error) {
 		sock, err := transport.Open(transport.Dealer, addr, false, transport.Options{Identity: id})
 		if err != nil {
+			return nil, err
+		}
+		socks = append(socks, sock)
+		bySock[sock.Fd()] = sock
+		return sock, poller.Add(sock.Fd(), false)
+	}
+	var shared *transport.Socket
+	if relayed {
+		if shared, err = open([]byte(fmt.Sprintf("%d|Host|%s|%016x", os.Getpid(), name, rand.Uint64()))); err != nil {
 			return err
 		}
-		w := &echoWorker{id: id, sock: sock}
+	}
+	for i := 0; i < n; i++ {
+		w := &echoWorker{id: []byte(fmt.Sprintf("%d|Worker|%s-%d|%016x", os.Getpid(), name, i, rand.Uint64()))}
+		if !relayed {
+			if w.sock, err = open(w.id); err != nil {
+				return err
+			}
+			sockWorker[w.sock] = w
+		}
 		ws = append(ws, w)
-		byFd[sock.Fd()] = w
-		if err := poller.Add(sock.Fd(), false); err != nil {
-			return err
-		}
+		byID[string(w.id)] = w
 	}
 	// Its stdin: a "stats" line asks for its counts (frameCounts) on stdout;
 	// the end of it stops the host.
@@ -647,55 +665,120 @@ func runHost(addr string, n int, name string) error {
 		waker.Wake()
 	}()
 	var counts frameCounts
-	beat := func(w *echoWorker) error {
-		return w.sock.Send(protocol.MustEncode(&protocol.WorkerHeartbeat{QueueSize: uint32(*queueSize), TaskLock: true,
-			Tasks: [][]byte{}, EchoSeq: w.seq, Capabilities: caps()}))
+	var pending []*echoWorker // workers with answers to send
+	answer := func(w *echoWorker, frame []byte) {
+		if len(w.out) == 0 {
+			pending = append(pending, w)
+		}
+		w.out = append(w.out, frame)
 	}
-	// out holds the answers to what one worker's socket had waiting; they
-	// go out together, several as one Batch, as the real agent sends what
-	// one loop iteration produced (worker/agent_link.go flushOut).
-	var out [][]byte
 	tasksInFrame := 0
 	handle := func(w *echoWorker, m protocol.Message) error {
 		switch m := m.(type) {
 		case *protocol.Task:
 			tasksInFrame++
-			out = append(out, protocol.MustEncode(&protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess,
+			answer(w, protocol.MustEncode(&protocol.TaskResult{TaskID: m.TaskID, Type: protocol.ResultSuccess,
 				Results: [][]byte{m.FuncObjectID}}))
 		case *protocol.TaskCancel:
-			out = append(out, protocol.MustEncode(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound}))
+			answer(w, protocol.MustEncode(&protocol.TaskCancelConfirm{TaskID: m.TaskID, Type: protocol.CancelConfirmNotFound}))
 		case *protocol.WorkerHeartbeatEcho:
 			w.seq = m.Seq
 		}
 		return nil
 	}
-	flush := func(w *echoWorker) error {
-		results := 0
-		for _, f := range out {
-			if protocol.Kind(f[0]) == protocol.KindTaskResult {
-				results++
+	// receive handles one message read from sock.
+	receive := func(sock *transport.Socket, frames [][]byte) error {
+		tasksInFrame = 0
+		err := scalertest.EachMessage(frames, func(m protocol.Message) error {
+			if shared == nil {
+				return handle(sockWorker[sock], m)
 			}
+			r, ok := m.(*protocol.Relay)
+			if !ok {
+				return nil
+			}
+			w := byID[string(r.Worker)]
+			if w == nil {
+				return nil
+			}
+			for _, f := range r.Messages {
+				m, err := protocol.Decode(f)
+				if err != nil {
+					return err
+				}
+				if err := handle(w, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if tasksInFrame > 0 {
+			counts.taskFrames++
+			counts.tasks += uint64(tasksInFrame)
 		}
-		if results > 0 {
+		return err
+	}
+	// flush sends what pending workers have to say: each on its own
+	// connection, or all as Relays on the shared one.
+	flush := func() error {
+		var relays [][]byte
+		for _, w := range pending {
+			results := 0
+			for _, f := range w.out {
+				if protocol.Kind(f[0]) == protocol.KindTaskResult {
+					results++
+				}
+			}
 			counts.results += uint64(results)
-			counts.resultFrames += uint64(len(protocol.Coalesce(out))) // as sent below: a Batch per MaxBatchMessages
+			if shared != nil {
+				relays = append(relays, protocol.MustEncode(&protocol.Relay{Worker: w.id, Messages: w.out}))
+			} else {
+				frames := protocol.Coalesce(w.out)
+				if results > 0 {
+					counts.resultFrames += uint64(len(frames))
+				}
+				for _, f := range frames {
+					if err := w.sock.Send(f); err != nil {
+						return err
+					}
+				}
+			}
+			w.out = nil
 		}
-		for _, f := range protocol.Coalesce(out) {
-			if err := w.sock.Send(f); err != nil {
-				return err
+		pending = pending[:0]
+		if len(relays) > 0 {
+			frames := protocol.Coalesce(relays)
+			counts.resultFrames += uint64(len(frames))
+			for _, f := range frames {
+				if err := shared.Send(f); err != nil {
+					return err
+				}
 			}
 		}
-		out = out[:0]
 		return nil
 	}
-	// touched are the workers whose sockets must be read until empty: the
+	beatAll := func() error {
+		for _, w := range ws {
+			answer(w, protocol.MustEncode(&protocol.WorkerHeartbeat{QueueSize: uint32(*queueSize), TaskLock: true,
+				Tasks: [][]byte{}, EchoSeq: w.seq, Capabilities: caps()}))
+		}
+		return flush()
+	}
+	defer func() {
+		for _, w := range ws {
+			answer(w, protocol.MustEncode(&protocol.DisconnectRequest{Worker: w.id}))
+		}
+		_ = flush()
+		for _, sock := range socks {
+			_ = sock.Close()
+		}
+	}()
+	// touched are the sockets that must be read until empty: the
 	// descriptor is only a hint, and sending may consume its signal, so a
 	// socket is left only after a read found nothing.
-	touched := append([]*echoWorker(nil), ws...)
-	for _, w := range ws {
-		if err := beat(w); err != nil {
-			return err
-		}
+	touched := append([]*transport.Socket(nil), socks...)
+	if err := beatAll(); err != nil {
+		return err
 	}
 	next := time.Now().Add(*heartbeat)
 	fmt.Println("ready")
@@ -709,38 +792,31 @@ func runHost(addr string, n int, name string) error {
 		}
 		if !time.Now().Before(next) {
 			next = time.Now().Add(*heartbeat)
-			for _, w := range ws {
-				if err := beat(w); err != nil {
-					return err
-				}
+			if err := beatAll(); err != nil {
+				return err
 			}
-			touched = append(touched[:0], ws...)
+			touched = append(touched[:0], socks...)
 		}
 		for len(touched) > 0 {
-			w := touched[len(touched)-1]
+			sock := touched[len(touched)-1]
 			touched = touched[:len(touched)-1]
 			// Read until empty, answer, and read again: the answer's send
 			// may consume the signal of what arrived meanwhile.
 			for {
-				frames, err := w.sock.TryRecv()
+				frames, err := sock.TryRecv()
 				if err != nil {
 					return err
 				}
 				if frames != nil {
-					tasksInFrame = 0
-					if err := scalertest.EachMessage(frames, func(m protocol.Message) error { return handle(w, m) }); err != nil {
+					if err := receive(sock, frames); err != nil {
 						return err
-					}
-					if tasksInFrame > 0 {
-						counts.taskFrames++
-						counts.tasks += uint64(tasksInFrame)
 					}
 					continue
 				}
-				if len(out) == 0 {
+				if len(pending) == 0 {
 					break
 				}
-				if err := flush(w); err != nil {
+				if err := flush(); err != nil {
 					return err
 				}
 			}
@@ -752,8 +828,8 @@ func runHost(addr string, n int, name string) error {
 		for _, r := range ready {
 			if r.Fd == waker.Fd() {
 				waker.Drain()
-			} else if w := byFd[r.Fd]; w != nil {
-				touched = append(touched, w)
+			} else if sock := bySock[r.Fd]; sock != nil {
+				touched = append(touched, sock)
 			}
 		}
 	}

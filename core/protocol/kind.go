@@ -32,6 +32,7 @@ const (
 	KindClientDisconnect       Kind = 14
 	KindClientShutdownResponse Kind = 15
 	KindBatch                  Kind = 16 // several frames for one peer in one message
+	KindRelay                  Kind = 17 // one hosted worker's frames over its host's connection
 
 	// Scheduler -> monitors (PUB socket).
 	KindStateScheduler     Kind = 32
@@ -73,6 +74,7 @@ func (*DisconnectResponse) Kind() Kind     { return KindDisconnectResponse }
 func (*ClientDisconnect) Kind() Kind       { return KindClientDisconnect }
 func (*ClientShutdownResponse) Kind() Kind { return KindClientShutdownResponse }
 func (*Batch) Kind() Kind                  { return KindBatch }
+func (*Relay) Kind() Kind                  { return KindRelay }
 
 // Scheduler -> monitors (PUB socket).
 func (*StateScheduler) Kind() Kind     { return KindStateScheduler }
@@ -98,7 +100,7 @@ func init() {
 		newOf[Task], newOf[TaskCancel], newOf[TaskCancelConfirm], newOf[TaskResult], newOf[TaskLog],
 		newOf[GraphTask], newOf[ObjectInstruction], newOf[ClientHeartbeat], newOf[ClientHeartbeatEcho],
 		newOf[WorkerHeartbeat], newOf[WorkerHeartbeatEcho], newOf[DisconnectRequest],
-		newOf[DisconnectResponse], newOf[ClientDisconnect], newOf[ClientShutdownResponse], newOf[Batch],
+		newOf[DisconnectResponse], newOf[ClientDisconnect], newOf[ClientShutdownResponse], newOf[Batch], newOf[Relay],
 		newOf[StateScheduler], newOf[StateWorker], newOf[StateTask], newOf[StateGraphTask],
 		newOf[StateBalanceAdvice], newOf[ProcessorInitialized], newOf[ProcessorTask],
 		newOf[ProcessorResult], newOf[ProcessorLog], newOf[ProcessorCancel], newOf[ProcessorCanceled],

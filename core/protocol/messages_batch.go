@@ -13,6 +13,22 @@ type Batch struct {
 	Messages [][]byte `msg:"messages"`
 }
 
+// Relay carries the frames of one worker hosted by the connection it
+// travels on (docs/protocol.md §7.7): a process that runs many workers
+// (a cluster's relay, the fleet benchmark's echo hosts) talks to the
+// scheduler over one connection instead of one each, so that what goes to
+// or comes from many workers in one loop iteration is one message, not
+// one per worker. From the host, Messages are frames the worker sent, and
+// Closed says the worker's own link to its host has closed (as a closed
+// connection of a directly connected worker does); from the scheduler,
+// Messages are frames for the worker. Elements are whole frames of any
+// kind except Batch and Relay. Relays travel alone or as Batch elements.
+type Relay struct {
+	Worker   []byte   `msg:"worker"`
+	Messages [][]byte `msg:"messages"`
+	Closed   bool     `msg:"closed"`
+}
+
 // ErrNestedBatch is reported for a Batch element that is itself a Batch.
 var ErrNestedBatch = errors.New("protocol: nested Batch")
 
@@ -41,23 +57,34 @@ const (
 // Coalesce turns frames (complete frames for one peer, in order, none a
 // Batch) into the frames to send: frames itself when there are fewer than
 // two, otherwise Batch frames of at most MaxBatchMessages elements and about
-// MaxBatchBytes each, preserving order.
+// MaxBatchBytes each (Pieces), preserving order.
 func Coalesce(frames [][]byte) [][]byte {
 	if len(frames) < 2 {
 		return frames
 	}
 	var out [][]byte
+	for _, piece := range Pieces(frames) {
+		if len(piece) == 1 {
+			out = append(out, piece[0])
+		} else {
+			out = append(out, MustEncode(&Batch{Messages: piece}))
+		}
+	}
+	return out
+}
+
+// Pieces splits frames, in order, into runs of at most MaxBatchMessages
+// frames and about MaxBatchBytes each (a larger frame is a run of its own):
+// the elements of one Batch, or of one Relay.
+func Pieces(frames [][]byte) [][][]byte {
+	var out [][][]byte
 	for start := 0; start < len(frames); {
 		end, size := start, 0
 		for end < len(frames) && end-start < MaxBatchMessages && (end == start || size+len(frames[end]) <= MaxBatchBytes) {
 			size += len(frames[end])
 			end++
 		}
-		if end-start == 1 {
-			out = append(out, frames[start])
-		} else {
-			out = append(out, MustEncode(&Batch{Messages: frames[start:end]}))
-		}
+		out = append(out, frames[start:end])
 		start = end
 	}
 	return out

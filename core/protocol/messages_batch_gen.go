@@ -147,3 +147,196 @@ func (z *Batch) Msgsize() (s int) {
 	}
 	return
 }
+
+// DecodeMsg implements msgp.Decodable
+func (z *Relay) DecodeMsg(dc *msgp.Reader) (err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, err = dc.ReadMapHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, err = dc.ReadMapKeyPtr()
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "worker":
+			z.Worker, err = dc.ReadBytes(z.Worker)
+			if err != nil {
+				err = msgp.WrapError(err, "Worker")
+				return
+			}
+		case "messages":
+			var zb0002 uint32
+			zb0002, err = dc.ReadArrayHeader()
+			if err != nil {
+				err = msgp.WrapError(err, "Messages")
+				return
+			}
+			if cap(z.Messages) >= int(zb0002) {
+				z.Messages = (z.Messages)[:zb0002]
+			} else {
+				z.Messages = make([][]byte, zb0002)
+			}
+			for za0001 := range z.Messages {
+				z.Messages[za0001], err = dc.ReadBytes(z.Messages[za0001])
+				if err != nil {
+					err = msgp.WrapError(err, "Messages", za0001)
+					return
+				}
+			}
+		case "closed":
+			z.Closed, err = dc.ReadBool()
+			if err != nil {
+				err = msgp.WrapError(err, "Closed")
+				return
+			}
+		default:
+			err = dc.Skip()
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *Relay) EncodeMsg(en *msgp.Writer) (err error) {
+	// map header, size 3
+	// write "worker"
+	err = en.Append(0x83, 0xa6, 0x77, 0x6f, 0x72, 0x6b, 0x65, 0x72)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.Worker)
+	if err != nil {
+		err = msgp.WrapError(err, "Worker")
+		return
+	}
+	// write "messages"
+	err = en.Append(0xa8, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x73)
+	if err != nil {
+		return
+	}
+	err = en.WriteArrayHeader(uint32(len(z.Messages)))
+	if err != nil {
+		err = msgp.WrapError(err, "Messages")
+		return
+	}
+	for za0001 := range z.Messages {
+		err = en.WriteBytes(z.Messages[za0001])
+		if err != nil {
+			err = msgp.WrapError(err, "Messages", za0001)
+			return
+		}
+	}
+	// write "closed"
+	err = en.Append(0xa6, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x64)
+	if err != nil {
+		return
+	}
+	err = en.WriteBool(z.Closed)
+	if err != nil {
+		err = msgp.WrapError(err, "Closed")
+		return
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *Relay) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 3
+	// string "worker"
+	o = append(o, 0x83, 0xa6, 0x77, 0x6f, 0x72, 0x6b, 0x65, 0x72)
+	o = msgp.AppendBytes(o, z.Worker)
+	// string "messages"
+	o = append(o, 0xa8, 0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65, 0x73)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Messages)))
+	for za0001 := range z.Messages {
+		o = msgp.AppendBytes(o, z.Messages[za0001])
+	}
+	// string "closed"
+	o = append(o, 0xa6, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x64)
+	o = msgp.AppendBool(o, z.Closed)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Relay) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "worker":
+			z.Worker, bts, err = msgp.ReadBytesBytes(bts, z.Worker)
+			if err != nil {
+				err = msgp.WrapError(err, "Worker")
+				return
+			}
+		case "messages":
+			var zb0002 uint32
+			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Messages")
+				return
+			}
+			if cap(z.Messages) >= int(zb0002) {
+				z.Messages = (z.Messages)[:zb0002]
+			} else {
+				z.Messages = make([][]byte, zb0002)
+			}
+			for za0001 := range z.Messages {
+				z.Messages[za0001], bts, err = msgp.ReadBytesBytes(bts, z.Messages[za0001])
+				if err != nil {
+					err = msgp.WrapError(err, "Messages", za0001)
+					return
+				}
+			}
+		case "closed":
+			z.Closed, bts, err = msgp.ReadBoolBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Closed")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Relay) Msgsize() (s int) {
+	s = 1 + 7 + msgp.BytesPrefixSize + len(z.Worker) + 9 + msgp.ArrayHeaderSize
+	for za0001 := range z.Messages {
+		s += msgp.BytesPrefixSize + len(z.Messages[za0001])
+	}
+	s += 7 + msgp.BoolSize
+	return
+}

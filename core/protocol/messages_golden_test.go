@@ -97,6 +97,10 @@ func init() {
 		MustEncode(&TaskCancelConfirm{TaskID: gTaskID(2), Type: CancelConfirmCanceled}),
 	}})
 
+	addGolden(&Relay{Worker: gWorker, Messages: [][]byte{
+		MustEncode(&TaskResult{TaskID: gTaskID(1), Type: ResultSuccess, Results: [][]byte{gObjectID(1)}}),
+	}, Closed: true})
+
 	addGolden(&StateScheduler{
 		Binder: BinderStatus{
 			Received: []MessageCount{{Name: "ClientHeartbeat", Count: 12}},

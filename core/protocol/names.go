@@ -20,6 +20,7 @@ var kindNames = [256]string{
 	KindClientDisconnect:       "ClientDisconnect",
 	KindClientShutdownResponse: "ClientShutdownResponse",
 	KindBatch:                  "Batch",
+	KindRelay:                  "Relay",
 	KindStateScheduler:         "StateScheduler",
 	KindStateWorker:            "StateWorker",
 	KindStateTask:              "StateTask",

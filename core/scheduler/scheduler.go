@@ -494,6 +494,12 @@ func (s *Scheduler) PeerClosed(id []byte, now time.Time) {
 	s.flushObjects(now, false)
 }
 
+// Knows reports whether id is a registered client or worker, or a peer
+// that owns tasks: the server lets no other connection speak for it.
+func (s *Scheduler) Knows(id []byte) bool {
+	return s.clients[string(id)] != nil || s.workers.byID[string(id)] != nil || len(s.clientTasks[string(id)]) > 0
+}
+
 // PeerUnreachable is the transport's report that messages to peer id could
 // not be delivered: it is not connected (ZMQ_ROUTER_MANDATORY), or its
 // backlog at the high-water mark reached its bound. A worker is removed

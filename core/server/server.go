@@ -111,6 +111,8 @@ type Server struct {
 
 	mem memRelease
 
+	hosted hosting // workers whose messages come and go over another connection (relay.go)
+
 	runOnce sync.Once
 }
 
@@ -135,7 +137,7 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 		}
 		return transport.WithPortOffset(cfg.SchedulerAddress, offset)
 	}
-	srv := &Server{cfg: cfg, log: log, topics: map[string]struct{}{}}
+	srv := &Server{cfg: cfg, log: log, topics: map[string]struct{}{}, hosted: newHosting()}
 	s = srv
 	defer func() {
 		if err != nil {
@@ -362,6 +364,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.handle(frames)
 		}
 		for _, id := range closed {
+			s.hostClosed(id, time.Now())
 			s.core.PeerClosed(id, time.Now())
 		}
 		now := time.Now()
@@ -383,6 +386,7 @@ func (s *Server) Run(ctx context.Context) error {
 					s.lastMalformed = s.malformed
 					s.log.Warn().Uint64("count", n).Str("example_peer", s.malformedPeer).Msg("dropped malformed messages")
 				}
+				s.reportRefusals()
 				if n := s.monitorDropped - s.lastMonitorDropped; n > 0 {
 					s.lastMonitorDropped = s.monitorDropped
 					s.log.Warn().Uint64("count", n).Uint64("total", s.monitorDropped).
@@ -439,7 +443,7 @@ func (s *Server) handle(frames [][]byte) {
 	s.count(m.Kind())
 	b, ok := m.(*protocol.Batch)
 	if !ok {
-		s.core.Handle(frames[0], m, time.Now())
+		s.handleOne(frames[0], m)
 		return
 	}
 	// The core never sees a Batch: each element is handled as if it had
@@ -450,8 +454,23 @@ func (s *Server) handle(frames [][]byte) {
 			return
 		}
 		s.count(m.Kind())
-		s.core.Handle(frames[0], m, time.Now())
+		s.handleOne(frames[0], m)
 	})
+}
+
+// handleOne hands one message from peer to the core, or unwraps it when it
+// is a Relay; a direct message from an id that a host has claimed is not
+// that peer's and is dropped.
+func (s *Server) handleOne(peer []byte, m protocol.Message) {
+	if r, ok := m.(*protocol.Relay); ok {
+		s.onRelay(peer, r)
+		return
+	}
+	if s.hosted.claimed(peer) {
+		s.hosted.refuse("a direct message from a worker id that a connection hosts")
+		return
+	}
+	s.core.Handle(peer, m, time.Now())
 }
 
 // dropMalformed counts a message (or Batch element) from peer that does not
@@ -503,6 +522,7 @@ func (s *Server) flush() {
 	if len(s.outQueues) == 0 {
 		return
 	}
+	s.wrapHosted()
 	for i := range s.outQueues {
 		q := &s.outQueues[i]
 		for _, f := range protocol.Coalesce(q.frames) {
@@ -559,6 +579,9 @@ func (s *Server) deliverLosses() {
 		}
 		now := time.Now()
 		for _, u := range lost {
+			if s.hostLost(u, now) {
+				continue
+			}
 			if u.Full {
 				s.stalledPeer(u, now)
 				continue

@@ -98,6 +98,10 @@ type Peer struct {
 	unbatched []protocol.Message
 }
 
+// Dial connects a raw peer with identity id to the scheduler at addr (a
+// host of relayed workers, a peer that forges another's messages).
+func Dial(addr, id string) (*Peer, error) { return dial(addr, id) }
+
 func dial(addr string, id string) (*Peer, error) {
 	ep, err := transport.Connect(transport.Dealer, addr, transport.Options{Identity: []byte(id)})
 	if err != nil {

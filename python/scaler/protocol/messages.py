@@ -25,6 +25,7 @@ __all__ = [
     "Task", "TaskCancel", "TaskCancelConfirm", "TaskResult", "TaskLog", "GraphTask", "ObjectInstruction",
     "ClientHeartbeat", "ClientHeartbeatEcho", "WorkerHeartbeat", "WorkerHeartbeatEcho",
     "DisconnectRequest", "DisconnectResponse", "ClientDisconnect", "ClientShutdownResponse", "Batch",
+    "Relay",
     "StateScheduler", "StateWorker", "StateTask", "StateGraphTask", "StateBalanceAdvice",
     "ProcessorInitialized", "ProcessorTask", "ProcessorResult", "ProcessorLog", "ProcessorCancel",
     "ProcessorCanceled", "ObjectRequest", "ObjectResponse",
@@ -48,6 +49,7 @@ class Kind(enum.IntEnum):
     ClientDisconnect = 14
     ClientShutdownResponse = 15
     Batch = 16
+    Relay = 17
     StateScheduler = 32
     StateWorker = 33
     StateTask = 34
@@ -283,6 +285,9 @@ ClientShutdownResponse = _struct(
 # Several complete frames (kind byte + body, never a Batch) for one peer, handled in order as if
 # each had arrived alone (docs/protocol.md §7.6). See unbatch().
 Batch = _struct("Batch", [("messages", [B])], Kind.Batch)
+# One worker's frames over the connection of the process that hosts it (docs/protocol.md §7.7);
+# Python speaks it nowhere, but reads every kind Go writes.
+Relay = _struct("Relay", [("worker", B), ("messages", [B]), ("closed", Z)], Kind.Relay)
 
 # 7.4 monitor messages.
 StateScheduler = _struct(

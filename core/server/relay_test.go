@@ -1,0 +1,186 @@
+package server_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/scalertest"
+)
+
+// host is a test connection that hosts relayed workers (protocol.Relay).
+type host struct {
+	t    *testing.T
+	peer *scalertest.Peer
+	// held collects, per worker, the tasks the scheduler relayed to it.
+	held map[string][][]byte
+}
+
+func newHost(t *testing.T, addr, name string) *host {
+	p := must[*scalertest.Peer](t)(scalertest.Dial(addr, fmt.Sprintf("%d|Host|%s|%d", 1, name, time.Now().UnixNano())))
+	t.Cleanup(p.Close)
+	return &host{t: t, peer: p, held: map[string][][]byte{}}
+}
+
+func relayedID(name string) []byte {
+	return []byte("7|Worker|" + name + "|0123456789abcdef0123456789abcdef")
+}
+
+// relay sends msgs as worker w's, in one Relay.
+func (h *host) relay(w []byte, closed bool, msgs ...protocol.Message) {
+	h.t.Helper()
+	r := &protocol.Relay{Worker: w, Closed: closed}
+	for _, m := range msgs {
+		r.Messages = append(r.Messages, protocol.MustEncode(m))
+	}
+	must[struct{}](h.t)(struct{}{}, h.peer.Send(r))
+}
+
+func beat() *protocol.WorkerHeartbeat { return beatOf(10) }
+
+func beatOf(queue uint32) *protocol.WorkerHeartbeat {
+	return &protocol.WorkerHeartbeat{QueueSize: queue, Tasks: [][]byte{}}
+}
+
+// collect reads relays until n tasks in all are held, and returns them by
+// worker.
+func (h *host) collect(n int, within time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for total := h.total(); total < n; total = h.total() {
+		m, err := h.peer.Recv(time.Until(deadline))
+		if err != nil {
+			h.t.Fatalf("the host holds %d tasks, want %d: %v", total, n, err)
+		}
+		r, ok := m.(*protocol.Relay)
+		if !ok {
+			h.t.Fatalf("the host got a %s, not a Relay", m.Kind())
+		}
+		for _, f := range r.Messages {
+			if task, ok := must[protocol.Message](h.t)(protocol.Decode(f)).(*protocol.Task); ok {
+				h.held[string(r.Worker)] = append(h.held[string(r.Worker)], task.TaskID)
+			}
+		}
+	}
+}
+
+func (h *host) total() (n int) {
+	for _, ids := range h.held {
+		n += len(ids)
+	}
+	return n
+}
+
+// answer sends a success for every task worker w holds.
+func (h *host) answer(w []byte) {
+	h.t.Helper()
+	var results []protocol.Message
+	for _, id := range h.held[string(w)] {
+		results = append(results, &protocol.TaskResult{TaskID: id, Type: protocol.ResultSuccess})
+	}
+	delete(h.held, string(w))
+	h.relay(w, false, results...)
+}
+
+// Two workers hosted by one connection get tasks and return results
+// through it, each task wrapped for its worker.
+func TestRelayedWorkersRunTasks(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	h := newHost(t, s.Addr(), "a")
+	w1, w2 := relayedID("one"), relayedID("two")
+	h.relay(w1, false, beatOf(3)) // 6 tasks fill both, whatever came first
+	h.relay(w2, false, beatOf(3))
+	c := scalertest.ClientFor(t, s.Addr())
+	var ids [][]byte
+	for i := uint64(0); i < 6; i++ {
+		task := c.Task(i)
+		ids = append(ids, task.TaskID)
+		must[struct{}](t)(struct{}{}, c.Send(task))
+	}
+	h.collect(6, wait)
+	if len(h.held[string(w1)]) == 0 || len(h.held[string(w2)]) == 0 {
+		t.Fatalf("tasks by worker: one %d, two %d; want both used", len(h.held[string(w1)]), len(h.held[string(w2)]))
+	}
+	h.answer(w1)
+	h.answer(w2)
+	for _, id := range ids {
+		m := must[protocol.Message](t)(c.Expect(wait, isResult(id)))
+		if r := m.(*protocol.TaskResult); r.Type != protocol.ResultSuccess {
+			t.Fatalf("result %+v", r)
+		}
+	}
+}
+
+// A connection acts only for the workers it introduced: another
+// connection's relay for them, a direct message under their id, and a
+// relay for a directly connected worker are all dropped.
+func TestRelayActsOnlyForItsOwnWorkers(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	h := newHost(t, s.Addr(), "owner")
+	w := relayedID("held")
+	h.relay(w, false, beatOf(1)) // full with one task: the next waits for the direct worker
+	c := scalertest.ClientFor(t, s.Addr())
+	task := c.Task(1)
+	must[struct{}](t)(struct{}{}, c.Send(task))
+	h.collect(1, wait)
+
+	forged := &protocol.TaskResult{TaskID: task.TaskID, Type: protocol.ResultSuccess}
+	thief := newHost(t, s.Addr(), "thief")
+	thief.relay(w, false, forged)
+	direct := must[*scalertest.Peer](t)(scalertest.Dial(s.Addr(), string(w)))
+	defer direct.Close()
+	must[struct{}](t)(struct{}{}, direct.Send(forged))
+	// A directly connected worker holds a task; a relay in its name must
+	// not finish it either.
+	d := must[*scalertest.Worker](t)(scalertest.StartWorker(s.Addr(), scalertest.WorkerOptions{Name: "direct", Hold: true}))
+	defer d.Kill()
+	second := c.Task(2)
+	must[struct{}](t)(struct{}{}, c.Send(second))
+	if !scalertest.WaitFor(wait, func() bool { return len(d.Tasks()) == 1 }) {
+		t.Fatalf("the direct worker holds %d tasks", len(d.Tasks()))
+	}
+	thief.relay(d.ID, false, &protocol.TaskResult{TaskID: second.TaskID, Type: protocol.ResultSuccess})
+	if m, err := c.Expect(500*time.Millisecond, func(m protocol.Message) bool { _, ok := m.(*protocol.TaskResult); return ok }); err == nil {
+		t.Fatalf("a forged result was taken: %+v", m)
+	}
+
+	h.answer(w)
+	m := must[protocol.Message](t)(c.Expect(wait, isResult(task.TaskID)))
+	if r := m.(*protocol.TaskResult); r.Type != protocol.ResultSuccess {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// A hosted worker whose relay says Closed, and every worker of a host
+// whose connection closes, are gone at once: their tasks run elsewhere.
+func TestRelayedWorkersEndWithTheirLinks(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil) // worker timeout 60 s: no help from it
+	h := newHost(t, s.Addr(), "a")
+	w1, w2 := relayedID("one"), relayedID("two")
+	h.relay(w1, false, beat())
+	c := scalertest.ClientFor(t, s.Addr())
+	first := c.Task(1)
+	must[struct{}](t)(struct{}{}, c.Send(first))
+	h.collect(1, wait)
+	h.relay(w2, false, beat())
+	h.relay(w1, true) // w1's own link closed: its task goes to w2
+	h.held = map[string][][]byte{}
+	h.collect(1, wait)
+	if got := h.held[string(w2)]; len(got) != 1 || string(got[0]) != string(first.TaskID) {
+		t.Fatalf("after w1 closed the host holds %v", h.held)
+	}
+
+	h.peer.Close() // the whole host: w2 goes too, and its task to a direct worker
+	real := scalertest.WorkerFor(t, s.Addr(), scalertest.WorkerOptions{Name: "real"})
+	m := must[protocol.Message](t)(c.Expect(wait, isResult(first.TaskID)))
+	if r := m.(*protocol.TaskResult); r.Type != protocol.ResultSuccess {
+		t.Fatalf("result %+v", r)
+	}
+	if n := len(real.Tasks()); n != 1 {
+		t.Fatalf("the direct worker ran %d tasks, want the closed host's 1", n)
+	}
+}
