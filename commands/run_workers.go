@@ -39,7 +39,7 @@ func runCluster(ctx context.Context, cfg *config.Cluster, log zerolog.Logger) er
 	if err != nil {
 		return fmt.Errorf("cannot find the scaler executable to start workers: %w", err)
 	}
-	return worker.RunCluster(ctx, workers, worker.ClusterOptions{Command: []string{exe, workerSubcommand}}, log)
+	return worker.RunCluster(ctx, workers, worker.ClusterOptions{Command: []string{exe, workerSubcommand}, Relay: cfg.Relay}, log)
 }
 
 // pythonInterpreter resolves the processors' interpreter: the python option,

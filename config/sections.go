@@ -184,6 +184,7 @@ type Cluster struct {
 	LogHubAddress                 string `toml:"log_hub_address" short:"la" arg:"ADDRESS" help:"accepted for compatibility and unused: workers log through --logging-paths"`
 	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`
 	Python                        string `toml:"python" arg:"PATH" help:"Python interpreter that runs processors (default: $SCALER_PYTHON, else python3)"`
+	Relay                         bool   `toml:"relay" help:"the workers reach the scheduler through one connection of the cluster process instead of one each: far fewer messages for a scheduler with many workers, for one local hop more per message"`
 	Logging
 }
 

@@ -109,7 +109,11 @@ func (a *agent) onEcho(m *protocol.WorkerHeartbeatEcho) {
 		case "", "*", "0.0.0.0", "::", "[::]":
 			// A wildcard: the storage is on the host we reached the scheduler at
 			// (this one, for an ipc:// or inproc:// scheduler address).
-			if scheme, host, _, err := transport.ParseAddress(a.cfg.SchedulerAddress); err == nil {
+			reached := a.cfg.SchedulerAddress
+			if a.cfg.UpstreamAddress != "" {
+				reached = a.cfg.UpstreamAddress
+			}
+			if scheme, host, _, err := transport.ParseAddress(reached); err == nil {
 				addr.Host = host
 				if scheme != "tcp" {
 					addr.Host = "127.0.0.1"

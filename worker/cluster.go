@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -158,6 +159,10 @@ type ClusterOptions struct {
 	// Started, when set, is called (on RunCluster's goroutine) with the id
 	// and pid of every worker process that started.
 	Started func(workerID string, pid int)
+	// Relay: the workers reach their scheduler through a relay in this
+	// process (RunRelay, over ipc://) that carries all their messages over
+	// one connection, instead of one connection each.
+	Relay bool
 }
 
 type slotExit struct {
@@ -177,6 +182,9 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 	}
 	if opt.StopGrace <= 0 {
 		opt.StopGrace = 8 * time.Second
+	}
+	if opt.Relay && len(workers) > 0 {
+		return runRelayed(ctx, workers, opt, log)
 	}
 	sv := newSupervisor(workers, opt.NoRestart, log)
 	// Each slot has at most one process, so exits never blocks its sender.
@@ -266,3 +274,56 @@ func RunCluster(ctx context.Context, workers []Config, opt ClusterOptions, log z
 	log.Info().Msg("cluster stopped")
 	return sv.err("cluster")
 }
+
+// runRelayed is RunCluster with ClusterOptions.Relay: a relay at an ipc://
+// address in a private directory, the workers connected to it, and the
+// cluster ended (with the relay's error) if the relay fails.
+func runRelayed(ctx context.Context, workers []Config, opt ClusterOptions, log zerolog.Logger) error {
+	dir, err := os.MkdirTemp("", "scaler-relay-")
+	if err != nil {
+		return fmt.Errorf("cluster: relay directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	local := "ipc://" + filepath.Join(dir, "relay.sock")
+	if len(local)-len("ipc://") >= maxIPCPath {
+		return fmt.Errorf("cluster: relay socket path %s is too long for a Unix socket (%d bytes at most); set TMPDIR to a shorter directory", local, maxIPCPath-1)
+	}
+	upstream := workers[0].SchedulerAddress
+	relayed := make([]Config, len(workers))
+	for i, w := range workers {
+		w.UpstreamAddress, w.SchedulerAddress = w.SchedulerAddress, local
+		relayed[i] = w
+	}
+	opt.Relay = false
+	rctx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
+	cctx, stopCluster := context.WithCancel(ctx)
+	defer stopCluster()
+	started := make(chan struct{})
+	relayDone := make(chan error, 1)
+	go func() {
+		err := RunRelay(rctx, local, upstream, func() { close(started) }, log)
+		if err != nil {
+			log.Error().Err(err).Msg("relay failed; the cluster stops")
+		}
+		stopCluster()
+		relayDone <- err
+	}()
+	select {
+	case <-started:
+	case err := <-relayDone:
+		if err == nil {
+			return nil // stopped before it was up
+		}
+		return fmt.Errorf("cluster: %w", err)
+	}
+	err = RunCluster(cctx, relayed, opt, log)
+	stopRelay()
+	if rerr := <-relayDone; rerr != nil && err == nil {
+		err = fmt.Errorf("cluster: %w", rerr)
+	}
+	return err
+}
+
+// maxIPCPath is the room for a path in a Unix socket address (sun_path).
+const maxIPCPath = 108

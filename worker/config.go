@@ -43,6 +43,10 @@ type Config struct {
 	// KillDelay is how long a processor gets between SIGTERM and SIGKILL
 	// (default 3s).
 	KillDelay time.Duration
+	// UpstreamAddress is the scheduler's own address when SchedulerAddress
+	// is a relay's (RunRelay): a wildcard object storage host that the
+	// scheduler announces is resolved against it.
+	UpstreamAddress string
 
 	// inProcess: the agent runs in a process it shares (RunInProcess), so
 	// its heartbeat reports its own thread's CPU, not the process's.
