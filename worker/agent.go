@@ -175,7 +175,13 @@ func (a *agent) run(ctx context.Context) error {
 	deathEvery := deathCheckInterval(a.cfg.DeathTimeout)
 	nextDeathCheck := now.Add(deathEvery)
 	a.startStorageWatch()
-	a.schedWatch = watchScheduler(a.cfg.SchedulerAddress, a.log, a.quit, a.waker.Wake)
+	// Through a relay, the connection that matters is still the
+	// scheduler's own: its loss stops new tasks as for a direct worker.
+	watched := a.cfg.SchedulerAddress
+	if a.cfg.UpstreamAddress != "" {
+		watched = a.cfg.UpstreamAddress
+	}
+	a.schedWatch = watchScheduler(watched, a.log, a.quit, a.waker.Wake)
 
 	// The context is the only outside event without a channel of ours.
 	go func() {

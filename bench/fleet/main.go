@@ -173,7 +173,7 @@ func (r result) String() string {
 		r.tasksPerS, ms(r.p50), ms(r.p99), ms(r.worstP99), 100*r.schedCPUPerS, r.schedUSPerTask, r.zmqUSPerTask)
 	s += fmt.Sprintf("; workers %5.2f, clients %5.2f µs/task", r.hostUSPerTask, r.selfUSPerTask)
 	if r.tasksPerFrame > 0 {
-		s += fmt.Sprintf("; per worker message %.2f tasks in, %.2f results out", r.tasksPerFrame, r.resultsPerFrame)
+		s += fmt.Sprintf("; per message on a worker connection %.2f tasks in, %.2f results out", r.tasksPerFrame, r.resultsPerFrame)
 	}
 	if r.heartbeats > 0 {
 		s += fmt.Sprintf("  | idle: %d heartbeats, scheduler %.2f%% CPU, %.1f µs/heartbeat", r.heartbeats, 100*r.idleCPUPerS, r.usPerHeartbeat)
@@ -412,42 +412,50 @@ func runOnce(b binary, w, c int) (r result, err error) {
 }
 
 // drive keeps win tasks of cl in flight until n have results, and returns
-// each task's time from send to result.
+// each task's time from send to result. The tasks that one message of
+// results frees go out together, as one Batch, as the Python client sends
+// what one I/O cycle produced.
 func drive(cl *scalertest.Client, n, win int) ([]time.Duration, error) {
 	sentAt := make(map[string]time.Time, win)
 	lat := make([]time.Duration, 0, n)
 	sent := 0
-	send := func() error {
+	var next []*protocol.Task
+	add := func() {
 		t := cl.Task(uint64(sent))
 		t.Capabilities = caps()
 		sentAt[string(t.TaskID)] = time.Now()
 		sent++
-		return cl.Send(t)
+		next = append(next, t)
+	}
+	send := func() error {
+		err := cl.SendAll(next)
+		next = next[:0]
+		return err
 	}
 	for sent < n && sent < win {
-		if err := send(); err != nil {
-			return nil, err
-		}
+		add()
+	}
+	if err := send(); err != nil {
+		return nil, err
 	}
 	for len(lat) < n {
 		m, err := cl.Recv(30 * time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("after %d results: %w", len(lat), err)
 		}
-		res, ok := m.(*protocol.TaskResult)
-		if !ok {
-			continue
+		if res, ok := m.(*protocol.TaskResult); ok {
+			if res.Type != protocol.ResultSuccess {
+				return nil, fmt.Errorf("task %x: %v %s", res.TaskID, res.Type, res.Message)
+			}
+			if at, ok := sentAt[string(res.TaskID)]; ok {
+				delete(sentAt, string(res.TaskID))
+				lat = append(lat, time.Since(at))
+				if sent < n {
+					add()
+				}
+			}
 		}
-		if res.Type != protocol.ResultSuccess {
-			return nil, fmt.Errorf("task %x: %v %s", res.TaskID, res.Type, res.Message)
-		}
-		at, ok := sentAt[string(res.TaskID)]
-		if !ok {
-			continue
-		}
-		delete(sentAt, string(res.TaskID))
-		lat = append(lat, time.Since(at))
-		if sent < n {
+		if cl.Buffered() == 0 && len(next) > 0 {
 			if err := send(); err != nil {
 				return nil, err
 			}

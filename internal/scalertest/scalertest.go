@@ -190,6 +190,10 @@ func (p *Peer) Expect(timeout time.Duration, match func(protocol.Message) bool) 
 	}
 }
 
+// Buffered is how many messages of the last Batch received Recv still has
+// to return: a Recv now does not wait for the socket.
+func (p *Peer) Buffered() int { return len(p.unbatched) }
+
 // Close closes the socket without saying goodbye (like a crashed process).
 func (p *Peer) Close() { _ = p.ep.Close() }
 
@@ -247,6 +251,28 @@ func (c *Client) Send(m protocol.Message) error {
 		return err
 	}
 	return c.Peer.Send(m)
+}
+
+// SendAll sends tasks as Batches (protocol.Coalesce), as the Python client
+// sends what one I/O cycle produced, after announcing their objects once.
+func (c *Client) SendAll(tasks []*protocol.Task) error {
+	var ids [][]byte
+	frames := make([][]byte, len(tasks))
+	for i, t := range tasks {
+		ids = append(append(ids, argumentObjects(t)...), t.FuncObjectID)
+		frames[i] = protocol.MustEncode(t)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.announceLocked(ids); err != nil {
+		return err
+	}
+	for _, f := range protocol.Coalesce(frames) {
+		if err := c.Peer.SendRaw(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Announce sends ObjectInstruction{create} for the ids not announced yet
