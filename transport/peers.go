@@ -269,6 +269,29 @@ func msgBytes(frames [][]byte) int {
 	return n
 }
 
+// SetPeerBacklogBytes gives peer a backlog bound of its own instead of
+// Options.MaxPeerBacklogBytes (a peer that carries many others' messages,
+// such as a host of relayed workers, needs more room); n <= 0 takes the
+// peer's own bound away. The caller bounds how many peers it sets.
+func (s *Socket) SetPeerBacklogBytes(peer []byte, n int) {
+	if n <= 0 {
+		delete(s.peerBacklogMax, string(peer))
+		return
+	}
+	if s.peerBacklogMax == nil {
+		s.peerBacklogMax = map[string]int{}
+	}
+	s.peerBacklogMax[string(peer)] = n
+}
+
+// backlogBound is the byte bound of key's backlog (0: none).
+func (s *Socket) backlogBound(key string) int {
+	if n, ok := s.peerBacklogMax[key]; ok {
+		return n
+	}
+	return s.maxBacklogBytes
+}
+
 // dropBacklog forgets key's backlog (reported as lost).
 func (s *Socket) dropBacklog(key string, peer []byte, extra int, full bool) {
 	s.lost(peer, len(s.backlog[key])+extra, full)
@@ -283,7 +306,7 @@ func (s *Socket) sendRouted(frames [][]byte) error {
 	key := string(frames[0])
 	if q, ok := s.backlog[key]; ok {
 		size := s.backlogBytes[key] + msgBytes(frames)
-		if len(q) >= MaxPeerBacklog || (s.maxBacklogBytes > 0 && size > s.maxBacklogBytes) {
+		if bound := s.backlogBound(key); len(q) >= MaxPeerBacklog || (bound > 0 && size > bound) {
 			s.dropBacklog(key, frames[0], 1, true)
 			return ErrUnreachable
 		}

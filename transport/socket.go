@@ -41,6 +41,7 @@ type Socket struct {
 	backlog         map[string][][][]byte
 	backlogBytes    map[string]int // bytes of each backlog
 	maxBacklogBytes int            // Options.MaxPeerBacklogBytes
+	peerBacklogMax  map[string]int // SetPeerBacklogBytes: peers with a bound of their own
 	unreachable     []Unreachable
 	unreachIdx      map[string]int // peer -> index in unreachable
 

@@ -314,6 +314,40 @@ func TestSocketBacklogBytesBound(t *testing.T) {
 	t.Logf("backlog dropped after %d messages of 64 KiB", sent)
 }
 
+// SetPeerBacklogBytes gives one peer a bound of its own: a peer that does
+// not read is dropped only past it, while another peer keeps the
+// socket's bound.
+func TestSocketPeerBacklogBound(t *testing.T) {
+	const hwm = 4
+	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true,
+		MaxPeerBacklogBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	payload := bytes.Repeat([]byte{'p'}, 64<<10)
+	sentTo := func(id string, bound int) int {
+		d := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte(id), RecvHWM: hwm})
+		if err := d.Send([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { got = true }, func() bool { return got })
+		r.SetPeerBacklogBytes([]byte(id), bound)
+		sent := sendUntilRefused(t, func() error { return r.Send([]byte(id), payload) }, ErrUnreachable, hwm)
+		if lost := r.TakeUnreachable(); len(lost) != 1 || string(lost[0].Peer) != id || !lost[0].Full {
+			t.Fatalf("unreachable %+v, want %s, Full", lost, id)
+		}
+		return sent
+	}
+	own, shared := sentTo("roomy", 4<<20), sentTo("plain", 0)
+	// The same pipe and socket buffers before the backlog for both; the 3
+	// MiB more of backlog are 48 messages of 64 KiB.
+	if own < shared+32 {
+		t.Fatalf("messages sent before the drop: %d with a bound of 4 MiB, %d with the socket's 1 MiB", own, shared)
+	}
+}
+
 // An XPUB with XPubNoDrop refuses (ErrFull) while a subscriber does not read.
 func TestSocketTrySendXPubFull(t *testing.T) {
 	const hwm = 4

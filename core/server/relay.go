@@ -27,6 +27,11 @@ import (
 const (
 	maxHostedPerConnection = 4096
 	maxHostedWorkers       = 1 << 16
+	// maxHostBacklogBytes bounds a host's backlog (the transport's, for a
+	// peer at routerHWM), which is peerBacklogBytes per worker it hosts up
+	// to this: a host carries all its workers' traffic, and one that pauses
+	// for a moment must not lose them all.
+	maxHostBacklogBytes = 256 << 20
 )
 
 // hostedKinds are the messages a hosted worker may send: a worker's
@@ -125,7 +130,18 @@ func (s *Server) claim(host, w string) bool {
 	}
 	mine[w] = struct{}{}
 	h.hostOf[w] = host
+	s.boundHost(host)
 	return true
+}
+
+// boundHost sets host's backlog bound for the workers it hosts now.
+func (s *Server) boundHost(host string) {
+	n := len(s.hosted.workers[host])
+	if n == 0 {
+		s.router.SetPeerBacklogBytes([]byte(host), 0)
+		return
+	}
+	s.router.SetPeerBacklogBytes([]byte(host), min(n*peerBacklogBytes, maxHostBacklogBytes))
 }
 
 // pruneHosted ends the claims of host's workers that the core has removed
@@ -153,6 +169,7 @@ func (s *Server) release(w string) {
 			delete(h.workers, host)
 		}
 	}
+	s.boundHost(host)
 }
 
 // hostClosed is the end of host's connection: each of its workers is a
