@@ -281,18 +281,20 @@ func TestSocketReceivesEveryPartShape(t *testing.T) {
 	}, func() bool { return got == len(messages) })
 }
 
+// backlogRouter is a RouterMandatory ROUTER with high-water marks of hwm
+// and a backlog bound of 1 MiB per peer.
+func backlogRouter(t *testing.T, hwm int) *Socket {
+	return openSocket(t, Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true,
+		MaxPeerBacklogBytes: 1 << 20})
+}
+
 // A RouterMandatory ROUTER with a finite send HWM keeps a backlog for a
 // peer that does not read, up to MaxPeerBacklogBytes; past it the backlog is
 // dropped and the peer reported as Full (connected, not reading). A peer it
 // never heard of is reported as not Full.
 func TestSocketBacklogBytesBound(t *testing.T) {
 	const hwm = 4
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true,
-		MaxPeerBacklogBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := backlogRouter(t, hwm)
 	d := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte("slow"), RecvHWM: hwm})
 	if err := d.Send([]byte("hello")); err != nil {
 		t.Fatal(err)
@@ -319,12 +321,7 @@ func TestSocketBacklogBytesBound(t *testing.T) {
 // socket's bound.
 func TestSocketPeerBacklogBound(t *testing.T) {
 	const hwm = 4
-	r, err := Open(Router, "tcp://127.0.0.1:0", true, Options{SendHWM: hwm, RecvHWM: hwm, RouterMandatory: true,
-		MaxPeerBacklogBytes: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := backlogRouter(t, hwm)
 	payload := bytes.Repeat([]byte{'p'}, 64<<10)
 	sentTo := func(id string, bound int) int {
 		d := openSocket(t, Dealer, r.Addr(), false, Options{Identity: []byte(id), RecvHWM: hwm})

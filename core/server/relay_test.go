@@ -93,12 +93,7 @@ func TestRelayedWorkersRunTasks(t *testing.T) {
 	h.relay(w1, false, beatOf(3)) // 6 tasks fill both, whatever came first
 	h.relay(w2, false, beatOf(3))
 	c := scalertest.ClientFor(t, s.Addr())
-	var ids [][]byte
-	for i := uint64(0); i < 6; i++ {
-		task := c.Task(i)
-		ids = append(ids, task.TaskID)
-		must[struct{}](t)(struct{}{}, c.Send(task))
-	}
+	ids := sendTasks(t, c, 6)
 	h.collect(6, wait)
 	if len(h.held[string(w1)]) == 0 || len(h.held[string(w2)]) == 0 {
 		t.Fatalf("tasks by worker: one %d, two %d; want both used", len(h.held[string(w1)]), len(h.held[string(w2)]))
