@@ -90,21 +90,22 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 func RunWithCause(ctx context.Context, cfg Config, log zerolog.Logger) (StopCause, error) {
 	cfg.setDefaults()
 	a := &agent{
-		cfg:      cfg,
-		log:      log.With().Str("worker", cfg.WorkerID).Logger(),
-		id:       []byte(cfg.WorkerID),
-		tasks:    make(map[string]*task),
-		procs:    make(map[string]*processor),
-		exits:    make(chan procExit, 16),
-		quit:     make(chan struct{}),
-		byFd:     make(map[int]*processor),
-		selfStat: procstat.Open(0),
+		cfg:   cfg,
+		log:   log.With().Str("worker", cfg.WorkerID).Logger(),
+		id:    []byte(cfg.WorkerID),
+		tasks: make(map[string]*task),
+		procs: make(map[string]*processor),
+		exits: make(chan procExit, 16),
+		quit:  make(chan struct{}),
+		byFd:  make(map[int]*processor),
 	}
 	if cfg.inProcess {
 		// The process is the combo's: its scheduler's and every agent's.
 		// This agent's share is its loop's thread; its memory cannot be
 		// told apart, and reads 0 ("not measured").
 		a.selfStat = procstat.OpenThread()
+	} else {
+		a.selfStat = procstat.Open(0)
 	}
 	defer a.selfStat.Close()
 	if cfg.ObjectStorageAddress != "" {
@@ -175,13 +176,9 @@ func (a *agent) run(ctx context.Context) error {
 	deathEvery := deathCheckInterval(a.cfg.DeathTimeout)
 	nextDeathCheck := now.Add(deathEvery)
 	a.startStorageWatch()
-	// Through a relay, the connection that matters is still the
-	// scheduler's own: its loss stops new tasks as for a direct worker.
-	watched := a.cfg.SchedulerAddress
-	if a.cfg.UpstreamAddress != "" {
-		watched = a.cfg.UpstreamAddress
-	}
-	a.schedWatch = watchScheduler(watched, a.log, a.quit, a.waker.Wake)
+	// A relayed worker's address is the relay's (ipc://): not watched, so
+	// that it opens no connection of its own to the scheduler.
+	a.schedWatch = watchScheduler(a.cfg.SchedulerAddress, a.log, a.quit, a.waker.Wake)
 
 	// The context is the only outside event without a channel of ours.
 	go func() {

@@ -13,6 +13,14 @@ import (
 
 // ensureCurrent makes sure a processor exists to run the next task.
 func (a *agent) ensureCurrent() bool {
+	// A processor whose channel has closed is on its way out (its exit,
+	// onExit, deals with what it held): no new task goes to it.
+	if a.current != nil && a.current.fd < 0 {
+		a.current = nil
+	}
+	if a.spare != nil && a.spare.fd < 0 {
+		a.spare = nil
+	}
 	if a.current != nil {
 		return true
 	}

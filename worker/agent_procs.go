@@ -157,8 +157,16 @@ func (a *agent) onExit(ex procExit) {
 		// Its channel had closed (it was dying, idle) or the write failed
 		// before the task was wholly sent: the task never ran, so it waits
 		// for the next processor instead of failing.
-		p.task, t.proc = nil, nil
-		a.queue.requeue(t)
+		switch {
+		case t.withdrawing: // its cancel waited for p's answer: done, p never had it
+			a.finishTask(t)
+			a.send(&protocol.TaskCancelConfirm{TaskID: t.msg.TaskID, Type: protocol.CancelConfirmCanceled})
+		case t.resume: // queued to resume on p (suspended): it starts afresh instead
+			p.task, t.proc, t.resume = nil, nil, false
+		default:
+			p.task, t.proc = nil, nil
+			a.queue.requeue(t)
+		}
 		a.log.Warn().Int("pid", p.pid).Hex("task", t.msg.TaskID).Str("exit", describeExit(ex.err)).
 			Msg("processor ended before it received its task; the task waits for the next processor")
 		requeued = true

@@ -295,7 +295,9 @@ func runRelayed(ctx context.Context, workers []Config, opt ClusterOptions, log z
 		relayed[i] = w
 	}
 	opt.Relay = false
-	rctx, stopRelay := context.WithCancel(ctx)
+	// The relay outlives the workers' stop, so that their last messages
+	// (DisconnectRequest) reach the scheduler; it stops once RunCluster has.
+	rctx, stopRelay := context.WithCancel(context.Background())
 	defer stopRelay()
 	cctx, stopCluster := context.WithCancel(ctx)
 	defer stopCluster()

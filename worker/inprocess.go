@@ -65,7 +65,11 @@ func RunInProcess(ctx context.Context, workers []Config, log zerolog.Logger) err
 			if ex.err != nil {
 				how = ex.err.Error()
 			}
-			sv.ended(ex.i, exitActions[ex.cause.ExitStatus()], how, done == nil)
+			// Once the agents are stopping, for whatever reason, a death
+			// among them is no failure of the combo's: the scheduler next
+			// to them is ending too (its object storage may already be
+			// gone), which a cluster process cannot say of its scheduler.
+			sv.ended(ex.i, exitActions[ex.cause.ExitStatus()], how, done == nil || sv.stopping)
 		}
 	}
 	return sv.err("workers")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -22,7 +23,9 @@ import (
 // nothing else changes for them; the scheduler sees one connection that
 // hosts them, so that what it has for all of them after one round of input
 // is one message instead of one per worker. A worker whose connection to
-// the relay closes is reported closed to the scheduler at once.
+// the relay closes is reported closed to the scheduler at once. (Relayed
+// workers open no connection of their own to the scheduler: they learn of
+// a scheduler restart from its heartbeat echo, as the combo's do.)
 //
 // ready, if set, is called once both sockets are open. The relay checks
 // nothing of what it carries: the scheduler does.
@@ -86,7 +89,9 @@ func RunRelay(ctx context.Context, local, scheduler string, ready func(), log ze
 			}
 		}
 	}
-	return nil
+	// What the workers said last (their DisconnectRequests, sent as they
+	// stopped) goes out before the sockets close; Close lingers to send it.
+	return r.round()
 }
 
 // relay is RunRelay's loop state.
@@ -97,6 +102,7 @@ type relay struct {
 	// the workers first sent something (order).
 	waiting map[string]*relayed
 	order   []*relayed
+	closed  [][]byte // workers whose link closed, not reported yet
 }
 
 type relayed struct {
@@ -111,16 +117,22 @@ const maxRelayReads = 4096
 
 // round moves what waits on either socket to the other.
 func (r *relay) round() error {
+	// Closes are taken before the reads and reported after them, so that a
+	// worker's last messages go first; if the reads stop at their bound
+	// with messages left, the closes wait for a round that drains.
 	closed, err := r.down.TakeClosed()
 	if err != nil {
 		return fmt.Errorf("relay: workers' socket: %w", err)
 	}
+	r.closed = append(r.closed, closed...)
+	drained := false
 	for i := 0; i < maxRelayReads; i++ {
 		frames, err := r.down.TryRecv()
 		if err != nil {
 			return fmt.Errorf("relay: workers' socket: %w", err)
 		}
 		if frames == nil {
+			drained = true
 			break
 		}
 		if len(frames) != 2 || len(frames[0]) == 0 || len(frames[1]) == 0 {
@@ -140,8 +152,12 @@ func (r *relay) round() error {
 		}
 		w.frames = append(w.frames, m.(*protocol.Batch).Messages...)
 	}
-	for _, id := range closed {
-		r.from(id).closed = true
+	if drained {
+		for _, id := range r.closed {
+			r.from(id).closed = true
+		}
+		clear(r.closed)
+		r.closed = r.closed[:0]
 	}
 	if err := r.sendUp(); err != nil {
 		return err
@@ -211,7 +227,11 @@ func (r *relay) sendDown(frame []byte) error {
 	}
 	deliver := func(rl *protocol.Relay) error {
 		for _, f := range protocol.Coalesce(rl.Messages) {
-			if err := r.down.Send(rl.Worker, f); err != nil {
+			err := r.down.Send(rl.Worker, f)
+			if errors.Is(err, transport.ErrUnreachable) {
+				return nil // gone meanwhile: its close reaches the scheduler
+			}
+			if err != nil {
 				return fmt.Errorf("relay: workers' socket: %w", err)
 			}
 		}

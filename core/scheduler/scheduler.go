@@ -494,10 +494,16 @@ func (s *Scheduler) PeerClosed(id []byte, now time.Time) {
 	s.flushObjects(now, false)
 }
 
-// Knows reports whether id is a registered client or worker, or a peer
-// that owns tasks: the server lets no other connection speak for it.
+// Knows reports whether id is a registered client or worker, a peer that
+// owns tasks or objects, or a client that left within the object retention
+// time (it may come back): the server lets no other connection speak for it.
 func (s *Scheduler) Knows(id []byte) bool {
-	return s.clients[string(id)] != nil || s.workers.byID[string(id)] != nil || len(s.clientTasks[string(id)]) > 0
+	if s.clients[string(id)] != nil || s.workers.byID[string(id)] != nil || len(s.clientTasks[string(id)]) > 0 ||
+		len(s.clientObjects[string(id)]) > 0 {
+		return true
+	}
+	_, departed := s.departed[string(id)]
+	return departed
 }
 
 // PeerUnreachable is the transport's report that messages to peer id could

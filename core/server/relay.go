@@ -49,6 +49,7 @@ var hostedKinds = map[protocol.Kind]bool{
 type hosting struct {
 	hostOf  map[string]string              // hosted worker -> its host connection
 	workers map[string]map[string]struct{} // host connection -> the workers it hosts
+	bound   map[string]int                 // host connection -> its backlog bound (boundHost)
 	// refusals counts relays dropped since start (not the host's, a full
 	// table, a bad element); reported once a second with an example.
 	refusals, lastRefusals uint64
@@ -56,7 +57,7 @@ type hosting struct {
 }
 
 func newHosting() hosting {
-	return hosting{hostOf: map[string]string{}, workers: map[string]map[string]struct{}{}}
+	return hosting{hostOf: map[string]string{}, workers: map[string]map[string]struct{}{}, bound: map[string]int{}}
 }
 
 // claimed reports whether id is a hosted worker's (so that a direct
@@ -82,10 +83,13 @@ func (s *Server) onRelay(host []byte, r *protocol.Relay) {
 	case w == "" || w == string(host):
 		h.refuse("a relay that names no worker, or its own connection")
 		return
+	case h.claimed(host):
+		h.refuse("a relay from a connection whose id a host claimed for a worker")
+		return
 	case ok && owner != string(host):
 		h.refuse("a relay for a worker that another connection hosts")
 		return
-	case !ok && !s.claim(string(host), w):
+	case !ok && !s.claim(string(host), w, r):
 		return
 	}
 	now := time.Now()
@@ -108,16 +112,33 @@ func (s *Server) onRelay(host []byte, r *protocol.Relay) {
 	}
 }
 
-// claim makes host the host of worker w; false (and counted) if it may not.
-func (s *Server) claim(host, w string) bool {
+// claim makes host the host of worker w, whose first relay is r; false (and
+// counted) if it may not. A claim starts with the worker's registration (a
+// WorkerHeartbeat), so that relays of nothing claim nothing.
+func (s *Server) claim(host, w string, r *protocol.Relay) bool {
 	h := &s.hosted
-	if s.core.Knows([]byte(w)) {
+	switch {
+	case len(r.Messages) == 0 || len(r.Messages[0]) == 0 || protocol.Kind(r.Messages[0][0]) != protocol.KindWorkerHeartbeat:
+		if len(r.Messages) > 0 { // a lone close of an unknown worker is no fault
+			h.refuse("a relay for an unknown worker that does not start with its heartbeat")
+		}
+		return false
+	case h.workers[w] != nil:
+		h.refuse("a relay that names a host's own connection")
+		return false
+	case s.core.Knows([]byte(w)):
 		h.refuse("a relay for a worker or client that is connected directly")
 		return false
 	}
 	mine := h.workers[host]
-	if len(mine) >= maxHostedPerConnection || len(h.hostOf) >= maxHostedWorkers {
+	if len(mine) >= maxHostedPerConnection {
 		s.pruneHosted(host)
+		mine = h.workers[host]
+	}
+	if len(h.hostOf) >= maxHostedWorkers {
+		for other := range h.workers {
+			s.pruneHosted(other)
+		}
 		mine = h.workers[host]
 	}
 	if len(mine) >= maxHostedPerConnection || len(h.hostOf) >= maxHostedWorkers {
@@ -134,14 +155,21 @@ func (s *Server) claim(host, w string) bool {
 	return true
 }
 
-// boundHost sets host's backlog bound for the workers it hosts now.
+// boundHost sets host's backlog bound for the most workers it has hosted
+// at once: never lowered while it hosts any, so that what the transport
+// already holds for it stays within the bound; dropped with its last one.
 func (s *Server) boundHost(host string) {
-	n := len(s.hosted.workers[host])
+	h := &s.hosted
+	n := len(h.workers[host])
 	if n == 0 {
+		delete(h.bound, host)
 		s.router.SetPeerBacklogBytes([]byte(host), 0)
 		return
 	}
-	s.router.SetPeerBacklogBytes([]byte(host), min(n*peerBacklogBytes, maxHostBacklogBytes))
+	if b := min(n*peerBacklogBytes, maxHostBacklogBytes); b > h.bound[host] {
+		h.bound[host] = b
+		s.router.SetPeerBacklogBytes([]byte(host), b)
+	}
 }
 
 // pruneHosted ends the claims of host's workers that the core has removed

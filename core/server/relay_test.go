@@ -179,3 +179,29 @@ func TestRelayedWorkersEndWithTheirLinks(t *testing.T) {
 		t.Fatalf("the direct worker ran %d tasks, want the closed host's 1", n)
 	}
 }
+
+// A claim starts with the worker's heartbeat, and no connection can claim a
+// host's own id: a relay of anything else claims nothing, and the host
+// keeps getting what is meant for its workers.
+func TestRelayClaimsStartWithAHeartbeat(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	squatter, owner := newHost(t, s.Addr(), "squatter"), newHost(t, s.Addr(), "owner")
+	w := relayedID("w")
+	squatter.relay(w, false, &protocol.TaskResult{TaskID: []byte("0123456789abcdef"), Type: protocol.ResultSuccess})
+	owner.relay(w, false, beatOf(1))
+	squatter.relay(owner.peer.ID, false, beat()) // the owner host's own id, as a worker
+	c := scalertest.ClientFor(t, s.Addr())
+	ids := sendTasks(t, c, 1)
+	owner.collect(1, wait)
+	if got := owner.held[string(w)]; len(got) != 1 || string(got[0]) != string(ids[0]) {
+		t.Fatalf("the owner holds %v", owner.held)
+	}
+	if m, err := squatter.peer.Recv(300 * time.Millisecond); err == nil {
+		t.Fatalf("the squatter got %s", m.Kind())
+	}
+	owner.answer(w)
+	if r := must[protocol.Message](t)(c.Expect(wait, isResult(ids[0]))).(*protocol.TaskResult); r.Type != protocol.ResultSuccess {
+		t.Fatalf("result %+v", r)
+	}
+}
