@@ -76,13 +76,24 @@ func Render(st feed.State, v View, now time.Time) []Line {
 	for _, l := range wrap(shortcuts(), v.Width) {
 		lines = append(lines, Line{Text: l})
 	}
+	table := newWorkerGrid(st.Status, v)
+	v.Left = table.left(v.Width)
 	lines = append(lines,
 		Line{Text: order(v)},
 		Line{},
-		Line{Text: fmt.Sprintf("Total %d worker group(s) with %d worker(s)", len(st.Status.WorkerGroups), len(st.Status.Workers))},
+		Line{Text: fmt.Sprintf("Total %d worker group(s) with %d worker(s)%s", len(st.Status.WorkerGroups), len(st.Status.Workers), table.hint(v))},
 	)
-	lines = append(lines, workerTable(st.Status, v, v.Height-len(lines))...)
+	lines = append(lines, workerTable(st.Status, table, v, v.Height-len(lines))...)
 	return fit(lines, v)
+}
+
+// ClampLeft is v.Left as Render shows it: within what the worker table of
+// st needs to scroll at v's width (0 when it fits).
+func ClampLeft(st feed.State, v View) int {
+	if st.Status == nil {
+		return 0
+	}
+	return newWorkerGrid(st.Status, v).left(v.Width)
 }
 
 // statusLine says where the data comes from and whether it is current.
@@ -331,52 +342,127 @@ func workerRows(s *protocol.StateScheduler) []workerRow {
 	return rows
 }
 
-// workerTable is the worker table with the clients beside it, in at most
-// room lines (the last one says how many rows did not fit).
-func workerTable(s *protocol.StateScheduler, v View, room int) []Line {
+// workerGrid is the worker table laid out: per line, the columns that
+// stay (group, worker) and the cells of the others, which scroll by whole
+// columns.
+type workerGrid struct {
+	rows   int // workers
+	wanted int // View.Left
+	fixed  []string
+	cells  [][]string // per line, the scrolling columns' padded cells
+	widths []int      // of the scrolling columns
+}
+
+// keptColumns are the worker table's first columns, which never scroll.
+const keptColumns = 2
+
+func newWorkerGrid(s *protocol.StateScheduler, v View) workerGrid {
 	rows := workerRows(s)
 	sortRows(rows, v)
+	g := workerGrid{rows: len(rows), wanted: v.Left}
+	if len(rows) == 0 {
+		g.fixed, g.cells = []string{"No workers"}, [][]string{nil}
+		return g
+	}
 	sortCol := "cpu"
 	if sk := findSortKey(v.Sort); sk != nil {
 		sortCol = sk.column
 	}
-	var left []string
-	if len(rows) == 0 {
-		left = []string{"No workers"}
-	} else {
-		header := make([]string, len(workerColumns))
-		cells := make([][]string, len(rows))
-		widths := make([]int, len(workerColumns))
+	header := make([]string, len(workerColumns))
+	cells := make([][]string, len(rows))
+	widths := make([]int, len(workerColumns))
+	for c, col := range workerColumns {
+		header[c] = col.name
+		if col.name == sortCol {
+			header[c] = "[" + col.name + "]"
+		}
+		widths[c] = runeLen(header[c])
+	}
+	for i := range rows {
+		cells[i] = make([]string, len(workerColumns))
 		for c, col := range workerColumns {
-			header[c] = col.name
-			if col.name == sortCol {
-				header[c] = "[" + col.name + "]"
-			}
-			widths[c] = runeLen(header[c])
-		}
-		for i := range rows {
-			cells[i] = make([]string, len(workerColumns))
-			for c, col := range workerColumns {
-				cells[i][c] = col.value(&rows[i])
-				widths[c] = max(widths[c], runeLen(cells[i][c]))
-			}
-		}
-		join := func(row []string) string {
-			parts := make([]string, len(row))
-			for c, cell := range row {
-				if workerColumns[c].left {
-					parts[c] = padRight(cell, widths[c])
-				} else {
-					parts[c] = padLeft(cell, widths[c])
-				}
-			}
-			return strings.Join(parts, " ")
-		}
-		left = append(left, join(header))
-		for _, r := range cells {
-			left = append(left, join(r))
+			cells[i][c] = col.value(&rows[i])
+			widths[c] = max(widths[c], runeLen(cells[i][c]))
 		}
 	}
+	add := func(row []string) {
+		parts := make([]string, len(row))
+		for c, cell := range row {
+			if workerColumns[c].left {
+				parts[c] = padRight(cell, widths[c])
+			} else {
+				parts[c] = padLeft(cell, widths[c])
+			}
+		}
+		g.fixed = append(g.fixed, strings.Join(parts[:keptColumns], " "))
+		g.cells = append(g.cells, parts[keptColumns:])
+	}
+	add(header)
+	for _, r := range cells {
+		add(r)
+	}
+	g.widths = widths[keptColumns:]
+	return g
+}
+
+// widthOf is a line's width with the scrolling columns from..to-1.
+func (g workerGrid) widthOf(from, to int) int {
+	w := runeLen(g.fixed[0])
+	for _, cw := range g.widths[from:to] {
+		w += 1 + cw
+	}
+	return w
+}
+
+// left is how many columns scroll out at width: the view's Left, within
+// the fewest that let the last column show (0 when the table fits).
+func (g workerGrid) left(width int) int {
+	end := 0
+	for end < len(g.widths) && g.widthOf(end, len(g.widths)) > width {
+		end++
+	}
+	return max(0, min(g.wanted, end))
+}
+
+// shown is the end of the scrolling columns that fit wholly at width from
+// left on (all of them when the table fits).
+func (g workerGrid) shown(left, width int) int {
+	if g.widthOf(0, len(g.widths)) <= width {
+		return len(g.widths)
+	}
+	end := left
+	for end < len(g.widths) && g.widthOf(left, end+1) <= width {
+		end++
+	}
+	return end
+}
+
+// lines are the table's lines from the left-th scrolling column to the
+// last that fits wholly at width.
+func (g workerGrid) lines(left, width int) []string {
+	end := g.shown(left, width)
+	out := make([]string, len(g.fixed))
+	for i, f := range g.fixed {
+		cells := g.cells[i]
+		out[i] = strings.Join(append([]string{f}, cells[min(left, len(cells)):min(end, len(cells))]...), " ")
+	}
+	return out
+}
+
+// hint says which columns show and how to see the others, for a table
+// wider than the terminal (v.Left already clamped).
+func (g workerGrid) hint(v View) string {
+	if g.rows == 0 || g.widthOf(0, len(g.widths)) <= v.Width {
+		return ""
+	}
+	return fmt.Sprintf("; columns %d-%d of %d, ←/→ scroll", keptColumns+v.Left+1, keptColumns+g.shown(v.Left, v.Width), keptColumns+len(g.widths))
+}
+
+// workerTable is the worker table (laid out in g, scrolled by v.Left) with
+// the clients beside it, in at most room lines (the last one says how many
+// rows did not fit).
+func workerTable(s *protocol.StateScheduler, g workerGrid, v View, room int) []Line {
+	left := g.lines(v.Left, v.Width)
 	right := clientLines(s)
 	width := 0
 	for _, l := range left {
@@ -402,7 +488,7 @@ func workerTable(s *protocol.StateScheduler, v View, room int) []Line {
 			}
 			out = append(out, Line{Text: strings.TrimRight(padRight(l, width)+" | "+r, " "), Style: header(left, i)})
 		}
-		return cutWorkers(out, len(rows), room)
+		return cutWorkers(out, g.rows, room)
 	}
 	// Too narrow for both: the clients go below the workers, and are left
 	// out when the workers would get fewer than a header and two rows.
@@ -415,9 +501,9 @@ func workerTable(s *protocol.StateScheduler, v View, room int) []Line {
 		clients = append(clients, Line{Text: r, Style: header(right, i)})
 	}
 	if room-len(clients) >= min(len(workers), 3) {
-		return append(cutWorkers(workers, len(rows), room-len(clients)), clients...)
+		return append(cutWorkers(workers, g.rows, room-len(clients)), clients...)
 	}
-	return cutWorkers(workers, len(rows), room)
+	return cutWorkers(workers, g.rows, room)
 }
 
 // cutWorkers keeps the table within room lines; the last one then says how

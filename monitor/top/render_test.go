@@ -111,6 +111,8 @@ func TestGolden(t *testing.T) {
 		{"no_workers", noWorkers, NewView(200, 50)},
 		{"many_workers_cut", many, NewView(200, 40)},
 		{"narrow_bands", live(), NewView(80, 50)},
+		{"narrow_scrolled", live(), View{Sort: 'c', Width: 80, Height: 50, Left: 3}},
+		{"narrow_scrolled_to_the_end", live(), View{Sort: 'c', Width: 80, Height: 50, Left: 1000}},
 		{"too_narrow", live(), NewView(20, 50)},
 		{"narrow_many_workers", many, NewView(100, 40)},
 		{"too_short", live(), NewView(200, 15)},

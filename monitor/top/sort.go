@@ -51,6 +51,10 @@ type View struct {
 	Reverse bool // against the column's first-press direction
 	Width   int
 	Height  int
+	// Left is how many columns of the worker table's numbers are scrolled
+	// out to the left (the group and worker columns stay): a table wider
+	// than the terminal is seen a part at a time (←, →; Render clamps it).
+	Left int
 }
 
 // NewView is the initial view: sorted by processor CPU, busiest first, as

@@ -113,6 +113,12 @@ func Run(ctx context.Context, o Options) error {
 				if ev.Key() == tcell.KeyRune && view.Press(ev.Rune()) {
 					draw() // at once, not at the next status
 				}
+				if step, ok := scrollKeys[ev.Key()]; ok {
+					moved := view
+					moved.Left += step
+					view.Left = ClampLeft(mon.State(), moved)
+					draw()
+				}
 				if ev.Key() == tcell.KeyCtrlL {
 					screen.Sync()
 					draw()
@@ -132,6 +138,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 }
+
+// scrollKeys move the worker table's numbers by so many columns.
+var scrollKeys = map[tcell.Key]int{tcell.KeyRight: 8, tcell.KeyLeft: -8, tcell.KeyEnd: 1 << 20, tcell.KeyHome: -(1 << 20)}
 
 func quits(ev *tcell.EventKey) bool {
 	switch ev.Key() {

@@ -178,6 +178,26 @@ def test_top_shows_the_cluster_sorts_and_quits(stack, tmux):
                 got = [value(column, r[column]) for r in rows]
             assert got == sorted(got, reverse=descending), (key, press, got, screen)
 
+    # On a terminal narrower than the table, the numbers scroll by whole columns (→, End, ←,
+    # Home) while the group and worker columns stay, and the total line says what shows.
+    tmux.resize(80, 50)
+
+    def header_line(screen):
+        return next((line for line in screen.splitlines() if re.match(r"\[?group\]? +\[?worker", line)), "")
+
+    screen = wait_screen(tmux, lambda s: "columns 3-" in s and "of 15, ←/→ scroll" in s,
+                         "the scroll hint at 80 columns", timeout=10)
+    assert "ITL" not in header_line(screen), screen
+    tmux.key("End")
+    screen = wait_screen(tmux, lambda s: header_line(s).rstrip().endswith("ITL") and "of 15, ←/→ scroll" in s,
+                         "the last columns after End", timeout=10)
+    assert "agt_cpu" not in header_line(screen) and "worker" in header_line(screen), screen
+    tmux.key("Left")
+    wait_screen(tmux, lambda s: not header_line(s).rstrip().endswith("ITL"), "one column back after Left", timeout=10)
+    tmux.key("Home")
+    wait_screen(tmux, lambda s: "agt_cpu" in header_line(s) and "columns 3-" in s, "the first columns after Home",
+                timeout=10)
+
     # A resize redraws: too small says so, and the table comes back when the room does.
     tmux.resize(40, 12)
     wait_screen(tmux, lambda s: "too small" in s and "Shortcuts:" not in s, "the too-small message", timeout=10)
