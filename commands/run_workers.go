@@ -150,6 +150,7 @@ func runSlurmAdapter(ctx context.Context, cfg *config.SlurmWorkerAdapter, log ze
 		Capabilities: cfg.PerWorkerCapabilities, QueueSize: cfg.WorkerTaskQueueSize,
 		HeartbeatSeconds: cfg.HeartbeatInterval, TaskTimeout: cfg.TaskTimeoutSeconds,
 		DeathTimeout: cfg.DeathTimeoutSeconds, Preload: cfg.Preload, LoggingLevel: cfg.LoggingLevel,
+		Relay: cfg.Relay,
 	}
 	opt := slurm.Options{Spec: spec, MaxJobs: cfg.MaxJobs, Poll: time.Duration(cfg.PollSeconds) * time.Second,
 		StopGrace: time.Duration(cfg.StopGraceSeconds) * time.Second}

@@ -488,6 +488,7 @@ type SlurmWorkerAdapter struct {
 	TaskTimeoutSeconds    int    `toml:"task_timeout_seconds" short:"tt" arg:"SECONDS" help:"fail a task that runs longer than this; 0 means never"`
 	DeathTimeoutSeconds   int    `toml:"death_timeout_seconds" short:"dt" arg:"SECONDS" help:"a worker exits after this long without scheduler contact"`
 	ObjectStorageAddress  string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"object storage server address for the workers; default: the one the scheduler announces"`
+	Relay                 bool   `toml:"relay" help:"each job's workers reach the scheduler through one connection of their cluster (scaler_cluster --relay): far fewer messages for a scheduler with many workers, for one local hop more per message"`
 	Preload               string `toml:"preload" arg:"SPEC" help:"run \"pkg.mod:func(arg1, key=value)\" once in each processor of the started workers before it takes tasks"`
 	Logging
 }

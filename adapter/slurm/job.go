@@ -34,6 +34,7 @@ type JobSpec struct {
 	DeathTimeout     int
 	Preload          string
 	LoggingLevel     string
+	Relay            bool // the job's cluster relays its workers (scaler_cluster --relay)
 }
 
 // SbatchArgs are the options of one submission; the script goes on
@@ -108,6 +109,9 @@ func Script(s JobSpec, nonce string) string {
 		if o.v != "" {
 			argv = append(argv, o.flag+" "+shellQuote(o.v))
 		}
+	}
+	if s.Relay {
+		argv = append(argv, "--relay")
 	}
 	return "#!/bin/sh\n" +
 		"# scaler worker job, submitted by scaler_worker_adapter_slurm.\n" +

@@ -109,6 +109,17 @@ func TestScriptRunsWithTheIDsTheAdapterReturns(t *testing.T) {
 	if value("--python") != s.Python || value("--preload") != s.Preload || value("--num-of-workers") != "3" {
 		t.Errorf("argv %q", args)
 	}
+	if strings.Contains(string(out), "--relay") {
+		t.Errorf("--relay without JobSpec.Relay: %q", args)
+	}
+	s.Relay = true
+	cmd = exec.Command(sh, "-s")
+	cmd.Stdin = strings.NewReader(Script(s, nonce))
+	cmd.Env = append(os.Environ(), "SLURM_JOB_ID=4242")
+	if out, err := cmd.Output(); err != nil || !strings.HasSuffix(string(out), "\n--relay\n") {
+		t.Errorf("with Relay the cluster's last argument is not --relay: %v %q", err, out)
+	}
+	s.Relay = false
 
 	// Outside Slurm the script refuses instead of starting workers with
 	// ids nobody announced.

@@ -92,8 +92,10 @@ class QueueSampler(Background):
         self._stop.wait(0.2)
 
 
-def test_map_through_slurm(stack, slurm, tmp_path):
-    scheduler, adapter = start_pair(stack, slurm, tmp_path, "--max-jobs", "3")
+@pytest.mark.parametrize("relay", [False, True], ids=["direct", "relay"])
+def test_map_through_slurm(stack, slurm, tmp_path, relay):
+    # With --relay every job's cluster carries its workers' messages over one connection.
+    scheduler, adapter = start_pair(stack, slurm, tmp_path, "--max-jobs", "3", *(["--relay"] if relay else []))
     sampler = QueueSampler(slurm, adapter.job_name)
     try:
         with stack.client() as client:
@@ -128,6 +130,7 @@ def test_map_through_slurm(stack, slurm, tmp_path):
     assert ran, outputs
     for name, text in ran.items():
         assert "cluster stopped" in text and "stopped: signal" in text and "[EROR]" not in text, (name, text)
+        assert ("relay: the workers here reach the scheduler over one connection" in text) == relay, (name, text)
 
 
 @pytest.mark.parametrize("how", [
