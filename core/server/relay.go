@@ -45,19 +45,28 @@ var hostedKinds = map[protocol.Kind]bool{
 	protocol.KindObjectInstruction: true,
 }
 
-// hosting is the table of hosted workers.
+// hosting is the table of hosted workers and its rules. Its decisions are
+// its own (tested alone, relay_hosting_test.go); what it needs of the rest
+// of the server comes in as functions.
 type hosting struct {
 	hostOf  map[string]string              // hosted worker -> its host connection
 	workers map[string]map[string]struct{} // host connection -> the workers it hosts
 	bound   map[string]int                 // host connection -> its backlog bound (boundHost)
+
+	knows    func(id string) bool         // the core has id as a peer (Scheduler.Knows)
+	setBound func(host string, bytes int) // the transport's backlog bound of a host; 0: the default
+	perHost  int                          // maxHostedPerConnection
+	total    int                          // maxHostedWorkers
+
 	// refusals counts relays dropped since start (not the host's, a full
 	// table, a bad element); reported once a second with an example.
 	refusals, lastRefusals uint64
 	refusedWhy             string
 }
 
-func newHosting() hosting {
-	return hosting{hostOf: map[string]string{}, workers: map[string]map[string]struct{}{}, bound: map[string]int{}}
+func newHosting(knows func(string) bool, setBound func(string, int)) hosting {
+	return hosting{hostOf: map[string]string{}, workers: map[string]map[string]struct{}{}, bound: map[string]int{},
+		knows: knows, setBound: setBound, perHost: maxHostedPerConnection, total: maxHostedWorkers}
 }
 
 // claimed reports whether id is a hosted worker's (so that a direct
@@ -75,27 +84,129 @@ func (h *hosting) refuse(why string) {
 	h.refusedWhy = why
 }
 
-// onRelay handles one Relay from connection host.
-func (s *Server) onRelay(host []byte, r *protocol.Relay) {
-	h := &s.hosted
-	w := string(r.Worker)
+// admit decides whether connection host may speak for worker w in a Relay
+// whose first element is first (nil if none), claiming w when this is its
+// first: false (and counted) if it may not.
+func (h *hosting) admit(host []byte, w string, first []byte) bool {
 	switch owner, ok := h.hostOf[w]; {
 	case w == "" || w == string(host):
 		h.refuse("a relay that names no worker, or its own connection")
-		return
+		return false
 	case h.claimed(host):
 		h.refuse("a relay from a connection whose id a host claimed for a worker")
-		return
+		return false
 	case ok && owner != string(host):
 		h.refuse("a relay for a worker that another connection hosts")
+		return false
+	case !ok:
+		return h.claim(string(host), w, first)
+	}
+	return true
+}
+
+// claim makes host the host of worker w, whose first relayed message is
+// first; false (and counted) if it may not. A claim starts with the
+// worker's registration (a WorkerHeartbeat), so that relays of nothing
+// claim nothing.
+func (h *hosting) claim(host, w string, first []byte) bool {
+	switch {
+	case len(first) == 0 || protocol.Kind(first[0]) != protocol.KindWorkerHeartbeat:
+		if first != nil { // a lone close of an unknown worker is no fault
+			h.refuse("a relay for an unknown worker that does not start with its heartbeat")
+		}
+		return false
+	case h.workers[w] != nil:
+		h.refuse("a relay that names a host's own connection")
+		return false
+	case h.knows(w):
+		h.refuse("a relay for a worker or client that is connected directly")
+		return false
+	}
+	if len(h.workers[host]) >= h.perHost {
+		h.prune(host)
+	}
+	if len(h.hostOf) >= h.total {
+		for other := range h.workers {
+			h.prune(other)
+		}
+	}
+	mine := h.workers[host]
+	if len(mine) >= h.perHost || len(h.hostOf) >= h.total {
+		h.refuse("a relay for one more worker than the hosted workers' bound")
+		return false
+	}
+	if mine == nil {
+		mine = map[string]struct{}{}
+		h.workers[host] = mine
+	}
+	mine[w] = struct{}{}
+	h.hostOf[w] = host
+	h.boundHost(host)
+	return true
+}
+
+// boundHost raises host's backlog bound to what the workers it hosts now
+// need. It is never lowered while the connection lasts (forget), so that
+// what the transport already holds for the host stays within it.
+func (h *hosting) boundHost(host string) {
+	n := len(h.workers[host])
+	if b := min(n*peerBacklogBytes, maxHostBacklogBytes); b > h.bound[host] {
+		h.bound[host] = b
+		h.setBound(host, b)
+	}
+}
+
+// forget ends host: its claims and its backlog bound.
+func (h *hosting) forget(host string) {
+	for w := range h.workers[host] {
+		h.release(w)
+	}
+	if _, ok := h.bound[host]; ok {
+		delete(h.bound, host)
+		h.setBound(host, 0)
+	}
+}
+
+// prune ends the claims of host's workers that the core has removed
+// (timed out, disconnected): a host that restarts its workers under new
+// ids does not fill its table with the old ones.
+func (h *hosting) prune(host string) {
+	for w := range h.workers[host] {
+		if !h.knows(w) {
+			h.release(w)
+		}
+	}
+}
+
+// release ends worker w's claim.
+func (h *hosting) release(w string) {
+	host, ok := h.hostOf[w]
+	if !ok {
 		return
-	case !ok && !s.claim(string(host), w, r):
+	}
+	delete(h.hostOf, w)
+	if mine := h.workers[host]; mine != nil {
+		delete(mine, w)
+		if len(mine) == 0 {
+			delete(h.workers, host)
+		}
+	}
+}
+
+// onRelay handles one Relay from connection host.
+func (s *Server) onRelay(host []byte, r *protocol.Relay) {
+	var first []byte
+	if len(r.Messages) > 0 {
+		first = r.Messages[0]
+	}
+	w := string(r.Worker)
+	if !s.hosted.admit(host, w, first) {
 		return
 	}
 	now := time.Now()
 	for _, f := range r.Messages {
 		if len(f) == 0 || !hostedKinds[protocol.Kind(f[0])] {
-			h.refuse("a relayed message that is not a worker's")
+			s.hosted.refuse("a relayed message that is not a worker's")
 			continue
 		}
 		m, err := protocol.Decode(f)
@@ -108,96 +219,8 @@ func (s *Server) onRelay(host []byte, r *protocol.Relay) {
 	}
 	if r.Closed {
 		s.core.PeerClosed(r.Worker, now)
-		s.release(w)
+		s.hosted.release(w)
 	}
-}
-
-// claim makes host the host of worker w, whose first relay is r; false (and
-// counted) if it may not. A claim starts with the worker's registration (a
-// WorkerHeartbeat), so that relays of nothing claim nothing.
-func (s *Server) claim(host, w string, r *protocol.Relay) bool {
-	h := &s.hosted
-	switch {
-	case len(r.Messages) == 0 || len(r.Messages[0]) == 0 || protocol.Kind(r.Messages[0][0]) != protocol.KindWorkerHeartbeat:
-		if len(r.Messages) > 0 { // a lone close of an unknown worker is no fault
-			h.refuse("a relay for an unknown worker that does not start with its heartbeat")
-		}
-		return false
-	case h.workers[w] != nil:
-		h.refuse("a relay that names a host's own connection")
-		return false
-	case s.core.Knows([]byte(w)):
-		h.refuse("a relay for a worker or client that is connected directly")
-		return false
-	}
-	mine := h.workers[host]
-	if len(mine) >= maxHostedPerConnection {
-		s.pruneHosted(host)
-		mine = h.workers[host]
-	}
-	if len(h.hostOf) >= maxHostedWorkers {
-		for other := range h.workers {
-			s.pruneHosted(other)
-		}
-		mine = h.workers[host]
-	}
-	if len(mine) >= maxHostedPerConnection || len(h.hostOf) >= maxHostedWorkers {
-		h.refuse("a relay for one more worker than the hosted workers' bound")
-		return false
-	}
-	if mine == nil {
-		mine = map[string]struct{}{}
-		h.workers[host] = mine
-	}
-	mine[w] = struct{}{}
-	h.hostOf[w] = host
-	s.boundHost(host)
-	return true
-}
-
-// boundHost sets host's backlog bound for the most workers it has hosted
-// at once: never lowered while it hosts any, so that what the transport
-// already holds for it stays within the bound; dropped with its last one.
-func (s *Server) boundHost(host string) {
-	h := &s.hosted
-	n := len(h.workers[host])
-	if n == 0 {
-		delete(h.bound, host)
-		s.router.SetPeerBacklogBytes([]byte(host), 0)
-		return
-	}
-	if b := min(n*peerBacklogBytes, maxHostBacklogBytes); b > h.bound[host] {
-		h.bound[host] = b
-		s.router.SetPeerBacklogBytes([]byte(host), b)
-	}
-}
-
-// pruneHosted ends the claims of host's workers that the core has removed
-// (timed out, disconnected): a host that restarts its workers under new
-// ids does not fill its table with the old ones.
-func (s *Server) pruneHosted(host string) {
-	for w := range s.hosted.workers[host] {
-		if !s.core.Knows([]byte(w)) {
-			s.release(w)
-		}
-	}
-}
-
-// release ends worker w's claim.
-func (s *Server) release(w string) {
-	h := &s.hosted
-	host, ok := h.hostOf[w]
-	if !ok {
-		return
-	}
-	delete(h.hostOf, w)
-	if mine := h.workers[host]; mine != nil {
-		delete(mine, w)
-		if len(mine) == 0 {
-			delete(h.workers, host)
-		}
-	}
-	s.boundHost(host)
 }
 
 // hostClosed is the end of host's connection: each of its workers is a
@@ -205,8 +228,8 @@ func (s *Server) release(w string) {
 func (s *Server) hostClosed(host []byte, now time.Time) {
 	for w := range s.hosted.workers[string(host)] {
 		s.core.PeerClosed([]byte(w), now)
-		s.release(w)
 	}
+	s.hosted.forget(string(host))
 }
 
 // wrapHosted turns what is queued for hosted workers into Relays queued
@@ -247,8 +270,8 @@ func (s *Server) hostLost(u transport.Unreachable, now time.Time) bool {
 		} else {
 			s.core.PeerUnreachable([]byte(w), now)
 		}
-		s.release(w)
 	}
+	s.hosted.forget(string(u.Peer))
 	if u.Full {
 		s.log.Warn().Str("host", string(u.Peer)).Int("workers", n).Int("dropped_messages", u.Messages).
 			Msgf("host of %d workers stopped reading: its queue stayed full (%d messages in zmq, a backlog past %d bytes); its workers dropped", n, routerHWM, peerBacklogBytes)

@@ -137,7 +137,7 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 		}
 		return transport.WithPortOffset(cfg.SchedulerAddress, offset)
 	}
-	srv := &Server{cfg: cfg, log: log, topics: map[string]struct{}{}, hosted: newHosting()}
+	srv := &Server{cfg: cfg, log: log, topics: map[string]struct{}{}}
 	s = srv
 	defer func() {
 		if err != nil {
@@ -213,6 +213,8 @@ func New(cfg *config.Scheduler, log zerolog.Logger) (s *Server, err error) {
 	}
 	s.scaled = make(chan scheduler.ScaleResponse, 1)
 	s.core = scheduler.New(ccfg, outbox{s}, log, time.Now())
+	s.hosted = newHosting(func(id string) bool { return s.core.Knows([]byte(id)) },
+		func(host string, n int) { s.router.SetPeerBacklogBytes([]byte(host), n) })
 	return s, nil
 }
 
