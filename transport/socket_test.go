@@ -331,17 +331,20 @@ func TestSocketPeerBacklogBound(t *testing.T) {
 		got := false
 		pump(t, 10*time.Second, []*Socket{r}, func(_ *Socket, m [][]byte) { got = true }, func() bool { return got })
 		r.SetPeerBacklogBytes([]byte(id), bound)
-		sent := sendUntilRefused(t, func() error { return r.Send([]byte(id), payload) }, ErrUnreachable, hwm)
-		if lost := r.TakeUnreachable(); len(lost) != 1 || string(lost[0].Peer) != id || !lost[0].Full {
+		sendUntilRefused(t, func() error { return r.Send([]byte(id), payload) }, ErrUnreachable, hwm)
+		lost := r.TakeUnreachable()
+		if len(lost) != 1 || string(lost[0].Peer) != id || !lost[0].Full {
 			t.Fatalf("unreachable %+v, want %s, Full", lost, id)
 		}
-		return sent
+		// What was dropped is the backlog (and the message that overflowed
+		// it): our count, unlike what zmq's pipe and the kernel's buffers
+		// took in before it, which varies.
+		return lost[0].Messages
 	}
 	own, shared := sentTo("roomy", 4<<20), sentTo("plain", 0)
-	// The same pipe and socket buffers before the backlog for both; the 3
-	// MiB more of backlog are 48 messages of 64 KiB.
-	if own < shared+32 {
-		t.Fatalf("messages sent before the drop: %d with a bound of 4 MiB, %d with the socket's 1 MiB", own, shared)
+	// 64 KiB messages: about 64 in 4 MiB, 16 in 1 MiB.
+	if own < 60 || shared > 20 {
+		t.Fatalf("messages dropped with the backlog: %d with a bound of 4 MiB, %d with the socket's 1 MiB", own, shared)
 	}
 }
 
