@@ -313,10 +313,7 @@ func runRelayed(ctx context.Context, workers []Config, opt ClusterOptions, log z
 	}()
 	select {
 	case <-started:
-	case err := <-relayDone:
-		if err == nil {
-			return nil // stopped before it was up
-		}
+	case err := <-relayDone: // it runs until stopRelay, so only a failure ends it here
 		return fmt.Errorf("cluster: %w", err)
 	}
 	err = RunCluster(cctx, relayed, opt, log)

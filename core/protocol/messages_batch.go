@@ -57,35 +57,44 @@ const (
 // Coalesce turns frames (complete frames for one peer, in order, none a
 // Batch) into the frames to send: frames itself when there are fewer than
 // two, otherwise Batch frames of at most MaxBatchMessages elements and about
-// MaxBatchBytes each (Pieces), preserving order.
+// MaxBatchBytes each (pieceEnd), preserving order.
 func Coalesce(frames [][]byte) [][]byte {
 	if len(frames) < 2 {
 		return frames
 	}
 	var out [][]byte
-	for _, piece := range Pieces(frames) {
-		if len(piece) == 1 {
-			out = append(out, piece[0])
+	for start := 0; start < len(frames); {
+		end := pieceEnd(frames, start)
+		if end-start == 1 {
+			out = append(out, frames[start])
 		} else {
-			out = append(out, MustEncode(&Batch{Messages: piece}))
+			out = append(out, MustEncode(&Batch{Messages: frames[start:end]}))
 		}
+		start = end
 	}
 	return out
 }
 
-// Pieces splits frames, in order, into runs of at most MaxBatchMessages
-// frames and about MaxBatchBytes each (a larger frame is a run of its own):
-// the elements of one Batch, or of one Relay.
+// Pieces splits frames, in order, into the runs pieceEnd makes: the
+// elements of one Relay each.
 func Pieces(frames [][]byte) [][][]byte {
 	var out [][][]byte
 	for start := 0; start < len(frames); {
-		end, size := start, 0
-		for end < len(frames) && end-start < MaxBatchMessages && (end == start || size+len(frames[end]) <= MaxBatchBytes) {
-			size += len(frames[end])
-			end++
-		}
+		end := pieceEnd(frames, start)
 		out = append(out, frames[start:end])
 		start = end
 	}
 	return out
+}
+
+// pieceEnd is the end of the run of frames from start that one Batch (or
+// Relay) holds: at most MaxBatchMessages frames and about MaxBatchBytes (a
+// larger frame is a run of its own).
+func pieceEnd(frames [][]byte, start int) int {
+	end, size := start, 0
+	for end < len(frames) && end-start < MaxBatchMessages && (end == start || size+len(frames[end]) <= MaxBatchBytes) {
+		size += len(frames[end])
+		end++
+	}
+	return end
 }
