@@ -2,8 +2,6 @@ package storage
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/identity"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -79,13 +78,11 @@ type Client struct {
 // any zmq connect it does not wait for the server: requests queue until the
 // connection is up.
 func Dial(addr string) (*Client, error) {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	identity := fmt.Sprintf("storage-client|%d|%s", os.Getpid(), hex.EncodeToString(rnd[:]))
+	id := fmt.Sprintf("storage-client|%d|%s", os.Getpid(), identity.RandomHex(8))
 	// ZeroCopyRecv: a large get reply stays in the buffer libzmq read it
 	// into; GetView hands that buffer out, Get copies it once (as a
 	// receive without the option would).
-	ep, err := transport.Connect(transport.Dealer, addr, transport.Options{Identity: []byte(identity), ZeroCopyRecv: true})
+	ep, err := transport.Connect(transport.Dealer, addr, transport.Options{Identity: []byte(id), ZeroCopyRecv: true})
 	if err != nil {
 		return nil, fmt.Errorf("storage client: %w", err)
 	}

@@ -5,14 +5,13 @@
 package worker
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/internal/identity"
 )
 
 // Config configures one worker agent. It is JSON-encodable so that the
@@ -115,11 +114,7 @@ func FromSettings(s config.WorkerSettings, python string) (Config, error) {
 }
 
 // NewWorkerID returns "<pid>|Worker|<name>|<32 hex digits>".
-func NewWorkerID(name string) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%d|Worker|%s|%s", os.Getpid(), name, hex.EncodeToString(b[:]))
-}
+func NewWorkerID(name string) string { return identity.New("Worker", name) }
 
 // ShortHostname is the host name up to its first dot.
 func ShortHostname() string {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/identity"
 	"github.com/opengris/scaler/internal/scalertest/programs"
 	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/storage"
@@ -74,9 +75,7 @@ type helper struct {
 }
 
 func newHelper(t testing.TB, python, storageAddr string) *helper {
-	var rnd [16]byte
-	_, _ = rand.Read(rnd[:])
-	return newHelperFor(t, python, storageAddr, []byte(fmt.Sprintf("%d|Client|%s", os.Getpid(), hex.EncodeToString(rnd[:]))))
+	return newHelperFor(t, python, storageAddr, []byte(identity.New("Client", "")))
 }
 
 // newHelperFor is newHelper for the given client id.

@@ -2,21 +2,18 @@ package worker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/identity"
 	"github.com/opengris/scaler/internal/scalertest/programs"
 )
 
 // inprocScheduler is a fake scheduler at an inproc:// address of this
 // process, as the combo's scheduler is for its in-process workers.
 func inprocScheduler(t *testing.T, storageAddr string) *fakeScheduler {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return newFakeSchedulerAt(t, storageAddr, "inproc://test-inprocess-"+hex.EncodeToString(b[:]), "")
+	return newFakeSchedulerAt(t, storageAddr, "inproc://test-inprocess-"+identity.RandomHex(8), "")
 }
 
 func inprocConfig(name, sched, python string) Config {

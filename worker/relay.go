@@ -2,16 +2,14 @@ package worker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/core/protocol"
+	"github.com/opengris/scaler/internal/identity"
 	"github.com/opengris/scaler/transport"
 )
 
@@ -35,9 +33,7 @@ func RunRelay(ctx context.Context, local, scheduler string, ready func(), log ze
 		return fmt.Errorf("relay: %w", err)
 	}
 	defer down.Close()
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	id := fmt.Sprintf("%d|Host|%s|%s", os.Getpid(), ShortHostname(), hex.EncodeToString(b[:]))
+	id := identity.New("Host", ShortHostname())
 	up, err := transport.Open(transport.Dealer, scheduler, false, transport.Options{Identity: []byte(id)})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)

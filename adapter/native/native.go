@@ -12,8 +12,6 @@ package native
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/opengris/scaler/adapter"
 	"github.com/opengris/scaler/config"
+	"github.com/opengris/scaler/internal/identity"
 	"github.com/opengris/scaler/worker"
 )
 
@@ -109,12 +108,6 @@ func NewWith(ctx context.Context, spec Spec, opt Options, log zerolog.Logger) (*
 	return &Adapter{spec: spec, opt: opt, log: log, ctx: ctx, groups: map[string]*group{}}, nil
 }
 
-func randomHex() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // StartGroup starts one worker and returns its group once the process runs.
 func (a *Adapter) StartGroup(ctx context.Context) (adapter.Group, error) {
 	a.mu.Lock()
@@ -130,8 +123,8 @@ func (a *Adapter) StartGroup(ctx context.Context) (adapter.Group, error) {
 		return adapter.Group{}, &adapter.LimitError{Msg: fmt.Sprintf("Maximum number of worker groups (%d) reached; shut some down first.", MaxGroups)}
 	}
 	// Upstream's shapes: group "native-<hex>", worker name "<hex>".
-	name := randomHex()
-	g := &group{id: a.spec.GroupPrefix + randomHex(), done: make(chan struct{}), alive: true, started: time.Now()}
+	name := identity.RandomHex(16)
+	g := &group{id: a.spec.GroupPrefix + identity.RandomHex(16), done: make(chan struct{}), alive: true, started: time.Now()}
 	cfg := a.spec.Template
 	cfg.Name = name
 	cfg.WorkerID = worker.NewWorkerID(name)

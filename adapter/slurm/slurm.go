@@ -22,8 +22,6 @@ package slurm
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -34,6 +32,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/opengris/scaler/adapter"
+	"github.com/opengris/scaler/internal/identity"
 )
 
 // Slurm is what the adapter needs of Slurm.
@@ -128,12 +127,6 @@ type Adapter struct {
 	pollDone chan struct{}
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // New makes an adapter and starts its squeue poll; Close stops both.
 func New(opt Options, log zerolog.Logger) *Adapter {
 	if opt.Poll <= 0 {
@@ -151,7 +144,7 @@ func New(opt Options, log zerolog.Logger) *Adapter {
 	spec := opt.Spec
 	// A suffix of this adapter's own, so that squeue --name lists its jobs
 	// only (not those of another adapter with the same base name).
-	spec.JobName = spec.JobName + "-" + randomHex(4)
+	spec.JobName = spec.JobName + "-" + identity.RandomHex(4)
 	a := &Adapter{opt: opt, spec: spec, log: log, t: newTable(opt.MaxJobs), pollDone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopPoll = cancel
@@ -176,7 +169,7 @@ func (a *Adapter) StartGroup(ctx context.Context) (adapter.Group, error) {
 	}
 	a.mu.Unlock()
 
-	nonce := randomHex(16)
+	nonce := identity.RandomHex(16)
 	id, err := a.opt.Slurm.Submit(ctx, SbatchArgs(a.spec), Script(a.spec, nonce))
 	a.mu.Lock()
 	defer a.mu.Unlock()

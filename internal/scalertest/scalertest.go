@@ -5,8 +5,6 @@ package scalertest
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +19,7 @@ import (
 	"github.com/opengris/scaler/core/logging"
 	"github.com/opengris/scaler/core/protocol"
 	"github.com/opengris/scaler/core/server"
+	"github.com/opengris/scaler/internal/identity"
 	"github.com/opengris/scaler/internal/scalertest/expect"
 	"github.com/opengris/scaler/internal/scalertest/wait"
 	"github.com/opengris/scaler/transport"
@@ -74,12 +73,6 @@ type logWriter struct{ t testing.TB }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-func randomHex() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // Peer is a DEALER connected to the scheduler that sends and receives
@@ -209,7 +202,7 @@ type Client struct {
 // NewClient connects a client with a `<pid>|Client|<hex>` identity and
 // registers it with one heartbeat (waiting for the echo).
 func NewClient(addr string) (*Client, error) {
-	p, err := dial(addr, fmt.Sprintf("%d|Client|%s", os.Getpid(), randomHex()))
+	p, err := dial(addr, identity.New("Client", ""))
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +386,7 @@ func StartWorker(addr string, opt WorkerOptions) (*Worker, error) {
 	if opt.Heartbeat == 0 {
 		opt.Heartbeat = 200 * time.Millisecond
 	}
-	p, err := dial(addr, fmt.Sprintf("%d|Worker|%s|%s", os.Getpid(), opt.Name, randomHex()))
+	p, err := dial(addr, fmt.Sprintf("%d|Worker|%s|%s", os.Getpid(), opt.Name, identity.RandomHex(8)))
 	if err != nil {
 		return nil, err
 	}
