@@ -200,6 +200,9 @@ func (a *agent) sendHeartbeat(now time.Time) {
 		// lost on the way (docs/protocol.md, "Reconciliation").
 		Tasks: make([][]byte, 0, len(a.tasks)),
 	}
+	if a.cfg.Slot != "" {
+		hb.Slot = []byte(a.cfg.Slot)
+	}
 	for _, t := range a.tasks {
 		hb.Tasks = append(hb.Tasks, t.msg.TaskID)
 	}

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,6 +189,50 @@ func TestRunClusterPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A worker started again in its slot gets a new id and names the slot's
+// first id in Config.Slot (its heartbeats' Slot), also after a second death.
+func TestRestartedWorkerNamesItsSlot(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DIR", dir)
+	// Each start saves its configuration; the first two die at once.
+	script := `n=$(ls "$DIR" | wc -l); cat > "$DIR/cfg-$n"; [ "$n" -lt 2 ] && kill -9 $$; trap 'kill $! 2>/dev/null; exit 0' INT TERM; sleep 60 & wait`
+	first := NewWorkerID("a")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunCluster(ctx, []Config{{Name: "a", WorkerID: first, SchedulerAddress: "tcp://127.0.0.1:1"}},
+			ClusterOptions{Command: []string{"sh", "-c", script}, StopGrace: 5 * time.Second}, testLog(t, "cluster"))
+	}()
+	var cfgs []Config
+	for deadline := time.Now().Add(20 * time.Second); len(cfgs) < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d starts within 20 s, want 3", len(cfgs))
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "cfg-"+strconv.Itoa(len(cfgs))))
+		if err != nil || !json.Valid(b) {
+			continue // not started, or not written in full yet
+		}
+		var c Config
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, c)
+	}
+	cancel()
+	<-done
+	if cfgs[0].WorkerID != first || cfgs[0].Slot != "" {
+		t.Errorf("first start: id %q slot %q, want %q and no slot", cfgs[0].WorkerID, cfgs[0].Slot, first)
+	}
+	seen := map[string]bool{first: true}
+	for i, c := range cfgs[1:] {
+		if seen[c.WorkerID] || c.Slot != first {
+			t.Errorf("restart %d: id %q slot %q, want a new id and slot %q", i+1, c.WorkerID, c.Slot, first)
+		}
+		seen[c.WorkerID] = true
 	}
 }
 

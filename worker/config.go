@@ -20,6 +20,10 @@ type Config struct {
 	// WorkerID is the worker's identity with the scheduler; empty means
 	// NewWorkerID(Name).
 	WorkerID string
+	// Slot is the id of its slot's first worker when a supervisor started
+	// this one in place of a worker that died (empty for the first): the
+	// heartbeat's Slot, so that an adapter's group keeps counting it.
+	Slot string
 	// Name is the readable part of the worker id (default: short host name).
 	Name                 string
 	SchedulerAddress     string

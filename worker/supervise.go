@@ -16,7 +16,8 @@ import (
 
 // slot is one of the supervisor's workers: its configuration and, while it
 // runs, when it started (and for RunCluster its process). A restarted
-// worker takes the same slot with a new id.
+// worker takes the same slot with a new id, and names the slot's first
+// id in its heartbeats (Config.Slot).
 type slot struct {
 	cfg     Config
 	cmd     *exec.Cmd // RunCluster's process; nil while not running
@@ -128,7 +129,10 @@ func (sv *supervisor) ended(i int, act action, how string, ownStop bool) {
 	switch exitVerdict(act, sv.stopping, ownStop, sv.noRestart) {
 	case restartIt:
 		d := s.backoff.delay(ran)
-		s.cfg.WorkerID = NewWorkerID(s.cfg.Name) // ids are unique per worker
+		if s.cfg.Slot == "" {
+			s.cfg.Slot = id // the id an adapter may have listed
+		}
+		s.cfg.WorkerID = NewWorkerID(s.cfg.Name) // ids are unique per worker (a dead one's connection may linger)
 		log.Warn().Str("worker", id).Str("exit", how).Dur("ran", ran).Dur("delay", d).Str("new_worker", s.cfg.WorkerID).
 			Msgf("worker %s died (%s) after %s; restarting it in %s as %s", id, how, ran, d, s.cfg.WorkerID)
 		s.restart, sv.pending = time.AfterFunc(d, func() { sv.restarts <- i }), sv.pending+1

@@ -43,6 +43,12 @@ type WorkerHeartbeat struct {
 	// docs/protocol.md, "Reconciliation".
 	Tasks   [][]byte `msg:"tasks"`
 	EchoSeq uint64   `msg:"echo_seq"`
+	// Slot is set by a worker that a supervisor (scaler cluster) started
+	// in place of one that died: the id of the slot's first worker, which
+	// is the id an adapter's start answer listed. The scheduler counts the
+	// worker as that id's stand-in in its worker group once the id itself
+	// is gone (docs/protocol.md §7.2). Empty for a slot's first worker.
+	Slot []byte `msg:"slot"`
 }
 
 // WorkerHeartbeatEcho answers every WorkerHeartbeat (scheduler -> worker).

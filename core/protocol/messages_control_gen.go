@@ -862,6 +862,12 @@ func (z *WorkerHeartbeat) DecodeMsg(dc *msgp.Reader) (err error) {
 				err = msgp.WrapError(err, "EchoSeq")
 				return
 			}
+		case "slot":
+			z.Slot, err = dc.ReadBytes(z.Slot)
+			if err != nil {
+				err = msgp.WrapError(err, "Slot")
+				return
+			}
 		default:
 			err = dc.Skip()
 			if err != nil {
@@ -875,9 +881,9 @@ func (z *WorkerHeartbeat) DecodeMsg(dc *msgp.Reader) (err error) {
 
 // EncodeMsg implements msgp.Encodable
 func (z *WorkerHeartbeat) EncodeMsg(en *msgp.Writer) (err error) {
-	// map header, size 10
+	// map header, size 11
 	// write "agent"
-	err = en.Append(0x8a, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
+	err = en.Append(0x8b, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
 	if err != nil {
 		return
 	}
@@ -1002,15 +1008,25 @@ func (z *WorkerHeartbeat) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "EchoSeq")
 		return
 	}
+	// write "slot"
+	err = en.Append(0xa4, 0x73, 0x6c, 0x6f, 0x74)
+	if err != nil {
+		return
+	}
+	err = en.WriteBytes(z.Slot)
+	if err != nil {
+		err = msgp.WrapError(err, "Slot")
+		return
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *WorkerHeartbeat) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// map header, size 10
+	// map header, size 11
 	// string "agent"
-	o = append(o, 0x8a, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
+	o = append(o, 0x8b, 0xa5, 0x61, 0x67, 0x65, 0x6e, 0x74)
 	o, err = z.Agent.MarshalMsg(o)
 	if err != nil {
 		err = msgp.WrapError(err, "Agent")
@@ -1057,6 +1073,9 @@ func (z *WorkerHeartbeat) MarshalMsg(b []byte) (o []byte, err error) {
 	// string "echo_seq"
 	o = append(o, 0xa8, 0x65, 0x63, 0x68, 0x6f, 0x5f, 0x73, 0x65, 0x71)
 	o = msgp.AppendUint64(o, z.EchoSeq)
+	// string "slot"
+	o = append(o, 0xa4, 0x73, 0x6c, 0x6f, 0x74)
+	o = msgp.AppendBytes(o, z.Slot)
 	return
 }
 
@@ -1186,6 +1205,12 @@ func (z *WorkerHeartbeat) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "EchoSeq")
 				return
 			}
+		case "slot":
+			z.Slot, bts, err = msgp.ReadBytesBytes(bts, z.Slot)
+			if err != nil {
+				err = msgp.WrapError(err, "Slot")
+				return
+			}
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1215,7 +1240,7 @@ func (z *WorkerHeartbeat) Msgsize() (s int) {
 	for za0004 := range z.Tasks {
 		s += msgp.BytesPrefixSize + len(z.Tasks[za0004])
 	}
-	s += 9 + msgp.Uint64Size
+	s += 9 + msgp.Uint64Size + 5 + msgp.BytesPrefixSize + len(z.Slot)
 	return
 }
 

@@ -86,6 +86,7 @@ func init() {
 		Capabilities: map[string]int64{"linux": -1},
 		Tasks:        [][]byte{gTaskID(1), gTaskID(2)},
 		EchoSeq:      41,
+		Slot:         gWorker,
 	})
 	addGolden(&WorkerHeartbeatEcho{ObjectStorage: gOSS, Seq: 42, InstanceID: seq(16, 0x40)})
 	addGolden(&DisconnectRequest{Worker: gWorker})

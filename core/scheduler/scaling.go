@@ -268,7 +268,7 @@ func (s *Scheduler) updateStarting(g *workerGroup, now time.Time) {
 	}
 	connected := true
 	for _, id := range g.workers {
-		if s.workers.byID[id] == nil {
+		if s.groupMember(id) == nil {
 			connected = false
 			break
 		}
@@ -342,7 +342,7 @@ func (s *Scheduler) updateBusy(g *workerGroup, now time.Time) {
 	var assigned uint64
 	busy := false
 	for _, id := range g.workers {
-		if w := s.workers.byID[id]; w != nil {
+		if w := s.groupMember(id); w != nil {
 			assigned += w.assigned
 			busy = busy || w.tasks.Len() > 0
 		}
@@ -365,7 +365,7 @@ func (s *Scheduler) goneGroup() *workerGroup {
 		}
 		gone := true
 		for _, id := range g.workers {
-			if s.workers.byID[id] != nil {
+			if s.groupMember(id) != nil {
 				gone = false
 				break
 			}
@@ -375,6 +375,16 @@ func (s *Scheduler) goneGroup() *workerGroup {
 		}
 	}
 	return nil
+}
+
+// groupMember is the registered worker that fills the place of id in a
+// worker group: the worker id itself, else the latest worker started in
+// its slot (docs/protocol.md §7.2, "Restarted workers"); nil if neither.
+func (s *Scheduler) groupMember(id string) *worker {
+	if w := s.workers.byID[id]; w != nil {
+		return w
+	}
+	return s.workers.bySlot[id]
 }
 
 func counts(tasks, workers int) string { return fmt.Sprintf("%d tasks, %d workers", tasks, workers) }
@@ -392,7 +402,7 @@ func (s *Scheduler) idlestGroup(now time.Time) *workerGroup {
 		var queued uint64
 		busy := false
 		for _, id := range g.workers {
-			if w := s.workers.byID[id]; w != nil {
+			if w := s.groupMember(id); w != nil {
 				if w.tasks.Len() > 0 {
 					busy = true
 					break
@@ -429,8 +439,11 @@ func (s *Scheduler) WorkerGroups() []protocol.WorkerGroup {
 	out := make([]protocol.WorkerGroup, len(s.scaling.groups))
 	for i, g := range s.scaling.groups {
 		ids := make([][]byte, len(g.workers))
-		for j, w := range g.workers {
-			ids[j] = []byte(w)
+		for j, id := range g.workers {
+			if w := s.groupMember(id); w != nil {
+				id = w.id // the worker standing in for it, if that one is gone
+			}
+			ids[j] = []byte(id)
 		}
 		out[i] = protocol.WorkerGroup{GroupID: []byte(g.id), WorkerIDs: ids}
 	}

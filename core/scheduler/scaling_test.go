@@ -625,3 +625,59 @@ func TestScalingStartsBackToBack(t *testing.T) {
 	equal(t, "the next group at once", h.scales(), []string{"start_worker_group"})
 	checkInvariants(t, h.s)
 }
+
+// TestScalingCountsRestartedWorkers: a worker that a cluster started in
+// place of a group's worker (its heartbeat's Slot names that worker) fills
+// the dead one's place in the group: the group is no longer starting, is
+// busy while the stand-in runs a task, is not gone, and lists the stand-in.
+// The named worker counts for itself while it is registered.
+func TestScalingCountsRestartedWorkers(t *testing.T) {
+	standIn := func(h *harness, id, slot string) {
+		h.handle(id, &protocol.WorkerHeartbeat{QueueSize: 1, Slot: []byte(slot)})
+	}
+	t.Run("starting", func(t *testing.T) {
+		h := scalingHarness(t)
+		h.client("c")
+		for _, id := range []string{"t1", "t2", "t3"} {
+			h.submit("c", id)
+		}
+		h.advance(time.Second)
+		equal(t, "start", h.scales(), []string{"start_worker_group"})
+		h.answer(started("g1", "w1", "w2"))
+		h.worker("w1", 1)
+		standIn(h, "x", "w1") // names a registered worker: w1 counts, not x
+		h.advance(time.Second)
+		equal(t, "w2 has not connected: no other start", h.scales(), nil)
+		equal(t, "groups", groups(h), []string{"g1:w1,w2"})
+		standIn(h, "w2b", "w2") // w2 died starting; the cluster started w2b
+		h.advance(time.Second)
+		equal(t, "3 tasks, 3 workers, the group up", h.scales(), nil)
+		equal(t, "groups", groups(h), []string{"g1:w1,w2b"})
+		h.submit("c", "t4")
+		h.advance(time.Second)
+		equal(t, "4 tasks, 3 workers: another", h.scales(), []string{"start_worker_group"})
+		checkInvariants(t, h.s)
+	})
+	t.Run("busy, then idle", func(t *testing.T) {
+		h := scalingAsked(t)
+		h.answer(started("g1", "w1"))
+		h.worker("w1", 1)
+		equal(t, "t1 on w1", describe(noEchoes(h.take())), []string{"w1:Task(t1)"})
+		h.advance(time.Second)
+		equal(t, "the group is up", h.scales(), nil)
+		h.s.PeerClosed([]byte("w1"), h.now) // killed; the cluster starts w1b
+		standIn(h, "w1b", "w1")
+		equal(t, "t1 on w1b", describe(noEchoes(h.take())), []string{"w1b:Task(t1)"})
+		h.advance(time.Second)
+		equal(t, "w1b runs t1: the group is neither gone nor idle", h.scales(), nil)
+		equal(t, "groups", groups(h), []string{"g1:w1b"})
+		h.result("w1b", "t1", protocol.ResultSuccess)
+		h.advance(time.Second)
+		equal(t, "idle now", h.scales(), []string{"shutdown(g1)"})
+		h.answer(shutDown)
+		h.s.PeerClosed([]byte("w1b"), h.now)
+		h.advance(time.Second)
+		equal(t, "groups", groups(h), nil)
+		checkInvariants(t, h.s)
+	})
+}

@@ -369,12 +369,19 @@ func (s *Scheduler) onWorkerHeartbeat(from []byte, m *protocol.WorkerHeartbeat, 
 	w := s.workers.byID[id]
 	if w == nil {
 		w = &worker{id: id, idb: from, queueSize: int(m.QueueSize), caps: m.Capabilities, echoSeq: m.EchoSeq, ackedSeq: m.EchoSeq}
+		if slot := string(m.Slot); slot != id {
+			w.slot = slot
+		}
 		s.workers.add(w)
 		// It may be the last worker of a group that is connecting: check
 		// the scaling policy at the next tick, not a ScalingInterval
 		// later, so that groups start back to back under load.
 		s.scaling.nextCheck = time.Time{}
-		s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities).Msg("worker connected")
+		ev := s.log.Info().Str("worker", id).Uint32("queue_size", m.QueueSize).Interface("capabilities", m.Capabilities)
+		if w.slot != "" {
+			ev = ev.Str("in_place_of", w.slot)
+		}
+		ev.Msg("worker connected")
 		s.out.Publish(&protocol.StateWorker{WorkerID: from, State: protocol.WorkerConnected, Capabilities: m.Capabilities})
 		w.keepLast(m)
 		w.lastSeen = now

@@ -33,6 +33,10 @@ type worker struct {
 	// owners counts w's tasks per owning client: a worker may announce
 	// result objects only for the clients whose tasks it holds.
 	owners map[string]int
+	// slot is the id of the worker w was started in place of (its
+	// registering heartbeat's Slot; "" for a slot's first worker): w
+	// stands in for it in its worker group (groupMember).
+	slot string
 }
 
 // keepLast keeps heartbeat m for the status and the scaling policy, without
@@ -148,7 +152,10 @@ const maxFitsCached = 1024
 
 // workerSet is every registered worker with the placement indexes.
 type workerSet struct {
-	byID    map[string]*worker
+	byID map[string]*worker
+	// bySlot is the latest registered worker standing in for each slot id
+	// (worker.slot): one entry per worker at the most.
+	bySlot  map[string]*worker
 	order   []*worker // registration order
 	free    freeHeap  // every worker with a free slot
 	groups  map[string]*capGroup
@@ -157,7 +164,7 @@ type workerSet struct {
 }
 
 func newWorkerSet() workerSet {
-	return workerSet{byID: map[string]*worker{}, free: freeHeap{slot: 0}, groups: map[string]*capGroup{},
+	return workerSet{byID: map[string]*worker{}, bySlot: map[string]*worker{}, free: freeHeap{slot: 0}, groups: map[string]*capGroup{},
 		fits: map[string][]*capGroup{}}
 }
 
@@ -166,6 +173,9 @@ func (ws *workerSet) add(w *worker) {
 	w.seq = ws.nextSeq
 	w.heapIdx = [2]int{-1, -1}
 	ws.byID[w.id] = w
+	if w.slot != "" {
+		ws.bySlot[w.slot] = w
+	}
 	ws.order = append(ws.order, w)
 	if len(w.caps) > 0 {
 		key := capKey(w.caps)
@@ -183,6 +193,9 @@ func (ws *workerSet) add(w *worker) {
 
 func (ws *workerSet) remove(w *worker) {
 	delete(ws.byID, w.id)
+	if w.slot != "" && ws.bySlot[w.slot] == w {
+		delete(ws.bySlot, w.slot)
+	}
 	for i, o := range ws.order {
 		if o == w {
 			ws.order = append(ws.order[:i], ws.order[i+1:]...)

@@ -269,7 +269,7 @@ WorkerHeartbeat = _struct(
     "WorkerHeartbeat",
     [
         ("agent", Resource), ("rss_free", I), ("queued_tasks", I), ("queue_size", I), ("latency_us", I),
-        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M), ("tasks", [B]), ("echo_seq", I),
+        ("task_lock", Z), ("processors", [ProcessorStatus]), ("capabilities", M), ("tasks", [B]), ("echo_seq", I), ("slot", B),
     ],
     Kind.WorkerHeartbeat,
 )

@@ -11,17 +11,21 @@ here is skipped with the reason. The machine's CPUs are the node's, one CPU per 
   result (a job submitted, scheduled and started by Slurm, its workers connected).
 - ``scancel`` of a running job mid-map, as a node failure or preemption would end it: no task lost, the
   adapter frees the slot, the scheduler gets a new job.
+- A worker agent killed inside a running job: the job's cluster starts a new one (new id), which names
+  the dead one's id as its slot, so the scheduler keeps the group (no "its workers are gone" shutdown of
+  a job that works) and lists the new id in it; every result is right.
 - The API on Slurm's jobs: ids equal the workers' ids, 429 at --max-jobs with a job pending, shutdown =
   scancel, stopping the adapter cancels every job it submitted.
 """
 
 import os
 import re
+import signal
 import time
 
 import pytest
 
-from .harness import HOST, Adapter, Background, free_port, scheduler_ports, wait_until
+from .harness import HOST, Adapter, Background, children, cmdline, free_port, is_agent, scheduler_ports, wait_until
 from .slurm_cluster import SlurmCluster, SlurmUnavailable
 
 
@@ -168,6 +172,39 @@ def test_scancel_of_a_running_job_loses_no_task(stack, slurm, tmp_path, how):
     assert victim in sampler.seen
     assert sampler.max_jobs <= 2, f"--max-jobs 2 exceeded: {sampler.max_jobs}"
     print(f"\nslurm: job {victim} cancelled mid-map; {len(sampler.seen)} jobs in all, at most {sampler.max_jobs} at once")
+
+
+def job_agents(port):
+    """The worker agents of the Slurm jobs whose cluster connects to the scheduler on port."""
+    clusters = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                if "cluster" in cmdline(pid)[1:2] and f"tcp://{HOST}:{port}" in cmdline(pid)]
+    return [c for pid in clusters for c in children(pid) if is_agent(c)]
+
+
+def test_a_worker_restarted_inside_a_job_keeps_its_group(stack, slurm, tmp_path):
+    scheduler, adapter = start_pair(stack, slurm, tmp_path, "--max-jobs", "1", "-wpj", "1")
+    sampler = QueueSampler(slurm, adapter.job_name)
+    try:
+        with stack.client() as client:
+            futures = [client.submit(slower_double, i) for i in range(40)]
+            wait_until(lambda: sum(f.done() for f in futures) >= 3, 90, "3 results through Slurm")
+            agents = job_agents(scheduler.port)
+            assert len(agents) == 1, agents
+            first_id = re.search(r"worker connected .*worker=(\S+)", "\n".join(scheduler.log_lines("worker connected")))
+            assert first_id, scheduler.log()
+            os.kill(agents[0], signal.SIGKILL)
+            wait_until(lambda: scheduler.count(f"in_place_of={first_id.group(1)} ") > 0, 60,
+                       "the restarted worker to register in the dead one's place")
+            results = [f.result(timeout=120) for f in futures]
+        assert results == [2 * i for i in range(40)]
+        gone = scheduler.log_lines("its workers are gone")
+        assert not gone, gone  # the group of the working job was kept
+        wait_until(lambda: not slurm.jobs(adapter.job_name), 90, "every job to leave squeue after the load")
+    finally:
+        sampler.stop()
+    assert len(sampler.seen) == 1, f"the job was replaced: {sorted(sampler.seen)}"
+    restarted = [line for line in scheduler.log_lines("worker connected") if "in_place_of=" in line]
+    print(f"\nslurm: agent killed in job {sorted(sampler.seen)[0]}; its replacement: {restarted[0].split('worker=')[-1]}")
 
 
 def test_api_on_slurm_jobs_and_stop_cancels_every_job(stack, slurm, tmp_path):
