@@ -21,6 +21,13 @@ import (
 // either. Claims end when the worker's Relay says Closed, when the host's
 // connection closes, and, when a host's table is full, for the workers the
 // core no longer has.
+//
+// Worker ids are not secret (the monitor publishes them), so the id of a
+// worker the core removed stays reserved for a while (reserveTicks): for
+// its host if it was hosted (a host whose connection broke comes back
+// under the same routing id, with the same workers), for nobody if it was
+// connected directly (it registers again directly). Nobody else may claim
+// it meanwhile.
 
 // Bounds of the hosted tables: far above one machine's workers, and a
 // connection that claims ids at random fills only its own share.
@@ -32,6 +39,9 @@ const (
 	// to this: a host carries all its workers' traffic, and one that pauses
 	// for a moment must not lose them all.
 	maxHostBacklogBytes = 256 << 20
+	// reserveTicks is how long a removed worker's id stays reserved (ticks
+	// of tickInterval): a reconnect and the worker's next heartbeats.
+	reserveTicks = 600
 )
 
 // hostedKinds are the messages a hosted worker may send: a worker's
@@ -62,11 +72,57 @@ type hosting struct {
 	// table, a bad element); reported once a second with an example.
 	refusals, lastRefusals uint64
 	refusedWhy             string
+
+	// tick counts the server's ticks (nextTick). A full table is pruned at
+	// most once a tick, per host and in all: a prune asks the core about
+	// every claim it covers, and one Batch may carry 1,024 claims.
+	tick       uint64
+	hostPruned map[string]uint64 // host -> tick of its last prune + 1
+	allPruned  uint64            // tick of the last prune of every host + 1
+
+	// reserved holds the ids of workers the core removed lately, each for
+	// the host it may come back through ("": none, it was connected
+	// directly); expiry is the same reservations in the order they end.
+	// Both hold total entries at the most.
+	reserved map[string]reservation
+	expiry   []reservation
+}
+
+type reservation struct {
+	worker, host string
+	until        uint64 // the tick it ends
 }
 
 func newHosting(knows func(string) bool, setBound func(string, int)) hosting {
 	return hosting{hostOf: map[string]string{}, workers: map[string]map[string]struct{}{}, bound: map[string]int{},
-		knows: knows, setBound: setBound, perHost: maxHostedPerConnection, total: maxHostedWorkers}
+		knows: knows, setBound: setBound, perHost: maxHostedPerConnection, total: maxHostedWorkers,
+		hostPruned: map[string]uint64{}, reserved: map[string]reservation{}}
+}
+
+// left records that the core removed worker w: its id is reserved for its
+// host (if a connection hosts it) for reserveTicks. When as many ids are
+// reserved as the table holds, a new one is not.
+func (h *hosting) left(w string) {
+	if w == "" || len(h.expiry) >= h.total {
+		return
+	}
+	r := reservation{worker: w, host: h.hostOf[w], until: h.tick + reserveTicks}
+	h.reserved[w] = r
+	h.expiry = append(h.expiry, r)
+}
+
+// nextTick advances the tick and ends the reservations due.
+func (h *hosting) nextTick() {
+	h.tick++
+	n := 0
+	for ; n < len(h.expiry) && h.expiry[n].until <= h.tick; n++ {
+		if r := h.expiry[n]; h.reserved[r.worker] == r {
+			delete(h.reserved, r.worker)
+		}
+	}
+	if n > 0 {
+		h.expiry = append(h.expiry[:0], h.expiry[n:]...)
+	}
 }
 
 // claimed reports whether id is a hosted worker's (so that a direct
@@ -122,10 +178,19 @@ func (h *hosting) claim(host, w string, first []byte) bool {
 		h.refuse("a relay for a worker or client that is connected directly")
 		return false
 	}
-	if len(h.workers[host]) >= h.perHost {
+	if r, ok := h.reserved[w]; ok {
+		if r.host != host {
+			h.refuse("a relay for a worker that left a moment ago (its id is kept for its own return)")
+			return false
+		}
+		delete(h.reserved, w)
+	}
+	if len(h.workers[host]) >= h.perHost && h.hostPruned[host] != h.tick+1 {
+		h.hostPruned[host] = h.tick + 1
 		h.prune(host)
 	}
-	if len(h.hostOf) >= h.total {
+	if len(h.hostOf) >= h.total && h.allPruned != h.tick+1 {
+		h.allPruned = h.tick + 1
 		for other := range h.workers {
 			h.prune(other)
 		}
@@ -158,6 +223,7 @@ func (h *hosting) boundHost(host string) {
 
 // forget ends host: its claims and its backlog bound.
 func (h *hosting) forget(host string) {
+	delete(h.hostPruned, host)
 	for w := range h.workers[host] {
 		h.release(w)
 	}
@@ -218,6 +284,13 @@ func (s *Server) onRelay(host []byte, r *protocol.Relay) {
 		s.core.Handle(r.Worker, m, now)
 	}
 	if r.Closed {
+		// What is queued for the worker was for a link that is gone; its
+		// tasks are placed again now, and should the id be claimed again
+		// in this round, it must not get them twice.
+		if i, ok := s.outPeers[w]; ok {
+			clear(s.outQueues[i].frames)
+			s.outQueues[i].frames = s.outQueues[i].frames[:0]
+		}
 		s.core.PeerClosed(r.Worker, now)
 		s.hosted.release(w)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/opengris/scaler/core/protocol"
@@ -63,8 +64,13 @@ func TestHostingAdmit(t *testing.T) {
 	if bounds["A"] != 2*peerBacklogBytes {
 		t.Fatalf("A's backlog bound %d, want 2 workers' %d", bounds["A"], 2*peerBacklogBytes)
 	}
-	// w2 leaves the core: a full table is pruned, and A can claim w3.
+	// w2 leaves the core: a full table is pruned, once a tick (the refused
+	// claim of w3 pruned it in this one), and A can claim w3.
 	known["w2"] = false
+	if h.admit([]byte("A"), "w3", heartbeatFrame) {
+		t.Fatal("A's full table was pruned twice in one tick")
+	}
+	h.nextTick()
 	if !h.admit([]byte("A"), "w3", heartbeatFrame) {
 		t.Fatal("A could not claim w3 after w2 left the core")
 	}
@@ -82,6 +88,91 @@ func TestHostingAdmit(t *testing.T) {
 	h.forget("A")
 	if len(bounds) != 0 {
 		t.Fatalf("A's bound %v kept after its connection ended", bounds)
+	}
+}
+
+// TestHostingReserves: the id of a worker the core removed is kept, for
+// reserveTicks, for the host it may come back through (none for a worker
+// that was connected directly); then anybody may claim it.
+func TestHostingReserves(t *testing.T) {
+	h, _ := testHosting(map[string]bool{}, 4, 4)
+	if !h.admit([]byte("A"), "w1", heartbeatFrame) {
+		t.Fatal("A could not claim w1")
+	}
+	h.left("w1") // removed by the core (say, A's connection broke)
+	h.forget("A")
+	h.left("d1") // a directly connected worker, removed
+	for _, st := range []struct {
+		host, worker string
+		want         bool
+		why          string
+	}{
+		{"B", "w1", false, "B may not take A's worker while it is reserved"},
+		{"A", "w1", true, "A, back, may"},
+		{"A", "d1", false, "nobody may take a direct worker's id"},
+	} {
+		if got := h.admit([]byte(st.host), st.worker, heartbeatFrame); got != st.want {
+			t.Fatalf("%s: admit(%s, %s) = %v", st.why, st.host, st.worker, got)
+		}
+	}
+	for i := 0; i < reserveTicks-1; i++ {
+		h.nextTick()
+	}
+	if h.admit([]byte("B"), "d1", heartbeatFrame) {
+		t.Fatal("d1's reservation ended a tick early")
+	}
+	h.nextTick()
+	if !h.admit([]byte("B"), "d1", heartbeatFrame) {
+		t.Fatal("d1 is still reserved after reserveTicks")
+	}
+	if len(h.reserved) != 0 || len(h.expiry) != 0 {
+		t.Fatalf("reservations left: %v, %v", h.reserved, h.expiry)
+	}
+	// At most total reservations.
+	for i := 0; i < 10; i++ {
+		h.left(fmt.Sprintf("x%d", i))
+	}
+	if len(h.reserved) != h.total || len(h.expiry) != h.total {
+		t.Fatalf("%d reservations, %d in expiry, bound %d", len(h.reserved), len(h.expiry), h.total)
+	}
+}
+
+// A full table costs one prune a tick however many claims come: a Batch of
+// 1,024 refused claims from one host, or for a table full of registered
+// workers, asks the core about each claim at most once (plus the claims
+// themselves).
+func TestHostingPrunesOnceATick(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		hosts         int // hosts sharing the full table
+		perHost, all  int
+		wantPerBatchN int // most knows calls the Batch may cost
+	}{
+		{"one full host", 1, 64, 1 << 10, 64 + 1024},
+		{"a full table", 16, 64, 1 << 10, 64 + 1<<10 + 1024},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			known := map[string]bool{}
+			calls := 0
+			h := newHosting(func(id string) bool { calls++; return known[id] }, func(string, int) {})
+			h.perHost, h.total = tc.perHost, tc.all
+			for i := 0; len(h.hostOf) < min(tc.hosts*tc.perHost, tc.all); i++ {
+				w := fmt.Sprintf("w%d", i)
+				if !h.admit([]byte(fmt.Sprintf("h%d", i%tc.hosts)), w, heartbeatFrame) {
+					t.Fatalf("claim %d refused", i)
+				}
+				known[w] = true // registered: a prune keeps it
+			}
+			calls = 0
+			for i := 0; i < 1024; i++ { // one Batch of claims
+				if h.admit([]byte("h0"), fmt.Sprintf("x%d", i), heartbeatFrame) {
+					t.Fatalf("claim of x%d past the bound taken", i)
+				}
+			}
+			if calls > tc.wantPerBatchN {
+				t.Fatalf("the Batch asked the core %d times, want at most %d", calls, tc.wantPerBatchN)
+			}
+		})
 	}
 }
 
@@ -117,8 +208,13 @@ func FuzzHosting(f *testing.F) {
 				}
 				claimedBefore := h.hostOf[w]
 				knewIt := known[w]
-				if h.admit([]byte(host), w, first) && claimedBefore == "" && knewIt {
+				r, reserved := h.reserved[w]
+				ok := h.admit([]byte(host), w, first)
+				if ok && claimedBefore == "" && knewIt {
 					t.Fatalf("op %d: %s claimed %s, which the core knows", i, host, w)
+				}
+				if ok && claimedBefore == "" && reserved && r.host != host {
+					t.Fatalf("op %d: %s claimed %s, reserved for %q", i, host, w, r.host)
 				}
 			case 2:
 				if op&0x20 != 0 {
@@ -128,8 +224,24 @@ func FuzzHosting(f *testing.F) {
 					h.release(w)
 				}
 			case 3:
-				known[w] = !known[w] // the core registers or drops it
-				h.prune(host)
+				switch {
+				case op&0x20 != 0:
+					known[w] = !known[w] // the core registers or drops it
+					h.prune(host)
+				case op&1 != 0:
+					known[w] = false // the core removes it
+					h.left(w)
+				default:
+					h.nextTick()
+				}
+			}
+			if len(h.reserved) > h.total || len(h.expiry) > h.total {
+				t.Fatalf("op %d: %d reservations, %d in expiry, bound %d", i, len(h.reserved), len(h.expiry), h.total)
+			}
+			for id, r := range h.reserved {
+				if !slices.Contains(h.expiry, r) || r.worker != id {
+					t.Fatalf("op %d: reservation %v of %s not in expiry", i, r, id)
+				}
 			}
 			total := 0
 			for hostID, mine := range h.workers {

@@ -215,3 +215,167 @@ func TestRelayClaimsStartWithAHeartbeat(t *testing.T) {
 		}
 	}
 }
+
+// tasksWithin reads relays for d and returns the tasks in them, by worker.
+func (h *host) tasksWithin(d time.Duration) map[string][][]byte {
+	got := map[string][][]byte{}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		m, err := h.peer.Recv(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		if r, ok := m.(*protocol.Relay); ok {
+			for _, f := range r.Messages {
+				if task, ok := must[protocol.Message](h.t)(protocol.Decode(f)).(*protocol.Task); ok {
+					got[string(r.Worker)] = append(got[string(r.Worker)], task.TaskID)
+				}
+			}
+		}
+	}
+	return got
+}
+
+// holder is a direct worker that takes one task and keeps it: where a task
+// goes once nobody else can have it, so its arrival shows that the
+// scheduler placed the task again.
+func holder(t *testing.T, addr string) *scalertest.Worker {
+	return scalertest.WorkerFor(t, addr, scalertest.WorkerOptions{Name: "holder", QueueSize: 1, Hold: true})
+}
+
+func waitForTasks(t *testing.T, w *scalertest.Worker, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); len(w.Tasks()) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker holds %d tasks, want %d", len(w.Tasks()), n)
+		}
+	}
+}
+
+// A direct connection under a hosted worker's id is not that worker: its
+// messages are dropped, and its close must not remove the hosted worker
+// (which would place the worker's task again while the worker runs it).
+// (Should the scheduler be slow to read the impostor's one message, the
+// close is not reported at all and the test passes without showing
+// anything; it cannot fail for that.)
+func TestRelayedWorkerOutlivesAnImpostorsClose(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	h := newHost(t, s.Addr(), "a")
+	w1, w2 := relayedID("one"), relayedID("two")
+	h.relay(w1, false, beatOf(1))
+	c := scalertest.ClientFor(t, s.Addr())
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(1)))
+	h.collect(1, wait)
+	h.relay(w2, false, beatOf(1)) // where w1's task would go
+
+	impostor := must[*scalertest.Peer](t)(scalertest.Dial(s.Addr(), string(w1)))
+	must[struct{}](t)(struct{}{}, impostor.Send(beat()))
+	time.Sleep(200 * time.Millisecond) // its message is read (and dropped)
+	impostor.Close()
+	if got := h.tasksWithin(time.Second); len(got) != 0 {
+		t.Fatalf("after an impostor of w1 closed, the scheduler placed w1's task again: %q", got)
+	}
+}
+
+// When a host's connection breaks, its workers' ids stay reserved for it:
+// another connection that knows an id (the monitor publishes them) cannot
+// claim it before the host comes back under the same routing id.
+func TestRelayedWorkersIDsWaitForTheirHost(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	h := newHost(t, s.Addr(), "a")
+	w := relayedID("one")
+	h.relay(w, false, beatOf(1))
+	c := scalertest.ClientFor(t, s.Addr())
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(1)))
+	h.collect(1, wait)
+	hold := holder(t, s.Addr())
+	h.peer.Close()
+	waitForTasks(t, hold, 1) // w is gone: its task is placed again
+
+	squatter := newHost(t, s.Addr(), "squatter")
+	squatter.relay(w, false, beatOf(1))
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(2)))
+	if got := squatter.tasksWithin(500 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("a squatter claimed w and got %q", got)
+	}
+	again := &host{t: t, peer: must[*scalertest.Peer](t)(scalertest.Dial(s.Addr(), string(h.peer.ID))), held: map[string][][]byte{}}
+	t.Cleanup(again.peer.Close)
+	again.relay(w, false, beatOf(1))
+	again.collect(1, wait)
+}
+
+// The same for a worker connected directly: while it reconnects, nobody
+// can claim its id through a relay, and it registers again as before.
+func TestDirectWorkersIDIsNotForHosting(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	id := string(relayedID("direct"))
+	direct := must[*scalertest.Peer](t)(scalertest.Dial(s.Addr(), id))
+	must[struct{}](t)(struct{}{}, direct.Send(beatOf(1)))
+	c := scalertest.ClientFor(t, s.Addr())
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(1)))
+	must[protocol.Message](t)(direct.Expect(wait, func(m protocol.Message) bool { _, ok := m.(*protocol.Task); return ok }))
+	hold := holder(t, s.Addr())
+	direct.Close()
+	waitForTasks(t, hold, 1)
+
+	squatter := newHost(t, s.Addr(), "squatter")
+	squatter.relay([]byte(id), false, beatOf(1))
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(2)))
+	if got := squatter.tasksWithin(500 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("a squatter claimed the direct worker's id and got %q", got)
+	}
+	back := must[*scalertest.Peer](t)(scalertest.Dial(s.Addr(), id))
+	t.Cleanup(back.Close)
+	must[struct{}](t)(struct{}{}, back.Send(beatOf(1)))
+	must[protocol.Message](t)(back.Expect(wait, func(m protocol.Message) bool { _, ok := m.(*protocol.Task); return ok }))
+}
+
+// A worker's Closed and its next claim in one round (one Batch): what was
+// queued for the closed link is not delivered, so its task reaches the
+// worker once, not twice.
+func TestRelayedCloseAndClaimInOneRoundSendsATaskOnce(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	c := scalertest.ClientFor(t, s.Addr())
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(1))) // waits: no worker yet
+	h := newHost(t, s.Addr(), "a")
+	w := relayedID("one")
+	b := protocol.MustEncode(beat())
+	must[struct{}](t)(struct{}{}, h.peer.Send(&protocol.Batch{Messages: [][]byte{
+		protocol.MustEncode(&protocol.Relay{Worker: w, Messages: [][]byte{b}, Closed: true}),
+		protocol.MustEncode(&protocol.Relay{Worker: w, Messages: [][]byte{b}}),
+	}}))
+	if got := h.tasksWithin(time.Second); len(got[string(w)]) != 1 {
+		t.Fatalf("the host got %d Task messages for one task: %q", len(got[string(w)]), got)
+	}
+}
+
+// Malformed and nested relays are dropped, and the host's real worker
+// goes on.
+func TestMalformedRelaysAreDropped(t *testing.T) {
+	t.Parallel()
+	s := scalertest.StartScheduler(t, nil)
+	h := newHost(t, s.Addr(), "a")
+	w := relayedID("one")
+	inner := protocol.MustEncode(&protocol.Relay{Worker: relayedID("other"), Messages: [][]byte{protocol.MustEncode(beat())}})
+	batch := protocol.MustEncode(&protocol.Batch{Messages: [][]byte{inner, inner}})
+	for _, r := range []*protocol.Relay{
+		{Worker: nil, Messages: [][]byte{protocol.MustEncode(beat())}},
+		{Worker: []byte{}, Closed: true},
+		{Worker: h.peer.ID, Messages: [][]byte{protocol.MustEncode(beat())}},
+		{Worker: w, Messages: [][]byte{{}, {0xff}, {byte(protocol.KindWorkerHeartbeat)}, inner, batch}},
+		{Worker: w, Messages: [][]byte{protocol.MustEncode(beat()), {}, {byte(protocol.KindTaskResult), 0xc1}, inner, batch}},
+	} {
+		must[struct{}](t)(struct{}{}, h.peer.Send(r))
+	}
+	must[struct{}](t)(struct{}{}, h.peer.Send(&protocol.Batch{Messages: [][]byte{batch, {}, {0x11}, {0x11, 0xc1}}}))
+	c := scalertest.ClientFor(t, s.Addr())
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(1)))
+	h.collect(1, wait)
+	if len(h.held[string(relayedID("other"))]) != 0 || len(h.held[string(w)]) != 1 {
+		t.Fatalf("held %q", h.held)
+	}
+}

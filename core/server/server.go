@@ -366,6 +366,11 @@ func (s *Server) Run(ctx context.Context) error {
 			s.handle(frames)
 		}
 		for _, id := range closed {
+			if s.hosted.claimed(id) {
+				// A direct connection under a hosted worker's id: never
+				// that worker's (handleOne dropped what it sent).
+				continue
+			}
 			s.hostClosed(id, time.Now())
 			s.core.PeerClosed(id, time.Now())
 		}
@@ -376,6 +381,7 @@ func (s *Server) Run(ctx context.Context) error {
 			// subscriptions are also read once a tick.
 			s.readSubscriptions()
 			s.core.Tick(now)
+			s.hosted.nextTick()
 			if s.mem.due(s.core.NumTasks() == 0, now) {
 				s.releaseMemory()
 			}
@@ -711,7 +717,15 @@ func (o outbox) Send(to []byte, m protocol.Message) {
 	o.s.queue(to, b)
 }
 
-func (o outbox) Publish(m protocol.Message) { o.s.publish(m) }
+// Publish publishes m; a worker's removal (the core's StateWorker
+// Disconnected, its only report of it) also reserves the worker's id
+// (hosting.left).
+func (o outbox) Publish(m protocol.Message) {
+	if w, ok := m.(*protocol.StateWorker); ok && w.State == protocol.WorkerDisconnected {
+		o.s.hosted.left(string(w.WorkerID))
+	}
+	o.s.publish(m)
+}
 
 // Listening: a monitor subscribes to some topic (readSubscriptions).
 func (o outbox) Listening() bool { return len(o.s.topics) > 0 }
