@@ -28,7 +28,9 @@ import (
 // ready, if set, is called once both sockets are open. The relay checks
 // nothing of what it carries: the scheduler does.
 func RunRelay(ctx context.Context, local, scheduler string, ready func(), log zerolog.Logger) error {
-	down, err := transport.Open(transport.Router, local, true, transport.Options{RouterMandatory: true, WatchClosed: true})
+	down, err := transport.Open(transport.Router, local, true,
+		transport.Options{RouterMandatory: true, WatchClosed: true, SendHWM: workerHWM, RecvHWM: workerHWM,
+			MaxPeerBacklogBytes: workerBacklogBytes})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
@@ -111,6 +113,15 @@ type relayed struct {
 // that neither direction starves the other.
 const maxRelayReads = 4096
 
+// workerHWM is the high-water mark of each worker's queue in zmq, in
+// messages (each one Batch at most), as the scheduler's routerHWM: past
+// it the transport keeps the worker's messages in a backlog bounded by
+// workerBacklogBytes, and a worker that does not read for that long is
+// reported closed. (With no mark, zmq would keep everything for it.)
+const workerHWM = 32
+
+var workerBacklogBytes = 8 << 20 // a var: tests make it small
+
 // round moves what waits on either socket to the other.
 func (r *relay) round() error {
 	// Closes are taken before the reads and reported after them, so that a
@@ -158,7 +169,17 @@ func (r *relay) round() error {
 	if err := r.sendUp(); err != nil {
 		return err
 	}
-	r.down.TakeUnreachable() // a worker gone meanwhile: its close reaches the scheduler
+	// A worker gone meanwhile: its close reaches the scheduler by itself.
+	// One that stopped reading lost what the scheduler sent it: it is
+	// reported closed (next round), so that its tasks run elsewhere; its
+	// next heartbeat registers it afresh.
+	for _, u := range r.down.TakeUnreachable() {
+		if u.Full {
+			r.log.Warn().Str("worker", string(u.Peer)).Int("dropped_messages", u.Messages).
+				Msg("relay: a worker stopped reading; what was sent to it is dropped and it is reported closed")
+			r.closed = append(r.closed, u.Peer)
+		}
+	}
 	for i := 0; i < maxRelayReads; i++ {
 		frames, err := r.up.TryRecv()
 		if err != nil {
