@@ -252,6 +252,20 @@ func waitForTasks(t *testing.T, w *scalertest.Worker, n int) {
 	}
 }
 
+// busyHost starts a scheduler with a host whose one relayed worker (queue
+// size 1) holds the client's first task.
+func busyHost(t *testing.T) (*scalertest.Scheduler, *host, []byte, *scalertest.Client) {
+	t.Helper()
+	s := scalertest.StartScheduler(t, nil)
+	h := newHost(t, s.Addr(), "a")
+	w := relayedID("one")
+	h.relay(w, false, beatOf(1))
+	c := scalertest.ClientFor(t, s.Addr())
+	must[struct{}](t)(struct{}{}, c.Send(c.Task(1)))
+	h.collect(1, wait)
+	return s, h, w, c
+}
+
 // A direct connection under a hosted worker's id is not that worker: its
 // messages are dropped, and its close must not remove the hosted worker
 // (which would place the worker's task again while the worker runs it).
@@ -260,14 +274,8 @@ func waitForTasks(t *testing.T, w *scalertest.Worker, n int) {
 // anything; it cannot fail for that.)
 func TestRelayedWorkerOutlivesAnImpostorsClose(t *testing.T) {
 	t.Parallel()
-	s := scalertest.StartScheduler(t, nil)
-	h := newHost(t, s.Addr(), "a")
-	w1, w2 := relayedID("one"), relayedID("two")
-	h.relay(w1, false, beatOf(1))
-	c := scalertest.ClientFor(t, s.Addr())
-	must[struct{}](t)(struct{}{}, c.Send(c.Task(1)))
-	h.collect(1, wait)
-	h.relay(w2, false, beatOf(1)) // where w1's task would go
+	s, h, w1, _ := busyHost(t)
+	h.relay(relayedID("two"), false, beatOf(1)) // where w1's task would go
 
 	impostor := must[*scalertest.Peer](t)(scalertest.Dial(s.Addr(), string(w1)))
 	must[struct{}](t)(struct{}{}, impostor.Send(beat()))
@@ -283,13 +291,7 @@ func TestRelayedWorkerOutlivesAnImpostorsClose(t *testing.T) {
 // claim it before the host comes back under the same routing id.
 func TestRelayedWorkersIDsWaitForTheirHost(t *testing.T) {
 	t.Parallel()
-	s := scalertest.StartScheduler(t, nil)
-	h := newHost(t, s.Addr(), "a")
-	w := relayedID("one")
-	h.relay(w, false, beatOf(1))
-	c := scalertest.ClientFor(t, s.Addr())
-	must[struct{}](t)(struct{}{}, c.Send(c.Task(1)))
-	h.collect(1, wait)
+	s, h, w, c := busyHost(t)
 	hold := holder(t, s.Addr())
 	h.peer.Close()
 	waitForTasks(t, hold, 1) // w is gone: its task is placed again
