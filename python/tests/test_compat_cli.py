@@ -110,6 +110,12 @@ def test_readme_hand_started_example_works_as_written(tmp_path):
             log.seek(0)
         assert client.returncode == 0 and client.stdout.strip() == "1024", (
             client.stdout, client.stderr, [log.read()[-2000:] for log in logs])
+        # The module-level client left with its goodbye as the script ended (an exit hook): its
+        # __del__, run only during finalization when its agent thread can no longer act, used to
+        # wait 10 s for an answer and then end with the connection merely closed.
+        logs[0].seek(0)
+        scheduler_log = logs[0].read()
+        assert "client disconnected" in scheduler_log and "client connection closed" not in scheduler_log, scheduler_log
     finally:
         for server in servers:
             stop(server)

@@ -1,3 +1,4 @@
+import atexit
 import graphlib
 import hashlib
 import inspect
@@ -61,6 +62,21 @@ def _check_address(address: str) -> None:
 
 # Weak keys: caching must not keep submitted closures (and what they capture) alive.
 _parameter_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+# Clients still connected. At interpreter exit they leave while their agent threads can still run
+# (atexit runs before finalization): a client left at module level, whose __del__ would run only
+# during finalization, when its daemon agent thread can no longer answer, made every such script
+# wait 10 s before it ended.
+_live_clients: "weakref.WeakSet" = weakref.WeakSet()
+
+
+@atexit.register
+def _disconnect_live_clients() -> None:
+    for client in list(_live_clients):
+        try:
+            client.disconnect()
+        except Exception:
+            pass
 
 
 def _positional_parameters(fn: Callable) -> Optional[tuple]:
@@ -166,6 +182,7 @@ class Client:
                 raise TimeoutError(f"no scheduler reached at {address} within {timeout_seconds} seconds ({problem})")
             raise TimeoutError(f"no answer from the scheduler at {address} within {timeout_seconds} seconds")
         self._agent = agent
+        _live_clients.add(self)
 
         # Store the serializer first: workers load it to read every object of this client. Its
         # acknowledgement is awaited: without it no task of this client could ever run.
@@ -192,6 +209,8 @@ class Client:
         self.disconnect()
 
     def __del__(self):
+        if sys.is_finalizing():
+            return  # the agent thread cannot run any more; the exit hook disconnected this client
         try:
             if getattr(self, "_agent", None) is not None and not self._agent.stopped.is_set():
                 self.disconnect()
