@@ -278,6 +278,9 @@ func buildConfig(r *role, fields []config.Field, c *cli.Context) (config.Section
 	if c.NArg() > 1 {
 		return nil, usageErrorf("unexpected arguments %s: only one address is taken", strings.Join(c.Args().Slice()[1:], " "))
 	}
+	if s, ok := cfg.(interface{ FromStack(path string) }); ok && path != "" {
+		s.FromStack(path) // what the role's own section left out, from the stack's others
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, explain(err, path, cfg.SectionName(), fromFile, fromFlags)
 	}

@@ -34,7 +34,7 @@ func upCommand(status *int, stdout, stderr io.Writer) *cli.Command {
 		Usage:     "start every role that has a section in a configuration file, as one stack; Ctrl-C stops it",
 		ArgsUsage: " ",
 		Description: "Starts, in dependency order, every role with a section in FILE: [object_storage_server],\n" +
-			"[scheduler], [native_worker_adapter], [symphony_worker_adapter], [cluster], [webui].\n" +
+			"[scheduler], [native_worker_adapter], [symphony_worker_adapter], [slurm_worker_adapter], [cluster], [webui].\n" +
 			"Each runs as \"scaler ROLE --config FILE\" (the same command line as started by hand), and the\n" +
 			"next starts once it accepts connections. Their log lines are prefixed with the role's name.\n" +
 			"SIGINT or SIGTERM stops them in reverse order; if one dies, the stack stops and exits 1.\n" +

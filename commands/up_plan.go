@@ -42,6 +42,7 @@ var upOrder = []string{
 	"scheduler",
 	"worker_adapter_native",
 	"worker_adapter_symphony",
+	"worker_adapter_slurm",
 	"cluster",
 	"ui",
 }
@@ -156,6 +157,8 @@ func upEndpoints(section config.Section) (wait []string, shows string, err error
 		return []string{dialHostPort(c.WebHost, c.WebPort)}, fmt.Sprintf("http://%s/ (monitor %s)", net.JoinHostPort(c.WebHost, strconv.Itoa(c.WebPort)), c.MonitorAddress), nil
 	case *config.NativeWorkerAdapter:
 		return []string{dialHostPort(c.AdapterWebHost, c.AdapterWebPort)}, fmt.Sprintf("http://%s/ (workers -> %s)", net.JoinHostPort(c.AdapterWebHost, strconv.Itoa(c.AdapterWebPort)), c.SchedulerAddress), nil
+	case *config.SlurmWorkerAdapter:
+		return []string{dialHostPort(c.AdapterWebHost, c.AdapterWebPort)}, fmt.Sprintf("http://%s/ (Slurm jobs' workers -> %s)", net.JoinHostPort(c.AdapterWebHost, strconv.Itoa(c.AdapterWebPort)), c.SchedulerAddress), nil
 	case *config.SymphonyWorkerAdapter:
 		return []string{dialHostPort(c.ServerHTTPHost, c.ServerHTTPPort)}, fmt.Sprintf("http://%s/ (worker -> %s)", net.JoinHostPort(c.ServerHTTPHost, strconv.Itoa(c.ServerHTTPPort)), c.SchedulerAddress), nil
 	}

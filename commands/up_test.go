@@ -122,6 +122,13 @@ func TestPlanTable(t *testing.T) {
 			plan: "scheduler:127.0.0.1:7000,127.0.0.1:7001 native_worker_adapter:localhost:9001 cluster: webui:127.0.0.1:9000",
 		},
 		{
+			name: "the Slurm adapter starts after the scheduler, before the cluster",
+			file: "[cluster]\nscheduler_address = \"tcp://127.0.0.1:7000\"\n" +
+				"[slurm_worker_adapter]\nscheduler_address = \"tcp://127.0.0.1:7000\"\nadapter_web_port = 9002\n" +
+				"[scheduler]\nscheduler_address = \"tcp://127.0.0.1:7000\"\n",
+			plan: "scheduler:127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002 slurm_worker_adapter:localhost:9002 cluster:",
+		},
+		{
 			name:  "[top] is not started, and says why",
 			file:  "[scheduler]\nscheduler_address = \"tcp://127.0.0.1:7000\"\n[top]\nmonitor_address = \"tcp://127.0.0.1:7002\"\n",
 			plan:  "scheduler:127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002",

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -320,4 +321,29 @@ func FuzzParsePreload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		ParsePreload(s) // must not panic or hang
 	})
+}
+
+func TestStackMonitorAddress(t *testing.T) {
+	for _, tc := range []struct{ name, file, want string }{
+		{"[webui]'s first", "[webui]\nmonitor_address = \"tcp://h:1\"\n[scheduler]\nscheduler_address = \"tcp://h:7000\"\nmonitor_address = \"tcp://h:2\"\n", "tcp://h:1"},
+		{"then [scheduler]'s", "[scheduler]\nscheduler_address = \"tcp://h:7000\"\nmonitor_address = \"ipc:///tmp/m\"\n", "ipc:///tmp/m"},
+		{"then the scheduler's default", "[scheduler]\nscheduler_address = \"tcp://h:7000\"\n", "tcp://h:7002"},
+		{"none", "[cluster]\nscheduler_address = \"tcp://h:7000\"\n", ""},
+		{"a scheduler on ipc has no default", "[scheduler]\nscheduler_address = \"ipc:///tmp/s\"\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "stack.toml")
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := StackMonitorAddress(path); got != tc.want {
+				t.Fatalf("StackMonitorAddress = %q, want %q", got, tc.want)
+			}
+			top := DefaultTop()
+			top.MonitorAddress = "tcp://given:1"
+			if top.FromStack(path); top.MonitorAddress != "tcp://given:1" {
+				t.Fatalf("FromStack replaced a given address with %q", top.MonitorAddress)
+			}
+		})
+	}
 }

@@ -187,3 +187,27 @@ func SectionsIn(path string) ([]string, error) {
 	sort.Strings(names)
 	return names, nil
 }
+
+// StackMonitorAddress is the scheduler monitor address that the file at
+// path gives its other roles, for a [top] that names none (a stack's file,
+// such as scaler up's, seldom has a [top]): [webui]'s monitor_address, else
+// [scheduler]'s, else the scheduler's default beside scheduler_address (its
+// port + 2); "" if none.
+func StackMonitorAddress(path string) string {
+	ui := DefaultWebUI()
+	if _, err := LoadFile(path, ui); err == nil && ui.MonitorAddress != "" {
+		return ui.MonitorAddress
+	}
+	s := DefaultScheduler()
+	if _, err := LoadFile(path, s); err != nil || s.SchedulerAddress == "" {
+		return ""
+	}
+	if s.MonitorAddress != "" {
+		return s.MonitorAddress
+	}
+	a, err := ParseAddress(s.SchedulerAddress)
+	if err != nil || a.Scheme != "tcp" {
+		return ""
+	}
+	return a.WithPort(a.Port + 2).String()
+}

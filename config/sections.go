@@ -183,7 +183,7 @@ type Cluster struct {
 	HardProcessorSuspend          bool   `toml:"hard_processor_suspend" short:"hps" help:"suspend processors with SIGSTOP instead of cooperatively; may break tasks holding network connections"`
 	LogHubAddress                 string `toml:"log_hub_address" short:"la" arg:"ADDRESS" help:"accepted for compatibility and unused: workers log through --logging-paths"`
 	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`
-	Python                        string `toml:"python" arg:"PATH" help:"Python interpreter that runs processors (default: $SCALER_PYTHON, else python3)"`
+	Python                        string `toml:"python" arg:"PATH" help:"Python interpreter that runs processors (default: $SCALER_PYTHON, else the python beside this executable, else python3)"`
 	Relay                         bool   `toml:"relay" help:"the workers reach the scheduler through one connection of the cluster process instead of one each: far fewer messages for a scheduler with many workers, for one local hop more per message"`
 	Logging
 }
@@ -323,6 +323,15 @@ func DefaultTop() *Top { return &Top{Timeout: 5} }
 
 func (*Top) SectionName() string { return "top" }
 
+// FromStack fills a monitor address that neither [top] nor the command line
+// gave from the rest of the file (StackMonitorAddress), so that
+// "scaler_top -c FILE" works on the file a stack was started with.
+func (t *Top) FromStack(path string) {
+	if t.MonitorAddress == "" {
+		t.MonitorAddress = StackMonitorAddress(path)
+	}
+}
+
 func (t *Top) Validate() error {
 	return firstError(
 		requireAddress("monitor_address", t.MonitorAddress, "tcp", "ipc", "inproc"),
@@ -348,7 +357,7 @@ type NativeWorkerAdapter struct {
 	EventLoop                     string `toml:"event_loop" short:"e" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
 	ObjectStorageAddress          string `toml:"object_storage_address" short:"osa" alias:"storage_address" arg:"ADDRESS" help:"object storage server address; default: the one the scheduler announces"`
 	Preload                       string `toml:"preload" arg:"SPEC" help:"run \"pkg.mod:func(arg1, key=value)\" once in each processor of the started workers before it takes tasks"`
-	Python                        string `toml:"python" arg:"PATH" help:"Python interpreter that runs processors (default: $SCALER_PYTHON, else python3)"`
+	Python                        string `toml:"python" arg:"PATH" help:"Python interpreter that runs processors (default: $SCALER_PYTHON, else the python beside this executable, else python3)"`
 	Logging
 }
 
@@ -417,7 +426,7 @@ type SymphonyWorkerAdapter struct {
 	DeathTimeoutSeconds  int    `toml:"death_timeout_seconds" short:"ds" arg:"SECONDS" help:"exit after this long without scheduler contact"`
 	EventLoop            string `toml:"event_loop" short:"el" arg:"LOOP" choices:"builtin,uvloop" help:"accepted for compatibility; the Go runtime has a single event loop"`
 	ObjectStorageAddress string `toml:"object_storage_address" short:"osa" arg:"ADDRESS" help:"object storage server address (required)"`
-	Python               string `toml:"python" arg:"PATH" help:"Python interpreter that runs the Symphony worker; it must import soamapi (default: $SCALER_PYTHON, else python3)"`
+	Python               string `toml:"python" arg:"PATH" help:"Python interpreter that runs the Symphony worker; it must import soamapi (default: $SCALER_PYTHON, else the python beside this executable, else python3)"`
 	Logging
 }
 
