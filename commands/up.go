@@ -96,7 +96,7 @@ func runUp(path string, dump bool, opt upOptions, stdout, stderr io.Writer) int 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	out := &lineWriter{w: stdout}
-	out.printf("scaler up: starting %d roles from %s", len(steps), source)
+	out.printf("scaler up: starting %s from %s", countRoles(len(steps)), source)
 	for _, n := range notes {
 		out.printf("scaler up: %s", n)
 	}
@@ -188,7 +188,7 @@ func superviseStack(ctx context.Context, exe string, steps []upStep, opt upOptio
 		out.printf("scaler up: %-*s  %s  (pid %d)", width, s.Name(), s.Shows, c.cmd.Process.Pid)
 	}
 	if status == exitOK && ctx.Err() == nil && len(started) == len(steps) {
-		out.printf("scaler up: %d roles running; Ctrl-C or SIGTERM stops them all", len(started))
+		out.printf("scaler up: %s running; Ctrl-C or SIGTERM stops them all", countRoles(len(started)))
 		select {
 		case <-ctx.Done():
 		case c := <-died:
@@ -197,7 +197,7 @@ func superviseStack(ctx context.Context, exe string, steps []upStep, opt upOptio
 		}
 	}
 	if ctx.Err() != nil {
-		out.printf("scaler up: stopping %d roles (a second Ctrl-C kills them at once)", len(started))
+		out.printf("scaler up: stopping %s (a second Ctrl-C kills them at once)", countRoles(len(started)))
 	}
 	// The orderly stop is bounded by --stop-timeout per role; a second
 	// signal cuts it short.
@@ -358,4 +358,12 @@ func waitLogs(c *upChild, d time.Duration) {
 	case <-done:
 	case <-time.After(d):
 	}
+}
+
+// countRoles is "1 role" or "N roles".
+func countRoles(n int) string {
+	if n == 1 {
+		return "1 role"
+	}
+	return fmt.Sprintf("%d roles", n)
 }

@@ -62,7 +62,7 @@ class Stack:
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
             out, err = self.output()
-            if re.search(r"^scaler up: \d+ roles running", out, re.M):
+            if re.search(r"^scaler up: \d+ roles? running", out, re.M):
                 return out
             if self.proc.poll() is not None:
                 pytest.fail(f"scaler up exited with {self.proc.returncode} before running:\n{out}\n{err}")
