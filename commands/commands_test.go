@@ -44,6 +44,8 @@ func TestSeedCommandLinesParse(t *testing.T) {
 		{[]string{"scaler_ui", "--config", "../testdata/example_config.toml"}, []string{"web_port = 8081"}},
 		{[]string{"scaler_ui", "tcp://127.0.0.1:2347", "--port", "8081"}, []string{"web_port = 8081"}},
 		{[]string{"scaler_top", "tcp://127.0.0.1:2347", "-t", "9"}, []string{"timeout = 9"}},
+		// A stack's file without [top]: its [webui] monitor address.
+		{[]string{"scaler_top", "--config", "../testdata/example_config.toml"}, []string{"monitor_address = 'tcp://127.0.0.1:6380'"}},
 		// argparse conveniences
 		{[]string{"scaler_scheduler", "-mt=5", "--io", "3", "tcp://127.0.0.1:1"}, []string{"max_number_of_tasks_waiting = 5", "io_threads = 3"}},
 		// A negative number is a value, not an option; "--prot" is a unique prefix.
