@@ -70,7 +70,11 @@ const pythonCheckTimeout = 30 * time.Second
 // before any worker starts: otherwise every processor exits at once and
 // clients wait for workers that never come. It looks the package up without
 // importing it, which costs one interpreter start.
-func checkPython(python string) error {
+func checkPython(python string) error { return checkPythonFor(python, "processors") }
+
+// checkPythonFor is checkPython for what runs on the interpreter (in the
+// error: "<what> cannot start").
+func checkPythonFor(python, what string) error {
 	hint := "choose the interpreter with --python PATH or SCALER_PYTHON=PATH (one where `pip install ./python` was run)"
 	path, err := exec.LookPath(python)
 	if err != nil {
@@ -86,7 +90,7 @@ func checkPython(python string) error {
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && ee.ExitCode() == 3 {
-			return fmt.Errorf("the Python interpreter %s (%s) has no scaler package, so processors cannot start; %s", python, path, hint)
+			return fmt.Errorf("the Python interpreter %s (%s) has no scaler package, so %s cannot start; %s", python, path, what, hint)
 		}
 		return fmt.Errorf("the Python interpreter %s (%s) failed: %v %s; %s", python, path, err, strings.TrimSpace(string(out)), hint)
 	}
@@ -111,7 +115,7 @@ func runNativeAdapter(ctx context.Context, cfg *config.NativeWorkerAdapter, log 
 // before anything starts, so a missing soamapi is one clear line.
 func runSymphonyAdapter(ctx context.Context, cfg *config.SymphonyWorkerAdapter, log zerolog.Logger) error {
 	python := pythonInterpreter(cfg.Python)
-	if err := checkPython(python); err != nil {
+	if err := checkPythonFor(python, "the Symphony worker"); err != nil {
 		return err
 	}
 	if err := checkModule(python, "soamapi"); err != nil {
