@@ -43,24 +43,36 @@ type gnode struct {
 	// arguments and its dependencies' results) that it keeps alive until
 	// it is done, even if their owner releases them meanwhile.
 	pinned []string
+	pinSet map[string]struct{} // pinned as a set, once it is large
 }
 
 // pinObject keeps id alive for n (once per node and id).
 func (s *Scheduler) pinObject(n *gnode, id []byte) {
-	for _, k := range n.pinned {
-		if k == string(id) {
+	if n.pinSet == nil && len(n.pinned) >= manyDeps {
+		n.pinSet = make(map[string]struct{}, len(n.pinned)*2)
+		for _, k := range n.pinned {
+			n.pinSet[k] = struct{}{}
+		}
+	}
+	if n.pinSet != nil {
+		if _, ok := n.pinSet[string(id)]; ok {
 			return
 		}
+	} else if slices.Contains(n.pinned, string(id)) {
+		return
 	}
 	if s.pin(id) {
 		n.pinned = append(n.pinned, string(id))
+		if n.pinSet != nil {
+			n.pinSet[string(id)] = struct{}{}
+		}
 	}
 }
 
 // unpinNode lets go of everything n kept alive.
 func (s *Scheduler) unpinNode(n *gnode) {
 	pinned := n.pinned
-	n.pinned = nil
+	n.pinned, n.pinSet = nil, nil
 	for _, k := range pinned {
 		s.unpin(k)
 	}

@@ -315,3 +315,69 @@ func TestGraphDuplicateDependencies(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphNodePinsEachObjectOnce: a node's object arguments are pinned
+// once each, whether the node names few (a list) or many (a set, from
+// manyDeps on), and every pin ends with the node.
+func TestGraphNodePinsEachObjectOnce(t *testing.T) {
+	for _, distinct := range []int{3, manyDeps, 4 * manyDeps} {
+		t.Run(fmt.Sprint(distinct), func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.client("c")
+			ids := make([]string, distinct)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("o%04d", i)
+			}
+			h.createObjects("c", ids...)
+			n := *newTask("n", "c")
+			for round := 0; round < 3; round++ { // each object named three times
+				for _, id := range ids {
+					n.Arguments = append(n.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte(id)})
+				}
+			}
+			h.handle("c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{n}})
+			for _, id := range ids {
+				if p := h.s.objects[id].pins; p != 1 {
+					t.Fatalf("object %s pinned %d times, want 1", id, p)
+				}
+			}
+			h.worker("w", 10)
+			h.take()
+			h.result("w", "n", protocol.ResultSuccess)
+			for _, id := range ids {
+				if o := h.s.objects[id]; o != nil && o.pins != 0 {
+					t.Fatalf("object %s still pinned %d times after the node ended", id, o.pins)
+				}
+			}
+			checkInvariants(t, h.s)
+		})
+	}
+}
+
+// BenchmarkGraphNodeManyObjects: one GraphTask whose one node names K
+// objects. Pinning scanned the node's list for each argument (O(K²): a
+// review measured 0.73 s for 20,000 and 9.7 s for 80,000); with the set
+// from manyDeps on it is linear.
+func BenchmarkGraphNodeManyObjects(b *testing.B) {
+	for _, k := range []int{20000, 80000} {
+		b.Run(fmt.Sprint(k), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				h := newHarness(b, nil)
+				h.client("c")
+				ids := make([]string, k)
+				for j := range ids {
+					ids[j] = fmt.Sprintf("o%07d", j)
+				}
+				h.createObjects("c", ids...)
+				n := *newTask("n", "c")
+				for _, id := range ids {
+					n.Arguments = append(n.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte(id)})
+				}
+				g := &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{n}}
+				b.StartTimer()
+				h.handle("c", g)
+			}
+		})
+	}
+}
