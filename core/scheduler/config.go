@@ -62,8 +62,8 @@ type Config struct {
 	ObjectFlushInterval time.Duration
 	// MaxDeleteBatch bounds the ids of one ObjectInstruction{delete}.
 	MaxDeleteBatch int
-	// MaxTasksPerClient bounds a client's unfinished tasks and graphs (and
-	// the nodes of one graph); MaxObjectsPerClient the objects it may
+	// MaxTasksPerClient bounds a client's unfinished tasks, each graph
+	// counting its nodes (clientLoad); MaxObjectsPerClient the objects it may
 	// announce. A peer cannot grow the scheduler's tables without bound;
 	// real clients stay far below (defaults 4,194,304 and 1,048,576).
 	MaxTasksPerClient   int

@@ -111,8 +111,9 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 		return
 	}
 	id := string(m.TaskID)
-	if len(m.Graph) > s.cfg.MaxTasksPerClient {
-		s.rejectGraph(from, m, dropTooMany, "the graph has more nodes than the "+strconv.Itoa(s.cfg.MaxTasksPerClient)+" tasks one client may have")
+	if load := s.clientLoad[string(from)]; load+len(m.Graph) > s.cfg.MaxTasksPerClient {
+		s.rejectGraph(from, m, dropTooMany, "the graph's "+strconv.Itoa(len(m.Graph))+" nodes would take the client past the "+
+			strconv.Itoa(s.cfg.MaxTasksPerClient)+" unfinished tasks one client may have (it has "+strconv.Itoa(load)+")")
 		return
 	}
 	clientb := from
@@ -184,7 +185,7 @@ func (s *Scheduler) onGraphTask(from []byte, m *protocol.GraphTask) {
 	}
 	s.graphs[id] = g
 	s.taskToGraph[id] = g
-	s.ownTask(g.client, id)
+	s.ownTask(g.client, id, len(g.order))
 	g.open = len(g.order)
 	for _, nid := range g.order {
 		n := g.nodes[nid]
@@ -468,7 +469,7 @@ func (s *Scheduler) answerGraph(g *graph, m protocol.Message) {
 	}
 	g.done = true
 	s.out.Send(g.clientb, m)
-	s.disownTask(g.client, g.id)
+	s.disownTask(g.client, g.id, len(g.order))
 	delete(s.graphs, g.id)
 	if s.taskToGraph[g.id] == g {
 		delete(s.taskToGraph, g.id)

@@ -381,3 +381,39 @@ func BenchmarkGraphNodeManyObjects(b *testing.B) {
 		})
 	}
 }
+
+// TestGraphNodesCountInTheTaskBound: MaxTasksPerClient bounds a client's
+// unfinished tasks with its graphs' nodes, not one per graph: a graph that
+// would take the client past it is refused, and a finished graph frees its
+// nodes' share.
+func TestGraphNodesCountInTheTaskBound(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxTasksPerClient = 4 })
+	h.client("c")
+	graph := func(id string, nodes ...string) *protocol.GraphTask {
+		g := &protocol.GraphTask{TaskID: []byte(id)}
+		for _, n := range nodes {
+			g.Graph = append(g.Graph, *newTask(n, "c"))
+		}
+		return g
+	}
+	h.submit("c", "t1")
+	h.handle("c", graph("G1", "a", "b", "c"))
+	h.handle("c", graph("G2", "d"))
+	equal(t, "the second graph would make 5", describe(noEchoes(h.take())),
+		[]string{"c:Result(G2,Rejected,0)"})
+	h.submit("c", "t2")
+	equal(t, "nor a task past 4", describe(noEchoes(h.take())), []string{"c:Result(t2,Rejected,0)"})
+	checkInvariants(t, h.s)
+	h.worker("w", 10)
+	h.take()
+	for _, id := range []string{"t1", "a", "b", "c"} {
+		h.result("w", id, protocol.ResultSuccess)
+	}
+	h.take()
+	h.handle("c", graph("G3", "e", "f", "g", "h"))
+	h.take()
+	if h.s.clientLoad["c"] != 4 {
+		t.Fatalf("load %d after G1 and t1 ended and G3 came, want 4", h.s.clientLoad["c"])
+	}
+	checkInvariants(t, h.s)
+}

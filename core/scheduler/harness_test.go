@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -337,6 +338,20 @@ func noEchoes(ss []sent) []sent {
 // checkInvariants verifies the scheduler's internal consistency.
 func checkInvariants(t testing.TB, s *Scheduler) {
 	t.Helper()
+	// clientLoad: each owner's plain tasks plus its graphs' nodes.
+	load := map[string]int{}
+	for owner, set := range s.clientTasks {
+		for id := range set {
+			if g := s.graphs[id]; g != nil {
+				load[owner] += len(g.order)
+			} else {
+				load[owner]++
+			}
+		}
+	}
+	if !maps.Equal(load, s.clientLoad) {
+		t.Fatalf("clientLoad %v, want %v", s.clientLoad, load)
+	}
 	waiting := 0
 	for _, g := range s.waiting {
 		if g.queue.Len() == 0 {

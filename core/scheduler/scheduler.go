@@ -67,10 +67,13 @@ type Scheduler struct {
 
 	clients     map[string]*client
 	clientTasks map[string]map[string]struct{} // owner -> outstanding task and graph ids
-	workers     workerSet
-	tasks       map[string]*task
-	peaks       tablePeaks // of the tables shrinkTables re-makes (shrink.go)
-	nextSeq     uint64
+	// clientLoad is what MaxTasksPerClient bounds: per owner, its
+	// outstanding tasks plus the nodes of its outstanding graphs.
+	clientLoad map[string]int
+	workers    workerSet
+	tasks      map[string]*task
+	peaks      tablePeaks // of the tables shrinkTables re-makes (shrink.go)
+	nextSeq    uint64
 
 	waiting    map[string]*waitGroup
 	numWaiting int
@@ -119,6 +122,7 @@ func New(cfg Config, out Outbox, log zerolog.Logger, now time.Time) *Scheduler {
 		log:           log,
 		clients:       map[string]*client{},
 		clientTasks:   map[string]map[string]struct{}{},
+		clientLoad:    map[string]int{},
 		workers:       newWorkerSet(),
 		tasks:         map[string]*task{},
 		waiting:       map[string]*waitGroup{},
@@ -615,7 +619,7 @@ func (s *Scheduler) onTask(from []byte, m *protocol.Task, now time.Time) {
 // accept places task m of owner, checked already.
 func (s *Scheduler) accept(owner string, m *protocol.Task) {
 	t := s.newTask(m, owner, nil)
-	s.ownTask(owner, t.id)
+	s.ownTask(owner, t.id, 1)
 	s.submit(t)
 }
 
@@ -656,8 +660,8 @@ func (s *Scheduler) checkSubmitter(from, source []byte) (dropReason, string) {
 	if s.clients[string(from)] == nil {
 		return dropNotRegistered, "the client is not registered (no ClientHeartbeat yet, or it timed out)"
 	}
-	if len(s.clientTasks[string(from)]) >= s.cfg.MaxTasksPerClient {
-		return dropTooMany, "the client has " + strconv.Itoa(s.cfg.MaxTasksPerClient) + " unfinished tasks and graphs, the most one client may have"
+	if s.clientLoad[string(from)] >= s.cfg.MaxTasksPerClient {
+		return dropTooMany, "the client has " + strconv.Itoa(s.cfg.MaxTasksPerClient) + " unfinished tasks (graph nodes included), the most one client may have"
 	}
 	return 0, ""
 }
@@ -739,20 +743,30 @@ func (s *Scheduler) compactTask(m *protocol.Task) *object {
 	return o
 }
 
-func (s *Scheduler) ownTask(owner, id string) {
+// ownTask records task or graph id as owner's, weighing load (1 for a
+// task, its node count for a graph) in clientLoad.
+func (s *Scheduler) ownTask(owner, id string, load int) {
 	set := s.clientTasks[owner]
 	if set == nil {
 		set = map[string]struct{}{}
 		s.clientTasks[owner] = set
 	}
 	set[id] = struct{}{}
+	s.clientLoad[owner] += load
 }
 
-func (s *Scheduler) disownTask(owner, id string) {
+// disownTask undoes ownTask(owner, id, load).
+func (s *Scheduler) disownTask(owner, id string, load int) {
 	if set := s.clientTasks[owner]; set != nil {
+		if _, ok := set[id]; !ok {
+			return
+		}
 		delete(set, id)
 		if len(set) == 0 {
 			delete(s.clientTasks, owner)
+		}
+		if s.clientLoad[owner] -= load; s.clientLoad[owner] <= 0 {
+			delete(s.clientLoad, owner)
 		}
 	}
 }
@@ -929,7 +943,7 @@ func (s *Scheduler) forget(t *task) {
 	s.dequeue(t)
 	delete(s.tasks, t.id)
 	if t.graph == nil {
-		s.disownTask(t.owner, t.id)
+		s.disownTask(t.owner, t.id, 1)
 	}
 }
 
