@@ -626,25 +626,40 @@ func (s *Scheduler) accept(owner string, m *protocol.Task) {
 // taskIDUsed reports whether id is taken by a task, graph, node or parked
 // task.
 func (s *Scheduler) taskIDUsed(id string) bool {
-	if s.tasks[id] != nil || s.taskToGraph[id] != nil {
-		return true
+	_, used := s.taskIDOwner(id)
+	return used
+}
+
+// taskIDOwner is the client whose task, graph, graph node or parked task
+// has id, if one has.
+func (s *Scheduler) taskIDOwner(id string) (owner string, used bool) {
+	if t := s.tasks[id]; t != nil {
+		return t.owner, true
 	}
-	_, parked := s.parkedIDs[id]
-	return parked
+	if g := s.taskToGraph[id]; g != nil {
+		return g.client, true
+	}
+	owner, used = s.parkedIDs[id]
+	return owner, used
 }
 
 // checkSubmission applies the checks every Task and GraphTask passes before
-// its own: one without an id, or with an id in use, is dropped (dropped
-// true, counted, no reply: the reply would carry that id); otherwise r and
-// why are checkSubmitter's, for the caller to refuse in its own way.
+// its own: one without an id, or with an id of the sender's in use, is
+// dropped (dropped true, counted, no reply: the reply would be a second
+// answer for that id); otherwise r and why are checkSubmitter's, or say
+// that another client uses the id (the refusal goes to the sender only),
+// for the caller to refuse in its own way.
 func (s *Scheduler) checkSubmission(from, id, source []byte, kind protocol.Kind) (dropped bool, r dropReason, why string) {
-	switch {
-	case len(id) == 0:
+	if len(id) == 0 {
 		s.dropped(dropNoID, from, kind)
 		return true, 0, ""
-	case s.taskIDUsed(string(id)):
-		s.dropped(dropDuplicate, from, kind)
-		return true, 0, ""
+	}
+	if owner, used := s.taskIDOwner(string(id)); used {
+		if owner == string(from) {
+			s.dropped(dropDuplicate, from, kind)
+			return true, 0, ""
+		}
+		return false, dropDuplicate, "the task id is in use by another client's task"
 	}
 	r, why = s.checkSubmitter(from, source)
 	return false, r, why

@@ -88,14 +88,16 @@ func TestTaskPlacement(t *testing.T) {
 				h.confirm("w", "t2", protocol.CancelConfirmCanceled)
 			}, []string{"w:TaskCancel(t2,force=true)", "c:Confirm(t2,Canceled)", "w:Task(t3)"}},
 		}},
-		{"owner is the sender, a source naming another client is refused (13, issue 12), duplicate ignored (14), forwarded unchanged (19)", func(h *harness) {
+		{"owner is the sender, a source naming another client is refused (13, issue 12), own duplicate ignored (14), another client's id refused, forwarded unchanged (19)", func(h *harness) {
 			h.client("owner")
 			h.client("other")
 			h.worker("w", 5)
 		}, []step{
 			{"source of another client", func(h *harness) { h.handle("other", newTask("t1", "owner")) }, []string{"other:Result(t1,Rejected,0)"}},
 			{"own task", func(h *harness) { h.submit("owner", "t1") }, []string{"w:Task(t1)"}},
-			{"duplicate", func(h *harness) { h.handle("other", newTask("t1", "other")) }, nil},
+			{"own duplicate ignored", func(h *harness) { h.handle("owner", newTask("t1", "owner")) }, nil},
+			// 1.12.5 ignored it too, so the other client's task never got an answer.
+			{"another client's id refused to it", func(h *harness) { h.handle("other", newTask("t1", "other")) }, []string{"other:Result(t1,Rejected,0)"}},
 			{"empty source is the sender", func(h *harness) { h.handle("owner", newTask("t2", "")) }, []string{"w:Task(t2)"}},
 			{"result to owner", func(h *harness) { h.result("w", "t1", protocol.ResultFailed, "e") }, []string{"owner:Result(t1,Failed,1)"}},
 			{"result of the empty-source task to its sender", func(h *harness) { h.result("w", "t2", protocol.ResultSuccess) }, []string{"owner:Result(t2,Success,0)"}},
