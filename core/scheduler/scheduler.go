@@ -35,6 +35,7 @@ type task struct {
 	cancelsInFlight int32 // TaskCancel messages sent to the worker, not yet answered
 	state           protocol.TaskState
 	silent          bool // graph already answered for this node: tell the client nothing more
+	forced          bool // a forced TaskCancel went to its worker (cancelTask)
 }
 
 // client is a client that has sent a heartbeat.
@@ -562,7 +563,7 @@ func (s *Scheduler) removeWorker(w *worker) {
 func (s *Scheduler) replaceTasks(held []*task) {
 	requeue := make([]*task, 0, len(held))
 	for _, t := range held {
-		t.cancelsInFlight = 0
+		t.cancelsInFlight, t.forced = 0, false
 		next, ok := s.transition(t, TrWorkerDisconnect)
 		if !ok {
 			continue
@@ -1034,10 +1035,22 @@ func (s *Scheduler) cancelTask(t *task, force bool) {
 	case protocol.TaskStateRunning, protocol.TaskStateBalanceCanceling:
 		s.transition(t, TrTaskCancel)
 		t.cancelsInFlight++
+		t.forced = t.forced || force
 		s.out.Send(t.worker.idb, &protocol.TaskCancel{TaskID: t.msg.TaskID, Force: force})
 		s.publishTask(t, t.worker.idb)
+	case protocol.TaskStateCanceling:
+		if force && !t.forced {
+			// A plain cancel is pending, which the worker may refuse for a
+			// running task (cancel_failed): a forced one now (the client
+			// asked again, or left) must not wait on that answer. The
+			// last answer settles it (onCancelConfirm).
+			t.cancelsInFlight++
+			t.forced = true
+			s.out.Send(t.worker.idb, &protocol.TaskCancel{TaskID: t.msg.TaskID, Force: true})
+			return
+		}
+		s.log.Debug().Hex("task", t.msg.TaskID).Msg("cancel of a task already being canceled ignored")
 	default:
-		// Canceling already: the pending answer settles it.
 		s.log.Debug().Hex("task", t.msg.TaskID).Str("state", t.state.String()).Msg("cancel of a task already being canceled ignored")
 	}
 }
@@ -1094,7 +1107,7 @@ func (s *Scheduler) onCancelConfirm(from []byte, m *protocol.TaskCancelConfirm) 
 			return
 		}
 		// Inactive: the worker gave the task back; place it again.
-		t.cancelsInFlight = 0
+		t.cancelsInFlight, t.forced = 0, false
 		s.unassign(t)
 		s.enqueueFront(t)
 		s.retryWaiting()
