@@ -61,10 +61,20 @@ func (s *Scheduler) onObjectInstruction(from []byte, m *protocol.ObjectInstructi
 	}
 	switch m.Type {
 	case protocol.InstructionCreate:
-		if set := s.clientObjects[user]; s.workers.byID[string(from)] == nil && len(set)+len(m.Metadata.ObjectIDs) > s.cfg.MaxObjectsPerClient {
+		n := len(s.clientObjects[user]) + len(m.Metadata.ObjectIDs)
+		if s.workers.byID[string(from)] == nil && n > s.cfg.MaxObjectsPerClient {
 			// Refused whole; the tasks naming them are refused in turn,
 			// with a message naming the bound.
 			s.dropped(dropTooMany, from, m.Kind())
+			return
+		}
+		if n > 2*s.cfg.MaxObjectsPerClient {
+			// A worker's result objects may take a client past its own
+			// bound (its tasks' results must not be lost to its inputs),
+			// but not without end: past twice the bound they are refused
+			// and deleted, and the client never hears of them.
+			s.dropped(dropTooMany, from, m.Kind())
+			s.deleteUntracked(m.Metadata.ObjectIDs)
 			return
 		}
 		_, known := s.clients[user]

@@ -396,6 +396,35 @@ func TestClientBounds(t *testing.T) {
 	checkInvariants(t, h.s)
 }
 
+// TestWorkerResultObjectsBound: a worker's result objects may take a client
+// past its object bound (its results are not lost to its inputs), but at
+// most to twice it: beyond, they are refused and deleted from storage.
+func TestWorkerResultObjectsBound(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxObjectsPerClient = 5 })
+	h.client("c") // owns fn, arg, obj
+	h.worker("w", 1)
+	h.submit("c", "t1")
+	h.take()
+	create := func(ids ...string) {
+		m := &protocol.ObjectInstruction{Type: protocol.InstructionCreate, ObjectUser: []byte("c")}
+		for _, id := range ids {
+			m.Metadata.ObjectIDs = append(m.Metadata.ObjectIDs, []byte(id))
+		}
+		h.handle("w", m)
+	}
+	create("r1", "r2", "r3", "r4", "r5") // 8 of 10: past the client's 5, kept
+	create("r6", "r7", "r8")             // 11: refused whole
+	if n := len(h.s.clientObjects["c"]); n != 8 {
+		t.Fatalf("c has %d objects, want 8", n)
+	}
+	for _, id := range []string{"r6", "r7", "r8"} {
+		if !h.wasDeleted(id) {
+			t.Fatalf("refused result object %s not deleted from storage", id)
+		}
+	}
+	checkInvariants(t, h.s)
+}
+
 // TestParkedTasks: a task naming objects its client has not announced yet
 // waits for the announcement (the Python client announces a send_object
 // only once storage acknowledged it, which may be after a task using it).
