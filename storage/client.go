@@ -17,6 +17,14 @@ import (
 // waiting when it is closed.
 var ErrClosed = errors.New("storage client: closed")
 
+// MaxCallsInFlight bounds a client's calls without an answer yet: a
+// server that is down or never answers must not make its callers (the
+// scheduler's deletes, for one) queue calls without end.
+const MaxCallsInFlight = 1 << 16
+
+// ErrBusy is the result of a call made while MaxCallsInFlight are waiting.
+var ErrBusy = fmt.Errorf("storage client: %d calls wait for the server's answer, the most one client has; refused", MaxCallsInFlight)
+
 // ErrNotFound is wrapped by the error of a get or duplicate that the server
 // answered notFound: the object (the source of a duplicate) did not appear
 // within the server's wait deadline.
@@ -233,6 +241,11 @@ func (c *Client) startCall(req *protocol.ObjectRequest, payload []byte, view boo
 	if c.closed {
 		c.mu.Unlock()
 		ch <- Result{Err: ErrClosed}
+		return 0, ch
+	}
+	if len(c.pending) >= MaxCallsInFlight {
+		c.mu.Unlock()
+		ch <- Result{Err: ErrBusy}
 		return 0, ch
 	}
 	c.nextID++

@@ -170,7 +170,8 @@ func (s *store) handle(msg [][]byte) {
 		return
 	}
 	if err := validate(req, body); err != nil {
-		s.replyError(peer, req.RequestID, req.ObjectID, fmt.Sprintf("%s request: %v", req.Type, err))
+		// The id is echoed as far as an id goes: a bad one may be megabytes.
+		s.replyError(peer, req.RequestID, req.ObjectID[:min(len(req.ObjectID), protocol.MaxObjectIDLength)], fmt.Sprintf("%s request: %v", req.Type, err))
 		s.bad.report(peer, req.Type.String(), err)
 		return
 	}

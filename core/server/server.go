@@ -89,6 +89,10 @@ type Server struct {
 	undelivered     uint64
 	lastUndelivered uint64
 	malformedPeer   string // the last peer that sent one
+	// Object deletions and duplications the storage client refused at
+	// once (storageCalled), logged once a second.
+	storageRefused, lastStorageRefused uint64
+	storageRefusedErr                  error
 
 	// Messages to clients and workers are queued per peer while the loop
 	// handles one batch of input and flushed at the end of the iteration,
@@ -395,6 +399,10 @@ func (s *Server) Run(ctx context.Context) error {
 					s.log.Warn().Uint64("count", n).Str("example_peer", s.malformedPeer).Msg("dropped malformed messages")
 				}
 				s.reportRefusals()
+				if n := s.storageRefused - s.lastStorageRefused; n > 0 {
+					s.lastStorageRefused = s.storageRefused
+					s.log.Warn().Uint64("count", n).Err(s.storageRefusedErr).Msg("object deletions or duplications not sent to object storage")
+				}
 				if n := s.monitorDropped - s.lastMonitorDropped; n > 0 {
 					s.lastMonitorDropped = s.monitorDropped
 					s.log.Warn().Uint64("count", n).Uint64("total", s.monitorDropped).
@@ -730,9 +738,25 @@ func (o outbox) Publish(m protocol.Message) {
 // Listening: a monitor subscribes to some topic (readSubscriptions).
 func (o outbox) Listening() bool { return len(o.s.topics) > 0 }
 
-func (o outbox) DeleteObject(id []byte) { o.s.ossCli.DeleteAsync(id) }
+func (o outbox) DeleteObject(id []byte) { o.s.storageCalled(o.s.ossCli.DeleteAsync(id)) }
 
-func (o outbox) DuplicateObject(newID, srcID []byte) { o.s.ossCli.DuplicateAsync(newID, srcID) }
+func (o outbox) DuplicateObject(newID, srcID []byte) {
+	o.s.storageCalled(o.s.ossCli.DuplicateAsync(newID, srcID))
+}
+
+// storageCalled counts a storage call the client refused at once (too many
+// calls in flight, closed), reported once a second with the last error;
+// the answers of the calls that went out are not awaited.
+func (s *Server) storageCalled(ch <-chan storage.Result) {
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			s.storageRefused++
+			s.storageRefusedErr = r.Err
+		}
+	default:
+	}
+}
 
 // Scale calls the adapter webhook in a goroutine; the answer comes back to
 // the loop through s.scaled. The core has at most one call outstanding.
