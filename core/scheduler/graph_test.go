@@ -323,19 +323,8 @@ func TestGraphNodePinsEachObjectOnce(t *testing.T) {
 	for _, distinct := range []int{3, manyDeps, 4 * manyDeps} {
 		t.Run(fmt.Sprint(distinct), func(t *testing.T) {
 			h := newHarness(t, nil)
-			h.client("c")
-			ids := make([]string, distinct)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("o%04d", i)
-			}
-			h.createObjects("c", ids...)
-			n := *newTask("n", "c")
-			for round := 0; round < 3; round++ { // each object named three times
-				for _, id := range ids {
-					n.Arguments = append(n.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte(id)})
-				}
-			}
-			h.handle("c", &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{n}})
+			ids, g := graphOfOneNodeNaming(h, distinct, 3) // each object named three times
+			h.handle("c", g)
 			for _, id := range ids {
 				if p := h.s.objects[id].pins; p != 1 {
 					t.Fatalf("object %s pinned %d times, want 1", id, p)
@@ -364,17 +353,7 @@ func BenchmarkGraphNodeManyObjects(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				h := newHarness(b, nil)
-				h.client("c")
-				ids := make([]string, k)
-				for j := range ids {
-					ids[j] = fmt.Sprintf("o%07d", j)
-				}
-				h.createObjects("c", ids...)
-				n := *newTask("n", "c")
-				for _, id := range ids {
-					n.Arguments = append(n.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte(id)})
-				}
-				g := &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{n}}
+				_, g := graphOfOneNodeNaming(h, k, 1)
 				b.StartTimer()
 				h.handle("c", g)
 			}
@@ -416,4 +395,23 @@ func TestGraphNodesCountInTheTaskBound(t *testing.T) {
 		t.Fatalf("load %d after G1 and t1 ended and G3 came, want 4", h.s.clientLoad["c"])
 	}
 	checkInvariants(t, h.s)
+}
+
+// graphOfOneNodeNaming registers client "c" with k objects and returns
+// their ids and a GraphTask "G" whose one node "n" names each of them
+// times times.
+func graphOfOneNodeNaming(h *harness, k, times int) ([]string, *protocol.GraphTask) {
+	h.client("c")
+	ids := make([]string, k)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("o%07d", i)
+	}
+	h.createObjects("c", ids...)
+	n := *newTask("n", "c")
+	for round := 0; round < times; round++ {
+		for _, id := range ids {
+			n.Arguments = append(n.Arguments, protocol.Argument{Type: protocol.ArgumentObjectID, Data: []byte(id)})
+		}
+	}
+	return ids, &protocol.GraphTask{TaskID: []byte("G"), Graph: []protocol.Task{n}}
 }
