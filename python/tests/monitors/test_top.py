@@ -205,12 +205,13 @@ def test_top_shows_the_cluster_sorts_and_quits(stack, tmux):
     wait_screen(tmux, two_workers, "the table after growing again", timeout=10)
 
     tmux.type("q")
-    screen = wait_screen(tmux, exited, "top to exit after q", timeout=15)
+    # The shell prints the prompt a moment after the echo: wait for both.
+    screen = wait_screen(tmux, lambda s: exited(s) and s.rstrip().endswith("$"), "top to exit after q, and the prompt",
+                         timeout=15)
     assert exited(screen).group(0) == "top exited 0"
     # The terminal is restored: top's screen is gone, the shell prompt is back.
     assert not tmux.alternate_on()
     assert "Shortcuts:" not in screen
-    assert screen.rstrip().endswith("$"), screen
 
 
 def test_top_survives_a_scheduler_restart(stack, tmux):
