@@ -140,11 +140,9 @@ func upEndpoints(section config.Section) (wait []string, shows string, err error
 		} else {
 			wait = append(wait, dialHostPort(a.Host, a.Port+1))
 		}
-		monitor := a.WithPort(a.Port + 2)
-		if c.MonitorAddress != "" {
-			if monitor, err = tcp("monitor_address", c.MonitorAddress); err != nil {
-				return nil, "", err
-			}
+		monitor, err := tcp("monitor_address", c.Monitor())
+		if err != nil {
+			return nil, "", err
 		}
 		if monitor.Scheme == "tcp" {
 			wait = append(wait, dialHostPort(monitor.Host, monitor.Port))

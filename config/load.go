@@ -199,15 +199,8 @@ func StackMonitorAddress(path string) string {
 		return ui.MonitorAddress
 	}
 	s := DefaultScheduler()
-	if _, err := LoadFile(path, s); err != nil || s.SchedulerAddress == "" {
+	if _, err := LoadFile(path, s); err != nil {
 		return ""
 	}
-	if s.MonitorAddress != "" {
-		return s.MonitorAddress
-	}
-	a, err := ParseAddress(s.SchedulerAddress)
-	if err != nil || a.Scheme != "tcp" {
-		return ""
-	}
-	return a.WithPort(a.Port + 2).String()
+	return s.Monitor()
 }

@@ -133,6 +133,20 @@ func DefaultScheduler() *Scheduler {
 
 func (*Scheduler) SectionName() string { return "scheduler" }
 
+// Monitor is the address of the scheduler's monitor feed: monitor_address,
+// else the scheduler's port + 2, where the scheduler binds it; "" when
+// neither tells it (no scheduler_address, or not tcp://host:port).
+func (c *Scheduler) Monitor() string {
+	if c.MonitorAddress != "" {
+		return c.MonitorAddress
+	}
+	a, err := ParseAddress(c.SchedulerAddress)
+	if err != nil || a.Scheme != "tcp" {
+		return ""
+	}
+	return a.WithPort(a.Port + 2).String()
+}
+
 func (s *Scheduler) Validate() error {
 	return firstError(
 		requireAddress("scheduler_address", s.SchedulerAddress, "tcp"),

@@ -1049,7 +1049,7 @@ func (s *Scheduler) cancelTask(t *task, force bool) {
 			s.out.Send(t.worker.idb, &protocol.TaskCancel{TaskID: t.msg.TaskID, Force: true})
 			return
 		}
-		s.log.Debug().Hex("task", t.msg.TaskID).Msg("cancel of a task already being canceled ignored")
+		fallthrough
 	default:
 		s.log.Debug().Hex("task", t.msg.TaskID).Str("state", t.state.String()).Msg("cancel of a task already being canceled ignored")
 	}

@@ -386,7 +386,7 @@ func StartWorker(addr string, opt WorkerOptions) (*Worker, error) {
 	if opt.Heartbeat == 0 {
 		opt.Heartbeat = 200 * time.Millisecond
 	}
-	p, err := dial(addr, fmt.Sprintf("%d|Worker|%s|%s", os.Getpid(), opt.Name, identity.RandomHex(8)))
+	p, err := dial(addr, identity.New("Worker", opt.Name))
 	if err != nil {
 		return nil, err
 	}
